@@ -1,0 +1,661 @@
+//! Irun.toml: finding it, its schema, and validation into a model the rest of irun can trust.
+//!
+//! Parsing keeps byte spans so every error points at the offending line. Anything that would only fail later
+//! (a bad duration, port, regex, signal) is rejected here, before a single process starts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diagnostic::{Diagnostic, Source, suggestion};
+
+pub const FILE_NAME: &str = "Irun.toml";
+
+/// Readiness probe defaults, documented in README.md.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TCP_INTERVAL: Duration = Duration::from_millis(10);
+pub const DEFAULT_HTTP_INTERVAL: Duration = Duration::from_millis(25);
+pub const DEFAULT_EXEC_INTERVAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A validated Irun.toml.
+#[derive(Debug)]
+pub struct Config {
+    pub source: Source,
+    /// The directory holding Irun.toml: commands run here unless a task sets `cwd`.
+    pub root: PathBuf,
+    pub default: Option<Vec<Named>>,
+    pub jobs: Option<usize>,
+    pub tasks: Vec<Task>,
+}
+
+/// A task name as written somewhere in Irun.toml, with its position for error messages.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub name: String,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug)]
+pub struct Task {
+    pub name: String,
+    pub span: Range<usize>,
+    pub description: Option<String>,
+    /// `None` makes the task a group: it only gathers its deps.
+    pub cmd: Option<Cmd>,
+    pub deps: Vec<Named>,
+    /// The environment the task adds to irun's own: `[env]` overlaid by the task's `env`.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub timeout: Option<Duration>,
+    pub sources: Vec<String>,
+    pub outputs: Vec<String>,
+    pub service: Option<Service>,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+}
+
+impl Task {
+    pub fn is_group(&self) -> bool {
+        self.cmd.is_none()
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.service.is_some()
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.is_group() {
+            "group"
+        } else if self.is_service() {
+            "service"
+        } else {
+            "task"
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    /// Run with `sh -c`.
+    Shell(String),
+    /// Executed directly, no shell.
+    Argv(Vec<String>),
+}
+
+impl std::fmt::Display for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cmd::Shell(s) => f.write_str(s),
+            Cmd::Argv(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Service {
+    /// `None`: ready as soon as it is spawned.
+    pub ready: Option<Probe>,
+}
+
+#[derive(Debug)]
+pub struct Probe {
+    pub check: Check,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum Check {
+    Tcp { host: String, port: u16 },
+    Http { url: HttpUrl, status: Option<u16> },
+    Exec(Cmd),
+    Log(regex::Regex),
+}
+
+impl Check {
+    /// The address a probe connects to, which must be free before the service starts.
+    pub fn address(&self) -> Option<(&str, u16)> {
+        match self {
+            Check::Tcp { host, port } => Some((host, *port)),
+            Check::Http { url, .. } => Some((&url.host, url.port)),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Check::Tcp { host, port } => format!("{} accepting connections", host_port(host, *port)),
+            Check::Http { url, status } => match status {
+                Some(s) => format!("{} answering {s}", url.raw),
+                None => format!("{} answering 2xx or 3xx", url.raw),
+            },
+            Check::Exec(cmd) => format!("`{cmd}` exiting 0"),
+            Check::Log(re) => format!("a line of output matching `{}`", re.as_str()),
+        }
+    }
+
+    /// The key in `ready` that configures this check, for error messages.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Check::Tcp { .. } => "tcp",
+            Check::Http { .. } => "http",
+            Check::Exec(_) => "exec",
+            Check::Log(_) => "log",
+        }
+    }
+}
+
+/// `host:port`, with brackets around IPv6 addresses.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpUrl {
+    pub raw: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Finding and loading
+
+/// The Irun.toml to use: `start` itself or the nearest parent holding one, like Cargo does.
+pub fn find(start: &Path) -> Result<PathBuf, Diagnostic> {
+    for dir in start.ancestors() {
+        let candidate = dir.join(FILE_NAME);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Diagnostic::new(format!(
+        "no {FILE_NAME} found in {} or any parent directory",
+        start.display()
+    ))
+    .with_help(format!("create {FILE_NAME} there, or pass its path with `-f PATH`")))
+}
+
+pub fn load(path: &Path) -> Result<Config, Diagnostic> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::new(format!("cannot read {}: {e}", path.display()))
+            .with_help("check the path given to `-f`, or run irun from a directory holding Irun.toml")
+    })?;
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    };
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    parse(Source::new(&path, &text), root)
+}
+
+/// Parse and validate the text of an Irun.toml whose commands run in `root`.
+pub fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic> {
+    let raw: RawConfig = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
+    Validator { source: &source, root: &root }.config(raw).map(|(default, jobs, tasks)| Config {
+        source: source.clone(),
+        root: root.clone(),
+        default,
+        jobs,
+        tasks,
+    })
+}
+
+fn toml_error(source: &Source, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim().to_string();
+    let span = e.span().unwrap_or(0..0);
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        // serde says "unknown field `x`, expected one of `a`, `b`": turn it into a suggestion.
+        let unknown = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let hint = suggestion(unknown, expected.iter().copied());
+        let d = Diagnostic::at(source, span, format!("unknown key `{unknown}`{hint}"));
+        return if expected.is_empty() {
+            d
+        } else {
+            d.with_help(format!("valid keys here: {}", expected.join(", ")))
+        };
+    }
+    Diagnostic::at(source, span, message)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The schema as written
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    default: Option<Vec<Spanned<String>>>,
+    jobs: Option<Spanned<i64>>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    tasks: BTreeMap<Spanned<String>, RawTask>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    description: Option<String>,
+    cmd: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    deps: Vec<Spanned<String>>,
+    env: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    cwd: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    sources: Option<Spanned<Vec<String>>>,
+    outputs: Option<Spanned<Vec<String>>>,
+    daemon: Option<Spanned<bool>>,
+    ready: Option<Spanned<RawReady>>,
+    stop_signal: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReady {
+    tcp: Option<Spanned<toml::Value>>,
+    http: Option<Spanned<String>>,
+    status: Option<Spanned<i64>>,
+    exec: Option<Spanned<toml::Value>>,
+    log: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation
+
+type Validated = (Option<Vec<Named>>, Option<usize>, Vec<Task>);
+
+struct Validator<'a> {
+    source: &'a Source,
+    root: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(self.source, span, message)
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Validated, Diagnostic> {
+        let jobs = match raw.jobs {
+            None => None,
+            Some(j) if *j.get_ref() >= 1 => Some(*j.get_ref() as usize),
+            Some(j) => {
+                return Err(self
+                    .err(j.span(), format!("`jobs` must be at least 1, not {}", j.get_ref()))
+                    .with_help("remove `jobs` to use one job per CPU"));
+            }
+        };
+        let global_env = self.env(&raw.env)?;
+
+        let mut tasks: Vec<(Spanned<String>, RawTask)> = raw.tasks.into_iter().collect();
+        // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file.
+        tasks.sort_by_key(|(name, _)| name.span().start);
+        let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get_ref().as_str()).collect();
+
+        let default = match raw.default {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for t in list {
+                    if !names.contains(t.get_ref().as_str()) {
+                        return Err(self.unknown_task(&t, "`default` names unknown task", &names));
+                    }
+                    out.push(named(t));
+                }
+                Some(out)
+            }
+        };
+
+        let mut out = Vec::with_capacity(tasks.len());
+        for (name, task) in &tasks {
+            out.push(self.task(name, task, &global_env, &names)?);
+        }
+        Ok((default, jobs, out))
+    }
+
+    fn unknown_task(&self, name: &Spanned<String>, what: &str, names: &HashSet<&str>) -> Diagnostic {
+        let hint = suggestion(name.get_ref(), names.iter().copied());
+        let mut known: Vec<&str> = names.iter().copied().collect();
+        known.sort_unstable();
+        self.err(name.span(), format!("{what} `{}`{hint}", name.get_ref()))
+            .with_help(format!("tasks defined in Irun.toml: {}", known.join(", ")))
+    }
+
+    fn task(
+        &self,
+        name: &Spanned<String>,
+        raw: &RawTask,
+        global_env: &[(String, String)],
+        names: &HashSet<&str>,
+    ) -> Result<Task, Diagnostic> {
+        let task_name = name.get_ref().clone();
+        if task_name.trim().is_empty() {
+            return Err(self.err(name.span(), "a task name cannot be empty"));
+        }
+        let cmd = match &raw.cmd {
+            None => None,
+            Some(c) => Some(self.cmd(c, "cmd")?),
+        };
+        let daemon = raw.daemon.as_ref().is_some_and(|d| *d.get_ref());
+
+        if cmd.is_none() {
+            // A group only gathers deps; settings that shape a process make no sense on it.
+            if let Some(ready) = &raw.ready {
+                return Err(self
+                    .err(ready.span(), format!("task `{task_name}` is a group (it has no `cmd`) and cannot have `ready`"))
+                    .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
+            }
+            let process_keys: [(&str, Option<Range<usize>>); 7] = [
+                ("daemon", raw.daemon.as_ref().map(Spanned::span)),
+                ("env", raw.env.as_ref().map(Spanned::span)),
+                ("cwd", raw.cwd.as_ref().map(Spanned::span)),
+                ("timeout", raw.timeout.as_ref().map(Spanned::span)),
+                ("stop_signal", raw.stop_signal.as_ref().map(Spanned::span)),
+                ("stop_timeout", raw.stop_timeout.as_ref().map(Spanned::span)),
+                ("outputs", raw.outputs.as_ref().map(Spanned::span)),
+            ];
+            if let Some((key, Some(span))) = process_keys.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(self
+                    .err(span, format!("task `{task_name}` is a group (it has no `cmd`), so `{key}` has no effect"))
+                    .with_help(format!("add a `cmd` to task `{task_name}`, or remove `{key}`")));
+            }
+            if raw.deps.is_empty() {
+                return Err(self
+                    .err(name.span(), format!("task `{task_name}` has neither `cmd` nor `deps`"))
+                    .with_help("give it a `cmd` to run, or `deps` to make it a group"));
+            }
+        }
+
+        let mut deps: Vec<Named> = Vec::new();
+        for d in &raw.deps {
+            if !names.contains(d.get_ref().as_str()) {
+                return Err(self.unknown_task(d, &format!("task `{task_name}` depends on unknown task"), names));
+            }
+            if !deps.iter().any(|n| n.name == *d.get_ref()) {
+                deps.push(named(d.clone()));
+            }
+        }
+
+        let mut env: Vec<(String, String)> = global_env.to_vec();
+        if let Some(task_env) = &raw.env {
+            for (k, v) in self.env(task_env.get_ref())? {
+                env.retain(|(existing, _)| *existing != k);
+                env.push((k, v));
+            }
+        }
+
+        let cwd = match &raw.cwd {
+            None => self.root.to_path_buf(),
+            Some(c) if c.get_ref().trim().is_empty() => {
+                return Err(self.err(c.span(), "`cwd` is empty").with_help("remove `cwd` to run in the directory holding Irun.toml"));
+            }
+            Some(c) => self.root.join(c.get_ref()),
+        };
+
+        let timeout = raw.timeout.as_ref().map(|t| self.duration(t, "timeout")).transpose()?;
+        let stop_timeout = match &raw.stop_timeout {
+            Some(t) => self.duration(t, "stop_timeout")?,
+            None => DEFAULT_STOP_TIMEOUT,
+        };
+        let stop_signal = match &raw.stop_signal {
+            Some(s) => self.signal(s)?,
+            None => Signal::SIGTERM,
+        };
+
+        let service = match (&raw.ready, daemon) {
+            (Some(ready), false) => {
+                return Err(self
+                    .err(ready.span(), format!("`ready` is only for services, and task `{task_name}` is not one"))
+                    .with_help(format!("add `daemon = true` to task `{task_name}`, or remove `ready`")));
+            }
+            (Some(ready), true) => Some(Service { ready: Some(self.probe(ready)?) }),
+            (None, true) => Some(Service { ready: None }),
+            (None, false) => None,
+        };
+
+        Ok(Task {
+            name: task_name,
+            span: name.span(),
+            description: raw.description.clone(),
+            cmd,
+            deps,
+            env,
+            cwd,
+            timeout,
+            sources: raw.sources.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
+            outputs: raw.outputs.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
+            service,
+            stop_signal,
+            stop_timeout,
+        })
+    }
+
+    fn cmd(&self, value: &Spanned<toml::Value>, key: &str) -> Result<Cmd, Diagnostic> {
+        let span = value.span();
+        match value.get_ref() {
+            toml::Value::String(s) if s.trim().is_empty() => {
+                Err(self.err(span, format!("`{key}` is empty")).with_help(format!("give `{key}` a command to run")))
+            }
+            toml::Value::String(s) => Ok(Cmd::Shell(s.clone())),
+            toml::Value::Array(items) => {
+                let mut argv = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => argv.push(s.clone()),
+                        other => {
+                            return Err(self.err(
+                                span.clone(),
+                                format!("`{key}` must be an array of strings, but it holds a {}", other.type_str()),
+                            ));
+                        }
+                    }
+                }
+                match argv.first() {
+                    None => Err(self
+                        .err(span, format!("`{key}` is an empty array"))
+                        .with_help("the first element is the program to run, the rest its arguments")),
+                    Some(p) if p.trim().is_empty() => Err(self
+                        .err(span, format!("`{key}` has an empty program name"))
+                        .with_help("the first element is the program to run")),
+                    Some(_) => Ok(Cmd::Argv(argv)),
+                }
+            }
+            other => Err(self
+                .err(span, format!("`{key}` must be a string or an array of strings, not a {}", other.type_str()))
+                .with_help("a string runs with `sh -c`; an array is executed directly")),
+        }
+    }
+
+    fn env(&self, table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Vec<(String, String)>, Diagnostic> {
+        let mut out = Vec::with_capacity(table.len());
+        for (k, v) in table {
+            let value = match v.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(self
+                        .err(v.span(), format!("environment variable `{k}` must be a string, not a {}", other.type_str()))
+                        .with_help(format!("write it as `{k} = \"...\"`")));
+                }
+            };
+            out.push((k.clone(), value));
+        }
+        Ok(out)
+    }
+
+    fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, Diagnostic> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => Err(self
+                .err(value.span(), format!("`{key}` must be longer than zero"))
+                .with_help(format!("remove `{key}`, or give it a positive duration such as \"5s\""))),
+            Ok(d) => Ok(d),
+            Err(e) => Err(self
+                .err(value.span(), format!("invalid duration {:?} for `{key}`: {e}", value.get_ref()))
+                .with_help("write durations like \"500ms\", \"5s\", \"2m\" or \"1h 30m\"")),
+        }
+    }
+
+    fn signal(&self, value: &Spanned<String>) -> Result<Signal, Diagnostic> {
+        let upper = value.get_ref().trim().to_ascii_uppercase();
+        let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        Signal::from_str(&name).map_err(|_| {
+            self.err(value.span(), format!("unknown signal {:?} for `stop_signal`", value.get_ref()))
+                .with_help("use a signal name such as \"SIGTERM\", \"SIGINT\", \"SIGQUIT\" or \"SIGHUP\"")
+        })
+    }
+
+    fn port(&self, n: i64, span: Range<usize>) -> Result<u16, Diagnostic> {
+        u16::try_from(n).ok().filter(|p| *p != 0).ok_or_else(|| {
+            self.err(span, format!("invalid port {n}"))
+                .with_help("a port is a number from 1 to 65535")
+        })
+    }
+
+    fn probe(&self, ready: &Spanned<RawReady>) -> Result<Probe, Diagnostic> {
+        let raw = ready.get_ref();
+        let given: Vec<&str> = [
+            ("tcp", raw.tcp.is_some()),
+            ("http", raw.http.is_some()),
+            ("exec", raw.exec.is_some()),
+            ("log", raw.log.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+        let help = "a service has exactly one probe: `tcp = PORT`, `http = \"URL\"`, `exec = \"command\"` or `log = \"regex\"`";
+        if given.is_empty() {
+            return Err(self.err(ready.span(), "`ready` has no probe").with_help(help));
+        }
+        if given.len() > 1 {
+            return Err(self
+                .err(ready.span(), format!("`ready` has more than one probe: {}", given.join(", ")))
+                .with_help(help));
+        }
+        if let (Some(status), None) = (&raw.status, &raw.http) {
+            return Err(self
+                .err(status.span(), "`status` only applies to an `http` probe")
+                .with_help("remove `status`, or probe with `http = \"URL\"`"));
+        }
+
+        let (check, default_interval) = if let Some(tcp) = &raw.tcp {
+            (self.tcp(tcp)?, DEFAULT_TCP_INTERVAL)
+        } else if let Some(http) = &raw.http {
+            let status = match &raw.status {
+                None => None,
+                Some(s) if (100..=599).contains(s.get_ref()) => Some(*s.get_ref() as u16),
+                Some(s) => {
+                    return Err(self
+                        .err(s.span(), format!("invalid HTTP status {}", s.get_ref()))
+                        .with_help("an HTTP status is a number from 100 to 599"));
+                }
+            };
+            (Check::Http { url: self.http_url(http)?, status }, DEFAULT_HTTP_INTERVAL)
+        } else if let Some(exec) = &raw.exec {
+            (Check::Exec(self.cmd(exec, "ready.exec")?), DEFAULT_EXEC_INTERVAL)
+        } else {
+            let log = raw.log.as_ref().expect("one probe kind is set");
+            if let Some(interval) = &raw.interval {
+                return Err(self
+                    .err(interval.span(), "`interval` has no effect on a `log` probe: every line is checked as it arrives")
+                    .with_help("remove `interval`"));
+            }
+            let re = regex::Regex::new(log.get_ref()).map_err(|e| {
+                self.err(log.span(), format!("invalid regular expression in `ready.log`: {e}"))
+            })?;
+            (Check::Log(re), Duration::ZERO)
+        };
+
+        let interval = match &raw.interval {
+            Some(i) => self.duration(i, "ready.interval")?,
+            None => default_interval,
+        };
+        let timeout = match &raw.timeout {
+            Some(t) => self.duration(t, "ready.timeout")?,
+            None => DEFAULT_PROBE_TIMEOUT,
+        };
+        Ok(Probe { check, interval, timeout })
+    }
+
+    fn tcp(&self, value: &Spanned<toml::Value>) -> Result<Check, Diagnostic> {
+        let span = value.span();
+        match value.get_ref() {
+            toml::Value::Integer(n) => Ok(Check::Tcp { host: "127.0.0.1".into(), port: self.port(*n, span)? }),
+            toml::Value::String(s) => {
+                let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+                    self.err(span.clone(), format!("invalid address {s:?} for `ready.tcp`"))
+                        .with_help("write `tcp = 8001` or `tcp = \"HOST:PORT\"`")
+                })?;
+                let port: i64 = port.parse().map_err(|_| {
+                    self.err(span.clone(), format!("invalid port {port:?} in `ready.tcp`"))
+                        .with_help("a port is a number from 1 to 65535")
+                })?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                if host.is_empty() {
+                    return Err(self
+                        .err(span, format!("address {s:?} for `ready.tcp` has no host"))
+                        .with_help("write `tcp = 8001` for 127.0.0.1, or `tcp = \"HOST:PORT\"`"));
+                }
+                Ok(Check::Tcp { host: host.to_string(), port: self.port(port, span)? })
+            }
+            other => Err(self
+                .err(span, format!("`ready.tcp` must be a port number or \"HOST:PORT\", not a {}", other.type_str()))
+                .with_help("write `tcp = 8001` or `tcp = \"HOST:PORT\"`")),
+        }
+    }
+
+    fn http_url(&self, value: &Spanned<String>) -> Result<HttpUrl, Diagnostic> {
+        let raw = value.get_ref();
+        let bad = |why: &str| {
+            self.err(value.span(), format!("invalid URL {raw:?} for `ready.http`: {why}"))
+                .with_help("write a plain-http URL such as \"http://127.0.0.1:8001/health\"")
+        };
+        let Some(rest) = raw.strip_prefix("http://") else {
+            return Err(bad("only http:// URLs can be probed"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[` in the host"))?;
+            let port = after.strip_prefix(':').unwrap_or("80");
+            (host, if after.is_empty() { "80" } else { port })
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p),
+                None => (authority, "80"),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("it has no host"));
+        }
+        let port: i64 = port.parse().map_err(|_| bad("the port is not a number"))?;
+        Ok(HttpUrl {
+            raw: raw.clone(),
+            host: host.to_string(),
+            port: self.port(port, value.span())?,
+            path: path.to_string(),
+        })
+    }
+}
+
+fn named(s: Spanned<String>) -> Named {
+    Named { span: s.span(), name: s.into_inner() }
+}

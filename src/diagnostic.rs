@@ -1,0 +1,119 @@
+//! User-facing error messages that point into Irun.toml: `file:line:column`, the offending line, and a hint.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+
+/// The text of a configuration file, kept so errors found after parsing can still quote it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: Arc<str>,
+}
+
+impl Source {
+    pub fn new(path: &Path, text: &str) -> Self {
+        Source {
+            path: path.to_path_buf(),
+            text: text.into(),
+        }
+    }
+
+    /// 1-based line and column of a byte offset, columns counted in characters.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+}
+
+/// One error for the user: what went wrong, where, and what to do about it.
+#[derive(Debug)]
+pub struct Diagnostic {
+    pub message: String,
+    pub location: Option<(Source, Range<usize>)>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            location: None,
+            help: None,
+        }
+    }
+
+    pub fn at(source: &Source, span: Range<usize>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            location: Some((source.clone(), span)),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn render(&self, color: bool) -> String {
+        let renderer = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
+        let Some((source, span)) = &self.location else {
+            let mut out = format!("error: {}", self.message);
+            if let Some(help) = &self.help {
+                out.push_str(&format!("\nhelp: {help}"));
+            }
+            return out;
+        };
+        let (line, col) = source.line_col(span.start);
+        // The title carries file:line:column so the position is greppable even without the snippet.
+        let title = format!("{}:{line}:{col}: {}", source.path.display(), self.message);
+        let path = source.path.display().to_string();
+        let mut span = span.clone();
+        span.end = span.end.clamp(span.start, source.text.len());
+        span.start = span.start.min(span.end);
+        let mut group = Level::ERROR.primary_title(&title).element(
+            Snippet::source(&*source.text)
+                .path(&path)
+                .annotation(AnnotationKind::Primary.span(span)),
+        );
+        if let Some(help) = &self.help {
+            group = group.element(Level::HELP.message(help));
+        }
+        let report: [Group; 1] = [group];
+        renderer.render(&report)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+/// The closest candidate to `word`, if any is close enough to be worth suggesting.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// ", did you mean `x`?" or nothing.
+pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}

@@ -1,0 +1,99 @@
+//! Readiness probes: when may a service's dependents start?
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::config::{Check, HttpUrl, Probe, host_port};
+use crate::supervisor;
+
+/// One connection attempt never waits longer than this, whatever the probe's interval.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct Context<'a> {
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+    /// Flipped to true by the output reader when a line matches a `log` probe.
+    pub log_matched: Option<watch::Receiver<bool>>,
+}
+
+/// Wait until the probe passes. The error says what never happened.
+pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), String> {
+    let deadline = Instant::now() + probe.timeout;
+    let never = || format!("not ready after {}: never saw {}", humantime::format_duration(probe.timeout), probe.check.describe());
+    if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
+        return match tokio::time::timeout_at(deadline, rx.wait_for(|m| *m)).await {
+            Ok(Ok(_)) => Ok(()),
+            // The sender is gone: both output streams closed without a match. The process exit will be reported.
+            Ok(Err(_)) => std::future::pending().await,
+            Err(_) => Err(never()),
+        };
+    }
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(never());
+        }
+        if attempt(&probe.check, ctx, remaining.min(ATTEMPT_TIMEOUT)).await {
+            return Ok(());
+        }
+        sleep(probe.interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
+    match check {
+        Check::Tcp { host, port } => matches!(timeout(limit, TcpStream::connect((host.as_str(), *port))).await, Ok(Ok(_))),
+        Check::Http { url, status } => match timeout(limit, http_status(url)).await {
+            Ok(Ok(code)) => match status {
+                Some(want) => code == *want,
+                None => (200..400).contains(&code),
+            },
+            _ => false,
+        },
+        Check::Exec(cmd) => {
+            let spec = supervisor::Spec { cmd, cwd: ctx.cwd, env: ctx.env, capture_output: false };
+            let Ok((mut process, _, _)) = supervisor::spawn(&spec) else { return false };
+            let ok = matches!(timeout(limit, process.wait()).await, Ok(Ok(s)) if s.success());
+            process.kill_and_wait().await;
+            ok
+        }
+        Check::Log(_) => false,
+    }
+}
+
+/// The status code of `GET url`, read from the status line.
+async fn http_status(url: &HttpUrl) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: irun\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path,
+        host_port(&url.host, url.port)
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    // "HTTP/1.1 200 OK"
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .filter(|_| line.starts_with("HTTP/"))
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))
+}
+
+/// Whether something already accepts connections at the probe's address (it would fool the probe).
+pub async fn address_in_use(host: &str, port: u16) -> bool {
+    matches!(timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await, Ok(Ok(_)))
+}

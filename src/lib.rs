@@ -1,8 +1,190 @@
+//! irun: a make-like task runner for tasks and long-running services.
+//!
+//! One run flows one way: Irun.toml → [`config`] (validated, with spans) → [`graph`] (DAG) → [`plan`] (the selected
+//! subgraph) → [`scheduler`] (the run, emitting [`events`]) → [`runner`] / [`supervisor`] (processes) and
+//! [`report`] (output).
+
+pub mod cli;
 pub mod config;
 pub mod diagnostic;
-pub mod graph;
 pub mod events;
+pub mod graph;
 pub mod guard;
-pub mod supervisor;
 pub mod output;
+pub mod plan;
 pub mod probe;
+pub mod report;
+pub mod runner;
+pub mod scheduler;
+pub mod supervisor;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use crate::events::RunOutcome;
+use crate::graph::TaskGraph;
+use crate::plan::Plan;
+
+/// irun's documented exit codes.
+pub mod exit {
+    pub const PASSED: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+}
+
+/// Parse the command line, do what it says, and return the exit code.
+///
+/// Must be called from a single-threaded process (the binary's `main`): it forks irun's guard process.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let color = cli.color;
+    match execute(cli) {
+        Ok(code) => code,
+        Err(Failure::Usage(d)) => {
+            eprintln!("{}", d.render(color.enabled(std::io::stderr().is_terminal())));
+            exit::USAGE
+        }
+        Err(Failure::Internal(message)) => {
+            eprintln!("irun: error: {message}");
+            exit::FAILED
+        }
+    }
+}
+
+enum Failure {
+    /// Bad command line or Irun.toml: nothing was started.
+    Usage(Diagnostic),
+    /// irun itself could not do its job (no runtime, no guard process).
+    Internal(String),
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Self {
+        Failure::Usage(d)
+    }
+}
+
+fn execute(cli: Cli) -> Result<i32, Failure> {
+    let path = match &cli.file {
+        Some(f) => f.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::Internal(format!("cannot read the current directory: {e}")))?;
+            config::find(&cwd)?
+        }
+    };
+    let config = config::load(&path)?;
+    let graph = TaskGraph::new(&config)?;
+    let stdout_color = cli.color.enabled(std::io::stdout().is_terminal());
+
+    match &cli.command {
+        Some(Command::List) => {
+            print!("{}", list(&config, stdout_color));
+            Ok(exit::PASSED)
+        }
+        Some(Command::Graph { targets, .. }) => {
+            let selected = if targets.is_empty() { None } else { Some(graph.select(&graph.resolve(targets)?)) };
+            print!("{}", graph.to_dot(selected.as_deref()));
+            Ok(exit::PASSED)
+        }
+        None => {
+            let targets = if cli.targets.is_empty() {
+                match &config.default {
+                    Some(d) => d.iter().map(|n| n.name.clone()).collect(),
+                    None => {
+                        let names: Vec<&str> = config.tasks.iter().map(|t| t.name.as_str()).collect();
+                        return Err(Diagnostic::new(format!(
+                            "no targets given, and {} has no `default`",
+                            config.source.path.display()
+                        ))
+                        .with_help(format!(
+                            "name tasks to run (defined: {}), or add `default = [\"...\"]` to Irun.toml",
+                            names.join(", ")
+                        ))
+                        .into());
+                    }
+                }
+            } else {
+                cli.targets.clone()
+            };
+            let targets = graph.resolve(&targets)?;
+            let plan = Plan::new(&graph, &targets);
+            let jobs = cli.jobs.map(|j| j as usize).or(config.jobs).unwrap_or_else(|| {
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            });
+            if cli.dry_run {
+                print!("{}", plan.describe(&graph, jobs));
+                return Ok(exit::PASSED);
+            }
+            let options = scheduler::Options { jobs, keep_going: cli.keep_going };
+            drop(graph);
+            let outcome = run_plan(config, &plan, &options, stdout_color)?;
+            Ok(match outcome {
+                RunOutcome::Passed => exit::PASSED,
+                RunOutcome::Failed => exit::FAILED,
+                RunOutcome::Interrupted(sig) => 128 + sig as i32,
+            })
+        }
+    }
+}
+
+fn run_plan(config: Config, plan: &Plan, options: &scheduler::Options, color: bool) -> Result<RunOutcome, Failure> {
+    guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
+    supervisor::become_subreaper();
+    // One thread: every child is spawned from the main thread, which lives as long as irun (see supervisor::spawn).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
+    let config = Arc::new(config);
+    let outcome = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let terminal = report::terminal::Terminal::new(std::io::BufWriter::new(std::io::stdout()), color);
+        let reporters: Vec<Box<dyn report::Reporter>> = vec![Box::new(terminal)];
+        let reporting = tokio::spawn(report::drive(rx, reporters));
+        let outcome = scheduler::run(config, plan, options, tx).await;
+        let _ = reporting.await;
+        outcome
+    });
+    drop(runtime);
+    guard::finish();
+    Ok(outcome)
+}
+
+/// The `irun list` text.
+fn list(config: &Config, color: bool) -> String {
+    let width = config.tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
+    let bold = anstyle::Style::new().bold();
+    let dim = anstyle::Style::new().dimmed();
+    let paint = |s: anstyle::Style, t: &str| if color { format!("{}{t}{}", s.render(), s.render_reset()) } else { t.to_string() };
+    let mut out = String::new();
+    for t in &config.tasks {
+        let mut line = format!("{} {:<7}", paint(bold, &format!("{:<width$}", t.name)), t.kind());
+        if let Some(d) = &t.description {
+            line.push_str(&format!(" {d}"));
+        }
+        let mut extra = Vec::new();
+        if !t.deps.is_empty() {
+            extra.push(format!("deps: {}", t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        if let Some(svc) = &t.service {
+            match &svc.ready {
+                Some(p) => extra.push(format!("ready when {}", p.check.describe())),
+                None => extra.push("ready once started".into()),
+            }
+        }
+        if !extra.is_empty() {
+            line.push_str(&format!(" {}", paint(dim, &format!("[{}]", extra.join("; ")))));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if let Some(d) = &config.default {
+        out.push_str(&format!("default: {}\n", d.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    out
+}

@@ -26,7 +26,7 @@ pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), Stri
     let deadline = Instant::now() + probe.timeout;
     let never = || format!("not ready after {}: never saw {}", humantime::format_duration(probe.timeout), probe.check.describe());
     if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
-        return match tokio::time::timeout_at(deadline, rx.wait_for(|m| *m)).await {
+        return match tokio::time::timeout_at(deadline, async { rx.wait_for(|m| *m).await.map(|_| ()) }).await {
             Ok(Ok(_)) => Ok(()),
             // The sender is gone: both output streams closed without a match. The process exit will be reported.
             Ok(Err(_)) => std::future::pending().await,

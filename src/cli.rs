@@ -1,0 +1,92 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  irun                      run the `default` targets from Irun.toml
+  irun http typestubs       run these tasks and everything they depend on
+  irun -j1 -k               one task at a time; keep going past failures
+  irun -n http              show the plan without running anything
+  irun http-daemon          keep a service in the foreground until Ctrl-C
+  irun list                 describe every task
+  irun graph --dot | dot -Tsvg > graph.svg
+
+Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (nothing was started),
+130/143 interrupted by SIGINT/SIGTERM.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "irun",
+    version,
+    about = "Run the tasks and services declared in Irun.toml: in parallel, in dependency order, cleaned up after",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Tasks to run, with everything they depend on [default: `default` in Irun.toml]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Use this Irun.toml instead of searching the current directory and its parents
+    #[arg(short = 'f', long = "file", value_name = "PATH", global = true)]
+    pub file: Option<PathBuf>,
+
+    /// Run at most N tasks at once [default: `jobs` in Irun.toml, else the number of CPUs]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Keep running tasks that do not depend on a failed one, instead of stopping at the first failure
+    #[arg(short = 'k', long = "keep-going")]
+    pub keep_going: bool,
+
+    /// Print the plan (which tasks would run, in which waves) and run nothing
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List tasks with their descriptions, deps and kind (task, service or group)
+    List,
+    /// Print the task graph; edges point from a dependency to the task that depends on it
+    Graph {
+        /// Graphviz DOT output (the default)
+        #[arg(long)]
+        dot: bool,
+        /// Only these tasks and what they depend on
+        #[arg(value_name = "TARGET")]
+        targets: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream that is (or is not) a terminal.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                is_terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        }
+    }
+}

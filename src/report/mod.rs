@@ -1,0 +1,30 @@
+//! Reporters consume the event stream; they never influence the run.
+
+pub mod terminal;
+
+use tokio::sync::mpsc;
+
+use crate::events::Event;
+
+pub trait Reporter: Send {
+    fn event(&mut self, event: &Event);
+    /// Called when no event is waiting, so output can be buffered under load and still appear at once when idle.
+    fn flush(&mut self) {}
+}
+
+/// Feed every event to every reporter until the last sender is gone.
+pub async fn drive(mut events: mpsc::Receiver<Event>, mut reporters: Vec<Box<dyn Reporter>>) {
+    while let Some(event) = events.recv().await {
+        for r in &mut reporters {
+            r.event(&event);
+        }
+        if events.is_empty() {
+            for r in &mut reporters {
+                r.flush();
+            }
+        }
+    }
+    for r in &mut reporters {
+        r.flush();
+    }
+}

@@ -1,0 +1,318 @@
+//! A small builder over the real binary: write an Irun.toml and scripts into a temp dir, run irun, inspect results.
+//!
+//! Synchronisation is by events, never by sleeping: tests wait for a line irun prints, for a file a task writes, or
+//! for a process to disappear, each with a generous deadline that only matters when something is broken.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Upper bound for anything a test waits for; reaching it means the behaviour under test is broken.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(irun_toml: &str) -> Project {
+        let dir = tempfile::Builder::new().prefix("irun-test-").tempdir().expect("temp dir");
+        let p = Project { dir };
+        p.file("Irun.toml", irun_toml);
+        p
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn file(&self, rel: &str, content: &str) -> &Self {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, content).unwrap();
+        self
+    }
+
+    /// An executable script.
+    pub fn script(&self, rel: &str, content: &str) -> &Self {
+        self.file(rel, content);
+        std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
+        self
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).exists()
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+    }
+
+    /// Wait until a task has written `rel` (its content complete: writers rename into place or append a newline).
+    pub fn wait_for_file(&self, rel: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(s) = std::fs::read_to_string(self.path(rel)) {
+                if s.ends_with('\n') {
+                    return s;
+                }
+            }
+            assert!(Instant::now() < deadline, "{rel} was never written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Pids a task wrote to `rel`, one per line.
+    pub fn pids(&self, rel: &str) -> Vec<i32> {
+        self.read(rel).split_whitespace().map(|p| p.parse().unwrap()).collect()
+    }
+
+    /// A nanosecond timestamp a task wrote with `date +%s%N`.
+    pub fn stamp(&self, rel: &str) -> u128 {
+        self.read(rel).trim().parse().unwrap_or_else(|e| panic!("{rel} is not a timestamp: {e}"))
+    }
+
+    pub fn irun(&self) -> Irun {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_irun"));
+        cmd.current_dir(self.root()).env_remove("NO_COLOR").env("TERM", "dumb");
+        Irun { cmd }
+    }
+}
+
+pub struct Irun {
+    cmd: Command,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_bytes: Vec<u8>,
+}
+
+impl Output {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+impl Irun {
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Run to completion (killing irun if it outlives PATIENCE) and collect its output.
+    pub fn run(self) -> Output {
+        let mut running = self.spawn();
+        running.wait()
+    }
+
+    pub fn spawn(mut self) -> Running {
+        self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("irun starts");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out_thread = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut all = Vec::new();
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                all.extend_from_slice(&line);
+                let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+                line.clear();
+            }
+            all
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut s);
+            s
+        });
+        Running { child, lines, seen: Vec::new(), out_thread: Some(out_thread), err_thread: Some(err_thread) }
+    }
+}
+
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    out_thread: Option<std::thread::JoinHandle<Vec<u8>>>,
+    err_thread: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Block until irun prints a line containing `needle`.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("irun never printed {needle:?}; it printed:\n{}", self.seen.concat()),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    pub fn wait(&mut self) -> Output {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("irun did not finish within {PATIENCE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout_bytes = self.out_thread.take().unwrap().join().unwrap();
+        let stderr = self.err_thread.take().unwrap().join().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        Output {
+            code: status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+            stdout_bytes,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether `pid` is a live process (a zombie is dead: it only waits to be reaped).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+    }
+}
+
+/// Wait until none of `pids` is alive (processes killed by a signal take a moment to be torn down).
+pub fn wait_all_dead(pids: &[i32]) {
+    let deadline = Instant::now() + PATIENCE;
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(Instant::now() < deadline, "processes still alive: {:?}", pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Asserts that none of `pids` is alive right now.
+pub fn assert_all_dead(pids: &[i32]) {
+    let live: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(live.is_empty(), "processes left running: {live:?}");
+}
+
+/// A process the test owns, killed when dropped.
+pub struct Bystander(pub Child);
+
+impl Bystander {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Python one-liner as a process of the test's own.
+pub fn python(args: &[&str]) -> Bystander {
+    Bystander(Command::new("python3").args(args).stdin(Stdio::null()).spawn().expect("python3 starts"))
+}
+
+/// A process listening on `port` (not started by irun), ready when this returns.
+pub fn squatter(port: u16) -> Bystander {
+    let p = python(&[
+        "-c",
+        &format!(
+            "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('up',flush=True)\ntime.sleep(600)"
+        ),
+    ]);
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "squatter never listened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p
+}
+
+/// Python that listens on PORT after DELAY seconds, writes its pid and the time it started listening, and serves a
+/// trivial HTTP 200 forever. Usage: `python3 serve.py PORT DELAY`.
+pub const SERVE_PY: &str = r#"
+import http.server, os, socketserver, sys, time
+port, delay = int(sys.argv[1]), float(sys.argv[2])
+with open("server.pid", "w") as f: f.write(f"{os.getpid()}\n")
+time.sleep(delay)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+socketserver.TCPServer.allow_reuse_address = True
+srv = socketserver.TCPServer(("127.0.0.1", port), H)
+with open("listening.tmp", "w") as f: f.write(f"{time.time_ns()}\n")
+os.rename("listening.tmp", "listening")
+print("listening", flush=True)
+srv.serve_forever()
+"#;

@@ -1,0 +1,12 @@
+//! Integration tests: the real irun binary on Irun.toml files in temporary directories.
+//! All in one binary (one link step); each module covers one area.
+
+mod harness;
+
+mod cli;
+mod config_errors;
+mod output;
+mod probes;
+mod scheduling;
+mod services;
+mod teardown;

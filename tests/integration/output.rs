@@ -1,0 +1,80 @@
+//! Task output: prefixed, whole lines, bytes untouched, never stalled; colour only when wanted.
+
+use crate::harness::Project;
+
+#[test]
+fn lines_are_prefixed_with_the_task_name() {
+    let p = Project::new("[tasks.hello]\ncmd = \"echo out; echo err >&2\"\n[tasks.x]\ncmd = \"true\"\n");
+    let out = p.irun().args(["hello", "x"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("hello | out\n"), "{out:?}");
+    assert!(out.stdout.contains("hello | err\n"), "{out:?}");
+}
+
+#[test]
+fn parallel_output_never_mixes_mid_line() {
+    let line = "x".repeat(3000);
+    let script = format!("for i in $(seq 1 300); do echo \"$i {line}\"; done");
+    let p = Project::new(&format!("[tasks.aa]\ncmd = '{script}'\n[tasks.bb]\ncmd = '{script}'\n"));
+    let out = p.irun().args(["-j2", "aa", "bb"]).run();
+    assert_eq!(out.code, 0);
+    let mut counts = [0, 0];
+    for l in out.stdout.lines().filter(|l| l.contains(" | ")) {
+        let (prefix, rest) = l.split_once(" | ").unwrap();
+        let (_, payload) = rest.split_once(' ').unwrap_or_else(|| panic!("mangled line: {l:.80}"));
+        assert_eq!(payload, line, "mangled line: {l:.80}");
+        counts[if prefix.trim() == "aa" { 0 } else { 1 }] += 1;
+    }
+    assert_eq!(counts, [300, 300]);
+}
+
+#[test]
+fn non_utf8_bytes_pass_through_unharmed() {
+    let p = Project::new("[tasks.bin]\ncmd = [\"python3\", \"-c\", \"import sys; sys.stdout.buffer.write(b'caf\\\\xe9 \\\\xff\\\\xfe end\\\\nno newline \\\\x80')\"]\n");
+    let out = p.irun().args(["bin"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let needle = b"bin | caf\xe9 \xff\xfe end\nbin | no newline \x80\n";
+    assert!(out.stdout_bytes.windows(needle.len()).any(|w| w == needle), "{out:?}");
+}
+
+#[test]
+fn a_task_printing_a_lot_does_not_stall() {
+    // 8 MB on each stream, far beyond any pipe buffer, and one 1 MB line with no newline.
+    let p = Project::new(
+        "[tasks.loud]\ncmd = [\"python3\", \"-c\", \"import sys\\nfor i in range(100000): print('o' * 80); print('e' * 80, file=sys.stderr)\\nsys.stdout.write('z' * 1000000)\"]\n",
+    );
+    let out = p.irun().args(["loud"]).run();
+    assert_eq!(out.code, 0, "irun did not finish");
+    assert_eq!(out.stdout.lines().filter(|l| l.ends_with(&"o".repeat(80))).count(), 100000);
+    assert_eq!(out.stdout.lines().filter(|l| l.ends_with(&"e".repeat(80))).count(), 100000);
+    let z: usize = out.stdout.lines().filter(|l| l.starts_with("loud | z")).map(|l| l.len() - "loud | ".len()).sum();
+    assert_eq!(z, 1000000, "the long line arrives whole, in pieces");
+}
+
+#[test]
+fn summary_lists_every_task_with_status_and_total_time() {
+    let p = Project::new(
+        "[tasks.good]\ncmd = \"true\"\n[tasks.bad]\ncmd = \"echo oops; exit 4\"\ndeps = [\"good\"]\n[tasks.never]\ncmd = \"true\"\ndeps = [\"bad\"]\n",
+    );
+    let out = p.irun().args(["-k", "never"]).run();
+    assert_eq!(out.code, 1);
+    let summary = out.stdout.split("irun: summary\n").nth(1).expect("summary");
+    let rows: Vec<&str> = summary.lines().take(3).collect();
+    assert!(rows[0].contains("ok") && rows[0].contains("good") && rows[0].ends_with('s'), "{summary}");
+    assert!(rows[1].contains("failed") && rows[1].contains("bad") && rows[1].contains("exit code 4"), "{summary}");
+    assert!(rows[2].contains("skipped") && rows[2].contains("never") && rows[2].contains("dep `bad` failed"), "{summary}");
+    assert!(summary.contains("oops"), "failed task's last lines repeated: {summary}");
+    let last = summary.lines().last().unwrap();
+    assert!(last.starts_with("irun: failed: 1 ok, 1 failed, 1 skipped in "), "{last}");
+}
+
+#[test]
+fn no_color_unless_asked() {
+    let p = Project::new("[tasks.a]\ncmd = \"echo hi\"\n");
+    let plain = p.irun().args(["a"]).run();
+    assert!(!plain.stdout.contains('\x1b'), "not a terminal: no escape codes: {plain:?}");
+    let forced = p.irun().args(["--color", "always", "a"]).run();
+    assert!(forced.stdout.contains('\x1b'), "{forced:?}");
+    let no_color = p.irun().args(["--color", "auto", "a"]).env("NO_COLOR", "1").run();
+    assert!(!no_color.stdout.contains('\x1b'), "{no_color:?}");
+}

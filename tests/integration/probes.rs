@@ -1,0 +1,64 @@
+//! Each kind of readiness probe lets dependents start only once it passes.
+
+use crate::harness::{Project, SERVE_PY, free_port};
+
+fn run_with_ready(ready: &str, server_cmd: &str) -> (Project, crate::harness::Output) {
+    let p = Project::new(&format!(
+        "[tasks.server]\ncmd = \"{server_cmd}\"\ndaemon = true\nready = {ready}\n\n[tasks.client]\ncmd = \"date +%s%N > client.start\"\ndeps = [\"server\"]\n"
+    ));
+    p.file("serve.py", SERVE_PY);
+    let out = p.irun().args(["client"]).run();
+    (p, out)
+}
+
+#[test]
+fn http_probe_waits_for_a_good_status() {
+    let port = free_port();
+    let (p, out) = run_with_ready(
+        &format!("{{ http = \"http://127.0.0.1:{port}/health\", status = 200 }}"),
+        &format!("exec python3 serve.py {port} 0.3"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(p.stamp("listening") <= p.stamp("client.start"));
+    assert!(out.stdout.contains(&format!("http://127.0.0.1:{port}/health answering 200")), "{out:?}");
+}
+
+#[test]
+fn http_probe_with_an_unexpected_status_never_passes() {
+    let port = free_port();
+    let (p, out) = run_with_ready(
+        &format!("{{ http = \"http://127.0.0.1:{port}/\", status = 204, timeout = \"500ms\" }}"),
+        &format!("exec python3 serve.py {port} 0"),
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("not ready after 500ms"), "{out:?}");
+    assert!(!p.exists("client.start"));
+}
+
+#[test]
+fn exec_probe_waits_for_exit_0() {
+    let (p, out) = run_with_ready(
+        "{ exec = \"test -e marker\", interval = \"10ms\" }",
+        "sleep 0.3; date +%s%N > marker.tmp; mv marker.tmp marker; exec sleep 1000",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(p.stamp("marker") <= p.stamp("client.start"));
+}
+
+#[test]
+fn log_probe_waits_for_a_matching_line() {
+    let (p, out) = run_with_ready(
+        "{ log = \"listening on port \\\\d+\" }",
+        "echo booting; sleep 0.3; date +%s%N > marker; echo listening on port 99 >&2; exec sleep 1000",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(p.stamp("marker") <= p.stamp("client.start"));
+}
+
+#[test]
+fn a_service_without_ready_is_ready_once_started() {
+    let p = Project::new("[tasks.server]\ncmd = \"exec sleep 1000\"\ndaemon = true\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n");
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("server * ready after"), "{out:?}");
+}

@@ -1,0 +1,125 @@
+//! No process irun started outlives it, and irun signals nothing it did not start.
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Project, alive, assert_all_dead, free_port, python, wait_all_dead};
+
+/// A service whose shell starts two grandchildren, recording every pid (its own first).
+const FAMILY: &str = "echo $$ > family.pids; sleep 1000 & echo $! >> family.pids; sh -c 'sleep 1000' & echo $! >> family.pids; echo family ready; wait";
+
+fn family_project(extra_service_keys: &str) -> Project {
+    Project::new(&format!(
+        "[tasks.service]\ncmd = \"{FAMILY}\"\ndaemon = true\nready = {{ log = \"family ready\" }}\n{extra_service_keys}\n[tasks.client]\ncmd = \"touch client-ran\"\ndeps = [\"service\"]\n[tasks.long]\ncmd = \"echo $$ > long.pid; echo long started; exec sleep 1000\"\n"
+    ))
+}
+
+#[test]
+fn a_service_and_its_grandchildren_are_gone_after_the_run() {
+    let p = family_project("");
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let pids = p.pids("family.pids");
+    assert_eq!(pids.len(), 3);
+    assert_all_dead(&pids);
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
+    let p = Project::new(
+        "[tasks.service]\ncmd = \"trap '' TERM; echo $$ > stubborn.pid; echo up; while true; do sleep 0.05; done\"\ndaemon = true\nready = { log = \"up\" }\nstop_timeout = \"200ms\"\n[tasks.client]\ncmd = \"true\"\ndeps = [\"service\"]\n",
+    );
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("did not exit within 200ms of SIGTERM; killed it with SIGKILL"), "{out:?}");
+    assert_all_dead(&p.pids("stubborn.pid"));
+}
+
+#[test]
+fn stop_signal_is_sent_to_the_whole_group() {
+    let p = Project::new(
+        "[tasks.service]\ncmd = \"trap 'echo got INT > got-int; exit 0' INT; echo $$ > svc.pid; echo up; while true; do sleep 0.05; done\"\ndaemon = true\nready = { log = \"up\" }\nstop_signal = \"SIGINT\"\n[tasks.client]\ncmd = \"true\"\ndeps = [\"service\"]\n",
+    );
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(p.read("got-int"), "got INT\n");
+}
+
+fn interrupted(sig: Signal, code: i32) {
+    let p = family_project("");
+    let mut run = p.irun().args(["-j4", "service", "long"]).spawn();
+    run.wait_for_line("service * ready");
+    run.wait_for_line("| long started");
+    let mut pids = p.pids("family.pids");
+    pids.extend(p.pids("long.pid"));
+    run.signal(sig);
+    let out = run.wait();
+    assert_eq!(out.code, code, "{out:?}");
+    assert!(out.stdout.contains(&format!("received {}", sig.as_str())), "{out:?}");
+    assert_all_dead(&pids);
+}
+
+#[test]
+fn sigint_stops_every_child_and_exits_130() {
+    interrupted(Signal::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_stops_every_child_and_exits_143() {
+    interrupted(Signal::SIGTERM, 143);
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    let p = Project::new(
+        "[tasks.stubborn]\ncmd = \"trap '' TERM INT; echo $$ > stubborn.pid; echo up; while true; do sleep 0.05; done\"\nstop_timeout = \"1h\"\n",
+    );
+    let mut run = p.irun().args(["stubborn"]).spawn();
+    run.wait_for_line("stubborn | up");
+    run.signal(Signal::SIGINT);
+    run.wait_for_line("stopping (interrupted)");
+    run.signal(Signal::SIGINT);
+    let out = run.wait();
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(out.stdout.contains("killing everything now"), "{out:?}");
+    assert_all_dead(&p.pids("stubborn.pid"));
+}
+
+#[test]
+fn sigkill_to_irun_leaves_no_child() {
+    let p = family_project("");
+    let mut run = p.irun().args(["-j4", "service", "long"]).spawn();
+    run.wait_for_line("service * ready");
+    run.wait_for_line("| long started");
+    let mut pids = p.pids("family.pids");
+    pids.extend(p.pids("long.pid"));
+    assert!(pids.iter().all(|&p| alive(p)));
+    run.signal(Signal::SIGKILL);
+    let out = run.wait();
+    assert_eq!(out.code, 128 + 9);
+    // Nothing of irun's is left to wait for; the kernel and irun's guard act asynchronously.
+    wait_all_dead(&pids);
+}
+
+#[test]
+fn a_decoy_with_the_same_command_line_survives() {
+    let port = free_port();
+    let p = Project::new(&format!(
+        "[tasks.server]\ncmd = \"exec python3 serve.py {port} 0\"\ndaemon = true\nready = {{ tcp = {port} }}\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n"
+    ));
+    p.file("serve.py", crate::harness::SERVE_PY);
+    // Same program and arguments as the service, as `pkill -f` would see them.
+    let decoy = python(&["-c", "import time; time.sleep(600)", "python3", "serve.py", &port.to_string(), "0"]);
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!alive(p.pids("server.pid")[0]), "the service is stopped");
+    assert!(alive(decoy.pid()), "the decoy was killed");
+}
+
+#[test]
+fn a_failing_client_still_tears_the_service_down() {
+    let p = family_project("");
+    std::fs::write(p.path("Irun.toml"), p.read("Irun.toml").replace("touch client-ran", "exit 1")).unwrap();
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_all_dead(&p.pids("family.pids"));
+}

@@ -154,11 +154,7 @@ impl Check {
 
 /// `host:port`, with brackets around IPv6 addresses.
 pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 #[derive(Debug)]
@@ -180,11 +176,8 @@ pub fn find(start: &Path) -> Result<PathBuf, Diagnostic> {
             return Ok(candidate);
         }
     }
-    Err(Diagnostic::new(format!(
-        "no {FILE_NAME} found in {} or any parent directory",
-        start.display()
-    ))
-    .with_help(format!("create {FILE_NAME} there, or pass its path with `-f PATH`")))
+    Err(Diagnostic::new(format!("no {FILE_NAME} found in {} or any parent directory", start.display()))
+        .with_help(format!("create {FILE_NAME} there, or pass its path with `-f PATH`")))
 }
 
 pub fn load(path: &Path) -> Result<Config, Diagnostic> {
@@ -222,11 +215,7 @@ fn toml_error(source: &Source, e: &toml::de::Error) -> Diagnostic {
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         let hint = suggestion(unknown, expected.iter().copied());
         let d = Diagnostic::at(source, span, format!("unknown key `{unknown}`{hint}"));
-        return if expected.is_empty() {
-            d
-        } else {
-            d.with_help(format!("valid keys here: {}", expected.join(", ")))
-        };
+        return if expected.is_empty() { d } else { d.with_help(format!("valid keys here: {}", expected.join(", "))) };
     }
     Diagnostic::at(source, span, message)
 }
@@ -357,7 +346,10 @@ impl Validator<'_> {
             // A group only gathers deps; settings that shape a process make no sense on it.
             if let Some(ready) = &raw.ready {
                 return Err(self
-                    .err(ready.span(), format!("task `{task_name}` is a group (it has no `cmd`) and cannot have `ready`"))
+                    .err(
+                        ready.span(),
+                        format!("task `{task_name}` is a group (it has no `cmd`) and cannot have `ready`"),
+                    )
                     .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
             }
             let process_keys: [(&str, Option<Range<usize>>); 7] = [
@@ -402,7 +394,9 @@ impl Validator<'_> {
         let cwd = match &raw.cwd {
             None => self.root.to_path_buf(),
             Some(c) if c.get_ref().trim().is_empty() => {
-                return Err(self.err(c.span(), "`cwd` is empty").with_help("remove `cwd` to run in the directory holding Irun.toml"));
+                return Err(self
+                    .err(c.span(), "`cwd` is empty")
+                    .with_help("remove `cwd` to run in the directory holding Irun.toml"));
             }
             Some(c) => self.root.join(c.get_ref()),
         };
@@ -491,7 +485,10 @@ impl Validator<'_> {
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
                     return Err(self
-                        .err(v.span(), format!("environment variable `{k}` must be a string, not a {}", other.type_str()))
+                        .err(
+                            v.span(),
+                            format!("environment variable `{k}` must be a string, not a {}", other.type_str()),
+                        )
                         .with_help(format!("write it as `{k} = \"...\"`")));
                 }
             };
@@ -522,10 +519,10 @@ impl Validator<'_> {
     }
 
     fn port(&self, n: i64, span: Range<usize>) -> Result<u16, Diagnostic> {
-        u16::try_from(n).ok().filter(|p| *p != 0).ok_or_else(|| {
-            self.err(span, format!("invalid port {n}"))
-                .with_help("a port is a number from 1 to 65535")
-        })
+        u16::try_from(n)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| self.err(span, format!("invalid port {n}")).with_help("a port is a number from 1 to 65535"))
     }
 
     fn probe(&self, ready: &Spanned<RawReady>) -> Result<Probe, Diagnostic> {
@@ -573,12 +570,14 @@ impl Validator<'_> {
             let log = raw.log.as_ref().expect("one probe kind is set");
             if let Some(interval) = &raw.interval {
                 return Err(self
-                    .err(interval.span(), "`interval` has no effect on a `log` probe: every line is checked as it arrives")
+                    .err(
+                        interval.span(),
+                        "`interval` has no effect on a `log` probe: every line is checked as it arrives",
+                    )
                     .with_help("remove `interval`"));
             }
-            let re = regex::Regex::new(log.get_ref()).map_err(|e| {
-                self.err(log.span(), format!("invalid regular expression in `ready.log`: {e}"))
-            })?;
+            let re = regex::Regex::new(log.get_ref())
+                .map_err(|e| self.err(log.span(), format!("invalid regular expression in `ready.log`: {e}")))?;
             (Check::Log(re), Duration::ZERO)
         };
 

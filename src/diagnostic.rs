@@ -16,10 +16,7 @@ pub struct Source {
 
 impl Source {
     pub fn new(path: &Path, text: &str) -> Self {
-        Source {
-            path: path.to_path_buf(),
-            text: text.into(),
-        }
+        Source { path: path.to_path_buf(), text: text.into() }
     }
 
     /// 1-based line and column of a byte offset, columns counted in characters.
@@ -42,19 +39,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>) -> Self {
-        Diagnostic {
-            message: message.into(),
-            location: None,
-            help: None,
-        }
+        Diagnostic { message: message.into(), location: None, help: None }
     }
 
     pub fn at(source: &Source, span: Range<usize>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            message: message.into(),
-            location: Some((source.clone(), span)),
-            help: None,
-        }
+        Diagnostic { message: message.into(), location: Some((source.clone(), span)), help: None }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -63,11 +52,7 @@ impl Diagnostic {
     }
 
     pub fn render(&self, color: bool) -> String {
-        let renderer = if color {
-            Renderer::styled()
-        } else {
-            Renderer::plain()
-        };
+        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         let Some((source, span)) = &self.location else {
             let mut out = format!("error: {}", self.message);
             if let Some(help) = &self.help {
@@ -82,11 +67,9 @@ impl Diagnostic {
         let mut span = span.clone();
         span.end = span.end.clamp(span.start, source.text.len());
         span.start = span.start.min(span.end);
-        let mut group = Level::ERROR.primary_title(&title).element(
-            Snippet::source(&*source.text)
-                .path(&path)
-                .annotation(AnnotationKind::Primary.span(span)),
-        );
+        let mut group = Level::ERROR
+            .primary_title(&title)
+            .element(Snippet::source(&*source.text).path(&path).annotation(AnnotationKind::Primary.span(span)));
         if let Some(help) = &self.help {
             group = group.element(Level::HELP.message(help));
         }
@@ -113,7 +96,5 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// ", did you mean `x`?" or nothing.
 pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    did_you_mean(word, candidates)
-        .map(|c| format!("; did you mean `{c}`?"))
-        .unwrap_or_default()
+    did_you_mean(word, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
 }

@@ -71,18 +71,45 @@ pub enum RunOutcome {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    RunStarted { tasks: Vec<PlannedTask>, jobs: usize },
-    TaskStarted { task: TaskName, pid: u32 },
+    RunStarted {
+        tasks: Vec<PlannedTask>,
+        jobs: usize,
+    },
+    TaskStarted {
+        task: TaskName,
+        pid: u32,
+    },
     /// A service's readiness probe passed (or it has none); its dependents may start.
-    TaskReady { task: TaskName, after: Duration, probe: Option<String> },
+    TaskReady {
+        task: TaskName,
+        after: Duration,
+        probe: Option<String>,
+    },
     /// A service no longer needed, or a task being cancelled, is being stopped.
-    TaskStopping { task: TaskName, reason: String },
+    TaskStopping {
+        task: TaskName,
+        reason: String,
+    },
     /// One line of a task's output, without its line ending; bytes are passed through as they came.
-    Output { task: TaskName, stream: Stream, line: Vec<u8> },
-    TaskFinished { task: TaskName, status: Status, duration: Duration },
+    Output {
+        task: TaskName,
+        stream: Stream,
+        line: Vec<u8>,
+    },
+    TaskFinished {
+        task: TaskName,
+        status: Status,
+        duration: Duration,
+    },
     /// Something the user should know that is not a task's status (a SIGKILL escalation, an interrupt).
-    Notice { task: Option<TaskName>, message: String },
-    RunFinished { outcome: RunOutcome, elapsed: Duration },
+    Notice {
+        task: Option<TaskName>,
+        message: String,
+    },
+    RunFinished {
+        outcome: RunOutcome,
+        elapsed: Duration,
+    },
 }
 
 /// Where events go: a bounded channel, so a reporter that cannot keep up slows producers instead of eating memory.

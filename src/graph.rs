@@ -24,8 +24,7 @@ impl<'a> TaskGraph<'a> {
     /// Build the graph, rejecting dependency cycles with the cycle spelled out.
     pub fn new(config: &'a Config) -> Result<Self, Diagnostic> {
         let mut graph = DiGraph::with_capacity(config.tasks.len(), config.tasks.len());
-        let index: HashMap<&str, usize> =
-            config.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = config.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         for _ in &config.tasks {
             graph.add_node(());
         }
@@ -76,12 +75,8 @@ impl<'a> TaskGraph<'a> {
             let first = self.task(cycle[0]);
             let next = &self.task(cycle[1]).name;
             let span = first.deps.iter().find(|d| d.name == *next).map_or(first.span.clone(), |d| d.span.clone());
-            return Err(Diagnostic::at(
-                &self.config.source,
-                span,
-                format!("dependency cycle: {}", names.join(" -> ")),
-            )
-            .with_help("`a -> b` means task a depends on task b; remove one of these deps to break the cycle"));
+            return Err(Diagnostic::at(&self.config.source, span, format!("dependency cycle: {}", names.join(" -> ")))
+                .with_help("`a -> b` means task a depends on task b; remove one of these deps to break the cycle"));
         }
         Ok(())
     }

@@ -73,7 +73,8 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
     let path = match &cli.file {
         Some(f) => f.clone(),
         None => {
-            let cwd = std::env::current_dir().map_err(|e| Failure::Internal(format!("cannot read the current directory: {e}")))?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::Internal(format!("cannot read the current directory: {e}")))?;
             config::find(&cwd)?
         }
     };
@@ -113,9 +114,11 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             };
             let targets = graph.resolve(&targets)?;
             let plan = Plan::new(&graph, &targets);
-            let jobs = cli.jobs.map(|j| j as usize).or(config.jobs).unwrap_or_else(|| {
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-            });
+            let jobs = cli
+                .jobs
+                .map(|j| j as usize)
+                .or(config.jobs)
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             if cli.dry_run {
                 print!("{}", plan.describe(&graph, jobs));
                 return Ok(exit::PASSED);
@@ -160,7 +163,9 @@ fn list(config: &Config, color: bool) -> String {
     let width = config.tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
     let bold = anstyle::Style::new().bold();
     let dim = anstyle::Style::new().dimmed();
-    let paint = |s: anstyle::Style, t: &str| if color { format!("{}{t}{}", s.render(), s.render_reset()) } else { t.to_string() };
+    let paint = |s: anstyle::Style, t: &str| {
+        if color { format!("{}{t}{}", s.render(), s.render_reset()) } else { t.to_string() }
+    };
     let mut out = String::new();
     for t in &config.tasks {
         let mut line = format!("{} {:<7}", paint(bold, &format!("{:<width$}", t.name)), t.kind());

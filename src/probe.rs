@@ -24,7 +24,9 @@ pub struct Context<'a> {
 /// Wait until the probe passes. The error says what never happened.
 pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), String> {
     let deadline = Instant::now() + probe.timeout;
-    let never = || format!("not ready after {}: never saw {}", humantime::format_duration(probe.timeout), probe.check.describe());
+    let never = || {
+        format!("not ready after {}: never saw {}", humantime::format_duration(probe.timeout), probe.check.describe())
+    };
     if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
         return match tokio::time::timeout_at(deadline, async { rx.wait_for(|m| *m).await.map(|_| ()) }).await {
             Ok(Ok(_)) => Ok(()),
@@ -47,7 +49,9 @@ pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), Stri
 
 async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
     match check {
-        Check::Tcp { host, port } => matches!(timeout(limit, TcpStream::connect((host.as_str(), *port))).await, Ok(Ok(_))),
+        Check::Tcp { host, port } => {
+            matches!(timeout(limit, TcpStream::connect((host.as_str(), *port))).await, Ok(Ok(_)))
+        }
         Check::Http { url, status } => match timeout(limit, http_status(url)).await {
             Ok(Ok(code)) => match status {
                 Some(want) => code == *want,

@@ -128,10 +128,22 @@ impl Job {
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let log_match = log.as_ref().map(|(m, _)| m.clone());
         if let Some(out) = stdout {
-            readers.push(tokio::spawn(output::pump(out, self.name.clone(), Stream::Stdout, self.events.clone(), log_match.clone())));
+            readers.push(tokio::spawn(output::pump(
+                out,
+                self.name.clone(),
+                Stream::Stdout,
+                self.events.clone(),
+                log_match.clone(),
+            )));
         }
         if let Some(err) = stderr {
-            readers.push(tokio::spawn(output::pump(err, self.name.clone(), Stream::Stderr, self.events.clone(), log_match)));
+            readers.push(tokio::spawn(output::pump(
+                err,
+                self.name.clone(),
+                Stream::Stderr,
+                self.events.clone(),
+                log_match,
+            )));
         }
 
         let is_service = task.is_service();
@@ -140,11 +152,7 @@ impl Job {
             ready = true;
             self.report_ready(started, None);
         }
-        let mut probe_ctx = probe::Context {
-            cwd: &task.cwd,
-            env: &task.env,
-            log_matched: log.map(|(_, rx)| rx),
-        };
+        let mut probe_ctx = probe::Context { cwd: &task.cwd, env: &task.env, log_matched: log.map(|(_, rx)| rx) };
         let probe_fut = async {
             match probe {
                 Some(p) => probe::wait_ready(p, &mut probe_ctx).await,

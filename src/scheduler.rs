@@ -59,7 +59,10 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
             (Ok(a), Ok(b), Ok(c)) => (a, b, c),
             _ => {
                 let _ = events
-                    .send(Event::Notice { task: None, message: "cannot install signal handlers; nothing was started".into() })
+                    .send(Event::Notice {
+                        task: None,
+                        message: "cannot install signal handlers; nothing was started".into(),
+                    })
                     .await;
                 return RunOutcome::Failed;
             }
@@ -168,7 +171,9 @@ impl Scheduler<'_> {
                         self.finish(i, Status::Ok, Duration::ZERO).await;
                         progress = true;
                     }
-                    TaskKind::Service if !self.plan.foreground[i] && self.plan.needers[i].iter().all(|&n| self.is_done(n)) => {
+                    TaskKind::Service
+                        if !self.plan.foreground[i] && self.plan.needers[i].iter().all(|&n| self.is_done(n)) =>
+                    {
                         let why = "nothing that needs it is left to run".to_string();
                         self.finish(i, Status::Skipped(why), Duration::ZERO).await;
                         progress = true;
@@ -299,8 +304,11 @@ impl Scheduler<'_> {
             .await;
             self.abort(StopReason::Interrupted).await;
         } else {
-            self.emit(Event::Notice { task: None, message: format!("received {} again; killing everything now", sig.as_str()) })
-                .await;
+            self.emit(Event::Notice {
+                task: None,
+                message: format!("received {} again; killing everything now", sig.as_str()),
+            })
+            .await;
             for i in 0..self.nodes.len() {
                 self.request(i, Control::Kill);
             }

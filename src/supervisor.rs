@@ -193,9 +193,8 @@ impl Drop for Process {
 /// Whether any live (non-zombie) process is in group `pgid`. Zombies irun inherited as subreaper are reaped on the
 /// way; `leader` (owned by tokio, which reaps it) is left alone.
 fn group_alive(pgid: i32, leader: Option<u32>) -> bool {
-    match kill(Pid::from_raw(-pgid), None) {
-        Err(Errno::ESRCH) => return false,
-        Err(_) | Ok(()) => {}
+    if let Err(Errno::ESRCH) = kill(Pid::from_raw(-pgid), None) {
+        return false;
     }
     // Members exist, but they may all be zombies waiting for a parent to reap them.
     let me = std::process::id() as i32;

@@ -98,7 +98,8 @@ impl<W: Write + Send> Terminal<W> {
                 continue;
             }
             let Some(tail) = self.tails.get(task).filter(|t| !t.is_empty()) else { continue };
-            let head = format!("last {} line{} of {task}'s output:", tail.len(), if tail.len() == 1 { "" } else { "s" });
+            let head =
+                format!("last {} line{} of {task}'s output:", tail.len(), if tail.len() == 1 { "" } else { "s" });
             let line = format!("{}\n", self.paint(Style::new().bold(), &head));
             let _ = self.out.write_all(line.as_bytes());
             for l in tail.clone() {
@@ -112,7 +113,9 @@ impl<W: Write + Send> Terminal<W> {
         let verdict = match outcome {
             RunOutcome::Passed => self.paint(AnsiColor::Green.on_default().bold(), "passed"),
             RunOutcome::Failed => self.paint(AnsiColor::Red.on_default().bold(), "failed"),
-            RunOutcome::Interrupted(sig) => self.paint(AnsiColor::Yellow.on_default().bold(), &format!("interrupted by {}", sig.as_str())),
+            RunOutcome::Interrupted(sig) => {
+                self.paint(AnsiColor::Yellow.on_default().bold(), &format!("interrupted by {}", sig.as_str()))
+            }
         };
         let text = format!("{verdict}: {} in {}", counts.join(", "), format_duration(elapsed));
         self.irun(&text);

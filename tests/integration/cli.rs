@@ -32,8 +32,14 @@ fn list_describes_tasks_kinds_deps_and_default() {
     let out = p.irun().args(["list"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert!(lines[0].starts_with("setup") && lines[0].contains("task") && lines[0].contains("Prepare things"), "{out:?}");
-    assert!(lines[1].starts_with("server") && lines[1].contains("service") && lines[1].contains("deps: setup"), "{out:?}");
+    assert!(
+        lines[0].starts_with("setup") && lines[0].contains("task") && lines[0].contains("Prepare things"),
+        "{out:?}"
+    );
+    assert!(
+        lines[1].starts_with("server") && lines[1].contains("service") && lines[1].contains("deps: setup"),
+        "{out:?}"
+    );
     assert!(lines[1].contains("ready when 127.0.0.1:1 accepting connections"), "{out:?}");
     assert!(lines[3].starts_with("all") && lines[3].contains("group"), "{out:?}");
     assert!(out.stdout.contains("default: all"), "{out:?}");

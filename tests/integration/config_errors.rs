@@ -56,7 +56,8 @@ fn unknown_default_target_is_an_error() {
 
 #[test]
 fn dependency_cycle_is_printed() {
-    let err = rejected("[tasks.a]\ncmd = \"true\"\ndeps = [\"b\"]\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n", &["marker"]);
+    let err =
+        rejected("[tasks.a]\ncmd = \"true\"\ndeps = [\"b\"]\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n", &["marker"]);
     assert!(err.contains("dependency cycle: a -> b -> a"), "{err}");
 }
 
@@ -97,14 +98,20 @@ fn invalid_duration_is_an_error() {
 
 #[test]
 fn invalid_probe_duration_is_an_error() {
-    let err = rejected("[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 8001, interval = \"fast\" }\n", &["marker"]);
+    let err = rejected(
+        "[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 8001, interval = \"fast\" }\n",
+        &["marker"],
+    );
     assert!(err.contains("invalid duration \"fast\" for `ready.interval`"), "{err}");
 }
 
 #[test]
 fn invalid_port_is_an_error() {
-    for (tcp, what) in [("70000", "invalid port 70000"), ("0", "invalid port 0"), ("\"localhost:http\"", "invalid port \"http\"")] {
-        let err = rejected(&format!("[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = {{ tcp = {tcp} }}\n"), &["marker"]);
+    for (tcp, what) in
+        [("70000", "invalid port 70000"), ("0", "invalid port 0"), ("\"localhost:http\"", "invalid port \"http\"")]
+    {
+        let err =
+            rejected(&format!("[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = {{ tcp = {tcp} }}\n"), &["marker"]);
         assert!(err.contains(what), "{tcp}: {err}");
         assert!(err.contains("Irun.toml:4:"), "{err}");
     }
@@ -115,7 +122,10 @@ fn empty_cmd_is_an_error() {
     for cmd in ["\"\"", "\"   \"", "[]", "[\"\"]"] {
         let err = rejected(&format!("[tasks.a]\ncmd = {cmd}\n"), &["marker"]);
         assert!(err.contains("Irun.toml:2:7"), "{cmd}: {err}");
-        assert!(err.contains("`cmd` is empty") || err.contains("empty array") || err.contains("empty program"), "{cmd}: {err}");
+        assert!(
+            err.contains("`cmd` is empty") || err.contains("empty array") || err.contains("empty program"),
+            "{cmd}: {err}"
+        );
     }
 }
 
@@ -151,7 +161,10 @@ fn missing_irun_toml_says_where_irun_looked() {
     let p = Project::new("");
     let out = p.irun().current_dir(&sub).run();
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains(&format!("no Irun.toml found in {} or any parent directory", sub.display())), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("no Irun.toml found in {} or any parent directory", sub.display())),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("-f PATH"), "{out:?}");
 }
 

@@ -250,7 +250,11 @@ pub fn alive(pid: i32) -> bool {
 pub fn wait_all_dead(pids: &[i32]) {
     let deadline = Instant::now() + PATIENCE;
     while pids.iter().any(|&p| alive(p)) {
-        assert!(Instant::now() < deadline, "processes still alive: {:?}", pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "processes still alive: {:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -30,7 +30,9 @@ fn parallel_output_never_mixes_mid_line() {
 
 #[test]
 fn non_utf8_bytes_pass_through_unharmed() {
-    let p = Project::new("[tasks.bin]\ncmd = [\"python3\", \"-c\", \"import sys; sys.stdout.buffer.write(b'caf\\\\xe9 \\\\xff\\\\xfe end\\\\nno newline \\\\x80')\"]\n");
+    let p = Project::new(
+        "[tasks.bin]\ncmd = [\"python3\", \"-c\", \"import sys; sys.stdout.buffer.write(b'caf\\\\xe9 \\\\xff\\\\xfe end\\\\nno newline \\\\x80')\"]\n",
+    );
     let out = p.irun().args(["bin"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     let needle = b"bin | caf\xe9 \xff\xfe end\nbin | no newline \x80\n";
@@ -62,7 +64,10 @@ fn summary_lists_every_task_with_status_and_total_time() {
     let rows: Vec<&str> = summary.lines().take(3).collect();
     assert!(rows[0].contains("ok") && rows[0].contains("good") && rows[0].ends_with('s'), "{summary}");
     assert!(rows[1].contains("failed") && rows[1].contains("bad") && rows[1].contains("exit code 4"), "{summary}");
-    assert!(rows[2].contains("skipped") && rows[2].contains("never") && rows[2].contains("dep `bad` failed"), "{summary}");
+    assert!(
+        rows[2].contains("skipped") && rows[2].contains("never") && rows[2].contains("dep `bad` failed"),
+        "{summary}"
+    );
     assert!(summary.contains("oops"), "failed task's last lines repeated: {summary}");
     let last = summary.lines().last().unwrap();
     assert!(last.starts_with("irun: failed: 1 ok, 1 failed, 1 skipped in "), "{last}");

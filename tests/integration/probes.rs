@@ -57,7 +57,9 @@ fn log_probe_waits_for_a_matching_line() {
 
 #[test]
 fn a_service_without_ready_is_ready_once_started() {
-    let p = Project::new("[tasks.server]\ncmd = \"exec sleep 1000\"\ndaemon = true\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n");
+    let p = Project::new(
+        "[tasks.server]\ncmd = \"exec sleep 1000\"\ndaemon = true\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n",
+    );
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("server * ready after"), "{out:?}");

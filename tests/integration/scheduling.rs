@@ -111,7 +111,10 @@ fn fail_fast_cancels_what_has_not_started_and_exits_1() {
     let out = p.irun().args(["-j1", "bad", "after-bad", "independent"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(!p.exists("after-bad-ran") && !p.exists("independent-ran"), "{out:?}");
-    assert!(out.stdout.contains("bad") && out.stdout.contains("FAILED") && out.stdout.contains("exit code 3"), "{out:?}");
+    assert!(
+        out.stdout.contains("bad") && out.stdout.contains("FAILED") && out.stdout.contains("exit code 3"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("cancelled"), "{out:?}");
 }
 
@@ -150,7 +153,9 @@ fn keep_going_skips_transitive_dependents() {
 
 #[test]
 fn timeout_stops_the_task_and_fails_it() {
-    let p = Project::new("[tasks.slow]\ncmd = \"echo $$ > slow.pid; sleep 1000 & echo $! >> slow.pid; wait\"\ntimeout = \"300ms\"\n");
+    let p = Project::new(
+        "[tasks.slow]\ncmd = \"echo $$ > slow.pid; sleep 1000 & echo $! >> slow.pid; wait\"\ntimeout = \"300ms\"\n",
+    );
     let out = p.irun().args(["slow"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("TIMED OUT"), "{out:?}");

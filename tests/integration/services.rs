@@ -28,7 +28,10 @@ fn dependent_starts_after_the_port_opens() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(p.stamp("listening") <= p.stamp("client.start"), "client started before the port opened");
     assert!(out.stdout.contains("client | ok"), "client reached the server: {out:?}");
-    assert!(out.stdout.contains(&format!("ready after")) && out.stdout.contains(&format!("127.0.0.1:{port} accepting connections")), "{out:?}");
+    assert!(
+        out.stdout.contains("ready after") && out.stdout.contains(&format!("127.0.0.1:{port} accepting connections")),
+        "{out:?}"
+    );
     assert!(!alive(p.pids("server.pid")[0]), "server left running");
 }
 
@@ -108,7 +111,10 @@ fn a_probe_that_times_out_fails_the_service() {
     ));
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains(&format!("not ready after 300ms: never saw 127.0.0.1:{port} accepting connections")), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("not ready after 300ms: never saw 127.0.0.1:{port} accepting connections")),
+        "{out:?}"
+    );
     assert!(!alive(p.pids("server.pid")[0]));
     assert!(!p.exists("client-ran"));
 }

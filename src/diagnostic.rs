@@ -98,3 +98,32 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     did_you_mean(word, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_lines_and_characters() {
+        let s = Source::new(Path::new("Irun.toml"), "a = 1\nné = \"x\"\n");
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(6), (2, 1));
+        // "né" is three bytes but two characters.
+        assert_eq!(s.line_col(10), (2, 4));
+    }
+
+    #[test]
+    fn suggestions_only_for_close_words() {
+        assert_eq!(did_you_mean("thraed", ["thread", "http", "init"]), Some("thread"));
+        assert_eq!(did_you_mean("zzz", ["thread", "http", "init"]), None);
+    }
+
+    #[test]
+    fn render_names_file_line_column_and_quotes_the_line() {
+        let s = Source::new(Path::new("Irun.toml"), "[tasks.a]\ncmd = 1\n");
+        let text = Diagnostic::at(&s, 16..17, "`cmd` must be a string").with_help("quote it").render(false);
+        assert!(text.contains("Irun.toml:2:7: `cmd` must be a string"), "{text}");
+        assert!(text.contains("cmd = 1"), "{text}");
+        assert!(text.contains("help: quote it"), "{text}");
+    }
+}

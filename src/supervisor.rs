@@ -250,3 +250,24 @@ pub fn describe_exit(status: ExitStatus) -> String {
         "ended abnormally".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_of_this_process() {
+        let me = std::process::id() as i32;
+        let stat = ProcStat::read(me).expect("readable");
+        assert_eq!(stat.ppid, nix::unistd::getppid().as_raw());
+        assert_eq!(stat.pgrp, nix::unistd::getpgrp().as_raw());
+        assert_ne!(stat.state, 'Z');
+    }
+
+    #[test]
+    fn exit_descriptions() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "exit code 3");
+        assert_eq!(describe_exit(ExitStatus::from_raw(9)), "killed by SIGKILL");
+    }
+}

@@ -153,6 +153,11 @@ impl Check {
 }
 
 /// `host:port`, with brackets around IPv6 addresses.
+///
+/// ```
+/// assert_eq!(irun::config::host_port("127.0.0.1", 8001), "127.0.0.1:8001");
+/// assert_eq!(irun::config::host_port("::1", 8001), "[::1]:8001");
+/// ```
 pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }

@@ -182,7 +182,15 @@ fn status_style(status: &Status) -> Style {
     }
 }
 
-/// "0.31s", "12.0s", "2m05s".
+/// Durations as the summary shows them.
+///
+/// ```
+/// use std::time::Duration;
+/// use irun::report::terminal::format_duration;
+/// assert_eq!(format_duration(Duration::from_millis(310)), "0.31s");
+/// assert_eq!(format_duration(Duration::from_millis(12_040)), "12.0s");
+/// assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+/// ```
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 10.0 {

@@ -112,5 +112,56 @@ pub enum Event {
     },
 }
 
-/// Where events go: a bounded channel, so a reporter that cannot keep up slows producers instead of eating memory.
-pub type EventSender = tokio::sync::mpsc::Sender<Event>;
+/// Bytes of task output that may wait for reporters before output readers are slowed down.
+const OUTPUT_BUDGET: usize = 4 << 20;
+
+/// Where events go. Sending never blocks, so the scheduler stays responsive (timeouts, Ctrl-C) even when irun's
+/// stdout is slow or blocked; only task output is throttled: when reporters fall `OUTPUT_BUDGET` bytes behind,
+/// output readers wait, and the task's pipe fills, as if it wrote to that stdout directly.
+#[derive(Clone)]
+pub struct EventSender {
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+pub struct EventReceiver {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+pub fn channel() -> (EventSender, EventReceiver) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let budget = Arc::new(tokio::sync::Semaphore::new(OUTPUT_BUDGET));
+    (EventSender { tx, budget: budget.clone() }, EventReceiver { rx, budget })
+}
+
+impl EventSender {
+    pub fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// Send a line of output once the reporters have room for it.
+    pub async fn send_output(&self, task: TaskName, stream: Stream, line: Vec<u8>) {
+        let cost = line.len().clamp(1, OUTPUT_BUDGET) as u32;
+        if let Ok(permit) = self.budget.acquire_many(cost).await {
+            // Returned by the receiver once the line has been handled.
+            permit.forget();
+        }
+        self.send(Event::Output { task, stream, line });
+    }
+}
+
+impl EventReceiver {
+    /// The next event, blocking this (non-async) thread; `None` once every sender is gone.
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        let event = self.rx.blocking_recv()?;
+        if let Event::Output { line, .. } = &event {
+            self.budget.add_permits(line.len().clamp(1, OUTPUT_BUDGET));
+        }
+        Some(event)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod output;
 pub mod plan;
 pub mod probe;
+pub mod procfs;
 pub mod report;
 pub mod runner;
 pub mod scheduler;
@@ -144,16 +145,14 @@ fn run_plan(config: Config, plan: &Plan, options: &scheduler::Options, color: bo
         .build()
         .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
     let config = Arc::new(config);
-    let outcome = runtime.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let terminal = report::terminal::Terminal::new(std::io::BufWriter::new(std::io::stdout()), color);
-        let reporters: Vec<Box<dyn report::Reporter>> = vec![Box::new(terminal)];
-        let reporting = tokio::spawn(report::drive(rx, reporters));
-        let outcome = scheduler::run(config, plan, options, tx).await;
-        let _ = reporting.await;
-        outcome
-    });
+    let (tx, rx) = events::channel();
+    let terminal = report::terminal::Terminal::new(std::io::BufWriter::new(std::io::stdout()), color);
+    let reporters: Vec<Box<dyn report::Reporter>> = vec![Box::new(terminal)];
+    let reporting = std::thread::spawn(move || report::drive(rx, reporters));
+    let outcome = runtime.block_on(scheduler::run(config, plan, options, tx));
+    // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
+    let _ = reporting.join();
     guard::finish();
     Ok(outcome)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 
-use crate::events::{Event, EventSender, Stream, TaskName};
+use crate::events::{EventSender, Stream, TaskName};
 
 /// A longer line is passed on in pieces of this size, so one endless line cannot exhaust memory.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -57,7 +57,7 @@ async fn emit(line: &mut Vec<u8>, task: &TaskName, stream: Stream, events: &Even
             log.matched.send_replace(true);
         }
     }
-    let _ = events.send(Event::Output { task: task.clone(), stream, line }).await;
+    events.send_output(task.clone(), stream, line).await;
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {

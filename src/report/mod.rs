@@ -2,9 +2,7 @@
 
 pub mod terminal;
 
-use tokio::sync::mpsc;
-
-use crate::events::Event;
+use crate::events::{Event, EventReceiver};
 
 pub trait Reporter: Send {
     fn event(&mut self, event: &Event);
@@ -12,9 +10,10 @@ pub trait Reporter: Send {
     fn flush(&mut self) {}
 }
 
-/// Feed every event to every reporter until the last sender is gone.
-pub async fn drive(mut events: mpsc::Receiver<Event>, mut reporters: Vec<Box<dyn Reporter>>) {
-    while let Some(event) = events.recv().await {
+/// Feed every event to every reporter until the last sender is gone. Runs on its own thread, so a blocked
+/// stdout never stalls the scheduler.
+pub fn drive(mut events: EventReceiver, mut reporters: Vec<Box<dyn Reporter>>) {
+    while let Some(event) = events.blocking_recv() {
         for r in &mut reporters {
             r.event(&event);
         }

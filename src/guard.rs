@@ -8,6 +8,9 @@
 //!
 //! `PR_SET_PDEATHSIG` alone is not enough: it reaches only the direct child, while a service's workers
 //! (gunicorn's, or anything under `sh -c`) are grandchildren.
+//!
+//! Processes that left their group (`setsid`, daemonising) are found by the marker irun puts in every task's
+//! environment, `IRUN_OWNER=<run token>/<n>`, which their descendants inherit: the guard kills those too.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -27,14 +30,32 @@ struct Guard {
 
 static GUARD: OnceLock<Mutex<Guard>> = OnceLock::new();
 
+/// The environment variable that marks every process a run started, and their descendants.
+pub const OWNER_VAR: &str = "IRUN_OWNER";
+
+/// What identifies this run among every irun on the machine: its pid and start time.
+pub fn run_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    })
+}
+
+/// The guard's pid, so irun does not mistake it for an adopted orphan.
+pub fn pid() -> Option<i32> {
+    GUARD.get().map(|g| g.lock().unwrap_or_else(|e| e.into_inner()).pid.as_raw())
+}
+
 /// Fork the guard. Must be called while irun is still single-threaded (before the async runtime starts).
 pub fn start() -> std::io::Result<()> {
+    let token = run_token().to_string();
     let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
     // SAFETY: irun has no other threads yet, so the child may do anything the parent could.
     match unsafe { fork() }? {
         ForkResult::Child => {
             drop(write);
-            guard_main(read)
+            guard_main(read, &token)
         }
         ForkResult::Parent { child } => {
             drop(read);
@@ -62,8 +83,9 @@ fn tell(line: &str) {
     }
 }
 
-/// Close the pipe and wait for the guard to exit, after a run that cleaned up after itself.
+/// Tell the guard that irun cleaned up after itself, close the pipe, and wait for the guard to exit.
 pub fn finish() {
+    tell("done\n");
     if let Some(g) = GUARD.get() {
         let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
         // Replacing the pipe with /dev/null closes our end, which is the guard's signal to exit.
@@ -74,7 +96,7 @@ pub fn finish() {
     }
 }
 
-fn guard_main(read: OwnedFd) -> ! {
+fn guard_main(read: OwnedFd, token: &str) -> ! {
     // Out of the terminal's foreground group, and deaf to the signals meant for irun: the guard must outlive it.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGPIPE] {
@@ -93,6 +115,10 @@ fn guard_main(read: OwnedFd) -> ! {
             Ok(_) => {}
         }
         let l = line.trim();
+        if l == "done" {
+            // irun finished its own cleanup; the ids it left listed may already belong to someone else.
+            std::process::exit(0);
+        }
         if let Some(id) = l.strip_prefix('+').and_then(|s| s.parse().ok()) {
             groups.insert(id);
         } else if let Some(id) = l.strip_prefix('-').and_then(|s| s.parse::<i32>().ok()) {
@@ -102,6 +128,16 @@ fn guard_main(read: OwnedFd) -> ! {
     for pgid in groups {
         if pgid > 1 {
             let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+        }
+    }
+    // Then whatever escaped those groups but still carries this run's marker. SIGKILL cannot be ignored and nothing
+    // new is spawned by the dead, so a second pass only catches what the first raced with.
+    let prefix = format!("{OWNER_VAR}={token}/");
+    for _ in 0..2 {
+        for pid in crate::procfs::pids() {
+            if pid > 1 && crate::procfs::environ_has(pid, &prefix) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
     std::process::exit(0)

@@ -1,27 +1,49 @@
 //! Process supervision: every task runs as the leader of its own process group, and irun stops the whole group
 //! (stop signal, grace period, SIGKILL) and waits until no member is left. It never signals anything else.
+//!
+//! Processes that leave the group (`setsid`, daemonising) are still found: irun is a child subreaper, so when
+//! their parent dies they become irun's children, and the `IRUN_OWNER` marker in their environment says which
+//! task they came from.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::time::{Instant, sleep, timeout_at};
 
 use crate::config::Cmd;
-use crate::guard;
+use crate::guard::{self, OWNER_VAR};
+use crate::procfs;
 
 /// Last resort when a group ignores even SIGKILL (a process stuck in the kernel): give up waiting after this.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-/// Mark irun as a child subreaper, so orphaned grandchildren are re-parented to irun (which reaps them) instead of
-/// to PID 1 (which, in some containers, never does).
+/// Pids of processes irun spawned and tokio has not reaped yet: its own children, as opposed to adopted orphans.
+static SPAWNED: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+fn spawned() -> std::sync::MutexGuard<'static, Option<HashSet<i32>>> {
+    SPAWNED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Mark irun as a child subreaper, so orphaned descendants are re-parented to irun (which finds, stops and reaps
+/// them) instead of to PID 1 (which, in some containers, never reaps).
 pub fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+/// `now + d`, saturating instead of panicking on absurdly long durations.
+pub fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
 }
 
 pub struct Spec<'a> {
@@ -35,6 +57,8 @@ pub struct Spec<'a> {
 pub struct Process {
     child: Child,
     pgid: i32,
+    /// The value of `IRUN_OWNER` given to this process, inherited by everything it starts.
+    owner: String,
     status: Option<ExitStatus>,
     /// Set once the leader is reaped and no member of the group remains.
     gone: bool,
@@ -50,6 +74,8 @@ pub enum Stopped {
 }
 
 pub fn spawn(spec: &Spec<'_>) -> io::Result<(Process, Option<ChildStdout>, Option<ChildStderr>)> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let owner = format!("{}/{}", guard::run_token(), SEQUENCE.fetch_add(1, Ordering::Relaxed));
     let mut command = match spec.cmd {
         Cmd::Shell(script) => {
             let mut c = Command::new("sh");
@@ -69,7 +95,12 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<(Process, Option<ChildStdout>, Optio
             c
         }
     };
-    command.current_dir(spec.cwd).envs(spec.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).process_group(0);
+    command
+        .current_dir(spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(OWNER_VAR, &owner)
+        .stdin(Stdio::null())
+        .process_group(0);
     if spec.capture_output {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     } else {
@@ -90,12 +121,16 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<(Process, Option<ChildStdout>, Optio
             Ok(())
         });
     }
+    // Registered before the child can exit, so the reaping helpers never take it for an adopted orphan.
+    let mut registry = spawned();
     let mut child = command.spawn()?;
     let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    registry.get_or_insert_with(HashSet::new).insert(pgid);
+    drop(registry);
     guard::watch(pgid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    Ok((Process { child, pgid, status: None, gone: false }, stdout, stderr))
+    Ok((Process { child, pgid, owner, status: None, gone: false }, stdout, stderr))
 }
 
 impl Process {
@@ -109,66 +144,85 @@ impl Process {
             return Ok(s);
         }
         let s = self.child.wait().await?;
-        self.status = Some(s);
+        self.reaped(s);
         Ok(s)
     }
 
-    pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.status
+    fn reaped(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+        if let Some(set) = spawned().as_mut() {
+            set.remove(&self.pgid);
+        }
     }
 
-    fn signal(&self, sig: Signal) {
+    /// Signal the group, unless it is known to be gone: once the leader is reaped and the group empty, its id may
+    /// be reused by a stranger.
+    fn signal(&mut self, sig: Signal) {
+        if self.gone || (self.status.is_some() && !group_alive(self.pgid, None)) {
+            self.mark_gone();
+            return;
+        }
+        let _ = kill(Pid::from_raw(-self.pgid), sig);
+    }
+
+    fn mark_gone(&mut self) {
         if !self.gone {
-            let _ = kill(Pid::from_raw(-self.pgid), sig);
+            self.gone = true;
+            guard::forget(self.pgid);
         }
     }
 
     /// SIGKILL the whole group now, without waiting (a second Ctrl-C).
-    pub fn kill_now(&self) {
+    pub fn kill_now(&mut self) {
         self.signal(Signal::SIGKILL);
     }
 
-    /// Stop the whole group: `sig`, up to `grace` for every member to exit, then SIGKILL.
-    /// Also used after the leader exited on its own, to stop members it left behind.
+    /// Stop the whole group and anything that escaped it: `sig`, up to `grace` for every process to exit, then
+    /// SIGKILL. Also used after the leader exited on its own, to stop what it left behind.
     pub async fn stop(&mut self, sig: Signal, grace: Duration) -> Stopped {
-        if self.gone {
-            return Stopped::Gracefully;
-        }
+        let deadline = deadline_after(grace);
         self.signal(sig);
         // A stopped (SIGTSTP) process would not act on the signal until continued.
         self.signal(Signal::SIGCONT);
-        if self.wait_gone(Instant::now() + grace).await {
+        let mut signalled = HashSet::new();
+        if self.wait_gone(deadline).await && self.stop_escapees(sig, deadline, &mut signalled).await {
             return Stopped::Gracefully;
         }
         self.kill_and_wait().await;
         Stopped::Killed
     }
 
-    /// SIGKILL the group and wait until it is gone.
+    /// SIGKILL the group and anything that escaped it, and wait until all are gone.
     pub async fn kill_and_wait(&mut self) {
+        let deadline = deadline_after(KILL_WAIT);
         self.signal(Signal::SIGKILL);
-        self.wait_gone(Instant::now() + KILL_WAIT).await;
+        self.wait_gone(deadline).await;
+        self.stop_escapees(Signal::SIGKILL, deadline, &mut HashSet::new()).await;
     }
 
-    /// True if members of the group other than the (already exited) leader are still running.
-    pub fn has_leftovers(&mut self) -> bool {
-        !self.gone && group_alive(self.pgid, self.child.id())
+    /// Whether processes the (exited) leader started are still running in its group, or, with `escaped`, outside
+    /// it too. Looking for escapees scans /proc, which would double the cost of a short task; the run-end sweep
+    /// ([`stop_all_escaped`]) finds them anyway.
+    pub fn has_leftovers(&mut self, escaped: bool) -> bool {
+        if !self.gone && group_alive(self.pgid, self.child.id()) {
+            return true;
+        }
+        escaped && !escapees(Some(&self.owner)).is_empty()
     }
 
     /// Wait until the leader is reaped and no member of the group is left, or until `deadline`.
     pub async fn wait_gone(&mut self, deadline: Instant) -> bool {
         if self.status.is_none() {
             match timeout_at(deadline, self.child.wait()).await {
-                Ok(Ok(s)) => self.status = Some(s),
+                Ok(Ok(s)) => self.reaped(s),
                 Ok(Err(_)) | Err(_) => return false,
             }
         }
         // No notification exists for "process group empty": poll, quickly at first.
         let mut pause = Duration::from_millis(1);
         loop {
-            if !group_alive(self.pgid, None) {
-                self.gone = true;
-                guard::forget(self.pgid);
+            if self.gone || !group_alive(self.pgid, None) {
+                self.mark_gone();
                 return true;
             }
             if Instant::now() >= deadline {
@@ -178,62 +232,119 @@ impl Process {
             pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
+
+    /// Signal every escaped process of this task once with `sig`, and wait (until `deadline`) for all to be gone.
+    async fn stop_escapees(&self, sig: Signal, deadline: Instant, signalled: &mut HashSet<i32>) -> bool {
+        stop_escaped(Some(&self.owner), sig, deadline, signalled).await
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // Never leak a group: if the owner bailed out early, kill what is left. The guard stays informed, since
-        // the group may need a moment to die.
+        // Never leak a group: if the owner bailed out early (a cancelled probe, a panic), kill what is left.
         if !self.gone {
-            let _ = kill(Pid::from_raw(-self.pgid), Signal::SIGKILL);
+            self.signal(Signal::SIGKILL);
+            self.gone = true;
+            // SIGKILL cannot be caught, so the guard need not (and, once the id is reused, must not) act on it.
+            guard::forget(self.pgid);
         }
     }
 }
 
-/// Whether any live (non-zombie) process is in group `pgid`. Zombies irun inherited as subreaper are reaped on the
-/// way; `leader` (owned by tokio, which reaps it) is left alone.
+/// At the end of a run: stop everything of this run that escaped its group and is still around, whichever task
+/// it came from (`sig`, `grace`, then SIGKILL). Returns how many processes were found.
+pub async fn stop_all_escaped(sig: Signal, grace: Duration) -> usize {
+    let mut signalled = HashSet::new();
+    if !stop_escaped(None, sig, deadline_after(grace), &mut signalled).await {
+        stop_escaped(None, Signal::SIGKILL, deadline_after(KILL_WAIT), &mut HashSet::new()).await;
+    }
+    signalled.len()
+}
+
+async fn stop_escaped(owner: Option<&str>, sig: Signal, deadline: Instant, signalled: &mut HashSet<i32>) -> bool {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let found = escapees(owner);
+        if found.is_empty() {
+            return true;
+        }
+        for pid in found {
+            if signalled.insert(pid) || sig == Signal::SIGKILL {
+                let _ = kill(Pid::from_raw(pid), sig);
+                // An escapee usually leads a group of its own (setsid): its members are its descendants.
+                if procfs::stat(pid).is_some_and(|s| s.pgrp == pid) {
+                    let _ = kill(Pid::from_raw(-pid), sig);
+                }
+                let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Live processes re-parented to irun that carry the marker of `owner` (or, with `None`, of any task of this run).
+/// Any process that escaped a task's group and outlived its parent ends up here, thanks to the subreaper flag.
+/// Adopted zombies are reaped on the way.
+fn escapees(owner: Option<&str>) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let guard_pid = guard::pid();
+    let own: HashSet<i32> = spawned().as_ref().cloned().unwrap_or_default();
+    let marker = match owner {
+        Some(o) => format!("{OWNER_VAR}={o}\0"),
+        None => format!("{OWNER_VAR}={}/", guard::run_token()),
+    };
+    let mut found = Vec::new();
+    for (pid, stat) in procfs::children(me) {
+        if own.contains(&pid) || Some(pid) == guard_pid {
+            continue;
+        }
+        if stat.is_zombie() {
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        } else if marker_matches(pid, &marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn marker_matches(pid: i32, marker: &str) -> bool {
+    match marker.strip_suffix('\0') {
+        // An exact entry: `IRUN_OWNER=token/3` must not match `IRUN_OWNER=token/30`.
+        Some(entry) => {
+            let (name, value) = entry.split_once('=').expect("marker has a name");
+            procfs::environ_is(pid, name, value)
+        }
+        None => procfs::environ_has(pid, marker),
+    }
+}
+
+/// Whether any live (non-zombie) process is in group `pgid`. Adopted zombies in it are reaped on the way; `leader`
+/// (owned by tokio, which reaps it) is left alone.
 fn group_alive(pgid: i32, leader: Option<u32>) -> bool {
     if let Err(Errno::ESRCH) = kill(Pid::from_raw(-pgid), None) {
         return false;
     }
     // Members exist, but they may all be zombies waiting for a parent to reap them.
     let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
     let mut alive = false;
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Some(stat) = ProcStat::read(pid) else { continue };
+    for pid in procfs::pids() {
+        let Some(stat) = procfs::stat(pid) else { continue };
         if stat.pgrp != pgid {
             continue;
         }
-        if stat.state == 'Z' {
+        if stat.is_zombie() {
             if stat.ppid == me && Some(pid as u32) != leader && pgid != pid {
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
             }
         } else {
             alive = true;
         }
     }
     alive
-}
-
-struct ProcStat {
-    state: char,
-    ppid: i32,
-    pgrp: i32,
-}
-
-impl ProcStat {
-    fn read(pid: i32) -> Option<Self> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name is in parentheses and may itself contain spaces or parentheses.
-        let rest = &text[text.rfind(')')? + 2..];
-        let mut fields = rest.split(' ');
-        let state = fields.next()?.chars().next()?;
-        let ppid = fields.next()?.parse().ok()?;
-        let pgrp = fields.next()?.parse().ok()?;
-        Some(ProcStat { state, ppid, pgrp })
-    }
 }
 
 /// "exit code 3", "killed by SIGKILL".
@@ -256,18 +367,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proc_stat_of_this_process() {
-        let me = std::process::id() as i32;
-        let stat = ProcStat::read(me).expect("readable");
-        assert_eq!(stat.ppid, nix::unistd::getppid().as_raw());
-        assert_eq!(stat.pgrp, nix::unistd::getpgrp().as_raw());
-        assert_ne!(stat.state, 'Z');
-    }
-
-    #[test]
     fn exit_descriptions() {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "exit code 3");
         assert_eq!(describe_exit(ExitStatus::from_raw(9)), "killed by SIGKILL");
+    }
+
+    #[test]
+    fn deadlines_saturate() {
+        assert!(deadline_after(Duration::MAX) > Instant::now());
     }
 }

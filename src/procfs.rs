@@ -1,0 +1,73 @@
+//! The few facts irun reads from /proc (Linux): process state, parent and group, and a process's environment.
+
+/// Every pid in /proc.
+pub fn pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()
+}
+
+pub struct Stat {
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+}
+
+impl Stat {
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+pub fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    // "pid (comm) S ppid pgrp ...": the command name may itself contain spaces or parentheses.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp })
+}
+
+/// Whether one of `pid`'s environment entries starts with `prefix` (false if unreadable, e.g. a zombie).
+pub fn environ_has(pid: i32, prefix: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+    env.split(|&b| b == 0).any(|entry| entry.starts_with(prefix.as_bytes()))
+}
+
+/// The children of process `parent` (a scan of /proc: the kernel's `children` file is not always built in).
+pub fn children(parent: i32) -> Vec<(i32, Stat)> {
+    pids().into_iter().filter_map(|pid| stat(pid).filter(|s| s.ppid == parent).map(|s| (pid, s))).collect()
+}
+
+/// Whether the environment entry `name=value` is exactly present.
+pub fn environ_is(pid: i32, name: &str, value: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+    let want = [name.as_bytes(), b"=", value.as_bytes()].concat();
+    env.split(|&b| b == 0).any(|entry| entry == want.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command_names() {
+        let s = parse_stat("42 (a) b (c)) S 7 42 42 0 -1").unwrap();
+        assert_eq!((s.state, s.ppid, s.pgrp), ('S', 7, 42));
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id() as i32;
+        let s = stat(me).unwrap();
+        assert_eq!(s.ppid, nix::unistd::getppid().as_raw());
+        assert!(!s.is_zombie());
+        assert!(environ_has(me, "PATH="));
+        assert!(!environ_is(me, "PATH", "surely-not-this"));
+    }
+}

@@ -11,8 +11,8 @@ use tokio::time::{Instant, sleep, timeout};
 use crate::config::{Check, HttpUrl, Probe, host_port};
 use crate::supervisor;
 
-/// One connection attempt never waits longer than this, whatever the probe's interval.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A TCP connection attempt never waits longer than this (a dropped SYN must not use up the whole probe timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Context<'a> {
     pub cwd: &'a Path,
@@ -23,15 +23,18 @@ pub struct Context<'a> {
 
 /// Wait until the probe passes. The error says what never happened.
 pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), String> {
-    let deadline = Instant::now() + probe.timeout;
+    let deadline = crate::supervisor::deadline_after(probe.timeout);
     let never = || {
         format!("not ready after {}: never saw {}", humantime::format_duration(probe.timeout), probe.check.describe())
     };
     if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
         return match tokio::time::timeout_at(deadline, async { rx.wait_for(|m| *m).await.map(|_| ()) }).await {
             Ok(Ok(_)) => Ok(()),
-            // The sender is gone: both output streams closed without a match. The process exit will be reported.
-            Ok(Err(_)) => std::future::pending().await,
+            // Both output streams closed without a match: no line can match any more.
+            Ok(Err(_)) => {
+                tokio::time::sleep_until(deadline).await;
+                Err(never())
+            }
             Err(_) => Err(never()),
         };
     }
@@ -40,7 +43,7 @@ pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), Stri
         if remaining.is_zero() {
             return Err(never());
         }
-        if attempt(&probe.check, ctx, remaining.min(ATTEMPT_TIMEOUT)).await {
+        if attempt(&probe.check, ctx, remaining).await {
             return Ok(());
         }
         sleep(probe.interval.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -72,7 +75,8 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
 
 /// The status code of `GET url`, read from the status line.
 async fn http_status(url: &HttpUrl) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+    let connect = timeout(CONNECT_TIMEOUT, TcpStream::connect((url.host.as_str(), url.port)));
+    let mut stream = connect.await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: irun\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         url.path,

@@ -83,8 +83,8 @@ pub async fn run(mut job: Job) {
 }
 
 impl Job {
-    async fn notice(&self, message: String) {
-        let _ = self.events.send(Event::Notice { task: Some(self.name.clone()), message }).await;
+    fn notice(&self, message: String) {
+        self.events.send(Event::Notice { task: Some(self.name.clone()), message });
     }
 
     async fn execute(&mut self, started: Instant) -> Status {
@@ -161,7 +161,7 @@ impl Job {
         };
         tokio::pin!(probe_fut);
         let time_limit = task.timeout.unwrap_or(Duration::MAX);
-        let deadline = sleep(task.timeout.unwrap_or(Duration::from_secs(86400 * 365)));
+        let deadline = sleep(task.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
         tokio::pin!(deadline);
 
         let ending = loop {
@@ -185,30 +185,20 @@ impl Job {
 
         let status = match ending {
             Ending::Exited(result) => {
-                if process.has_leftovers() {
+                if process.has_leftovers(is_service) {
                     // The leader is gone but processes it started linger in its group: they must not outlive it.
                     self.stop(&mut process, task, "its main process exited and left processes behind").await;
                 } else {
                     // Nothing left to signal; just record that the group is gone.
                     process.wait_gone(Instant::now()).await;
                 }
-                let stopping = matches!(*self.control.borrow(), Control::Stop(_) | Control::Kill);
+                let stop_requested = matches!(*self.control.borrow(), Control::Stop(_) | Control::Kill);
                 match result {
                     Err(e) => Status::Failed(format!("could not wait for the process: {e}")),
-                    Ok(s) if !is_service || (ready && (self.foreground || stopping)) => {
-                        if s.success() || stopping {
-                            Status::Ok
-                        } else {
-                            Status::Failed(supervisor::describe_exit(s))
-                        }
-                    }
-                    Ok(s) if !ready => {
-                        Status::Failed(format!("exited with {} before it was ready", supervisor::describe_exit(s)))
-                    }
-                    Ok(s) => Status::Failed(format!(
-                        "exited unexpectedly ({}) while tasks still needed it",
-                        supervisor::describe_exit(s)
-                    )),
+                    Ok(exit) => exit_status(
+                        exit,
+                        ExitContext { is_service, ready, foreground: self.foreground, stop_requested },
+                    ),
                 }
             }
             Ending::Stop(reason) => {
@@ -249,23 +239,46 @@ impl Job {
 
     /// Stop the process group gracefully, switching to SIGKILL at once if a kill is requested meanwhile.
     async fn stop(&mut self, process: &mut Process, task: &Task, why: &str) {
-        let _ = self.events.send(Event::TaskStopping { task: self.name.clone(), reason: why.to_string() }).await;
+        self.events.send(Event::TaskStopping { task: self.name.clone(), reason: why.to_string() });
         let graceful = tokio::select! {
             stopped = process.stop(task.stop_signal, task.stop_timeout) => Some(stopped),
             () = kill_requested(&mut self.control) => None,
         };
         match graceful {
             Some(Stopped::Gracefully) => {}
-            Some(Stopped::Killed) => {
-                self.notice(format!(
-                    "did not exit within {} of {}; killed it with SIGKILL",
-                    humantime::format_duration(task.stop_timeout),
-                    task.stop_signal.as_str()
-                ))
-                .await
-            }
+            Some(Stopped::Killed) => self.notice(format!(
+                "did not exit within {} of {}; killed it with SIGKILL",
+                humantime::format_duration(task.stop_timeout),
+                task.stop_signal.as_str()
+            )),
             None => process.kill_and_wait().await,
         }
+    }
+}
+
+/// What decides the status of a task whose main process exited by itself.
+#[derive(Debug, Clone, Copy)]
+struct ExitContext {
+    is_service: bool,
+    ready: bool,
+    foreground: bool,
+    /// The scheduler had asked it to stop (irun had not signalled it yet).
+    stop_requested: bool,
+}
+
+fn exit_status(exit: std::process::ExitStatus, cx: ExitContext) -> Status {
+    let how = supervisor::describe_exit(exit);
+    match cx {
+        // A task's exit code always counts: irun had not signalled it.
+        ExitContext { is_service: false, .. } if exit.success() => Status::Ok,
+        ExitContext { is_service: false, .. } => Status::Failed(how),
+        // A service that was being stopped may end any way it likes.
+        ExitContext { stop_requested: true, ready: true, .. } => Status::Ok,
+        ExitContext { stop_requested: true, ready: false, .. } => Status::Cancelled,
+        ExitContext { ready: false, .. } => Status::Failed(format!("exited with {how} before it was ready")),
+        ExitContext { foreground: true, .. } if exit.success() => Status::Ok,
+        ExitContext { foreground: true, .. } => Status::Failed(how),
+        ExitContext { .. } => Status::Failed(format!("exited unexpectedly ({how}) while tasks still needed it")),
     }
 }
 
@@ -299,5 +312,51 @@ fn spawn_error(cmd: &crate::config::Cmd, e: &std::io::Error) -> String {
             format!("cannot start `{program}`: permission denied; is it executable (chmod +x)?")
         }
         _ => format!("cannot start `{program}`: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    const TASK: ExitContext = ExitContext { is_service: false, ready: true, foreground: false, stop_requested: false };
+    const SERVICE: ExitContext =
+        ExitContext { is_service: true, ready: true, foreground: false, stop_requested: false };
+
+    fn code(c: i32) -> ExitStatus {
+        ExitStatus::from_raw(c << 8)
+    }
+
+    #[test]
+    fn a_task_that_fails_is_failed_even_while_a_stop_is_pending() {
+        let cx = ExitContext { stop_requested: true, ..TASK };
+        assert_eq!(exit_status(code(1), cx), Status::Failed("exit code 1".into()));
+        assert_eq!(exit_status(code(0), cx), Status::Ok);
+    }
+
+    #[test]
+    fn services_ending_on_their_own() {
+        let not_ready = ExitContext { ready: false, ..SERVICE };
+        assert_eq!(
+            exit_status(code(3), not_ready),
+            Status::Failed("exited with exit code 3 before it was ready".into())
+        );
+        assert_eq!(
+            exit_status(code(0), SERVICE),
+            Status::Failed("exited unexpectedly (exit code 0) while tasks still needed it".into())
+        );
+        let foreground = ExitContext { foreground: true, ..SERVICE };
+        assert_eq!(exit_status(code(0), foreground), Status::Ok);
+        assert_eq!(exit_status(code(2), foreground), Status::Failed("exit code 2".into()));
+    }
+
+    #[test]
+    fn services_being_stopped_may_exit_any_way() {
+        let stopping = ExitContext { stop_requested: true, ..SERVICE };
+        assert_eq!(exit_status(code(143), stopping), Status::Ok);
+        assert_eq!(exit_status(code(1), ExitContext { ready: false, ..stopping }), Status::Cancelled);
     }
 }

@@ -58,12 +58,8 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
         match (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
             (Ok(a), Ok(b), Ok(c)) => (a, b, c),
             _ => {
-                let _ = events
-                    .send(Event::Notice {
-                        task: None,
-                        message: "cannot install signal handlers; nothing was started".into(),
-                    })
-                    .await;
+                let message = "cannot install signal handlers; nothing was started".to_string();
+                events.send(Event::Notice { task: None, message });
                 return RunOutcome::Failed;
             }
         };
@@ -83,20 +79,36 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
         interrupted: None,
         failed: false,
     };
-    s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs }).await;
+    s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs });
 
     loop {
-        s.start_what_can_start().await;
+        s.start_what_can_start();
         s.stop_unneeded_services();
         if s.all_done() {
             break;
         }
-        tokio::select! {
-            Some(report) = inbox.recv() => s.on_report(report).await,
-            _ = sigint.recv() => s.on_signal(Signal::SIGINT).await,
-            _ = sigterm.recv() => s.on_signal(Signal::SIGTERM).await,
-            _ = sighup.recv() => s.on_signal(Signal::SIGHUP).await,
+        if !s.anything_running() {
+            // Nothing runs and nothing could start: what is left waits for deps that will never be met.
+            s.give_up_on_waiting();
+            continue;
         }
+        tokio::select! {
+            Some(report) = inbox.recv() => s.on_report(report),
+            _ = sigint.recv() => s.on_signal(Signal::SIGINT),
+            _ = sigterm.recv() => s.on_signal(Signal::SIGTERM),
+            _ = sighup.recv() => s.on_signal(Signal::SIGHUP),
+        }
+    }
+
+    // Every task is done; anything of this run still alive escaped its group after its task ended.
+    let escaped = crate::supervisor::stop_all_escaped(Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT).await;
+    if escaped > 0 {
+        let message = format!(
+            "stopped {escaped} process{} that had left {} task's process group and outlived it",
+            if escaped == 1 { "" } else { "es" },
+            if escaped == 1 { "its" } else { "their" }
+        );
+        s.emit(Event::Notice { task: None, message });
     }
 
     let outcome = match (s.interrupted, s.failed) {
@@ -104,17 +116,21 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
         (None, true) => RunOutcome::Failed,
         (None, false) => RunOutcome::Passed,
     };
-    s.emit(Event::RunFinished { outcome, elapsed: started.elapsed() }).await;
+    s.emit(Event::RunFinished { outcome, elapsed: started.elapsed() });
     outcome
 }
 
 impl Scheduler<'_> {
-    async fn emit(&self, event: Event) {
-        let _ = self.events.send(event).await;
+    fn emit(&self, event: Event) {
+        self.events.send(event);
     }
 
     fn all_done(&self) -> bool {
-        self.plan.order.iter().all(|&i| matches!(self.nodes[i].state, State::Done(_)))
+        self.plan.order.iter().all(|&i| self.is_done(i))
+    }
+
+    fn anything_running(&self) -> bool {
+        self.plan.order.iter().any(|&i| matches!(self.nodes[i].state, State::Running | State::Ready))
     }
 
     fn is_done(&self, i: usize) -> bool {
@@ -130,52 +146,75 @@ impl Scheduler<'_> {
         }
     }
 
+    /// Why `dep` can never let its dependents start, if it cannot.
+    fn unmeetable(&self, dep: usize) -> Option<String> {
+        let name = &self.plan.names[dep];
+        match &self.nodes[dep].state {
+            State::Done(s) if s.is_failure() => Some(format!("dep `{name}` failed")),
+            State::Done(Status::Ok) if self.plan.kinds[dep] == TaskKind::Service => {
+                Some(format!("service `{name}` is no longer running"))
+            }
+            State::Done(Status::Ok) => None,
+            State::Done(_) => Some(format!("dep `{name}` did not run")),
+            _ => None,
+        }
+    }
+
     /// Record the end of task `i`, whatever it was.
-    async fn record(&mut self, i: usize, status: Status, duration: Duration) {
+    fn record(&mut self, i: usize, status: Status, duration: Duration) {
         if std::mem::take(&mut self.nodes[i].holds_slot) {
             self.free_slots += 1;
         }
         self.nodes[i].state = State::Done(status.clone());
         self.nodes[i].control = None;
-        self.emit(Event::TaskFinished { task: self.plan.names[i].clone(), status, duration }).await;
+        self.emit(Event::TaskFinished { task: self.plan.names[i].clone(), status, duration });
     }
 
     /// Record the end of task `i` and react to a failure.
-    async fn finish(&mut self, i: usize, status: Status, duration: Duration) {
+    fn finish(&mut self, i: usize, mut status: Status, duration: Duration) {
+        if self.plan.kinds[i] == TaskKind::Service && status == Status::Ok && !self.nodes[i].stop_requested {
+            // A foreground service may end on its own, but not while tasks still count on it.
+            let waiting: Vec<&str> =
+                self.plan.needers[i].iter().filter(|&&n| !self.is_done(n)).map(|&n| &*self.plan.names[n]).collect();
+            if !waiting.is_empty() {
+                status = Status::Failed(format!("exited (exit code 0) while {} still needed it", waiting.join(", ")));
+            }
+        }
         let failure = status.is_failure();
-        self.record(i, status, duration).await;
+        self.record(i, status, duration);
         if failure {
             self.failed = true;
             if self.options.keep_going {
-                self.skip_dependents(i).await;
+                self.skip_blocked();
             } else {
-                self.abort(StopReason::Cancelled).await;
+                self.abort(StopReason::Cancelled);
             }
         }
     }
 
     /// Start every task whose deps are satisfied, while job slots last. Groups finish as soon as their deps do.
-    async fn start_what_can_start(&mut self) {
+    fn start_what_can_start(&mut self) {
         if self.aborting {
             return;
         }
         let mut progress = true;
         while progress {
             progress = false;
-            for &i in &self.plan.order {
+            for idx in 0..self.plan.order.len() {
+                let i = self.plan.order[idx];
                 if self.nodes[i].state != State::Waiting || !self.plan.deps[i].iter().all(|&d| self.satisfied(d)) {
                     continue;
                 }
                 match self.plan.kinds[i] {
                     TaskKind::Group => {
-                        self.finish(i, Status::Ok, Duration::ZERO).await;
+                        self.finish(i, Status::Ok, Duration::ZERO);
                         progress = true;
                     }
                     TaskKind::Service
                         if !self.plan.foreground[i] && self.plan.needers[i].iter().all(|&n| self.is_done(n)) =>
                     {
                         let why = "nothing that needs it is left to run".to_string();
-                        self.finish(i, Status::Skipped(why), Duration::ZERO).await;
+                        self.finish(i, Status::Skipped(why), Duration::ZERO);
                         progress = true;
                     }
                     _ if self.free_slots > 0 => {
@@ -207,12 +246,21 @@ impl Scheduler<'_> {
             reports: self.reports.clone(),
             control: rx,
         };
-        tokio::spawn(runner::run(job));
+        let reports = self.reports.clone();
+        tokio::spawn(async move {
+            // A runner that panics still reports an end (its process group is killed as it unwinds), so the run
+            // cannot wait for it forever.
+            if let Err(e) = tokio::spawn(runner::run(job)).await {
+                let status = Status::Failed(format!("internal error in irun: {e}"));
+                let _ = reports.send(Report::Finished { task: i, status, duration: Duration::ZERO });
+            }
+        });
     }
 
     /// Services are stopped as soon as every task that needs them has finished.
     fn stop_unneeded_services(&mut self) {
-        for &i in &self.plan.order {
+        for idx in 0..self.plan.order.len() {
+            let i = self.plan.order[idx];
             if self.plan.kinds[i] != TaskKind::Service || self.plan.foreground[i] || self.nodes[i].stop_requested {
                 continue;
             }
@@ -232,10 +280,10 @@ impl Scheduler<'_> {
         }
     }
 
-    async fn on_report(&mut self, report: Report) {
+    fn on_report(&mut self, report: Report) {
         match report {
             Report::Started { task, pid } => {
-                self.emit(Event::TaskStarted { task: self.plan.names[task].clone(), pid }).await;
+                self.emit(Event::TaskStarted { task: self.plan.names[task].clone(), pid });
             }
             Report::Ready { task, after, probe } => {
                 if self.nodes[task].state == State::Running {
@@ -245,51 +293,56 @@ impl Scheduler<'_> {
                 if std::mem::take(&mut self.nodes[task].holds_slot) {
                     self.free_slots += 1;
                 }
-                self.emit(Event::TaskReady { task: self.plan.names[task].clone(), after, probe }).await;
+                self.emit(Event::TaskReady { task: self.plan.names[task].clone(), after, probe });
             }
-            Report::Finished { task, status, duration } => self.finish(task, status, duration).await,
+            Report::Finished { task, status, duration } => {
+                if !self.is_done(task) {
+                    self.finish(task, status, duration);
+                }
+            }
         }
     }
 
     /// Fail-fast or interrupt: nothing new starts, everything running is stopped.
-    async fn abort(&mut self, reason: StopReason) {
+    fn abort(&mut self, reason: StopReason) {
         self.aborting = true;
         for idx in 0..self.plan.order.len() {
             let i = self.plan.order[idx];
             match self.nodes[i].state {
-                State::Waiting => self.record(i, Status::Cancelled, Duration::ZERO).await,
+                State::Waiting => self.record(i, Status::Cancelled, Duration::ZERO),
                 State::Running | State::Ready => self.request(i, Control::Stop(reason)),
                 State::Done(_) => {}
             }
         }
     }
 
-    /// Keep-going: tasks that (transitively) depend on a failed one cannot run.
-    async fn skip_dependents(&mut self, failed: usize) {
-        let name = self.plan.names[failed].clone();
+    /// Keep-going: tasks waiting on a dep that failed, did not run or is gone are skipped, transitively.
+    fn skip_blocked(&mut self) {
+        // The order is topological, so one pass carries skips down a chain.
         for idx in 0..self.plan.order.len() {
             let i = self.plan.order[idx];
             if self.nodes[i].state != State::Waiting {
                 continue;
             }
-            let blocked = self.plan.deps[i].iter().find(|&&d| match &self.nodes[d].state {
-                State::Done(Status::Ok) => self.plan.kinds[d] == TaskKind::Service,
-                State::Done(_) => true,
-                _ => false,
-            });
-            if let Some(&d) = blocked {
-                let why = if d == failed {
-                    format!("dep `{name}` failed")
-                } else {
-                    format!("dep `{}` did not run", self.plan.names[d])
-                };
-                // Order is topological, so skipping propagates down the chain in one pass.
-                self.record(i, Status::Skipped(why), Duration::ZERO).await;
+            if let Some(why) = self.plan.deps[i].iter().find_map(|&d| self.unmeetable(d)) {
+                self.record(i, Status::Skipped(why), Duration::ZERO);
             }
         }
     }
 
-    async fn on_signal(&mut self, sig: Signal) {
+    /// Nothing is running, yet tasks wait: their deps can never be met. Skip them rather than wait forever.
+    fn give_up_on_waiting(&mut self) {
+        self.skip_blocked();
+        for idx in 0..self.plan.order.len() {
+            let i = self.plan.order[idx];
+            if self.nodes[i].state == State::Waiting {
+                let why = "its deps can no longer be met".to_string();
+                self.record(i, Status::Skipped(why), Duration::ZERO);
+            }
+        }
+    }
+
+    fn on_signal(&mut self, sig: Signal) {
         if self.interrupted.is_none() {
             self.interrupted = Some(sig);
             let running = self.nodes.iter().filter(|n| n.control.is_some()).count();
@@ -300,15 +353,11 @@ impl Scheduler<'_> {
                     sig.as_str(),
                     if running == 1 { "" } else { "s" }
                 ),
-            })
-            .await;
-            self.abort(StopReason::Interrupted).await;
+            });
+            self.abort(StopReason::Interrupted);
         } else {
-            self.emit(Event::Notice {
-                task: None,
-                message: format!("received {} again; killing everything now", sig.as_str()),
-            })
-            .await;
+            let message = format!("received {} again; killing everything now", sig.as_str());
+            self.emit(Event::Notice { task: None, message });
             for i in 0..self.nodes.len() {
                 self.request(i, Control::Kill);
             }

@@ -450,11 +450,15 @@ impl Validator<'_> {
             toml::Value::String(s) if s.trim().is_empty() => {
                 Err(self.err(span, format!("`{key}` is empty")).with_help(format!("give `{key}` a command to run")))
             }
+            toml::Value::String(s) if s.contains('\0') => Err(self.err(span, format!("`{key}` contains a NUL byte"))),
             toml::Value::String(s) => Ok(Cmd::Shell(s.clone())),
             toml::Value::Array(items) => {
                 let mut argv = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
+                        toml::Value::String(s) if s.contains('\0') => {
+                            return Err(self.err(span.clone(), format!("`{key}` contains a NUL byte")));
+                        }
                         toml::Value::String(s) => argv.push(s.clone()),
                         other => {
                             return Err(self.err(
@@ -483,6 +487,11 @@ impl Validator<'_> {
     fn env(&self, table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Vec<(String, String)>, Diagnostic> {
         let mut out = Vec::with_capacity(table.len());
         for (k, v) in table {
+            if k.is_empty() || k.contains(['=', '\0']) {
+                return Err(self
+                    .err(v.span(), format!("invalid environment variable name {k:?}"))
+                    .with_help("a name must be non-empty and cannot contain `=` or NUL"));
+            }
             let value = match v.get_ref() {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
@@ -497,6 +506,9 @@ impl Validator<'_> {
                         .with_help(format!("write it as `{k} = \"...\"`")));
                 }
             };
+            if value.contains('\0') {
+                return Err(self.err(v.span(), format!("environment variable `{k}` contains a NUL byte")));
+            }
             out.push((k.clone(), value));
         }
         Ok(out)
@@ -517,10 +529,18 @@ impl Validator<'_> {
     fn signal(&self, value: &Spanned<String>) -> Result<Signal, Diagnostic> {
         let upper = value.get_ref().trim().to_ascii_uppercase();
         let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-        Signal::from_str(&name).map_err(|_| {
-            self.err(value.span(), format!("unknown signal {:?} for `stop_signal`", value.get_ref()))
-                .with_help("use a signal name such as \"SIGTERM\", \"SIGINT\", \"SIGQUIT\" or \"SIGHUP\"")
-        })
+        let help = "use a signal name such as \"SIGTERM\", \"SIGINT\", \"SIGQUIT\", \"SIGHUP\" or \"SIGKILL\"";
+        let signal = Signal::from_str(&name).map_err(|_| {
+            self.err(value.span(), format!("unknown signal {:?} for `stop_signal`", value.get_ref())).with_help(help)
+        })?;
+        // Signals whose default action is to ignore, stop or continue a process would never stop a task.
+        use Signal::*;
+        if matches!(signal, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU | SIGCONT | SIGCHLD | SIGURG | SIGWINCH) {
+            return Err(self
+                .err(value.span(), format!("`stop_signal = {:?}` does not end a process", value.get_ref()))
+                .with_help(help));
+        }
+        Ok(signal)
     }
 
     fn port(&self, n: i64, span: Range<usize>) -> Result<u16, Diagnostic> {
@@ -720,6 +740,24 @@ mod tests {
         assert_eq!((url.host.as_str(), url.port), ("::1", 81));
         assert!(probe_of("{ http = \"https://127.0.0.1/\" }").unwrap_err().message.contains("only http://"));
         assert!(probe_of("{ tcp = 1, status = 200 }").unwrap_err().message.contains("`status` only applies"));
+    }
+
+    #[test]
+    fn env_names_and_nul_bytes_are_checked() {
+        assert!(
+            parse_str("[env]\n\"A=B\" = \"1\"\n").unwrap_err().message.contains("invalid environment variable name")
+        );
+        assert!(parse_str("[env]\n\"\" = \"1\"\n").unwrap_err().message.contains("invalid environment variable name"));
+        assert!(parse_str("[env]\nA = \"x\\u0000y\"\n").unwrap_err().message.contains("NUL"));
+        assert!(parse_str("[tasks.t]\ncmd = \"a\\u0000b\"\n").unwrap_err().message.contains("NUL"));
+        assert!(parse_str("[tasks.t]\ncmd = [\"a\\u0000b\"]\n").unwrap_err().message.contains("NUL"));
+    }
+
+    #[test]
+    fn stop_signals_must_end_a_process() {
+        let err = parse_str("[tasks.t]\ncmd = \"x\"\nstop_signal = \"SIGCHLD\"\n").unwrap_err();
+        assert!(err.message.contains("does not end a process"), "{err}");
+        assert!(parse_str("[tasks.t]\ncmd = \"x\"\nstop_signal = \"SIGKILL\"\n").is_ok());
     }
 
     #[test]

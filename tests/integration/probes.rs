@@ -64,3 +64,25 @@ fn a_service_without_ready_is_ready_once_started() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("server * ready after"), "{out:?}");
 }
+
+#[test]
+fn log_probe_times_out_when_the_service_closes_its_output() {
+    let (p, out) = run_with_ready(
+        "{ log = \"never printed\", timeout = \"300ms\" }",
+        "echo $$ > server.pid; exec >/dev/null 2>&1; exec sleep 1000",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("not ready after 300ms: never saw a line of output matching `never printed`"),
+        "{out:?}"
+    );
+    assert!(!p.exists("client.start"));
+    crate::harness::assert_all_dead(&p.pids("server.pid"));
+}
+
+#[test]
+fn an_exec_probe_may_take_longer_than_a_second() {
+    let (p, out) = run_with_ready("{ exec = \"sleep 1.1\", timeout = \"30s\" }", "exec sleep 1000");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(p.exists("client.start"));
+}

@@ -155,3 +155,60 @@ fn a_group_of_services_only_is_kept_in_the_foreground() {
     let out = run.wait();
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+#[test]
+fn a_target_service_that_exits_while_a_dependent_waits_fails_instead_of_hanging() {
+    // `client` also waits for `gate`, which only opens once the service has exited: the service is gone before
+    // the client could start.
+    let p = Project::new(
+        r#"
+[tasks.svc]
+cmd = "echo $$ > svc.pid; exit 0"
+daemon = true
+
+[tasks.gate]
+cmd = "while [ ! -e svc.pid ] || kill -0 $(cat svc.pid) 2>/dev/null; do sleep 0.01; done"
+
+[tasks.client]
+cmd = "touch client-ran"
+deps = ["svc", "gate"]
+"#,
+    );
+    let out = p.irun().args(["-j4", "svc", "client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("exited (exit code 0) while client still needed it"), "{out:?}");
+    assert!(!p.exists("client-ran"));
+}
+
+#[test]
+fn keep_going_skips_dependents_of_a_service_that_is_gone() {
+    let p = Project::new(
+        r#"
+[tasks.svc]
+cmd = "echo $$ > svc.pid; exit 0"
+daemon = true
+
+[tasks.gate]
+cmd = "while [ ! -e svc.pid ] || kill -0 $(cat svc.pid) 2>/dev/null; do sleep 0.01; done"
+
+[tasks.client]
+cmd = "touch client-ran"
+deps = ["svc", "gate"]
+"#,
+    );
+    let out = p.irun().args(["-k", "-j4", "svc", "client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("skipped: dep `svc` failed"), "{out:?}");
+}
+
+#[test]
+fn absurdly_long_durations_do_not_crash() {
+    let port = free_port();
+    let p = Project::new(&format!(
+        "[tasks.server]\ncmd = \"exit 3\"\ndaemon = true\nready = {{ tcp = {port}, timeout = \"500000000000y\" }}\nstop_timeout = \"500000000000y\"\ntimeout = \"500000000000y\"\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n"
+    ));
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("exited with exit code 3 before it was ready"), "{out:?}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+}

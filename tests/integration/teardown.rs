@@ -123,3 +123,62 @@ fn a_failing_client_still_tears_the_service_down() {
     assert_eq!(out.code, 1, "{out:?}");
     assert_all_dead(&p.pids("family.pids"));
 }
+
+/// Starts `sleep 1000` in a new session (escaping the task's process group) and records its pid.
+const ESCAPE: &str = "python3 -c 'import os,sys\nif os.fork() == 0:\n    os.setsid()\n    open(\"escaped.pid\",\"w\").write(str(os.getpid())+chr(10))\n    os.execvp(\"sleep\", [\"sleep\", \"1000\"])\n'";
+
+#[test]
+fn a_process_that_escapes_a_services_group_is_still_stopped() {
+    let p = Project::new(&format!(
+        "[tasks.service]\ncmd = \"\"\"{ESCAPE}; while [ ! -e escaped.pid ]; do sleep 0.01; done; echo up; exec sleep 1000\"\"\"\ndaemon = true\nready = {{ log = \"up\" }}\n[tasks.client]\ncmd = \"true\"\ndeps = [\"service\"]\n"
+    ));
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let pid = p.pids("escaped.pid")[0];
+    assert!(!alive(pid), "the escaped process outlived irun: {out:?}");
+}
+
+#[test]
+fn a_process_that_escapes_a_finished_task_is_stopped_by_the_end_of_the_run() {
+    let p = Project::new(&format!(
+        "[tasks.leaky]\ncmd = \"\"\"{ESCAPE}; while [ ! -e escaped.pid ]; do sleep 0.01; done\"\"\"\n"
+    ));
+    let out = p.irun().args(["leaky"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!alive(p.pids("escaped.pid")[0]), "the escaped process outlived irun: {out:?}");
+    assert!(out.stdout.contains("stopped 1 process that had left its task's process group"), "{out:?}");
+}
+
+#[test]
+fn an_escaped_process_dies_with_irun_even_on_sigkill() {
+    let p = Project::new(&format!(
+        "[tasks.leaky]\ncmd = \"\"\"{ESCAPE}; while [ ! -e escaped.pid ]; do sleep 0.01; done; echo escaped; exec sleep 1000\"\"\"\n"
+    ));
+    let mut run = p.irun().args(["leaky"]).spawn();
+    run.wait_for_line("| escaped");
+    let pid = p.pids("escaped.pid")[0];
+    assert!(alive(pid));
+    run.signal(Signal::SIGKILL);
+    run.wait();
+    wait_all_dead(&[pid]);
+}
+
+#[test]
+fn a_blocked_stdout_does_not_stop_irun_from_enforcing_timeouts() {
+    let p = Project::new(
+        "[tasks.chatty]\ncmd = \"echo $$ > chatty.pid; exec yes 'a line of chatter'\"\ntimeout = \"300ms\"\n",
+    );
+    // Nobody reads irun's stdout: it blocks as soon as the pipe is full.
+    let irun = crate::harness::Bystander(
+        std::process::Command::new(env!("CARGO_BIN_EXE_irun"))
+            .current_dir(p.root())
+            .arg("chatty")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    p.wait_for_file("chatty.pid");
+    wait_all_dead(&p.pids("chatty.pid"));
+    drop(irun);
+}

@@ -320,3 +320,13 @@ os.rename("listening.tmp", "listening")
 print("listening", flush=True)
 srv.serve_forever()
 "#;
+
+/// A project with a service `server` (running `server_cmd`, with extra keys such as `ready = ...`) and a task
+/// `client` that depends on it and records when it started in `client.start`. `serve.py` ([`SERVE_PY`]) is there.
+pub fn server_and_client(server_cmd: &str, server_keys: &str) -> Project {
+    let p = Project::new(&format!(
+        "[tasks.server]\ncmd = '''{server_cmd}'''\ndaemon = true\n{server_keys}\n\n[tasks.client]\ncmd = \"date +%s%N > client.start\"\ndeps = [\"server\"]\n"
+    ));
+    p.file("serve.py", SERVE_PY);
+    p
+}

@@ -1,12 +1,9 @@
 //! Each kind of readiness probe lets dependents start only once it passes.
 
-use crate::harness::{Project, SERVE_PY, free_port};
+use crate::harness::{Project, free_port, server_and_client};
 
 fn run_with_ready(ready: &str, server_cmd: &str) -> (Project, crate::harness::Output) {
-    let p = Project::new(&format!(
-        "[tasks.server]\ncmd = \"{server_cmd}\"\ndaemon = true\nready = {ready}\n\n[tasks.client]\ncmd = \"date +%s%N > client.start\"\ndeps = [\"server\"]\n"
-    ));
-    p.file("serve.py", SERVE_PY);
+    let p = server_and_client(server_cmd, &format!("ready = {ready}"));
     let out = p.irun().args(["client"]).run();
     (p, out)
 }
@@ -57,9 +54,7 @@ fn log_probe_waits_for_a_matching_line() {
 
 #[test]
 fn a_service_without_ready_is_ready_once_started() {
-    let p = Project::new(
-        "[tasks.server]\ncmd = \"exec sleep 1000\"\ndaemon = true\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n",
-    );
+    let p = server_and_client("exec sleep 1000", "");
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("server * ready after"), "{out:?}");

@@ -1,6 +1,6 @@
 //! Services: started, probed, needed, stopped.
 
-use crate::harness::{Project, SERVE_PY, alive, free_port, squatter};
+use crate::harness::{Project, SERVE_PY, alive, free_port, server_and_client, squatter};
 
 fn service_project(port: u16, delay: &str, extra: &str) -> Project {
     let p = Project::new(&format!(
@@ -106,9 +106,10 @@ deps = ["server"]
 #[test]
 fn a_probe_that_times_out_fails_the_service() {
     let port = free_port();
-    let p = Project::new(&format!(
-        "[tasks.server]\ncmd = \"echo $$ > server.pid; exec sleep 1000\"\ndaemon = true\nready = {{ tcp = {port}, timeout = \"300ms\" }}\n[tasks.client]\ncmd = \"touch client-ran\"\ndeps = [\"server\"]\n"
-    ));
+    let p = server_and_client(
+        "echo $$ > server.pid; exec sleep 1000",
+        &format!("ready = {{ tcp = {port}, timeout = \"300ms\" }}"),
+    );
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
@@ -116,7 +117,7 @@ fn a_probe_that_times_out_fails_the_service() {
         "{out:?}"
     );
     assert!(!alive(p.pids("server.pid")[0]));
-    assert!(!p.exists("client-ran"));
+    assert!(!p.exists("client.start"));
 }
 
 #[test]
@@ -156,12 +157,9 @@ fn a_group_of_services_only_is_kept_in_the_foreground() {
     assert_eq!(out.code, 0, "{out:?}");
 }
 
-#[test]
-fn a_target_service_that_exits_while_a_dependent_waits_fails_instead_of_hanging() {
-    // `client` also waits for `gate`, which only opens once the service has exited: the service is gone before
-    // the client could start.
-    let p = Project::new(
-        r#"
+/// `client` also waits for `gate`, which only opens once the service has exited: the service is gone before the
+/// client could start.
+const SERVICE_GONE_BEFORE_CLIENT: &str = r#"
 [tasks.svc]
 cmd = "echo $$ > svc.pid; exit 0"
 daemon = true
@@ -172,8 +170,11 @@ cmd = "while [ ! -e svc.pid ] || kill -0 $(cat svc.pid) 2>/dev/null; do sleep 0.
 [tasks.client]
 cmd = "touch client-ran"
 deps = ["svc", "gate"]
-"#,
-    );
+"#;
+
+#[test]
+fn a_target_service_that_exits_while_a_dependent_waits_fails_instead_of_hanging() {
+    let p = Project::new(SERVICE_GONE_BEFORE_CLIENT);
     let out = p.irun().args(["-j4", "svc", "client"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("exited (exit code 0) while client still needed it"), "{out:?}");
@@ -182,20 +183,7 @@ deps = ["svc", "gate"]
 
 #[test]
 fn keep_going_skips_dependents_of_a_service_that_is_gone() {
-    let p = Project::new(
-        r#"
-[tasks.svc]
-cmd = "echo $$ > svc.pid; exit 0"
-daemon = true
-
-[tasks.gate]
-cmd = "while [ ! -e svc.pid ] || kill -0 $(cat svc.pid) 2>/dev/null; do sleep 0.01; done"
-
-[tasks.client]
-cmd = "touch client-ran"
-deps = ["svc", "gate"]
-"#,
-    );
+    let p = Project::new(SERVICE_GONE_BEFORE_CLIENT);
     let out = p.irun().args(["-k", "-j4", "svc", "client"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("skipped: dep `svc` failed"), "{out:?}");
@@ -204,9 +192,11 @@ deps = ["svc", "gate"]
 #[test]
 fn absurdly_long_durations_do_not_crash() {
     let port = free_port();
-    let p = Project::new(&format!(
-        "[tasks.server]\ncmd = \"exit 3\"\ndaemon = true\nready = {{ tcp = {port}, timeout = \"500000000000y\" }}\nstop_timeout = \"500000000000y\"\ntimeout = \"500000000000y\"\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n"
-    ));
+    let forever = "\"500000000000y\"";
+    let p = server_and_client(
+        "exit 3",
+        &format!("ready = {{ tcp = {port}, timeout = {forever} }}\nstop_timeout = {forever}\ntimeout = {forever}"),
+    );
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("exited with exit code 3 before it was ready"), "{out:?}");

@@ -2,7 +2,7 @@
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{Project, alive, assert_all_dead, free_port, python, wait_all_dead};
+use crate::harness::{Project, alive, assert_all_dead, free_port, python, server_and_client, wait_all_dead};
 
 /// A service whose shell starts two grandchildren, recording every pid (its own first).
 const FAMILY: &str = "echo $$ > family.pids; sleep 1000 & echo $! >> family.pids; sh -c 'sleep 1000' & echo $! >> family.pids; echo family ready; wait";
@@ -25,8 +25,9 @@ fn a_service_and_its_grandchildren_are_gone_after_the_run() {
 
 #[test]
 fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
-    let p = Project::new(
-        "[tasks.service]\ncmd = \"trap '' TERM; echo $$ > stubborn.pid; echo up; while true; do sleep 0.05; done\"\ndaemon = true\nready = { log = \"up\" }\nstop_timeout = \"200ms\"\n[tasks.client]\ncmd = \"true\"\ndeps = [\"service\"]\n",
+    let p = server_and_client(
+        "trap '' TERM; echo $$ > stubborn.pid; echo up; while true; do sleep 0.05; done",
+        "ready = { log = \"up\" }\nstop_timeout = \"200ms\"",
     );
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 0, "{out:?}");
@@ -36,8 +37,9 @@ fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
 
 #[test]
 fn stop_signal_is_sent_to_the_whole_group() {
-    let p = Project::new(
-        "[tasks.service]\ncmd = \"trap 'echo got INT > got-int; exit 0' INT; echo $$ > svc.pid; echo up; while true; do sleep 0.05; done\"\ndaemon = true\nready = { log = \"up\" }\nstop_signal = \"SIGINT\"\n[tasks.client]\ncmd = \"true\"\ndeps = [\"service\"]\n",
+    let p = server_and_client(
+        "trap 'echo got INT > got-int; exit 0' INT; echo up; while true; do sleep 0.05; done",
+        "ready = { log = \"up\" }\nstop_signal = \"SIGINT\"",
     );
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 0, "{out:?}");
@@ -103,10 +105,7 @@ fn sigkill_to_irun_leaves_no_child() {
 #[test]
 fn a_decoy_with_the_same_command_line_survives() {
     let port = free_port();
-    let p = Project::new(&format!(
-        "[tasks.server]\ncmd = \"exec python3 serve.py {port} 0\"\ndaemon = true\nready = {{ tcp = {port} }}\n[tasks.client]\ncmd = \"true\"\ndeps = [\"server\"]\n"
-    ));
-    p.file("serve.py", crate::harness::SERVE_PY);
+    let p = server_and_client(&format!("exec python3 serve.py {port} 0"), &format!("ready = {{ tcp = {port} }}"));
     // Same program and arguments as the service, as `pkill -f` would see them.
     let decoy = python(&["-c", "import time; time.sleep(600)", "python3", "serve.py", &port.to_string(), "0"]);
     let out = p.irun().args(["client"]).run();
@@ -129,9 +128,10 @@ const ESCAPE: &str = "python3 -c 'import os,sys\nif os.fork() == 0:\n    os.sets
 
 #[test]
 fn a_process_that_escapes_a_services_group_is_still_stopped() {
-    let p = Project::new(&format!(
-        "[tasks.service]\ncmd = \"\"\"{ESCAPE}; while [ ! -e escaped.pid ]; do sleep 0.01; done; echo up; exec sleep 1000\"\"\"\ndaemon = true\nready = {{ log = \"up\" }}\n[tasks.client]\ncmd = \"true\"\ndeps = [\"service\"]\n"
-    ));
+    let p = server_and_client(
+        &format!("{ESCAPE}; while [ ! -e escaped.pid ]; do sleep 0.01; done; echo up; exec sleep 1000"),
+        "ready = { log = \"up\" }",
+    );
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     let pid = p.pids("escaped.pid")[0];

@@ -85,9 +85,7 @@ impl Project {
     }
 
     pub fn irun(&self) -> Irun {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_irun"));
-        cmd.current_dir(self.root()).env_remove("NO_COLOR").env("TERM", "dumb");
-        Irun { cmd }
+        Irun::new().current_dir(self.root())
     }
 }
 
@@ -115,6 +113,13 @@ impl std::fmt::Debug for Output {
 }
 
 impl Irun {
+    /// The binary under test, with a predictable environment.
+    pub fn new() -> Irun {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_irun"));
+        cmd.env_remove("NO_COLOR").env("TERM", "dumb");
+        Irun { cmd }
+    }
+
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
         self.cmd.args(args);
         self
@@ -291,7 +296,7 @@ pub fn squatter(port: u16) -> Bystander {
     let p = python(&[
         "-c",
         &format!(
-            "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('up',flush=True)\ntime.sleep(600)"
+            "import socket,sys,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('up',flush=True)\ntime.sleep(600)"
         ),
     ]);
     let deadline = Instant::now() + PATIENCE;

@@ -9,4 +9,5 @@ mod output;
 mod probes;
 mod scheduling;
 mod services;
+mod suite;
 mod teardown;

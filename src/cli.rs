@@ -4,12 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::scheduler::OnBusy;
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 50ms, 1s or 2m"))
+}
+
 const EXAMPLES: &str = "\
 Examples:
   irun                      run the `default` targets from Irun.toml
   irun http typestubs       run these tasks and everything they depend on
   irun -j1 -k               one task at a time; keep going past failures
   irun -n http              show the plan without running anything
+  irun --watch http         run, then rerun what a saved file affects, until Ctrl-C
   irun http-daemon          keep a service in the foreground until Ctrl-C
   irun list                 describe every task
   irun graph --dot | dot -Tsvg > graph.svg
@@ -48,6 +55,18 @@ pub struct Cli {
     /// Print the plan (which tasks would run, in which waves) and run nothing
     #[arg(short = 'n', long = "dry-run")]
     pub dry_run: bool,
+
+    /// Run the targets, then watch the project and rerun the tasks whose `sources` change (and their dependents)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+
+    /// With --watch: how long changes must pause before a cycle starts
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration, requires = "watch")]
+    pub debounce: std::time::Duration,
+
+    /// With --watch: on a change during a cycle, restart the affected tasks at once, or queue one more cycle
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = OnBusy::Restart, requires = "watch")]
+    pub on_busy: OnBusy,
 
     /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]

@@ -170,6 +170,22 @@ pub struct HttpUrl {
     pub path: String,
 }
 
+/// The matcher for a list of `sources` or `outputs` globs, relative to the project root. `*` stays within one
+/// folder; `**` crosses folders. The globs were checked when Irun.toml was loaded.
+pub fn glob_set(globs: &[String]) -> globset::GlobSet {
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        if let Ok(glob) = glob(g) {
+            b.add(glob);
+        }
+    }
+    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
+}
+
+fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(pattern.trim_start_matches("./")).literal_separator(true).build()
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Finding and loading
 
@@ -249,8 +265,8 @@ struct RawTask {
     env: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
     cwd: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
-    sources: Option<Spanned<Vec<String>>>,
-    outputs: Option<Spanned<Vec<String>>>,
+    sources: Option<Spanned<Vec<Spanned<String>>>>,
+    outputs: Option<Spanned<Vec<Spanned<String>>>>,
     daemon: Option<Spanned<bool>>,
     ready: Option<Spanned<RawReady>>,
     stop_signal: Option<Spanned<String>>,
@@ -436,8 +452,8 @@ impl Validator<'_> {
             env,
             cwd,
             timeout,
-            sources: raw.sources.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
-            outputs: raw.outputs.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
+            sources: self.globs(raw.sources.as_ref(), "sources")?,
+            outputs: self.globs(raw.outputs.as_ref(), "outputs")?,
             service,
             stop_signal,
             stop_timeout,
@@ -482,6 +498,24 @@ impl Validator<'_> {
                 .err(span, format!("`{key}` must be a string or an array of strings, not a {}", other.type_str()))
                 .with_help("a string runs with `sh -c`; an array is executed directly")),
         }
+    }
+
+    fn globs(&self, list: Option<&Spanned<Vec<Spanned<String>>>>, key: &str) -> Result<Vec<String>, Diagnostic> {
+        let mut out = Vec::new();
+        for g in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+            if let Err(e) = glob(g.get_ref()) {
+                return Err(self
+                    .err(g.span(), format!("invalid glob {:?} in `{key}`: {}", g.get_ref(), e.kind()))
+                    .with_help("globs are relative to the directory holding Irun.toml, like \"src/**/*.rs\""));
+            }
+            if std::path::Path::new(g.get_ref()).is_absolute() || g.get_ref().starts_with("../") {
+                return Err(self
+                    .err(g.span(), format!("glob {:?} in `{key}` points outside the project", g.get_ref()))
+                    .with_help("globs are relative to the directory holding Irun.toml"));
+            }
+            out.push(g.get_ref().clone());
+        }
+        Ok(out)
     }
 
     fn env(&self, table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Vec<(String, String)>, Diagnostic> {

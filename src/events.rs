@@ -74,6 +74,20 @@ pub enum Event {
     RunStarted {
         tasks: Vec<PlannedTask>,
         jobs: usize,
+        watch: bool,
+    },
+    /// Watch mode: a cycle begins (cycle 0 is the initial run), for these changed paths and tasks.
+    CycleStarted {
+        cycle: u32,
+        changed: Vec<String>,
+        rescan: bool,
+        tasks: Vec<TaskName>,
+    },
+    /// Watch mode: every task of the cycle has finished (services stay up); irun waits for the next change.
+    CycleFinished {
+        cycle: u32,
+        outcome: RunOutcome,
+        elapsed: Duration,
     },
     TaskStarted {
         task: TaskName,

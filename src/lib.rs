@@ -18,6 +18,7 @@ pub mod report;
 pub mod runner;
 pub mod scheduler;
 pub mod supervisor;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -126,7 +127,8 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             }
             let options = scheduler::Options { jobs, keep_going: cli.keep_going };
             drop(graph);
-            let outcome = run_plan(config, &plan, &options, stdout_color)?;
+            let watch = cli.watch.then_some(WatchSettings { debounce: cli.debounce, on_busy: cli.on_busy });
+            let outcome = run_plan(config, &plan, &options, watch, stdout_color)?;
             Ok(match outcome {
                 RunOutcome::Passed => exit::PASSED,
                 RunOutcome::Failed => exit::FAILED,
@@ -136,9 +138,40 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
     }
 }
 
-fn run_plan(config: Config, plan: &Plan, options: &scheduler::Options, color: bool) -> Result<RunOutcome, Failure> {
+struct WatchSettings {
+    debounce: std::time::Duration,
+    on_busy: scheduler::OnBusy,
+}
+
+fn run_plan(
+    config: Config,
+    plan: &Plan,
+    options: &scheduler::Options,
+    watch: Option<WatchSettings>,
+    color: bool,
+) -> Result<RunOutcome, Failure> {
+    // The guard is forked first, while irun has a single thread (the watcher starts threads of its own).
     guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
     supervisor::become_subreaper();
+    // Watches go in before anything runs, so a change made during the first run is not missed.
+    let (_watcher, watching, armed) = match watch {
+        None => (None, None, None),
+        Some(settings) => {
+            let outputs: Vec<String> =
+                plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
+            let filter = watch::Filter::new(&config.root, &outputs);
+            let (watcher, changes) = watch::start(filter, settings.debounce).map_err(Failure::Internal)?;
+            let sources = config.tasks.iter().map(|t| config::glob_set(&t.sources)).collect();
+            let armed = format!(
+                "watching {} folder{} under {} for changes (Ctrl-C to stop)",
+                watcher.folders,
+                if watcher.folders == 1 { "" } else { "s" },
+                config.root.display()
+            );
+            let watching = scheduler::Watching { changes, sources, on_busy: settings.on_busy };
+            (Some(watcher), Some(watching), Some(armed))
+        }
+    };
     // One thread: every child is spawned from the main thread, which lives as long as irun (see supervisor::spawn).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -149,7 +182,10 @@ fn run_plan(config: Config, plan: &Plan, options: &scheduler::Options, color: bo
     let terminal = report::terminal::Terminal::new(std::io::BufWriter::new(std::io::stdout()), color);
     let reporters: Vec<Box<dyn report::Reporter>> = vec![Box::new(terminal)];
     let reporting = std::thread::spawn(move || report::drive(rx, reporters));
-    let outcome = runtime.block_on(scheduler::run(config, plan, options, tx));
+    if let Some(message) = armed {
+        tx.send(events::Event::Notice { task: None, message });
+    }
+    let outcome = runtime.block_on(scheduler::run(config, plan, options, tx, watching));
     // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
     let _ = reporting.join();

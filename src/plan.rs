@@ -20,6 +20,8 @@ pub struct Plan {
     pub waves: Vec<Vec<usize>>,
     pub kinds: Vec<TaskKind>,
     pub names: Vec<std::sync::Arc<str>>,
+    /// Per task index: the selected tasks that list it among their deps.
+    pub dependents: Vec<Vec<usize>>,
 }
 
 impl Plan {
@@ -67,7 +69,20 @@ impl Plan {
 
         let waves = graph.waves(&selected);
         let names = graph.config.tasks.iter().map(|t| std::sync::Arc::from(t.name.as_str())).collect();
-        Plan { order, targets: targets.to_vec(), selected, deps, needers, foreground, waves, kinds, names }
+        let dependents = (0..n).map(|i| graph.dependents(i).into_iter().filter(|&d| selected[d]).collect()).collect();
+        Plan { order, targets: targets.to_vec(), selected, deps, needers, foreground, waves, kinds, names, dependents }
+    }
+
+    /// Watch mode: the selected tasks that `directly` names, and everything downstream of them.
+    pub fn with_dependents(&self, directly: impl IntoIterator<Item = usize>) -> Vec<bool> {
+        let mut mask = vec![false; self.selected.len()];
+        let mut stack: Vec<usize> = directly.into_iter().filter(|&i| self.selected[i]).collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut mask[i], true) {
+                stack.extend(&self.dependents[i]);
+            }
+        }
+        mask
     }
 
     pub fn planned_tasks(&self) -> Vec<PlannedTask> {

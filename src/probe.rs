@@ -105,3 +105,11 @@ async fn http_status(url: &HttpUrl) -> std::io::Result<u16> {
 pub async fn address_in_use(host: &str, port: u16) -> bool {
     matches!(timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await, Ok(Ok(_)))
 }
+
+/// Wait (up to `limit`) until nothing accepts connections at the address any more.
+pub async fn wait_until_free(host: &str, port: u16, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && address_in_use(host, port).await {
+        sleep(Duration::from_millis(10)).await;
+    }
+}

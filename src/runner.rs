@@ -32,6 +32,8 @@ pub enum StopReason {
     Cancelled,
     /// irun received SIGINT or SIGTERM.
     Interrupted,
+    /// Watch mode: its sources changed (or a dep reran); it will be started again.
+    Restart,
 }
 
 impl StopReason {
@@ -40,6 +42,7 @@ impl StopReason {
             StopReason::NotNeeded => "no longer needed",
             StopReason::Cancelled => "cancelled after a failure",
             StopReason::Interrupted => "interrupted",
+            StopReason::Restart => "restarting: its inputs changed",
         }
     }
 }
@@ -58,6 +61,10 @@ pub struct Job {
     pub name: TaskName,
     /// A foreground service may exit on its own; any other service exiting while needed is a failure.
     pub foreground: bool,
+    /// A service started again in watch mode: its previous instance may take a moment to free its port.
+    pub restarting: bool,
+    /// Added to the task's environment (watch mode's `IRUN_CHANGED_PATHS`).
+    pub extra_env: Vec<(String, String)>,
     pub events: EventSender,
     pub reports: mpsc::UnboundedSender<Report>,
     pub control: watch::Receiver<Control>,
@@ -75,6 +82,9 @@ enum Ending {
 /// Readers get this long to drain the pipes once the process group is gone; only a process that escaped the group
 /// (and still holds the pipe) can make them wait that long.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a restarted service waits for its port to be released by the previous instance.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn run(mut job: Job) {
     let started = Instant::now();
@@ -95,6 +105,9 @@ impl Job {
 
         if let Some(p) = probe {
             if let Some((host, port)) = p.check.address() {
+                if self.restarting {
+                    probe::wait_until_free(host, port, PORT_RELEASE_WAIT).await;
+                }
                 if probe::address_in_use(host, port).await {
                     return Status::Failed(format!(
                         "port {port} is already in use by another process; stop it or change `ready.{}` in {}",
@@ -118,7 +131,8 @@ impl Job {
             }
             _ => None,
         };
-        let spec = supervisor::Spec { cmd, cwd: &task.cwd, env: &task.env, capture_output: true };
+        let env: Vec<(String, String)> = task.env.iter().chain(&self.extra_env).cloned().collect();
+        let spec = supervisor::Spec { cmd, cwd: &task.cwd, env: &env, capture_output: true };
         let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
             Ok(spawned) => spawned,
             Err(e) => return Status::Failed(spawn_error(cmd, &e)),
@@ -204,7 +218,7 @@ impl Job {
             Ending::Stop(reason) => {
                 self.stop(&mut process, task, reason.describe()).await;
                 match reason {
-                    StopReason::NotNeeded => Status::Ok,
+                    StopReason::NotNeeded | StopReason::Restart => Status::Ok,
                     _ if is_service && ready => Status::Ok,
                     _ => Status::Cancelled,
                 }

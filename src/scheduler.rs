@@ -1,9 +1,12 @@
-//! The run: which task starts when. Owns the ready queue, job slots, fail-fast / keep-going, service lifetimes and
-//! signals to irun; talks to task runners through control channels and to reporters through events.
+//! The run: which task starts when. Owns the ready queue, job slots, fail-fast / keep-going, service lifetimes,
+//! watch-mode cycles and signals to irun; talks to task runners through control channels and to reporters through
+//! events.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use globset::GlobSet;
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -13,10 +16,28 @@ use crate::config::Config;
 use crate::events::{Event, EventSender, RunOutcome, Status, TaskKind};
 use crate::plan::Plan;
 use crate::runner::{self, Control, Job, Report, StopReason};
+use crate::watch::Batch;
 
 pub struct Options {
     pub jobs: usize,
     pub keep_going: bool,
+}
+
+/// What watch mode does with a change that arrives while a cycle is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnBusy {
+    /// Stop the affected running tasks and restart the cycle for the union of changes.
+    Restart,
+    /// Let the cycle finish, then run one more for everything that changed meanwhile.
+    Queue,
+}
+
+/// Watch mode's inputs: batches of changed paths, and which task each path concerns.
+pub struct Watching {
+    pub changes: mpsc::UnboundedReceiver<Batch>,
+    /// Per task index: its `sources` globs (empty when it has none).
+    pub sources: Vec<GlobSet>,
+    pub on_busy: OnBusy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +56,17 @@ struct Node {
     control: Option<watch::Sender<Control>>,
     holds_slot: bool,
     stop_requested: bool,
+    /// Watch mode: once the running instance has stopped, start the task again.
+    rerun: bool,
+    started_before: bool,
+}
+
+/// Watch mode's cycle in progress.
+struct Cycle {
+    number: u32,
+    started: Instant,
+    changed: BTreeSet<String>,
+    failed: bool,
 }
 
 struct Scheduler<'a> {
@@ -48,10 +80,23 @@ struct Scheduler<'a> {
     aborting: bool,
     interrupted: Option<Signal>,
     failed: bool,
+    watching: bool,
+    cycle: Option<Cycle>,
+    cycles_begun: u32,
+    queued: Option<Batch>,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
-pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: EventSender) -> RunOutcome {
+///
+/// With `watching`, the plan runs once, then again for each batch of changes (only the affected tasks), until irun
+/// is interrupted.
+pub async fn run(
+    config: Arc<Config>,
+    plan: &Plan,
+    options: &Options,
+    events: EventSender,
+    mut watching: Option<Watching>,
+) -> RunOutcome {
     let started = Instant::now();
     // Installed before anything is spawned: from here on SIGINT/SIGTERM/SIGHUP only set irun's own teardown going.
     let (mut sigint, mut sigterm, mut sighup) =
@@ -65,7 +110,14 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
         };
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let nodes = (0..config.tasks.len())
-        .map(|_| Node { state: State::Waiting, control: None, holds_slot: false, stop_requested: false })
+        .map(|_| Node {
+            state: State::Waiting,
+            control: None,
+            holds_slot: false,
+            stop_requested: false,
+            rerun: false,
+            started_before: false,
+        })
         .collect();
     let mut s = Scheduler {
         config,
@@ -78,16 +130,32 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
         aborting: false,
         interrupted: None,
         failed: false,
+        watching: watching.is_some(),
+        cycle: None,
+        cycles_begun: 0,
+        queued: None,
     };
-    s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs });
+    s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs, watch: s.watching });
+    if s.watching {
+        s.begin_cycle(vec![true; plan.selected.len()], BTreeSet::new(), false);
+    }
 
     loop {
         s.start_what_can_start();
-        s.stop_unneeded_services();
-        if s.all_done() {
+        if !s.watching {
+            s.stop_unneeded_services();
+        }
+        if s.cycle.is_some() && s.settled() {
+            s.end_cycle();
+            if let (Some(batch), Some(w)) = (s.queued.take(), watching.as_ref()) {
+                s.on_change(batch, w);
+                continue;
+            }
+        }
+        if s.all_done() && (!s.watching || s.interrupted.is_some()) {
             break;
         }
-        if !s.anything_running() {
+        if s.has_waiting() && !s.anything_running() {
             // Nothing runs and nothing could start: what is left waits for deps that will never be met.
             s.give_up_on_waiting();
             continue;
@@ -97,6 +165,12 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
             _ = sigint.recv() => s.on_signal(Signal::SIGINT),
             _ = sigterm.recv() => s.on_signal(Signal::SIGTERM),
             _ = sighup.recv() => s.on_signal(Signal::SIGHUP),
+            Some(batch) = next_batch(&mut watching) => {
+                if s.interrupted.is_none() {
+                    let w = watching.as_ref().expect("batches come only in watch mode");
+                    s.on_change(batch, w);
+                }
+            }
         }
     }
 
@@ -120,6 +194,13 @@ pub async fn run(config: Arc<Config>, plan: &Plan, options: &Options, events: Ev
     outcome
 }
 
+async fn next_batch(watching: &mut Option<Watching>) -> Option<Batch> {
+    match watching {
+        Some(w) => w.changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Scheduler<'_> {
     fn emit(&self, event: Event) {
         self.events.send(event);
@@ -133,6 +214,19 @@ impl Scheduler<'_> {
         self.plan.order.iter().any(|&i| matches!(self.nodes[i].state, State::Running | State::Ready))
     }
 
+    fn has_waiting(&self) -> bool {
+        self.plan.order.iter().any(|&i| self.nodes[i].state == State::Waiting)
+    }
+
+    /// Watch mode: the cycle's work is over (services stay up).
+    fn settled(&self) -> bool {
+        self.plan.order.iter().all(|&i| match self.nodes[i].state {
+            State::Done(_) => true,
+            State::Ready => !self.nodes[i].rerun,
+            State::Waiting | State::Running => false,
+        })
+    }
+
     fn is_done(&self, i: usize) -> bool {
         matches!(self.nodes[i].state, State::Done(_))
     }
@@ -140,7 +234,7 @@ impl Scheduler<'_> {
     /// A dep lets its dependents start once it finished successfully, or, for a service, once it is ready.
     fn satisfied(&self, dep: usize) -> bool {
         match &self.nodes[dep].state {
-            State::Ready => true,
+            State::Ready => !self.nodes[dep].rerun,
             State::Done(Status::Ok) => self.plan.kinds[dep] != TaskKind::Service,
             _ => false,
         }
@@ -184,8 +278,13 @@ impl Scheduler<'_> {
         self.record(i, status, duration);
         if failure {
             self.failed = true;
+            if let Some(cycle) = &mut self.cycle {
+                cycle.failed = true;
+            }
             if self.options.keep_going {
                 self.skip_blocked();
+            } else if self.watching {
+                self.abort_cycle();
             } else {
                 self.abort(StopReason::Cancelled);
             }
@@ -211,7 +310,9 @@ impl Scheduler<'_> {
                         progress = true;
                     }
                     TaskKind::Service
-                        if !self.plan.foreground[i] && self.plan.needers[i].iter().all(|&n| self.is_done(n)) =>
+                        if !self.watching
+                            && !self.plan.foreground[i]
+                            && self.plan.needers[i].iter().all(|&n| self.is_done(n)) =>
                     {
                         let why = "nothing that needs it is left to run".to_string();
                         self.finish(i, Status::Skipped(why), Duration::ZERO);
@@ -233,15 +334,23 @@ impl Scheduler<'_> {
     fn start(&mut self, i: usize) {
         let (tx, rx) = watch::channel(Control::Run);
         self.free_slots -= 1;
+        let extra_env = match &self.cycle {
+            Some(c) if c.number > 0 => vec![("IRUN_CHANGED_PATHS".to_string(), join(&c.changed, ":"))],
+            _ => Vec::new(),
+        };
         let node = &mut self.nodes[i];
         node.state = State::Running;
         node.holds_slot = true;
         node.control = Some(tx);
+        node.stop_requested = false;
+        let restarting = std::mem::replace(&mut node.started_before, true);
         let job = Job {
             config: self.config.clone(),
             index: i,
             name: self.plan.names[i].clone(),
-            foreground: self.plan.foreground[i],
+            foreground: self.plan.foreground[i] || self.watching,
+            restarting,
+            extra_env,
             events: self.events.clone(),
             reports: self.reports.clone(),
             control: rx,
@@ -296,9 +405,20 @@ impl Scheduler<'_> {
                 self.emit(Event::TaskReady { task: self.plan.names[task].clone(), after, probe });
             }
             Report::Finished { task, status, duration } => {
-                if !self.is_done(task) {
-                    self.finish(task, status, duration);
+                if self.is_done(task) {
+                    return;
                 }
+                if std::mem::take(&mut self.nodes[task].rerun) && self.interrupted.is_none() {
+                    // Stopped to be run again (watch mode): back to the queue, no verdict for this instance.
+                    let node = &mut self.nodes[task];
+                    if std::mem::take(&mut node.holds_slot) {
+                        self.free_slots += 1;
+                    }
+                    node.state = State::Waiting;
+                    node.control = None;
+                    return;
+                }
+                self.finish(task, status, duration);
             }
         }
     }
@@ -308,10 +428,27 @@ impl Scheduler<'_> {
         self.aborting = true;
         for idx in 0..self.plan.order.len() {
             let i = self.plan.order[idx];
+            self.nodes[i].rerun = false;
             match self.nodes[i].state {
                 State::Waiting => self.record(i, Status::Cancelled, Duration::ZERO),
                 State::Running | State::Ready => self.request(i, Control::Stop(reason)),
                 State::Done(_) => {}
+            }
+        }
+    }
+
+    /// Watch mode's fail-fast: the rest of this cycle is cancelled, but services stay up for the next one.
+    fn abort_cycle(&mut self) {
+        self.aborting = true;
+        for idx in 0..self.plan.order.len() {
+            let i = self.plan.order[idx];
+            match self.nodes[i].state {
+                State::Waiting => self.record(i, Status::Cancelled, Duration::ZERO),
+                State::Running if self.plan.kinds[i] != TaskKind::Service => {
+                    self.nodes[i].rerun = false;
+                    self.request(i, Control::Stop(StopReason::Cancelled));
+                }
+                _ => {}
             }
         }
     }
@@ -363,4 +500,100 @@ impl Scheduler<'_> {
             }
         }
     }
+
+    // -- watch mode ---------------------------------------------------------------------------------------------
+
+    /// A batch of changes: start a cycle for the tasks it affects, or fold it into the running one.
+    fn on_change(&mut self, batch: Batch, w: &Watching) {
+        for notice in &batch.notices {
+            self.emit(Event::Notice { task: None, message: notice.clone() });
+        }
+        let direct = (0..self.plan.selected.len()).filter(|&i| {
+            self.plan.selected[i]
+                && !w.sources[i].is_empty()
+                && (batch.rescan || batch.paths.iter().any(|p| w.sources[i].is_match(p)))
+        });
+        let affected = self.plan.with_dependents(direct);
+        if !affected.iter().any(|&a| a) {
+            return;
+        }
+        // The paths that matter: those some selected task has among its sources.
+        let relevant =
+            |p: &std::path::PathBuf| (0..w.sources.len()).any(|i| self.plan.selected[i] && w.sources[i].is_match(p));
+        let changed: BTreeSet<String> =
+            batch.paths.iter().filter(|p| relevant(p)).map(|p| p.to_string_lossy().into_owned()).collect();
+        if self.cycle.is_some() && w.on_busy == OnBusy::Queue {
+            let what = if batch.rescan { "events were lost".to_string() } else { join(&changed, ", ") };
+            let message = format!("change during the run: {what}; one more cycle will follow this one");
+            self.emit(Event::Notice { task: None, message });
+            let queued = self.queued.get_or_insert_with(Batch::default);
+            queued.paths.extend(changed.into_iter().map(std::path::PathBuf::from));
+            queued.rescan |= batch.rescan;
+            return;
+        }
+        self.begin_cycle(affected, changed, batch.rescan);
+    }
+
+    /// Run the `affected` tasks again. Running ones (a cycle restarted by a change, or a service whose inputs
+    /// changed) are stopped first; deps that cannot be met (they failed or never ran) are run again too.
+    fn begin_cycle(&mut self, mut affected: Vec<bool>, changed: BTreeSet<String>, rescan: bool) {
+        // Pull in deps that could not satisfy their dependents, transitively.
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for &i in self.plan.order.iter().rev() {
+                if !affected[i] {
+                    continue;
+                }
+                for &d in &self.plan.deps[i] {
+                    let stuck = match &self.nodes[d].state {
+                        State::Done(Status::Ok) => self.plan.kinds[d] == TaskKind::Service,
+                        State::Done(_) => true,
+                        _ => false,
+                    };
+                    if stuck && !affected[d] {
+                        affected[d] = true;
+                        grew = true;
+                    }
+                }
+            }
+        }
+        let mut tasks = Vec::new();
+        for idx in 0..self.plan.order.len() {
+            let i = self.plan.order[idx];
+            if !affected[i] {
+                continue;
+            }
+            tasks.push(self.plan.names[i].clone());
+            match self.nodes[i].state {
+                State::Done(_) => self.nodes[i].state = State::Waiting,
+                State::Running | State::Ready if !self.nodes[i].rerun => {
+                    self.nodes[i].rerun = true;
+                    self.request(i, Control::Stop(StopReason::Restart));
+                }
+                _ => {}
+            }
+        }
+        let number = self.cycles_begun;
+        self.cycles_begun += 1;
+        let changed = match self.cycle.take() {
+            // A change during a cycle (`--on-busy restart`): the new cycle covers both sets of changes.
+            Some(previous) => previous.changed.into_iter().chain(changed).collect(),
+            None => changed,
+        };
+        self.emit(Event::CycleStarted { cycle: number, changed: changed.iter().cloned().collect(), rescan, tasks });
+        self.cycle = Some(Cycle { number, started: Instant::now(), changed, failed: false });
+        self.aborting = false;
+    }
+
+    fn end_cycle(&mut self) {
+        if let Some(c) = self.cycle.take() {
+            let outcome = if c.failed { RunOutcome::Failed } else { RunOutcome::Passed };
+            self.emit(Event::CycleFinished { cycle: c.number, outcome, elapsed: c.started.elapsed() });
+        }
+    }
+}
+
+fn join(items: &BTreeSet<String>, separator: &str) -> String {
+    items.iter().map(String::as_str).collect::<Vec<_>>().join(separator)
 }

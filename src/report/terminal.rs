@@ -26,6 +26,10 @@ pub struct Terminal<W: Write + Send> {
     kinds: HashMap<TaskName, TaskKind>,
     tails: HashMap<TaskName, VecDeque<Vec<u8>>>,
     results: Vec<(TaskName, Status, Duration)>,
+    /// Watch mode: summaries come per cycle; services that became ready in the cycle are listed too.
+    watch: bool,
+    cycle_open: bool,
+    ready: Vec<(TaskName, Duration)>,
 }
 
 impl<W: Write + Send> Terminal<W> {
@@ -38,7 +42,32 @@ impl<W: Write + Send> Terminal<W> {
             kinds: HashMap::new(),
             tails: HashMap::new(),
             results: Vec::new(),
+            watch: false,
+            cycle_open: false,
+            ready: Vec::new(),
         }
+    }
+
+    /// The header of a watch cycle: what changed, what reruns.
+    fn cycle_header(&mut self, cycle: u32, changed: &[String], rescan: bool, tasks: &[TaskName]) {
+        const SHOWN: usize = 5;
+        let mut what = if rescan {
+            "events were lost (kernel queue overflow), so anything may have changed".to_string()
+        } else {
+            changed.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
+        };
+        if !rescan && changed.len() > SHOWN {
+            what.push_str(&format!(" (+{} more)", changed.len() - SHOWN));
+        }
+        let tasks: Vec<&str> = tasks.iter().map(|t| &**t).collect();
+        let during = if self.cycle_open { " during the run; restarting affected tasks" } else { "" };
+        let text = format!("change {cycle}{during}: {what}; running {}", tasks.join(", "));
+        let line = format!(
+            "{}
+",
+            self.paint(Style::new().bold(), &format!("irun: ── {text}"))
+        );
+        let _ = self.out.write_all(line.as_bytes());
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
@@ -67,6 +96,20 @@ impl<W: Write + Send> Terminal<W> {
         self.irun("summary");
         let results = std::mem::take(&mut self.results);
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for (task, after) in std::mem::take(&mut self.ready) {
+            let line = format!(
+                "  {} {:<width$} {:>8}  service, still running\n",
+                self.paint(AnsiColor::Green.on_default(), &format!("{:<9}", "ready")),
+                task,
+                format_duration(after),
+                width = self.width
+            );
+            let _ = self.out.write_all(line.as_bytes());
+            match counts.iter_mut().find(|(l, _)| *l == "ready") {
+                Some((_, n)) => *n += 1,
+                None => counts.push(("ready", 1)),
+            }
+        }
         for (task, status, duration) in &results {
             let label = status.label();
             match counts.iter_mut().find(|(l, _)| *l == label) {
@@ -125,7 +168,23 @@ impl<W: Write + Send> Terminal<W> {
 impl<W: Write + Send> Reporter for Terminal<W> {
     fn event(&mut self, event: &Event) {
         match event {
-            Event::RunStarted { tasks, .. } => {
+            Event::CycleStarted { cycle, changed, rescan, tasks } => {
+                if *cycle > 0 {
+                    self.cycle_header(*cycle, changed, *rescan, tasks);
+                }
+                if !self.cycle_open {
+                    self.results.clear();
+                    self.ready.clear();
+                }
+                self.cycle_open = true;
+            }
+            Event::CycleFinished { outcome, elapsed, .. } => {
+                self.cycle_open = false;
+                self.summary(*outcome, *elapsed);
+                self.irun("waiting for changes (Ctrl-C to stop)");
+            }
+            Event::RunStarted { tasks, watch, .. } => {
+                self.watch = *watch;
                 self.width = tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
                 for (i, t) in tasks.iter().enumerate() {
                     self.styles.insert(t.name.clone(), PALETTE[i % PALETTE.len()].on_default());
@@ -136,6 +195,9 @@ impl<W: Write + Send> Reporter for Terminal<W> {
             Event::TaskReady { task, after, probe } => {
                 let how = probe.as_ref().map(|p| format!(": {p}")).unwrap_or_default();
                 self.status(task, &format!("ready after {}{how}", format_duration(*after)));
+                if self.watch {
+                    self.ready.push((task.clone(), *after));
+                }
             }
             Event::TaskStopping { task, reason } => self.status(task, &format!("stopping ({reason})")),
             Event::Output { task, line, .. } => {
@@ -165,7 +227,14 @@ impl<W: Write + Send> Reporter for Terminal<W> {
             }
             Event::Notice { task: Some(task), message } => self.status(task, message),
             Event::Notice { task: None, message } => self.irun(message),
-            Event::RunFinished { outcome, elapsed } => self.summary(*outcome, *elapsed),
+            Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
+            Event::RunFinished { outcome, elapsed } => {
+                let how = match outcome {
+                    RunOutcome::Interrupted(sig) => format!("interrupted by {}", sig.as_str()),
+                    RunOutcome::Passed | RunOutcome::Failed => "done".to_string(),
+                };
+                self.irun(&format!("stopped watching ({how}) after {}", format_duration(*elapsed)));
+            }
         }
     }
 

@@ -200,6 +200,23 @@ impl Running {
         }
     }
 
+    /// Block until irun has printed `n` lines containing `needle` in all (counting those already seen).
+    pub fn wait_for_count(&mut self, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("irun printed {needle:?} fewer than {n} times; it printed:\n{}", self.seen.concat()),
+            }
+        }
+    }
+
+    /// Every line printed so far (as far as it has been read).
+    pub fn printed(&self) -> String {
+        self.seen.concat()
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
     }

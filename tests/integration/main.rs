@@ -11,3 +11,4 @@ mod scheduling;
 mod services;
 mod suite;
 mod teardown;
+mod watch;

@@ -286,3 +286,24 @@ sources = ["trigger"]
     stop(run);
     assert_all_dead(&pids);
 }
+
+#[test]
+fn a_kernel_queue_overflow_reruns_every_task_with_sources() {
+    let max_queued: usize =
+        std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
+    let p = chain();
+    let mut run = watching(&p, &ALL);
+    // Freeze irun so nothing reads its inotify queue, then make more events than the queue holds. Alternating
+    // between two (ignored) files keeps the kernel from merging them.
+    run.signal(Signal::SIGSTOP);
+    for i in 0..max_queued {
+        std::fs::write(p.path(&format!("noise-{}.log", i % 2)), i.to_string()).unwrap();
+    }
+    run.signal(Signal::SIGCONT);
+    run.wait_for_line("events were lost (kernel queue overflow)");
+    run.wait_for_count(CYCLE_DONE, 2);
+    assert_eq!(lines(&p, "a.log").len(), 2, "a reruns though none of its sources was named");
+    assert_eq!(lines(&p, "other.log").len(), 2);
+    assert_eq!(lines(&p, "sentinel.log").len(), 2);
+    stop(run);
+}

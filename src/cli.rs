@@ -19,6 +19,8 @@ Examples:
   irun --watch http         run, then rerun what a saved file affects, until Ctrl-C
   irun http-daemon          keep a service in the foreground until Ctrl-C
   irun list                 describe every task
+  irun explain setup        why setup would run, or that it is up to date
+  irun -B                   run everything, up to date or not
   irun graph --dot | dot -Tsvg > graph.svg
 
 Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (nothing was started),
@@ -56,6 +58,14 @@ pub struct Cli {
     #[arg(short = 'n', long = "dry-run")]
     pub dry_run: bool,
 
+    /// Run every selected task, even those that are up to date
+    #[arg(short = 'B', long = "force")]
+    pub force: bool,
+
+    /// Say why each task runs (or is skipped as up to date) as the run goes
+    #[arg(long)]
+    pub explain: bool,
+
     /// Run the targets, then watch the project and rerun the tasks whose `sources` change (and their dependents)
     #[arg(short = 'w', long)]
     pub watch: bool,
@@ -77,6 +87,12 @@ pub struct Cli {
 pub enum Command {
     /// List tasks with their descriptions, deps and kind (task, service or group)
     List,
+    /// Say, for these tasks and their deps, whether each would run or is up to date, and why
+    Explain {
+        /// Tasks to explain [default: `default` in Irun.toml]
+        #[arg(value_name = "TARGET")]
+        targets: Vec<String>,
+    },
     /// Print the task graph; edges point from a dependency to the task that depends on it
     Graph {
         /// Graphviz DOT output (the default)

@@ -59,6 +59,8 @@ pub struct Task {
     pub service: Option<Service>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
+    /// Run even when up to date (its `sources` still drive watch mode).
+    pub always_run: bool,
 }
 
 impl Task {
@@ -271,6 +273,7 @@ struct RawTask {
     ready: Option<Spanned<RawReady>>,
     stop_signal: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
+    always_run: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -373,7 +376,8 @@ impl Validator<'_> {
                     )
                     .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
             }
-            let process_keys: [(&str, Option<Range<usize>>); 7] = [
+            let process_keys: [(&str, Option<Range<usize>>); 8] = [
+                ("always_run", raw.always_run.as_ref().map(Spanned::span)),
                 ("daemon", raw.daemon.as_ref().map(Spanned::span)),
                 ("env", raw.env.as_ref().map(Spanned::span)),
                 ("cwd", raw.cwd.as_ref().map(Spanned::span)),
@@ -457,6 +461,7 @@ impl Validator<'_> {
             service,
             stop_signal,
             stop_timeout,
+            always_run: raw.always_run.as_ref().is_some_and(|a| *a.get_ref()),
         })
     }
 

@@ -22,11 +22,18 @@ pub enum Status {
     Cancelled,
     /// Not run, with the reason (a dep failed; nothing needed the service any more).
     Skipped(String),
+    /// Not run because its last successful run is still valid.
+    UpToDate,
 }
 
 impl Status {
     pub fn is_failure(&self) -> bool {
         matches!(self, Status::Failed(_) | Status::TimedOut(_))
+    }
+
+    /// Ended well: ran successfully, or did not need to.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Status::Ok | Status::UpToDate)
     }
 
     pub fn label(&self) -> &'static str {
@@ -36,6 +43,7 @@ impl Status {
             Status::TimedOut(_) => "timed out",
             Status::Cancelled => "cancelled",
             Status::Skipped(_) => "skipped",
+            Status::UpToDate => "up to date",
         }
     }
 
@@ -43,7 +51,7 @@ impl Status {
         match self {
             Status::Failed(why) | Status::Skipped(why) => Some(why.clone()),
             Status::TimedOut(after) => Some(format!("stopped after {}", humantime::format_duration(*after))),
-            Status::Ok | Status::Cancelled => None,
+            Status::Ok | Status::Cancelled | Status::UpToDate => None,
         }
     }
 }

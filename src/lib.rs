@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod events;
+pub mod fresh;
 pub mod graph;
 pub mod guard;
 pub mod output;
@@ -17,6 +18,7 @@ pub mod procfs;
 pub mod report;
 pub mod runner;
 pub mod scheduler;
+pub mod state;
 pub mod supervisor;
 pub mod watch;
 
@@ -94,41 +96,38 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             print!("{}", graph.to_dot(selected.as_deref()));
             Ok(exit::PASSED)
         }
+        Some(Command::Explain { targets }) => {
+            let targets = resolve_targets(&config, &graph, targets)?;
+            let plan = Plan::new(&graph, &targets);
+            let (checker, warning) = fresh::Checker::new(&config.root, false);
+            if let Some(w) = warning {
+                eprintln!("irun: warning: {w}; every task would run");
+            }
+            print!("{}", explain(&plan, &config, &checker, stdout_color));
+            Ok(exit::PASSED)
+        }
         None => {
-            let targets = if cli.targets.is_empty() {
-                match &config.default {
-                    Some(d) => d.iter().map(|n| n.name.clone()).collect(),
-                    None => {
-                        let names: Vec<&str> = config.tasks.iter().map(|t| t.name.as_str()).collect();
-                        return Err(Diagnostic::new(format!(
-                            "no targets given, and {} has no `default`",
-                            config.source.path.display()
-                        ))
-                        .with_help(format!(
-                            "name tasks to run (defined: {}), or add `default = [\"...\"]` to Irun.toml",
-                            names.join(", ")
-                        ))
-                        .into());
-                    }
-                }
-            } else {
-                cli.targets.clone()
-            };
-            let targets = graph.resolve(&targets)?;
+            let targets = resolve_targets(&config, &graph, &cli.targets)?;
             let plan = Plan::new(&graph, &targets);
             let jobs = cli
                 .jobs
                 .map(|j| j as usize)
                 .or(config.jobs)
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let (checker, warning) = fresh::Checker::new(&config.root, cli.force);
             if cli.dry_run {
-                print!("{}", plan.describe(&graph, jobs));
+                if let Some(w) = &warning {
+                    eprintln!("irun: warning: {w}; every task would run");
+                }
+                let verdicts = fresh::predict(&plan, &config, &checker);
+                print!("{}", plan.describe(&graph, jobs, &verdicts));
                 return Ok(exit::PASSED);
             }
-            let options = scheduler::Options { jobs, keep_going: cli.keep_going };
+            let options = scheduler::Options { jobs, keep_going: cli.keep_going, explain: cli.explain };
             drop(graph);
             let watch = cli.watch.then_some(WatchSettings { debounce: cli.debounce, on_busy: cli.on_busy });
-            let outcome = run_plan(config, &plan, &options, watch, stdout_color)?;
+            let warning = warning.map(|w| format!("warning: {w}; running every task, as if none had run before"));
+            let outcome = run_plan(config, &plan, &options, checker, warning, watch, stdout_color)?;
             Ok(match outcome {
                 RunOutcome::Passed => exit::PASSED,
                 RunOutcome::Failed => exit::FAILED,
@@ -138,15 +137,60 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
     }
 }
 
+/// The command line's targets, else the `default` ones, as task indices.
+fn resolve_targets(config: &Config, graph: &TaskGraph<'_>, named: &[String]) -> Result<Vec<usize>, Failure> {
+    if !named.is_empty() {
+        return Ok(graph.resolve(named)?);
+    }
+    match &config.default {
+        Some(d) => Ok(graph.resolve(&d.iter().map(|n| n.name.clone()).collect::<Vec<_>>())?),
+        None => {
+            let names: Vec<&str> = config.tasks.iter().map(|t| t.name.as_str()).collect();
+            Err(Diagnostic::new(format!("no targets given, and {} has no `default`", config.source.path.display()))
+                .with_help(format!(
+                    "name tasks to run (defined: {}), or add `default = [\"...\"]` to Irun.toml",
+                    names.join(", ")
+                ))
+                .into())
+        }
+    }
+}
+
+/// The `irun explain` text: one line per task, in the order they would run.
+fn explain(plan: &Plan, config: &Config, checker: &fresh::Checker, color: bool) -> String {
+    let verdicts = fresh::predict(plan, config, checker);
+    let width = plan.order.iter().map(|&i| plan.names[i].chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for &i in &plan.order {
+        let (text, style) = match &verdicts[i] {
+            None => (
+                format!(
+                    "group of {}",
+                    config.tasks[i].deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                anstyle::Style::new().dimmed(),
+            ),
+            Some(fresh::Verdict::UpToDate) => ("up to date".to_string(), anstyle::AnsiColor::Green.on_default()),
+            Some(fresh::Verdict::Run(why)) => (format!("will run: {why}"), anstyle::AnsiColor::Yellow.on_default()),
+        };
+        let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
+        out.push_str(&format!("{:<width$}  {text}\n", plan.names[i]));
+    }
+    out
+}
+
 struct WatchSettings {
     debounce: std::time::Duration,
     on_busy: scheduler::OnBusy,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_plan(
     config: Config,
     plan: &Plan,
     options: &scheduler::Options,
+    checker: fresh::Checker,
+    warning: Option<String>,
     watch: Option<WatchSettings>,
     color: bool,
 ) -> Result<RunOutcome, Failure> {
@@ -182,10 +226,10 @@ fn run_plan(
     let terminal = report::terminal::Terminal::new(std::io::BufWriter::new(std::io::stdout()), color);
     let reporters: Vec<Box<dyn report::Reporter>> = vec![Box::new(terminal)];
     let reporting = std::thread::spawn(move || report::drive(rx, reporters));
-    if let Some(message) = armed {
+    for message in [warning, armed].into_iter().flatten() {
         tx.send(events::Event::Notice { task: None, message });
     }
-    let outcome = runtime.block_on(scheduler::run(config, plan, options, tx, watching));
+    let outcome = runtime.block_on(scheduler::run(config, plan, options, checker, tx, watching));
     // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
     let _ = reporting.join();

@@ -90,7 +90,7 @@ impl Plan {
     }
 
     /// The `--dry-run` text: waves of tasks that may run side by side.
-    pub fn describe(&self, graph: &TaskGraph<'_>, jobs: usize) -> String {
+    pub fn describe(&self, graph: &TaskGraph<'_>, jobs: usize, verdicts: &[Option<crate::fresh::Verdict>]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -113,6 +113,9 @@ impl Plan {
                                 Some(p) => format!("{} (service, ready when {}{until})", task.name, p.check.describe()),
                                 None => format!("{} (service, ready once started{until})", task.name),
                             }
+                        }
+                        _ if verdicts.get(i) == Some(&Some(crate::fresh::Verdict::UpToDate)) => {
+                            format!("{} (up to date)", task.name)
                         }
                         _ => task.name.clone(),
                     }

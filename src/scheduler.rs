@@ -21,6 +21,8 @@ use crate::watch::Batch;
 pub struct Options {
     pub jobs: usize,
     pub keep_going: bool,
+    /// Say why each task runs or is skipped.
+    pub explain: bool,
 }
 
 /// What watch mode does with a change that arrives while a cycle is running.
@@ -59,6 +61,12 @@ struct Node {
     /// Watch mode: once the running instance has stopped, start the task again.
     rerun: bool,
     started_before: bool,
+    /// This invocation (or watch cycle) ran it: its dependents are not up to date.
+    ran: bool,
+    /// The up-to-date decision, once made for this invocation (or watch cycle).
+    decided: bool,
+    /// The inputs it runs with, recorded once it succeeds.
+    snapshot: Option<crate::fresh::Snapshot>,
 }
 
 /// Watch mode's cycle in progress.
@@ -66,6 +74,8 @@ struct Cycle {
     number: u32,
     started: Instant,
     changed: BTreeSet<String>,
+    /// Events were lost: which inputs changed is unknown.
+    rescan: bool,
     failed: bool,
 }
 
@@ -84,6 +94,9 @@ struct Scheduler<'a> {
     cycle: Option<Cycle>,
     cycles_begun: u32,
     queued: Option<Batch>,
+    checker: crate::fresh::Checker,
+    state_dirty: bool,
+    state_saved: Instant,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
@@ -94,6 +107,7 @@ pub async fn run(
     config: Arc<Config>,
     plan: &Plan,
     options: &Options,
+    checker: crate::fresh::Checker,
     events: EventSender,
     mut watching: Option<Watching>,
 ) -> RunOutcome {
@@ -117,6 +131,9 @@ pub async fn run(
             stop_requested: false,
             rerun: false,
             started_before: false,
+            ran: false,
+            decided: false,
+            snapshot: None,
         })
         .collect();
     let mut s = Scheduler {
@@ -134,6 +151,9 @@ pub async fn run(
         cycle: None,
         cycles_begun: 0,
         queued: None,
+        checker,
+        state_dirty: false,
+        state_saved: Instant::now(),
     };
     s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs, watch: s.watching });
     if s.watching {
@@ -146,6 +166,7 @@ pub async fn run(
             s.stop_unneeded_services();
         }
         if s.cycle.is_some() && s.settled() {
+            s.save_state(true);
             s.end_cycle();
             if let (Some(batch), Some(w)) = (s.queued.take(), watching.as_ref()) {
                 s.on_change(batch, w);
@@ -174,6 +195,7 @@ pub async fn run(
         }
     }
 
+    s.save_state(true);
     // Every task is done; anything of this run still alive escaped its group after its task ended.
     let escaped = crate::supervisor::stop_all_escaped(Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT).await;
     if escaped > 0 {
@@ -231,12 +253,58 @@ impl Scheduler<'_> {
         matches!(self.nodes[i].state, State::Done(_))
     }
 
-    /// A dep lets its dependents start once it finished successfully, or, for a service, once it is ready.
+    /// A dep lets its dependents start once it finished successfully (or was up to date), or, for a service, once
+    /// it is ready.
     fn satisfied(&self, dep: usize) -> bool {
         match &self.nodes[dep].state {
             State::Ready => !self.nodes[dep].rerun,
-            State::Done(Status::Ok) => self.plan.kinds[dep] != TaskKind::Service,
+            State::Done(s) if s.is_success() => self.plan.kinds[dep] != TaskKind::Service,
             _ => false,
+        }
+    }
+
+    /// Save the up-to-date state: now if `now`, else at most once a second (a killed irun loses little).
+    fn save_state(&mut self, now: bool) {
+        if !self.state_dirty || (!now && self.state_saved.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.state_dirty = false;
+        self.state_saved = Instant::now();
+        if let Err(e) = self.checker.state.save() {
+            let message = format!("cannot save irun's state in {}: {e}", crate::state::DIR);
+            self.emit(Event::Notice { task: None, message });
+        }
+    }
+
+    /// For a task about to start: run it, or is its last run still valid? True when it was up to date (and has
+    /// been recorded as such).
+    fn up_to_date(&mut self, i: usize) -> bool {
+        if std::mem::replace(&mut self.nodes[i].decided, true) {
+            return false;
+        }
+        let dep_ran = self.plan.deps[i].iter().find(|&&d| self.nodes[d].ran).map(|&d| self.plan.names[d].clone());
+        let (mut verdict, snapshot) = self.checker.verdict(&self.config.tasks[i], dep_ran.as_deref(), "ran");
+        self.nodes[i].snapshot = snapshot;
+        // A watch cycle runs what the change affects. Only after lost events (a rescan), when nobody knows what
+        // changed, do the up-to-date checks pick what really did.
+        if let Some(c) = self.cycle.as_ref().filter(|c| c.number > 0 && !c.rescan) {
+            let what = if c.changed.is_empty() { "a dep reran".to_string() } else { join(&c.changed, ", ") };
+            verdict = crate::fresh::Verdict::Run(format!("watch: {what}"));
+        }
+        match verdict {
+            crate::fresh::Verdict::UpToDate => {
+                self.record(i, Status::UpToDate, Duration::ZERO);
+                true
+            }
+            crate::fresh::Verdict::Run(why) => {
+                if self.options.explain {
+                    self.emit(Event::Notice {
+                        task: Some(self.plan.names[i].clone()),
+                        message: format!("will run: {why}"),
+                    });
+                }
+                false
+            }
         }
     }
 
@@ -245,10 +313,10 @@ impl Scheduler<'_> {
         let name = &self.plan.names[dep];
         match &self.nodes[dep].state {
             State::Done(s) if s.is_failure() => Some(format!("dep `{name}` failed")),
-            State::Done(Status::Ok) if self.plan.kinds[dep] == TaskKind::Service => {
+            State::Done(s) if s.is_success() && self.plan.kinds[dep] == TaskKind::Service => {
                 Some(format!("service `{name}` is no longer running"))
             }
-            State::Done(Status::Ok) => None,
+            State::Done(s) if s.is_success() => None,
             State::Done(_) => Some(format!("dep `{name}` did not run")),
             _ => None,
         }
@@ -275,6 +343,12 @@ impl Scheduler<'_> {
             }
         }
         let failure = status.is_failure();
+        if let Some(snapshot) = self.nodes[i].snapshot.take() {
+            // A failed run is remembered as failed: it is never taken for up to date.
+            self.checker.record(&self.config.tasks[i], snapshot, status == Status::Ok);
+            self.state_dirty = true;
+            self.save_state(false);
+        }
         self.record(i, status, duration);
         if failure {
             self.failed = true;
@@ -306,9 +380,12 @@ impl Scheduler<'_> {
                 }
                 match self.plan.kinds[i] {
                     TaskKind::Group => {
+                        // A group "ran" when any of its deps did: its dependents are then not up to date.
+                        self.nodes[i].ran = self.plan.deps[i].iter().any(|&d| self.nodes[d].ran);
                         self.finish(i, Status::Ok, Duration::ZERO);
                         progress = true;
                     }
+                    TaskKind::Task if self.up_to_date(i) => progress = true,
                     TaskKind::Service
                         if !self.watching
                             && !self.plan.foreground[i]
@@ -343,6 +420,7 @@ impl Scheduler<'_> {
         node.holds_slot = true;
         node.control = Some(tx);
         node.stop_requested = false;
+        node.ran = true;
         let restarting = std::mem::replace(&mut node.started_before, true);
         let job = Job {
             config: self.config.clone(),
@@ -565,6 +643,8 @@ impl Scheduler<'_> {
                 continue;
             }
             tasks.push(self.plan.names[i].clone());
+            self.nodes[i].decided = false;
+            self.nodes[i].ran = false;
             match self.nodes[i].state {
                 State::Done(_) => self.nodes[i].state = State::Waiting,
                 State::Running | State::Ready if !self.nodes[i].rerun => {
@@ -576,13 +656,13 @@ impl Scheduler<'_> {
         }
         let number = self.cycles_begun;
         self.cycles_begun += 1;
-        let changed = match self.cycle.take() {
+        let (changed, rescan) = match self.cycle.take() {
             // A change during a cycle (`--on-busy restart`): the new cycle covers both sets of changes.
-            Some(previous) => previous.changed.into_iter().chain(changed).collect(),
-            None => changed,
+            Some(previous) => (previous.changed.into_iter().chain(changed).collect(), previous.rescan || rescan),
+            None => (changed, rescan),
         };
         self.emit(Event::CycleStarted { cycle: number, changed: changed.iter().cloned().collect(), rescan, tasks });
-        self.cycle = Some(Cycle { number, started: Instant::now(), changed, failed: false });
+        self.cycle = Some(Cycle { number, started: Instant::now(), changed, rescan, failed: false });
         self.aborting = false;
     }
 

@@ -99,7 +99,7 @@ impl<W: Write + Send> Terminal<W> {
         for (task, after) in std::mem::take(&mut self.ready) {
             let line = format!(
                 "  {} {:<width$} {:>8}  service, still running\n",
-                self.paint(AnsiColor::Green.on_default(), &format!("{:<9}", "ready")),
+                self.paint(AnsiColor::Green.on_default(), &format!("{:<10}", "ready")),
                 task,
                 format_duration(after),
                 width = self.width
@@ -122,13 +122,13 @@ impl<W: Write + Send> Terminal<W> {
                 detail = if detail.is_empty() { "service".into() } else { format!("service: {detail}") };
             }
             let took = match status {
-                Status::Cancelled | Status::Skipped(_) => "-".to_string(),
+                Status::Cancelled | Status::Skipped(_) | Status::UpToDate => "-".to_string(),
                 _ if self.kinds.get(task) == Some(&TaskKind::Group) => "-".to_string(),
                 _ => format_duration(*duration),
             };
             let line = format!(
                 "  {} {:<width$} {:>8}  {detail}\n",
-                self.paint(style, &format!("{:<9}", status.label())),
+                self.paint(style, &format!("{:<10}", status.label())),
                 task,
                 took,
                 width = self.width
@@ -220,6 +220,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                     (s @ Status::TimedOut(_), _) => format!("TIMED OUT: {}", s.detail().unwrap_or_default()),
                     (Status::Cancelled, _) => "cancelled".to_string(),
                     (Status::Skipped(why), _) => format!("skipped: {why}"),
+                    (Status::UpToDate, _) => "up to date".to_string(),
                 };
                 let text = self.paint(status_style(status), &text);
                 self.status(task, &text);
@@ -245,7 +246,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
 
 fn status_style(status: &Status) -> Style {
     match status {
-        Status::Ok => AnsiColor::Green.on_default(),
+        Status::Ok | Status::UpToDate => AnsiColor::Green.on_default(),
         Status::Failed(_) | Status::TimedOut(_) => AnsiColor::Red.on_default().bold(),
         Status::Cancelled | Status::Skipped(_) => AnsiColor::Yellow.on_default(),
     }

@@ -11,4 +11,5 @@ mod scheduling;
 mod services;
 mod suite;
 mod teardown;
+mod uptodate;
 mod watch;

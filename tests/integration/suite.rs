@@ -78,7 +78,8 @@ fn gunicorn_pids(output: &str) -> Vec<i32> {
 fn the_whole_suite_passes_through_irun_and_leaves_nothing_running() {
     let _port = port_8001();
     ensure_venv();
-    let mut run = irun_at_root().args(["thread", "http", "typestubs", "init"]).spawn();
+    // --force: every script runs, even if an earlier run left typestubs up to date.
+    let mut run = irun_at_root().args(["--force", "thread", "http", "typestubs", "init"]).spawn();
     let irun_pid = run.pid();
     let out = run.wait();
     assert_eq!(out.code, 0, "{out:?}");
@@ -236,4 +237,11 @@ fn port_8001_held_by_another_process_is_reported_and_that_process_left_alone() {
     assert!(out.stdout.contains("port 8001 is already in use by another process"), "{out:?}");
     assert!(!out.stdout.contains("http-client * started"), "{out:?}");
     assert!(alive(squat.pid()), "the process holding port 8001 was killed");
+}
+
+#[test]
+fn a_second_run_skips_setup_as_up_to_date() {
+    ensure_venv();
+    let out = irun_at_root().args(["explain", "setup"]).run();
+    assert_eq!(out.stdout.trim(), "setup  up to date", "{out:?}");
 }

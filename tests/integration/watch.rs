@@ -288,22 +288,24 @@ sources = ["trigger"]
 }
 
 #[test]
-fn a_kernel_queue_overflow_reruns_every_task_with_sources() {
+fn a_kernel_queue_overflow_finds_what_changed_while_events_were_lost() {
     let max_queued: usize =
         std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
     let p = chain();
     let mut run = watching(&p, &ALL);
-    // Freeze irun so nothing reads its inotify queue, then make more events than the queue holds. Alternating
-    // between two (ignored) files keeps the kernel from merging them.
+    // Freeze irun so nothing reads its inotify queue, fill the queue past its limit (alternating between two
+    // ignored files keeps the kernel from merging events), then change a source: that event is lost.
     run.signal(Signal::SIGSTOP);
     for i in 0..max_queued {
         std::fs::write(p.path(&format!("noise-{}.log", i % 2)), i.to_string()).unwrap();
     }
+    p.file("src/a.txt", "changed while events were lost\n");
     run.signal(Signal::SIGCONT);
     run.wait_for_line("events were lost (kernel queue overflow)");
     run.wait_for_count(CYCLE_DONE, 2);
-    assert_eq!(lines(&p, "a.log").len(), 2, "a reruns though none of its sources was named");
-    assert_eq!(lines(&p, "other.log").len(), 2);
-    assert_eq!(lines(&p, "sentinel.log").len(), 2);
+    assert_eq!(lines(&p, "a.log").len(), 2, "the lost change to a's source was found: {}", run.printed());
+    assert_eq!(lines(&p, "b.log").len(), 2, "and a's dependent reran");
+    assert_eq!(lines(&p, "other.log").len(), 1, "unchanged tasks were checked, found up to date, not rerun");
+    assert!(run.printed().contains("other    * up to date"), "{}", run.printed());
     stop(run);
 }

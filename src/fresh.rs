@@ -1,0 +1,249 @@
+//! Up-to-date checks: is a task's last successful run still valid, and if not, the first reason why.
+//!
+//! A task with `sources` is up to date when it last succeeded, its settings (command, env, cwd, globs) are the
+//! same, every file its `sources` match has the same content (none added or removed), every file its `outputs`
+//! match is still there with the content it left (and no new one appeared), and none of its deps ran in this
+//! invocation. Content is compared by hash; a file whose size and modification time are unchanged (and not
+//! suspiciously recent) is not read again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hasher;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::config::{Task, glob_set};
+use crate::state::{FileStamp, State, TaskRecord};
+use crate::watch::Filter;
+
+/// Whether a task runs, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    UpToDate,
+    Run(String),
+}
+
+/// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    record: TaskRecord,
+}
+
+pub struct Checker {
+    root: PathBuf,
+    pub state: State,
+    filter: Filter,
+    force: bool,
+}
+
+impl Checker {
+    /// Load the project's state; the second value is a warning to show when the state could not be used.
+    pub fn new(root: &Path, force: bool) -> (Checker, Option<String>) {
+        State::clean_leftovers(root);
+        let (state, warning) = State::load(root);
+        (Checker { root: root.to_path_buf(), state, filter: Filter::new(root, &[]), force }, warning)
+    }
+
+    /// Decide whether `task` runs. `dep_ran` names a dep that ran (or will run) in this invocation, if any.
+    pub fn verdict(&self, task: &Task, dep_ran: Option<&str>, dep_verb: &str) -> (Verdict, Option<Snapshot>) {
+        if task.is_service() {
+            return (Verdict::Run("services always run".into()), None);
+        }
+        if task.sources.is_empty() {
+            return (Verdict::Run("it has no `sources`, so it always runs".into()), None);
+        }
+        let previous = self.state.tasks.get(&task.name);
+        let snapshot = self.snapshot(task, previous);
+        let run = |why: String| (Verdict::Run(why), Some(snapshot.clone()));
+        if self.force {
+            return run("forced (--force)".into());
+        }
+        if task.always_run {
+            return run("`always_run = true`".into());
+        }
+        let Some(prev) = previous else { return run("never ran".into()) };
+        if !prev.ok {
+            return run("last run failed".into());
+        }
+        let now = &snapshot.record;
+        for (what, before, after) in [
+            ("command", &prev.command, &now.command),
+            ("env", &prev.env, &now.env),
+            ("cwd", &prev.cwd, &now.cwd),
+            ("`sources` or `outputs` in Irun.toml", &prev.globs, &now.globs),
+        ] {
+            if before != after {
+                return run(format!("{what} changed"));
+            }
+        }
+        if let Some(why) = compare(&prev.sources, &now.sources, "") {
+            return run(why);
+        }
+        let outputs = self.stamps(&self.files(&task.outputs, false), &prev.outputs, prev.recorded_at);
+        if let Some(why) = compare(&prev.outputs, &outputs, "output ") {
+            return run(why);
+        }
+        if let Some(dep) = dep_ran {
+            return run(format!("dep `{dep}` {dep_verb}"));
+        }
+        (Verdict::UpToDate, None)
+    }
+
+    /// After the task ran: remember how it went, with the inputs it ran on and the outputs it left.
+    pub fn record(&mut self, task: &Task, snapshot: Snapshot, ok: bool) {
+        let mut record = snapshot.record;
+        record.ok = ok;
+        if ok {
+            let outputs = self.files(&task.outputs, false);
+            record.outputs = self.stamps(&outputs, &BTreeMap::new(), 0);
+        }
+        self.state.tasks.insert(task.name.clone(), record);
+    }
+
+    fn snapshot(&self, task: &Task, previous: Option<&TaskRecord>) -> Snapshot {
+        let recorded_at = now_ns();
+        let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.recorded_at));
+        let empty = BTreeMap::new();
+        let sources = self.stamps(&self.files(&task.sources, true), prev_sources.unwrap_or(&empty), prev_at);
+        let mut env: Vec<&(String, String)> = task.env.iter().collect();
+        env.sort();
+        Snapshot {
+            record: TaskRecord {
+                ok: false,
+                recorded_at,
+                command: hash_str(&format!("{:?}", task.cmd)),
+                env: hash_str(&format!("{env:?}")),
+                cwd: task.cwd.display().to_string(),
+                globs: hash_str(&format!("{:?} {:?}", task.sources, task.outputs)),
+                sources,
+                outputs: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Files (relative paths) matched by `globs`. For sources, folders ignored by the project (.gitignore, .git,
+    /// .venv, …) are not descended into unless a glob points into them.
+    fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for g in globs {
+            let pattern = g.trim_start_matches("./");
+            let literal: PathBuf = Path::new(pattern)
+                .components()
+                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+                .collect();
+            let start = self.root.join(&literal);
+            if literal.as_os_str() == pattern && start.is_file() {
+                out.insert(pattern.to_string());
+                continue;
+            }
+            let matcher = if literal.as_os_str() == pattern {
+                glob_set(&[format!("{}/**", pattern.trim_end_matches('/'))])
+            } else {
+                glob_set(std::slice::from_ref(g))
+            };
+            let mut stack = vec![start];
+            while let Some(dir) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for e in entries.flatten() {
+                    let path = e.path();
+                    let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                    let Ok(kind) = e.file_type() else { continue };
+                    if kind.is_dir() {
+                        if !(skip_ignored && self.filter.ignored(rel, true) && !literal.starts_with(rel)) {
+                            stack.push(path);
+                        }
+                    } else if matcher.is_match(rel) {
+                        out.insert(rel.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn stamps(
+        &self,
+        files: &BTreeSet<String>,
+        previous: &BTreeMap<String, FileStamp>,
+        prev_at: i64,
+    ) -> BTreeMap<String, FileStamp> {
+        files
+            .iter()
+            .filter_map(|rel| stamp(&self.root.join(rel), previous.get(rel), prev_at).map(|s| (rel.clone(), s)))
+            .collect()
+    }
+}
+
+/// The first difference between two sets of file stamps, in words.
+fn compare(before: &BTreeMap<String, FileStamp>, after: &BTreeMap<String, FileStamp>, what: &str) -> Option<String> {
+    for (path, stamp) in before {
+        match after.get(path) {
+            None if what.is_empty() => return Some(format!("`{path}` was removed")),
+            None => return Some(format!("{what}`{path}` missing")),
+            Some(now) if now.hash != stamp.hash || now.size != stamp.size => {
+                return Some(format!("{what}`{path}` changed"));
+            }
+            Some(_) => {}
+        }
+    }
+    after
+        .keys()
+        .find(|p| !before.contains_key(*p))
+        .map(|p| if what.is_empty() { format!("`{p}` was added") } else { format!("{what}`{p}` appeared") })
+}
+
+/// Size, mtime and content hash of a file. The hash of `previous` is reused when size and mtime match and the
+/// file was not modified within a second of when `previous` was taken (a write in the same clock tick could
+/// otherwise go unnoticed).
+fn stamp(path: &Path, previous: Option<&FileStamp>, prev_at: i64) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
+    if let Some(p) = previous {
+        if p.size == meta.len() && p.mtime == mtime && mtime < prev_at - 1_000_000_000 {
+            return Some(p.clone());
+        }
+    }
+    let mut hasher = Xxh3::new();
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+    Some(FileStamp { size: meta.len(), mtime, hash: format!("{:032x}", hasher.digest128()) })
+}
+
+fn hash_str(s: &str) -> String {
+    let mut h = Xxh3::new();
+    h.write(s.as_bytes());
+    format!("{:032x}", h.digest128())
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Verdicts for every task of `plan` without running anything: a dep that would run counts as having run.
+/// Groups get `None` (they run nothing themselves).
+pub fn predict(plan: &crate::plan::Plan, config: &crate::config::Config, checker: &Checker) -> Vec<Option<Verdict>> {
+    use crate::events::TaskKind;
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; config.tasks.len()];
+    let mut runs = vec![false; config.tasks.len()];
+    for &i in &plan.order {
+        let dep_runs = plan.deps[i].iter().find(|&&d| runs[d]).map(|&d| plan.names[d].to_string());
+        match plan.kinds[i] {
+            TaskKind::Group => runs[i] = dep_runs.is_some(),
+            _ => {
+                let (v, _) = checker.verdict(&config.tasks[i], dep_runs.as_deref(), "will run");
+                runs[i] = v != Verdict::UpToDate;
+                verdicts[i] = Some(v);
+            }
+        }
+    }
+    verdicts
+}

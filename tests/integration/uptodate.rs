@@ -1,0 +1,245 @@
+//! Up-to-date checks: tasks whose inputs, settings and outputs are unchanged are skipped, and irun says why each
+//! task runs. Runs are counted by what tasks append to log files.
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Output, Project};
+
+const PIPELINE: &str = r#"
+[tasks.gen]
+cmd = "echo run >> gen.log; mkdir -p out; cat src/*.txt > out/all.txt"
+sources = ["src/*.txt"]
+outputs = ["out/all.txt"]
+env = { MODE = "fast" }
+
+[tasks.use]
+cmd = "echo run >> use.log; wc -c < out/all.txt > out/size.txt"
+deps = ["gen"]
+sources = ["out/all.txt"]
+outputs = ["out/size.txt"]
+
+[tasks.plain]
+cmd = "echo run >> plain.log"
+"#;
+
+fn pipeline() -> Project {
+    let p = Project::new(PIPELINE);
+    p.file("src/a.txt", "a\n");
+    p
+}
+
+fn runs(p: &Project, log: &str) -> usize {
+    std::fs::read_to_string(p.path(log)).map_or(0, |s| s.lines().count())
+}
+
+fn run_ok(p: &Project, args: &[&str]) -> Output {
+    let out = p.irun().args(args).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    out
+}
+
+/// `irun explain` line for `task`.
+fn explain(p: &Project, task: &str) -> String {
+    let out = run_ok(p, &["explain", "use", "plain"]);
+    out.stdout.lines().find(|l| l.split_whitespace().next() == Some(task)).unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_second_run_skips_what_is_up_to_date() {
+    let p = pipeline();
+    assert!(explain(&p, "gen").ends_with("will run: never ran"), "{}", explain(&p, "gen"));
+    run_ok(&p, &["use", "plain"]);
+    let out = run_ok(&p, &["use", "plain"]);
+    assert_eq!((runs(&p, "gen.log"), runs(&p, "use.log")), (1, 1), "{out:?}");
+    assert_eq!(runs(&p, "plain.log"), 2, "a task without sources always runs");
+    assert!(out.stdout.contains("gen   * up to date"), "{out:?}");
+    let summary = out.stdout.split("irun: summary").nth(1).unwrap();
+    assert!(summary.contains("up to date  gen") || summary.contains("up to date gen"), "{summary}");
+    assert!(summary.contains("2 up to date"), "{summary}");
+    assert_eq!(explain(&p, "gen"), "gen    up to date");
+    assert!(explain(&p, "plain").contains("will run: it has no `sources`, so it always runs"));
+    let dry = run_ok(&p, &["-n", "use"]);
+    assert!(dry.stdout.contains("wave 1: gen (up to date)"), "{dry:?}");
+}
+
+/// After `change`, explain names `reason` for gen (and its dependent follows), and a run reruns gen.
+fn reruns_because(p: &Project, change: impl FnOnce(&Project), reason: &str) {
+    let before = runs(p, "gen.log");
+    change(p);
+    assert!(explain(p, "gen").ends_with(&format!("will run: {reason}")), "{}", explain(p, "gen"));
+    assert!(explain(p, "use").ends_with("will run: dep `gen` will run"), "{}", explain(p, "use"));
+    run_ok(p, &["use"]);
+    assert_eq!(runs(p, "gen.log"), before + 1, "{reason}");
+}
+
+#[test]
+fn editing_adding_or_deleting_a_source_reruns() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    reruns_because(
+        &p,
+        |p| {
+            p.file("src/a.txt", "A\n");
+        },
+        "`src/a.txt` changed",
+    );
+    reruns_because(
+        &p,
+        |p| {
+            p.file("src/b.txt", "b\n");
+        },
+        "`src/b.txt` was added",
+    );
+    reruns_because(&p, |p| std::fs::remove_file(p.path("src/b.txt")).unwrap(), "`src/b.txt` was removed");
+}
+
+#[test]
+fn a_source_rewritten_with_the_same_content_does_not_rerun() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    p.file("src/a.txt", "a\n");
+    run_ok(&p, &["use"]);
+    assert_eq!(runs(&p, "gen.log"), 1, "same content, new mtime: still up to date");
+}
+
+#[test]
+fn changing_cmd_or_env_reruns() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    std::fs::write(p.path("Irun.toml"), PIPELINE.replace("MODE = \"fast\"", "MODE = \"slow\"")).unwrap();
+    assert!(explain(&p, "gen").ends_with("will run: env changed"), "{}", explain(&p, "gen"));
+    run_ok(&p, &["use"]);
+    std::fs::write(
+        p.path("Irun.toml"),
+        PIPELINE.replace("MODE = \"fast\"", "MODE = \"slow\"").replace("mkdir -p out;", "mkdir -p out &&"),
+    )
+    .unwrap();
+    assert!(explain(&p, "gen").ends_with("will run: command changed"), "{}", explain(&p, "gen"));
+    run_ok(&p, &["use"]);
+    assert_eq!(runs(&p, "gen.log"), 3);
+}
+
+#[test]
+fn deleting_or_editing_an_output_reruns() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    std::fs::remove_file(p.path("out/size.txt")).unwrap();
+    assert!(explain(&p, "use").ends_with("will run: output `out/size.txt` missing"), "{}", explain(&p, "use"));
+    run_ok(&p, &["use"]);
+    assert_eq!(runs(&p, "use.log"), 2);
+    p.file("out/size.txt", "tampered\n");
+    assert!(explain(&p, "use").ends_with("will run: output `out/size.txt` changed"), "{}", explain(&p, "use"));
+    run_ok(&p, &["use"]);
+    assert_eq!(runs(&p, "use.log"), 3);
+    assert_eq!(runs(&p, "gen.log"), 1, "gen was up to date throughout");
+}
+
+#[test]
+fn a_failed_run_is_not_up_to_date() {
+    let p = Project::new("[tasks.check]\ncmd = \"echo run >> check.log; test -e pass\"\nsources = [\"input.txt\"]\n");
+    p.file("input.txt", "x\n");
+    assert_eq!(p.irun().args(["check"]).run().code, 1);
+    let out = p.irun().args(["explain", "check"]).run();
+    assert!(out.stdout.contains("check  will run: last run failed"), "{out:?}");
+    assert_eq!(p.irun().args(["check"]).run().code, 1);
+    assert_eq!(runs(&p, "check.log"), 2, "the failed task ran again");
+}
+
+#[test]
+fn a_dependent_reruns_when_its_dep_ran() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    // gen reruns (its source changed) and rewrites out/all.txt with the same content: use still reruns.
+    p.file("src/a.txt", "a\n");
+    std::fs::write(p.path("Irun.toml"), PIPELINE.replace("MODE = \"fast\"", "MODE = \"x\"")).unwrap();
+    let out = run_ok(&p, &["--explain", "use"]);
+    assert!(out.stdout.contains("use * will run: dep `gen` ran"), "{out:?}");
+    assert_eq!(runs(&p, "use.log"), 2);
+}
+
+#[test]
+fn force_runs_everything() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    let out = run_ok(&p, &["-B", "--explain", "use"]);
+    assert!(out.stdout.contains("gen * will run: forced (--force)"), "{out:?}");
+    assert_eq!((runs(&p, "gen.log"), runs(&p, "use.log")), (2, 2));
+}
+
+#[test]
+fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    let state = std::fs::read_to_string(p.path(".irun/state.toml")).unwrap();
+    for (n, broken) in [state[..state.len() / 2].to_string(), "\u{0}\u{1}garbage".to_string()].iter().enumerate() {
+        std::fs::write(p.path(".irun/state.toml"), broken).unwrap();
+        let out = run_ok(&p, &["use"]);
+        assert!(
+            out.stdout.contains("irun: warning: ") && out.stdout.contains(".irun/state.toml is unreadable"),
+            "{out:?}"
+        );
+        assert!(out.stdout.contains("running every task"), "{out:?}");
+        assert_eq!(runs(&p, "gen.log"), n + 2, "{out:?}");
+        // ...and the state is whole again afterwards.
+        let again = run_ok(&p, &["use"]);
+        assert!(!again.stdout.contains("warning"), "{again:?}");
+        assert_eq!(runs(&p, "gen.log"), n + 2);
+    }
+}
+
+#[test]
+fn sigkill_while_saving_state_leaves_a_usable_state() {
+    // Many tasks with sources make the state file large enough that saving takes a moment.
+    let mut toml = String::new();
+    for i in 0..300 {
+        toml.push_str(&format!("[tasks.t{i}]\ncmd = \"true\"\nsources = [\"in/f{i}\"]\n"));
+    }
+    let p = Project::new(&toml);
+    for i in 0..300 {
+        p.file(&format!("in/f{i}"), &format!("{i}\n"));
+    }
+    let targets: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
+    let mut caught = 0;
+    for attempt in 0..40 {
+        if caught >= 3 {
+            break;
+        }
+        // Force a full run, so every attempt saves the state again.
+        let mut run = p.irun().args(["-B"]).args(&targets).spawn();
+        let dir = p.path(".irun");
+        loop {
+            let writing = std::fs::read_dir(&dir)
+                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("state.toml.tmp-")))
+                .unwrap_or(false);
+            if writing {
+                run.signal(Signal::SIGKILL);
+                caught += 1;
+                break;
+            }
+            if run.child.try_wait().unwrap().is_some() {
+                break;
+            }
+        }
+        run.wait();
+        let out = p.irun().args(["explain"]).args(&targets[..1]).run();
+        assert_eq!(out.code, 0, "attempt {attempt}: {out:?}");
+        assert!(!out.stderr.contains("warning"), "attempt {attempt}: the state was left unusable: {out:?}");
+    }
+    assert!(caught >= 1, "never caught irun while it was saving its state");
+    // The next run cleans up what the killed one left.
+    run_ok(&p, &targets.iter().map(String::as_str).collect::<Vec<_>>());
+    let leftovers: Vec<_> = std::fs::read_dir(p.path(".irun")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp-")), "{leftovers:?}");
+}
+
+#[test]
+fn services_are_never_skipped() {
+    let p = Project::new(
+        "[tasks.svc]\ncmd = \"echo run >> svc.log; echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\n[tasks.client]\ncmd = \"echo run >> client.log\"\ndeps = [\"svc\"]\nsources = [\"client.cfg\"]\n",
+    );
+    p.file("svc.cfg", "").file("client.cfg", "");
+    run_ok(&p, &["client"]);
+    let out = run_ok(&p, &["--explain", "client"]);
+    assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (2, 2), "{out:?}");
+    assert!(out.stdout.contains("will run: dep `svc` ran"), "{out:?}");
+}

@@ -22,6 +22,8 @@ Examples:
   irun explain setup        why setup would run, or that it is up to date
   irun -B                   run everything, up to date or not
   irun graph --dot | dot -Tsvg > graph.svg
+  irun --junit report.xml   also write a JUnit report for CI
+  irun completions zsh      shell completions
 
 Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (nothing was started),
 130/143 interrupted by SIGINT/SIGTERM.";
@@ -78,6 +80,27 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = OnBusy::Restart, requires = "watch")]
     pub on_busy: OnBusy,
 
+    /// Task output: `prefixed` (lines as they come, with the task's name) or `grouped` (each task's output together
+    /// when it finishes, failures last) [default: prefixed; grouped under GitHub Actions]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub output: Option<OutputMode>,
+
+    /// The live status area: `auto` (on a terminal, unless CI is set) or `never`
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ProgressChoice::Auto)]
+    pub progress: ProgressChoice,
+
+    /// Print events as JSON lines on stdout, instead of the human-readable output
+    #[arg(long, conflicts_with = "events")]
+    pub json: bool,
+
+    /// Also write events as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// Write a JUnit XML report (one test case per task) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
     /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,
@@ -93,15 +116,40 @@ pub enum Command {
         #[arg(value_name = "TARGET")]
         targets: Vec<String>,
     },
+    /// Print a shell completion script: `irun completions bash > /etc/bash_completion.d/irun`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of Irun.toml (for editors: completion and validation)
+    Schema,
     /// Print the task graph; edges point from a dependency to the task that depends on it
     Graph {
         /// Graphviz DOT output (the default)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mermaid")]
         dot: bool,
+        /// A Mermaid flowchart instead of DOT
+        #[arg(long)]
+        mermaid: bool,
+        /// Colour tasks by the result of their last run (from irun's state)
+        #[arg(long)]
+        status: bool,
         /// Only these tasks and what they depend on
         #[arg(value_name = "TARGET")]
         targets: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    Prefixed,
+    Grouped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressChoice {
+    Auto,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -17,6 +17,9 @@ use crate::diagnostic::{Diagnostic, Source, suggestion};
 
 pub const FILE_NAME: &str = "Irun.toml";
 
+/// The JSON Schema of Irun.toml (`irun schema`), kept in step with the validation below.
+pub const JSON_SCHEMA: &str = include_str!("irun.schema.json");
+
 /// Readiness probe defaults, documented in README.md.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_TCP_INTERVAL: Duration = Duration::from_millis(10);

@@ -67,6 +67,7 @@ pub enum TaskKind {
 pub struct PlannedTask {
     pub name: TaskName,
     pub kind: TaskKind,
+    pub deps: Vec<TaskName>,
 }
 
 /// How the whole run ended; maps to irun's exit code.
@@ -134,6 +135,13 @@ pub enum Event {
     },
 }
 
+/// An event and when it happened.
+#[derive(Debug, Clone)]
+pub struct Stamped {
+    pub at: std::time::SystemTime,
+    pub event: Event,
+}
+
 /// Bytes of task output that may wait for reporters before output readers are slowed down.
 const OUTPUT_BUDGET: usize = 4 << 20;
 
@@ -142,12 +150,12 @@ const OUTPUT_BUDGET: usize = 4 << 20;
 /// output readers wait, and the task's pipe fills, as if it wrote to that stdout directly.
 #[derive(Clone)]
 pub struct EventSender {
-    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    tx: tokio::sync::mpsc::UnboundedSender<Stamped>,
     budget: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct EventReceiver {
-    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Stamped>,
     budget: Arc<tokio::sync::Semaphore>,
 }
 
@@ -159,7 +167,7 @@ pub fn channel() -> (EventSender, EventReceiver) {
 
 impl EventSender {
     pub fn send(&self, event: Event) {
-        let _ = self.tx.send(event);
+        let _ = self.tx.send(Stamped { at: std::time::SystemTime::now(), event });
     }
 
     /// Send a line of output once the reporters have room for it.
@@ -175,9 +183,9 @@ impl EventSender {
 
 impl EventReceiver {
     /// The next event, blocking this (non-async) thread; `None` once every sender is gone.
-    pub fn blocking_recv(&mut self) -> Option<Event> {
+    pub fn blocking_recv(&mut self) -> Option<Stamped> {
         let event = self.rx.blocking_recv()?;
-        if let Event::Output { line, .. } = &event {
+        if let Event::Output { line, .. } = &event.event {
             self.budget.add_permits(line.len().clamp(1, OUTPUT_BUDGET));
         }
         Some(event)

@@ -174,47 +174,117 @@ impl<'a> TaskGraph<'a> {
         mask
     }
 
+    fn mask(&self, selected: Option<&[usize]>) -> Vec<bool> {
+        match selected {
+            Some(s) => self.selection_mask(s),
+            None => vec![true; self.config.tasks.len()],
+        }
+    }
+
+    /// Edges among the selected tasks, from a dependency to its dependent, in declaration order.
+    fn edges(&self, mask: &[bool]) -> Vec<(usize, usize)> {
+        let mut edges: Vec<(usize, usize)> = self
+            .graph
+            .edge_references()
+            .map(|e| (e.source().index(), e.target().index()))
+            .filter(|&(from, to)| mask[from] && mask[to])
+            .collect();
+        edges.sort_by_key(|&(from, to)| (to, from));
+        edges
+    }
+
     /// Graphviz DOT of the selected tasks (all when `selected` is `None`).
     ///
     /// Tasks are boxes, services are filled ellipses, groups dashed boxes; an edge `a -> b` means a runs before b.
-    pub fn to_dot(&self, selected: Option<&[usize]>) -> String {
-        let mask = match selected {
-            Some(s) => self.selection_mask(s),
-            None => vec![true; self.config.tasks.len()],
-        };
+    /// With `last_runs` (task name → whether its last run succeeded), nodes are coloured by it: green ok, red
+    /// failed, grey never ran (or not recorded).
+    pub fn to_dot(&self, selected: Option<&[usize]>, last_runs: Option<&HashMap<String, bool>>) -> String {
+        let mask = self.mask(selected);
         let mut out = String::from("digraph irun {\n    rankdir=LR;\n    node [shape=box, fontname=\"Helvetica\"];\n");
         out.push_str("    // edges point from a dependency to the task that depends on it\n");
         for (i, task) in self.config.tasks.iter().enumerate() {
             if !mask[i] {
                 continue;
             }
-            let style = if task.is_service() {
-                ", shape=ellipse, style=filled, fillcolor=\"#cfe2ff\""
-            } else if task.is_group() {
-                ", style=dashed"
-            } else {
-                ""
-            };
+            let mut attrs = Vec::new();
             let label = match task.kind() {
                 "task" => dot_escape(&task.name),
                 kind => format!("{}\\n({kind})", dot_escape(&task.name)),
             };
-            let _ = writeln!(out, "    \"{}\" [label=\"{label}\"{style}];", dot_escape(&task.name));
-        }
-        for e in self.graph.edge_references() {
-            let (from, to) = (e.source().index(), e.target().index());
-            if mask[from] && mask[to] {
-                let _ = writeln!(
-                    out,
-                    "    \"{}\" -> \"{}\";",
-                    dot_escape(&self.task(from).name),
-                    dot_escape(&self.task(to).name)
-                );
+            attrs.push(format!("label=\"{label}\""));
+            let fill = match last_runs.map(|runs| runs.get(&task.name)) {
+                None => task.is_service().then_some("#cfe2ff"),
+                Some(Some(true)) => Some("#c8e6c9"),
+                Some(Some(false)) => Some("#ffcdd2"),
+                Some(None) => Some("#e0e0e0"),
+            };
+            if task.is_service() {
+                attrs.push("shape=ellipse".into());
             }
+            match (task.is_group(), fill) {
+                (true, Some(f)) => attrs.push(format!("style=\"dashed,filled\", fillcolor=\"{f}\"")),
+                (true, None) => attrs.push("style=dashed".into()),
+                (false, Some(f)) => attrs.push(format!("style=filled, fillcolor=\"{f}\"")),
+                (false, None) => {}
+            }
+            if let Some(runs) = last_runs {
+                let state = match runs.get(&task.name) {
+                    Some(true) => "last run: ok",
+                    Some(false) => "last run: failed",
+                    None => "never ran",
+                };
+                attrs.push(format!("tooltip=\"{state}\""));
+            }
+            let _ = writeln!(out, "    \"{}\" [{}];", dot_escape(&task.name), attrs.join(", "));
+        }
+        for (from, to) in self.edges(&mask) {
+            let _ = writeln!(
+                out,
+                "    \"{}\" -> \"{}\";",
+                dot_escape(&self.task(from).name),
+                dot_escape(&self.task(to).name)
+            );
         }
         out.push_str("}\n");
         out
     }
+
+    /// A Mermaid flowchart of the selected tasks: tasks are rectangles, services stadiums, groups subroutine
+    /// shapes; `a --> b` means a runs before b. With `last_runs`, nodes get classes `ok`, `failed` or `never`.
+    pub fn to_mermaid(&self, selected: Option<&[usize]>, last_runs: Option<&HashMap<String, bool>>) -> String {
+        let mask = self.mask(selected);
+        let mut out = String::from("flowchart LR\n");
+        for (i, task) in self.config.tasks.iter().enumerate() {
+            if !mask[i] {
+                continue;
+            }
+            let label = mermaid_escape(&task.name);
+            let node = match task.kind() {
+                "service" => format!("t{i}([\"{label} (service)\"])"),
+                "group" => format!("t{i}[[\"{label} (group)\"]]"),
+                _ => format!("t{i}[\"{label}\"]"),
+            };
+            let class = last_runs.map(|runs| match runs.get(&task.name) {
+                Some(true) => ":::ok",
+                Some(false) => ":::failed",
+                None => ":::never",
+            });
+            let _ = writeln!(out, "    {node}{}", class.unwrap_or_default());
+        }
+        for (from, to) in self.edges(&mask) {
+            let _ = writeln!(out, "    t{from} --> t{to}");
+        }
+        if last_runs.is_some() {
+            out.push_str("    classDef ok fill:#c8e6c9,stroke:#2e7d32\n");
+            out.push_str("    classDef failed fill:#ffcdd2,stroke:#c62828\n");
+            out.push_str("    classDef never fill:#e0e0e0,stroke:#757575\n");
+        }
+        out
+    }
+}
+
+fn mermaid_escape(s: &str) -> String {
+    s.replace('"', "#quot;")
 }
 
 fn dot_escape(s: &str) -> String {

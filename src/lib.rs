@@ -74,6 +74,19 @@ impl From<Diagnostic> for Failure {
 }
 
 fn execute(cli: Cli) -> Result<i32, Failure> {
+    // Commands that need no Irun.toml.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "irun", &mut std::io::stdout());
+            return Ok(exit::PASSED);
+        }
+        Some(Command::Schema) => {
+            print!("{}", config::JSON_SCHEMA);
+            return Ok(exit::PASSED);
+        }
+        _ => {}
+    }
     let path = match &cli.file {
         Some(f) => f.clone(),
         None => {
@@ -91,11 +104,24 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             print!("{}", list(&config, stdout_color));
             Ok(exit::PASSED)
         }
-        Some(Command::Graph { targets, .. }) => {
+        Some(Command::Graph { targets, mermaid, status, .. }) => {
             let selected = if targets.is_empty() { None } else { Some(graph.select(&graph.resolve(targets)?)) };
-            print!("{}", graph.to_dot(selected.as_deref()));
+            let last_runs = status.then(|| {
+                let (state, warning) = state::State::load(&config.root);
+                if let Some(w) = warning {
+                    eprintln!("irun: warning: {w}; showing every task as never run");
+                }
+                state.tasks.into_iter().map(|(name, record)| (name, record.ok)).collect()
+            });
+            let text = if *mermaid {
+                graph.to_mermaid(selected.as_deref(), last_runs.as_ref())
+            } else {
+                graph.to_dot(selected.as_deref(), last_runs.as_ref())
+            };
+            print!("{text}");
             Ok(exit::PASSED)
         }
+        Some(Command::Completions { .. } | Command::Schema) => unreachable!("handled above"),
         Some(Command::Explain { targets }) => {
             let targets = resolve_targets(&config, &graph, targets)?;
             let plan = Plan::new(&graph, &targets);
@@ -124,10 +150,11 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
                 return Ok(exit::PASSED);
             }
             let options = scheduler::Options { jobs, keep_going: cli.keep_going, explain: cli.explain };
+            let reporters = reporters(&cli, stdout_color)?;
             drop(graph);
             let watch = cli.watch.then_some(WatchSettings { debounce: cli.debounce, on_busy: cli.on_busy });
             let warning = warning.map(|w| format!("warning: {w}; running every task, as if none had run before"));
-            let outcome = run_plan(config, &plan, &options, checker, warning, watch, stdout_color)?;
+            let outcome = run_plan(config, &plan, &options, checker, warning, watch, reporters)?;
             Ok(match outcome {
                 RunOutcome::Passed => exit::PASSED,
                 RunOutcome::Failed => exit::FAILED,
@@ -135,6 +162,43 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             })
         }
     }
+}
+
+/// The reporters the command line asks for. Files are created now, so a bad path stops irun before it starts
+/// anything.
+fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, Failure> {
+    let create = |path: &std::path::Path, what: &str| {
+        std::fs::File::create(path).map_err(|e| {
+            Failure::Usage(
+                Diagnostic::new(format!("cannot write the {what} to {}: {e}", path.display()))
+                    .with_help("check that its folder exists and is writable"),
+            )
+        })
+    };
+    let stdout = || std::io::BufWriter::new(std::io::stdout());
+    let mut out: Vec<Box<dyn report::Reporter>> = Vec::new();
+    if cli.json {
+        out.push(Box::new(report::json::Json::new(stdout())));
+    } else {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let opts = report::terminal::Options {
+            color,
+            grouped: cli.output.map_or(github, |o| o == cli::OutputMode::Grouped),
+            github,
+            progress: cli.progress == cli::ProgressChoice::Auto && std::io::stdout().is_terminal() && !in_ci,
+        };
+        out.push(Box::new(report::terminal::Terminal::new(stdout(), opts)));
+    }
+    if let Some(path) = &cli.events {
+        let file = create(path, "event stream")?;
+        out.push(Box::new(report::json::Json::new(std::io::BufWriter::new(file))));
+    }
+    if let Some(path) = &cli.junit {
+        let file = create(path, "JUnit report")?;
+        out.push(Box::new(report::junit::Junit::new(path.clone(), file)));
+    }
+    Ok(out)
 }
 
 /// The command line's targets, else the `default` ones, as task indices.
@@ -192,7 +256,7 @@ fn run_plan(
     checker: fresh::Checker,
     warning: Option<String>,
     watch: Option<WatchSettings>,
-    color: bool,
+    reporters: Vec<Box<dyn report::Reporter>>,
 ) -> Result<RunOutcome, Failure> {
     // The guard is forked first, while irun has a single thread (the watcher starts threads of its own).
     guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
@@ -223,8 +287,6 @@ fn run_plan(
         .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
     let config = Arc::new(config);
     let (tx, rx) = events::channel();
-    let terminal = report::terminal::Terminal::new(std::io::BufWriter::new(std::io::stdout()), color);
-    let reporters: Vec<Box<dyn report::Reporter>> = vec![Box::new(terminal)];
     let reporting = std::thread::spawn(move || report::drive(rx, reporters));
     for message in [warning, armed].into_iter().flatten() {
         tx.send(events::Event::Notice { task: None, message });

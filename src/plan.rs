@@ -86,7 +86,14 @@ impl Plan {
     }
 
     pub fn planned_tasks(&self) -> Vec<PlannedTask> {
-        self.order.iter().map(|&i| PlannedTask { name: self.names[i].clone(), kind: self.kinds[i] }).collect()
+        self.order
+            .iter()
+            .map(|&i| PlannedTask {
+                name: self.names[i].clone(),
+                kind: self.kinds[i],
+                deps: self.deps[i].iter().map(|&d| self.names[d].clone()).collect(),
+            })
+            .collect()
     }
 
     /// The `--dry-run` text: waves of tasks that may run side by side.

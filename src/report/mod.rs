@@ -1,11 +1,17 @@
 //! Reporters consume the event stream; they never influence the run.
 
+pub mod critical;
+pub mod json;
+pub mod junit;
+pub mod progress;
 pub mod terminal;
+
+use std::time::SystemTime;
 
 use crate::events::{Event, EventReceiver};
 
 pub trait Reporter: Send {
-    fn event(&mut self, event: &Event);
+    fn event(&mut self, at: SystemTime, event: &Event);
     /// Called when no event is waiting, so output can be buffered under load and still appear at once when idle.
     fn flush(&mut self) {}
 }
@@ -13,9 +19,9 @@ pub trait Reporter: Send {
 /// Feed every event to every reporter until the last sender is gone. Runs on its own thread, so a blocked
 /// stdout never stalls the scheduler.
 pub fn drive(mut events: EventReceiver, mut reporters: Vec<Box<dyn Reporter>>) {
-    while let Some(event) = events.blocking_recv() {
+    while let Some(stamped) = events.blocking_recv() {
         for r in &mut reporters {
-            r.event(&event);
+            r.event(stamped.at, &stamped.event);
         }
         if events.is_empty() {
             for r in &mut reporters {

@@ -1,0 +1,128 @@
+//! `--json` / `--events FILE`: every event as one JSON object per line, for machines.
+//!
+//! The schema is versioned (`"version": 1`) and documented in README.md. Every object has `version`, `time`
+//! (RFC 3339, UTC, microseconds) and `event`; the other fields depend on the event.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::events::{Event, RunOutcome, Status, Stream, TaskKind};
+use crate::report::Reporter;
+
+pub const VERSION: u32 = 1;
+
+pub struct Json<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> Json<W> {
+    pub fn new(out: W) -> Self {
+        Json { out }
+    }
+}
+
+fn kind(k: TaskKind) -> &'static str {
+    match k {
+        TaskKind::Task => "task",
+        TaskKind::Service => "service",
+        TaskKind::Group => "group",
+    }
+}
+
+fn status(s: &Status) -> Value {
+    let name = match s {
+        Status::Ok => "ok",
+        Status::Failed(_) => "failed",
+        Status::TimedOut(_) => "timed_out",
+        Status::Cancelled => "cancelled",
+        Status::Skipped(_) => "skipped",
+        Status::UpToDate => "up_to_date",
+    };
+    match s.detail() {
+        Some(reason) => json!({ "status": name, "reason": reason }),
+        None => json!({ "status": name }),
+    }
+}
+
+fn outcome(o: RunOutcome) -> Value {
+    match o {
+        RunOutcome::Passed => json!({ "outcome": "passed" }),
+        RunOutcome::Failed => json!({ "outcome": "failed" }),
+        RunOutcome::Interrupted(sig) => json!({ "outcome": "interrupted", "signal": sig.as_str() }),
+    }
+}
+
+/// The event's own fields.
+pub fn fields(event: &Event) -> (&'static str, Value) {
+    match event {
+        Event::RunStarted { tasks, jobs, watch } => (
+            "run_started",
+            json!({
+                "jobs": jobs,
+                "watch": watch,
+                "tasks": tasks.iter().map(|t| json!({
+                    "name": &*t.name,
+                    "kind": kind(t.kind),
+                    "deps": t.deps.iter().map(|d| &**d).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Event::CycleStarted { cycle, changed, rescan, tasks } => (
+            "cycle_started",
+            json!({ "cycle": cycle, "changed": changed, "rescan": rescan, "tasks": tasks.iter().map(|t| &**t).collect::<Vec<_>>() }),
+        ),
+        Event::CycleFinished { cycle, outcome: o, elapsed } => {
+            let mut v = outcome(*o);
+            v["cycle"] = json!(cycle);
+            v["duration_s"] = json!(elapsed.as_secs_f64());
+            ("cycle_finished", v)
+        }
+        Event::TaskStarted { task, pid } => ("task_started", json!({ "task": &**task, "pid": pid })),
+        Event::TaskReady { task, after, probe } => {
+            ("task_ready", json!({ "task": &**task, "after_s": after.as_secs_f64(), "probe": probe }))
+        }
+        Event::TaskStopping { task, reason } => ("task_stopping", json!({ "task": &**task, "reason": reason })),
+        Event::Output { task, stream, line } => (
+            "output",
+            json!({
+                "task": &**task,
+                "stream": if *stream == Stream::Stdout { "stdout" } else { "stderr" },
+                "line": String::from_utf8_lossy(line),
+            }),
+        ),
+        Event::TaskFinished { task, status: s, duration } => {
+            let mut v = status(s);
+            v["task"] = json!(&**task);
+            v["duration_s"] = json!(duration.as_secs_f64());
+            ("task_finished", v)
+        }
+        Event::Notice { task, message } => ("notice", json!({ "task": task.as_deref(), "message": message })),
+        Event::RunFinished { outcome: o, elapsed } => {
+            let mut v = outcome(*o);
+            v["duration_s"] = json!(elapsed.as_secs_f64());
+            ("run_finished", v)
+        }
+    }
+}
+
+impl<W: Write + Send> Reporter for Json<W> {
+    fn event(&mut self, at: SystemTime, event: &Event) {
+        let (name, mut v) = fields(event);
+        let mut line = serde_json::Map::new();
+        line.insert("version".into(), json!(VERSION));
+        line.insert("time".into(), json!(humantime::format_rfc3339_micros(at).to_string()));
+        line.insert("event".into(), json!(name));
+        if let Value::Object(rest) = v.take() {
+            line.extend(rest);
+        }
+        let mut text = Value::Object(line).to_string();
+        text.push('\n');
+        let _ = self.out.write_all(text.as_bytes());
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,107 @@
+//! `--junit FILE`: a JUnit XML report, one test case per task, written when the run ends.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::events::{Event, Status, TaskKind, TaskName};
+use crate::report::Reporter;
+
+/// Output kept per task for the report: the end of it, if it is longer.
+const KEEP_BYTES: usize = 1 << 20;
+
+pub struct Junit {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    kinds: HashMap<TaskName, TaskKind>,
+    output: HashMap<TaskName, Vec<u8>>,
+    cases: Vec<TestCase>,
+    started: Option<SystemTime>,
+}
+
+impl Junit {
+    /// `file` is `path`, already created (so a bad path is reported before anything runs).
+    pub fn new(path: PathBuf, file: std::fs::File) -> Self {
+        Junit {
+            path,
+            file: Some(file),
+            kinds: HashMap::new(),
+            output: HashMap::new(),
+            cases: Vec::new(),
+            started: None,
+        }
+    }
+
+    fn case(&mut self, task: &TaskName, status: &Status, duration: Duration) -> TestCase {
+        let mut tc_status = match status {
+            Status::Ok => TestCaseStatus::success(),
+            Status::Failed(_) | Status::TimedOut(_) => TestCaseStatus::non_success(NonSuccessKind::Failure),
+            Status::Cancelled | Status::Skipped(_) | Status::UpToDate => TestCaseStatus::skipped(),
+        };
+        let message = match status {
+            Status::Cancelled => Some("cancelled".to_string()),
+            Status::UpToDate => Some("up to date".to_string()),
+            other => other.detail(),
+        };
+        if let Some(m) = message {
+            tc_status.set_message(m);
+        }
+        if let Status::Failed(_) | Status::TimedOut(_) = status {
+            tc_status.set_type(status.label());
+        }
+        let mut case = TestCase::new(task.to_string(), tc_status);
+        let kind = match self.kinds.get(task) {
+            Some(TaskKind::Service) => "service",
+            _ => "task",
+        };
+        case.set_classname(format!("irun.{kind}"));
+        case.set_time(duration);
+        if let Some(out) = self.output.remove(task) {
+            case.set_system_out_lossy(out);
+        }
+        case
+    }
+}
+
+impl Reporter for Junit {
+    fn event(&mut self, at: SystemTime, event: &Event) {
+        match event {
+            Event::RunStarted { tasks, .. } => {
+                self.started = Some(at);
+                self.kinds = tasks.iter().map(|t| (t.name.clone(), t.kind)).collect();
+            }
+            Event::Output { task, line, .. } => {
+                let out = self.output.entry(task.clone()).or_default();
+                out.extend_from_slice(line);
+                out.push(b'\n');
+                if out.len() > 2 * KEEP_BYTES {
+                    out.drain(..out.len() - KEEP_BYTES);
+                }
+            }
+            Event::TaskFinished { task, status, duration } if self.kinds.get(task) != Some(&TaskKind::Group) => {
+                let case = self.case(task, status, *duration);
+                self.cases.push(case);
+            }
+            Event::RunFinished { elapsed, .. } => {
+                let mut suite = TestSuite::new("irun");
+                suite.add_test_cases(std::mem::take(&mut self.cases));
+                suite.set_time(*elapsed);
+                let mut report = Report::new("irun");
+                report.set_time(*elapsed);
+                report.add_test_suite(suite);
+                let Some(file) = self.file.take() else { return };
+                let mut out = std::io::BufWriter::new(file);
+                let written = report
+                    .serialize(&mut out)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| std::io::Write::flush(&mut out).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    eprintln!("irun: error: cannot write the JUnit report {}: {e}", self.path.display());
+                }
+            }
+            _ => {}
+        }
+    }
+}

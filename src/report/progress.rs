@@ -1,0 +1,83 @@
+//! The live status area on a terminal: running tasks with their elapsed time, services waiting for readiness, and
+//! how many tasks are done. Task output scrolls above it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::events::TaskName;
+
+pub struct Progress {
+    area: MultiProgress,
+    total: ProgressBar,
+    tasks: HashMap<TaskName, ProgressBar>,
+    width: usize,
+}
+
+const TICK: Duration = Duration::from_millis(120);
+
+impl Progress {
+    /// A status area on stdout (drawn only if stdout is a terminal).
+    pub fn new(total: usize, width: usize) -> Progress {
+        let area = MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10));
+        let bar = ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template("{spinner:.bold} irun: {pos}/{len} done, {msg} [{elapsed}]")
+                .expect("a valid template"),
+        );
+        let total = area.add(bar);
+        total.set_message("starting");
+        total.enable_steady_tick(TICK);
+        Progress { area, total, tasks: HashMap::new(), width }
+    }
+
+    fn update_message(&self) {
+        let running = self.tasks.len();
+        self.total.set_message(format!("{running} running"));
+    }
+
+    pub fn started(&mut self, task: &TaskName, service: bool) {
+        let what = if service { "service, waiting until it is ready" } else { "running" };
+        let template = format!("  {{prefix:{}}} {{elapsed:>4}} {{msg}}", self.width);
+        let bar = ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template(&template).expect("a valid template"))
+            .with_prefix(task.to_string())
+            .with_message(what);
+        let bar = self.area.add(bar);
+        bar.enable_steady_tick(TICK);
+        self.tasks.insert(task.clone(), bar);
+        self.update_message();
+    }
+
+    /// A service became ready, or a task ended: it leaves the area.
+    pub fn gone(&mut self, task: &TaskName) {
+        if let Some(bar) = self.tasks.remove(task) {
+            bar.finish_and_clear();
+            self.area.remove(&bar);
+        }
+        self.update_message();
+    }
+
+    pub fn finished(&mut self, task: &TaskName) {
+        self.gone(task);
+        self.total.inc(1);
+    }
+
+    /// Write above the status area.
+    pub fn print(&self, out: &mut impl Write, bytes: &[u8]) {
+        self.area.suspend(|| {
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        });
+    }
+
+    /// Remove the area for good (before the summary).
+    pub fn clear(&mut self) {
+        for (_, bar) in self.tasks.drain() {
+            bar.finish_and_clear();
+        }
+        self.total.finish_and_clear();
+        let _ = self.area.clear();
+    }
+}

@@ -183,11 +183,17 @@ pub fn glob_set(globs: &[String]) -> globset::GlobSet {
         if let Ok(glob) = glob(g) {
             b.add(glob);
         }
+        // `dir/**` stands for the folder too, so removing or replacing `dir` itself is covered.
+        if let Some(dir) = g.strip_suffix("/**") {
+            if let Ok(glob) = glob(dir) {
+                b.add(glob);
+            }
+        }
     }
     b.build().unwrap_or_else(|_| globset::GlobSet::empty())
 }
 
-fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+pub fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
     globset::GlobBuilder::new(pattern.trim_start_matches("./")).literal_separator(true).build()
 }
 

@@ -106,7 +106,11 @@ impl Job {
         if let Some(p) = probe {
             if let Some((host, port)) = p.check.address() {
                 if self.restarting {
-                    probe::wait_until_free(host, port, PORT_RELEASE_WAIT).await;
+                    // The previous instance may take a moment to let go of the port; a stop request wins.
+                    tokio::select! {
+                        () = probe::wait_until_free(host, port, PORT_RELEASE_WAIT) => {}
+                        _ = next_control(&mut self.control) => return Status::Cancelled,
+                    }
                 }
                 if probe::address_in_use(host, port).await {
                     return Status::Failed(format!(
@@ -218,7 +222,9 @@ impl Job {
             Ending::Stop(reason) => {
                 self.stop(&mut process, task, reason.describe()).await;
                 match reason {
-                    StopReason::NotNeeded | StopReason::Restart => Status::Ok,
+                    StopReason::NotNeeded => Status::Ok,
+                    // Restarted in watch mode: the scheduler runs it again and ignores this instance's end.
+                    StopReason::Restart if is_service && ready => Status::Ok,
                     _ if is_service && ready => Status::Ok,
                     _ => Status::Cancelled,
                 }

@@ -76,7 +76,8 @@ struct Cycle {
     changed: BTreeSet<String>,
     /// Events were lost: which inputs changed is unknown.
     rescan: bool,
-    failed: bool,
+    /// Every task the cycle ran (a restarted cycle keeps those of the one it replaced).
+    tasks: BTreeSet<usize>,
 }
 
 struct Scheduler<'a> {
@@ -168,7 +169,7 @@ pub async fn run(
         if s.cycle.is_some() && s.settled() {
             s.save_state(true);
             s.end_cycle();
-            if let (Some(batch), Some(w)) = (s.queued.take(), watching.as_ref()) {
+            if let (Some(batch), Some(w), None) = (s.queued.take(), watching.as_ref(), s.interrupted) {
                 s.on_change(batch, w);
                 continue;
             }
@@ -352,9 +353,6 @@ impl Scheduler<'_> {
         self.record(i, status, duration);
         if failure {
             self.failed = true;
-            if let Some(cycle) = &mut self.cycle {
-                cycle.failed = true;
-            }
             if self.options.keep_going {
                 self.skip_blocked();
             } else if self.watching {
@@ -412,7 +410,7 @@ impl Scheduler<'_> {
         let (tx, rx) = watch::channel(Control::Run);
         self.free_slots -= 1;
         let extra_env = match &self.cycle {
-            Some(c) if c.number > 0 => vec![("IRUN_CHANGED_PATHS".to_string(), join(&c.changed, ":"))],
+            Some(c) if c.number > 0 => changed_paths_env(&c.changed, c.rescan),
             _ => Vec::new(),
         };
         let node = &mut self.nodes[i];
@@ -486,7 +484,12 @@ impl Scheduler<'_> {
                 if self.is_done(task) {
                     return;
                 }
-                if std::mem::take(&mut self.nodes[task].rerun) && self.interrupted.is_none() {
+                if std::mem::take(&mut self.nodes[task].rerun) {
+                    if self.aborting || self.interrupted.is_some() {
+                        // Stopped to run again, but the cycle was called off meanwhile: it did not complete.
+                        self.record(task, Status::Cancelled, duration);
+                        return;
+                    }
                     // Stopped to be run again (watch mode): back to the queue, no verdict for this instance.
                     let node = &mut self.nodes[task];
                     if std::mem::take(&mut node.holds_slot) {
@@ -504,9 +507,9 @@ impl Scheduler<'_> {
     /// Fail-fast or interrupt: nothing new starts, everything running is stopped.
     fn abort(&mut self, reason: StopReason) {
         self.aborting = true;
+        self.queued = None;
         for idx in 0..self.plan.order.len() {
             let i = self.plan.order[idx];
-            self.nodes[i].rerun = false;
             match self.nodes[i].state {
                 State::Waiting => self.record(i, Status::Cancelled, Duration::ZERO),
                 State::Running | State::Ready => self.request(i, Control::Stop(reason)),
@@ -522,8 +525,7 @@ impl Scheduler<'_> {
             let i = self.plan.order[idx];
             match self.nodes[i].state {
                 State::Waiting => self.record(i, Status::Cancelled, Duration::ZERO),
-                State::Running if self.plan.kinds[i] != TaskKind::Service => {
-                    self.nodes[i].rerun = false;
+                State::Running if self.plan.kinds[i] != TaskKind::Service && !self.nodes[i].rerun => {
                     self.request(i, Control::Stop(StopReason::Cancelled));
                 }
                 _ => {}
@@ -637,11 +639,13 @@ impl Scheduler<'_> {
             }
         }
         let mut tasks = Vec::new();
+        let mut members = BTreeSet::new();
         for idx in 0..self.plan.order.len() {
             let i = self.plan.order[idx];
             if !affected[i] {
                 continue;
             }
+            members.insert(i);
             tasks.push(self.plan.names[i].clone());
             self.nodes[i].decided = false;
             self.nodes[i].ran = false;
@@ -658,17 +662,25 @@ impl Scheduler<'_> {
         self.cycles_begun += 1;
         let (changed, rescan) = match self.cycle.take() {
             // A change during a cycle (`--on-busy restart`): the new cycle covers both sets of changes.
-            Some(previous) => (previous.changed.into_iter().chain(changed).collect(), previous.rescan || rescan),
+            Some(previous) => {
+                members.extend(previous.tasks);
+                (previous.changed.into_iter().chain(changed).collect(), previous.rescan || rescan)
+            }
             None => (changed, rescan),
         };
         self.emit(Event::CycleStarted { cycle: number, changed: changed.iter().cloned().collect(), rescan, tasks });
-        self.cycle = Some(Cycle { number, started: Instant::now(), changed, rescan, failed: false });
+        self.cycle = Some(Cycle { number, started: Instant::now(), changed, rescan, tasks: members });
         self.aborting = false;
     }
 
     fn end_cycle(&mut self) {
         if let Some(c) = self.cycle.take() {
-            let outcome = if c.failed { RunOutcome::Failed } else { RunOutcome::Passed };
+            let failed = c.tasks.iter().any(|&i| matches!(&self.nodes[i].state, State::Done(s) if s.is_failure()));
+            let outcome = match self.interrupted {
+                Some(sig) => RunOutcome::Interrupted(sig),
+                None if failed => RunOutcome::Failed,
+                None => RunOutcome::Passed,
+            };
             self.emit(Event::CycleFinished { cycle: c.number, outcome, elapsed: c.started.elapsed() });
         }
     }
@@ -676,4 +688,32 @@ impl Scheduler<'_> {
 
 fn join(items: &BTreeSet<String>, separator: &str) -> String {
     items.iter().map(String::as_str).collect::<Vec<_>>().join(separator)
+}
+
+/// Largest `IRUN_CHANGED_PATHS` passed on: the kernel refuses a single variable over 128 KiB.
+const CHANGED_PATHS_MAX: usize = 64 * 1024;
+
+/// `IRUN_CHANGED_PATHS` (`:`-separated, relative to the project), with `IRUN_CHANGED_PATHS_TRUNCATED=1` when the
+/// list was cut short, or `IRUN_CHANGED_UNKNOWN=1` when events were lost and the paths are not known.
+fn changed_paths_env(changed: &BTreeSet<String>, rescan: bool) -> Vec<(String, String)> {
+    let mut value = String::new();
+    let mut truncated = false;
+    for path in changed {
+        if value.len() + path.len() + 1 > CHANGED_PATHS_MAX {
+            truncated = true;
+            break;
+        }
+        if !value.is_empty() {
+            value.push(':');
+        }
+        value.push_str(path);
+    }
+    let mut env = vec![("IRUN_CHANGED_PATHS".to_string(), value)];
+    if truncated {
+        env.push(("IRUN_CHANGED_PATHS_TRUNCATED".to_string(), "1".to_string()));
+    }
+    if rescan {
+        env.push(("IRUN_CHANGED_UNKNOWN".to_string(), "1".to_string()));
+    }
+    env
 }

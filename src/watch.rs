@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use std::collections::HashSet;
+
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 /// Changes seen since the last batch.
@@ -63,20 +66,23 @@ impl Filter {
         for g in IGNORED_GLOBS {
             builtin.add(Glob::new(g).expect("built-in globs are valid"));
         }
-        let mut out = GlobSetBuilder::new();
-        for g in outputs {
-            if let Ok(glob) = Glob::new(g) {
-                out.add(glob);
-            }
-        }
         let mut filter = Filter {
             root: root.to_path_buf(),
             builtin: builtin.build().expect("built-in globs are valid"),
-            outputs: out.build().unwrap_or_else(|_| GlobSet::empty()),
+            // The same glob rules as Irun.toml's own (`./` prefix, `*` within a folder, `dir/**` covers `dir`).
+            outputs: crate::config::glob_set(outputs),
             gitignores: Vec::new(),
         };
-        filter.gitignores = filter.find_gitignores();
+        filter.reload_gitignores();
         filter
+    }
+
+    /// Read the project's .gitignore files again (one of them changed, or events were lost).
+    pub fn reload_gitignores(&mut self) {
+        let mut found = self.find_gitignores();
+        // Deepest first: the closest .gitignore with a rule for a path decides (as in git).
+        found.sort_by_key(|g| std::cmp::Reverse(g.path().components().count()));
+        self.gitignores = found;
     }
 
     /// Every .gitignore in the project (outside ignored folders), plus .git/info/exclude.
@@ -117,7 +123,14 @@ impl Filter {
             return true;
         }
         let abs = self.root.join(rel);
-        gitignores.iter().any(|g| abs.starts_with(g.path()) && g.matched_path_or_any_parents(&abs, is_dir).is_ignore())
+        for g in gitignores.iter().filter(|g| abs.starts_with(g.path())) {
+            match g.matched_path_or_any_parents(&abs, is_dir) {
+                Match::Ignore(_) => return true,
+                Match::Whitelist(_) => return false,
+                Match::None => {}
+            }
+        }
+        false
     }
 
     /// Whether a change to `rel` (relative to the root) is to be ignored.
@@ -147,25 +160,35 @@ pub fn start(
     let (raw_tx, raw_rx) = mpsc::channel();
     let watcher = notify::recommended_watcher(raw_tx).map_err(|e| describe_error(&e, &filter.root))?;
     let watcher = Arc::new(Mutex::new(watcher));
-    let mut folders = 0;
-    let mut stack = vec![filter.root.clone()];
+    let watcher_folders = folders_to_watch(&filter, &filter.root);
+    for dir in &watcher_folders {
+        watch_folder(&watcher, dir)?;
+    }
+    let folders = watcher_folders.len();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let handle = watcher.clone();
+    let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
+    std::thread::Builder::new()
+        .name("irun-watch".into())
+        .spawn(move || Debouncer { filter, watcher: handle, debounce, watched }.run(raw_rx, tx))
+        .map_err(|e| format!("cannot start the watch thread: {e}"))?;
+    Ok((Watcher { _inner: watcher, folders }, rx))
+}
+
+/// `start` and every folder below it that is not ignored (symbolic links are not followed).
+fn folders_to_watch(filter: &Filter, start: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![start.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        watch_folder(&watcher, &dir)?;
-        folders += 1;
         for sub in subfolders(&dir) {
             let rel = sub.strip_prefix(&filter.root).unwrap_or(&sub);
             if !filter.ignored(rel, true) {
                 stack.push(sub);
             }
         }
+        out.push(dir);
     }
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let handle = watcher.clone();
-    std::thread::Builder::new()
-        .name("irun-watch".into())
-        .spawn(move || Debouncer { filter, watcher: handle, debounce }.run(raw_rx, tx))
-        .map_err(|e| format!("cannot start the watch thread: {e}"))?;
-    Ok((Watcher { _inner: watcher, folders }, rx))
+    out
 }
 
 fn watch_folder(watcher: &Mutex<RecommendedWatcher>, dir: &Path) -> Result<(), String> {
@@ -173,17 +196,25 @@ fn watch_folder(watcher: &Mutex<RecommendedWatcher>, dir: &Path) -> Result<(), S
     w.watch(dir, RecursiveMode::NonRecursive).map_err(|e| describe_error(&e, dir))
 }
 
-/// A burst that never pauses still yields a batch this long after its first change.
+/// A burst that never pauses still yields a batch this long after its first change (or four debounce periods,
+/// if that is longer).
 const MAX_DELAY: Duration = Duration::from_secs(1);
 
 struct Debouncer {
     filter: Filter,
     watcher: Arc<Mutex<RecommendedWatcher>>,
     debounce: Duration,
+    /// Folders with a watch: a removed or renamed one means files vanished without events of their own.
+    watched: HashSet<PathBuf>,
 }
 
 impl Debouncer {
-    fn run(self, raw: mpsc::Receiver<notify::Result<notify::Event>>, out: tokio::sync::mpsc::UnboundedSender<Batch>) {
+    fn run(
+        mut self,
+        raw: mpsc::Receiver<notify::Result<notify::Event>>,
+        out: tokio::sync::mpsc::UnboundedSender<Batch>,
+    ) {
+        let max_delay = MAX_DELAY.max(self.debounce * 4);
         let mut batch = Batch::default();
         let mut first_change: Option<Instant> = None;
         loop {
@@ -193,7 +224,7 @@ impl Debouncer {
                     Err(_) => return,
                 },
                 Some(first) => {
-                    let wait = self.debounce.min(MAX_DELAY.saturating_sub(first.elapsed()));
+                    let wait = self.debounce.min(max_delay.saturating_sub(first.elapsed()));
                     match raw.recv_timeout(wait) {
                         Ok(e) => Some(e),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -206,8 +237,11 @@ impl Debouncer {
                     if self.absorb(e, &mut batch) && first_change.is_none() {
                         first_change = Some(Instant::now());
                     }
-                    if first_change.is_some_and(|f| f.elapsed() >= MAX_DELAY) {
+                    if first_change.is_some_and(|f| f.elapsed() >= max_delay) {
                         first_change = None;
+                        if batch.rescan {
+                            self.rewatch(&mut batch);
+                        }
                         if out.send(std::mem::take(&mut batch)).is_err() {
                             return;
                         }
@@ -215,6 +249,9 @@ impl Debouncer {
                 }
                 None => {
                     first_change = None;
+                    if batch.rescan {
+                        self.rewatch(&mut batch);
+                    }
                     if out.send(std::mem::take(&mut batch)).is_err() {
                         return;
                     }
@@ -223,8 +260,24 @@ impl Debouncer {
         }
     }
 
+    /// After lost events: read the ignore rules again and watch folders that appeared unseen.
+    fn rewatch(&mut self, batch: &mut Batch) {
+        self.filter.reload_gitignores();
+        let root = self.filter.root.clone();
+        for dir in folders_to_watch(&self.filter, &root) {
+            if !self.watched.contains(&dir) {
+                match watch_folder(&self.watcher, &dir) {
+                    Ok(()) => {
+                        self.watched.insert(dir);
+                    }
+                    Err(e) => batch.notices.push(e),
+                }
+            }
+        }
+    }
+
     /// Add an event to the batch; true if it changed anything.
-    fn absorb(&self, event: notify::Result<notify::Event>, batch: &mut Batch) -> bool {
+    fn absorb(&mut self, event: notify::Result<notify::Event>, batch: &mut Batch) -> bool {
         let event = match event {
             Ok(e) => e,
             Err(e) => {
@@ -246,15 +299,35 @@ impl Debouncer {
             EventKind::Create(_)
                 | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both | RenameMode::Any))
         );
+        let vanished = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From | RenameMode::Any))
+        );
         let mut changed = false;
         for path in event.paths {
             let Ok(rel) = path.strip_prefix(&self.filter.root).map(Path::to_path_buf) else { continue };
-            let is_dir = path.is_dir();
-            if rel.as_os_str().is_empty() || self.filter.ignored(&rel, is_dir) {
+            if rel.as_os_str().is_empty() {
                 continue;
             }
+            // Not following links: a link to a folder elsewhere must not pull that folder into the watch.
+            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            let is_dir =
+                matches!(event.kind, EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder))
+                    || self.watched.contains(&path)
+                    || (!is_link && path.is_dir());
+            if self.filter.ignored(&rel, is_dir) {
+                continue;
+            }
+            if rel.file_name().is_some_and(|n| n == ".gitignore") {
+                self.filter.reload_gitignores();
+            }
             if is_dir {
-                if appeared {
+                if vanished && !path.exists() {
+                    // The folder's files went with it, without events of their own: what changed is unknown.
+                    self.watched.remove(&path);
+                    batch.rescan = true;
+                    changed = true;
+                } else if appeared && !is_link {
                     changed |= self.adopt_folder(&path, batch);
                 }
                 continue;
@@ -267,12 +340,15 @@ impl Debouncer {
 
     /// A folder appeared: watch it and everything below, and count the files already in it as changed (they may
     /// have been created before the watch was in place).
-    fn adopt_folder(&self, dir: &Path, batch: &mut Batch) -> bool {
+    fn adopt_folder(&mut self, dir: &Path, batch: &mut Batch) -> bool {
         let mut changed = false;
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            if let Err(e) = watch_folder(&self.watcher, &d) {
-                batch.notices.push(e);
+            match watch_folder(&self.watcher, &d) {
+                Ok(()) => {
+                    self.watched.insert(d.clone());
+                }
+                Err(e) => batch.notices.push(e),
             }
             let Ok(entries) = std::fs::read_dir(&d) else { continue };
             for entry in entries.flatten() {
@@ -362,6 +438,28 @@ mod tests {
         assert!(f.ignored(Path::new("sub/deep/secret.txt"), false));
         assert!(!f.ignored(Path::new("secret.txt"), false));
         assert!(!f.ignored(Path::new("sub/deep/code.rs"), false));
+    }
+
+    #[test]
+    fn a_nested_gitignore_can_unignore_what_a_parent_ignores() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".gitignore"), "*.txt\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("keep")).unwrap();
+        std::fs::write(dir.path().join("keep/.gitignore"), "!important.txt\n").unwrap();
+        let f = Filter::new(dir.path(), &[]);
+        assert!(f.ignored(Path::new("notes.txt"), false));
+        assert!(f.ignored(Path::new("keep/other.txt"), false));
+        assert!(!f.ignored(Path::new("keep/important.txt"), false));
+    }
+
+    #[test]
+    fn output_globs_follow_irun_toml_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Filter::new(dir.path(), &["./gen/**".to_string(), "*.json".to_string()]);
+        assert!(f.ignored(Path::new("gen"), true), "`dir/**` covers the folder itself");
+        assert!(f.ignored(Path::new("gen/a/b.c"), false));
+        assert!(f.ignored(Path::new("top.json"), false));
+        assert!(!f.ignored(Path::new("src/config.json"), false), "`*` stays within a folder");
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl<W: Write + Send> Terminal<W> {
     fn cycle_header(&mut self, cycle: u32, changed: &[String], rescan: bool, tasks: &[TaskName]) {
         const SHOWN: usize = 5;
         let mut what = if rescan {
-            "events were lost (kernel queue overflow), so anything may have changed".to_string()
+            "anything may have changed (events were lost, or a folder was removed or moved)".to_string()
         } else {
             changed.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
         };
@@ -343,7 +343,9 @@ impl<W: Write + Send> Reporter for Terminal<W> {
             Event::CycleFinished { outcome, elapsed, .. } => {
                 self.cycle_open = false;
                 self.summary(*outcome, *elapsed);
-                self.irun("waiting for changes (Ctrl-C to stop)");
+                if !matches!(outcome, RunOutcome::Interrupted(_)) {
+                    self.irun("waiting for changes (Ctrl-C to stop)");
+                }
             }
             Event::TaskStarted { task, pid } => self.started(at, task, *pid),
             Event::TaskReady { task, after, probe } => {

@@ -7,6 +7,7 @@ mod cli;
 mod config_errors;
 mod output;
 mod probes;
+mod reporting;
 mod scheduling;
 mod services;
 mod suite;

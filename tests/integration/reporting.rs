@@ -1,0 +1,310 @@
+//! Reporting: the terminal output (prefixed, grouped, summary), the JSON event stream, JUnit, GitHub Actions,
+//! colour, the live status area, graphs with state, completions and the JSON Schema.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::harness::{Output, Project};
+
+/// A fixed graph whose output is the same on every run with `-j1` (durations and pids masked).
+const FIXED: &str = r#"
+[tasks.compile]
+description = "Build"
+cmd = "echo compiling; echo done compiling"
+
+[tasks.lint]
+cmd = "echo lint clean"
+
+[tasks.test]
+cmd = "echo 'test a ... ok'; echo 'test b ... FAILED'; exit 1"
+deps = ["compile"]
+
+[tasks.docs]
+cmd = "echo docs"
+deps = ["test"]
+
+[tasks.all]
+deps = ["docs", "lint"]
+"#;
+
+/// Durations and pids vary from run to run.
+fn masked(text: &str) -> String {
+    let durations = regex::Regex::new(r"\b\d+(\.\d+)?(s|ms|m\d\ds)\b").unwrap();
+    let pids = regex::Regex::new(r"pid \d+").unwrap();
+    pids.replace_all(&durations.replace_all(text, "<t>"), "pid <n>").into_owned()
+}
+
+fn fixed_run(extra: &[&str]) -> Output {
+    let p = Project::new(FIXED);
+    let out = p.irun().args(["-j1", "-k", "--color", "never"]).args(extra).args(["all"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    out
+}
+
+#[test]
+fn prefixed_output_and_summary() {
+    insta::assert_snapshot!("prefixed", masked(&fixed_run(&[]).stdout));
+}
+
+#[test]
+fn grouped_output_puts_failures_last() {
+    let out = fixed_run(&["--output", "grouped"]);
+    insta::assert_snapshot!("grouped", masked(&out.stdout));
+    let failed_block = out.stdout.find("── test: FAILED").unwrap();
+    let other_blocks = ["── compile:", "── lint:"].map(|b| out.stdout.find(b).unwrap());
+    assert!(other_blocks.iter().all(|&b| b < failed_block), "the failure comes last: {out:?}");
+}
+
+#[test]
+fn the_summary_names_the_critical_path() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"true\"\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n[tasks.c]\ncmd = \"true\"\ndeps = [\"b\"]\n[tasks.side]\ncmd = \"true\"\n",
+    );
+    // side runs first under -j1; the chain a -> b -> c ends last and so decided the wall time.
+    let out = p.irun().args(["-j1", "side", "c"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let line = out.stdout.lines().find(|l| l.starts_with("irun: critical path:")).expect("critical path line");
+    assert_eq!(masked(line), "irun: critical path: a (<t>) -> b (<t>) -> c (<t>)", "{out:?}");
+}
+
+/// Parsed JSON lines.
+fn json_events(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+#[test]
+fn json_events_tell_a_consistent_story() {
+    let p = Project::new(FIXED);
+    let out = p.irun().args(["--json", "-j2", "-k", "all"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let events = json_events(&out.stdout);
+    assert_eq!(events.first().unwrap()["event"], "run_started");
+    assert_eq!(events.last().unwrap()["event"], "run_finished");
+    assert_eq!(events.last().unwrap()["outcome"], "failed");
+    let mut last_time = String::new();
+    for e in &events {
+        assert_eq!(e["version"], 1);
+        let time = e["time"].as_str().unwrap();
+        humantime::parse_rfc3339(time).unwrap_or_else(|err| panic!("bad time {time}: {err}"));
+        assert!(time >= last_time.as_str(), "times never go backwards");
+        last_time = time.to_string();
+    }
+    let index = |kind: &str, task: &str| events.iter().position(|e| e["event"] == kind && e["task"] == task);
+    for task in ["compile", "lint", "test", "docs"] {
+        let finished = index("task_finished", task).unwrap_or_else(|| panic!("{task} never finished"));
+        if let Some(started) = index("task_started", task) {
+            assert!(started < finished);
+        }
+    }
+    assert_eq!(events[index("task_finished", "test").unwrap()]["status"], "failed");
+    assert_eq!(events[index("task_finished", "test").unwrap()]["reason"], "exit code 1");
+    assert_eq!(events[index("task_finished", "docs").unwrap()]["status"], "skipped");
+    assert!(index("task_started", "docs").is_none(), "a skipped task never starts");
+    // Deps finish before their dependents start.
+    assert!(index("task_finished", "compile").unwrap() < index("task_started", "test").unwrap());
+    let output = events.iter().find(|e| e["event"] == "output" && e["task"] == "test").unwrap();
+    assert_eq!(output["stream"], "stdout");
+    assert_eq!(output["line"], "test a ... ok");
+    let started = &events[0];
+    let test = started["tasks"].as_array().unwrap().iter().find(|t| t["name"] == "test").unwrap();
+    assert_eq!(test["deps"], serde_json::json!(["compile"]));
+}
+
+#[test]
+fn events_file_is_written_beside_the_human_output() {
+    let p = Project::new(FIXED);
+    let out = p.irun().args(["--events", "events.jsonl", "-k", "all"]).run();
+    assert!(out.stdout.contains("irun: summary"), "{out:?}");
+    let events = json_events(&p.read("events.jsonl"));
+    assert!(events.iter().any(|e| e["event"] == "run_finished"));
+}
+
+#[test]
+fn an_unwritable_report_path_is_an_error_before_anything_runs() {
+    let p = Project::new("[tasks.a]\ncmd = \"touch ran\"\n");
+    let out = p.irun().args(["--junit", "no/such/dir/report.xml", "a"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("cannot write the JUnit report to no/such/dir/report.xml"), "{out:?}");
+    assert!(!p.exists("ran"));
+}
+
+/// A Python venv with the tools in tests/requirements.txt, made once per test binary.
+fn tools_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let venv = root.join("target/test-tools-venv");
+            let python = venv.join("bin/python");
+            let requirements = root.join("tests/requirements.txt");
+            let stamp = venv.join("installed-requirements.txt");
+            let current = std::fs::read(&stamp).ok() == std::fs::read(&requirements).ok();
+            if !(python.exists() && current) {
+                let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+                assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
+                let mut pip = Command::new(&python);
+                pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements);
+                assert!(ok(&mut pip), "installing tests/requirements.txt failed");
+                std::fs::copy(&requirements, &stamp).unwrap();
+            }
+            python
+        })
+        .clone()
+}
+
+fn python(code: &str, args: &[&str]) -> Output {
+    let out = Command::new(tools_python()).arg("-c").arg(code).args(args).output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout_bytes: out.stdout,
+    }
+}
+
+#[test]
+fn junit_report_validates_against_the_junit_schema() {
+    let p = Project::new(&format!(
+        "{FIXED}\n[tasks.svc]\ncmd = \"echo up; exec sleep 1000\"\ndaemon = true\nready = {{ log = \"up\" }}\n[tasks.client]\ncmd = \"printf 'bad \\\\033[31mbytes\\\\n'\"\ndeps = [\"svc\"]\n"
+    ));
+    let out = p.irun().args(["--junit", "junit.xml", "-k", "all", "client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let xsd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit-10.xsd");
+    let check = python(
+        "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2]); print('valid')",
+        &[xsd.to_str().unwrap(), p.path("junit.xml").to_str().unwrap()],
+    );
+    assert_eq!(check.code, 0, "JUnit report does not validate: {check:?}\n{}", p.read("junit.xml"));
+    let xml = p.read("junit.xml");
+    assert!(xml.contains("<testcase name=\"test\" classname=\"irun.task\""), "{xml}");
+    assert!(xml.contains("<failure message=\"exit code 1\" type=\"failed\""), "{xml}");
+    assert!(xml.contains("test b ... FAILED"), "failure output included: {xml}");
+    assert!(xml.contains("<skipped message=\"dep `test` failed\""), "{xml}");
+    assert!(xml.contains("classname=\"irun.service\""), "{xml}");
+    assert!(!xml.contains("name=\"all\""), "groups are not test cases: {xml}");
+}
+
+#[test]
+fn github_actions_groups_and_annotations_only_when_asked() {
+    let p = Project::new(FIXED);
+    let plain = p.irun().args(["-k", "all"]).env("GITHUB_ACTIONS", "false").run();
+    assert!(!plain.stdout.contains("::group::") && !plain.stdout.contains("::error"), "{plain:?}");
+    let gh = p.irun().args(["-k", "-j1", "all"]).env("GITHUB_ACTIONS", "true").run();
+    assert!(gh.stdout.contains("::group::compile: ok in"), "{gh:?}");
+    assert!(gh.stdout.contains("::endgroup::"), "{gh:?}");
+    assert!(gh.stdout.contains("::error title=irun%3A task test failed::exit code 1"), "{gh:?}");
+    let group = gh.stdout.split("::group::compile").nth(1).unwrap().split("::endgroup::").next().unwrap();
+    assert!(group.contains("compiling\ndone compiling\n"), "the task's output is inside its group: {gh:?}");
+}
+
+#[test]
+fn no_color_means_no_escape_codes() {
+    let p = Project::new(FIXED);
+    let out = p.irun().args(["-k", "all"]).env("NO_COLOR", "1").run();
+    assert!(!out.stdout.contains('\x1b') && !out.stderr.contains('\x1b'), "{out:?}");
+    let forced = p.irun().args(["-k", "--color", "always", "all"]).run();
+    assert!(forced.stdout.contains("\x1b["), "--color always colours even a pipe: {forced:?}");
+}
+
+/// Run irun under a pseudo-terminal (util-linux `script`), returning what the terminal received.
+fn on_a_terminal(p: &Project, args: &str, env: &[(&str, &str)]) -> String {
+    let bin = env!("CARGO_BIN_EXE_irun");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &format!("{bin} {args}"), "/dev/null"]).current_dir(p.root()).env_remove("CI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script (util-linux) runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SLOWISH: &str = "[tasks.a]\ncmd = \"sleep 0.5; echo a done\"\n[tasks.b]\ncmd = \"sleep 0.5; echo b done\"\n";
+
+#[test]
+fn the_status_area_is_drawn_on_a_terminal_and_never_into_a_pipe() {
+    let p = Project::new(SLOWISH);
+    let piped = p.irun().args(["--color", "never", "a", "b"]).run();
+    assert!(!piped.stdout.contains('\x1b'), "no cursor movement into a pipe: {piped:?}");
+    let tty = on_a_terminal(&p, "--color never a b", &[("TERM", "xterm")]);
+    assert!(tty.contains("done,") && tty.contains("running"), "the status area shows progress: {tty:?}");
+    assert!(tty.contains("\x1b["), "drawn with terminal control codes: {tty:?}");
+    assert!(tty.contains("a done") && tty.contains("irun: summary"), "{tty:?}");
+    let quiet = on_a_terminal(&p, "--progress never --color never a b", &[("TERM", "xterm")]);
+    assert!(!quiet.contains("done,"), "--progress never: {quiet:?}");
+    let ci = on_a_terminal(&p, "--color never a b", &[("TERM", "xterm"), ("CI", "true")]);
+    assert!(!ci.contains("done,"), "CI set: {ci:?}");
+}
+
+#[test]
+fn graph_status_colours_nodes_by_the_last_run() {
+    let p = Project::new(FIXED);
+    p.irun().args(["-k", "all"]).run();
+    let out = p.irun().args(["graph", "--dot", "--status"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    graphviz_rust::parse(&out.stdout).unwrap_or_else(|e| panic!("invalid DOT: {e}\n{}", out.stdout));
+    // Only tasks with sources are remembered; give them some to see colours.
+    let p = Project::new(
+        &FIXED
+            .replace("cmd = \"echo lint clean\"", "cmd = \"echo lint clean\"\nsources = [\"lint.cfg\"]")
+            .replace("exit 1\"\ndeps = [\"compile\"]", "exit 1\"\ndeps = [\"compile\"]\nsources = [\"test.cfg\"]"),
+    );
+    p.irun().args(["-k", "all"]).run();
+    let out = p.irun().args(["graph", "--status"]).run();
+    let node = |name: &str| {
+        out.stdout.lines().find(|l| l.trim_start().starts_with(&format!("\"{name}\" ["))).unwrap().to_string()
+    };
+    assert!(node("lint").contains("#c8e6c9") && node("lint").contains("last run: ok"), "{}", out.stdout);
+    assert!(node("test").contains("#ffcdd2") && node("test").contains("last run: failed"), "{}", out.stdout);
+    assert!(node("docs").contains("#e0e0e0") && node("docs").contains("never ran"), "{}", out.stdout);
+}
+
+#[test]
+fn graph_mermaid_is_a_flowchart_limited_to_targets() {
+    let p = Project::new(FIXED);
+    let out = p.irun().args(["graph", "--mermaid", "docs"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let expected =
+        "flowchart LR\n    t0[\"compile\"]\n    t2[\"test\"]\n    t3[\"docs\"]\n    t0 --> t2\n    t2 --> t3\n";
+    assert_eq!(out.stdout, expected);
+}
+
+#[test]
+fn completions_load_in_their_shells() {
+    let p = Project::new("");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = p.irun().args(["completions", shell]).run();
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("irun"), "{shell}: {out:?}");
+    }
+    let bash = p.irun().args(["completions", "bash"]).run();
+    p.file("irun.bash", &bash.stdout);
+    let loaded = Command::new("bash")
+        .args(["-c", "source irun.bash && complete -p irun"])
+        .current_dir(p.root())
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("irun"), "{loaded:?}");
+}
+
+fn validate_toml(schema: &str, toml_path: &str) -> Output {
+    python(
+        "import json, sys\ntry:\n    import tomllib\nexcept ImportError:\n    import tomli as tomllib\nimport jsonschema\nschema = json.load(open(sys.argv[1]))\njsonschema.Draft202012Validator.check_schema(schema)\ndoc = tomllib.load(open(sys.argv[2], 'rb'))\njsonschema.Draft202012Validator(schema).validate(doc)\nprint('valid')",
+        &[schema, toml_path],
+    )
+}
+
+#[test]
+fn the_schema_accepts_the_root_irun_toml_and_rejects_an_unknown_key() {
+    let p = Project::new("[tasks.a]\ncmd = \"true\"\ncmdd = \"typo\"\n");
+    let schema = p.irun().args(["schema"]).run();
+    assert_eq!(schema.code, 0, "{schema:?}");
+    p.file("irun.schema.json", &schema.stdout);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Irun.toml");
+    let ok = validate_toml(p.path("irun.schema.json").to_str().unwrap(), root.to_str().unwrap());
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let bad = validate_toml(p.path("irun.schema.json").to_str().unwrap(), p.path("Irun.toml").to_str().unwrap());
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.stderr.contains("cmdd"), "{bad:?}");
+}

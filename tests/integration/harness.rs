@@ -352,3 +352,19 @@ pub fn server_and_client(server_cmd: &str, server_keys: &str) -> Project {
     p.file("serve.py", SERVE_PY);
     p
 }
+
+/// Live processes carrying the marker irun gives everything the run with this irun pid started (and their
+/// descendants): after the run, there must be none.
+pub fn processes_of_run(irun_pid: i32) -> Vec<i32> {
+    let marker = format!("IRUN_OWNER={irun_pid}-");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v.starts_with(marker.as_bytes())))
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}

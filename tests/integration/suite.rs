@@ -45,21 +45,6 @@ fn script(name: &str, args: &[&str]) -> Output {
     }
 }
 
-/// Live processes carrying the marker irun gives everything a run with this irun pid starts.
-fn processes_of_run(irun_pid: i32) -> Vec<i32> {
-    let marker = format!("IRUN_OWNER={irun_pid}-");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v.starts_with(marker.as_bytes())))
-        })
-        .filter(|&pid| alive(pid))
-        .collect()
-}
-
 /// Pids gunicorn reported in its log: the master ("Listening at: ... (PID)") and each worker.
 fn gunicorn_pids(output: &str) -> Vec<i32> {
     let mut pids = Vec::new();
@@ -97,7 +82,7 @@ fn the_whole_suite_passes_through_irun_and_leaves_nothing_running() {
     let gunicorn = gunicorn_pids(&out.stdout);
     assert_eq!(gunicorn.len(), 3, "a master and 2 workers: {out:?}");
     assert!(gunicorn.iter().all(|&p| !alive(p)), "gunicorn left running");
-    assert_eq!(processes_of_run(irun_pid), Vec::<i32>::new(), "processes of the run left behind");
+    assert_eq!(crate::harness::processes_of_run(irun_pid), Vec::<i32>::new(), "processes of the run left behind");
 }
 
 #[test]

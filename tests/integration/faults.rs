@@ -1,0 +1,218 @@
+//! Fault injection: things broken on purpose. Each case checks that irun says what happened, exits with the
+//! documented code, and leaves no process of its run behind (found by the IRUN_OWNER marker every process it
+//! starts inherits).
+//!
+//! Cases covered elsewhere, with the same checks: SIGKILL to irun while services and tasks run
+//! (`teardown::sigkill_to_irun_leaves_no_child`, `teardown::an_escaped_process_dies_with_irun_even_on_sigkill`),
+//! a service that ignores SIGTERM (`teardown::a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout`),
+//! a service that double-forks and calls setsid (`teardown::a_process_that_escapes_a_services_group_is_still_stopped`).
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Output, Project, Running, free_port, processes_of_run, wait_all_dead};
+
+/// Run to the end and return the output with the pid irun had.
+fn run(p: &Project, args: &[&str]) -> (Output, i32) {
+    let mut r = p.irun().args(args).spawn();
+    let pid = r.pid();
+    (r.wait(), pid)
+}
+
+fn nothing_left(irun_pid: i32) {
+    let left = processes_of_run(irun_pid);
+    // Processes killed a moment ago may still be on their way out.
+    wait_all_dead(&left);
+}
+
+#[test]
+fn sigint_twice_kills_a_service_that_would_take_an_hour_to_stop() {
+    let p = Project::new(
+        "[tasks.svc]\ncmd = \"trap '' TERM INT; echo up; while true; do sleep 0.05; done\"\ndaemon = true\nready = { log = \"up\" }\nstop_timeout = \"1h\"\n[tasks.client]\ncmd = \"echo client up; exec sleep 1000\"\ndeps = [\"svc\"]\n",
+    );
+    let mut r: Running = p.irun().args(["client"]).spawn();
+    let pid = r.pid();
+    r.wait_for_line("| client up");
+    r.signal(Signal::SIGINT);
+    r.wait_for_line("stopping (interrupted)");
+    r.signal(Signal::SIGINT);
+    let out = r.wait();
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(out.stdout.contains("received SIGINT again; killing everything now"), "{out:?}");
+    nothing_left(pid);
+}
+
+#[test]
+fn a_service_whose_port_never_opens_fails_with_the_probe_named() {
+    let port = free_port();
+    let p = Project::new(&format!(
+        "[tasks.svc]\ncmd = \"exec sleep 1000\"\ndaemon = true\nready = {{ tcp = {port}, timeout = \"400ms\" }}\n[tasks.client]\ncmd = \"touch ran\"\ndeps = [\"svc\"]\n"
+    ));
+    let (out, pid) = run(&p, &["client"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("not ready after 400ms: never saw 127.0.0.1:{port} accepting connections")),
+        "{out:?}"
+    );
+    assert!(!p.exists("ran"));
+    nothing_left(pid);
+}
+
+#[test]
+fn a_task_that_closes_its_output_and_keeps_running_is_waited_for() {
+    let p = Project::new(
+        "[tasks.quiet]\ncmd = \"echo before; exec >&- 2>&-; sleep 0.3; touch finished\"\n[tasks.after]\ncmd = \"test -e finished\"\ndeps = [\"quiet\"]\n",
+    );
+    let (out, pid) = run(&p, &["after"]);
+    assert_eq!(out.code, 0, "the task counts as running until its process exits: {out:?}");
+    assert!(out.stdout.contains("quiet | before"), "{out:?}");
+    nothing_left(pid);
+}
+
+#[test]
+fn a_task_that_closes_its_output_and_hangs_is_stopped_by_its_timeout() {
+    let p = Project::new("[tasks.hang]\ncmd = \"exec >&- 2>&-; exec sleep 1000\"\ntimeout = \"300ms\"\n");
+    let (out, pid) = run(&p, &["hang"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("hang * TIMED OUT: stopped after 300ms"), "{out:?}");
+    nothing_left(pid);
+}
+
+#[test]
+fn a_line_of_8_mb_without_a_newline_passes_through_in_pieces() {
+    let p = Project::new(
+        "[tasks.big]\ncmd = [\"python3\", \"-c\", \"import sys; sys.stdout.write('x' * (8 << 20)); sys.stdout.flush()\"]\n",
+    );
+    let (out, pid) = run(&p, &["big"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let pieces: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("big | x")).collect();
+    let total: usize = pieces.iter().map(|l| l.len() - "big | ".len()).sum();
+    assert_eq!(total, 8 << 20, "every byte arrives");
+    assert!(pieces.len() >= 128, "in pieces of at most 64 KiB, not one 8 MB line: {} pieces", pieces.len());
+    nothing_left(pid);
+}
+
+#[test]
+fn two_thousand_tasks_at_jobs_64() {
+    let mut toml = String::from("[tasks.all]\ndeps = [");
+    toml.push_str(&(0..2000).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(", "));
+    toml.push_str("]\n");
+    for i in 0..2000 {
+        // Each task depends on one of the previous hundred, so the graph has depth as well as width.
+        let dep = if i >= 100 { format!("deps = [\"t{}\"]\n", i - 100 + (i % 7)) } else { String::new() };
+        toml.push_str(&format!("[tasks.t{i}]\ncmd = [\"true\"]\n{dep}"));
+    }
+    let p = Project::new(&toml);
+    let (out, pid) = run(&p, &["-j", "64", "all"]);
+    assert_eq!(out.code, 0, "{}", &out.stdout[out.stdout.len().saturating_sub(2000)..]);
+    assert!(out.stdout.contains("irun: passed: 2001 ok in"), "{}", &out.stdout[out.stdout.len().saturating_sub(500)..]);
+    nothing_left(pid);
+}
+
+mod fuzzed_config {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use irun::diagnostic::Source;
+
+    /// Parse and build the graph: the two steps that see untrusted text. Errors are fine; panics are not.
+    fn load(text: &str) {
+        if let Ok(config) = irun::config::parse(Source::new(Path::new("Irun.toml"), text), PathBuf::from("/p")) {
+            if let Ok(graph) = irun::graph::TaskGraph::new(&config) {
+                let all: Vec<usize> = (0..config.tasks.len()).collect();
+                let _ = irun::plan::Plan::new(&graph, &all);
+                let _ = graph.to_dot(None, None);
+            }
+        }
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("cmd".to_string()),
+            Just("deps".to_string()),
+            Just("daemon".to_string()),
+            Just("ready".to_string()),
+            Just("timeout".to_string()),
+            Just("env".to_string()),
+            Just("cwd".to_string()),
+            Just("sources".to_string()),
+            Just("outputs".to_string()),
+            Just("stop_signal".to_string()),
+            Just("stop_timeout".to_string()),
+            Just("always_run".to_string()),
+            "[a-z_]{1,8}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            "\"[ -~]{0,12}\"",
+            "-?[0-9]{1,12}",
+            Just("true".to_string()),
+            Just("\"\"".to_string()),
+            Just("\"5s\"".to_string()),
+            Just("\"SIGTERM\"".to_string()),
+            Just("{ tcp = 8001 }".to_string()),
+            Just("{ log = \"(\" }".to_string()),
+            Just("{ http = \"http://[::1]:0/\" }".to_string()),
+        ];
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+                prop::collection::vec((super::fuzzed_config::key(), inner), 0..4).prop_map(|kv| {
+                    format!(
+                        "{{ {} }}",
+                        kv.into_iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
+                    )
+                }),
+            ]
+        })
+    }
+
+    /// Irun.toml-shaped documents: a few tasks with plausible and implausible keys and values, deps among them.
+    fn document() -> impl Strategy<Value = String> {
+        let task =
+            ("[a-c]{1,2}", prop::collection::vec((key(), value()), 0..6), prop::collection::vec("[a-c]{1,2}", 0..3));
+        (prop::option::of(prop::collection::vec("[a-c]{1,2}", 0..3)), prop::collection::vec(task, 0..5)).prop_map(
+            |(default, tasks)| {
+                let mut doc = String::new();
+                if let Some(d) = default {
+                    doc.push_str(&format!(
+                        "default = [{}]\n",
+                        d.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                for (name, keys, deps) in tasks {
+                    doc.push_str(&format!("[tasks.{name}]\n"));
+                    for (k, v) in keys {
+                        doc.push_str(&format!("{k} = {v}\n"));
+                    }
+                    doc.push_str(&format!(
+                        "deps = [{}]\n",
+                        deps.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                doc
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn irun_toml_shaped_input_never_panics(doc in document()) {
+            load(&doc);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            load(&text);
+        }
+
+        #[test]
+        fn arbitrary_bytes_as_text_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            load(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}

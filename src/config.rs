@@ -522,7 +522,7 @@ impl Validator<'_> {
                     .err(g.span(), format!("invalid glob {:?} in `{key}`: {}", g.get_ref(), e.kind()))
                     .with_help("globs are relative to the directory holding Irun.toml, like \"src/**/*.rs\""));
             }
-            if std::path::Path::new(g.get_ref()).is_absolute() || g.get_ref().starts_with("../") {
+            if std::path::Path::new(g.get_ref()).is_absolute() || escapes_root(g.get_ref()) {
                 return Err(self
                     .err(g.span(), format!("glob {:?} in `{key}` points outside the project", g.get_ref()))
                     .with_help("globs are relative to the directory holding Irun.toml"));
@@ -726,6 +726,22 @@ impl Validator<'_> {
             path: path.to_string(),
         })
     }
+}
+
+/// Whether a relative path climbs above where it starts (`../x`, `a/../../x`).
+fn escapes_root(path: &str) -> bool {
+    let mut depth: i32 = 0;
+    for part in path.split('/') {
+        match part {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
 }
 
 fn named(s: Spanned<String>) -> Named {

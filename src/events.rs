@@ -24,6 +24,8 @@ pub enum Status {
     Skipped(String),
     /// Not run because its last successful run is still valid.
     UpToDate,
+    /// Watch mode: this instance was stopped to be started again (its inputs changed).
+    Restarted,
 }
 
 impl Status {
@@ -44,6 +46,7 @@ impl Status {
             Status::Cancelled => "cancelled",
             Status::Skipped(_) => "skipped",
             Status::UpToDate => "up to date",
+            Status::Restarted => "restarted",
         }
     }
 
@@ -51,7 +54,7 @@ impl Status {
         match self {
             Status::Failed(why) | Status::Skipped(why) => Some(why.clone()),
             Status::TimedOut(after) => Some(format!("stopped after {}", humantime::format_duration(*after))),
-            Status::Ok | Status::Cancelled | Status::UpToDate => None,
+            Status::Ok | Status::Cancelled | Status::UpToDate | Status::Restarted => None,
         }
     }
 }

@@ -46,8 +46,16 @@ impl Checker {
         (Checker { root: root.to_path_buf(), state, filter: Filter::new(root, &[]), force }, warning)
     }
 
-    /// Decide whether `task` runs. `dep_ran` names a dep that ran (or will run) in this invocation, if any.
-    pub fn verdict(&self, task: &Task, dep_ran: Option<&str>, dep_verb: &str) -> (Verdict, Option<Snapshot>) {
+    /// Decide whether `task` runs. `dep_ran` names a dep that ran (or will run) in this invocation, if any; `deps`
+    /// are the tasks it depends on (through groups). The snapshot (for tasks with sources) is what to record if it
+    /// then runs.
+    pub fn verdict(
+        &self,
+        task: &Task,
+        deps: &[&str],
+        dep_ran: Option<&str>,
+        dep_verb: &str,
+    ) -> (Verdict, Option<Snapshot>) {
         if task.is_service() {
             return (Verdict::Run("services always run".into()), None);
         }
@@ -55,7 +63,7 @@ impl Checker {
             return (Verdict::Run("it has no `sources`, so it always runs".into()), None);
         }
         let previous = self.state.tasks.get(&task.name);
-        let snapshot = self.snapshot(task, previous);
+        let snapshot = self.snapshot(task, previous, deps);
         let run = |why: String| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
             return run("forced (--force)".into());
@@ -63,7 +71,12 @@ impl Checker {
         if task.always_run {
             return run("`always_run = true`".into());
         }
-        let Some(prev) = previous else { return run("never ran".into()) };
+        let Some(prev) = previous.filter(|p| !p.sources.is_empty() || !p.command.is_empty()) else {
+            return run("never ran".into());
+        };
+        if prev.unfinished {
+            return run("last run did not finish".into());
+        }
         if !prev.ok {
             return run("last run failed".into());
         }
@@ -81,6 +94,12 @@ impl Checker {
         if let Some(why) = compare(&prev.sources, &now.sources, "") {
             return run(why);
         }
+        // A declared file (not a glob) must exist, even if the task never produced it.
+        if let Some(missing) =
+            task.outputs.iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
+        {
+            return run(format!("output `{missing}` missing"));
+        }
         let outputs = self.stamps(&self.files(&task.outputs, false), &prev.outputs, prev.recorded_at);
         if let Some(why) = compare(&prev.outputs, &outputs, "output ") {
             return run(why);
@@ -88,13 +107,33 @@ impl Checker {
         if let Some(dep) = dep_ran {
             return run(format!("dep `{dep}` {dep_verb}"));
         }
-        (Verdict::UpToDate, None)
+        for (dep, then) in &prev.deps {
+            if self.state.tasks.get(dep).map(|d| d.recorded_at) != Some(*then) {
+                return run(format!("dep `{dep}` ran since it last ran"));
+            }
+        }
+        (Verdict::UpToDate, Some(snapshot))
+    }
+
+    /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
+    pub fn started(&mut self, task: &Task) {
+        self.state.tasks.entry(task.name.clone()).or_default().unfinished = true;
+    }
+
+    /// Remember how a task without an up-to-date snapshot (no sources, a service) last ended, for `graph --status`.
+    pub fn record_status(&mut self, task: &Task, ok: bool) {
+        let r = self.state.tasks.entry(task.name.clone()).or_default();
+        r.ok = ok;
+        r.unfinished = false;
+        r.recorded_at = now_ns();
     }
 
     /// After the task ran: remember how it went, with the inputs it ran on and the outputs it left.
     pub fn record(&mut self, task: &Task, snapshot: Snapshot, ok: bool) {
         let mut record = snapshot.record;
         record.ok = ok;
+        record.unfinished = false;
+        record.recorded_at = now_ns();
         if ok {
             let outputs = self.files(&task.outputs, false);
             record.outputs = self.stamps(&outputs, &BTreeMap::new(), 0);
@@ -102,7 +141,7 @@ impl Checker {
         self.state.tasks.insert(task.name.clone(), record);
     }
 
-    fn snapshot(&self, task: &Task, previous: Option<&TaskRecord>) -> Snapshot {
+    fn snapshot(&self, task: &Task, previous: Option<&TaskRecord>, deps: &[&str]) -> Snapshot {
         let recorded_at = now_ns();
         let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.recorded_at));
         let empty = BTreeMap::new();
@@ -112,6 +151,7 @@ impl Checker {
         Snapshot {
             record: TaskRecord {
                 ok: false,
+                unfinished: false,
                 recorded_at,
                 command: hash_str(&format!("{:?}", task.cmd)),
                 env: hash_str(&format!("{env:?}")),
@@ -119,6 +159,10 @@ impl Checker {
                 globs: hash_str(&format!("{:?} {:?}", task.sources, task.outputs)),
                 sources,
                 outputs: BTreeMap::new(),
+                deps: deps
+                    .iter()
+                    .filter_map(|d| self.state.tasks.get(*d).map(|r| (d.to_string(), r.recorded_at)))
+                    .collect(),
             },
         }
     }
@@ -128,7 +172,8 @@ impl Checker {
     fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for g in globs {
-            let pattern = g.trim_start_matches("./");
+            let pattern = g.trim_start_matches("./").trim_end_matches('/');
+            let anywhere = pattern.starts_with("**");
             let literal: PathBuf = Path::new(pattern)
                 .components()
                 .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
@@ -139,9 +184,9 @@ impl Checker {
                 continue;
             }
             let matcher = if literal.as_os_str() == pattern {
-                glob_set(&[format!("{}/**", pattern.trim_end_matches('/'))])
+                glob_set(&[format!("{pattern}/**")])
             } else {
-                glob_set(std::slice::from_ref(g))
+                glob_set(&[pattern.to_string()])
             };
             let mut stack = vec![start];
             while let Some(dir) = stack.pop() {
@@ -151,7 +196,10 @@ impl Checker {
                     let Ok(rel) = path.strip_prefix(&self.root) else { continue };
                     let Ok(kind) = e.file_type() else { continue };
                     if kind.is_dir() {
-                        if !(skip_ignored && self.filter.ignored(rel, true) && !literal.starts_with(rel)) {
+                        // Never into version control or irun's own state; into ignored folders (.venv, target,
+                        // .gitignore'd ones) only when the glob names them, not when it matches `**` anywhere.
+                        let special = rel.file_name().is_some_and(|n| n == ".git" || n == crate::state::DIR);
+                        if !(special || (skip_ignored && anywhere && self.filter.ignored(rel, true))) {
                             stack.push(path);
                         }
                     } else if matcher.is_match(rel) {
@@ -199,6 +247,10 @@ fn compare(before: &BTreeMap<String, FileStamp>, after: &BTreeMap<String, FileSt
 /// otherwise go unnoticed).
 fn stamp(path: &Path, previous: Option<&FileStamp>, prev_at: i64) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        // A FIFO or device would block or never end: its presence counts, not its content.
+        return Some(FileStamp { size: 0, mtime: 0, hash: "not a regular file".into() });
+    }
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
     if let Some(p) = previous {
         if p.size == meta.len() && p.mtime == mtime && mtime < prev_at - 1_000_000_000 {
@@ -239,11 +291,17 @@ pub fn predict(plan: &crate::plan::Plan, config: &crate::config::Config, checker
         match plan.kinds[i] {
             TaskKind::Group => runs[i] = dep_runs.is_some(),
             _ => {
-                let (v, _) = checker.verdict(&config.tasks[i], dep_runs.as_deref(), "will run");
+                let deps = plan.dep_names_through_groups(i);
+                let deps: Vec<&str> = deps.iter().map(|d| &**d).collect();
+                let (v, _) = checker.verdict(&config.tasks[i], &deps, dep_runs.as_deref(), "will run");
                 runs[i] = v != Verdict::UpToDate;
                 verdicts[i] = Some(v);
             }
         }
     }
     verdicts
+}
+
+fn is_literal(glob: &str) -> bool {
+    !glob.contains(['*', '?', '[', '{'])
 }

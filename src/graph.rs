@@ -13,6 +13,25 @@ use petgraph::visit::EdgeRef;
 use crate::config::{Config, Task};
 use crate::diagnostic::{Diagnostic, suggestion};
 
+/// How a task's last run ended, for `irun graph --status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastRun {
+    Ok,
+    Failed,
+    /// Started but never finished (cancelled, interrupted, killed).
+    Unfinished,
+}
+
+impl LastRun {
+    fn colour_and_words(self) -> (&'static str, &'static str) {
+        match self {
+            LastRun::Ok => ("#c8e6c9", "last run: ok"),
+            LastRun::Failed => ("#ffcdd2", "last run: failed"),
+            LastRun::Unfinished => ("#fff3c4", "last run: did not finish"),
+        }
+    }
+}
+
 pub struct TaskGraph<'a> {
     pub config: &'a Config,
     /// Node `i` is `config.tasks[i]`.
@@ -198,7 +217,7 @@ impl<'a> TaskGraph<'a> {
     /// Tasks are boxes, services are filled ellipses, groups dashed boxes; an edge `a -> b` means a runs before b.
     /// With `last_runs` (task name → whether its last run succeeded), nodes are coloured by it: green ok, red
     /// failed, grey never ran (or not recorded).
-    pub fn to_dot(&self, selected: Option<&[usize]>, last_runs: Option<&HashMap<String, bool>>) -> String {
+    pub fn to_dot(&self, selected: Option<&[usize]>, last_runs: Option<&HashMap<String, LastRun>>) -> String {
         let mask = self.mask(selected);
         let mut out = String::from("digraph irun {\n    rankdir=LR;\n    node [shape=box, fontname=\"Helvetica\"];\n");
         out.push_str("    // edges point from a dependency to the task that depends on it\n");
@@ -214,8 +233,7 @@ impl<'a> TaskGraph<'a> {
             attrs.push(format!("label=\"{label}\""));
             let fill = match last_runs.map(|runs| runs.get(&task.name)) {
                 None => task.is_service().then_some("#cfe2ff"),
-                Some(Some(true)) => Some("#c8e6c9"),
-                Some(Some(false)) => Some("#ffcdd2"),
+                Some(Some(run)) => Some(run.colour_and_words().0),
                 Some(None) => Some("#e0e0e0"),
             };
             if task.is_service() {
@@ -228,11 +246,7 @@ impl<'a> TaskGraph<'a> {
                 (false, None) => {}
             }
             if let Some(runs) = last_runs {
-                let state = match runs.get(&task.name) {
-                    Some(true) => "last run: ok",
-                    Some(false) => "last run: failed",
-                    None => "never ran",
-                };
+                let state = runs.get(&task.name).map_or("never ran", |r| r.colour_and_words().1);
                 attrs.push(format!("tooltip=\"{state}\""));
             }
             let _ = writeln!(out, "    \"{}\" [{}];", dot_escape(&task.name), attrs.join(", "));
@@ -251,7 +265,7 @@ impl<'a> TaskGraph<'a> {
 
     /// A Mermaid flowchart of the selected tasks: tasks are rectangles, services stadiums, groups subroutine
     /// shapes; `a --> b` means a runs before b. With `last_runs`, nodes get classes `ok`, `failed` or `never`.
-    pub fn to_mermaid(&self, selected: Option<&[usize]>, last_runs: Option<&HashMap<String, bool>>) -> String {
+    pub fn to_mermaid(&self, selected: Option<&[usize]>, last_runs: Option<&HashMap<String, LastRun>>) -> String {
         let mask = self.mask(selected);
         let mut out = String::from("flowchart LR\n");
         for (i, task) in self.config.tasks.iter().enumerate() {
@@ -265,8 +279,9 @@ impl<'a> TaskGraph<'a> {
                 _ => format!("t{i}[\"{label}\"]"),
             };
             let class = last_runs.map(|runs| match runs.get(&task.name) {
-                Some(true) => ":::ok",
-                Some(false) => ":::failed",
+                Some(LastRun::Ok) => ":::ok",
+                Some(LastRun::Failed) => ":::failed",
+                Some(LastRun::Unfinished) => ":::unfinished",
                 None => ":::never",
             });
             let _ = writeln!(out, "    {node}{}", class.unwrap_or_default());
@@ -277,6 +292,7 @@ impl<'a> TaskGraph<'a> {
         if last_runs.is_some() {
             out.push_str("    classDef ok fill:#c8e6c9,stroke:#2e7d32\n");
             out.push_str("    classDef failed fill:#ffcdd2,stroke:#c62828\n");
+            out.push_str("    classDef unfinished fill:#fff3c4,stroke:#f9a825\n");
             out.push_str("    classDef never fill:#e0e0e0,stroke:#757575\n");
         }
         out

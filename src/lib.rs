@@ -111,7 +111,18 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
                 if let Some(w) = warning {
                     eprintln!("irun: warning: {w}; showing every task as never run");
                 }
-                state.tasks.into_iter().map(|(name, record)| (name, record.ok)).collect()
+                state
+                    .tasks
+                    .into_iter()
+                    .map(|(name, r)| {
+                        let last = match (r.unfinished, r.ok) {
+                            (true, _) => graph::LastRun::Unfinished,
+                            (false, true) => graph::LastRun::Ok,
+                            (false, false) => graph::LastRun::Failed,
+                        };
+                        (name, last)
+                    })
+                    .collect()
             });
             let text = if *mermaid {
                 graph.to_mermaid(selected.as_deref(), last_runs.as_ref())
@@ -288,10 +299,8 @@ fn run_plan(
     let config = Arc::new(config);
     let (tx, rx) = events::channel();
     let reporting = std::thread::spawn(move || report::drive(rx, reporters));
-    for message in [warning, armed].into_iter().flatten() {
-        tx.send(events::Event::Notice { task: None, message });
-    }
-    let outcome = runtime.block_on(scheduler::run(config, plan, options, checker, tx, watching));
+    let notices: Vec<String> = [warning, armed].into_iter().flatten().collect();
+    let outcome = runtime.block_on(scheduler::run(config, plan, options, checker, tx, watching, notices));
     // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
     let _ = reporting.join();

@@ -73,6 +73,20 @@ impl Plan {
         Plan { order, targets: targets.to_vec(), selected, deps, needers, foreground, waves, kinds, names, dependents }
     }
 
+    /// Names of the tasks `i` depends on, looking through groups to what they gather.
+    pub fn dep_names_through_groups(&self, i: usize) -> Vec<std::sync::Arc<str>> {
+        let mut out = Vec::new();
+        let mut stack: Vec<usize> = self.deps[i].clone();
+        while let Some(d) = stack.pop() {
+            if self.kinds[d] == TaskKind::Group {
+                stack.extend(&self.deps[d]);
+            } else if !out.contains(&self.names[d]) {
+                out.push(self.names[d].clone());
+            }
+        }
+        out
+    }
+
     /// Watch mode: the selected tasks that `directly` names, and everything downstream of them.
     pub fn with_dependents(&self, directly: impl IntoIterator<Item = usize>) -> Vec<bool> {
         let mut mask = vec![false; self.selected.len()];

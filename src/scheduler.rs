@@ -111,6 +111,7 @@ pub async fn run(
     checker: crate::fresh::Checker,
     events: EventSender,
     mut watching: Option<Watching>,
+    notices: Vec<String>,
 ) -> RunOutcome {
     let started = Instant::now();
     // Installed before anything is spawned: from here on SIGINT/SIGTERM/SIGHUP only set irun's own teardown going.
@@ -157,6 +158,9 @@ pub async fn run(
         state_saved: Instant::now(),
     };
     s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs, watch: s.watching });
+    for message in notices {
+        s.emit(Event::Notice { task: None, message });
+    }
     if s.watching {
         s.begin_cycle(vec![true; plan.selected.len()], BTreeSet::new(), false);
     }
@@ -284,7 +288,9 @@ impl Scheduler<'_> {
             return false;
         }
         let dep_ran = self.plan.deps[i].iter().find(|&&d| self.nodes[d].ran).map(|&d| self.plan.names[d].clone());
-        let (mut verdict, snapshot) = self.checker.verdict(&self.config.tasks[i], dep_ran.as_deref(), "ran");
+        let deps = self.plan.dep_names_through_groups(i);
+        let deps: Vec<&str> = deps.iter().map(|d| &**d).collect();
+        let (mut verdict, snapshot) = self.checker.verdict(&self.config.tasks[i], &deps, dep_ran.as_deref(), "ran");
         self.nodes[i].snapshot = snapshot;
         // A watch cycle runs what the change affects. Only after lost events (a rescan), when nobody knows what
         // changed, do the up-to-date checks pick what really did.
@@ -294,10 +300,13 @@ impl Scheduler<'_> {
         }
         match verdict {
             crate::fresh::Verdict::UpToDate => {
+                self.nodes[i].snapshot = None;
                 self.record(i, Status::UpToDate, Duration::ZERO);
                 true
             }
             crate::fresh::Verdict::Run(why) => {
+                self.checker.started(&self.config.tasks[i]);
+                self.state_dirty = true;
                 if self.options.explain {
                     self.emit(Event::Notice {
                         task: Some(self.plan.names[i].clone()),
@@ -345,11 +354,19 @@ impl Scheduler<'_> {
         }
         let failure = status.is_failure();
         if let Some(snapshot) = self.nodes[i].snapshot.take() {
-            // A failed run is remembered as failed: it is never taken for up to date.
-            self.checker.record(&self.config.tasks[i], snapshot, status == Status::Ok);
+            // A failed run is remembered as failed: it is never taken for up to date. A cancelled one stays
+            // marked as unfinished (since it was started).
+            if matches!(status, Status::Ok | Status::Failed(_) | Status::TimedOut(_)) {
+                self.checker.record(&self.config.tasks[i], snapshot, status == Status::Ok);
+                self.state_dirty = true;
+            }
+        } else if self.plan.kinds[i] != TaskKind::Group
+            && matches!(status, Status::Ok | Status::Failed(_) | Status::TimedOut(_))
+        {
+            self.checker.record_status(&self.config.tasks[i], status == Status::Ok);
             self.state_dirty = true;
-            self.save_state(false);
         }
+        self.save_state(false);
         self.record(i, status, duration);
         if failure {
             self.failed = true;
@@ -490,7 +507,12 @@ impl Scheduler<'_> {
                         self.record(task, Status::Cancelled, duration);
                         return;
                     }
-                    // Stopped to be run again (watch mode): back to the queue, no verdict for this instance.
+                    // Stopped to be run again (watch mode): back to the queue. Reporters see this instance end.
+                    self.emit(Event::TaskFinished {
+                        task: self.plan.names[task].clone(),
+                        status: Status::Restarted,
+                        duration,
+                    });
                     let node = &mut self.nodes[task];
                     if std::mem::take(&mut node.holds_slot) {
                         self.free_slots += 1;

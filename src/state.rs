@@ -29,6 +29,9 @@ pub struct FileStamp {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub ok: bool,
+    /// It was started (or decided to run) but never finished: killed, cancelled, interrupted.
+    #[serde(default)]
+    pub unfinished: bool,
     /// When the fingerprints were taken (nanoseconds since the epoch): files modified around then are re-hashed.
     pub recorded_at: i64,
     /// Hashes of the settings that change what the task does.
@@ -40,14 +43,31 @@ pub struct TaskRecord {
     pub sources: BTreeMap<String, FileStamp>,
     #[serde(default)]
     pub outputs: BTreeMap<String, FileStamp>,
+    /// For each dep with a record: its `recorded_at` when this task ran. A dep that ran since makes this task stale
+    /// even in a later invocation.
+    #[serde(default)]
+    pub deps: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateFile {
     tool: String,
     version: u32,
+    /// xxh3-128 of everything after the header's blank line: a file cut short (or edited) is not mistaken for a
+    /// smaller valid state.
+    #[serde(default)]
+    digest: String,
     #[serde(default)]
     tasks: BTreeMap<String, TaskRecord>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    tasks: &'a BTreeMap<String, TaskRecord>,
+}
+
+fn digest(body: &str) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes()))
 }
 
 #[derive(Debug)]
@@ -75,7 +95,11 @@ impl State {
         let parsed = std::str::from_utf8(&text)
             .map_err(|e| e.to_string())
             .and_then(|t| toml::from_str::<StateFile>(t).map_err(|e| e.message().to_string()));
+        let body = std::str::from_utf8(&text).ok().and_then(|t| t.split_once("\n\n")).map_or("", |(_, b)| b);
         match parsed {
+            Ok(file) if file.tool == TOOL && file.version == VERSION && file.digest != digest(body) => {
+                empty(format!("{} is unreadable (cut short or edited: its digest does not match)", path.display()))
+            }
             Ok(file) if file.tool == TOOL && file.version == VERSION => (State { path, tasks: file.tasks }, None),
             Ok(file) => empty(format!(
                 "{} was written by {} (format {}), not this irun (format {VERSION})",
@@ -95,8 +119,8 @@ impl State {
         if !ignore.exists() {
             std::fs::write(&ignore, "# irun's state; not for version control\n*\n")?;
         }
-        let file = StateFile { tool: TOOL.into(), version: VERSION, tasks: self.tasks.clone() };
-        let text = toml::to_string(&file).map_err(std::io::Error::other)?;
+        let body = toml::to_string(&Body { tasks: &self.tasks }).map_err(std::io::Error::other)?;
+        let text = format!("tool = \"{TOOL}\"\nversion = {VERSION}\ndigest = \"{}\"\n\n{body}", digest(&body));
         let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
@@ -147,6 +171,26 @@ mod tests {
     }
 
     #[test]
+    fn a_state_cut_short_or_edited_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = State::load(dir.path());
+        for name in ["a", "b"] {
+            s.tasks.insert(name.into(), TaskRecord { ok: true, command: "c".into(), ..Default::default() });
+        }
+        s.save().unwrap();
+        let text = std::fs::read_to_string(State::path_for(dir.path())).unwrap();
+        // Cut just before the second task: still valid TOML, and a smaller state.
+        let cut = &text[..text.find("[tasks.b]").unwrap()];
+        let edited = text.replacen("ok = true", "ok = false", 1);
+        for broken in [cut.to_string(), edited] {
+            std::fs::write(State::path_for(dir.path()), broken).unwrap();
+            let (s, warning) = State::load(dir.path());
+            assert!(s.tasks.is_empty());
+            assert!(warning.unwrap().contains("digest does not match"));
+        }
+    }
+
+    #[test]
     fn garbage_and_foreign_files_are_reported_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
@@ -159,7 +203,8 @@ mod tests {
             std::fs::write(State::path_for(dir.path()), content).unwrap();
             let (s, warning) = State::load(dir.path());
             assert!(s.tasks.is_empty());
-            assert!(warning.unwrap().contains(expect));
+            let warning = warning.unwrap();
+            assert!(warning.contains(expect), "{warning}");
         }
     }
 }

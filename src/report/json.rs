@@ -39,6 +39,7 @@ fn status(s: &Status) -> Value {
         Status::Cancelled => "cancelled",
         Status::Skipped(_) => "skipped",
         Status::UpToDate => "up_to_date",
+        Status::Restarted => "restarted",
     };
     match s.detail() {
         Some(reason) => json!({ "status": name, "reason": reason }),

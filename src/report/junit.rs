@@ -38,7 +38,7 @@ impl Junit {
         let mut tc_status = match status {
             Status::Ok => TestCaseStatus::success(),
             Status::Failed(_) | Status::TimedOut(_) => TestCaseStatus::non_success(NonSuccessKind::Failure),
-            Status::Cancelled | Status::Skipped(_) | Status::UpToDate => TestCaseStatus::skipped(),
+            Status::Cancelled | Status::Skipped(_) | Status::UpToDate | Status::Restarted => TestCaseStatus::skipped(),
         };
         let message = match status {
             Status::Cancelled => Some("cancelled".to_string()),
@@ -46,12 +46,12 @@ impl Junit {
             other => other.detail(),
         };
         if let Some(m) = message {
-            tc_status.set_message(m);
+            tc_status.set_message(xml_text(&m));
         }
         if let Status::Failed(_) | Status::TimedOut(_) = status {
             tc_status.set_type(status.label());
         }
-        let mut case = TestCase::new(task.to_string(), tc_status);
+        let mut case = TestCase::new(xml_text(task), tc_status);
         let kind = match self.kinds.get(task) {
             Some(TaskKind::Service) => "service",
             _ => "task",
@@ -59,7 +59,7 @@ impl Junit {
         case.set_classname(format!("irun.{kind}"));
         case.set_time(duration);
         if let Some(out) = self.output.remove(task) {
-            case.set_system_out_lossy(out);
+            case.set_system_out(xml_text(&String::from_utf8_lossy(&out)));
         }
         case
     }
@@ -80,6 +80,7 @@ impl Reporter for Junit {
                     out.drain(..out.len() - KEEP_BYTES);
                 }
             }
+            Event::TaskFinished { status: Status::Restarted, .. } => {}
             Event::TaskFinished { task, status, duration } if self.kinds.get(task) != Some(&TaskKind::Group) => {
                 let case = self.case(task, status, *duration);
                 self.cases.push(case);
@@ -102,6 +103,18 @@ impl Reporter for Junit {
             _ => {}
         }
     }
+}
+
+/// Text with every character XML 1.0 cannot carry (control characters, U+FFFE, U+FFFF, lone surrogates cannot
+/// occur in a `str`) replaced by U+FFFD.
+fn xml_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+            _ => c,
+        })
+        .collect()
 }
 
 /// The Jenkins JUnit schema (junit-10.xsd, which most CI parsers follow) has no `skipped` count on the root

@@ -20,10 +20,11 @@ const TICK: Duration = Duration::from_millis(120);
 
 impl Progress {
     /// A status area on stdout (drawn only if stdout is a terminal).
-    pub fn new(total: usize, width: usize) -> Progress {
+    pub fn new(total: usize, width: usize, color: bool) -> Progress {
         let area = MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10));
+        let spinner = if color { "{spinner:.bold}" } else { "{spinner}" };
         let bar = ProgressBar::new(total as u64).with_style(
-            ProgressStyle::with_template("{spinner:.bold} irun: {pos}/{len} done, {msg} [{elapsed}]")
+            ProgressStyle::with_template(&format!("{spinner} irun: {{pos}}/{{len}} done, {{msg}} [{{elapsed}}]"))
                 .expect("a valid template"),
         );
         let total = area.add(bar);

@@ -141,9 +141,7 @@ impl<W: Write + Send> Terminal<W> {
         }
         if status.is_failure() {
             if self.opts.github {
-                let title = gh_escape(&format!("irun: task {task} failed"), true);
-                let message = gh_escape(&status.detail().unwrap_or_else(|| status.label().to_string()), false);
-                block.extend_from_slice(format!("::error title={title}::{message}\n").as_bytes());
+                block.extend_from_slice(gh_error(task, status).as_bytes());
             }
             // Failures are shown last, so they are the last thing on screen.
             self.failed_blocks.extend_from_slice(&block);
@@ -271,7 +269,11 @@ impl<W: Write + Send> Terminal<W> {
             }
         }
         if let Some(p) = self.progress.as_mut() {
-            p.finished(task);
+            match (kind, status) {
+                (Some(TaskKind::Group), _) => {}
+                (_, Status::Restarted) => p.gone(task),
+                _ => p.finished(task),
+            }
         }
         let text = match (status, kind == Some(TaskKind::Group)) {
             (Status::Ok, true) => "ok".to_string(),
@@ -281,15 +283,22 @@ impl<W: Write + Send> Terminal<W> {
             (Status::Cancelled, _) => "cancelled".to_string(),
             (Status::Skipped(why), _) => format!("skipped: {why}"),
             (Status::UpToDate, _) => "up to date".to_string(),
+            (Status::Restarted, _) => "restarted".to_string(),
         };
+        let has_output = self.buffered.get(task).is_some_and(|b| !b.is_empty());
         let ran = !matches!(status, Status::Cancelled | Status::Skipped(_) | Status::UpToDate);
-        if self.opts.grouped && ran && kind != Some(TaskKind::Group) {
+        if self.opts.grouped && (ran || has_output) && kind != Some(TaskKind::Group) {
             self.block(task, status, &text);
         } else {
             let text = self.paint(status_style(status), &text);
             self.status(task, &text);
+            if self.opts.github && status.is_failure() {
+                self.write(gh_error(task, status).as_bytes());
+            }
         }
-        self.results.push((task.clone(), status.clone(), duration));
+        if *status != Status::Restarted {
+            self.results.push((task.clone(), status.clone(), duration));
+        }
     }
 
     fn output(&mut self, task: &TaskName, line: &[u8]) {
@@ -327,7 +336,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 }
                 if self.opts.progress {
                     let runnable = tasks.iter().filter(|t| t.kind != TaskKind::Group).count();
-                    self.progress = Some(Progress::new(runnable, self.width));
+                    self.progress = Some(Progress::new(runnable, self.width, self.opts.color));
                 }
             }
             Event::CycleStarted { cycle, changed, rescan, tasks } => {
@@ -337,11 +346,25 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 if !self.cycle_open {
                     self.results.clear();
                     self.ready.clear();
+                    if *cycle > 0 && self.opts.progress {
+                        // A fresh count for the tasks this cycle runs.
+                        let runnable = tasks.iter().filter(|t| self.kind(t) != Some(TaskKind::Group)).count();
+                        self.progress = Some(Progress::new(runnable, self.width, self.opts.color));
+                    }
                 }
                 self.cycle_open = true;
             }
             Event::CycleFinished { outcome, elapsed, .. } => {
                 self.cycle_open = false;
+                if self.opts.grouped {
+                    // Services keep running between cycles: show what they said during this one.
+                    let mut running: Vec<TaskName> =
+                        self.buffered.iter().filter(|(_, b)| !b.is_empty()).map(|(t, _)| t.clone()).collect();
+                    running.sort();
+                    for task in running {
+                        self.block(&task, &Status::Ok, "still running");
+                    }
+                }
                 self.summary(*outcome, *elapsed);
                 if !matches!(outcome, RunOutcome::Interrupted(_)) {
                     self.irun("waiting for changes (Ctrl-C to stop)");
@@ -399,8 +422,15 @@ fn status_style(status: &Status) -> Style {
     match status {
         Status::Ok | Status::UpToDate => AnsiColor::Green.on_default(),
         Status::Failed(_) | Status::TimedOut(_) => AnsiColor::Red.on_default().bold(),
-        Status::Cancelled | Status::Skipped(_) => AnsiColor::Yellow.on_default(),
+        Status::Cancelled | Status::Skipped(_) | Status::Restarted => AnsiColor::Yellow.on_default(),
     }
+}
+
+/// A GitHub Actions error annotation for a failed task.
+fn gh_error(task: &TaskName, status: &Status) -> String {
+    let title = gh_escape(&format!("irun: task {task} failed"), true);
+    let message = gh_escape(&status.detail().unwrap_or_else(|| status.label().to_string()), false);
+    format!("::error title={title}::{message}\n")
 }
 
 /// Escape text for a GitHub Actions workflow command (a property value if `property`).

@@ -219,17 +219,24 @@ fn on_a_terminal(p: &Project, args: &str, env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-const SLOWISH: &str = "[tasks.a]\ncmd = \"sleep 0.5; echo a done\"\n[tasks.b]\ncmd = \"sleep 0.5; echo b done\"\n";
+const SLOWISH: &str = "[tasks.a]\ncmd = \"sleep 0.5; echo a done\"\n[tasks.b]\ncmd = \"sleep 0.5; echo b done\"\n[tasks.both]\ndeps = [\"a\", \"b\"]\n";
 
 #[test]
 fn the_status_area_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     let p = Project::new(SLOWISH);
     let piped = p.irun().args(["--color", "never", "a", "b"]).run();
     assert!(!piped.stdout.contains('\x1b'), "no cursor movement into a pipe: {piped:?}");
-    let tty = on_a_terminal(&p, "--color never a b", &[("TERM", "xterm")]);
+    let tty = on_a_terminal(&p, "--color never both", &[("TERM", "xterm")]);
     assert!(tty.contains("done,") && tty.contains("running"), "the status area shows progress: {tty:?}");
     assert!(tty.contains("\x1b["), "drawn with terminal control codes: {tty:?}");
     assert!(tty.contains("a done") && tty.contains("irun: summary"), "{tty:?}");
+    let counts = regex::Regex::new(r"(\d+)/(\d+) done").unwrap();
+    for c in counts.captures_iter(&tty) {
+        let (done, total): (u32, u32) = (c[1].parse().unwrap(), c[2].parse().unwrap());
+        assert!(done <= total && total == 2, "groups are not counted: {done}/{total}");
+    }
+    let grouped = on_a_terminal(&p, "--color never both", &[("TERM", "xterm")]);
+    assert!(counts.captures_iter(&grouped).all(|c| c[1] <= c[2]), "{grouped:?}");
     let quiet = on_a_terminal(&p, "--progress never --color never a b", &[("TERM", "xterm")]);
     assert!(!quiet.contains("done,"), "--progress never: {quiet:?}");
     let ci = on_a_terminal(&p, "--color never a b", &[("TERM", "xterm"), ("CI", "true")]);
@@ -307,4 +314,110 @@ fn the_schema_accepts_the_root_irun_toml_and_rejects_an_unknown_key() {
     let bad = validate_toml(p.path("irun.schema.json").to_str().unwrap(), p.path("Irun.toml").to_str().unwrap());
     assert_ne!(bad.code, 0, "{bad:?}");
     assert!(bad.stderr.contains("cmdd"), "{bad:?}");
+}
+
+#[test]
+fn the_schema_rejects_what_irun_rejects() {
+    let p = Project::new("");
+    let schema = p.irun().args(["schema"]).run();
+    p.file("irun.schema.json", &schema.stdout);
+    let cases = [
+        "[tasks.g]\ndeps = []\n",
+        "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\nenv = { A = \"1\" }\n",
+        "[tasks.s]\ncmd = \"x\"\nready = { tcp = 1 }\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = { tcp = 1, status = 200 }\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = { log = \"up\", interval = \"1s\" }\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = { tcp = \"h:99999\" }\n",
+        "[tasks.a]\ncmd = [\" \"]\n",
+        "[tasks.\" \"]\ncmd = \"x\"\n",
+        "[env]\n\"A=B\" = \"1\"\n",
+        "[tasks.a]\ncmd = \"x\"\ncwd = \"\"\n",
+        "[tasks.a]\ncmd = \"x\"\nsources = [\"../up\"]\n",
+        "[tasks.a]\ncmd = \"x\"\nstop_signal = \"SIGFOO\"\n",
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let file = format!("case{n}.toml");
+        p.file(&file, case);
+        let irun = p.irun().args(["-f", &file, "list"]).run();
+        assert_eq!(irun.code, 2, "irun should reject case {n}:\n{case}\n{irun:?}");
+        let schema = validate_toml(p.path("irun.schema.json").to_str().unwrap(), p.path(&file).to_str().unwrap());
+        assert_ne!(schema.code, 0, "the schema should reject case {n}:\n{case}\n{schema:?}");
+    }
+}
+
+#[test]
+fn grouped_output_keeps_the_lines_of_cancelled_tasks() {
+    let p = Project::new(
+        "[tasks.slow]\ncmd = \"echo slow said this; exec sleep 1000\"\n[tasks.bad]\ncmd = \"while ! grep -q said slow.out 2>/dev/null; do sleep 0.01; done; exit 1\"\n",
+    );
+    // slow's line reaches irun before bad fails (bad waits for it via the file below).
+    std::fs::write(
+        p.path("Irun.toml"),
+        p.read("Irun.toml").replace("echo slow said this;", "echo slow said this; echo said > slow.out;"),
+    )
+    .unwrap();
+    let out = p.irun().args(["-j2", "--output", "grouped", "slow", "bad"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("── slow: cancelled\nslow said this\n"), "{out:?}");
+}
+
+#[test]
+fn github_annotations_come_with_prefixed_output_too() {
+    let p = Project::new(FIXED);
+    let out = p.irun().args(["-k", "--output", "prefixed", "all"]).env("GITHUB_ACTIONS", "true").run();
+    assert!(out.stdout.contains("::error title=irun%3A task test failed::exit code 1"), "{out:?}");
+    assert!(!out.stdout.contains("::group::"), "{out:?}");
+}
+
+#[test]
+fn junit_survives_characters_xml_cannot_carry() {
+    let p =
+        Project::new("[tasks.\"odd\\u0007name\"]\ncmd = \"printf 'a\\\\357\\\\277\\\\276b\\\\001c\\\\n'; exit 1\"\n");
+    let out = p.irun().args(["--junit", "junit.xml", "odd\u{7}name"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let xsd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit-10.xsd");
+    let check = python(
+        "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2]); print('valid')",
+        &[xsd.to_str().unwrap(), p.path("junit.xml").to_str().unwrap()],
+    );
+    assert_eq!(check.code, 0, "{check:?}\n{}", p.read("junit.xml"));
+}
+
+#[test]
+fn json_events_in_watch_mode_pair_every_start_with_a_finish() {
+    let p = Project::new(
+        "[tasks.svc]\ncmd = \"echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\n[tasks.client]\ncmd = \"true\"\ndeps = [\"svc\"]\n",
+    );
+    p.file("svc.cfg", "1\n");
+    let mut run = p.irun().args(["--watch", "--json", "client"]).spawn();
+    run.wait_for_count("\"event\":\"cycle_finished\"", 1);
+    p.file("svc.cfg", "2\n");
+    run.wait_for_count("\"event\":\"cycle_finished\"", 2);
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let out = run.wait();
+    let events = json_events(&out.stdout);
+    assert_eq!(events[0]["event"], "run_started", "nothing comes before run_started");
+    for task in ["svc", "client"] {
+        let count = |kind: &str| events.iter().filter(|e| e["event"] == kind && e["task"] == task).count();
+        assert_eq!(count("task_started"), count("task_finished"), "{task}: {}", out.stdout);
+    }
+    assert!(events.iter().any(|e| e["event"] == "task_finished" && e["status"] == "restarted"));
+}
+
+#[test]
+fn graph_status_covers_tasks_without_sources_and_unfinished_ones() {
+    let p = Project::new(
+        "[tasks.plain]\ncmd = \"true\"\n[tasks.hang]\ncmd = \"echo hanging; exec sleep 1000\"\nsources = [\"x\"]\n",
+    );
+    p.file("x", "");
+    let mut run = p.irun().args(["plain", "hang"]).spawn();
+    run.wait_for_line("hang  | hanging");
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    run.wait();
+    let out = p.irun().args(["graph", "--status"]).run();
+    let node = |name: &str| {
+        out.stdout.lines().find(|l| l.trim_start().starts_with(&format!("\"{name}\" ["))).unwrap().to_string()
+    };
+    assert!(node("plain").contains("last run: ok"), "{}", out.stdout);
+    assert!(node("hang").contains("last run: did not finish"), "{}", out.stdout);
 }

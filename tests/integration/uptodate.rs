@@ -40,7 +40,7 @@ fn run_ok(p: &Project, args: &[&str]) -> Output {
 
 /// `irun explain` line for `task`.
 fn explain(p: &Project, task: &str) -> String {
-    let out = run_ok(p, &["explain", "use", "plain"]);
+    let out = run_ok(p, &["explain", task]);
     out.stdout.lines().find(|l| l.split_whitespace().next() == Some(task)).unwrap_or_default().to_string()
 }
 
@@ -56,7 +56,7 @@ fn a_second_run_skips_what_is_up_to_date() {
     let summary = out.stdout.split("irun: summary").nth(1).unwrap();
     assert!(summary.contains("up to date  gen") || summary.contains("up to date gen"), "{summary}");
     assert!(summary.contains("2 up to date"), "{summary}");
-    assert_eq!(explain(&p, "gen"), "gen    up to date");
+    assert_eq!(explain(&p, "gen"), "gen  up to date");
     assert!(explain(&p, "plain").contains("will run: it has no `sources`, so it always runs"));
     let dry = run_ok(&p, &["-n", "use"]);
     assert!(dry.stdout.contains("wave 1: gen (up to date)"), "{dry:?}");
@@ -242,4 +242,75 @@ fn services_are_never_skipped() {
     let out = run_ok(&p, &["--explain", "client"]);
     assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (2, 2), "{out:?}");
     assert!(out.stdout.contains("will run: dep `svc` ran"), "{out:?}");
+}
+
+#[test]
+fn a_dependent_reruns_when_its_dep_ran_in_an_earlier_invocation() {
+    // `report` reads gen's output without declaring it: only gen's own record can tell it is stale.
+    let p = Project::new(&format!(
+        "{PIPELINE}\n[tasks.report]\ncmd = \"cp out/all.txt report.txt\"\ndeps = [\"gen\"]\nsources = [\"report.cfg\"]\n"
+    ));
+    p.file("src/a.txt", "a\n").file("report.cfg", "");
+    run_ok(&p, &["report"]);
+    p.file("src/a.txt", "changed\n");
+    run_ok(&p, &["gen"]);
+    assert!(explain(&p, "report").ends_with("will run: dep `gen` ran since it last ran"), "{}", explain(&p, "report"));
+    run_ok(&p, &["report"]);
+    assert_eq!(p.read("report.txt"), "changed\n", "report saw gen's new output");
+    assert!(explain(&p, "report").ends_with("up to date"));
+}
+
+#[test]
+fn a_task_cancelled_before_it_finished_is_not_up_to_date() {
+    let p = Project::new(
+        "[tasks.bad]\ncmd = \"test ! -e fail\"\n[tasks.slow]\ncmd = \"echo run >> slow.log; test ! -e fail || exec sleep 1000\"\nsources = [\"in.txt\"]\n",
+    );
+    p.file("in.txt", "x\n");
+    run_ok(&p, &["slow", "bad"]);
+    // Force slow to run again, and fail `bad` while it runs: slow is cancelled half-way.
+    p.file("in.txt", "y\n");
+    p.file("fail", "");
+    assert_eq!(p.irun().args(["-j2", "slow", "bad"]).run().code, 1);
+    std::fs::remove_file(p.path("fail")).unwrap();
+    let out = p.irun().args(["explain", "slow"]).run();
+    assert!(out.stdout.contains("slow  will run: last run did not finish"), "{out:?}");
+}
+
+#[test]
+fn sources_in_ignored_or_oddly_named_folders_are_tracked_when_named() {
+    let p = Project::new(
+        r#"
+[tasks.gen]
+cmd = "echo run >> gen.log"
+sources = ["build/**", "src/**/*.rs", "conf/"]
+"#,
+    );
+    p.file(".gitignore", "build/\ngen.log\n");
+    p.file("build/sub/x.txt", "1\n").file("src/target/mod.rs", "1\n").file("conf/a.toml", "1\n");
+    run_ok(&p, &["gen"]);
+    for (path, content) in [("build/sub/x.txt", "2\n"), ("src/target/mod.rs", "2\n"), ("conf/a.toml", "2\n")] {
+        p.file(path, content);
+        let line = explain(&p, "gen");
+        assert!(line.ends_with(&format!("will run: `{path}` changed")), "{path}: {line}");
+        run_ok(&p, &["gen"]);
+    }
+}
+
+#[test]
+fn a_fifo_among_the_sources_does_not_hang_irun() {
+    let p = Project::new("[tasks.t]\ncmd = \"echo run >> t.log\"\nsources = [\"src/**\"]\n");
+    p.file("src/a.txt", "a\n");
+    nix::unistd::mkfifo(&p.path("src/pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    run_ok(&p, &["t"]);
+    run_ok(&p, &["t"]);
+    assert_eq!(runs(&p, "t.log"), 1);
+}
+
+#[test]
+fn a_declared_output_that_was_never_produced_is_missing() {
+    let p = Project::new("[tasks.t]\ncmd = \"true\"\nsources = [\"in.txt\"]\noutputs = [\"out/result.bin\"]\n");
+    p.file("in.txt", "x\n");
+    run_ok(&p, &["t"]);
+    let out = p.irun().args(["explain", "t"]).run();
+    assert!(out.stdout.contains("t  will run: output `out/result.bin` missing"), "{out:?}");
 }

@@ -116,11 +116,12 @@ pub enum Event {
         task: TaskName,
         reason: String,
     },
-    /// One line of a task's output, without its line ending; bytes are passed through as they came.
+    /// Output of a task: one or more complete lines, separated by `\n`, without the last line's ending (a line
+    /// longer than 64 KiB arrives in pieces). Bytes are passed through as they came. Use [`Event::lines`].
     Output {
         task: TaskName,
         stream: Stream,
-        line: Vec<u8>,
+        text: Vec<u8>,
     },
     TaskFinished {
         task: TaskName,
@@ -136,6 +137,17 @@ pub enum Event {
         outcome: RunOutcome,
         elapsed: Duration,
     },
+}
+
+impl Event {
+    /// The lines of an `Output` event (none for other events).
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let text = match self {
+            Event::Output { text, .. } => Some(text),
+            _ => None,
+        };
+        text.into_iter().flat_map(|t| t.split(|&b| b == b'\n'))
+    }
 }
 
 /// An event and when it happened.
@@ -180,7 +192,7 @@ impl EventSender {
             // Returned by the receiver once the line has been handled.
             permit.forget();
         }
-        self.send(Event::Output { task, stream, line });
+        self.send(Event::Output { task, stream, text: line });
     }
 }
 
@@ -188,7 +200,7 @@ impl EventReceiver {
     /// The next event, blocking this (non-async) thread; `None` once every sender is gone.
     pub fn blocking_recv(&mut self) -> Option<Stamped> {
         let event = self.rx.blocking_recv()?;
-        if let Event::Output { line, .. } = &event.event {
+        if let Event::Output { text: line, .. } = &event.event {
             self.budget.add_permits(line.len().clamp(1, OUTPUT_BUDGET));
         }
         Some(event)

@@ -26,40 +26,72 @@ pub async fn pump(
     log: Option<LogMatch>,
 ) {
     let mut reader = BufReader::with_capacity(MAX_LINE, reader);
-    let mut line: Vec<u8> = Vec::new();
+    // The start of a line whose end has not arrived yet.
+    let mut partial: Vec<u8> = Vec::new();
     loop {
         let buf = match reader.fill_buf().await {
             Ok([]) | Err(_) => break,
             Ok(buf) => buf,
         };
-        let (take, complete) = match memchr(b'\n', buf) {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        line.extend_from_slice(&buf[..take]);
-        reader.consume(take);
-        if complete || line.len() >= MAX_LINE {
-            if complete {
-                line.pop();
+        let (chunk, consumed) = if partial.is_empty() {
+            // Every complete line in the buffer goes out as one event: a chatty task costs one event per read,
+            // not one per line.
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(last) => (Some(buf[..last].to_vec()), last + 1),
+                None => {
+                    partial.extend_from_slice(buf);
+                    (None, buf.len())
+                }
             }
-            emit(&mut line, &task, stream, &events, log.as_ref()).await;
+        } else {
+            // Finish the pending line first (it may be long, so it goes on its own).
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    partial.extend_from_slice(&buf[..end]);
+                    (Some(std::mem::take(&mut partial)), end + 1)
+                }
+                None => {
+                    partial.extend_from_slice(buf);
+                    (None, buf.len())
+                }
+            }
+        };
+        reader.consume(consumed);
+        if let Some(text) = chunk {
+            for piece in split_long(text) {
+                emit(piece, &task, stream, &events, log.as_ref()).await;
+            }
+        }
+        if partial.len() >= MAX_LINE {
+            // A line with no end in sight is passed on in pieces, so one endless line cannot exhaust memory.
+            let rest = partial.split_off(MAX_LINE);
+            let piece = std::mem::replace(&mut partial, rest);
+            emit(piece, &task, stream, &events, log.as_ref()).await;
         }
     }
-    if !line.is_empty() {
-        emit(&mut line, &task, stream, &events, log.as_ref()).await;
+    if !partial.is_empty() {
+        for piece in split_long(partial) {
+            emit(piece, &task, stream, &events, log.as_ref()).await;
+        }
     }
 }
 
-async fn emit(line: &mut Vec<u8>, task: &TaskName, stream: Stream, events: &EventSender, log: Option<&LogMatch>) {
-    let line = std::mem::take(line);
+/// A single line longer than `MAX_LINE` becomes several pieces; text with several lines is left whole (each of its
+/// lines is shorter than the read buffer).
+fn split_long(text: Vec<u8>) -> Vec<Vec<u8>> {
+    if text.len() <= MAX_LINE || text.contains(&b'\n') {
+        return vec![text];
+    }
+    text.chunks(MAX_LINE).map(<[u8]>::to_vec).collect()
+}
+
+async fn emit(text: Vec<u8>, task: &TaskName, stream: Stream, events: &EventSender, log: Option<&LogMatch>) {
     if let Some(log) = log {
-        if !*log.matched.borrow() && log.pattern.is_match(&String::from_utf8_lossy(&line)) {
+        if !*log.matched.borrow()
+            && text.split(|&b| b == b'\n').any(|line| log.pattern.is_match(&String::from_utf8_lossy(line)))
+        {
             log.matched.send_replace(true);
         }
     }
-    events.send_output(task.clone(), stream, line).await;
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
+    events.send_output(task.clone(), stream, text).await;
 }

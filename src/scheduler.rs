@@ -98,6 +98,19 @@ struct Scheduler<'a> {
     checker: crate::fresh::Checker,
     state_dirty: bool,
     state_saved: Instant,
+    /// Positions (in plan order) of waiting tasks that may have become startable: only these are looked at, so a
+    /// state change costs the number of its dependents, not the size of the graph.
+    candidates: BTreeSet<usize>,
+    /// Positions of tasks whose deps are met but that wait for a job slot.
+    blocked: BTreeSet<usize>,
+    /// Position of each task in plan order.
+    position: Vec<usize>,
+    /// How many selected tasks are in each state.
+    waiting: usize,
+    running: usize,
+    ready: usize,
+    done: usize,
+    services: Vec<usize>,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
@@ -156,6 +169,20 @@ pub async fn run(
         checker,
         state_dirty: false,
         state_saved: Instant::now(),
+        candidates: (0..plan.order.len()).collect(),
+        blocked: BTreeSet::new(),
+        position: {
+            let mut position = vec![usize::MAX; plan.selected.len()];
+            for (pos, &i) in plan.order.iter().enumerate() {
+                position[i] = pos;
+            }
+            position
+        },
+        waiting: plan.order.len(),
+        running: 0,
+        ready: 0,
+        done: 0,
+        services: plan.order.iter().copied().filter(|&i| plan.kinds[i] == TaskKind::Service).collect(),
     };
     s.emit(Event::RunStarted { tasks: plan.planned_tasks(), jobs: options.jobs, watch: s.watching });
     for message in notices {
@@ -234,24 +261,56 @@ impl Scheduler<'_> {
     }
 
     fn all_done(&self) -> bool {
-        self.plan.order.iter().all(|&i| self.is_done(i))
+        self.done == self.plan.order.len()
     }
 
     fn anything_running(&self) -> bool {
-        self.plan.order.iter().any(|&i| matches!(self.nodes[i].state, State::Running | State::Ready))
+        self.running + self.ready > 0
     }
 
     fn has_waiting(&self) -> bool {
-        self.plan.order.iter().any(|&i| self.nodes[i].state == State::Waiting)
+        self.waiting > 0
     }
 
     /// Watch mode: the cycle's work is over (services stay up).
     fn settled(&self) -> bool {
-        self.plan.order.iter().all(|&i| match self.nodes[i].state {
-            State::Done(_) => true,
-            State::Ready => !self.nodes[i].rerun,
-            State::Waiting | State::Running => false,
-        })
+        self.waiting == 0 && self.running == 0 && self.services.iter().all(|&i| !self.nodes[i].rerun)
+    }
+
+    /// Change a task's state, keeping the counts, and queue what the change may unblock: the task itself if it now
+    /// waits, and its waiting dependents.
+    fn set_state(&mut self, i: usize, state: State) {
+        let count = |s: &mut Self, st: &State, delta: isize| {
+            let c = match st {
+                State::Waiting => &mut s.waiting,
+                State::Running => &mut s.running,
+                State::Ready => &mut s.ready,
+                State::Done(_) => &mut s.done,
+            };
+            *c = c.checked_add_signed(delta).expect("state counts never go negative");
+        };
+        let old = std::mem::replace(&mut self.nodes[i].state, state);
+        count(self, &old, -1);
+        let new = self.nodes[i].state.clone();
+        count(self, &new, 1);
+        if new == State::Waiting {
+            self.candidates.insert(self.position[i]);
+        }
+        for idx in 0..self.plan.dependents[i].len() {
+            let d = self.plan.dependents[i][idx];
+            if self.nodes[d].state == State::Waiting {
+                self.candidates.insert(self.position[d]);
+            }
+        }
+    }
+
+    /// A job slot is free again: tasks waiting for one get another look.
+    fn release_slot(&mut self, i: usize) {
+        if std::mem::take(&mut self.nodes[i].holds_slot) {
+            self.free_slots += 1;
+            let blocked = std::mem::take(&mut self.blocked);
+            self.candidates.extend(blocked);
+        }
     }
 
     fn is_done(&self, i: usize) -> bool {
@@ -334,10 +393,8 @@ impl Scheduler<'_> {
 
     /// Record the end of task `i`, whatever it was.
     fn record(&mut self, i: usize, status: Status, duration: Duration) {
-        if std::mem::take(&mut self.nodes[i].holds_slot) {
-            self.free_slots += 1;
-        }
-        self.nodes[i].state = State::Done(status.clone());
+        self.release_slot(i);
+        self.set_state(i, State::Done(status.clone()));
         self.nodes[i].control = None;
         self.emit(Event::TaskFinished { task: self.plan.names[i].clone(), status, duration });
     }
@@ -382,42 +439,30 @@ impl Scheduler<'_> {
 
     /// Start every task whose deps are satisfied, while job slots last. Groups finish as soon as their deps do.
     fn start_what_can_start(&mut self) {
-        if self.aborting {
-            return;
-        }
-        let mut progress = true;
-        while progress {
-            progress = false;
-            for idx in 0..self.plan.order.len() {
-                let i = self.plan.order[idx];
-                if self.nodes[i].state != State::Waiting || !self.plan.deps[i].iter().all(|&d| self.satisfied(d)) {
-                    continue;
+        while !self.aborting {
+            let Some(pos) = self.candidates.pop_first() else { break };
+            let i = self.plan.order[pos];
+            if self.nodes[i].state != State::Waiting || !self.plan.deps[i].iter().all(|&d| self.satisfied(d)) {
+                continue;
+            }
+            match self.plan.kinds[i] {
+                TaskKind::Group => {
+                    // A group "ran" when any of its deps did: its dependents are then not up to date.
+                    self.nodes[i].ran = self.plan.deps[i].iter().any(|&d| self.nodes[d].ran);
+                    self.finish(i, Status::Ok, Duration::ZERO);
                 }
-                match self.plan.kinds[i] {
-                    TaskKind::Group => {
-                        // A group "ran" when any of its deps did: its dependents are then not up to date.
-                        self.nodes[i].ran = self.plan.deps[i].iter().any(|&d| self.nodes[d].ran);
-                        self.finish(i, Status::Ok, Duration::ZERO);
-                        progress = true;
-                    }
-                    TaskKind::Task if self.up_to_date(i) => progress = true,
-                    TaskKind::Service
-                        if !self.watching
-                            && !self.plan.foreground[i]
-                            && self.plan.needers[i].iter().all(|&n| self.is_done(n)) =>
-                    {
-                        let why = "nothing that needs it is left to run".to_string();
-                        self.finish(i, Status::Skipped(why), Duration::ZERO);
-                        progress = true;
-                    }
-                    _ if self.free_slots > 0 => {
-                        self.start(i);
-                        progress = true;
-                    }
-                    _ => {}
+                TaskKind::Task if self.up_to_date(i) => {}
+                TaskKind::Service
+                    if !self.watching
+                        && !self.plan.foreground[i]
+                        && self.plan.needers[i].iter().all(|&n| self.is_done(n)) =>
+                {
+                    let why = "nothing that needs it is left to run".to_string();
+                    self.finish(i, Status::Skipped(why), Duration::ZERO);
                 }
-                if self.aborting {
-                    return;
+                _ if self.free_slots > 0 => self.start(i),
+                _ => {
+                    self.blocked.insert(pos);
                 }
             }
         }
@@ -430,8 +475,8 @@ impl Scheduler<'_> {
             Some(c) if c.number > 0 => changed_paths_env(&c.changed, c.rescan),
             _ => Vec::new(),
         };
+        self.set_state(i, State::Running);
         let node = &mut self.nodes[i];
-        node.state = State::Running;
         node.holds_slot = true;
         node.control = Some(tx);
         node.stop_requested = false;
@@ -461,9 +506,9 @@ impl Scheduler<'_> {
 
     /// Services are stopped as soon as every task that needs them has finished.
     fn stop_unneeded_services(&mut self) {
-        for idx in 0..self.plan.order.len() {
-            let i = self.plan.order[idx];
-            if self.plan.kinds[i] != TaskKind::Service || self.plan.foreground[i] || self.nodes[i].stop_requested {
+        for idx in 0..self.services.len() {
+            let i = self.services[idx];
+            if self.plan.foreground[i] || self.nodes[i].stop_requested {
                 continue;
             }
             if matches!(self.nodes[i].state, State::Running | State::Ready)
@@ -489,12 +534,10 @@ impl Scheduler<'_> {
             }
             Report::Ready { task, after, probe } => {
                 if self.nodes[task].state == State::Running {
-                    self.nodes[task].state = State::Ready;
+                    self.set_state(task, State::Ready);
                 }
                 // A ready service no longer occupies a job slot, so `-j1` cannot deadlock on a service and its client.
-                if std::mem::take(&mut self.nodes[task].holds_slot) {
-                    self.free_slots += 1;
-                }
+                self.release_slot(task);
                 self.emit(Event::TaskReady { task: self.plan.names[task].clone(), after, probe });
             }
             Report::Finished { task, status, duration } => {
@@ -513,12 +556,9 @@ impl Scheduler<'_> {
                         status: Status::Restarted,
                         duration,
                     });
-                    let node = &mut self.nodes[task];
-                    if std::mem::take(&mut node.holds_slot) {
-                        self.free_slots += 1;
-                    }
-                    node.state = State::Waiting;
-                    node.control = None;
+                    self.release_slot(task);
+                    self.set_state(task, State::Waiting);
+                    self.nodes[task].control = None;
                     return;
                 }
                 self.finish(task, status, duration);
@@ -671,8 +711,9 @@ impl Scheduler<'_> {
             tasks.push(self.plan.names[i].clone());
             self.nodes[i].decided = false;
             self.nodes[i].ran = false;
+            self.candidates.insert(self.position[i]);
             match self.nodes[i].state {
-                State::Done(_) => self.nodes[i].state = State::Waiting,
+                State::Done(_) => self.set_state(i, State::Waiting),
                 State::Running | State::Ready if !self.nodes[i].rerun => {
                     self.nodes[i].rerun = true;
                     self.request(i, Control::Stop(StopReason::Restart));

@@ -85,12 +85,12 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
             ("task_ready", json!({ "task": &**task, "after_s": after.as_secs_f64(), "probe": probe }))
         }
         Event::TaskStopping { task, reason } => ("task_stopping", json!({ "task": &**task, "reason": reason })),
-        Event::Output { task, stream, line } => (
+        Event::Output { task, stream, text } => (
             "output",
             json!({
                 "task": &**task,
                 "stream": if *stream == Stream::Stdout { "stdout" } else { "stderr" },
-                "line": String::from_utf8_lossy(line),
+                "line": String::from_utf8_lossy(text),
             }),
         ),
         Event::TaskFinished { task, status: s, duration } => {
@@ -108,8 +108,8 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
     }
 }
 
-impl<W: Write + Send> Reporter for Json<W> {
-    fn event(&mut self, at: SystemTime, event: &Event) {
+impl<W: Write + Send> Json<W> {
+    fn write(&mut self, at: SystemTime, event: &Event) {
         let (name, mut v) = fields(event);
         let mut line = serde_json::Map::new();
         line.insert("version".into(), json!(VERSION));
@@ -121,6 +121,21 @@ impl<W: Write + Send> Reporter for Json<W> {
         let mut text = Value::Object(line).to_string();
         text.push('\n');
         let _ = self.out.write_all(text.as_bytes());
+    }
+}
+
+impl<W: Write + Send> Reporter for Json<W> {
+    fn event(&mut self, at: SystemTime, event: &Event) {
+        match event {
+            // One object per line of output, as the schema says.
+            Event::Output { task, stream, .. } => {
+                for line in event.lines() {
+                    let one = Event::Output { task: task.clone(), stream: *stream, text: line.to_vec() };
+                    self.write(at, &one);
+                }
+            }
+            _ => self.write(at, event),
+        }
     }
 
     fn flush(&mut self) {

@@ -72,9 +72,9 @@ impl Reporter for Junit {
                 self.started = Some(at);
                 self.kinds = tasks.iter().map(|t| (t.name.clone(), t.kind)).collect();
             }
-            Event::Output { task, line, .. } => {
+            Event::Output { task, text, .. } => {
                 let out = self.output.entry(task.clone()).or_default();
-                out.extend_from_slice(line);
+                out.extend_from_slice(text);
                 out.push(b'\n');
                 if out.len() > 2 * KEEP_BYTES {
                     out.drain(..out.len() - KEEP_BYTES);

@@ -39,6 +39,8 @@ pub struct Terminal<W: Write + Send> {
     styles: HashMap<TaskName, Style>,
     timings: HashMap<TaskName, Timing>,
     tails: HashMap<TaskName, VecDeque<Vec<u8>>>,
+    /// Each task's `name | ` prefix, coloured as needed.
+    prefixes: HashMap<TaskName, Vec<u8>>,
     results: Vec<(TaskName, Status, Duration)>,
     /// Grouped output: each running task's lines so far.
     buffered: HashMap<TaskName, Vec<u8>>,
@@ -63,6 +65,7 @@ impl<W: Write + Send> Terminal<W> {
             styles: HashMap::new(),
             timings: HashMap::new(),
             tails: HashMap::new(),
+            prefixes: HashMap::new(),
             results: Vec::new(),
             buffered: HashMap::new(),
             failed_blocks: Vec::new(),
@@ -307,16 +310,20 @@ impl<W: Write + Send> Terminal<W> {
             buf.extend_from_slice(line);
             buf.push(b'\n');
         } else {
-            let mut buf = format!("{} | ", self.name(task)).into_bytes();
-            buf.extend_from_slice(line);
-            buf.push(b'\n');
-            self.write(&buf);
+            if !self.prefixes.contains_key(task) {
+                let prefix = format!("{} | ", self.name(task)).into_bytes();
+                self.prefixes.insert(task.clone(), prefix);
+            }
+            self.pending.extend_from_slice(&self.prefixes[task]);
+            self.pending.extend_from_slice(line);
+            self.pending.push(b'\n');
         }
         let tail = self.tails.entry(task.clone()).or_default();
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line.to_vec());
+        // Reuse the oldest line's buffer: a chatty task costs no allocation per line here.
+        let mut kept = if tail.len() == TAIL_LINES { tail.pop_front().unwrap_or_default() } else { Vec::new() };
+        kept.clear();
+        kept.extend_from_slice(line);
+        tail.push_back(kept);
     }
 }
 
@@ -385,7 +392,11 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 }
             }
             Event::TaskStopping { task, reason } => self.status(task, &format!("stopping ({reason})")),
-            Event::Output { task, line, .. } => self.output(task, line),
+            Event::Output { task, .. } => {
+                for line in event.lines() {
+                    self.output(task, line);
+                }
+            }
             Event::TaskFinished { task, status, duration } => self.finished(at, task, status, *duration),
             Event::Notice { task: Some(task), message } => self.status(task, message),
             Event::Notice { task: None, message } => self.irun(message),

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::{Task, glob_set};
-use crate::state::{FileStamp, State, TaskRecord};
+use crate::state::{FileStamp, LastRun, State, TaskRecord};
 use crate::watch::Filter;
 
 /// Whether a task runs, and why.
@@ -71,9 +71,7 @@ impl Checker {
         if task.always_run {
             return run("`always_run = true`".into());
         }
-        let Some(prev) = previous.filter(|p| !p.sources.is_empty() || !p.command.is_empty()) else {
-            return run("never ran".into());
-        };
+        let Some(prev) = previous else { return run("never ran".into()) };
         if prev.unfinished {
             return run("last run did not finish".into());
         }
@@ -117,19 +115,20 @@ impl Checker {
 
     /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
     pub fn started(&mut self, task: &Task) {
-        self.state.tasks.entry(task.name.clone()).or_default().unfinished = true;
+        if let Some(r) = self.state.tasks.get_mut(&task.name) {
+            r.unfinished = true;
+        }
+        self.state.last.insert(task.name.clone(), LastRun::Unfinished);
     }
 
-    /// Remember how a task without an up-to-date snapshot (no sources, a service) last ended, for `graph --status`.
+    /// Remember how a task ended, for `graph --status`.
     pub fn record_status(&mut self, task: &Task, ok: bool) {
-        let r = self.state.tasks.entry(task.name.clone()).or_default();
-        r.ok = ok;
-        r.unfinished = false;
-        r.recorded_at = now_ns();
+        self.state.last.insert(task.name.clone(), if ok { LastRun::Ok } else { LastRun::Failed });
     }
 
     /// After the task ran: remember how it went, with the inputs it ran on and the outputs it left.
     pub fn record(&mut self, task: &Task, snapshot: Snapshot, ok: bool) {
+        self.record_status(task, ok);
         let mut record = snapshot.record;
         record.ok = ok;
         record.unfinished = false;

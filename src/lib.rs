@@ -112,13 +112,13 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
                     eprintln!("irun: warning: {w}; showing every task as never run");
                 }
                 state
-                    .tasks
+                    .last
                     .into_iter()
-                    .map(|(name, r)| {
-                        let last = match (r.unfinished, r.ok) {
-                            (true, _) => graph::LastRun::Unfinished,
-                            (false, true) => graph::LastRun::Ok,
-                            (false, false) => graph::LastRun::Failed,
+                    .map(|(name, last)| {
+                        let last = match last {
+                            state::LastRun::Ok => graph::LastRun::Ok,
+                            state::LastRun::Failed => graph::LastRun::Failed,
+                            state::LastRun::Unfinished => graph::LastRun::Unfinished,
                         };
                         (name, last)
                     })

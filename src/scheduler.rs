@@ -98,6 +98,7 @@ struct Scheduler<'a> {
     checker: crate::fresh::Checker,
     state_dirty: bool,
     state_saved: Instant,
+    state_save_took: Duration,
     /// Positions (in plan order) of waiting tasks that may have become startable: only these are looked at, so a
     /// state change costs the number of its dependents, not the size of the graph.
     candidates: BTreeSet<usize>,
@@ -169,6 +170,7 @@ pub async fn run(
         checker,
         state_dirty: false,
         state_saved: Instant::now(),
+        state_save_took: Duration::ZERO,
         candidates: (0..plan.order.len()).collect(),
         blocked: BTreeSet::new(),
         position: {
@@ -329,12 +331,18 @@ impl Scheduler<'_> {
 
     /// Save the up-to-date state: now if `now`, else at most once a second (a killed irun loses little).
     fn save_state(&mut self, now: bool) {
-        if !self.state_dirty || (!now && self.state_saved.elapsed() < Duration::from_secs(1)) {
+        // Between saves, at least a second, and at least twenty times as long as the last save took: a big state
+        // (thousands of tasks) must not turn into a cost paid over and over during the run.
+        let pause = Duration::from_secs(1).max(self.state_save_took * 20);
+        if !self.state_dirty || (!now && self.state_saved.elapsed() < pause) {
             return;
         }
         self.state_dirty = false;
+        let started = Instant::now();
+        let saved = self.checker.state.save();
+        self.state_save_took = started.elapsed();
         self.state_saved = Instant::now();
-        if let Err(e) = self.checker.state.save() {
+        if let Err(e) = saved {
             let message = format!("cannot save irun's state in {}: {e}", crate::state::DIR);
             self.emit(Event::Notice { task: None, message });
         }

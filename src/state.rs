@@ -58,12 +58,25 @@ struct StateFile {
     #[serde(default)]
     digest: String,
     #[serde(default)]
+    last: BTreeMap<String, LastRun>,
+    #[serde(default)]
     tasks: BTreeMap<String, TaskRecord>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
+    last: &'a BTreeMap<String, LastRun>,
     tasks: &'a BTreeMap<String, TaskRecord>,
+}
+
+/// How every task's last run ended (for `irun graph --status`), kept apart from the fuller records of tasks with
+/// sources so that a graph of thousands of tasks keeps a small state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LastRun {
+    Ok,
+    Failed,
+    Unfinished,
 }
 
 fn digest(body: &str) -> String {
@@ -74,6 +87,7 @@ fn digest(body: &str) -> String {
 pub struct State {
     path: PathBuf,
     pub tasks: BTreeMap<String, TaskRecord>,
+    pub last: BTreeMap<String, LastRun>,
 }
 
 impl State {
@@ -84,11 +98,12 @@ impl State {
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
     pub fn load(root: &Path) -> (State, Option<String>) {
         let path = Self::path_for(root);
-        let empty = |why: String| (State { path: path.clone(), tasks: BTreeMap::new() }, Some(why));
+        let empty =
+            |why: String| (State { path: path.clone(), tasks: BTreeMap::new(), last: BTreeMap::new() }, Some(why));
         let text = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return (State { path, tasks: BTreeMap::new() }, None);
+                return (State { path, tasks: BTreeMap::new(), last: BTreeMap::new() }, None);
             }
             Err(e) => return empty(format!("cannot read {}: {e}", path.display())),
         };
@@ -100,7 +115,9 @@ impl State {
             Ok(file) if file.tool == TOOL && file.version == VERSION && file.digest != digest(body) => {
                 empty(format!("{} is unreadable (cut short or edited: its digest does not match)", path.display()))
             }
-            Ok(file) if file.tool == TOOL && file.version == VERSION => (State { path, tasks: file.tasks }, None),
+            Ok(file) if file.tool == TOOL && file.version == VERSION => {
+                (State { path, tasks: file.tasks, last: file.last }, None)
+            }
             Ok(file) => empty(format!(
                 "{} was written by {} (format {}), not this irun (format {VERSION})",
                 path.display(),
@@ -119,7 +136,7 @@ impl State {
         if !ignore.exists() {
             std::fs::write(&ignore, "# irun's state; not for version control\n*\n")?;
         }
-        let body = toml::to_string(&Body { tasks: &self.tasks }).map_err(std::io::Error::other)?;
+        let body = toml::to_string(&Body { last: &self.last, tasks: &self.tasks }).map_err(std::io::Error::other)?;
         let text = format!("tool = \"{TOOL}\"\nversion = {VERSION}\ndigest = \"{}\"\n\n{body}", digest(&body));
         let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
         let result = (|| {

@@ -26,6 +26,19 @@ fn stop(mut run: Running) -> crate::harness::Output {
     out
 }
 
+/// A task that reruns when the file `sentinel` changes: events arrive in order, so once its cycle is over, every
+/// earlier change has been seen.
+const SENTINEL: &str = "[tasks.sentinel]\ncmd = \"true\"\nsources = [\"sentinel\"]\n";
+
+/// Touch the sentinel and check that its cycle is the only one: the changes made before it triggered nothing.
+fn only_the_sentinel_reruns(p: &Project, run: &mut Running) {
+    p.file("sentinel", "");
+    run.wait_for_count(CYCLE_DONE, 2);
+    let printed = run.printed();
+    assert!(printed.contains("irun: ── change 1: sentinel; running sentinel\n"), "{printed}");
+    assert!(!printed.contains("change 2"), "{printed}");
+}
+
 const CHAIN: &str = r#"
 [tasks.a]
 cmd = "echo \"$IRUN_CHANGED_PATHS\" >> a.log"
@@ -137,29 +150,21 @@ fn a_burst_of_writes_gives_at_most_two_cycles_that_see_the_final_content() {
 
 #[test]
 fn gitignored_paths_and_a_tasks_own_outputs_trigger_nothing() {
-    let p = Project::new(
-        r#"
+    let p = Project::new(&format!(
+        r#"{SENTINEL}
 [tasks.writer]
 cmd = "echo run >> runs.log; date +%s%N > src/generated.txt"
 sources = ["src/**"]
 outputs = ["src/generated.txt"]
-
-[tasks.sentinel]
-cmd = "true"
-sources = ["sentinel"]
-"#,
-    );
+"#
+    ));
     p.file(".gitignore", "runs.log\nsrc/ignored/\n*.tmp\n");
     p.file("src/input.txt", "in\n");
     let mut run = watching(&p, &["writer", "sentinel"]);
     p.file("src/ignored/x.txt", "ignored by .gitignore\n");
     p.file("src/scratch.tmp", "ignored by .gitignore\n");
     p.file("src/generated.txt", "an output, written by hand\n");
-    p.file("sentinel", "");
-    run.wait_for_count(CYCLE_DONE, 2);
-    let printed = run.printed();
-    assert!(printed.contains("irun: ── change 1: sentinel; running sentinel\n"), "{printed}");
-    assert!(!printed.contains("change 2"), "{printed}");
+    only_the_sentinel_reruns(&p, &mut run);
     assert_eq!(lines(&p, "runs.log").len(), 1, "writer ran only once, although it writes into its own sources");
     stop(run);
 }
@@ -361,25 +366,18 @@ deps = ["web"]
 
 #[test]
 fn outputs_written_as_folders_with_dot_slash_globs_never_trigger() {
-    let p = Project::new(
-        r#"
+    let p = Project::new(&format!(
+        r#"{SENTINEL}
 [tasks.gen]
 cmd = "echo run >> runs.log; rm -rf gen; mkdir -p gen/sub; echo x > gen/sub/file.txt"
 sources = ["**/*.txt", "**/*.in"]
 outputs = ["./gen/**"]
-
-[tasks.sentinel]
-cmd = "true"
-sources = ["sentinel"]
-"#,
-    );
+"#
+    ));
     p.file(".gitignore", "runs.log\n");
     p.file("input.in", "1\n");
     let mut run = watching(&p, &["gen", "sentinel"]);
-    p.file("sentinel", "");
-    run.wait_for_count(CYCLE_DONE, 2);
-    assert!(run.printed().contains("change 1: sentinel; running sentinel\n"), "{}", run.printed());
-    assert!(!run.printed().contains("change 2"), "{}", run.printed());
+    only_the_sentinel_reruns(&p, &mut run);
     assert_eq!(lines(&p, "runs.log").len(), 1);
     stop(run);
 }

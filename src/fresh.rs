@@ -71,7 +71,8 @@ impl Checker {
         if task.always_run {
             return run("`always_run = true`".into());
         }
-        let Some(prev) = previous else { return run("never ran".into()) };
+        // A record without a command (written by an older irun for a task that had no sources) vouches for nothing.
+        let Some(prev) = previous.filter(|p| !p.command.is_empty()) else { return run("never ran".into()) };
         if prev.unfinished {
             return run("last run did not finish".into());
         }

@@ -111,9 +111,24 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
                 if let Some(w) = warning {
                     eprintln!("irun: warning: {w}; showing every task as never run");
                 }
+                // Tasks with sources that stayed up to date since the state had a `last` table: their record says.
+                let from_records: Vec<(String, state::LastRun)> = state
+                    .tasks
+                    .iter()
+                    .filter(|(name, r)| !state.last.contains_key(*name) && !r.command.is_empty())
+                    .map(|(name, r)| {
+                        let last = match (r.unfinished, r.ok) {
+                            (true, _) => state::LastRun::Unfinished,
+                            (false, true) => state::LastRun::Ok,
+                            (false, false) => state::LastRun::Failed,
+                        };
+                        (name.clone(), last)
+                    })
+                    .collect();
                 state
                     .last
                     .into_iter()
+                    .chain(from_records)
                     .map(|(name, last)| {
                         let last = match last {
                             state::LastRun::Ok => graph::LastRun::Ok,

@@ -28,11 +28,17 @@ pub async fn pump(
     let mut reader = BufReader::with_capacity(MAX_LINE, reader);
     // The start of a line whose end has not arrived yet.
     let mut partial: Vec<u8> = Vec::new();
+    // The last piece was cut at MAX_LINE: a newline right after it ends that line, not a new empty one.
+    let mut just_cut = false;
     loop {
         let buf = match reader.fill_buf().await {
             Ok([]) | Err(_) => break,
             Ok(buf) => buf,
         };
+        if std::mem::take(&mut just_cut) && buf[0] == b'\n' {
+            reader.consume(1);
+            continue;
+        }
         let (chunk, consumed) = if partial.is_empty() {
             // Every complete line in the buffer goes out as one event: a chatty task costs one event per read,
             // not one per line.
@@ -66,6 +72,7 @@ pub async fn pump(
             // A line with no end in sight is passed on in pieces, so one endless line cannot exhaust memory.
             let rest = partial.split_off(MAX_LINE);
             let piece = std::mem::replace(&mut partial, rest);
+            just_cut = partial.is_empty();
             emit(piece, &task, stream, &events, log.as_ref()).await;
         }
     }

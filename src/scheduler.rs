@@ -306,13 +306,17 @@ impl Scheduler<'_> {
         }
     }
 
-    /// A job slot is free again: tasks waiting for one get another look.
+    /// A job slot is free again (tasks waiting for one are taken, in plan order, by `start_what_can_start`).
     fn release_slot(&mut self, i: usize) {
         if std::mem::take(&mut self.nodes[i].holds_slot) {
             self.free_slots += 1;
-            let blocked = std::mem::take(&mut self.blocked);
-            self.candidates.extend(blocked);
         }
+    }
+
+    /// A service that was ready and was then stopped because nothing needed it any more: for a group, which only
+    /// gathers its deps, that still counts as done.
+    fn served(&self, dep: usize) -> bool {
+        self.plan.kinds[dep] == TaskKind::Service && self.nodes[dep].state == State::Done(Status::Ok)
     }
 
     fn is_done(&self, i: usize) -> bool {
@@ -448,9 +452,20 @@ impl Scheduler<'_> {
     /// Start every task whose deps are satisfied, while job slots last. Groups finish as soon as their deps do.
     fn start_what_can_start(&mut self) {
         while !self.aborting {
-            let Some(pos) = self.candidates.pop_first() else { break };
+            // The next task in plan order: a new candidate, or one that waits for a slot if a slot is free.
+            let blocked = if self.free_slots > 0 { self.blocked.first().copied() } else { None };
+            let pos = match (self.candidates.first().copied(), blocked) {
+                (Some(c), Some(b)) if b < c => self.blocked.pop_first(),
+                (Some(_), _) => self.candidates.pop_first(),
+                (None, Some(_)) => self.blocked.pop_first(),
+                (None, None) => None,
+            };
+            let Some(pos) = pos else { break };
             let i = self.plan.order[pos];
-            if self.nodes[i].state != State::Waiting || !self.plan.deps[i].iter().all(|&d| self.satisfied(d)) {
+            let group = self.plan.kinds[i] == TaskKind::Group;
+            if self.nodes[i].state != State::Waiting
+                || !self.plan.deps[i].iter().all(|&d| self.satisfied(d) || (group && self.served(d)))
+            {
                 continue;
             }
             match self.plan.kinds[i] {
@@ -611,7 +626,10 @@ impl Scheduler<'_> {
             if self.nodes[i].state != State::Waiting {
                 continue;
             }
-            if let Some(why) = self.plan.deps[i].iter().find_map(|&d| self.unmeetable(d)) {
+            let group = self.plan.kinds[i] == TaskKind::Group;
+            if let Some(why) =
+                self.plan.deps[i].iter().filter(|&&d| !(group && self.served(d))).find_map(|&d| self.unmeetable(d))
+            {
                 self.record(i, Status::Skipped(why), Duration::ZERO);
             }
         }

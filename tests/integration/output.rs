@@ -83,3 +83,16 @@ fn no_color_unless_asked() {
     let no_color = p.irun().args(["--color", "auto", "a"]).env("NO_COLOR", "1").run();
     assert!(!no_color.stdout.contains('\x1b'), "{no_color:?}");
 }
+
+#[test]
+fn a_line_of_exactly_64_kib_gains_no_empty_line() {
+    let p = Project::new(
+        "[tasks.edge]\ncmd = [\"python3\", \"-c\", \"import sys; sys.stdout.write('x' * 65536 + '\\\\n'); sys.stdout.flush(); sys.stdout.write('next\\\\n')\"]\n",
+    );
+    let out = p.irun().args(["edge"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("edge | ")).map(|l| &l[7..]).collect();
+    assert_eq!(lines.len(), 2, "{:?}", lines.iter().map(|l| l.len()).collect::<Vec<_>>());
+    assert_eq!(lines[0].len(), 65536);
+    assert_eq!(lines[1], "next");
+}

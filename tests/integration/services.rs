@@ -202,3 +202,34 @@ fn absurdly_long_durations_do_not_crash() {
     assert!(out.stdout.contains("exited with exit code 3 before it was ready"), "{out:?}");
     assert!(!out.stderr.contains("panicked"), "{out:?}");
 }
+
+#[test]
+fn a_group_target_with_a_service_completes_after_the_service_is_no_longer_needed() {
+    // `check` is the only task that needs `svc`; the group also waits for `slow`, which ends later.
+    let p = Project::new(
+        r#"
+[tasks.svc]
+cmd = "echo up; exec sleep 1000"
+daemon = true
+ready = { log = "up" }
+
+[tasks.check]
+cmd = "true"
+deps = ["svc"]
+
+[tasks.slow]
+cmd = "while [ ! -e go ]; do sleep 0.01; done"
+
+[tasks.gate]
+cmd = "touch go"
+deps = ["check"]
+
+[tasks.all]
+deps = ["svc", "check", "slow", "gate"]
+"#,
+    );
+    let out = p.irun().args(["-j4", "all"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("all   * ok"), "the group completes: {out:?}");
+    assert!(!out.stdout.contains("skipped"), "{out:?}");
+}

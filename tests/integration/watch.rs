@@ -294,20 +294,27 @@ sources = ["trigger"]
     assert_all_dead(&pids);
 }
 
-#[test]
-fn a_kernel_queue_overflow_finds_what_changed_while_events_were_lost() {
+/// Freeze irun so nothing reads its inotify queue, fill the queue past the kernel's limit (alternating between two
+/// ignored files keeps the kernel from merging events), make `change` (whose events are lost), and let irun go on.
+fn while_events_are_lost(p: &Project, run: &Running, change: impl FnOnce(&Project)) {
     let max_queued: usize =
         std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
-    let p = chain();
-    let mut run = watching(&p, &ALL);
-    // Freeze irun so nothing reads its inotify queue, fill the queue past its limit (alternating between two
-    // ignored files keeps the kernel from merging events), then change a source: that event is lost.
     run.signal(Signal::SIGSTOP);
     for i in 0..max_queued {
         std::fs::write(p.path(&format!("noise-{}.log", i % 2)), i.to_string()).unwrap();
     }
-    p.file("src/a.txt", "changed while events were lost\n");
+    change(p);
     run.signal(Signal::SIGCONT);
+}
+
+#[test]
+fn a_kernel_queue_overflow_finds_what_changed_while_events_were_lost() {
+    let p = chain();
+    let mut run = watching(&p, &ALL);
+    // The change to a's source comes after the queue is full: its event is lost.
+    while_events_are_lost(&p, &run, |p| {
+        p.file("src/a.txt", "changed while events were lost\n");
+    });
     run.wait_for_line("anything may have changed (events were lost");
     run.wait_for_count(CYCLE_DONE, 2);
     assert_eq!(lines(&p, "a.log").len(), 2, "the lost change to a's source was found: {}", run.printed());
@@ -402,16 +409,9 @@ fn a_symlink_to_a_folder_outside_is_not_followed() {
 
 #[test]
 fn a_folder_created_while_events_were_lost_is_watched_afterwards() {
-    let max_queued: usize =
-        std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
     let p = chain();
     let mut run = watching(&p, &ALL);
-    run.signal(Signal::SIGSTOP);
-    for i in 0..max_queued {
-        std::fs::write(p.path(&format!("noise-{}.log", i % 2)), i.to_string()).unwrap();
-    }
-    std::fs::create_dir_all(p.path("src/late")).unwrap();
-    run.signal(Signal::SIGCONT);
+    while_events_are_lost(&p, &run, |p| std::fs::create_dir_all(p.path("src/late")).unwrap());
     run.wait_for_line("anything may have changed");
     run.wait_for_count(CYCLE_DONE, 2);
     p.file("src/late/x.txt", "seen\n");

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::scheduler::OnBusy;
+use crate::engine::OnBusy;
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 50ms, 1s or 2m"))
@@ -26,7 +26,7 @@ Examples:
   irun completions zsh      shell completions
 
 Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (nothing was started),
-130/143 interrupted by SIGINT/SIGTERM.";
+130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -75,6 +75,24 @@ impl Task {
         self.service.is_some()
     }
 
+    /// Whether `other` does exactly what this task does (same command, deps, environment, directory, globs,
+    /// limits and readiness probe); its description and place in the file do not count.
+    pub fn same_definition(&self, other: &Task) -> bool {
+        let deps = |t: &Task| t.deps.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+        self.name == other.name
+            && self.cmd == other.cmd
+            && deps(self) == deps(other)
+            && self.env == other.env
+            && self.cwd == other.cwd
+            && self.timeout == other.timeout
+            && self.sources == other.sources
+            && self.outputs == other.outputs
+            && self.service == other.service
+            && self.stop_signal == other.stop_signal
+            && self.stop_timeout == other.stop_timeout
+            && self.always_run == other.always_run
+    }
+
     pub fn kind(&self) -> &'static str {
         if self.is_group() {
             "group"
@@ -103,13 +121,13 @@ impl std::fmt::Display for Cmd {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Service {
     /// `None`: ready as soon as it is spawned.
     pub ready: Option<Probe>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Probe {
     pub check: Check,
     pub interval: Duration,
@@ -122,6 +140,18 @@ pub enum Check {
     Http { url: HttpUrl, status: Option<u16> },
     Exec(Cmd),
     Log(regex::Regex),
+}
+
+impl PartialEq for Check {
+    fn eq(&self, other: &Check) -> bool {
+        match (self, other) {
+            (Check::Tcp { host: h1, port: p1 }, Check::Tcp { host: h2, port: p2 }) => h1 == h2 && p1 == p2,
+            (Check::Http { url: u1, status: s1 }, Check::Http { url: u2, status: s2 }) => u1.raw == u2.raw && s1 == s2,
+            (Check::Exec(a), Check::Exec(b)) => a == b,
+            (Check::Log(a), Check::Log(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
 }
 
 impl Check {

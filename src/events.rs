@@ -1,7 +1,9 @@
-//! A run as a stream of events. The scheduler and the task runners emit them; reporters only listen.
+//! A run as a stream of events. The engine and the task runners emit them; reporters only listen.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use crate::outcome::{Outcome, StopReason};
 
 pub type TaskName = Arc<str>;
 
@@ -9,54 +11,6 @@ pub type TaskName = Arc<str>;
 pub enum Stream {
     Stdout,
     Stderr,
-}
-
-/// How a task ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Status {
-    Ok,
-    /// The reason, such as "exit code 1" or "exited with code 3 before it was ready".
-    Failed(String),
-    TimedOut(Duration),
-    /// Never started, or stopped, because the run was aborted (a failure elsewhere, or Ctrl-C).
-    Cancelled,
-    /// Not run, with the reason (a dep failed; nothing needed the service any more).
-    Skipped(String),
-    /// Not run because its last successful run is still valid.
-    UpToDate,
-    /// Watch mode: this instance was stopped to be started again (its inputs changed).
-    Restarted,
-}
-
-impl Status {
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Status::Failed(_) | Status::TimedOut(_))
-    }
-
-    /// Ended well: ran successfully, or did not need to.
-    pub fn is_success(&self) -> bool {
-        matches!(self, Status::Ok | Status::UpToDate)
-    }
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Failed(_) => "failed",
-            Status::TimedOut(_) => "timed out",
-            Status::Cancelled => "cancelled",
-            Status::Skipped(_) => "skipped",
-            Status::UpToDate => "up to date",
-            Status::Restarted => "restarted",
-        }
-    }
-
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            Status::Failed(why) | Status::Skipped(why) => Some(why.clone()),
-            Status::TimedOut(after) => Some(format!("stopped after {}", humantime::format_duration(*after))),
-            Status::Ok | Status::Cancelled | Status::UpToDate | Status::Restarted => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,12 +42,20 @@ pub enum Event {
         jobs: usize,
         watch: bool,
     },
-    /// Watch mode: a cycle begins (cycle 0 is the initial run), for these changed paths and tasks.
+    /// Watch mode: Irun.toml was edited and reloaded; from now on these are the tasks.
+    PlanChanged {
+        tasks: Vec<PlannedTask>,
+        jobs: usize,
+    },
+    /// Watch mode: a cycle begins (cycle 0 is the initial run), for these changed paths and tasks. With
+    /// `restarted`, a change arrived during the previous cycle, which this one replaces: `changed` and `tasks` then
+    /// cover both.
     CycleStarted {
         cycle: u32,
         changed: Vec<String>,
         rescan: bool,
         tasks: Vec<TaskName>,
+        restarted: bool,
     },
     /// Watch mode: every task of the cycle has finished (services stay up); irun waits for the next change.
     CycleFinished {
@@ -114,7 +76,7 @@ pub enum Event {
     /// A service no longer needed, or a task being cancelled, is being stopped.
     TaskStopping {
         task: TaskName,
-        reason: String,
+        reason: StopReason,
     },
     /// Output of a task: one or more complete lines, separated by `\n`, without the last line's ending (a line
     /// longer than 64 KiB arrives in pieces). Bytes are passed through as they came. Use [`Event::lines`].
@@ -125,8 +87,16 @@ pub enum Event {
     },
     TaskFinished {
         task: TaskName,
-        status: Status,
+        outcome: Outcome,
         duration: Duration,
+    },
+    /// irun received a signal: the first stops everything gracefully, any further one kills at once.
+    Interrupted {
+        signal: nix::sys::signal::Signal,
+        /// 1 for the first signal of the run.
+        count: u32,
+        /// Tasks and services being stopped.
+        running: usize,
     },
     /// Something the user should know that is not a task's status (a SIGKILL escalation, an interrupt).
     Notice {

@@ -15,15 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::{Task, glob_set};
+pub use crate::outcome::Verdict;
 use crate::state::{FileStamp, LastRun, State, TaskRecord};
 use crate::watch::Filter;
-
-/// Whether a task runs, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    UpToDate,
-    Run(String),
-}
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use petgraph::Direction;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
@@ -81,7 +81,15 @@ impl<'a> TaskGraph<'a> {
     }
 
     fn check_cycles(&self) -> Result<(), Diagnostic> {
-        for scc in tarjan_scc(&self.graph) {
+        // Both algorithms are iterative: a chain of tens of thousands of tasks must not overflow the stack (petgraph's
+        // `tarjan_scc` recurses once per task).
+        if petgraph::algo::toposort(&self.graph, None).is_ok() {
+            return Ok(());
+        }
+        let mut sccs = kosaraju_scc(&self.graph);
+        // Reverse topological order, as the cycle reported first has always been found.
+        sccs.reverse();
+        for scc in sccs {
             let start = scc.iter().map(|n| n.index()).min().expect("an SCC is never empty");
             let self_loop = self.graph.contains_edge(NodeIndex::new(start), NodeIndex::new(start));
             if scc.len() == 1 && !self_loop {
@@ -305,4 +313,22 @@ fn mermaid_escape(s: &str) -> String {
 
 fn dot_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_of_twenty_thousand_tasks_loads_without_overflowing_the_stack() {
+        let mut text = String::from("[tasks.t0]\ncmd = \"x\"\n");
+        for i in 1..20_000 {
+            text.push_str(&format!("[tasks.t{i}]\ncmd = \"x\"\ndeps = [\"t{}\"]\n", i - 1));
+        }
+        let config =
+            crate::config::parse(crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), &text), ".".into())
+                .unwrap_or_else(|d| panic!("{}", d.render(false)));
+        let graph = TaskGraph::new(&config).unwrap_or_else(|d| panic!("{}", d.render(false)));
+        assert_eq!(graph.select(&[19_999]).len(), 20_000);
+    }
 }

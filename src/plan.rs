@@ -2,8 +2,29 @@
 
 use std::fmt::Write as _;
 
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
 use crate::events::{PlannedTask, TaskKind};
 use crate::graph::TaskGraph;
+use crate::outcome::Verdict;
+
+/// The tasks to run: those `named`, else the `default` ones, as task indices.
+pub fn targets(config: &Config, graph: &TaskGraph<'_>, named: &[String]) -> Result<Vec<usize>, Diagnostic> {
+    if !named.is_empty() {
+        return graph.resolve(named);
+    }
+    match &config.default {
+        Some(d) => graph.resolve(&d.iter().map(|n| n.name.clone()).collect::<Vec<_>>()),
+        None => {
+            let names: Vec<&str> = config.tasks.iter().map(|t| t.name.as_str()).collect();
+            Err(Diagnostic::new(format!("no targets given, and {} has no `default`", config.source.path.display()))
+                .with_help(format!(
+                    "name tasks to run (defined: {}), or add `default = [\"...\"]` to Irun.toml",
+                    names.join(", ")
+                )))
+        }
+    }
+}
 
 pub struct Plan {
     /// Selected tasks in a topological order.
@@ -111,7 +132,7 @@ impl Plan {
     }
 
     /// The `--dry-run` text: waves of tasks that may run side by side.
-    pub fn describe(&self, graph: &TaskGraph<'_>, jobs: usize, verdicts: &[Option<crate::fresh::Verdict>]) -> String {
+    pub fn describe(&self, graph: &TaskGraph<'_>, jobs: usize, verdicts: &[Option<Verdict>]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -135,7 +156,7 @@ impl Plan {
                                 None => format!("{} (service, ready once started{until})", task.name),
                             }
                         }
-                        _ if verdicts.get(i) == Some(&Some(crate::fresh::Verdict::UpToDate)) => {
+                        _ if verdicts.get(i) == Some(&Some(Verdict::UpToDate)) => {
                             format!("{} (up to date)", task.name)
                         }
                         _ => task.name.clone(),

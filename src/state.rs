@@ -61,12 +61,15 @@ struct StateFile {
     last: BTreeMap<String, LastRun>,
     #[serde(default)]
     tasks: BTreeMap<String, TaskRecord>,
+    #[serde(default)]
+    durations: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     last: &'a BTreeMap<String, LastRun>,
     tasks: &'a BTreeMap<String, TaskRecord>,
+    durations: &'a BTreeMap<String, u64>,
 }
 
 /// How every task's last run ended (for `irun graph --status`), kept apart from the fuller records of tasks with
@@ -88,6 +91,8 @@ pub struct State {
     path: PathBuf,
     pub tasks: BTreeMap<String, TaskRecord>,
     pub last: BTreeMap<String, LastRun>,
+    /// How long each task last took, in milliseconds (a service: until it was ready), for scheduling priority.
+    pub durations: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -98,12 +103,13 @@ impl State {
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
     pub fn load(root: &Path) -> (State, Option<String>) {
         let path = Self::path_for(root);
-        let empty =
-            |why: String| (State { path: path.clone(), tasks: BTreeMap::new(), last: BTreeMap::new() }, Some(why));
+        let fresh =
+            |path: PathBuf| State { path, tasks: BTreeMap::new(), last: BTreeMap::new(), durations: BTreeMap::new() };
+        let empty = |why: String| (fresh(path.clone()), Some(why));
         let text = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return (State { path, tasks: BTreeMap::new(), last: BTreeMap::new() }, None);
+                return (fresh(path), None);
             }
             Err(e) => return empty(format!("cannot read {}: {e}", path.display())),
         };
@@ -116,7 +122,7 @@ impl State {
                 empty(format!("{} is unreadable (cut short or edited: its digest does not match)", path.display()))
             }
             Ok(file) if file.tool == TOOL && file.version == VERSION => {
-                (State { path, tasks: file.tasks, last: file.last }, None)
+                (State { path, tasks: file.tasks, last: file.last, durations: file.durations }, None)
             }
             Ok(file) => empty(format!(
                 "{} was written by {} (format {}), not this irun (format {VERSION})",
@@ -136,7 +142,8 @@ impl State {
         if !ignore.exists() {
             std::fs::write(&ignore, "# irun's state; not for version control\n*\n")?;
         }
-        let body = toml::to_string(&Body { last: &self.last, tasks: &self.tasks }).map_err(std::io::Error::other)?;
+        let body = toml::to_string(&Body { last: &self.last, tasks: &self.tasks, durations: &self.durations })
+            .map_err(std::io::Error::other)?;
         let text = format!("tool = \"{TOOL}\"\nversion = {VERSION}\ndigest = \"{}\"\n\n{body}", digest(&body));
         let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
         let result = (|| {

@@ -28,6 +28,9 @@ pub struct Batch {
     pub rescan: bool,
     /// Problems worth telling the user (a folder that could not be watched).
     pub notices: Vec<String>,
+    /// When the first and the last event of the batch were seen.
+    pub first_seen: Option<Instant>,
+    pub last_seen: Option<Instant>,
 }
 
 /// Folders and files never worth reacting to.
@@ -54,8 +57,9 @@ const IGNORED_GLOBS: &[&str] = &[
 pub struct Filter {
     root: PathBuf,
     builtin: GlobSet,
-    /// Tasks' declared outputs: writing them must never trigger a cycle.
-    outputs: GlobSet,
+    /// Tasks' declared outputs: writing them must never trigger a cycle. Shared with the [`Watcher`] handle, which
+    /// replaces them when Irun.toml is reloaded.
+    outputs: Arc<Mutex<GlobSet>>,
     gitignores: Vec<Gitignore>,
 }
 
@@ -70,7 +74,7 @@ impl Filter {
             root: root.to_path_buf(),
             builtin: builtin.build().expect("built-in globs are valid"),
             // The same glob rules as Irun.toml's own (`./` prefix, `*` within a folder, `dir/**` covers `dir`).
-            outputs: crate::config::glob_set(outputs),
+            outputs: Arc::new(Mutex::new(crate::config::glob_set(outputs))),
             gitignores: Vec::new(),
         };
         filter.reload_gitignores();
@@ -135,7 +139,8 @@ impl Filter {
 
     /// Whether a change to `rel` (relative to the root) is to be ignored.
     pub fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
-        self.outputs.is_match(rel) || self.ignored_by(&self.gitignores, rel, is_dir)
+        self.outputs.lock().unwrap_or_else(|e| e.into_inner()).is_match(rel)
+            || self.ignored_by(&self.gitignores, rel, is_dir)
     }
 }
 
@@ -149,6 +154,14 @@ fn subfolders(dir: &Path) -> Vec<PathBuf> {
 pub struct Watcher {
     _inner: Arc<Mutex<RecommendedWatcher>>,
     pub folders: usize,
+    outputs: Arc<Mutex<GlobSet>>,
+}
+
+impl Watcher {
+    /// Irun.toml was reloaded: these are the tasks' outputs now.
+    pub fn set_outputs(&self, outputs: &[String]) {
+        *self.outputs.lock().unwrap_or_else(|e| e.into_inner()) = crate::config::glob_set(outputs);
+    }
 }
 
 /// Watch every non-ignored folder under `filter`'s root; batches arrive on the returned channel after `debounce`
@@ -167,12 +180,13 @@ pub fn start(
     let folders = watcher_folders.len();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let handle = watcher.clone();
+    let outputs = filter.outputs.clone();
     let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
     std::thread::Builder::new()
         .name("irun-watch".into())
         .spawn(move || Debouncer { filter, watcher: handle, debounce, watched }.run(raw_rx, tx))
         .map_err(|e| format!("cannot start the watch thread: {e}"))?;
-    Ok((Watcher { _inner: watcher, folders }, rx))
+    Ok((Watcher { _inner: watcher, folders, outputs }, rx))
 }
 
 /// `start` and every folder below it that is not ignored (symbolic links are not followed).
@@ -234,8 +248,11 @@ impl Debouncer {
             };
             match event {
                 Some(e) => {
-                    if self.absorb(e, &mut batch) && first_change.is_none() {
-                        first_change = Some(Instant::now());
+                    if self.absorb(e, &mut batch) {
+                        let now = Instant::now();
+                        batch.first_seen.get_or_insert(now);
+                        batch.last_seen = Some(now);
+                        first_change.get_or_insert(now);
                     }
                     if first_change.is_some_and(|f| f.elapsed() >= max_delay) {
                         first_change = None;

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use crate::events::{Event, RunOutcome, Status, Stream, TaskKind};
+use crate::events::{Event, Outcome, RunOutcome, Stream, TaskKind};
 use crate::report::Reporter;
+use crate::report::text;
 
 pub const VERSION: u32 = 1;
 
@@ -31,17 +32,17 @@ fn kind(k: TaskKind) -> &'static str {
     }
 }
 
-fn status(s: &Status) -> Value {
-    let name = match s {
-        Status::Ok => "ok",
-        Status::Failed(_) => "failed",
-        Status::TimedOut(_) => "timed_out",
-        Status::Cancelled => "cancelled",
-        Status::Skipped(_) => "skipped",
-        Status::UpToDate => "up_to_date",
-        Status::Restarted => "restarted",
+fn status(o: &Outcome) -> Value {
+    let name = match o {
+        Outcome::Ok => "ok",
+        Outcome::Failed(_) => "failed",
+        Outcome::TimedOut(_) => "timed_out",
+        Outcome::Cancelled => "cancelled",
+        Outcome::Blocked(_) | Outcome::NotNeeded => "skipped",
+        Outcome::UpToDate => "up_to_date",
+        Outcome::Restarted => "restarted",
     };
-    match s.detail() {
+    match text::detail(o) {
         Some(reason) => json!({ "status": name, "reason": reason }),
         None => json!({ "status": name }),
     }
@@ -55,24 +56,35 @@ fn outcome(o: RunOutcome) -> Value {
     }
 }
 
+fn planned(tasks: &[crate::events::PlannedTask]) -> Value {
+    tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "name": &*t.name,
+                "kind": kind(t.kind),
+                "deps": t.deps.iter().map(|d| &**d).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// The event's own fields.
 pub fn fields(event: &Event) -> (&'static str, Value) {
     match event {
-        Event::RunStarted { tasks, jobs, watch } => (
-            "run_started",
-            json!({
-                "jobs": jobs,
-                "watch": watch,
-                "tasks": tasks.iter().map(|t| json!({
-                    "name": &*t.name,
-                    "kind": kind(t.kind),
-                    "deps": t.deps.iter().map(|d| &**d).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            }),
-        ),
-        Event::CycleStarted { cycle, changed, rescan, tasks } => (
+        Event::RunStarted { tasks, jobs, watch } => {
+            ("run_started", json!({ "jobs": jobs, "watch": watch, "tasks": planned(tasks) }))
+        }
+        Event::PlanChanged { tasks, jobs } => ("plan_changed", json!({ "jobs": jobs, "tasks": planned(tasks) })),
+        Event::CycleStarted { cycle, changed, rescan, tasks, restarted } => (
             "cycle_started",
-            json!({ "cycle": cycle, "changed": changed, "rescan": rescan, "tasks": tasks.iter().map(|t| &**t).collect::<Vec<_>>() }),
+            json!({
+                "cycle": cycle,
+                "changed": changed,
+                "rescan": rescan,
+                "tasks": tasks.iter().map(|t| &**t).collect::<Vec<_>>(),
+                "restarted": restarted,
+            }),
         ),
         Event::CycleFinished { cycle, outcome: o, elapsed } => {
             let mut v = outcome(*o);
@@ -84,7 +96,9 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
         Event::TaskReady { task, after, probe } => {
             ("task_ready", json!({ "task": &**task, "after_s": after.as_secs_f64(), "probe": probe }))
         }
-        Event::TaskStopping { task, reason } => ("task_stopping", json!({ "task": &**task, "reason": reason })),
+        Event::TaskStopping { task, reason } => {
+            ("task_stopping", json!({ "task": &**task, "reason": text::stop_reason(*reason) }))
+        }
         Event::Output { task, stream, text } => (
             "output",
             json!({
@@ -93,13 +107,17 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
                 "line": String::from_utf8_lossy(text),
             }),
         ),
-        Event::TaskFinished { task, status: s, duration } => {
-            let mut v = status(s);
+        Event::TaskFinished { task, outcome, duration } => {
+            let mut v = status(outcome);
             v["task"] = json!(&**task);
             v["duration_s"] = json!(duration.as_secs_f64());
             ("task_finished", v)
         }
         Event::Notice { task, message } => ("notice", json!({ "task": task.as_deref(), "message": message })),
+        // A notice, as before this event had a type of its own.
+        Event::Interrupted { .. } => {
+            ("notice", json!({ "task": null, "message": text::interrupted(event).unwrap_or_default() }))
+        }
         Event::RunFinished { outcome: o, elapsed } => {
             let mut v = outcome(*o);
             v["duration_s"] = json!(elapsed.as_secs_f64());

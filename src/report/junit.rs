@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::events::{Event, Status, TaskKind, TaskName};
+use crate::events::{Event, Outcome, TaskKind, TaskName};
 use crate::report::Reporter;
+use crate::report::text;
 
 /// Output kept per task for the report: the end of it, if it is longer.
 const KEEP_BYTES: usize = 1 << 20;
@@ -34,22 +35,23 @@ impl Junit {
         }
     }
 
-    fn case(&mut self, task: &TaskName, status: &Status, duration: Duration) -> TestCase {
-        let mut tc_status = match status {
-            Status::Ok => TestCaseStatus::success(),
-            Status::Failed(_) | Status::TimedOut(_) => TestCaseStatus::non_success(NonSuccessKind::Failure),
-            Status::Cancelled | Status::Skipped(_) | Status::UpToDate | Status::Restarted => TestCaseStatus::skipped(),
+    fn case(&mut self, task: &TaskName, outcome: &Outcome, duration: Duration) -> TestCase {
+        let mut tc_status = match outcome {
+            Outcome::Ok => TestCaseStatus::success(),
+            Outcome::Failed(_) | Outcome::TimedOut(_) => TestCaseStatus::non_success(NonSuccessKind::Failure),
+            Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate | Outcome::Restarted => {
+                TestCaseStatus::skipped()
+            }
         };
-        let message = match status {
-            Status::Cancelled => Some("cancelled".to_string()),
-            Status::UpToDate => Some("up to date".to_string()),
-            other => other.detail(),
+        let message = match outcome {
+            Outcome::Cancelled | Outcome::UpToDate => Some(text::label(outcome).to_string()),
+            other => text::detail(other),
         };
         if let Some(m) = message {
             tc_status.set_message(xml_text(&m));
         }
-        if let Status::Failed(_) | Status::TimedOut(_) = status {
-            tc_status.set_type(status.label());
+        if outcome.is_failure() {
+            tc_status.set_type(text::label(outcome));
         }
         let mut case = TestCase::new(xml_text(task), tc_status);
         let kind = match self.kinds.get(task) {
@@ -80,9 +82,12 @@ impl Reporter for Junit {
                     out.drain(..out.len() - KEEP_BYTES);
                 }
             }
-            Event::TaskFinished { status: Status::Restarted, .. } => {}
-            Event::TaskFinished { task, status, duration } if self.kinds.get(task) != Some(&TaskKind::Group) => {
-                let case = self.case(task, status, *duration);
+            Event::PlanChanged { tasks, .. } => {
+                self.kinds.extend(tasks.iter().map(|t| (t.name.clone(), t.kind)));
+            }
+            Event::TaskFinished { outcome: Outcome::Restarted, .. } => {}
+            Event::TaskFinished { task, outcome, duration } if self.kinds.get(task) != Some(&TaskKind::Group) => {
+                let case = self.case(task, outcome, *duration);
                 self.cases.push(case);
             }
             Event::RunFinished { elapsed, .. } => {

@@ -5,6 +5,7 @@ pub mod json;
 pub mod junit;
 pub mod progress;
 pub mod terminal;
+pub mod text;
 
 use std::time::SystemTime;
 

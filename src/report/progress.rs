@@ -60,9 +60,17 @@ impl Progress {
         self.update_message();
     }
 
+    /// A task reached its end for this run or cycle (finished; in watch mode, a service became ready): it leaves
+    /// the area and counts as done.
     pub fn finished(&mut self, task: &TaskName) {
         self.gone(task);
         self.total.inc(1);
+    }
+
+    /// Watch mode: a change during a cycle changed what the cycle runs.
+    pub fn recount(&mut self, done: usize, total: usize) {
+        self.total.set_length(total as u64);
+        self.total.set_position(done as u64);
     }
 
     /// Write above the status area.

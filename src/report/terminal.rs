@@ -10,10 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use anstyle::{AnsiColor, Style};
 
-use crate::events::{Event, RunOutcome, Status, TaskKind, TaskName};
+use crate::events::{Event, Outcome, PlannedTask, RunOutcome, TaskKind, TaskName};
 use crate::report::Reporter;
 use crate::report::critical::{Timing, critical_path};
 use crate::report::progress::Progress;
+use crate::report::text;
 
 /// Lines of a failed task's output repeated in the summary.
 const TAIL_LINES: usize = 10;
@@ -41,7 +42,8 @@ pub struct Terminal<W: Write + Send> {
     tails: HashMap<TaskName, VecDeque<Vec<u8>>>,
     /// Each task's `name | ` prefix, coloured as needed.
     prefixes: HashMap<TaskName, Vec<u8>>,
-    results: Vec<(TaskName, Status, Duration)>,
+    /// This run's (or watch cycle's) results, one per task (groups excluded), in the order they came.
+    results: Vec<(TaskName, Outcome, Duration)>,
     /// Grouped output: each running task's lines so far.
     buffered: HashMap<TaskName, Vec<u8>>,
     /// Grouped output: blocks of failed tasks, shown last.
@@ -51,9 +53,7 @@ pub struct Terminal<W: Write + Send> {
     progress: Option<Progress>,
     /// Watch mode: summaries come per cycle; services that became ready in the cycle are listed too.
     watch: bool,
-    cycle_open: bool,
     ready: Vec<(TaskName, Duration)>,
-    run_started: Option<SystemTime>,
 }
 
 impl<W: Write + Send> Terminal<W> {
@@ -72,9 +72,7 @@ impl<W: Write + Send> Terminal<W> {
             pending: Vec::new(),
             progress: None,
             watch: false,
-            cycle_open: false,
             ready: Vec::new(),
-            run_started: None,
         }
     }
 
@@ -109,7 +107,7 @@ impl<W: Write + Send> Terminal<W> {
     }
 
     /// The header of a watch cycle: what changed, what reruns.
-    fn cycle_header(&mut self, cycle: u32, changed: &[String], rescan: bool, tasks: &[TaskName]) {
+    fn cycle_header(&mut self, cycle: u32, changed: &[String], rescan: bool, tasks: &[TaskName], restarted: bool) {
         const SHOWN: usize = 5;
         let mut what = if rescan {
             "anything may have changed (events were lost, or a folder was removed or moved)".to_string()
@@ -120,14 +118,14 @@ impl<W: Write + Send> Terminal<W> {
             what.push_str(&format!(" (+{} more)", changed.len() - SHOWN));
         }
         let tasks: Vec<&str> = tasks.iter().map(|t| &**t).collect();
-        let during = if self.cycle_open { " during the run; restarting affected tasks" } else { "" };
+        let during = if restarted { " during the run; restarting affected tasks" } else { "" };
         let text = format!("irun: ── change {cycle}{during}: {what}; running {}", tasks.join(", "));
         let line = format!("{}\n", self.paint(Style::new().bold(), &text));
         self.write(line.as_bytes());
     }
 
     /// Grouped output: a finished task's block (header, then its lines), in GitHub's `::group::` when asked.
-    fn block(&mut self, task: &TaskName, status: &Status, headline: &str) {
+    fn block(&mut self, task: &TaskName, status: &Outcome, headline: &str) {
         let lines = self.buffered.remove(task).unwrap_or_default();
         let mut block = Vec::new();
         if self.opts.github {
@@ -177,18 +175,17 @@ impl<W: Write + Send> Terminal<W> {
                 "service, still running".to_string(),
             ));
         }
-        for (task, status, duration) in &results {
-            count(status.label());
-            let mut detail = status.detail().unwrap_or_default();
+        for (task, outcome, duration) in &results {
+            count(text::label(outcome));
+            let mut detail = text::detail(outcome).unwrap_or_default();
             if self.kind(task) == Some(TaskKind::Service) {
                 detail = if detail.is_empty() { "service".into() } else { format!("service: {detail}") };
             }
-            let took = match status {
-                Status::Cancelled | Status::Skipped(_) | Status::UpToDate => "-".to_string(),
-                _ if self.kind(task) == Some(TaskKind::Group) => "-".to_string(),
+            let took = match outcome {
+                Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate => "-".to_string(),
                 _ => format_duration(*duration),
             };
-            rows.push((status_style(status), status.label(), task.clone(), took, detail));
+            rows.push((status_style(outcome), text::label(outcome), task.clone(), took, detail));
         }
         for (style, label, task, took, detail) in rows {
             let line = format!(
@@ -200,8 +197,8 @@ impl<W: Write + Send> Terminal<W> {
             );
             self.write(format!("{}\n", line.trim_end()).as_bytes());
         }
-        for (task, status, _) in &results {
-            if !status.is_failure() {
+        for (task, outcome, _) in &results {
+            if !outcome.is_failure() {
                 continue;
             }
             let Some(tail) = self.tails.get(task).filter(|t| !t.is_empty()).cloned() else { continue };
@@ -242,14 +239,82 @@ impl<W: Write + Send> Terminal<W> {
                 self.paint(AnsiColor::Yellow.on_default().bold(), &format!("interrupted by {}", sig.as_str()))
             }
         };
-        let text = format!("{verdict}: {} in {}", counts.join(", "), format_duration(elapsed));
+        let counts = if counts.is_empty() { "nothing ran".to_string() } else { counts.join(", ") };
+        let text = format!("{verdict}: {counts} in {}", format_duration(elapsed));
         self.irun(&text);
+    }
+
+    /// Tasks as the run (or a reloaded Irun.toml) declares them.
+    fn plan(&mut self, tasks: &[PlannedTask]) {
+        self.width = self.width.max(tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0));
+        self.prefixes.clear();
+        for t in tasks {
+            if !self.styles.contains_key(&t.name) {
+                let colour = PALETTE[self.styles.len() % PALETTE.len()];
+                self.styles.insert(t.name.clone(), colour.on_default());
+            }
+            self.timings
+                .insert(t.name.clone(), Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None });
+        }
+    }
+
+    /// Forget what `task` did so far in this cycle: it runs again.
+    fn forget(&mut self, task: &TaskName) {
+        self.results.retain(|(t, _, _)| t != task);
+        self.ready.retain(|(t, _)| t != task);
+        if let Some(t) = self.timings.get_mut(task) {
+            t.started = None;
+            t.available = None;
+        }
+    }
+
+    /// Tasks counted as done in the status area and the summary: every result (groups excluded), and in watch
+    /// mode services that became ready.
+    fn done_count(&self) -> usize {
+        self.results.len() + self.ready.len()
+    }
+
+    fn cycle_started(&mut self, cycle: u32, changed: &[String], rescan: bool, tasks: &[TaskName], restarted: bool) {
+        if cycle > 0 {
+            self.cycle_header(cycle, changed, rescan, tasks, restarted);
+        }
+        if restarted {
+            for task in tasks {
+                self.forget(task);
+            }
+        } else {
+            // A fresh cycle: its summary, tails and critical path are its own.
+            self.results.clear();
+            self.ready.clear();
+            self.tails.clear();
+            for t in self.timings.values_mut() {
+                t.started = None;
+                t.available = None;
+            }
+        }
+        if self.opts.progress {
+            let total = tasks.iter().filter(|t| self.kind(t) != Some(TaskKind::Group)).count();
+            let done = self.done_count();
+            match self.progress.as_mut() {
+                Some(p) if restarted => p.recount(done, total),
+                _ => {
+                    if let Some(mut old) = self.progress.take() {
+                        old.clear();
+                    }
+                    self.progress = Some(Progress::new(total, self.width, self.opts.color));
+                }
+            }
+        }
     }
 
     fn started(&mut self, at: SystemTime, task: &TaskName, pid: u32) {
         if let Some(t) = self.timings.get_mut(task) {
             t.started = Some(at);
             t.available = None;
+        }
+        // A new instance: the failure tail shows what it says, not what an earlier one said.
+        if let Some(tail) = self.tails.get_mut(task) {
+            tail.clear();
         }
         let service = self.kind(task) == Some(TaskKind::Service);
         if let Some(p) = self.progress.as_mut() {
@@ -260,47 +325,61 @@ impl<W: Write + Send> Terminal<W> {
         }
     }
 
-    fn finished(&mut self, at: SystemTime, task: &TaskName, status: &Status, duration: Duration) {
+    fn finished(&mut self, at: SystemTime, task: &TaskName, outcome: &Outcome, duration: Duration) {
         let kind = self.kind(task);
         if let Some(t) = self.timings.get_mut(task) {
-            // A service's dependents went when it was ready, not when it stopped.
-            if kind != Some(TaskKind::Service) || t.available.is_none() {
-                t.available = Some(at);
-            }
-            if kind == Some(TaskKind::Group) {
-                t.started = Some(at);
+            match (kind, outcome) {
+                (_, Outcome::Restarted) => {
+                    t.started = None;
+                    t.available = None;
+                }
+                // A group is available when its deps are.
+                (Some(TaskKind::Group), Outcome::Ok) => {
+                    t.started = Some(at);
+                    t.available = Some(at);
+                }
+                // A service's dependents went when it was ready (set then), not when it stopped.
+                (Some(TaskKind::Service), _) => {}
+                // Only tasks that ran to their own end make the wall time; a cancelled one did not.
+                (_, o) if o.is_recorded() => t.available = Some(at),
+                _ => t.available = None,
             }
         }
+        let group = kind == Some(TaskKind::Group);
         if let Some(p) = self.progress.as_mut() {
-            match (kind, status) {
-                (Some(TaskKind::Group), _) => {}
-                (_, Status::Restarted) => p.gone(task),
+            match outcome {
+                _ if group => {}
+                Outcome::Restarted => p.gone(task),
+                // Already counted when it became ready.
+                _ if self.watch && self.ready.iter().any(|(t, _)| t == task) => p.gone(task),
                 _ => p.finished(task),
             }
         }
-        let text = match (status, kind == Some(TaskKind::Group)) {
-            (Status::Ok, true) => "ok".to_string(),
-            (Status::Ok, false) => format!("ok in {}", format_duration(duration)),
-            (Status::Failed(why), _) => format!("FAILED after {}: {why}", format_duration(duration)),
-            (s @ Status::TimedOut(_), _) => format!("TIMED OUT: {}", s.detail().unwrap_or_default()),
-            (Status::Cancelled, _) => "cancelled".to_string(),
-            (Status::Skipped(why), _) => format!("skipped: {why}"),
-            (Status::UpToDate, _) => "up to date".to_string(),
-            (Status::Restarted, _) => "restarted".to_string(),
+        let text = match (outcome, group) {
+            (Outcome::Ok, true) => "ok".to_string(),
+            (Outcome::Ok, false) => format!("ok in {}", format_duration(duration)),
+            (Outcome::Failed(f), _) => format!("FAILED after {}: {}", format_duration(duration), text::failure(f)),
+            (o @ Outcome::TimedOut(_), _) => format!("TIMED OUT: {}", text::detail(o).unwrap_or_default()),
+            (o @ (Outcome::Blocked(_) | Outcome::NotNeeded), _) => {
+                format!("skipped: {}", text::detail(o).unwrap_or_default())
+            }
+            (o, _) => text::label(o).to_string(),
         };
         let has_output = self.buffered.get(task).is_some_and(|b| !b.is_empty());
-        let ran = !matches!(status, Status::Cancelled | Status::Skipped(_) | Status::UpToDate);
-        if self.opts.grouped && (ran || has_output) && kind != Some(TaskKind::Group) {
-            self.block(task, status, &text);
+        let ran = !matches!(outcome, Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate);
+        if self.opts.grouped && (ran || has_output) && !group {
+            self.block(task, outcome, &text);
         } else {
-            let text = self.paint(status_style(status), &text);
+            let text = self.paint(status_style(outcome), &text);
             self.status(task, &text);
-            if self.opts.github && status.is_failure() {
-                self.write(gh_error(task, status).as_bytes());
+            if self.opts.github && outcome.is_failure() {
+                self.write(gh_error(task, outcome).as_bytes());
             }
         }
-        if *status != Status::Restarted {
-            self.results.push((task.clone(), status.clone(), duration));
+        if *outcome != Outcome::Restarted && !group {
+            self.ready.retain(|(t, _)| t != task);
+            self.results.retain(|(t, _, _)| t != task);
+            self.results.push((task.clone(), outcome.clone(), duration));
         }
     }
 
@@ -332,47 +411,28 @@ impl<W: Write + Send> Reporter for Terminal<W> {
         match event {
             Event::RunStarted { tasks, watch, .. } => {
                 self.watch = *watch;
-                self.run_started = Some(at);
-                self.width = tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
-                for (i, t) in tasks.iter().enumerate() {
-                    self.styles.insert(t.name.clone(), PALETTE[i % PALETTE.len()].on_default());
-                    self.timings.insert(
-                        t.name.clone(),
-                        Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None },
-                    );
-                }
-                if self.opts.progress {
+                self.plan(tasks);
+                if self.opts.progress && !self.watch {
                     let runnable = tasks.iter().filter(|t| t.kind != TaskKind::Group).count();
                     self.progress = Some(Progress::new(runnable, self.width, self.opts.color));
                 }
             }
-            Event::CycleStarted { cycle, changed, rescan, tasks } => {
-                if *cycle > 0 {
-                    self.cycle_header(*cycle, changed, *rescan, tasks);
-                }
-                if !self.cycle_open {
-                    self.results.clear();
-                    self.ready.clear();
-                    if *cycle > 0 && self.opts.progress {
-                        // A fresh count for the tasks this cycle runs.
-                        let runnable = tasks.iter().filter(|t| self.kind(t) != Some(TaskKind::Group)).count();
-                        self.progress = Some(Progress::new(runnable, self.width, self.opts.color));
-                    }
-                }
-                self.cycle_open = true;
+            Event::PlanChanged { tasks, .. } => self.plan(tasks),
+            Event::CycleStarted { cycle, changed, rescan, tasks, restarted } => {
+                self.cycle_started(*cycle, changed, *rescan, tasks, *restarted);
             }
             Event::CycleFinished { outcome, elapsed, .. } => {
-                self.cycle_open = false;
                 if self.opts.grouped {
                     // Services keep running between cycles: show what they said during this one.
                     let mut running: Vec<TaskName> =
                         self.buffered.iter().filter(|(_, b)| !b.is_empty()).map(|(t, _)| t.clone()).collect();
                     running.sort();
                     for task in running {
-                        self.block(&task, &Status::Ok, "still running");
+                        self.block(&task, &Outcome::Ok, "still running");
                     }
                 }
                 self.summary(*outcome, *elapsed);
+                self.progress = None;
                 if !matches!(outcome, RunOutcome::Interrupted(_)) {
                     self.irun("waiting for changes (Ctrl-C to stop)");
                 }
@@ -382,22 +442,36 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 if let Some(t) = self.timings.get_mut(task) {
                     t.available = Some(at);
                 }
+                let counted = self.watch && self.kind(task) == Some(TaskKind::Service);
                 if let Some(p) = self.progress.as_mut() {
-                    p.gone(task);
+                    if counted { p.finished(task) } else { p.gone(task) }
                 }
                 let how = probe.as_ref().map(|p| format!(": {p}")).unwrap_or_default();
                 self.status(task, &format!("ready after {}{how}", format_duration(*after)));
-                if self.watch {
+                if counted {
+                    self.ready.retain(|(t, _)| t != task);
                     self.ready.push((task.clone(), *after));
                 }
             }
-            Event::TaskStopping { task, reason } => self.status(task, &format!("stopping ({reason})")),
+            Event::TaskStopping { task, reason } => {
+                self.status(task, &format!("stopping ({})", text::stop_reason(*reason)));
+            }
             Event::Output { task, .. } => {
                 for line in event.lines() {
                     self.output(task, line);
                 }
             }
-            Event::TaskFinished { task, status, duration } => self.finished(at, task, status, *duration),
+            Event::TaskFinished { task, outcome, duration } => self.finished(at, task, outcome, *duration),
+            Event::Interrupted { .. } => {
+                // The terminal echoed ^C into the status area: drawing on would leave a stale line behind. Plain
+                // lines from here on.
+                if let Some(mut p) = self.progress.take() {
+                    p.clear();
+                }
+                self.opts.progress = false;
+                let message = text::interrupted(event).unwrap_or_default();
+                self.irun(&message);
+            }
             Event::Notice { task: Some(task), message } => self.status(task, message),
             Event::Notice { task: None, message } => self.irun(message),
             Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
@@ -429,18 +503,20 @@ impl<W: Write + Send> Reporter for Terminal<W> {
     }
 }
 
-fn status_style(status: &Status) -> Style {
-    match status {
-        Status::Ok | Status::UpToDate => AnsiColor::Green.on_default(),
-        Status::Failed(_) | Status::TimedOut(_) => AnsiColor::Red.on_default().bold(),
-        Status::Cancelled | Status::Skipped(_) | Status::Restarted => AnsiColor::Yellow.on_default(),
+fn status_style(outcome: &Outcome) -> Style {
+    match outcome {
+        Outcome::Ok | Outcome::UpToDate => AnsiColor::Green.on_default(),
+        Outcome::Failed(_) | Outcome::TimedOut(_) => AnsiColor::Red.on_default().bold(),
+        Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::Restarted => {
+            AnsiColor::Yellow.on_default()
+        }
     }
 }
 
 /// A GitHub Actions error annotation for a failed task.
-fn gh_error(task: &TaskName, status: &Status) -> String {
+fn gh_error(task: &TaskName, outcome: &Outcome) -> String {
     let title = gh_escape(&format!("irun: task {task} failed"), true);
-    let message = gh_escape(&status.detail().unwrap_or_else(|| status.label().to_string()), false);
+    let message = gh_escape(&text::detail(outcome).unwrap_or_else(|| text::label(outcome).to_string()), false);
     format!("::error title={title}::{message}\n")
 }
 

@@ -1,0 +1,27 @@
+//! `irun explain`: for each task, in the order they would run, up to date or the first reason it would run.
+
+use crate::config::Config;
+use crate::fresh::{self, Checker, Verdict};
+use crate::plan::Plan;
+
+pub fn text(plan: &Plan, config: &Config, checker: &Checker, color: bool) -> String {
+    let verdicts = fresh::predict(plan, config, checker);
+    let width = plan.order.iter().map(|&i| plan.names[i].chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for &i in &plan.order {
+        let (text, style) = match &verdicts[i] {
+            None => (
+                format!(
+                    "group of {}",
+                    config.tasks[i].deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                anstyle::Style::new().dimmed(),
+            ),
+            Some(Verdict::UpToDate) => ("up to date".to_string(), anstyle::AnsiColor::Green.on_default()),
+            Some(Verdict::Run(why)) => (format!("will run: {why}"), anstyle::AnsiColor::Yellow.on_default()),
+        };
+        let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
+        out.push_str(&format!("{:<width$}  {text}\n", plan.names[i]));
+    }
+    out
+}

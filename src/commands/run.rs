@@ -1,0 +1,130 @@
+//! Running the targets: the dry run, the reporters, watch mode's watcher, the guard, and the driver.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use crate::cli::{self, Cli};
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use crate::engine;
+use crate::events::{self, RunOutcome};
+use crate::graph::TaskGraph;
+use crate::plan::Plan;
+use crate::{Failure, driver, exit, fresh, guard, report, supervisor, watch};
+
+pub(crate) fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure> {
+    let graph = TaskGraph::new(&config)?;
+    let targets = crate::plan::targets(&config, &graph, &cli.targets)?;
+    let plan = Plan::new(&graph, &targets);
+    let jobs = cli.jobs.map(|j| j as usize).or(config.jobs).unwrap_or_else(default_jobs);
+    let (checker, warning) = fresh::Checker::new(&config.root, cli.force);
+    if cli.dry_run {
+        if let Some(w) = &warning {
+            eprintln!("irun: warning: {w}; every task would run");
+        }
+        let verdicts = fresh::predict(&plan, &config, &checker);
+        print!("{}", plan.describe(&graph, jobs, &verdicts));
+        return Ok(exit::PASSED);
+    }
+    drop(graph);
+    let options = engine::Options {
+        jobs,
+        keep_going: cli.keep_going,
+        explain: cli.explain,
+        watch: cli.watch.then_some(cli.on_busy),
+    };
+    let reporters = reporters(cli, stdout_color)?;
+    let warning = warning.map(|w| format!("warning: {w}; running every task, as if none had run before"));
+
+    // The guard is forked first, while irun has a single thread (the watcher starts threads of its own).
+    guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
+    supervisor::become_subreaper();
+    // Watches go in before anything runs, so a change made during the first run is not missed.
+    let mut notices: Vec<String> = warning.into_iter().collect();
+    let watching = if cli.watch {
+        let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
+        let filter = watch::Filter::new(&config.root, &outputs);
+        let (watcher, changes) = watch::start(filter, cli.debounce).map_err(Failure::Internal)?;
+        notices.push(format!(
+            "watching {} folder{} under {} for changes (Ctrl-C to stop)",
+            watcher.folders,
+            if watcher.folders == 1 { "" } else { "s" },
+            config.root.display()
+        ));
+        Some(driver::Watching {
+            changes,
+            watcher,
+            targets: cli.targets.clone(),
+            cli_jobs: cli.jobs.map(|j| j as usize),
+        })
+    } else {
+        None
+    };
+    // One thread: every child is spawned from the main thread, which lives as long as irun (see supervisor::spawn).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
+    let (tx, rx) = events::channel();
+    let reporting = std::thread::spawn(move || report::drive(rx, reporters));
+    let setup = driver::Setup {
+        config: Arc::new(config),
+        plan: Arc::new(plan),
+        options,
+        checker,
+        events: tx,
+        watching,
+        notices,
+    };
+    let outcome = runtime.block_on(driver::run(setup));
+    // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
+    drop(runtime);
+    let _ = reporting.join();
+    guard::finish();
+    Ok(match outcome {
+        RunOutcome::Passed => exit::PASSED,
+        RunOutcome::Failed => exit::FAILED,
+        RunOutcome::Interrupted(sig) => 128 + sig as i32,
+    })
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The reporters the command line asks for. Files are created now, so a bad path stops irun before it starts
+/// anything.
+fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, Failure> {
+    let create = |path: &std::path::Path, what: &str| {
+        std::fs::File::create(path).map_err(|e| {
+            Failure::Usage(
+                Diagnostic::new(format!("cannot write the {what} to {}: {e}", path.display()))
+                    .with_help("check that its folder exists and is writable"),
+            )
+        })
+    };
+    let stdout = || std::io::BufWriter::new(std::io::stdout());
+    let mut out: Vec<Box<dyn report::Reporter>> = Vec::new();
+    if cli.json {
+        out.push(Box::new(report::json::Json::new(stdout())));
+    } else {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let opts = report::terminal::Options {
+            color,
+            grouped: cli.output.map_or(github, |o| o == cli::OutputMode::Grouped),
+            github,
+            progress: cli.progress == cli::ProgressChoice::Auto && std::io::stdout().is_terminal() && !in_ci,
+        };
+        out.push(Box::new(report::terminal::Terminal::new(stdout(), opts)));
+    }
+    if let Some(path) = &cli.events {
+        let file = create(path, "event stream")?;
+        out.push(Box::new(report::json::Json::new(std::io::BufWriter::new(file))));
+    }
+    if let Some(path) = &cli.junit {
+        let file = create(path, "JUnit report")?;
+        out.push(Box::new(report::junit::Junit::new(path.clone(), file)));
+    }
+    Ok(out)
+}

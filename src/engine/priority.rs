@@ -1,0 +1,57 @@
+//! Which task gets a free job slot first.
+//!
+//! 1. Tasks that depend on a service: they start the moment the service is ready (the service is up for them, and
+//!    the sooner they run the sooner it can stop).
+//! 2. Then the tasks with the longest remaining path to the end of the graph, weighing each task by how long it
+//!    took last time (a service by how long it took to become ready), as ninja and Bazel do. A task never timed
+//!    weighs the median of those that were (or 1 ms if none was), so an unknown graph favours long chains.
+//! 3. Then plan order.
+
+use std::time::Duration;
+
+use crate::events::TaskKind;
+use crate::plan::Plan;
+
+/// The rank of every task (lower goes first); unselected tasks rank last.
+pub fn ranks(plan: &Plan, weights: &[Option<Duration>]) -> Vec<usize> {
+    let n = plan.selected.len();
+    let mut known: Vec<Duration> =
+        plan.order.iter().filter(|&&i| plan.kinds[i] != TaskKind::Group).filter_map(|&i| weights[i]).collect();
+    known.sort_unstable();
+    let default = known.get(known.len() / 2).copied().unwrap_or(Duration::from_millis(1));
+    let weight = |i: usize| match plan.kinds[i] {
+        TaskKind::Group => Duration::ZERO,
+        _ => weights[i].unwrap_or(default),
+    };
+    // Remaining path from each task to the end, dependents first (reverse topological order).
+    let mut remaining = vec![Duration::ZERO; n];
+    for &i in plan.order.iter().rev() {
+        let after = plan.dependents[i].iter().map(|&d| remaining[d]).max().unwrap_or_default();
+        remaining[i] = weight(i) + after;
+    }
+    let serves = |i: usize| needs_a_service(plan, i);
+    let mut order: Vec<(bool, std::cmp::Reverse<Duration>, usize, usize)> =
+        plan.order.iter().enumerate().map(|(pos, &i)| (!serves(i), std::cmp::Reverse(remaining[i]), pos, i)).collect();
+    order.sort_unstable();
+    let mut rank = vec![usize::MAX; n];
+    for (r, &(_, _, _, i)) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    rank
+}
+
+/// Whether task `i` depends on a service, directly or through groups.
+fn needs_a_service(plan: &Plan, i: usize) -> bool {
+    if plan.kinds[i] == TaskKind::Group {
+        return false;
+    }
+    let mut stack: Vec<usize> = plan.deps[i].clone();
+    while let Some(d) = stack.pop() {
+        match plan.kinds[d] {
+            TaskKind::Service => return true,
+            TaskKind::Group => stack.extend(&plan.deps[d]),
+            TaskKind::Task => {}
+        }
+    }
+    false
+}

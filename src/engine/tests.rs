@@ -1,0 +1,505 @@
+//! The engine's rules, one test each, driven the way the driver drives it (freshness verdicts answered at once).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::*;
+use crate::config;
+use crate::diagnostic::Source;
+use crate::graph::TaskGraph;
+
+/// An engine on an Irun.toml text, fed like the driver feeds it.
+pub(super) struct Sim {
+    pub engine: Engine,
+    pub names: HashMap<String, usize>,
+    /// Verdicts given to freshness checks (default: run).
+    pub fresh: HashMap<usize, Verdict>,
+    pub t0: Instant,
+    /// Every effect so far.
+    pub log: Vec<Effect>,
+}
+
+pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, Vec<globset::GlobSet>) {
+    let config = config::parse(Source::new(Path::new("Irun.toml"), toml), PathBuf::from("/project"))
+        .unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let graph = TaskGraph::new(&config).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+    let targets = crate::plan::targets(&config, &graph, &targets).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let sources = config.tasks.iter().map(|t| config::glob_set(&t.sources)).collect();
+    (Arc::new(Plan::new(&graph, &targets)), sources)
+}
+
+impl Sim {
+    pub fn new(toml: &str, targets: &[&str], jobs: usize, watch: Option<OnBusy>) -> Sim {
+        Sim::with(toml, targets, Options { jobs, keep_going: false, explain: false, watch }, &[])
+    }
+
+    pub fn with(toml: &str, targets: &[&str], opts: Options, weights: &[(&str, u64)]) -> Sim {
+        let (plan, sources) = plan_of(toml, targets);
+        let names: HashMap<String, usize> = plan.names.iter().enumerate().map(|(i, n)| (n.to_string(), i)).collect();
+        let mut w = vec![None; plan.names.len()];
+        for (name, ms) in weights {
+            w[names[*name]] = Some(Duration::from_millis(*ms));
+        }
+        let t0 = Instant::now();
+        let engine = Engine::new(plan, sources, &w, opts, t0);
+        Sim { engine, names, fresh: HashMap::new(), t0, log: Vec::new() }
+    }
+
+    pub fn i(&self, name: &str) -> usize {
+        self.names[name]
+    }
+
+    pub fn up_to_date(&mut self, names: &[&str]) {
+        for n in names {
+            self.fresh.insert(self.i(n), Verdict::UpToDate);
+        }
+    }
+
+    fn answer(&mut self, mut effects: Vec<Effect>) -> Vec<Effect> {
+        let mut all = Vec::new();
+        while !effects.is_empty() {
+            let mut next = Vec::new();
+            for e in effects {
+                if let Effect::CheckFreshness { task, .. } = &e {
+                    let verdict = self.fresh.get(task).cloned().unwrap_or(Verdict::Run("test".into()));
+                    next.extend(self.engine.handle(Input::Freshness { task: *task, verdict }));
+                }
+                all.push(e);
+            }
+            effects = next;
+        }
+        self.log.extend(all.iter().cloned());
+        all
+    }
+
+    pub fn start(&mut self) -> Vec<Effect> {
+        let effects = self.engine.start(Vec::new());
+        self.answer(effects)
+    }
+
+    pub fn feed(&mut self, input: Input) -> Vec<Effect> {
+        let effects = self.engine.handle(input);
+        self.answer(effects)
+    }
+
+    pub fn at(&mut self, ms: u64) {
+        self.feed(Input::Tick(self.t0 + Duration::from_millis(ms)));
+    }
+
+    pub fn started(&mut self, name: &str) -> Vec<Effect> {
+        let task = self.i(name);
+        self.feed(Input::Started { task, pid: 1000 + task as u32 })
+    }
+
+    pub fn ready(&mut self, name: &str) -> Vec<Effect> {
+        let task = self.i(name);
+        self.feed(Input::Ready { task, after: Duration::from_millis(5), probe: None })
+    }
+
+    pub fn exit(&mut self, name: &str, code: i32) -> Vec<Effect> {
+        let task = self.i(name);
+        self.feed(Input::Exited { task, end: End::Exited(ChildExit::Code(code)), duration: Duration::from_millis(1) })
+    }
+
+    pub fn stopped(&mut self, name: &str) -> Vec<Effect> {
+        let task = self.i(name);
+        self.feed(Input::Exited { task, end: End::Stopped, duration: Duration::from_millis(1) })
+    }
+
+    /// Start a task the engine spawned and let it exit 0.
+    pub fn run_ok(&mut self, name: &str) -> Vec<Effect> {
+        self.started(name);
+        self.exit(name, 0)
+    }
+
+    pub fn change(&mut self, paths: &[&str]) -> Vec<Effect> {
+        let change = Change { paths: paths.iter().map(PathBuf::from).collect(), ..Change::default() };
+        self.feed(Input::Changed(change))
+    }
+
+    pub fn name(&self, i: usize) -> String {
+        self.engine.plan.names[i].to_string()
+    }
+
+    pub fn outcome(&self, name: &str) -> Option<Outcome> {
+        self.engine.life(self.i(name)).outcome().cloned()
+    }
+}
+
+pub(super) fn spawned(sim: &Sim, effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Spawn { task, .. } => Some(sim.name(*task)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn stops(sim: &Sim, effects: &[Effect]) -> Vec<(String, Control)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Stop { task, control } => Some((sim.name(*task), *control)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(effects: &[Effect]) -> Vec<&Event> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Emit(ev) => Some(ev),
+            _ => None,
+        })
+        .collect()
+}
+
+fn finished(effects: &[Effect]) -> Vec<(String, Outcome)> {
+    events(effects)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TaskFinished { task, outcome, .. } => Some((task.to_string(), outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+const STOP_RESTART: Control = Control::Stop(StopReason::Restart);
+
+/// setup (sources) -> svc (service, sources) -> client (sources); other depends on setup.
+const SCRATCH: &str = r#"
+default = ["client", "other"]
+[tasks.setup]
+cmd = "setup"
+sources = ["setup.txt"]
+[tasks.svc]
+cmd = "serve"
+daemon = true
+ready = { tcp = 1 }
+sources = ["svc.txt"]
+deps = ["setup"]
+[tasks.client]
+cmd = "client"
+sources = ["client.txt"]
+deps = ["svc"]
+[tasks.other]
+cmd = "other"
+sources = ["other.txt"]
+deps = ["setup"]
+"#;
+
+/// The scratch project in watch mode after its first run: setup and other up to date, svc ready, client ran.
+fn scratch_watching() -> Sim {
+    let mut sim = Sim::new(SCRATCH, &[], 4, Some(OnBusy::Restart));
+    sim.up_to_date(&["setup", "other"]);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["svc"], "only the service starts: setup and other are up to date");
+    sim.started("svc");
+    let effects = sim.ready("svc");
+    assert_eq!(spawned(&sim, &effects), ["client"]);
+    let effects = sim.run_ok("client");
+    assert!(events(&effects).iter().any(|e| matches!(e, Event::CycleFinished { cycle: 0, .. })));
+    sim.fresh.clear();
+    sim
+}
+
+#[test]
+fn a_change_does_not_pull_in_deps_that_are_up_to_date() {
+    let mut sim = scratch_watching();
+    let effects = sim.change(&["client.txt"]);
+    assert_eq!(spawned(&sim, &effects), ["client"], "setup is up to date and svc ready: neither is pulled in");
+    assert!(stops(&sim, &effects).is_empty(), "the service keeps running");
+    let started = events(&effects).into_iter().find_map(|e| match e {
+        Event::CycleStarted { tasks, .. } => Some(tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
+        _ => None,
+    });
+    assert_eq!(started.unwrap(), ["client"]);
+}
+
+#[test]
+fn a_change_to_a_services_source_restarts_it_and_reruns_its_dependents_only() {
+    let mut sim = scratch_watching();
+    let effects = sim.change(&["svc.txt"]);
+    assert_eq!(stops(&sim, &effects), [("svc".to_string(), STOP_RESTART)]);
+    assert!(spawned(&sim, &effects).is_empty(), "nothing starts before the old instance is gone");
+    let effects = sim.stopped("svc");
+    assert_eq!(finished(&effects), [("svc".to_string(), Outcome::Restarted)]);
+    assert_eq!(spawned(&sim, &effects), ["svc"]);
+    sim.started("svc");
+    let effects = sim.ready("svc");
+    assert_eq!(spawned(&sim, &effects), ["client"]);
+    sim.run_ok("client");
+    assert_eq!(sim.outcome("setup"), Some(Outcome::UpToDate), "setup was left alone");
+    assert_eq!(sim.outcome("other"), Some(Outcome::UpToDate), "other was left alone");
+}
+
+#[test]
+fn a_service_whose_dep_reruns_is_restarted_and_its_dependents_run_again() {
+    let mut sim = scratch_watching();
+    let effects = sim.change(&["setup.txt"]);
+    assert_eq!(stops(&sim, &effects), [("svc".to_string(), STOP_RESTART)], "the service's dep reruns");
+    assert_eq!(spawned(&sim, &effects), ["setup"]);
+    sim.stopped("svc");
+    let effects = sim.run_ok("setup");
+    let mut next = spawned(&sim, &effects);
+    next.sort();
+    assert_eq!(next, ["other", "svc"]);
+    sim.started("svc");
+    let effects = sim.ready("svc");
+    assert_eq!(spawned(&sim, &effects), ["client"], "the client runs again, against the new instance");
+}
+
+#[test]
+fn a_change_pulls_in_a_dep_that_failed() {
+    let mut sim = Sim::new(SCRATCH, &[], 4, Some(OnBusy::Restart));
+    sim.start();
+    let effects = sim.exit("setup", 1);
+    assert!(finished(&effects).contains(&("svc".to_string(), Outcome::Cancelled)));
+    let effects = sim.change(&["client.txt"]);
+    assert_eq!(spawned(&sim, &effects), ["setup"], "client cannot run without setup, which failed last time");
+    let effects = sim.exit("setup", 0);
+    let mut next = spawned(&sim, &effects);
+    next.sort();
+    assert_eq!(next, ["other", "svc"], "svc is needed by client; other was cancelled and owes its run");
+}
+
+#[test]
+fn on_busy_restart_measures_the_cycle_from_its_first_change() {
+    let mut sim = Sim::new("[tasks.slow]\ncmd = \"x\"\nsources = [\"in/*\"]\n", &["slow"], 2, Some(OnBusy::Restart));
+    sim.start();
+    sim.run_ok("slow");
+    sim.at(1000);
+    let first = sim.t0 + Duration::from_millis(1000);
+    let change = Change {
+        paths: BTreeSet::from([PathBuf::from("in/one")]),
+        first: Some(first),
+        last: Some(first),
+        ..Change::default()
+    };
+    sim.feed(Input::Changed(change));
+    sim.started("slow");
+    sim.at(3000);
+    let effects = sim.change(&["in/two"]);
+    assert_eq!(stops(&sim, &effects), [("slow".to_string(), STOP_RESTART)]);
+    let restarted = events(&effects)
+        .into_iter()
+        .any(|e| matches!(e, Event::CycleStarted { restarted: true, changed, .. } if changed == &["in/one", "in/two"]));
+    assert!(restarted, "the new cycle covers both changes: {effects:?}");
+    sim.stopped("slow");
+    sim.started("slow");
+    sim.at(4000);
+    let effects = sim.exit("slow", 0);
+    let elapsed = events(&effects).into_iter().find_map(|e| match e {
+        Event::CycleFinished { elapsed, .. } => Some(*elapsed),
+        _ => None,
+    });
+    assert_eq!(elapsed, Some(Duration::from_millis(3000)), "from the first change, not from the restart");
+}
+
+#[test]
+fn two_signals_kill_at_once_however_close_together() {
+    let mut sim = Sim::new("[tasks.svc]\ncmd = \"x\"\ndaemon = true\nstop_timeout = \"60s\"\n", &["svc"], 2, None);
+    sim.start();
+    sim.started("svc");
+    sim.ready("svc");
+    let first = sim.feed(Input::Signal(Signal::SIGINT));
+    assert_eq!(stops(&sim, &first), [("svc".to_string(), Control::Stop(StopReason::Interrupted))]);
+    let second = sim.feed(Input::Signal(Signal::SIGINT));
+    assert_eq!(stops(&sim, &second), [("svc".to_string(), Control::Kill)]);
+    let effects = sim.stopped("svc");
+    assert_eq!(finished(&effects), [("svc".to_string(), Outcome::Cancelled)], "a service stopped by Ctrl-C is not ok");
+    assert_eq!(sim.engine.finished(), Some(RunOutcome::Interrupted(Signal::SIGINT)));
+}
+
+#[test]
+fn a_kill_is_never_followed_by_a_gentler_stop() {
+    let mut sim = Sim::new(
+        "[tasks.svc]\ncmd = \"x\"\ndaemon = true\n[tasks.a]\ncmd = \"a\"\ndeps = [\"svc\"]\n[tasks.b]\ncmd = \"b\"\n",
+        &["a", "b"],
+        4,
+        None,
+    );
+    sim.start();
+    sim.started("svc");
+    sim.ready("svc");
+    sim.started("a");
+    sim.started("b");
+    sim.feed(Input::Signal(Signal::SIGTERM));
+    sim.feed(Input::Signal(Signal::SIGTERM));
+    // a fails while being killed: fail-fast would stop everything, but everything is already being killed.
+    let effects = sim.exit("a", 1);
+    assert!(stops(&sim, &effects).is_empty(), "no stop after a kill: {effects:?}");
+    let effects = sim.exit("b", 0);
+    assert!(stops(&sim, &effects).is_empty(), "the service is not told to stop gracefully now: {effects:?}");
+}
+
+#[test]
+fn the_first_signal_with_nothing_running_says_so() {
+    let mut sim = Sim::new("[tasks.a]\ncmd = \"a\"\nsources = [\"a\"]\n", &["a"], 1, Some(OnBusy::Restart));
+    sim.start();
+    sim.run_ok("a");
+    let effects = sim.feed(Input::Signal(Signal::SIGINT));
+    let interrupted = events(&effects).into_iter().find(|e| matches!(e, Event::Interrupted { .. })).unwrap();
+    assert!(matches!(interrupted, Event::Interrupted { running: 0, count: 1, .. }));
+    assert_eq!(crate::report::text::interrupted(interrupted).unwrap(), "received SIGINT; stopping");
+    assert_eq!(sim.engine.finished(), Some(RunOutcome::Interrupted(Signal::SIGINT)));
+}
+
+#[test]
+fn a_freed_slot_goes_first_to_a_dependent_of_a_ready_service() {
+    let toml = "[tasks.svc]\ncmd = \"s\"\ndaemon = true\n[tasks.client]\ncmd = \"c\"\ndeps = [\"svc\"]\n\
+                [tasks.init]\ncmd = \"i\"\n[tasks.more]\ncmd = \"m\"\n";
+    let opts = Options { jobs: 1, keep_going: false, explain: false, watch: None };
+    // init and more took long last time: by the longest path alone they would go first.
+    let mut sim =
+        Sim::with(toml, &["client", "init", "more"], opts, &[("init", 900), ("more", 800), ("client", 10), ("svc", 1)]);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["init"], "longest remaining path first");
+    let effects = sim.run_ok("init");
+    assert_eq!(spawned(&sim, &effects), ["more"]);
+    let effects = sim.run_ok("more");
+    assert_eq!(spawned(&sim, &effects), ["svc"]);
+    sim.started("svc");
+    let effects = sim.ready("svc");
+    assert_eq!(spawned(&sim, &effects), ["client"]);
+
+    // With the service first in line, its client beats a long task to the slot it frees.
+    let mut sim =
+        Sim::with(toml, &["client", "init"], Options { jobs: 1, ..sim.engine.opts.clone() }, &[("svc", 1000)]);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["svc"]);
+    sim.started("svc");
+    let effects = sim.ready("svc");
+    assert_eq!(spawned(&sim, &effects), ["client"], "not init, although it is older in plan order");
+}
+
+#[test]
+fn the_longest_remaining_path_goes_first() {
+    let toml = "[tasks.a]\ncmd = \"a\"\n[tasks.b]\ncmd = \"b\"\ndeps = [\"a\"]\n[tasks.c]\ncmd = \"c\"\ndeps = [\"b\"]\n\
+                [tasks.side]\ncmd = \"s\"\n";
+    let opts = Options { jobs: 1, keep_going: false, explain: false, watch: None };
+    let mut sim = Sim::with(toml, &["side", "c"], opts, &[]);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["a"], "a starts a chain of three; side stands alone");
+}
+
+#[test]
+fn a_service_is_stopped_once_its_last_needer_is_done_and_not_started_if_none_is_left() {
+    let toml = "[tasks.svc]\ncmd = \"s\"\ndaemon = true\n[tasks.bad]\ncmd = \"x\"\n[tasks.client]\ncmd = \"c\"\ndeps = [\"svc\", \"bad\"]\n";
+    let opts = Options { jobs: 2, keep_going: true, explain: false, watch: None };
+    let mut sim = Sim::with(toml, &["client"], opts, &[]);
+    let effects = sim.start();
+    let mut first = spawned(&sim, &effects);
+    first.sort();
+    assert_eq!(first, ["bad", "svc"]);
+    sim.started("svc");
+    sim.ready("svc");
+    let effects = sim.exit("bad", 1);
+    assert!(finished(&effects).contains(&("client".to_string(), Outcome::Blocked(Blocked::DepFailed("bad".into())))));
+    assert_eq!(stops(&sim, &effects), [("svc".to_string(), Control::Stop(StopReason::NotNeeded))]);
+    let effects = sim.stopped("svc");
+    assert_eq!(finished(&effects), [("svc".to_string(), Outcome::Ok)], "a service stopped when not needed did its job");
+    assert_eq!(sim.engine.finished(), Some(RunOutcome::Failed));
+}
+
+#[test]
+fn a_cancelled_task_never_reaches_the_state_as_a_run() {
+    let mut sim = Sim::new("[tasks.a]\ncmd = \"a\"\n[tasks.b]\ncmd = \"b\"\n", &["a", "b"], 2, None);
+    sim.start();
+    sim.started("a");
+    sim.started("b");
+    let effects = sim.exit("a", 3);
+    assert_eq!(stops(&sim, &effects), [("b".to_string(), Control::Stop(StopReason::Cancelled))]);
+    let effects = sim.stopped("b");
+    let record = effects.iter().find_map(|e| match e {
+        Effect::Record { outcome, took, .. } => Some((outcome.clone(), *took)),
+        _ => None,
+    });
+    assert_eq!(record, Some((Outcome::Cancelled, None)));
+}
+
+#[test]
+fn a_task_writing_its_own_sources_is_named_once() {
+    let mut sim = Sim::new("[tasks.gen]\ncmd = \"g\"\nsources = [\"gen.txt\"]\n", &["gen"], 1, Some(OnBusy::Restart));
+    sim.start();
+    let mut said = 0;
+    let mut now = 0;
+    for _ in 0..6 {
+        // The cycle runs from `now` to `now + 10`; the task's write is seen during it, the batch comes after.
+        sim.at(now);
+        sim.started("gen");
+        let write = sim.t0 + Duration::from_millis(now + 5);
+        sim.at(now + 10);
+        sim.exit("gen", 0);
+        now += 100;
+        sim.at(now);
+        let change = Change {
+            paths: BTreeSet::from([PathBuf::from("gen.txt")]),
+            first: Some(write),
+            last: Some(write),
+            ..Change::default()
+        };
+        let effects = sim.feed(Input::Changed(change));
+        said += events(&effects)
+            .into_iter()
+            .filter(|e| matches!(e, Event::Notice { message, .. } if message.contains("`gen` seems to write its own sources")))
+            .count();
+        if sim.engine.cycles_begun == 1 + cycle::LOOP_CYCLES {
+            assert_eq!(said, 1, "said as soon as the streak is long enough");
+        }
+    }
+    assert_eq!(said, 1, "said once, not at every cycle");
+}
+
+#[test]
+fn a_change_made_between_cycles_is_not_a_loop() {
+    let mut loops = cycle::Loops::default();
+    let paths = BTreeSet::from(["a".to_string()]);
+    for _ in 0..10 {
+        assert!(!loops.observe(false, &paths));
+    }
+    assert!(!loops.observe(true, &paths));
+    assert!(!loops.observe(true, &paths));
+    assert!(!loops.observe(false, &paths), "an outside change breaks the streak");
+    assert!(!loops.observe(true, &paths));
+    assert!(!loops.observe(true, &paths));
+    assert!(loops.observe(true, &paths));
+}
+
+#[test]
+fn progress_of_a_watch_cycle_counts_what_its_summary_counts() {
+    // Reporters count what the engine reports: every member of the cycle finishes once (or, a service, becomes
+    // ready), and CycleStarted names exactly them.
+    let mut sim = scratch_watching();
+    let effects = sim.change(&["setup.txt"]);
+    let members: BTreeSet<String> = events(&effects)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CycleStarted { tasks, .. } => Some(tasks.iter().map(|t| t.to_string()).collect()),
+            _ => None,
+        })
+        .unwrap();
+    let mut all = effects;
+    all.extend(sim.stopped("svc"));
+    all.extend(sim.run_ok("setup"));
+    all.extend(sim.run_ok("other"));
+    sim.started("svc");
+    all.extend(sim.ready("svc"));
+    all.extend(sim.run_ok("client"));
+    let ended: BTreeSet<String> = events(&all)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TaskFinished { task, outcome, .. } if *outcome != Outcome::Restarted => Some(task.to_string()),
+            Event::TaskReady { task, .. } => Some(task.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, members);
+}

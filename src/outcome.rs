@@ -1,0 +1,143 @@
+//! How things end, as data: a child process's exit, a task's outcome and why a task did not run. The engine decides
+//! outcomes from these facts; reporters turn them into words ([`crate::report::text`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::events::TaskName;
+
+/// How a child process ended, or that it never started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    Code(i32),
+    /// Killed by a signal (the number, for signals nix has no name for).
+    Signal(i32),
+    SpawnFailed(std::io::ErrorKind),
+}
+
+impl ChildExit {
+    pub fn success(self) -> bool {
+        self == ChildExit::Code(0)
+    }
+
+    /// From a process's wait status.
+    pub fn from_status(status: std::process::ExitStatus) -> ChildExit {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ChildExit::Code(code),
+            (None, Some(sig)) => ChildExit::Signal(sig),
+            // Neither: not possible for a reaped child on Unix; treat as a failure.
+            (None, None) => ChildExit::Code(-1),
+        }
+    }
+
+    pub fn signal(self) -> Option<Signal> {
+        match self {
+            ChildExit::Signal(n) => Signal::try_from(n).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Why a task failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// A task's process (or a foreground service) exited unsuccessfully.
+    Exit(ChildExit),
+    /// A service exited before its readiness probe passed.
+    ExitedBeforeReady(ChildExit),
+    /// A service exited on its own while tasks still needed it (`needed_by` names them when known).
+    ExitedWhileNeeded {
+        exit: ChildExit,
+        needed_by: Vec<TaskName>,
+    },
+    ProbeFailed(String),
+    /// Something else accepts connections at the address a service's probe checks.
+    PortInUse {
+        port: u16,
+        key: &'static str,
+        file: String,
+    },
+    NoWorkingDirectory(PathBuf),
+    /// The program could not be started.
+    SpawnFailed {
+        program: String,
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+    /// irun could not wait for the process, or a runner broke.
+    Internal(String),
+}
+
+/// Why a task was not run: a dep cannot let it start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    DepFailed(TaskName),
+    /// A dep that was cancelled or itself blocked.
+    DepDidNotRun(TaskName),
+    /// A service it needs was ready once and has stopped.
+    ServiceGone(TaskName),
+    /// Nothing runs, and its deps are still not met.
+    Unmeetable,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ok,
+    /// Not run: its last successful run is still valid.
+    UpToDate,
+    Failed(Failure),
+    TimedOut(Duration),
+    /// Never started, or stopped, because the run (or watch cycle) was aborted: a failure elsewhere, or a signal.
+    Cancelled,
+    Blocked(Blocked),
+    /// A service not started because nothing that needs it is left to run.
+    NotNeeded,
+    /// Watch mode: this instance was stopped to be started again. Not an end of the task, only of the instance.
+    Restarted,
+}
+
+impl Outcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::TimedOut(_))
+    }
+
+    /// Ended well: ran successfully, or did not need to.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::UpToDate)
+    }
+
+    /// The task ran to an end of its own (ok, failed or timed out): worth remembering in irun's state.
+    pub fn is_recorded(&self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Failed(_) | Outcome::TimedOut(_))
+    }
+}
+
+/// Whether a task runs, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    UpToDate,
+    Run(String),
+}
+
+/// Why a running task is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A service nothing needs any more.
+    NotNeeded,
+    /// Another task failed (fail-fast).
+    Cancelled,
+    /// irun received SIGINT, SIGTERM or SIGHUP.
+    Interrupted,
+    /// Watch mode: its inputs changed (or a dep reran); it will be started again.
+    Restart,
+    /// Irun.toml was edited: the task changed or is gone.
+    Reconfigured,
+    /// Its main process exited and left processes behind in its group.
+    LeftBehind,
+    ProbeFailed,
+    TimedOut,
+}

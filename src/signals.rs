@@ -1,0 +1,75 @@
+//! SIGINT, SIGTERM and SIGHUP to irun, counted one by one.
+//!
+//! tokio's signal streams wake the loop, but merge deliveries that arrive before the loop looks: two Ctrl-C
+//! presses in quick succession would read as one, and irun would wait out a service's whole stop timeout instead
+//! of killing it. So each delivery also increments a counter from inside the signal handler (registered before
+//! tokio's, so it has run by the time tokio wakes the loop), and the loop reads the counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+
+const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+struct Counters {
+    counts: [AtomicU32; 3],
+    /// The first signal received and not yet read (0: none), so the one that interrupted irun decides its exit
+    /// code even when another follows at once.
+    first: AtomicI32,
+}
+
+pub struct Signals {
+    counters: Arc<Counters>,
+    streams: [tokio::signal::unix::Signal; 3],
+}
+
+impl Signals {
+    /// Install the handlers. From here on these signals only set irun's own teardown going.
+    pub fn install() -> std::io::Result<Signals> {
+        let counters = Arc::new(Counters {
+            counts: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+            first: AtomicI32::new(0),
+        });
+        for (n, sig) in HANDLED.into_iter().enumerate() {
+            let c = counters.clone();
+            // SAFETY: the action only touches atomics, which is async-signal-safe; it allocates nothing and takes
+            // no lock.
+            unsafe {
+                signal_hook_registry::register(sig as i32, move || {
+                    c.counts[n].fetch_add(1, Ordering::SeqCst);
+                    let _ = c.first.compare_exchange(0, sig as i32, Ordering::SeqCst, Ordering::SeqCst);
+                })
+            }?;
+        }
+        let streams =
+            [signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?];
+        Ok(Signals { counters, streams })
+    }
+
+    /// Wait for signals; every delivery since the last call, the earliest first.
+    pub async fn recv(&mut self) -> Vec<Signal> {
+        let [int, term, hup] = &mut self.streams;
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        self.take()
+    }
+
+    fn take(&self) -> Vec<Signal> {
+        let first = Signal::try_from(self.counters.first.swap(0, Ordering::SeqCst)).ok();
+        let mut out = Vec::new();
+        for (n, sig) in HANDLED.into_iter().enumerate() {
+            let count = self.counters.counts[n].swap(0, Ordering::SeqCst);
+            out.extend(std::iter::repeat_n(sig, count as usize));
+        }
+        if let Some(pos) = first.and_then(|f| out.iter().position(|&s| s == f)) {
+            let sig = out.remove(pos);
+            out.insert(0, sig);
+        }
+        out
+    }
+}

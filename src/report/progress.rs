@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::events::TaskName;
 
@@ -18,10 +18,63 @@ pub struct Progress {
 
 const TICK: Duration = Duration::from_millis(120);
 
+/// Columns left free at the end of the status area's lines. indicatif pads each line to the terminal's width, which
+/// leaves the cursor at the very edge; the `^C` a terminal echoes when Ctrl-C is pressed then wraps onto a line of
+/// its own, every cursor movement after it lands one line off, and the top of the area is never erased. With room
+/// for the echo, it stays on the area's last line.
+const ECHO_ROOM: u16 = 3;
+
+/// stdout as indicatif's terminal, a few columns narrower than it is.
+#[derive(Debug)]
+struct Margin(console::Term);
+
+impl TermLike for Margin {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(ECHO_ROOM).max(1)
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 impl Progress {
     /// A status area on stdout (drawn only if stdout is a terminal).
     pub fn new(total: usize, width: usize, color: bool) -> Progress {
-        let area = MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10));
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(Margin(console::Term::buffered_stdout())), 10);
+        let area = MultiProgress::with_draw_target(target);
         let spinner = if color { "{spinner:.bold}" } else { "{spinner}" };
         let bar = ProgressBar::new(total as u64).with_style(
             ProgressStyle::with_template(&format!("{spinner} irun: {{pos}}/{{len}} done, {{msg}} [{{elapsed}}]"))

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod config_errors;
+mod cycles;
 mod faults;
 mod output;
 mod probes;

@@ -243,6 +243,61 @@ fn the_status_area_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     assert!(!ci.contains("done,"), "CI set: {ci:?}");
 }
 
+/// Runs irun (argv[1:]) on a pseudo-terminal 100 columns wide, presses Ctrl-C once both tasks have printed and the
+/// status area has been drawn, and prints what the screen shows at the end (a terminal emulator, pyte, replays
+/// every byte irun wrote, cursor movements included) after a line `ECHOED` if the terminal echoed `^C`.
+const CTRL_C_ON_A_TERMINAL: &str = r#"
+import fcntl, os, pty, select, struct, sys, termios, time
+import pyte
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "xterm"
+    os.environ.pop("CI", None)
+    os.execv(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+screen = pyte.Screen(100, 30)
+stream = pyte.ByteStream(screen)
+out = b""
+def read(until):
+    global out
+    deadline = time.time() + 60
+    while not until() and time.time() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            out += data
+            stream.feed(data)
+def drawn_after_both():
+    i = max(out.find(b"a up"), out.find(b"b up"))
+    return out.find(b"a up") >= 0 and out.find(b"b up") >= 0 and out.find(b" done, ", i) >= 0
+read(drawn_after_both)
+os.write(fd, b"\x03")
+read(lambda: False)
+if b"^C" in out:
+    print("ECHOED")
+for line in screen.display:
+    if line.strip():
+        print(line.rstrip())
+"#;
+
+#[test]
+fn ctrl_c_on_a_terminal_leaves_no_status_line_behind() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"echo a up; exec sleep 1000\"\n[tasks.b]\ncmd = \"echo b up; exec sleep 1000\"\n",
+    );
+    let bin = env!("CARGO_BIN_EXE_irun");
+    let screen = python(CTRL_C_ON_A_TERMINAL, &[bin, "-f", p.path("Irun.toml").to_str().unwrap(), "-j2", "a", "b"]);
+    assert_eq!(screen.code, 0, "{screen:?}");
+    assert!(screen.stdout.starts_with("ECHOED\n"), "the terminal echoed ^C, as a real one does: {screen:?}");
+    assert!(!screen.stdout.contains(" done, "), "a line of the status area was left on the screen: {}", screen.stdout);
+    let last = screen.stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("irun: interrupted by SIGINT: 2 cancelled"), "{}", screen.stdout);
+}
+
 #[test]
 fn graph_status_colours_nodes_by_the_last_run() {
     let p = Project::new(FIXED);
@@ -420,4 +475,55 @@ fn graph_status_covers_tasks_without_sources_and_unfinished_ones() {
     };
     assert!(node("plain").contains("last run: ok"), "{}", out.stdout);
     assert!(node("hang").contains("last run: did not finish"), "{}", out.stdout);
+}
+
+#[test]
+fn the_critical_path_never_names_a_cancelled_task_or_a_service_that_never_became_ready() {
+    let p = Project::new(
+        r#"
+[tasks.x]
+cmd = "true"
+
+[tasks.slow]
+cmd = "touch slow.started; exec sleep 1000"
+deps = ["x"]
+
+[tasks.svc]
+cmd = "touch svc.started; exec sleep 1000"
+daemon = true
+ready = { log = "never printed" }
+deps = ["x"]
+
+[tasks.client]
+cmd = "true"
+deps = ["svc"]
+
+[tasks.bad]
+cmd = "while [ ! -e slow.started ] || [ ! -e svc.started ]; do sleep 0.01; done; exit 1"
+deps = ["x"]
+"#,
+    );
+    let out = p.irun().args(["-j4", "slow", "client", "bad"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("slow   * cancelled"), "{out:?}");
+    let line = out.stdout.lines().find(|l| l.starts_with("irun: critical path:")).expect("a critical path");
+    assert_eq!(masked(line), "irun: critical path: x (<t>) -> bad (<t>)", "{out:?}");
+}
+
+#[test]
+fn graph_status_shows_a_group_by_how_its_tasks_last_went() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"true\"\n[tasks.b]\ncmd = \"true\"\n[tasks.both]\ndeps = [\"a\", \"b\"]\n\
+         [tasks.bad]\ncmd = \"exit 1\"\n[tasks.mixed]\ndeps = [\"both\", \"bad\"]\n[tasks.fresh]\ncmd = \"true\"\n\
+         [tasks.unrun]\ndeps = [\"a\", \"fresh\"]\n",
+    );
+    assert_eq!(p.irun().args(["both"]).run().code, 0);
+    assert_eq!(p.irun().args(["bad"]).run().code, 1);
+    let out = p.irun().args(["graph", "--status"]).run();
+    let node = |name: &str| {
+        out.stdout.lines().find(|l| l.trim_start().starts_with(&format!("\"{name}\" ["))).unwrap().to_string()
+    };
+    assert!(node("both").contains("last run: ok"), "a group that passed is green: {}", out.stdout);
+    assert!(node("mixed").contains("last run: failed"), "{}", out.stdout);
+    assert!(node("unrun").contains("never ran"), "{}", out.stdout);
 }

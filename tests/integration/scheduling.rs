@@ -218,3 +218,30 @@ fn leftover_background_processes_of_a_finished_task_are_stopped() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_all_dead(&p.pids("bg.pid"));
 }
+
+#[test]
+fn a_freed_slot_goes_to_the_client_of_a_service_that_just_became_ready() {
+    // Two slots: `hold` and `svc` take them (`hold` keeps its slot until the client has started). When `svc`
+    // becomes ready its slot goes to `client`, although `other` comes first in the file.
+    let p = Project::new(
+        r#"
+[tasks.hold]
+cmd = "while [ ! -e client.started ]; do sleep 0.01; done"
+
+[tasks.other]
+cmd = "echo other >> order.log"
+
+[tasks.svc]
+cmd = "echo up; exec sleep 1000"
+daemon = true
+ready = { log = "up" }
+
+[tasks.client]
+cmd = "echo client >> order.log; touch client.started"
+deps = ["svc"]
+"#,
+    );
+    let out = p.irun().args(["-j2", "hold", "other", "client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(p.read("order.log"), "client\nother\n", "{out:?}");
+}

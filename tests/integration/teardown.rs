@@ -182,3 +182,59 @@ fn a_blocked_stdout_does_not_stop_irun_from_enforcing_timeouts() {
     wait_all_dead(&p.pids("chatty.pid"));
     drop(irun);
 }
+
+/// Bytes irun has read so far (`rchar` in /proc/PID/io).
+fn bytes_read(pid: i32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("rchar: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Whether `sig` is waiting to be delivered to the process (not yet handled).
+fn pending(pid: i32, sig: Signal) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = |field: &str| {
+        status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    let bit = 1u64 << (sig as i32 - 1);
+    [mask("ShdPnd:"), mask("SigPnd:")].into_iter().flatten().any(|m| m & bit != 0)
+}
+
+#[test]
+fn two_sigints_back_to_back_kill_at_once() {
+    // The service ignores SIGTERM and may take ten minutes to stop: only a kill ends it soon. The client's source
+    // is a big file, so irun's loop is busy hashing it when both signals arrive: it sees them together.
+    let p = Project::new(
+        r#"
+[tasks.svc]
+cmd = "trap '' TERM; echo $$ > svc.pid; echo up; while true; do sleep 0.05; done"
+daemon = true
+ready = { log = "up" }
+stop_timeout = "10m"
+
+[tasks.client]
+cmd = "true"
+deps = ["svc"]
+sources = ["big.bin"]
+"#,
+    );
+    std::fs::File::create(p.path("big.bin")).unwrap().set_len(64 << 20).unwrap();
+    let mut run = p.irun().args(["client"]).spawn();
+    run.wait_for_line("svc    * ready");
+    let pid = run.pid();
+    let before = bytes_read(pid);
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    while bytes_read(pid) < before + (4 << 20) {
+        assert!(std::time::Instant::now() < deadline, "irun never started hashing big.bin");
+        std::thread::yield_now();
+    }
+    run.signal(Signal::SIGINT);
+    // The second goes as soon as the first has been delivered (two pending SIGINTs would be one to the kernel).
+    while pending(pid, Signal::SIGINT) {
+        std::thread::yield_now();
+    }
+    run.signal(Signal::SIGINT);
+    let out = run.wait();
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(out.stdout.contains("received SIGINT again; killing everything now"), "{out:?}");
+    assert_all_dead(&p.pids("svc.pid"));
+}

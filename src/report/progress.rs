@@ -73,7 +73,12 @@ impl TermLike for Margin {
 impl Progress {
     /// A status area on stdout (drawn only if stdout is a terminal).
     pub fn new(total: usize, width: usize, color: bool) -> Progress {
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(Margin(console::Term::buffered_stdout())), 10);
+        let target = if cfg!(test) {
+            // Unit tests count; they draw nothing.
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::term_like_with_hz(Box::new(Margin(console::Term::buffered_stdout())), 10)
+        };
         let area = MultiProgress::with_draw_target(target);
         let spinner = if color { "{spinner:.bold}" } else { "{spinner}" };
         let bar = ProgressBar::new(total as u64).with_style(
@@ -124,6 +129,11 @@ impl Progress {
     pub fn recount(&mut self, done: usize, total: usize) {
         self.total.set_length(total as u64);
         self.total.set_position(done as u64);
+    }
+
+    /// How many tasks are done, of how many.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.total.position(), self.total.length().unwrap_or(0))
     }
 
     /// Write above the status area.

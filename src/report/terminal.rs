@@ -43,7 +43,7 @@ pub struct Terminal<W: Write + Send> {
     /// Each task's `name | ` prefix, coloured as needed.
     prefixes: HashMap<TaskName, Vec<u8>>,
     /// This run's (or watch cycle's) results, one per task (groups excluded), in the order they came.
-    results: Vec<(TaskName, Outcome, Duration)>,
+    results: Results,
     /// Grouped output: each running task's lines so far.
     buffered: HashMap<TaskName, Vec<u8>>,
     /// Grouped output: blocks of failed tasks, shown last.
@@ -66,7 +66,7 @@ impl<W: Write + Send> Terminal<W> {
             timings: HashMap::new(),
             tails: HashMap::new(),
             prefixes: HashMap::new(),
-            results: Vec::new(),
+            results: Results::default(),
             buffered: HashMap::new(),
             failed_blocks: Vec::new(),
             pending: Vec::new(),
@@ -158,7 +158,7 @@ impl<W: Write + Send> Terminal<W> {
         let failed = std::mem::take(&mut self.failed_blocks);
         self.write(&failed);
         self.irun("summary");
-        let results = std::mem::take(&mut self.results);
+        let results = std::mem::take(&mut self.results).into_vec();
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         let mut count = |label: &'static str| match counts.iter_mut().find(|(l, _)| *l == label) {
             Some((_, n)) => *n += 1,
@@ -260,7 +260,7 @@ impl<W: Write + Send> Terminal<W> {
 
     /// Forget what `task` did so far in this cycle: it runs again.
     fn forget(&mut self, task: &TaskName) {
-        self.results.retain(|(t, _, _)| t != task);
+        self.results.remove(task);
         self.ready.retain(|(t, _)| t != task);
         if let Some(t) = self.timings.get_mut(task) {
             t.started = None;
@@ -284,7 +284,7 @@ impl<W: Write + Send> Terminal<W> {
             }
         } else {
             // A fresh cycle: its summary, tails and critical path are its own.
-            self.results.clear();
+            self.results = Results::default();
             self.ready.clear();
             self.tails.clear();
             for t in self.timings.values_mut() {
@@ -378,8 +378,7 @@ impl<W: Write + Send> Terminal<W> {
         }
         if *outcome != Outcome::Restarted && !group {
             self.ready.retain(|(t, _)| t != task);
-            self.results.retain(|(t, _, _)| t != task);
-            self.results.push((task.clone(), outcome.clone(), duration));
+            self.results.set(task, outcome.clone(), duration);
         }
     }
 
@@ -503,6 +502,36 @@ impl<W: Write + Send> Reporter for Terminal<W> {
     }
 }
 
+/// Results in the order they came, the latest per task; replacing one costs no search (a graph may have 10,000
+/// tasks).
+#[derive(Default)]
+struct Results {
+    rows: Vec<Option<(TaskName, Outcome, Duration)>>,
+    at: HashMap<TaskName, usize>,
+}
+
+impl Results {
+    fn set(&mut self, task: &TaskName, outcome: Outcome, duration: Duration) {
+        self.remove(task);
+        self.at.insert(task.clone(), self.rows.len());
+        self.rows.push(Some((task.clone(), outcome, duration)));
+    }
+
+    fn remove(&mut self, task: &TaskName) {
+        if let Some(i) = self.at.remove(task) {
+            self.rows[i] = None;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    fn into_vec(self) -> Vec<(TaskName, Outcome, Duration)> {
+        self.rows.into_iter().flatten().collect()
+    }
+}
+
 fn status_style(outcome: &Outcome) -> Style {
     match outcome {
         Outcome::Ok | Outcome::UpToDate => AnsiColor::Green.on_default(),
@@ -549,6 +578,85 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::{ChildExit, Failure};
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    fn planned(name: &str, kind: TaskKind, deps: &[&str]) -> PlannedTask {
+        PlannedTask { name: name.into(), kind, deps: deps.iter().map(|d| TaskName::from(*d)).collect() }
+    }
+
+    fn names(list: &[&str]) -> Vec<TaskName> {
+        list.iter().map(|n| TaskName::from(*n)).collect()
+    }
+
+    /// The counts the status area shows, and the ones the summary line gives, for a watch cycle.
+    #[test]
+    fn the_status_area_and_the_summary_count_the_same_tasks() {
+        let opts = Options { color: false, grouped: false, github: false, progress: true };
+        let mut t = Terminal::new(Vec::new(), opts);
+        let mut clock = 0;
+        let mut send = |t: &mut Terminal<Vec<u8>>, e: Event| {
+            clock += 10;
+            t.event(at(clock), &e);
+        };
+        let tasks = vec![
+            planned("svc", TaskKind::Service, &[]),
+            planned("a", TaskKind::Task, &["svc"]),
+            planned("b", TaskKind::Task, &[]),
+            planned("all", TaskKind::Group, &["a", "b"]),
+        ];
+        send(&mut t, Event::RunStarted { tasks, jobs: 2, watch: true });
+        let cycle0 = names(&["svc", "b", "a", "all"]);
+        send(&mut t, Event::CycleStarted { cycle: 0, changed: vec![], rescan: false, tasks: cycle0, restarted: false });
+        for task in ["svc", "b"] {
+            send(&mut t, Event::TaskStarted { task: task.into(), pid: 1 });
+        }
+        send(&mut t, Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None });
+        send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2 });
+        send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+        let failed = Outcome::Failed(Failure::Exit(ChildExit::Code(1)));
+        send(&mut t, Event::TaskFinished { task: "b".into(), outcome: failed, duration: Duration::ZERO });
+        send(&mut t, Event::TaskFinished { task: "all".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+        assert_eq!(t.progress.as_ref().unwrap().counts(), (3, 3), "svc (ready), a and b; not the group");
+
+        // A change restarts the cycle: a runs again, and the count follows.
+        let cycle1 = names(&["a", "all"]);
+        send(&mut t, Event::CycleFinished { cycle: 0, outcome: RunOutcome::Failed, elapsed: Duration::ZERO });
+        t.flush();
+        let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+        assert!(text.contains("irun: failed: 1 ready, 1 ok, 1 failed in"), "{text}");
+        send(
+            &mut t,
+            Event::CycleStarted { cycle: 1, changed: vec!["x".into()], rescan: false, tasks: cycle1, restarted: false },
+        );
+        send(&mut t, Event::TaskStarted { task: "a".into(), pid: 3 });
+        send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+        assert_eq!(t.progress.as_ref().unwrap().counts(), (1, 1));
+        let cycle2 = names(&["a", "b", "all"]);
+        send(
+            &mut t,
+            Event::CycleStarted {
+                cycle: 2,
+                changed: vec!["x".into(), "y".into()],
+                rescan: false,
+                tasks: cycle2,
+                restarted: true,
+            },
+        );
+        assert_eq!(t.progress.as_ref().unwrap().counts(), (0, 2), "a runs again, and b joins");
+        for task in ["a", "b"] {
+            send(&mut t, Event::TaskStarted { task: task.into(), pid: 4 });
+            send(&mut t, Event::TaskFinished { task: task.into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+        }
+        assert_eq!(t.progress.as_ref().unwrap().counts(), (2, 2));
+        send(&mut t, Event::CycleFinished { cycle: 2, outcome: RunOutcome::Passed, elapsed: Duration::ZERO });
+        t.flush();
+        let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+        assert!(text.contains("irun: passed: 2 ok in"), "{text}");
+    }
 
     #[test]
     fn github_escaping() {

@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod driver;
 pub mod engine;
 pub mod events;
+pub mod exit;
 pub mod fresh;
 pub mod graph;
 pub mod guard;
@@ -32,16 +33,9 @@ use std::io::IsTerminal;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::diagnostic::Diagnostic;
+use crate::exit::Failure;
 use crate::graph::TaskGraph;
 use crate::plan::Plan;
-
-/// irun's documented exit codes.
-pub mod exit {
-    pub const PASSED: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-}
 
 /// Parse the command line, do what it says, and return the exit code.
 ///
@@ -59,19 +53,6 @@ pub fn main() -> i32 {
             eprintln!("irun: error: {message}");
             exit::FAILED
         }
-    }
-}
-
-pub(crate) enum Failure {
-    /// Bad command line or Irun.toml: nothing was started.
-    Usage(Diagnostic),
-    /// irun itself could not do its job (no runtime, no guard process).
-    Internal(String),
-}
-
-impl From<Diagnostic> for Failure {
-    fn from(d: Diagnostic) -> Self {
-        Failure::Usage(d)
     }
 }
 

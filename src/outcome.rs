@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::events::TaskName;
+/// A task's name, shared (the same type as [`crate::events::TaskName`]).
+type TaskName = std::sync::Arc<str>;
 
 /// How a child process ended, or that it never started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,11 +97,15 @@ impl Plan {
     /// Names of the tasks `i` depends on, looking through groups to what they gather.
     pub fn dep_names_through_groups(&self, i: usize) -> Vec<std::sync::Arc<str>> {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut stack: Vec<usize> = self.deps[i].clone();
         while let Some(d) = stack.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
             if self.kinds[d] == TaskKind::Group {
                 stack.extend(&self.deps[d]);
-            } else if !out.contains(&self.names[d]) {
+            } else {
                 out.push(self.names[d].clone());
             }
         }

@@ -8,11 +8,12 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::engine;
 use crate::events::{self, RunOutcome};
+use crate::exit::{self, Failure};
 use crate::graph::TaskGraph;
 use crate::plan::Plan;
-use crate::{Failure, driver, exit, fresh, guard, report, supervisor, watch};
+use crate::{driver, fresh, guard, report, supervisor, watch};
 
-pub(crate) fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure> {
+pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure> {
     let graph = TaskGraph::new(&config)?;
     let targets = crate::plan::targets(&config, &graph, &cli.targets)?;
     let plan = Plan::new(&graph, &targets);

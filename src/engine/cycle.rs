@@ -8,9 +8,13 @@
 //! of its deps runs again in the cycle, and its dependents then run again against the new instance.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::events::TaskKind;
+use super::{Change, Control, Cycle, Effect, Engine, Life, OnBusy, Phase, Stopping, Then};
+use crate::events::{Event, RunOutcome, TaskKind, TaskName};
+use crate::outcome::{Outcome, StopReason};
 use crate::plan::Plan;
 
 /// How a task stands when a change arrives, as far as the rule above cares.
@@ -145,4 +149,258 @@ impl Loops {
 /// still running).
 pub fn during(first: Instant, last: Instant, start: Instant, end: Option<Instant>) -> bool {
     first >= start && end.is_none_or(|end| last <= end + LOOP_SLACK)
+}
+
+// -- the engine in watch mode ----------------------------------------------------------------------------------
+
+impl Engine {
+    pub(super) fn standing(&self, i: usize) -> Standing {
+        match &self.nodes[i].life {
+            Life::Ready => Standing::Satisfies,
+            // A group is only as good as the services it gathers.
+            Life::Done(o)
+                if self.kind(i) == TaskKind::Group
+                    && o.is_success()
+                    && self.gathered[i].iter().any(|&s| matches!(self.nodes[s].life, Life::Done(_))) =>
+            {
+                Standing::Unsatisfying
+            }
+            Life::Done(o) if o.is_success() && self.kind(i) != TaskKind::Service => Standing::Satisfies,
+            Life::Done(Outcome::Cancelled | Outcome::Blocked(_)) => Standing::Cancelled,
+            Life::Done(_) => Standing::Unsatisfying,
+            life if life.phase() == Phase::Active => Standing::Alive,
+            _ => Standing::Pending,
+        }
+    }
+
+    /// A batch of changes: start a cycle for the tasks it affects, or fold it into the running one.
+    pub(super) fn on_change(&mut self, change: Change) {
+        if self.opts.watch.is_none() || self.interrupted.is_some() {
+            return;
+        }
+        for message in &change.notices {
+            self.emit(Event::Notice { task: None, message: message.clone() });
+        }
+        let plan = self.plan.clone();
+        // The paths that matter: those some selected task has among its sources.
+        let relevant: BTreeSet<String> = change
+            .paths
+            .iter()
+            .filter(|p| plan.order.iter().any(|&i| self.sources[i].is_match(p)))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let direct: Vec<(usize, Why)> = plan
+            .order
+            .iter()
+            .filter(|&&i| !self.sources[i].is_empty())
+            .filter_map(|&i| {
+                let mine: Vec<String> =
+                    relevant.iter().filter(|p| self.sources[i].is_match(p.as_str())).cloned().collect();
+                (change.rescan || !mine.is_empty()).then_some((i, Why::Changed(mine)))
+            })
+            .collect();
+        if direct.is_empty() {
+            return;
+        }
+        if self.cycle.is_some() && self.opts.watch == Some(OnBusy::Queue) {
+            let what = if change.rescan { "events were lost".to_string() } else { list(&relevant) };
+            let message = format!("change during the run: {what}; one more cycle will follow this one");
+            self.emit(Event::Notice { task: None, message });
+            let queued = self.queued_change.get_or_insert_with(Change::default);
+            queued.paths.extend(relevant.iter().map(PathBuf::from));
+            queued.rescan |= change.rescan;
+            queued.first = queued.first.or(change.first);
+            queued.last = change.last.or(queued.last);
+            return;
+        }
+        self.watch_for_loops(&change, &relevant, &direct);
+        let since = change.first.unwrap_or(self.now);
+        self.begin_cycle(direct, Arc::new(relevant), change.rescan, !change.rescan, since);
+    }
+
+    /// Say once when cycles keep starting themselves.
+    pub(super) fn watch_for_loops(&mut self, change: &Change, relevant: &BTreeSet<String>, direct: &[(usize, Why)]) {
+        let (Some(first), Some(last)) = (change.first, change.last) else { return };
+        let self_made = !change.rescan
+            && match (&self.cycle, self.last_cycle) {
+                (Some(c), _) => during(first, last, c.began, None),
+                (None, Some((start, end))) => during(first, last, start, Some(end)),
+                (None, None) => false,
+            };
+        if self.loops.observe(self_made, relevant) {
+            let tasks: Vec<String> = direct.iter().map(|(i, _)| format!("`{}`", self.plan.names[*i])).collect();
+            let message = format!(
+                "the last {} cycles were each started by changes to {} made while the cycle before ran: {} seems to \
+                 write {} own sources; list them in `outputs` or narrow `sources` in Irun.toml",
+                LOOP_CYCLES,
+                list(relevant),
+                tasks.join(", "),
+                if tasks.len() == 1 { "its" } else { "their" }
+            );
+            self.emit(Event::Notice { task: None, message });
+        }
+    }
+
+    /// Start a cycle for `direct` and what the watch rules add to it. Members that are running are stopped first
+    /// (to run again); members that are done wait again.
+    pub(super) fn begin_cycle(
+        &mut self,
+        direct: Vec<(usize, Why)>,
+        changed: Arc<BTreeSet<String>>,
+        rescan: bool,
+        forced: bool,
+        since: Instant,
+    ) {
+        let plan = self.plan.clone();
+        let first = self.cycles_begun == 0;
+        let why = if first {
+            let mut why = vec![None; plan.selected.len()];
+            for (i, w) in direct {
+                why[i] = Some(w);
+            }
+            why
+        } else {
+            members(&plan, |i| self.standing(i), direct)
+        };
+        if self.cycle.is_none() {
+            // "A dep ran" means in this cycle: what ran in earlier ones made its dependents run then.
+            for node in &mut self.nodes {
+                node.ran = false;
+            }
+        }
+        let mut tasks = Vec::new();
+        for idx in 0..plan.order.len() {
+            let i = plan.order[idx];
+            if why[i].is_none() {
+                continue;
+            }
+            tasks.push(self.name(i));
+            self.nodes[i].ran = false;
+            match self.nodes[i].life.clone() {
+                Life::Done(_) => self.set_life(i, Life::Waiting),
+                Life::Starting | Life::Running | Life::Ready => {
+                    self.stop(i, Control::Stop(StopReason::Restart), Then::Rerun);
+                }
+                Life::Stopping(s) => self.nodes[i].life = Life::Stopping(Stopping { then: Then::Rerun, ..s }),
+                Life::Queued => {
+                    self.queue.remove(&self.rank[i]);
+                    self.set_life(i, Life::Waiting);
+                }
+                Life::Waiting | Life::Checking => {}
+            }
+        }
+        let number = self.cycles_begun;
+        self.cycles_begun += 1;
+        let restarted = self.cycle.is_some();
+        let mut forced = forced && !rescan;
+        let (changed, rescan, since, began, why) = match self.cycle.take() {
+            // A change during a cycle (`--on-busy restart`): the new cycle covers both.
+            Some(previous) => {
+                let mut all: BTreeSet<String> = (*previous.changed).clone();
+                all.extend(changed.iter().cloned());
+                let mut merged = previous.why;
+                for (i, w) in why.into_iter().enumerate() {
+                    if w.is_some() {
+                        merged[i] = w;
+                    }
+                }
+                // The up-to-date checks keep deciding for a cycle where they did (the first run, lost events,
+                // a reload): its tasks still waiting are not forced by the change that joins it.
+                forced &= previous.forced;
+                (Arc::new(all), previous.rescan || rescan, previous.since, previous.began, merged)
+            }
+            None => (changed, rescan, since, self.now, why),
+        };
+        let all_tasks: Vec<TaskName> = if restarted {
+            plan.order.iter().filter(|&&i| why[i].is_some()).map(|&i| self.name(i)).collect()
+        } else {
+            tasks
+        };
+        self.emit(Event::CycleStarted {
+            cycle: number,
+            changed: changed.iter().cloned().collect(),
+            rescan,
+            tasks: all_tasks,
+            restarted,
+        });
+        self.cycle = Some(Cycle { number, since, began, changed, rescan, forced, why });
+        self.aborting = false;
+    }
+
+    pub(super) fn end_cycle(&mut self) {
+        let Some(c) = self.cycle.take() else { return };
+        let failed = (0..c.why.len())
+            .any(|i| c.why[i].is_some() && self.nodes[i].life.outcome().is_some_and(Outcome::is_failure));
+        let outcome = match self.interrupted {
+            Some(sig) => RunOutcome::Interrupted(sig),
+            None if failed => RunOutcome::Failed,
+            None => RunOutcome::Passed,
+        };
+        self.out.push(Effect::SaveState { urgent: true });
+        self.emit(Event::CycleFinished {
+            cycle: c.number,
+            outcome,
+            elapsed: self.now.saturating_duration_since(c.since),
+        });
+        self.last_cycle = Some((c.began, self.now));
+    }
+
+    /// Take over from `old`, the engine of the previous Irun.toml: `map` gives, per task of this plan, the task of
+    /// the old plan it continues. Those keep their state (a ready service stays up); the others (new or changed)
+    /// start a cycle, with what the watch rules add to it, their up-to-date checks deciding.
+    /// `file`: Irun.toml's path relative to the project, told to the cycle's tasks as what changed.
+    pub fn reconfigured(&mut self, old: &Engine, map: &[Option<usize>], file: String) -> Vec<Effect> {
+        self.now = old.now;
+        self.cycles_begun = old.cycles_begun;
+        self.last_cycle = old.last_cycle;
+        self.loops = old.loops.clone();
+        self.failed = old.failed;
+        let plan = self.plan.clone();
+        let mut direct = Vec::new();
+        for &j in &plan.order {
+            match map[j] {
+                Some(i) => {
+                    self.nodes[j].ran = false;
+                    self.nodes[j].spawns = old.nodes[i].spawns;
+                    self.nodes[j].ready_after = old.nodes[i].ready_after;
+                    self.set_life(j, old.nodes[i].life.clone());
+                }
+                None => direct.push((j, Why::Reconfigured)),
+            }
+        }
+        self.emit(Event::PlanChanged { tasks: plan.planned_tasks(), jobs: self.opts.jobs });
+        if !direct.is_empty() {
+            self.begin_cycle(direct, Arc::new(BTreeSet::from([file])), false, false, self.now);
+        }
+        self.advance();
+        std::mem::take(&mut self.out)
+    }
+
+    /// In a watch cycle started by a change, why task `i` runs whatever its up-to-date check says.
+    pub(super) fn forced_reason(&self, i: usize, dep_ran: Option<usize>) -> Option<String> {
+        let c = self.cycle.as_ref().filter(|c| c.forced)?;
+        Some(match c.why[i].as_ref()? {
+            Why::Changed(paths) => format!("watch: {} changed", list(paths)),
+            Why::Owed => "watch: it did not get to run in an earlier cycle".to_string(),
+            Why::NeededBy(m) => format!("watch: `{}` needs it and its last run did not succeed", self.plan.names[*m]),
+            // Irun.toml changed: the up-to-date checks know what that means for the task.
+            Why::Reconfigured => return None,
+            Why::Downstream => match dep_ran {
+                Some(d) => format!("dep `{}` ran", self.plan.names[d]),
+                None => "watch: a dep changed".to_string(),
+            },
+        })
+    }
+}
+
+/// Up to five items, then how many more.
+fn list<'a>(items: impl IntoIterator<Item = &'a String, IntoIter: ExactSizeIterator>) -> String {
+    const SHOWN: usize = 5;
+    let items = items.into_iter();
+    let n = items.len();
+    let mut text = items.take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if n > SHOWN {
+        text.push_str(&format!(" (+{} more)", n - SHOWN));
+    }
+    text
 }

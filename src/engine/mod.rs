@@ -14,9 +14,13 @@
 //!   depends on it is blocked. In watch mode a failure ends the cycle, and services stay up.
 //! - The first signal stops everything gracefully; every further one kills at once. Controls only escalate.
 //! - Watch cycles follow [`cycle`].
+//!
+//! This file holds the inputs and effects and how tasks start; `ending.rs` how they end (outcomes, failures,
+//! signals, stop requests); [`cycle`] watch mode; [`priority`] the order of the queue.
 
 pub mod control;
 pub mod cycle;
+mod ending;
 pub mod node;
 pub mod priority;
 
@@ -34,11 +38,11 @@ use globset::GlobSet;
 use nix::sys::signal::Signal;
 
 pub use control::Control;
-use cycle::{Standing, Why};
+use cycle::Why;
 pub use node::{Life, Node, Phase, Stopping, Then};
 
 use crate::events::{Event, RunOutcome, TaskKind, TaskName};
-use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason, Verdict};
+use crate::outcome::{Blocked, ChildExit, Failure, Outcome, Verdict};
 use crate::plan::Plan;
 
 /// What watch mode does with a change that arrives while a cycle is running.
@@ -212,6 +216,8 @@ pub struct Engine {
     needers_left: Vec<usize>,
     /// Per task: the services it needs (through groups).
     needs: Vec<Vec<usize>>,
+    /// Per group: the services it gathers (through nested groups).
+    gathered: Vec<Vec<usize>>,
     aborting: bool,
     interrupted: Option<Signal>,
     signals: u32,
@@ -249,7 +255,9 @@ impl Engine {
             }
             needers_left[s] = plan.needers[s].len();
         }
+        let gathered = (0..n).map(|g| gathered_services(&plan, g)).collect();
         Engine {
+            gathered,
             sources,
             nodes: vec![Node::new(); n],
             candidates: plan.order.iter().map(|&i| rank[i]).collect(),
@@ -334,46 +342,6 @@ impl Engine {
         self.interrupted.is_some()
     }
 
-    /// Irun.toml changed: stop these tasks (gone from it, or changed), before a new engine takes over.
-    pub fn retire(&mut self, tasks: &[usize]) -> Vec<Effect> {
-        for &i in tasks {
-            self.stop(i, Control::Stop(StopReason::Reconfigured), Then::End);
-        }
-        self.advance();
-        std::mem::take(&mut self.out)
-    }
-
-    /// Take over from `old`, the engine of the previous Irun.toml: `map` gives, per task of this plan, the task of
-    /// the old plan it continues. Those keep their state (a ready service stays up); the others (new or changed)
-    /// start a cycle, with what the watch rules add to it, their up-to-date checks deciding.
-    /// `file`: Irun.toml's path relative to the project, told to the cycle's tasks as what changed.
-    pub fn reconfigured(&mut self, old: &Engine, map: &[Option<usize>], file: String) -> Vec<Effect> {
-        self.now = old.now;
-        self.cycles_begun = old.cycles_begun;
-        self.last_cycle = old.last_cycle;
-        self.loops = old.loops.clone();
-        self.failed = old.failed;
-        let plan = self.plan.clone();
-        let mut direct = Vec::new();
-        for &j in &plan.order {
-            match map[j] {
-                Some(i) => {
-                    self.nodes[j].ran = false;
-                    self.nodes[j].spawns = old.nodes[i].spawns;
-                    self.nodes[j].ready_after = old.nodes[i].ready_after;
-                    self.set_life(j, old.nodes[i].life.clone());
-                }
-                None => direct.push((j, Why::Reconfigured)),
-            }
-        }
-        self.emit(Event::PlanChanged { tasks: plan.planned_tasks(), jobs: self.opts.jobs });
-        if !direct.is_empty() {
-            self.begin_cycle(direct, Arc::new(BTreeSet::from([file])), false, false, self.now);
-        }
-        self.advance();
-        std::mem::take(&mut self.out)
-    }
-
     fn outcome(&self) -> RunOutcome {
         match (self.interrupted, self.failed) {
             (Some(sig), _) => RunOutcome::Interrupted(sig),
@@ -436,11 +404,16 @@ impl Engine {
 
     /// Whether `dep` lets `dependent` start.
     fn satisfies(&self, dep: usize, dependent: usize) -> bool {
-        match &self.nodes[dep].life {
-            Life::Ready => true,
-            Life::Done(o) if self.kind(dep) != TaskKind::Service => o.is_success(),
+        let for_group = self.kind(dependent) == TaskKind::Group;
+        match (&self.nodes[dep].life, self.kind(dep)) {
+            (Life::Ready, _) => true,
+            // A group that finished lends its dependents the services it gathers: they must still be up.
+            (Life::Done(o), TaskKind::Group) => {
+                o.is_success() && (for_group || self.gathered[dep].iter().all(|&s| self.nodes[s].life == Life::Ready))
+            }
+            (Life::Done(o), TaskKind::Task) => o.is_success(),
             // A group only gathers: a service that served and was stopped (or was not needed) counts.
-            Life::Done(Outcome::Ok | Outcome::NotNeeded) => self.kind(dependent) == TaskKind::Group,
+            (Life::Done(Outcome::Ok | Outcome::NotNeeded), TaskKind::Service) => for_group,
             _ => false,
         }
     }
@@ -450,6 +423,11 @@ impl Engine {
         let name = self.name(dep);
         match &self.nodes[dep].life {
             Life::Done(_) if self.satisfies(dep, dependent) => None,
+            // A finished group whose gathered service is gone: that service is the reason.
+            Life::Done(Outcome::Ok) if self.kind(dep) == TaskKind::Group => self.gathered[dep]
+                .iter()
+                .find(|&&s| matches!(self.nodes[s].life, Life::Done(_)))
+                .and_then(|&s| self.blocks(s, dependent)),
             Life::Done(o) if o.is_failure() => Some(Blocked::DepFailed(name)),
             Life::Done(o) if o.is_success() => Some(Blocked::ServiceGone(name)),
             Life::Done(_) => Some(Blocked::DepDidNotRun(name)),
@@ -471,11 +449,9 @@ impl Engine {
                 }
                 continue;
             }
-            let stuck = self.counts.pending > 0
-                && self.counts.active == 0
-                && self.counts.ready == 0
-                && self.queue.is_empty()
-                && self.checking == 0;
+            // (A ready service cannot unblock anything: its readiness already counted.)
+            let stuck =
+                self.counts.pending > 0 && self.counts.active == 0 && self.queue.is_empty() && self.checking == 0;
             if stuck {
                 self.give_up_on_waiting();
                 continue;
@@ -571,20 +547,6 @@ impl Engine {
         }
     }
 
-    /// In a watch cycle started by a change, why task `i` runs whatever its up-to-date check says.
-    fn forced_reason(&self, i: usize, dep_ran: Option<usize>) -> Option<String> {
-        let c = self.cycle.as_ref().filter(|c| c.forced)?;
-        Some(match c.why[i].as_ref()? {
-            Why::Changed(paths) => format!("watch: {} changed", list(paths)),
-            Why::Owed => "watch: it did not get to run in an earlier cycle".to_string(),
-            Why::NeededBy(m) => format!("watch: `{}` needs it and its last run did not succeed", self.plan.names[*m]),
-            Why::Downstream | Why::Reconfigured => match dep_ran {
-                Some(d) => format!("dep `{}` ran", self.plan.names[d]),
-                None => "watch: a dep changed".to_string(),
-            },
-        })
-    }
-
     fn on_started(&mut self, i: usize, pid: u32) {
         if self.nodes[i].life == Life::Starting {
             self.set_life(i, Life::Running);
@@ -607,395 +569,26 @@ impl Engine {
         self.nodes[i].ready_after = Some(after);
         self.emit(Event::TaskReady { task: self.name(i), after, probe });
     }
-
-    fn on_exited(&mut self, i: usize, end: End, duration: Duration) {
-        let life = self.nodes[i].life.clone();
-        if !life.alive() {
-            return;
-        }
-        if let Life::Stopping(Stopping { then: Then::Rerun, .. }) = life {
-            if self.interrupted.is_none() {
-                // Stopped to be run again (watch mode): back to waiting. Reporters see this instance end.
-                self.emit(Event::TaskFinished { task: self.name(i), outcome: Outcome::Restarted, duration });
-                self.release_slot(i);
-                self.set_life(i, Life::Waiting);
-                return;
-            }
-        }
-        let outcome = self.outcome_of(i, &life, end);
-        self.finish(i, outcome, duration);
-    }
-
-    /// How a task that was alive (`life`) ended, given what its runner reports.
-    fn outcome_of(&self, i: usize, life: &Life, end: End) -> Outcome {
-        let service = self.kind(i) == TaskKind::Service;
-        let exit = match end {
-            End::NotStarted(f) => return Outcome::Failed(f),
-            End::Broken(why) => return Outcome::Failed(Failure::Internal(why)),
-            End::TimedOut(after) => return Outcome::TimedOut(after),
-            End::ProbeFailed(why) => return Outcome::Failed(Failure::ProbeFailed(why)),
-            End::Exited(exit) => Some(exit),
-            End::Stopped => None,
-        };
-        match (life, exit) {
-            // A task's exit code counts, even while a stop was pending: irun had not signalled it yet.
-            (_, Some(exit)) if !service && exit.success() => Outcome::Ok,
-            (_, Some(exit)) if !service => Outcome::Failed(Failure::Exit(exit)),
-            (Life::Stopping(s), _) if !service || !s.ready => Outcome::Cancelled,
-            // A service that was being stopped may end any way it likes; only one stopped because it was no
-            // longer needed has done its job.
-            (Life::Stopping(s), _) => match s.control {
-                Control::Stop(StopReason::NotNeeded | StopReason::Reconfigured) => Outcome::Ok,
-                _ => Outcome::Cancelled,
-            },
-            (_, None) => Outcome::Cancelled,
-            (Life::Ready, Some(exit)) => {
-                let needed_by: Vec<TaskName> = self.plan.needers[i]
-                    .iter()
-                    .filter(|&&n| !matches!(self.nodes[n].life, Life::Done(_)))
-                    .map(|&n| self.name(n))
-                    .collect();
-                let foreground = self.plan.foreground[i] || self.opts.watch.is_some();
-                match (foreground, exit.success()) {
-                    (true, true) if needed_by.is_empty() => Outcome::Ok,
-                    (true, true) => Outcome::Failed(Failure::ExitedWhileNeeded { exit, needed_by }),
-                    (true, false) => Outcome::Failed(Failure::Exit(exit)),
-                    (false, _) => Outcome::Failed(Failure::ExitedWhileNeeded { exit, needed_by: Vec::new() }),
-                }
-            }
-            (_, Some(exit)) => Outcome::Failed(Failure::ExitedBeforeReady(exit)),
-        }
-    }
-
-    /// Record the end of task `i` and react to a failure.
-    fn finish(&mut self, i: usize, outcome: Outcome, duration: Duration) {
-        self.release_slot(i);
-        self.set_life(i, Life::Done(outcome.clone()));
-        if self.kind(i) != TaskKind::Group {
-            let took = match self.kind(i) {
-                TaskKind::Service => self.nodes[i].ready_after,
-                _ => outcome.is_recorded().then_some(duration),
-            };
-            self.out.push(Effect::Record { task: i, outcome: outcome.clone(), took });
-            if outcome.is_recorded() {
-                self.out.push(Effect::SaveState { urgent: false });
-            }
-        }
-        let failure = outcome.is_failure();
-        self.emit(Event::TaskFinished { task: self.name(i), outcome, duration });
-        if self.opts.watch.is_none() {
-            self.stop_unneeded_services(i);
-        }
-        if failure {
-            self.failed = true;
-            if self.opts.keep_going {
-                self.block_dependents_of(i);
-            } else if self.opts.watch.is_some() {
-                self.abort_cycle();
-            } else {
-                self.abort(StopReason::Cancelled);
-            }
-        }
-    }
-
-    /// Services that `i` needed and that nothing else still needs are stopped (outside watch mode).
-    fn stop_unneeded_services(&mut self, i: usize) {
-        for idx in 0..self.needs[i].len() {
-            let s = self.needs[i][idx];
-            if self.unneeded(s) {
-                self.stop(s, Control::Stop(StopReason::NotNeeded), Then::End);
-            }
-        }
-    }
-
-    /// Ask a live task to stop (or to stop harder), and what to do once it has.
-    fn stop(&mut self, i: usize, control: Control, then: Then) {
-        let (control, slot, ready, send) = match self.nodes[i].life.clone() {
-            Life::Starting | Life::Running => (control, true, false, true),
-            Life::Ready => (control, false, true, true),
-            Life::Stopping(s) => (s.control.escalate(control), s.slot, s.ready, s.control.weaker_than(control)),
-            _ => return,
-        };
-        self.set_life(i, Life::Stopping(Stopping { control, then, slot, ready }));
-        if send {
-            self.out.push(Effect::Stop { task: i, control });
-        }
-    }
-
-    /// Keep-going: tasks waiting on a dep that failed, did not run or is gone are blocked, transitively.
-    fn block_dependents_of(&mut self, from: usize) {
-        let mut stack = vec![from];
-        while let Some(d) = stack.pop() {
-            for idx in 0..self.plan.dependents[d].len() {
-                let i = self.plan.dependents[d][idx];
-                if self.nodes[i].life.phase() != Phase::Pending {
-                    continue;
-                }
-                if let Some(why) = self.blocks(d, i) {
-                    if self.nodes[i].life == Life::Queued {
-                        self.queue.remove(&self.rank[i]);
-                    }
-                    self.finish(i, Outcome::Blocked(why), Duration::ZERO);
-                    // Not `finish`'s business (no recursion): long chains are walked here.
-                    stack.push(i);
-                }
-            }
-        }
-    }
-
-    /// Nothing runs, yet tasks wait: their deps can never be met. Block them rather than wait forever.
-    fn give_up_on_waiting(&mut self) {
-        for idx in 0..self.plan.order.len() {
-            let i = self.plan.order[idx];
-            if self.nodes[i].life.phase() != Phase::Pending {
-                continue;
-            }
-            let why = self.plan.deps[i].iter().find_map(|&d| self.blocks(d, i)).unwrap_or(Blocked::Unmeetable);
-            self.finish(i, Outcome::Blocked(why), Duration::ZERO);
-        }
-    }
-
-    /// Fail-fast or a signal: nothing new starts, everything alive is stopped.
-    fn abort(&mut self, reason: StopReason) {
-        self.aborting = true;
-        self.queued_change = None;
-        for idx in 0..self.plan.order.len() {
-            let i = self.plan.order[idx];
-            match self.nodes[i].life.phase() {
-                Phase::Pending => self.cancel(i),
-                Phase::Active | Phase::Ready => self.stop(i, Control::Stop(reason), Then::End),
-                Phase::Done => {}
-            }
-        }
-    }
-
-    fn cancel(&mut self, i: usize) {
-        if self.nodes[i].life == Life::Queued {
-            self.queue.remove(&self.rank[i]);
-        }
-        self.finish(i, Outcome::Cancelled, Duration::ZERO);
-    }
-
-    /// Watch mode's fail-fast: the rest of this cycle is cancelled, but services stay up for the next one.
-    fn abort_cycle(&mut self) {
-        self.aborting = true;
-        for idx in 0..self.plan.order.len() {
-            let i = self.plan.order[idx];
-            match self.nodes[i].life.clone() {
-                Life::Waiting | Life::Checking | Life::Queued => self.cancel(i),
-                Life::Starting | Life::Running if self.kind(i) != TaskKind::Service => {
-                    self.stop(i, Control::Stop(StopReason::Cancelled), Then::End);
-                }
-                // A service being restarted is not started again by this cycle.
-                Life::Stopping(s) if s.then == Then::Rerun => {
-                    self.nodes[i].life = Life::Stopping(Stopping { then: Then::End, ..s });
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn on_signal(&mut self, sig: Signal) {
-        self.signals += 1;
-        let running = self.plan.order.iter().filter(|&&i| self.nodes[i].life.alive()).count();
-        self.emit(Event::Interrupted { signal: sig, count: self.signals, running });
-        if self.interrupted.is_none() {
-            self.interrupted = Some(sig);
-            self.abort(StopReason::Interrupted);
-        } else {
-            for idx in 0..self.plan.order.len() {
-                let i = self.plan.order[idx];
-                if self.nodes[i].life.alive() {
-                    self.stop(i, Control::Kill, Then::End);
-                }
-            }
-        }
-    }
-
-    // -- watch mode ---------------------------------------------------------------------------------------------
-
-    fn standing(&self, i: usize) -> Standing {
-        match &self.nodes[i].life {
-            Life::Ready => Standing::Satisfies,
-            Life::Done(o) if o.is_success() && self.kind(i) != TaskKind::Service => Standing::Satisfies,
-            Life::Done(Outcome::Cancelled | Outcome::Blocked(_)) => Standing::Cancelled,
-            Life::Done(_) => Standing::Unsatisfying,
-            life if life.phase() == Phase::Active => Standing::Alive,
-            _ => Standing::Pending,
-        }
-    }
-
-    /// A batch of changes: start a cycle for the tasks it affects, or fold it into the running one.
-    fn on_change(&mut self, change: Change) {
-        if self.opts.watch.is_none() || self.interrupted.is_some() {
-            return;
-        }
-        for message in &change.notices {
-            self.emit(Event::Notice { task: None, message: message.clone() });
-        }
-        let plan = self.plan.clone();
-        // The paths that matter: those some selected task has among its sources.
-        let relevant: BTreeSet<String> = change
-            .paths
-            .iter()
-            .filter(|p| plan.order.iter().any(|&i| self.sources[i].is_match(p)))
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        let direct: Vec<(usize, Why)> = plan
-            .order
-            .iter()
-            .filter(|&&i| !self.sources[i].is_empty())
-            .filter_map(|&i| {
-                let mine: Vec<String> =
-                    relevant.iter().filter(|p| self.sources[i].is_match(p.as_str())).cloned().collect();
-                (change.rescan || !mine.is_empty()).then_some((i, Why::Changed(mine)))
-            })
-            .collect();
-        if direct.is_empty() {
-            return;
-        }
-        if self.cycle.is_some() && self.opts.watch == Some(OnBusy::Queue) {
-            let what = if change.rescan { "events were lost".to_string() } else { list(&relevant) };
-            let message = format!("change during the run: {what}; one more cycle will follow this one");
-            self.emit(Event::Notice { task: None, message });
-            let queued = self.queued_change.get_or_insert_with(Change::default);
-            queued.paths.extend(relevant.iter().map(PathBuf::from));
-            queued.rescan |= change.rescan;
-            queued.first = queued.first.or(change.first);
-            queued.last = change.last.or(queued.last);
-            return;
-        }
-        self.watch_for_loops(&change, &relevant, &direct);
-        let since = change.first.unwrap_or(self.now);
-        self.begin_cycle(direct, Arc::new(relevant), change.rescan, !change.rescan, since);
-    }
-
-    /// Say once when cycles keep starting themselves.
-    fn watch_for_loops(&mut self, change: &Change, relevant: &BTreeSet<String>, direct: &[(usize, Why)]) {
-        let (Some(first), Some(last)) = (change.first, change.last) else { return };
-        let self_made = !change.rescan
-            && match (&self.cycle, self.last_cycle) {
-                (Some(c), _) => cycle::during(first, last, c.began, None),
-                (None, Some((start, end))) => cycle::during(first, last, start, Some(end)),
-                (None, None) => false,
-            };
-        if self.loops.observe(self_made, relevant) {
-            let tasks: Vec<String> = direct.iter().map(|(i, _)| format!("`{}`", self.plan.names[*i])).collect();
-            let message = format!(
-                "the last {} cycles were each started by changes to {} made while the cycle before ran: {} seems to \
-                 write {} own sources; list them in `outputs` or narrow `sources` in Irun.toml",
-                cycle::LOOP_CYCLES,
-                list(relevant),
-                tasks.join(", "),
-                if tasks.len() == 1 { "its" } else { "their" }
-            );
-            self.emit(Event::Notice { task: None, message });
-        }
-    }
-
-    /// Start a cycle for `direct` and what the watch rules add to it. Members that are running are stopped first
-    /// (to run again); members that are done wait again.
-    fn begin_cycle(
-        &mut self,
-        direct: Vec<(usize, Why)>,
-        changed: Arc<BTreeSet<String>>,
-        rescan: bool,
-        forced: bool,
-        since: Instant,
-    ) {
-        let plan = self.plan.clone();
-        let first = self.cycles_begun == 0;
-        let why = if first {
-            let mut why = vec![None; plan.selected.len()];
-            for (i, w) in direct {
-                why[i] = Some(w);
-            }
-            why
-        } else {
-            cycle::members(&plan, |i| self.standing(i), direct)
-        };
-        let mut tasks = Vec::new();
-        for idx in 0..plan.order.len() {
-            let i = plan.order[idx];
-            if why[i].is_none() {
-                continue;
-            }
-            tasks.push(self.name(i));
-            self.nodes[i].ran = false;
-            match self.nodes[i].life.clone() {
-                Life::Done(_) => self.set_life(i, Life::Waiting),
-                Life::Starting | Life::Running | Life::Ready => {
-                    self.stop(i, Control::Stop(StopReason::Restart), Then::Rerun);
-                }
-                Life::Stopping(s) => self.nodes[i].life = Life::Stopping(Stopping { then: Then::Rerun, ..s }),
-                Life::Queued => {
-                    self.queue.remove(&self.rank[i]);
-                    self.set_life(i, Life::Waiting);
-                }
-                Life::Waiting | Life::Checking => {}
-            }
-        }
-        let number = self.cycles_begun;
-        self.cycles_begun += 1;
-        let restarted = self.cycle.is_some();
-        let (changed, rescan, since, began, why) = match self.cycle.take() {
-            // A change during a cycle (`--on-busy restart`): the new cycle covers both.
-            Some(previous) => {
-                let mut all: BTreeSet<String> = (*previous.changed).clone();
-                all.extend(changed.iter().cloned());
-                let mut merged = previous.why;
-                for (i, w) in why.into_iter().enumerate() {
-                    if w.is_some() {
-                        merged[i] = w;
-                    }
-                }
-                (Arc::new(all), previous.rescan || rescan, previous.since, previous.began, merged)
-            }
-            None => (changed, rescan, since, self.now, why),
-        };
-        let all_tasks: Vec<TaskName> = if restarted {
-            plan.order.iter().filter(|&&i| why[i].is_some()).map(|&i| self.name(i)).collect()
-        } else {
-            tasks
-        };
-        self.emit(Event::CycleStarted {
-            cycle: number,
-            changed: changed.iter().cloned().collect(),
-            rescan,
-            tasks: all_tasks,
-            restarted,
-        });
-        self.cycle = Some(Cycle { number, since, began, changed, rescan, forced: forced && !rescan, why });
-        self.aborting = false;
-    }
-
-    fn end_cycle(&mut self) {
-        let Some(c) = self.cycle.take() else { return };
-        let failed = (0..c.why.len())
-            .any(|i| c.why[i].is_some() && self.nodes[i].life.outcome().is_some_and(Outcome::is_failure));
-        let outcome = match self.interrupted {
-            Some(sig) => RunOutcome::Interrupted(sig),
-            None if failed => RunOutcome::Failed,
-            None => RunOutcome::Passed,
-        };
-        self.out.push(Effect::SaveState { urgent: true });
-        self.emit(Event::CycleFinished {
-            cycle: c.number,
-            outcome,
-            elapsed: self.now.saturating_duration_since(c.since),
-        });
-        self.last_cycle = Some((c.began, self.now));
-    }
 }
 
-/// Up to five items, then how many more.
-fn list<'a>(items: impl IntoIterator<Item = &'a String, IntoIter: ExactSizeIterator>) -> String {
-    const SHOWN: usize = 5;
-    let items = items.into_iter();
-    let n = items.len();
-    let mut text = items.take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
-    if n > SHOWN {
-        text.push_str(&format!(" (+{} more)", n - SHOWN));
+/// The services group `g` gathers, directly or through nested groups (none for a task or service).
+fn gathered_services(plan: &Plan, g: usize) -> Vec<usize> {
+    if plan.kinds[g] != TaskKind::Group {
+        return Vec::new();
     }
-    text
+    let mut seen = vec![false; plan.kinds.len()];
+    let mut stack: Vec<usize> = plan.deps[g].clone();
+    let mut out = Vec::new();
+    while let Some(d) = stack.pop() {
+        if std::mem::replace(&mut seen[d], true) {
+            continue;
+        }
+        match plan.kinds[d] {
+            TaskKind::Service => out.push(d),
+            TaskKind::Group => stack.extend(&plan.deps[d]),
+            TaskKind::Task => {}
+        }
+    }
+    out.sort_unstable();
+    out
 }

@@ -45,12 +45,13 @@ fn needs_a_service(plan: &Plan, i: usize) -> bool {
     if plan.kinds[i] == TaskKind::Group {
         return false;
     }
+    let mut seen = std::collections::HashSet::new();
     let mut stack: Vec<usize> = plan.deps[i].clone();
     while let Some(d) = stack.pop() {
         match plan.kinds[d] {
             TaskKind::Service => return true,
-            TaskKind::Group => stack.extend(&plan.deps[d]),
-            TaskKind::Task => {}
+            TaskKind::Group if seen.insert(d) => stack.extend(&plan.deps[d]),
+            _ => {}
         }
     }
     false

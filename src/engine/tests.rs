@@ -11,6 +11,7 @@ use super::*;
 use crate::config;
 use crate::diagnostic::Source;
 use crate::graph::TaskGraph;
+use crate::outcome::StopReason;
 
 /// An engine on an Irun.toml text, fed like the driver feeds it.
 pub(super) struct Sim {
@@ -502,4 +503,64 @@ fn progress_of_a_watch_cycle_counts_what_its_summary_counts() {
         })
         .collect();
     assert_eq!(ended, members);
+}
+
+#[test]
+fn keep_going_watch_blocks_a_restarting_service_whose_dep_failed_and_ends_the_cycle() {
+    let toml = "[tasks.db]\ncmd = \"d\"\ndaemon = true\n[tasks.build]\ncmd = \"b\"\nsources = [\"b.txt\"]\n\
+                [tasks.server]\ncmd = \"s\"\ndaemon = true\ndeps = [\"build\"]\n";
+    let opts = Options { jobs: 4, keep_going: true, explain: false, watch: Some(OnBusy::Restart) };
+    let mut sim = Sim::with(toml, &["db", "server"], opts, &[]);
+    sim.start();
+    sim.started("db");
+    sim.ready("db");
+    sim.run_ok("build");
+    sim.started("server");
+    sim.ready("server");
+    let effects = sim.change(&["b.txt"]);
+    assert_eq!(stops(&sim, &effects), [("server".to_string(), STOP_RESTART)]);
+    sim.started("build");
+    sim.exit("build", 1);
+    let effects = sim.stopped("server");
+    assert!(
+        finished(&effects).contains(&("server".to_string(), Outcome::Blocked(Blocked::DepFailed("build".into())))),
+        "{effects:?}"
+    );
+    assert!(
+        events(&effects).iter().any(|e| matches!(e, Event::CycleFinished { cycle: 1, .. })),
+        "the cycle ends although db is still ready: {effects:?}"
+    );
+}
+
+#[test]
+fn a_finished_group_no_longer_lends_a_service_that_crashed() {
+    let toml = "[tasks.s]\ncmd = \"s\"\ndaemon = true\n[tasks.y]\ncmd = \"y\"\n[tasks.g]\ndeps = [\"s\", \"y\"]\n\
+                [tasks.z]\ncmd = \"z\"\n[tasks.x]\ncmd = \"x\"\ndeps = [\"g\", \"z\"]\n";
+    let opts = Options { jobs: 4, keep_going: true, explain: false, watch: None };
+    let mut sim = Sim::with(toml, &["x"], opts, &[]);
+    sim.start();
+    sim.started("s");
+    sim.ready("s");
+    sim.run_ok("y");
+    assert_eq!(sim.outcome("g"), Some(Outcome::Ok));
+    sim.started("z");
+    let effects = sim.exit("s", 1);
+    assert!(finished(&effects).iter().any(|(t, o)| t == "x" && matches!(o, Outcome::Blocked(_))), "{effects:?}");
+    let effects = sim.exit("z", 0);
+    assert!(spawned(&sim, &effects).is_empty(), "x must not start against a dead service: {effects:?}");
+}
+
+#[test]
+fn a_group_whose_service_crashed_is_pulled_back_into_a_cycle() {
+    let toml = "[tasks.s]\ncmd = \"s\"\ndaemon = true\n[tasks.g]\ndeps = [\"s\"]\n\
+                [tasks.x]\ncmd = \"x\"\ndeps = [\"g\"]\nsources = [\"x.txt\"]\n";
+    let opts = Options { jobs: 4, keep_going: false, explain: false, watch: Some(OnBusy::Restart) };
+    let mut sim = Sim::with(toml, &["x"], opts, &[]);
+    sim.start();
+    sim.started("s");
+    sim.ready("s");
+    sim.run_ok("x");
+    sim.exit("s", 1);
+    let effects = sim.change(&["x.txt"]);
+    assert_eq!(spawned(&sim, &effects), ["s"], "x needs s, through g: {effects:?}");
 }

@@ -214,3 +214,35 @@ fn a_task_that_writes_its_own_sources_is_named_once() {
     assert_eq!(run.printed().matches("seems to write its own sources").count(), 1, "said once: {}", run.printed());
     stop(run);
 }
+
+#[test]
+fn a_change_while_a_reloaded_service_stops_goes_to_the_new_configuration() {
+    let port = free_port();
+    let original = format!(
+        r#"
+[tasks.svc]
+cmd = "trap 'sleep 0.5; exit 0' TERM; echo v1 $$ >> svc.pids; python3 serve.py {port} 0 & wait"
+daemon = true
+ready = {{ tcp = {port} }}
+sources = ["svc.cfg"]
+"#
+    );
+    let p = Project::new(&original);
+    p.file(".gitignore", "*.pids\nserver.pid\nlistening\nlistening.tmp\n");
+    p.file("serve.py", crate::harness::SERVE_PY);
+    p.file("svc.cfg", "1\n");
+    let mut run = p.irun().args(["--watch", "svc"]).spawn();
+    run.wait_for_count(CYCLE_DONE, 1);
+    p.file("Irun.toml", &original.replace("echo v1", "echo v2"));
+    // The old service takes half a second to stop; a change to its source meanwhile must not start it again.
+    run.wait_for_line("svc * stopping (Irun.toml changed)");
+    p.file("svc.cfg", "2\n");
+    run.wait_for_line("svc * ready after");
+    run.wait_for_count(CYCLE_DONE, 2);
+    let versions: Vec<String> =
+        p.read("svc.pids").lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    assert_eq!(versions[0], "v1");
+    assert!(versions[1..].iter().all(|v| v == "v2"), "the old definition never started again: {versions:?}");
+    assert!(!run.printed().contains("already in use"), "{}", run.printed());
+    stop(run);
+}

@@ -3,7 +3,6 @@
 //! and save the state, send events). It decides nothing the engine could decide.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,15 +10,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::diagnostic::Diagnostic;
 use crate::engine::{self, Change, Changed, Control, Effect, End, Engine, Input};
-use crate::events::{Event, EventSender, RunOutcome, TaskKind};
+use crate::events::{Event, EventSender, RunOutcome};
 use crate::fresh::{Checker, Snapshot};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 use crate::runner::{self, Happened, Job, Report};
+
+mod reload;
 use crate::signals::Signals;
 use crate::watch::Batch;
+use reload::Reload;
 
 /// Watch mode's inputs and how to reload Irun.toml.
 pub struct Watching {
@@ -39,16 +40,6 @@ pub struct Setup {
     pub events: EventSender,
     pub watching: Option<Watching>,
     pub notices: Vec<String>,
-}
-
-/// A valid new Irun.toml waiting to be applied once the engine is quiet.
-struct Reload {
-    config: Arc<Config>,
-    plan: Arc<Plan>,
-    jobs: usize,
-    /// Per task of the new plan: the old task it continues (same name, same definition).
-    map: Vec<Option<usize>>,
-    retired: bool,
 }
 
 struct Driver {
@@ -139,10 +130,16 @@ pub async fn run(setup: Setup) -> RunOutcome {
             Some(batch) = next_batch(&mut watching) => {
                 d.tick();
                 if !d.engine.interrupted() {
+                    let had_reload = d.reload.is_some();
                     if let Some(w) = watching.as_ref() {
                         d.check_config(&batch, w);
                     }
-                    d.input(Input::Changed(change_of(batch)));
+                    match d.reload.as_mut() {
+                        // A reload waits for the current cycle: changes seen meanwhile go to the new configuration
+                        // (the old one could start again a task that is being retired).
+                        Some(reload) if had_reload => reload.held.push(change_of(batch)),
+                        _ => d.input(Input::Changed(change_of(batch))),
+                    }
                 }
             }
             () = sleep_until(save_due) => d.save_state(true),
@@ -321,182 +318,6 @@ impl Driver {
             self.events.send(Event::Notice { task: None, message });
         }
     }
-
-    // -- Irun.toml edited during watch mode ----------------------------------------------------------------------
-
-    /// If this batch touched Irun.toml (or events were lost), read it again: a valid new version is applied once
-    /// the current cycle is over; an invalid one is reported, and the old one stays in force.
-    fn check_config(&mut self, batch: &Batch, w: &Watching) {
-        let path = self.config.source.path.clone();
-        let rel = path.strip_prefix(&self.config.root).unwrap_or(&path).to_path_buf();
-        if !(batch.rescan || batch.paths.contains(&rel)) {
-            return;
-        }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                let message = format!("cannot read {}: {e}; still using the version irun started with", path.display());
-                self.events.send(Event::Notice { task: None, message });
-                return;
-            }
-        };
-        if text == self.config_text {
-            return;
-        }
-        self.config_text = text.clone();
-        match load(&path, &text, &self.config.root, &w.targets) {
-            Err(d) => {
-                let message = format!(
-                    "{} changed but cannot be used; still running the previous version:\n{}",
-                    rel.display(),
-                    d.render(false).trim_end()
-                );
-                self.events.send(Event::Notice { task: None, message });
-                self.reload = None;
-            }
-            Ok((config, plan)) => {
-                let map = continuity(&self.config, &self.engine.plan(), &config, &plan);
-                let jobs = w.cli_jobs.or(config.jobs).unwrap_or_else(default_jobs);
-                self.reload =
-                    Some(Reload { config: Arc::new(config), plan: Arc::new(plan), jobs, map, retired: false });
-            }
-        }
-    }
-
-    /// Apply a pending reload once nothing runs: stop what is gone or changed, then carry on with a new engine.
-    fn apply_reload(&mut self, watching: Option<&Watching>) {
-        let (Some(w), true) = (watching, self.engine.quiet()) else { return };
-        if self.engine.interrupted() {
-            self.reload = None;
-            return;
-        }
-        let Some(reload) = self.reload.as_mut() else { return };
-        let old_plan = self.engine.plan();
-        let kept: BTreeSet<usize> = reload.map.iter().flatten().copied().collect();
-        if !reload.retired {
-            reload.retired = true;
-            let retire: Vec<usize> =
-                old_plan.order.iter().copied().filter(|i| !kept.contains(i) && self.engine.life(*i).alive()).collect();
-            if !retire.is_empty() {
-                let effects = self.engine.retire(&retire);
-                self.perform(effects);
-                return;
-            }
-        }
-        let reload = self.reload.take().expect("checked above");
-        let old_plan = self.engine.plan();
-        let describe = |names: Vec<&str>| if names.is_empty() { None } else { Some(names.join(", ")) };
-        let added = describe(
-            reload
-                .plan
-                .order
-                .iter()
-                .filter(|&&j| reload.map[j].is_none() && !old_plan.names.iter().any(|n| *n == reload.plan.names[j]))
-                .map(|&j| &*reload.plan.names[j])
-                .collect(),
-        );
-        let changed = describe(
-            reload
-                .plan
-                .order
-                .iter()
-                .filter(|&&j| reload.map[j].is_none() && old_plan.names.iter().any(|n| *n == reload.plan.names[j]))
-                .map(|&j| &*reload.plan.names[j])
-                .collect(),
-        );
-        let removed = describe(
-            old_plan
-                .order
-                .iter()
-                .filter(|&&i| !reload.plan.order.iter().any(|&j| reload.plan.names[j] == old_plan.names[i]))
-                .map(|&i| &*old_plan.names[i])
-                .collect(),
-        );
-        let what: Vec<String> = [("added", added), ("changed", changed), ("removed", removed)]
-            .into_iter()
-            .filter_map(|(verb, names)| names.map(|n| format!("{verb} {n}")))
-            .collect();
-        let file =
-            reload.config.source.path.file_name().map_or("Irun.toml".into(), |f| f.to_string_lossy().into_owned());
-        let message = if what.is_empty() {
-            format!("{file} changed; no task changed")
-        } else {
-            format!("{file} changed: {}", what.join("; "))
-        };
-        self.events.send(Event::Notice { task: None, message });
-
-        // Runners and their channels follow their tasks to their new positions.
-        let n = reload.config.tasks.len();
-        let mut back = vec![None; self.controls.len()];
-        for (j, &old) in reload.map.iter().enumerate() {
-            if let Some(old) = old {
-                back[old] = Some(j);
-            }
-        }
-        let mut controls = vec![None; n];
-        for (old, tx) in std::mem::take(&mut self.controls).into_iter().enumerate() {
-            if let (Some(j), Some(tx)) = (back[old], tx) {
-                controls[j] = Some(tx);
-            }
-        }
-        self.controls = controls;
-        self.instances.retain(|_, task| match back[*task] {
-            Some(j) => {
-                *task = j;
-                true
-            }
-            None => false,
-        });
-        self.snapshots = vec![None; n];
-        let outputs: Vec<String> =
-            reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].outputs.iter().cloned()).collect();
-        w.watcher.set_outputs(&outputs);
-        let sources = reload.config.tasks.iter().map(|t| crate::config::glob_set(&t.sources)).collect();
-        let weights = weights(&reload.config, &self.checker);
-        let mut options = self.engine.options().clone();
-        options.jobs = reload.jobs;
-        let engine = Engine::new(reload.plan, sources, &weights, options, std::time::Instant::now());
-        let old = std::mem::replace(&mut self.engine, engine);
-        self.config = reload.config;
-        let rel = self.config.source.path.strip_prefix(&self.config.root).unwrap_or(&self.config.source.path);
-        let effects = self.engine.reconfigured(&old, &reload.map, rel.to_string_lossy().into_owned());
-        self.perform(effects);
-    }
-}
-
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// Parse, check and plan a new Irun.toml text.
-fn load(path: &Path, text: &str, root: &Path, targets: &[String]) -> Result<(Config, Plan), Diagnostic> {
-    let config = crate::config::parse(crate::diagnostic::Source::new(path, text), root.to_path_buf())?;
-    let plan = {
-        let graph = crate::graph::TaskGraph::new(&config)?;
-        let targets = crate::plan::targets(&config, &graph, targets)?;
-        Plan::new(&graph, &targets)
-    };
-    Ok((config, plan))
-}
-
-/// For each task of the new plan: the task of the old plan it continues, if it has the same name and the same
-/// definition (a changed task is a new one).
-fn continuity(old: &Config, old_plan: &Plan, new: &Config, new_plan: &Plan) -> Vec<Option<usize>> {
-    let by_name: HashMap<&str, usize> = old_plan.order.iter().map(|&i| (old.tasks[i].name.as_str(), i)).collect();
-    (0..new.tasks.len())
-        .map(|j| {
-            if !new_plan.selected[j] {
-                return None;
-            }
-            let i = *by_name.get(new.tasks[j].name.as_str())?;
-            let same = old.tasks[i].same_definition(&new.tasks[j]) && old_plan.kinds[i] == new_plan.kinds[j];
-            // A service that was a target (foreground) and is now needed by others, or the reverse, runs
-            // differently: start it afresh.
-            let same =
-                same && (new_plan.kinds[j] != TaskKind::Service || old_plan.foreground[i] == new_plan.foreground[j]);
-            same.then_some(i)
-        })
-        .collect()
 }
 
 /// Largest `IRUN_CHANGED_PATHS` passed on: the kernel refuses a single variable over 128 KiB.

@@ -404,7 +404,7 @@ proptest! {
 }
 
 #[test]
-fn found_by_proptest_a_dependent_of_a_crashed_service() {
+fn found_by_proptest_a_change_during_a_cycle_merges_into_it() {
     run(Spec {
         tasks: vec![(6, 0, true), (6, 34307, true), (0, 13544, false), (0, 18948, false), (0, 39658, false)],
         jobs: 2,
@@ -450,7 +450,7 @@ fn found_by_proptest_a_task_queued_behind_a_crashing_service() {
 }
 
 #[test]
-fn found_by_proptest_3() {
+fn found_by_proptest_a_stale_ok_task_downstream_of_a_failure_may_run_again() {
     run(Spec {
         tasks: vec![
             (0, 0, false),

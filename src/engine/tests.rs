@@ -564,3 +564,25 @@ fn a_group_whose_service_crashed_is_pulled_back_into_a_cycle() {
     let effects = sim.change(&["x.txt"]);
     assert_eq!(spawned(&sim, &effects), ["s"], "x needs s, through g: {effects:?}");
 }
+
+#[test]
+fn the_engine_stays_pure() {
+    // Decisions only: no async runtime, no processes, no files, no clock of its own.
+    let sources = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("ending.rs", include_str!("ending.rs")),
+        ("cycle.rs", include_str!("cycle.rs")),
+        ("node.rs", include_str!("node.rs")),
+        ("control.rs", include_str!("control.rs")),
+        ("priority.rs", include_str!("priority.rs")),
+    ];
+    let forbidden = ["tokio", "Instant::now", "SystemTime::now", "std::fs", "std::process", "std::thread", "std::io"];
+    for (file, text) in sources {
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for word in forbidden {
+                assert!(!code.contains(word), "src/engine/{file}:{}: `{word}` in the engine: {line}", n + 1);
+            }
+        }
+    }
+}

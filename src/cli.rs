@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::engine::OnBusy;
 
@@ -34,7 +35,6 @@ Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (not
     version,
     about = "Run the tasks and services declared in Irun.toml: in parallel, in dependency order, cleaned up after",
     after_help = EXAMPLES,
-    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -104,6 +104,45 @@ pub struct Cli {
     /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,
+}
+
+/// Options (and targets) that only mean something when tasks run, with their flag as written in `--help`.
+const RUN_ONLY: &[(&str, &str)] = &[
+    ("targets", "a TARGET"),
+    ("jobs", "-j/--jobs"),
+    ("keep_going", "-k/--keep-going"),
+    ("dry_run", "-n/--dry-run"),
+    ("force", "-B/--force"),
+    ("explain", "--explain"),
+    ("watch", "-w/--watch"),
+    ("debounce", "--debounce"),
+    ("on_busy", "--on-busy"),
+    ("output", "--output"),
+    ("progress", "--progress"),
+    ("json", "--json"),
+    ("events", "--events"),
+    ("junit", "--junit"),
+];
+
+impl Cli {
+    /// Parse the command line (exiting on `--help`, `--version` and clap's own errors). `-f` and `--color` work
+    /// before and after a subcommand; an option that only applies to a run, given with a subcommand, is an error
+    /// rather than silently ignored.
+    pub fn parse_args() -> Result<Cli, crate::diagnostic::Diagnostic> {
+        let matches = Cli::command().get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let Some((sub, _)) = matches.subcommand() {
+            if let Some((_, flag)) =
+                RUN_ONLY.iter().find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
+            {
+                return Err(crate::diagnostic::Diagnostic::new(format!(
+                    "{flag} applies to running tasks, not to `irun {sub}`"
+                ))
+                .with_help(format!("leave it out, or run tasks without `{sub}`: `irun [OPTIONS] [TARGET]...`")));
+            }
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -136,8 +136,15 @@ pub struct Probe {
 
 #[derive(Debug)]
 pub enum Check {
-    Tcp { host: String, port: u16 },
-    Http { url: HttpUrl, status: Option<u16> },
+    /// `host: None` (a bare port): 127.0.0.1 or ::1, whichever the server listens on.
+    Tcp {
+        host: Option<String>,
+        port: u16,
+    },
+    Http {
+        url: HttpUrl,
+        status: Option<u16>,
+    },
     Exec(Cmd),
     Log(regex::Regex),
 }
@@ -155,18 +162,20 @@ impl PartialEq for Check {
 }
 
 impl Check {
-    /// The address a probe connects to, which must be free before the service starts.
-    pub fn address(&self) -> Option<(&str, u16)> {
+    /// The address a probe connects to, which must be free before the service starts (`None` as the host: both
+    /// loopback addresses).
+    pub fn address(&self) -> Option<(Option<&str>, u16)> {
         match self {
-            Check::Tcp { host, port } => Some((host, *port)),
-            Check::Http { url, .. } => Some((&url.host, url.port)),
+            Check::Tcp { host, port } => Some((host.as_deref(), *port)),
+            Check::Http { url, .. } => Some((Some(&url.host), url.port)),
             _ => None,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            Check::Tcp { host, port } => format!("{} accepting connections", host_port(host, *port)),
+            Check::Tcp { host: Some(host), port } => format!("{} accepting connections", host_port(host, *port)),
+            Check::Tcp { host: None, port } => format!("port {port} on 127.0.0.1 or ::1 accepting connections"),
             Check::Http { url, status } => match status {
                 Some(s) => format!("{} answering {s}", url.raw),
                 None => format!("{} answering 2xx or 3xx", url.raw),
@@ -438,11 +447,13 @@ impl Validator<'_> {
         }
 
         let mut deps: Vec<Named> = Vec::new();
+        // A dep listed twice counts once (a set, so 50,000 deps cost no more than they must).
+        let mut listed: HashSet<&str> = HashSet::with_capacity(raw.deps.len());
         for d in &raw.deps {
             if !names.contains(d.get_ref().as_str()) {
                 return Err(self.unknown_task(d, &format!("task `{task_name}` depends on unknown task"), names));
             }
-            if !deps.iter().any(|n| n.name == *d.get_ref()) {
+            if listed.insert(d.get_ref().as_str()) {
                 deps.push(named(d.clone()));
             }
         }
@@ -698,7 +709,7 @@ impl Validator<'_> {
     fn tcp(&self, value: &Spanned<toml::Value>) -> Result<Check, Diagnostic> {
         let span = value.span();
         match value.get_ref() {
-            toml::Value::Integer(n) => Ok(Check::Tcp { host: "127.0.0.1".into(), port: self.port(*n, span)? }),
+            toml::Value::Integer(n) => Ok(Check::Tcp { host: None, port: self.port(*n, span)? }),
             toml::Value::String(s) => {
                 let (host, port) = s.rsplit_once(':').ok_or_else(|| {
                     self.err(span.clone(), format!("invalid address {s:?} for `ready.tcp`"))
@@ -712,9 +723,9 @@ impl Validator<'_> {
                 if host.is_empty() {
                     return Err(self
                         .err(span, format!("address {s:?} for `ready.tcp` has no host"))
-                        .with_help("write `tcp = 8001` for 127.0.0.1, or `tcp = \"HOST:PORT\"`"));
+                        .with_help("write `tcp = 8001` for 127.0.0.1 or ::1, or `tcp = \"HOST:PORT\"`"));
                 }
-                Ok(Check::Tcp { host: host.to_string(), port: self.port(port, span)? })
+                Ok(Check::Tcp { host: Some(host.to_string()), port: self.port(port, span)? })
             }
             other => Err(self
                 .err(span, format!("`ready.tcp` must be a port number or \"HOST:PORT\", not a {}", other.type_str()))
@@ -808,11 +819,13 @@ mod tests {
 
     #[test]
     fn tcp_addresses() {
-        assert!(matches!(probe_of("{ tcp = 8001 }").unwrap(), Check::Tcp { host, port: 8001 } if host == "127.0.0.1"));
+        assert!(matches!(probe_of("{ tcp = 8001 }").unwrap(), Check::Tcp { host: None, port: 8001 }));
         assert!(
-            matches!(probe_of("{ tcp = \"localhost:80\" }").unwrap(), Check::Tcp { host, port: 80 } if host == "localhost")
+            matches!(probe_of("{ tcp = \"localhost:80\" }").unwrap(), Check::Tcp { host: Some(host), port: 80 } if host == "localhost")
         );
-        assert!(matches!(probe_of("{ tcp = \"[::1]:9\" }").unwrap(), Check::Tcp { host, port: 9 } if host == "::1"));
+        assert!(
+            matches!(probe_of("{ tcp = \"[::1]:9\" }").unwrap(), Check::Tcp { host: Some(host), port: 9 } if host == "::1")
+        );
         assert!(probe_of("{ tcp = \"8001\" }").is_err());
         assert!(probe_of("{ tcp = \":8001\" }").is_err());
     }

@@ -30,8 +30,6 @@ pub mod watch;
 
 use std::io::IsTerminal;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 use crate::graph::TaskGraph;
@@ -41,7 +39,13 @@ use crate::plan::Plan;
 ///
 /// Must be called from a single-threaded process (the binary's `main`): it forks irun's guard process.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(d) => {
+            eprintln!("{}", d.render(std::io::stderr().is_terminal()));
+            return exit::USAGE;
+        }
+    };
     let color = cli.color;
     match execute(cli) {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Readiness probes: when may a service's dependents start?
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,9 +53,7 @@ pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), Stri
 
 async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
     match check {
-        Check::Tcp { host, port } => {
-            matches!(timeout(limit, TcpStream::connect((host.as_str(), *port))).await, Ok(Ok(_)))
-        }
+        Check::Tcp { host, port } => accepts(host.as_deref(), *port, limit.min(CONNECT_TIMEOUT)).await,
         Check::Http { url, status } => match timeout(limit, http_status(url)).await {
             Ok(Ok(code)) => match status {
                 Some(want) => code == *want,
@@ -101,13 +100,32 @@ async fn http_status(url: &HttpUrl) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))
 }
 
-/// Whether something already accepts connections at the probe's address (it would fool the probe).
-pub async fn address_in_use(host: &str, port: u16) -> bool {
-    matches!(timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await, Ok(Ok(_)))
+/// The addresses `host` names (`None`: both loopback addresses); a name that does not resolve names none.
+async fn addresses(host: Option<&str>, port: u16) -> Vec<SocketAddr> {
+    match host {
+        None => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port)), SocketAddr::from((Ipv6Addr::LOCALHOST, port))],
+        Some(h) => tokio::net::lookup_host((h, port)).await.map(|a| a.collect()).unwrap_or_default(),
+    }
+}
+
+/// Whether any address `host` names accepts a connection (each attempt waits at most `limit`).
+async fn accepts(host: Option<&str>, port: u16, limit: Duration) -> bool {
+    for addr in addresses(host, port).await {
+        if matches!(timeout(limit, TcpStream::connect(addr)).await, Ok(Ok(_))) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether something already accepts connections at the probe's address, on any address it names (it would fool
+/// the probe).
+pub async fn address_in_use(host: Option<&str>, port: u16) -> bool {
+    accepts(host, port, Duration::from_millis(500)).await
 }
 
 /// Wait (up to `limit`) until nothing accepts connections at the address any more.
-pub async fn wait_until_free(host: &str, port: u16, limit: Duration) {
+pub async fn wait_until_free(host: Option<&str>, port: u16, limit: Duration) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline && address_in_use(host, port).await {
         sleep(Duration::from_millis(10)).await;

@@ -40,7 +40,7 @@ fn list_describes_tasks_kinds_deps_and_default() {
         lines[1].starts_with("server") && lines[1].contains("service") && lines[1].contains("deps: setup"),
         "{out:?}"
     );
-    assert!(lines[1].contains("ready when 127.0.0.1:1 accepting connections"), "{out:?}");
+    assert!(lines[1].contains("ready when port 1 on 127.0.0.1 or ::1 accepting connections"), "{out:?}");
     assert!(lines[3].starts_with("all") && lines[3].contains("group"), "{out:?}");
     assert!(out.stdout.contains("default: all"), "{out:?}");
 }
@@ -105,7 +105,10 @@ fn dry_run_prints_waves_and_starts_nothing() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("4 tasks in 4 waves"), "{out:?}");
     assert!(out.stdout.contains("wave 1: setup\n"), "{out:?}");
-    assert!(out.stdout.contains("wave 2: server (service, ready when 127.0.0.1:1 accepting connections)"), "{out:?}");
+    assert!(
+        out.stdout.contains("wave 2: server (service, ready when port 1 on 127.0.0.1 or ::1 accepting connections)"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("wave 3: client\n"), "{out:?}");
     assert!(out.stdout.contains("wave 4: all (group)"), "{out:?}");
     assert!(!p.exists("setup-ran") && !p.exists("client-ran"), "dry run ran something");
@@ -137,4 +140,28 @@ fn help_has_examples_and_exit_codes() {
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("Examples:") && out.stdout.contains("irun http typestubs"), "{out:?}");
     assert!(out.stdout.contains("Exit codes:"), "{out:?}");
+}
+
+#[test]
+fn global_options_work_before_and_after_a_subcommand() {
+    let p = Project::new("[tasks.x]\ncmd = \"true\"\n");
+    p.file("other.toml", "[tasks.y]\ncmd = \"true\"\nsources = [\"y.txt\"]\n");
+    for args in [&["-f", "other.toml", "list"][..], &["list", "-f", "other.toml"], &["--file=other.toml", "graph"]] {
+        let out = p.irun().args(args).run();
+        assert_eq!(out.code, 0, "irun {args:?}: {out:?}");
+        assert!(out.stdout.contains('y') && !out.stdout.contains("\"x\""), "irun {args:?} read other.toml: {out:?}");
+    }
+    for args in [&["--color", "never", "explain", "x"][..], &["explain", "--color", "never", "x"]] {
+        let out = p.irun().args(args).run();
+        assert_eq!(out.code, 0, "irun {args:?}: {out:?}");
+        assert!(out.stdout.starts_with("x  will run"), "irun {args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn a_run_option_with_a_subcommand_is_an_error_not_ignored() {
+    let p = Project::new("[tasks.x]\ncmd = \"true\"\n");
+    let out = p.irun().args(["-j2", "list"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("-j/--jobs applies to running tasks, not to `irun list`"), "{out:?}");
 }

@@ -50,7 +50,9 @@ fn a_service_whose_port_never_opens_fails_with_the_probe_named() {
     let (out, pid) = run(&p, &["client"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
-        out.stdout.contains(&format!("not ready after 400ms: never saw 127.0.0.1:{port} accepting connections")),
+        out.stdout.contains(&format!(
+            "not ready after 400ms: never saw port {port} on 127.0.0.1 or ::1 accepting connections"
+        )),
         "{out:?}"
     );
     assert!(!p.exists("ran"));

@@ -81,3 +81,44 @@ fn an_exec_probe_may_take_longer_than_a_second() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(p.exists("client.start"));
 }
+
+/// Python that listens on [::1]:PORT only, serving nothing, after writing `listening`.
+const SERVE_V6: &str = "import socket, time\ns = socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('::1', PORT))\ns.listen()\nopen('listening', 'w').write('yes\\n')\ntime.sleep(1000)\n";
+
+fn free_v6_port() -> u16 {
+    let port = std::net::TcpListener::bind("[::1]:0").unwrap().local_addr().unwrap().port();
+    // Also free on 127.0.0.1, so only the ::1 server can make the probe pass.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} is taken on 127.0.0.1");
+    port
+}
+
+#[test]
+fn a_bare_tcp_port_sees_a_server_that_listens_only_on_ipv6_loopback() {
+    let port = free_v6_port();
+    let p = server_and_client("exec python3 serve6.py", &format!("ready = {{ tcp = {port}, timeout = \"20s\" }}"));
+    p.file("serve6.py", &SERVE_V6.replace("PORT", &port.to_string()));
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("server * ready after"), "{out:?}");
+    assert!(p.exists("client.start"));
+}
+
+#[test]
+fn a_squatter_on_ipv6_loopback_is_seen_before_the_service_starts() {
+    let port = free_v6_port();
+    let squatter = crate::harness::python(&[
+        "-c",
+        &SERVE_V6.replace("PORT", &port.to_string()).replace("open('listening', 'w').write('yes\\n')\n", ""),
+    ]);
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    while std::net::TcpStream::connect(("::1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the squatter never listened");
+        std::thread::yield_now();
+    }
+    let p = server_and_client("touch started; exec sleep 1000", &format!("ready = {{ tcp = {port} }}"));
+    let out = p.irun().args(["client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains(&format!("port {port} is already in use by another process")), "{out:?}");
+    assert!(!p.exists("started"), "the service was not started");
+    drop(squatter);
+}

@@ -29,7 +29,8 @@ fn dependent_starts_after_the_port_opens() {
     assert!(p.stamp("listening") <= p.stamp("client.start"), "client started before the port opened");
     assert!(out.stdout.contains("client | ok"), "client reached the server: {out:?}");
     assert!(
-        out.stdout.contains("ready after") && out.stdout.contains(&format!("127.0.0.1:{port} accepting connections")),
+        out.stdout.contains("ready after")
+            && out.stdout.contains(&format!("port {port} on 127.0.0.1 or ::1 accepting connections")),
         "{out:?}"
     );
     assert!(!alive(p.pids("server.pid")[0]), "server left running");
@@ -113,7 +114,9 @@ fn a_probe_that_times_out_fails_the_service() {
     let out = p.irun().args(["client"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
-        out.stdout.contains(&format!("not ready after 300ms: never saw 127.0.0.1:{port} accepting connections")),
+        out.stdout.contains(&format!(
+            "not ready after 300ms: never saw port {port} on 127.0.0.1 or ::1 accepting connections"
+        )),
         "{out:?}"
     );
     assert!(!alive(p.pids("server.pid")[0]));

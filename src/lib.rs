@@ -65,11 +65,13 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
     match &cli.command {
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
-            clap_complete::generate(*shell, &mut Cli::command(), "irun", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "irun", &mut script);
+            commands::print(&String::from_utf8_lossy(&script))?;
             return Ok(exit::PASSED);
         }
         Some(Command::Schema) => {
-            print!("{}", config::JSON_SCHEMA);
+            commands::print(config::JSON_SCHEMA)?;
             return Ok(exit::PASSED);
         }
         _ => {}
@@ -91,12 +93,12 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
 
     match &cli.command {
         Some(Command::List) => {
-            print!("{}", commands::list::text(&config, stdout_color));
+            commands::print(&commands::list::text(&config, stdout_color))?;
             Ok(exit::PASSED)
         }
         Some(Command::Graph { targets, mermaid, status, .. }) => {
             let selected = if targets.is_empty() { None } else { Some(graph.select(&graph.resolve(targets)?)) };
-            print!("{}", commands::graph::text(&config, &graph, selected.as_deref(), *mermaid, *status));
+            commands::print(&commands::graph::text(&config, &graph, selected.as_deref(), *mermaid, *status))?;
             Ok(exit::PASSED)
         }
         Some(Command::Completions { .. } | Command::Schema) => unreachable!("handled above"),
@@ -107,7 +109,7 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             if let Some(w) = warning {
                 eprintln!("irun: warning: {w}; every task would run");
             }
-            print!("{}", commands::explain::text(&plan, &config, &checker, stdout_color));
+            commands::print(&commands::explain::text(&plan, &config, &checker, stdout_color))?;
             Ok(exit::PASSED)
         }
         None => unreachable!("handled above"),

@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
             eprintln!("irun: warning: {w}; every task would run");
         }
         let verdicts = fresh::predict(&plan, &config, &checker);
-        print!("{}", plan.describe(&graph, jobs, &verdicts));
+        super::print(&plan.describe(&graph, jobs, &verdicts))?;
         return Ok(exit::PASSED);
     }
     drop(graph);
@@ -67,7 +67,12 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
         .build()
         .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
     let (tx, rx) = events::channel();
-    let reporting = std::thread::spawn(move || report::drive(rx, reporters));
+    let (closed_tx, output_closed) = tokio::sync::mpsc::unbounded_channel();
+    let reporting = std::thread::spawn(move || {
+        report::drive(rx, reporters, move || {
+            let _ = closed_tx.send(());
+        })
+    });
     let setup = driver::Setup {
         config: Arc::new(config),
         plan: Arc::new(plan),
@@ -76,13 +81,16 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
         events: tx,
         watching,
         notices,
+        output_closed,
     };
     let outcome = runtime.block_on(driver::run(setup));
     // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
-    let _ = reporting.join();
+    let report_failures = reporting.join().unwrap_or_default();
     guard::finish();
     Ok(match outcome {
+        // A report that could not be written (said on stderr as it happened) makes a passing run fail.
+        RunOutcome::Passed if !report_failures.is_empty() => exit::FAILED,
         RunOutcome::Passed => exit::PASSED,
         RunOutcome::Failed => exit::FAILED,
         RunOutcome::Interrupted(sig) => 128 + sig as i32,
@@ -107,7 +115,7 @@ fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, F
     let stdout = || std::io::BufWriter::new(std::io::stdout());
     let mut out: Vec<Box<dyn report::Reporter>> = Vec::new();
     if cli.json {
-        out.push(Box::new(report::json::Json::new(stdout())));
+        out.push(Box::new(report::json::Json::new(stdout(), report::STDOUT)));
     } else {
         let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
@@ -121,7 +129,7 @@ fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, F
     }
     if let Some(path) = &cli.events {
         let file = create(path, "event stream")?;
-        out.push(Box::new(report::json::Json::new(std::io::BufWriter::new(file))));
+        out.push(Box::new(report::json::Json::new(std::io::BufWriter::new(file), &path.display().to_string())));
     }
     if let Some(path) = &cli.junit {
         let file = create(path, "JUnit report")?;

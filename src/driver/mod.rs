@@ -40,6 +40,8 @@ pub struct Setup {
     pub events: EventSender,
     pub watching: Option<Watching>,
     pub notices: Vec<String>,
+    /// Fires when irun's stdout is closed (its reader went away): the run stops as if interrupted by SIGPIPE.
+    pub output_closed: mpsc::UnboundedReceiver<()>,
 }
 
 struct Driver {
@@ -71,7 +73,7 @@ struct Driver {
 /// is interrupted.
 pub async fn run(setup: Setup) -> RunOutcome {
     let started = Instant::now();
-    let Setup { config, plan, options, checker, events, mut watching, notices } = setup;
+    let Setup { config, plan, options, checker, events, mut watching, notices, mut output_closed } = setup;
     // Installed before anything is spawned: from here on SIGINT/SIGTERM/SIGHUP only set irun's own teardown going.
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -143,6 +145,10 @@ pub async fn run(setup: Setup) -> RunOutcome {
                 }
             }
             () = sleep_until(save_due) => d.save_state(true),
+            Some(()) = output_closed.recv() => {
+                d.tick();
+                d.input(Input::Signal(nix::sys::signal::Signal::SIGPIPE));
+            }
         }
     };
 

@@ -9,18 +9,31 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::events::{Event, Outcome, RunOutcome, Stream, TaskKind};
-use crate::report::Reporter;
 use crate::report::text;
+use crate::report::{Reporter, Trouble};
 
 pub const VERSION: u32 = 1;
 
 pub struct Json<W: Write + Send> {
     out: W,
+    /// Where it goes: "stdout" or the file's path (for messages).
+    dest: String,
+    /// A write failed: nothing more is written.
+    failed: bool,
+    trouble: Option<Trouble>,
 }
 
 impl<W: Write + Send> Json<W> {
-    pub fn new(out: W) -> Self {
-        Json { out }
+    pub fn new(out: W, dest: &str) -> Self {
+        Json { out, dest: dest.to_string(), failed: false, trouble: None }
+    }
+
+    fn check(&mut self, written: std::io::Result<()>) {
+        if let Err(e) = written {
+            if !std::mem::replace(&mut self.failed, true) {
+                self.trouble = Some(Trouble::of(&e, "event stream", &self.dest));
+            }
+        }
     }
 }
 
@@ -138,7 +151,10 @@ impl<W: Write + Send> Json<W> {
         }
         let mut text = Value::Object(line).to_string();
         text.push('\n');
-        let _ = self.out.write_all(text.as_bytes());
+        if !self.failed {
+            let written = self.out.write_all(text.as_bytes());
+            self.check(written);
+        }
     }
 }
 
@@ -157,6 +173,13 @@ impl<W: Write + Send> Reporter for Json<W> {
     }
 
     fn flush(&mut self) {
-        let _ = self.out.flush();
+        if !self.failed {
+            let flushed = self.out.flush();
+            self.check(flushed);
+        }
+    }
+
+    fn trouble(&mut self) -> Option<Trouble> {
+        self.trouble.take()
     }
 }

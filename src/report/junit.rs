@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::events::{Event, Outcome, TaskKind, TaskName};
-use crate::report::Reporter;
 use crate::report::text;
+use crate::report::{Reporter, Trouble};
 
 /// Output kept per task for the report: the end of it, if it is longer.
 const KEEP_BYTES: usize = 1 << 20;
@@ -20,6 +20,7 @@ pub struct Junit {
     output: HashMap<TaskName, Vec<u8>>,
     cases: Vec<TestCase>,
     started: Option<SystemTime>,
+    trouble: Option<Trouble>,
 }
 
 impl Junit {
@@ -32,6 +33,7 @@ impl Junit {
             output: HashMap::new(),
             cases: Vec::new(),
             started: None,
+            trouble: None,
         }
     }
 
@@ -98,15 +100,21 @@ impl Reporter for Junit {
                 report.set_time(*elapsed);
                 report.add_test_suite(suite);
                 let Some(mut file) = self.file.take() else { return };
-                let written = report.to_string().map_err(|e| e.to_string()).and_then(|xml| {
-                    std::io::Write::write_all(&mut file, jenkins_compatible(&xml).as_bytes()).map_err(|e| e.to_string())
+                let written = report.to_string().map_err(std::io::Error::other).and_then(|xml| {
+                    std::io::Write::write_all(&mut file, jenkins_compatible(&xml).as_bytes())?;
+                    file.sync_all()
+                        .or_else(|e| if e.kind() == std::io::ErrorKind::InvalidInput { Ok(()) } else { Err(e) })
                 });
                 if let Err(e) = written {
-                    eprintln!("irun: error: cannot write the JUnit report {}: {e}", self.path.display());
+                    self.trouble = Some(Trouble::of(&e, "JUnit report", &self.path.display().to_string()));
                 }
             }
             _ => {}
         }
+    }
+
+    fn trouble(&mut self) -> Option<Trouble> {
+        self.trouble.take()
     }
 }
 

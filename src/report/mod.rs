@@ -1,4 +1,5 @@
-//! Reporters consume the event stream; they never influence the run.
+//! Reporters consume the event stream. They never influence the run, with one exception: when irun's own stdout is
+//! closed (`irun | head -1`), the run is stopped as if interrupted, since nobody reads it any more.
 
 pub mod critical;
 pub mod json;
@@ -15,11 +16,52 @@ pub trait Reporter: Send {
     fn event(&mut self, at: SystemTime, event: &Event);
     /// Called when no event is waiting, so output can be buffered under load and still appear at once when idle.
     fn flush(&mut self) {}
+    /// What went wrong writing this report since the last call, if anything (each trouble is given once; a reporter
+    /// that failed writes nothing more).
+    fn trouble(&mut self) -> Option<Trouble> {
+        None
+    }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    /// irun's stdout was closed: its reader went away.
+    OutputClosed,
+    /// A report could not be written; the message names the file.
+    WriteFailed(String),
+}
+
+impl Trouble {
+    /// The trouble an error writing to `dest` ("stdout", or a file's path) is.
+    pub fn of(error: &std::io::Error, what: &str, dest: &str) -> Trouble {
+        if error.kind() == std::io::ErrorKind::BrokenPipe && dest == STDOUT {
+            Trouble::OutputClosed
+        } else {
+            Trouble::WriteFailed(format!("cannot write the {what} to {dest}: {error}"))
+        }
+    }
+}
+
+/// How reports name irun's standard output.
+pub const STDOUT: &str = "stdout";
+
 /// Feed every event to every reporter until the last sender is gone. Runs on its own thread, so a blocked
-/// stdout never stalls the scheduler.
-pub fn drive(mut events: EventReceiver, mut reporters: Vec<Box<dyn Reporter>>) {
+/// stdout never stalls the scheduler. A report that cannot be written is said at once, on stderr; `closed` is
+/// called (once) if stdout is closed. Returns the failures, so the exit code can say a report is missing.
+pub fn drive(mut events: EventReceiver, mut reporters: Vec<Box<dyn Reporter>>, closed: impl Fn()) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut check = |reporters: &mut Vec<Box<dyn Reporter>>| {
+        for r in reporters.iter_mut() {
+            match r.trouble() {
+                None => {}
+                Some(Trouble::OutputClosed) => closed(),
+                Some(Trouble::WriteFailed(message)) => {
+                    eprintln!("irun: error: {message}");
+                    failures.push(message);
+                }
+            }
+        }
+    };
     while let Some(stamped) = events.blocking_recv() {
         for r in &mut reporters {
             r.event(stamped.at, &stamped.event);
@@ -28,9 +70,12 @@ pub fn drive(mut events: EventReceiver, mut reporters: Vec<Box<dyn Reporter>>) {
             for r in &mut reporters {
                 r.flush();
             }
+            check(&mut reporters);
         }
     }
     for r in &mut reporters {
         r.flush();
     }
+    check(&mut reporters);
+    failures
 }

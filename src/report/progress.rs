@@ -137,11 +137,8 @@ impl Progress {
     }
 
     /// Write above the status area.
-    pub fn print(&self, out: &mut impl Write, bytes: &[u8]) {
-        self.area.suspend(|| {
-            let _ = out.write_all(bytes);
-            let _ = out.flush();
-        });
+    pub fn print(&self, out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+        self.area.suspend(|| out.write_all(bytes).and_then(|()| out.flush()))
     }
 
     /// Remove the area for good (before the summary).

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 use anstyle::{AnsiColor, Style};
 
 use crate::events::{Event, Outcome, PlannedTask, RunOutcome, TaskKind, TaskName};
-use crate::report::Reporter;
 use crate::report::critical::{Timing, critical_path};
 use crate::report::progress::Progress;
 use crate::report::text;
+use crate::report::{Reporter, Trouble};
 
 /// Lines of a failed task's output repeated in the summary.
 const TAIL_LINES: usize = 10;
@@ -54,6 +54,9 @@ pub struct Terminal<W: Write + Send> {
     /// Watch mode: summaries come per cycle; services that became ready in the cycle are listed too.
     watch: bool,
     ready: Vec<(TaskName, Duration)>,
+    /// Writing to stdout failed: nothing more is written.
+    trouble_seen: bool,
+    trouble: Option<Trouble>,
 }
 
 impl<W: Write + Send> Terminal<W> {
@@ -73,6 +76,8 @@ impl<W: Write + Send> Terminal<W> {
             progress: None,
             watch: false,
             ready: Vec::new(),
+            trouble_seen: false,
+            trouble: None,
         }
     }
 
@@ -488,17 +493,27 @@ impl<W: Write + Send> Reporter for Terminal<W> {
     }
 
     fn flush(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.trouble_seen {
+            self.pending.clear();
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        match &self.progress {
+        let written = match &self.progress {
             Some(p) => p.print(&mut self.out, &pending),
-            None => {
-                let _ = self.out.write_all(&pending);
-                let _ = self.out.flush();
+            None => self.out.write_all(&pending).and_then(|()| self.out.flush()),
+        };
+        if let Err(e) = written {
+            // Nothing more is written: the status area goes too.
+            self.trouble_seen = true;
+            self.trouble = Some(Trouble::of(&e, "output", crate::report::STDOUT));
+            if let Some(mut p) = self.progress.take() {
+                p.clear();
             }
         }
+    }
+
+    fn trouble(&mut self) -> Option<Trouble> {
+        self.trouble.take()
     }
 }
 

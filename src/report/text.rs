@@ -94,6 +94,10 @@ pub fn stop_reason(r: StopReason) -> &'static str {
 /// What irun says when it receives a signal (`None` for other events).
 pub fn interrupted(event: &crate::events::Event) -> Option<String> {
     let crate::events::Event::Interrupted { signal, count, running } = event else { return None };
+    if *signal == nix::sys::signal::Signal::SIGPIPE {
+        let plural = if *running == 1 { "" } else { "s" };
+        return Some(format!("irun's output was closed; stopping {running} running task{plural}"));
+    }
     Some(match (count, running) {
         (1, 0) => format!("received {}; stopping", signal.as_str()),
         (1, n) => format!(

@@ -527,3 +527,63 @@ fn graph_status_shows_a_group_by_how_its_tasks_last_went() {
     assert!(node("mixed").contains("last run: failed"), "{}", out.stdout);
     assert!(node("unrun").contains("never ran"), "{}", out.stdout);
 }
+
+#[test]
+fn a_report_that_cannot_be_written_is_an_error_naming_the_file() {
+    let p = Project::new("[tasks.a]\ncmd = \"echo hello\"\n");
+    let events = p.irun().args(["--events", "/dev/full", "a"]).run();
+    assert_eq!(events.code, 1, "{events:?}");
+    assert_eq!(events.stderr.matches("cannot write the event stream to /dev/full").count(), 1, "{events:?}");
+    let junit = p.irun().args(["--junit", "/dev/full", "a"]).run();
+    assert_eq!(junit.code, 1, "{junit:?}");
+    assert_eq!(junit.stderr.matches("cannot write the JUnit report to /dev/full").count(), 1, "{junit:?}");
+}
+
+/// irun with its stdout a pipe nobody reads any more (as in `irun ... | head -1` once head has gone).
+fn with_stdout_closed(p: &Project, args: &[&str]) -> (i32, String) {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_irun"))
+        .args(args)
+        .current_dir(p.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("irun {args:?} did not end after its stdout was closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    (status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)), stderr)
+}
+
+#[test]
+fn a_closed_stdout_stops_the_run_and_leaves_nothing_running() {
+    let p = Project::new("[tasks.t]\ncmd = \"echo $$ > t.pid; exec sleep 1000\"\n");
+    let (code, stderr) = with_stdout_closed(&p, &["t"]);
+    assert_eq!(code, 141, "stopped as if by SIGPIPE: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    if p.exists("t.pid") {
+        crate::harness::assert_all_dead(&p.pids("t.pid"));
+    }
+}
+
+#[test]
+fn listing_into_a_closed_pipe_exits_quietly() {
+    let p = Project::new("[tasks.a]\ncmd = \"true\"\n");
+    for args in [&["list"][..], &["graph"], &["explain", "a"], &["-n", "a"], &["schema"], &["completions", "bash"]] {
+        let (code, stderr) = with_stdout_closed(&p, args);
+        assert_eq!((code, stderr.as_str()), (0, ""), "irun {args:?}");
+    }
+}

@@ -465,8 +465,10 @@ fn graph_status_covers_tasks_without_sources_and_unfinished_ones() {
         "[tasks.plain]\ncmd = \"true\"\n[tasks.hang]\ncmd = \"echo hanging; exec sleep 1000\"\nsources = [\"x\"]\n",
     );
     p.file("x", "");
-    let mut run = p.irun().args(["plain", "hang"]).spawn();
+    let mut run = p.irun().args(["-j2", "plain", "hang"]).spawn();
+    // Both events, not just one: Ctrl-C before plain has finished would cancel it.
     run.wait_for_line("hang  | hanging");
+    run.wait_for_line("plain * ok");
     run.signal(nix::sys::signal::Signal::SIGINT);
     run.wait();
     let out = p.irun().args(["graph", "--status"]).run();

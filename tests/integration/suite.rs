@@ -1,42 +1,52 @@
 //! The project's own integration suite (integration/ and the root Irun.toml), driven through irun.
 //!
-//! These tests need Python 3; the packages in integration/requirements.txt are installed into .venv (from PyPI) by
-//! the suite's own `setup` task the first time.
+//! These tests need Python 3; the packages in integration/requirements.txt are installed (from PyPI, the first
+//! time) by the suite's own `setup` script into a virtual environment of the tests' own, `target/suite-venv`.
+//! Each test runs the root Irun.toml in a temporary project of its own (the same text, with a free port instead
+//! of 8001, `integration/` and `.venv` linked in): no test touches the repository's port 8001, `.venv` or `.irun/`,
+//! so `cargo test` passes while someone runs the suite with `irun` in the same checkout.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
 use crate::harness::{Output, Project, alive, free_port, squatter};
-
-/// Tests that run the root Irun.toml's server use port 8001: one at a time.
-static PORT_8001: Mutex<()> = Mutex::new(());
-
-fn port_8001() -> MutexGuard<'static, ()> {
-    PORT_8001.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn irun_at_root() -> crate::harness::Irun {
-    crate::harness::Irun::new().current_dir(repo())
+/// The tests' own virtual environment for the suite, made once per test binary by the suite's `setup` script.
+fn suite_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = repo().join("target/suite-venv");
+        let out = Command::new(repo().join("integration/setup")).env("INTEGRATION_VENV", &venv).output().unwrap();
+        assert!(out.status.success(), "integration/setup failed: {out:?}");
+        venv
+    })
 }
 
-/// Run the suite's `setup` task once per test binary, through irun.
-fn ensure_venv() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let out = irun_at_root().args(["setup"]).run();
-        assert_eq!(out.code, 0, "`irun setup` failed: {out:?}");
-    });
+/// The root Irun.toml in a temporary project: the suite's server on a free port, `integration/` and `.venv`
+/// linked to the repository's scripts and the tests' own venv. Returns the project and its port.
+fn suite_project() -> (Project, u16) {
+    let port = free_port();
+    let text = std::fs::read_to_string(repo().join("Irun.toml")).unwrap();
+    assert!(text.matches("8001").count() >= 3, "the server's port, its probe and the client's argument");
+    let p = Project::new(&text.replace("8001", &port.to_string()));
+    std::os::unix::fs::symlink(repo().join("integration"), p.path("integration")).unwrap();
+    std::os::unix::fs::symlink(suite_venv(), p.path(".venv")).unwrap();
+    (p, port)
 }
 
-/// Run one of the integration scripts directly.
+/// Run one of the integration scripts directly, under the tests' venv.
 fn script(name: &str, args: &[&str]) -> Output {
-    ensure_venv();
-    let out = Command::new(repo().join("integration").join(name)).args(args).current_dir(repo()).output().unwrap();
+    let out = Command::new(repo().join("integration").join(name))
+        .args(args)
+        .env("INTEGRATION_VENV", suite_venv())
+        .current_dir(repo())
+        .output()
+        .unwrap();
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -61,10 +71,8 @@ fn gunicorn_pids(output: &str) -> Vec<i32> {
 
 #[test]
 fn the_whole_suite_passes_through_irun_and_leaves_nothing_running() {
-    let _port = port_8001();
-    ensure_venv();
-    // --force: every script runs, even if an earlier run left typestubs up to date.
-    let mut run = irun_at_root().args(["--force", "thread", "http", "typestubs", "init"]).spawn();
+    let (p, _) = suite_project();
+    let mut run = p.irun().args(["thread", "http", "typestubs", "init"]).spawn();
     let irun_pid = run.pid();
     let out = run.wait();
     assert_eq!(out.code, 0, "{out:?}");
@@ -87,7 +95,7 @@ fn the_whole_suite_passes_through_irun_and_leaves_nothing_running() {
 
 #[test]
 fn graph_dot_of_the_root_irun_toml_is_valid() {
-    let out = irun_at_root().args(["graph", "--dot"]).run();
+    let out = crate::harness::Irun::new().args(["-f", repo().join("Irun.toml").to_str().unwrap(), "graph", "--dot"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     graphviz_rust::parse(&out.stdout).unwrap_or_else(|e| panic!("invalid DOT: {e}\n{}", out.stdout));
     for edge in ["\"setup\" -> \"thread\"", "\"http-daemon\" -> \"http-client\"", "\"http-client\" -> \"http\""] {
@@ -97,8 +105,10 @@ fn graph_dot_of_the_root_irun_toml_is_valid() {
 
 #[test]
 fn the_legacy_run_script_passes_its_names_to_irun() {
+    let (p, _) = suite_project();
     let run = |args: &[&str]| {
-        let out = Command::new(repo().join("integration/run"))
+        // Through the project's link, so it finds the project's Irun.toml (and state), not the repository's.
+        let out = Command::new(p.path("integration/run"))
             .args(args)
             .env("IRUN", env!("CARGO_BIN_EXE_irun"))
             .output()
@@ -134,20 +144,21 @@ fn thread_passes_unharmed() {
 
 /// The real server and client through irun, with the server misbehaving as `fault` says.
 fn client_against_faulty_server(fault: &str) -> Output {
-    ensure_venv();
     let port = free_port();
     let root = repo().display();
+    let venv = suite_venv().display();
     let p = Project::new(&format!(
         r#"
 [tasks.server]
-cmd = ["{root}/.venv/bin/python", "{root}/integration/http", "--port", "{port}"]
+cmd = ["{venv}/bin/python", "{root}/integration/http", "--port", "{port}"]
 daemon = true
 ready = {{ tcp = {port}, timeout = "60s" }}
-env = {{ INTEGRATION_WSGI_FAULT = "{fault}" }}
+env = {{ INTEGRATION_WSGI_FAULT = "{fault}", INTEGRATION_VENV = "{venv}" }}
 
 [tasks.client]
-cmd = ["{root}/.venv/bin/python", "{root}/integration/client", "{port}", "--duration", "0.5"]
+cmd = ["{venv}/bin/python", "{root}/integration/client", "{port}", "--duration", "0.5"]
 deps = ["server"]
+env = {{ INTEGRATION_VENV = "{venv}" }}
 "#
     ));
     p.irun().args(["client"]).run()
@@ -213,20 +224,21 @@ fn init_fails_when_interpreters_disagree() {
 }
 
 #[test]
-fn port_8001_held_by_another_process_is_reported_and_that_process_left_alone() {
-    let _port = port_8001();
-    ensure_venv();
-    let squat = squatter(8001);
-    let out = irun_at_root().args(["http"]).run();
+fn the_servers_port_held_by_another_process_is_reported_and_that_process_left_alone() {
+    let (p, port) = suite_project();
+    let squat = squatter(port);
+    let out = p.irun().args(["http"]).run();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("port 8001 is already in use by another process"), "{out:?}");
+    assert!(out.stdout.contains(&format!("port {port} is already in use by another process")), "{out:?}");
     assert!(!out.stdout.contains("http-client * started"), "{out:?}");
-    assert!(alive(squat.pid()), "the process holding port 8001 was killed");
+    assert!(alive(squat.pid()), "the process holding the port was killed");
 }
 
 #[test]
 fn a_second_run_skips_setup_as_up_to_date() {
-    ensure_venv();
-    let out = irun_at_root().args(["explain", "setup"]).run();
+    let (p, _) = suite_project();
+    let first = p.irun().args(["setup"]).run();
+    assert_eq!(first.code, 0, "{first:?}");
+    let out = p.irun().args(["explain", "setup"]).run();
     assert_eq!(out.stdout.trim(), "setup  up to date", "{out:?}");
 }

@@ -3,7 +3,7 @@
 //! Parsing keeps byte spans so every error points at the offending line. Anything that would only fail later
 //! (a bad duration, port, regex, signal) is rejected here, before a single process starts.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -36,6 +36,33 @@ pub struct Config {
     pub default: Option<Vec<Named>>,
     pub jobs: Option<usize>,
     pub tasks: Vec<Task>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Config {
+    /// The task called `name`.
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.by_name.get(name).map(|&i| &self.tasks[i])
+    }
+
+    /// The tasks `task` depends on, looking through groups to what they gather (each once, groups left out).
+    pub fn deps_through_groups(&self, task: &Task) -> Vec<&Task> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<&str> = task.deps.iter().rev().map(|d| d.name.as_str()).collect();
+        while let Some(name) = stack.pop() {
+            let Some(dep) = self.task(name) else { continue };
+            if !seen.insert(name) {
+                continue;
+            }
+            if dep.is_group() {
+                stack.extend(dep.deps.iter().rev().map(|d| d.name.as_str()));
+            } else {
+                out.push(dep);
+            }
+        }
+        out
+    }
 }
 
 /// A task name as written somewhere in Irun.toml, with its position for error messages.
@@ -273,6 +300,7 @@ pub fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic> {
         root: root.clone(),
         default,
         jobs,
+        by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
         tasks,
     })
 }

@@ -2,11 +2,14 @@
 //!
 //! A task with `sources` is up to date when it last succeeded, its settings (command, env, cwd, globs) are the
 //! same, every file its `sources` match has the same content (none added or removed), every file its `outputs`
-//! match is still there with the content it left (and no new one appeared), and none of its deps ran in this
-//! invocation. Content is compared by hash; a file whose size and modification time are unchanged (and not
-//! suspiciously recent) is not read again.
+//! match is still there with the content it left (and no new one appeared), and none of its deps changed since:
+//! a task dep has not run again, a service dep has the same fingerprint (command, env, cwd, globs, the content of
+//! its sources and its own deps) as when this task last passed. Content is compared by hash; a file whose size and
+//! modification time are unchanged (and not suspiciously recent) is not read again. Symbolic links to folders
+//! are followed (each folder once, so a link loop ends).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hasher;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,9 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::{Task, glob_set};
+use crate::config::{Cmd, Config, Task, glob_set};
 pub use crate::outcome::Verdict;
-use crate::state::{FileStamp, LastRun, State, TaskRecord};
+use crate::state::{FileStamp, HASHING, HASHING_LEGACY, LastRun, State, TaskRecord};
 use crate::watch::Filter;
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
@@ -30,6 +33,8 @@ pub struct Checker {
     pub state: State,
     filter: Filter,
     force: bool,
+    /// Services' fingerprints in this run: taken when each starts (or when first asked, for `explain`).
+    services: RefCell<HashMap<String, String>>,
 }
 
 impl Checker {
@@ -37,16 +42,22 @@ impl Checker {
     pub fn new(root: &Path, force: bool) -> (Checker, Option<String>) {
         State::clean_leftovers(root);
         let (state, warning) = State::load(root);
-        (Checker { root: root.to_path_buf(), state, filter: Filter::new(root, &[]), force }, warning)
+        let checker = Checker {
+            root: root.to_path_buf(),
+            state,
+            filter: Filter::new(root, &[]),
+            force,
+            services: RefCell::new(HashMap::new()),
+        };
+        (checker, warning)
     }
 
-    /// Decide whether `task` runs. `dep_ran` names a dep that ran (or will run) in this invocation, if any; `deps`
-    /// are the tasks it depends on (through groups). The snapshot (for tasks with sources) is what to record if it
-    /// then runs.
+    /// Decide whether `task` runs. `dep_ran` names a dep that ran (or will run) in this invocation, if any (services
+    /// do not count: their fingerprint does). The snapshot (for tasks with sources) is what to record if it then runs.
     pub fn verdict(
         &self,
+        config: &Config,
         task: &Task,
-        deps: &[&str],
         dep_ran: Option<&str>,
         dep_verb: &str,
     ) -> (Verdict, Option<Snapshot>) {
@@ -56,8 +67,9 @@ impl Checker {
         if task.sources.is_empty() {
             return (Verdict::Run("it has no `sources`, so it always runs".into()), None);
         }
+        let deps = config.deps_through_groups(task);
         let previous = self.state.tasks.get(&task.name);
-        let snapshot = self.snapshot(task, previous, deps);
+        let snapshot = self.snapshot(config, task, previous, &deps);
         let run = |why: String| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
             return run("forced (--force)".into());
@@ -73,18 +85,19 @@ impl Checker {
         if !prev.ok {
             return run("last run failed".into());
         }
-        let now = &snapshot.record;
+        // Settings recorded by an irun that hashed them differently are compared the way they were hashed.
+        let now = if prev.hashing == HASHING_LEGACY { legacy_settings(task) } else { settings(task) };
         for (what, before, after) in [
-            ("command", &prev.command, &now.command),
-            ("env", &prev.env, &now.env),
-            ("cwd", &prev.cwd, &now.cwd),
-            ("`sources` or `outputs` in Irun.toml", &prev.globs, &now.globs),
+            ("command", &prev.command, &now.0),
+            ("env", &prev.env, &now.1),
+            ("cwd", &prev.cwd, &snapshot.record.cwd),
+            ("`sources` or `outputs` in Irun.toml", &prev.globs, &now.2),
         ] {
             if before != after {
                 return run(format!("{what} changed"));
             }
         }
-        if let Some(why) = compare(&prev.sources, &now.sources, "") {
+        if let Some(why) = compare(&prev.sources, &snapshot.record.sources, "") {
             return run(why);
         }
         // A declared file (not a glob) must exist, even if the task never produced it.
@@ -100,9 +113,15 @@ impl Checker {
         if let Some(dep) = dep_ran {
             return run(format!("dep `{dep}` {dep_verb}"));
         }
-        for (dep, then) in &prev.deps {
-            if self.state.tasks.get(dep).map(|d| d.recorded_at) != Some(*then) {
-                return run(format!("dep `{dep}` ran since it last ran"));
+        for dep in &deps {
+            let now = snapshot.record.deps.get(&dep.name);
+            let then = prev.deps.get(&dep.name);
+            match (dep.is_service(), now == then) {
+                (_, true) => {}
+                // A service counts as changed for its dependents only when its own fingerprint did.
+                (true, false) => return run(format!("service `{}` changed since it last ran", dep.name)),
+                (false, false) if then.is_some() => return run(format!("dep `{}` ran since it last ran", dep.name)),
+                (false, false) => {}
             }
         }
         (Verdict::UpToDate, Some(snapshot))
@@ -110,15 +129,20 @@ impl Checker {
 
     /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
     pub fn started(&mut self, task: &Task) {
-        if let Some(r) = self.state.tasks.get_mut(&task.name) {
-            r.unfinished = true;
-        }
-        self.state.last.insert(task.name.clone(), LastRun::Unfinished);
+        self.state.mark_unfinished(&task.name);
+    }
+
+    /// A service starts: take its fingerprint, which its dependents compare with the one they last ran against.
+    pub fn service_started(&mut self, config: &Config, task: &Task) {
+        let previous = self.state.tasks.get(&task.name).cloned();
+        let fingerprint = self.fingerprint(config, task, previous.as_ref());
+        self.services.borrow_mut().insert(task.name.clone(), fingerprint.0.clone());
+        self.state.set_record(&task.name, fingerprint.1);
     }
 
     /// Remember how a task ended, for `graph --status`.
     pub fn record_status(&mut self, task: &Task, ok: bool) {
-        self.state.last.insert(task.name.clone(), if ok { LastRun::Ok } else { LastRun::Failed });
+        self.state.set_last(&task.name, if ok { LastRun::Ok } else { LastRun::Failed });
     }
 
     /// After the task ran: remember how it went, with the inputs it ran on and the outputs it left.
@@ -132,37 +156,74 @@ impl Checker {
             let outputs = self.files(&task.outputs, false);
             record.outputs = self.stamps(&outputs, &BTreeMap::new(), 0);
         }
-        self.state.tasks.insert(task.name.clone(), record);
+        self.state.set_record(&task.name, record);
     }
 
-    fn snapshot(&self, task: &Task, previous: Option<&TaskRecord>, deps: &[&str]) -> Snapshot {
+    /// What `dep` is now, as its dependents record it: a task's `recorded_at`, a service's fingerprint.
+    fn stamp_of(&self, config: &Config, dep: &Task) -> Option<String> {
+        if dep.is_service() {
+            if let Some(f) = self.services.borrow().get(&dep.name) {
+                return Some(f.clone());
+            }
+            let previous = self.state.tasks.get(&dep.name);
+            let (fingerprint, _) = self.fingerprint(config, dep, previous);
+            self.services.borrow_mut().insert(dep.name.clone(), fingerprint.clone());
+            return Some(fingerprint);
+        }
+        self.state.tasks.get(&dep.name).map(|r| r.recorded_at.to_string())
+    }
+
+    /// A service's fingerprint and the record that holds it: its settings, the content of its sources and what its
+    /// deps are now.
+    fn fingerprint(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>) -> (String, TaskRecord) {
+        let deps = config.deps_through_groups(task);
+        let snapshot = self.snapshot(config, task, previous, &deps);
+        let record = snapshot.record;
+        let mut h = Xxh3::new();
+        for part in [&record.command, &record.env, &record.cwd, &record.globs] {
+            h.write(part.as_bytes());
+            h.write(b"\0");
+        }
+        for (path, stamp) in &record.sources {
+            h.write(path.as_bytes());
+            h.write(stamp.hash.as_bytes());
+        }
+        for (dep, stamp) in &record.deps {
+            h.write(dep.as_bytes());
+            h.write(stamp.as_bytes());
+        }
+        let fingerprint = format!("{:032x}", h.digest128());
+        let record = TaskRecord { ok: true, fingerprint: fingerprint.clone(), recorded_at: now_ns(), ..record };
+        (fingerprint, record)
+    }
+
+    fn snapshot(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>, deps: &[&Task]) -> Snapshot {
         let recorded_at = now_ns();
         let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.recorded_at));
         let empty = BTreeMap::new();
         let sources = self.stamps(&self.files(&task.sources, true), prev_sources.unwrap_or(&empty), prev_at);
-        let mut env: Vec<&(String, String)> = task.env.iter().collect();
-        env.sort();
+        let (command, env, globs) = settings(task);
         Snapshot {
             record: TaskRecord {
                 ok: false,
                 unfinished: false,
                 recorded_at,
-                command: hash_str(&format!("{:?}", task.cmd)),
-                env: hash_str(&format!("{env:?}")),
+                command,
+                env,
                 cwd: task.cwd.display().to_string(),
-                globs: hash_str(&format!("{:?} {:?}", task.sources, task.outputs)),
+                globs,
                 sources,
                 outputs: BTreeMap::new(),
-                deps: deps
-                    .iter()
-                    .filter_map(|d| self.state.tasks.get(*d).map(|r| (d.to_string(), r.recorded_at)))
-                    .collect(),
+                deps: deps.iter().filter_map(|d| self.stamp_of(config, d).map(|s| (d.name.clone(), s))).collect(),
+                hashing: HASHING,
+                fingerprint: String::new(),
             },
         }
     }
 
     /// Files (relative paths) matched by `globs`. For sources, folders ignored by the project (.gitignore, .git,
-    /// .venv, …) are not descended into unless a glob points into them.
+    /// .venv, …) are not descended into unless a glob points into them. Links to folders are followed, each folder
+    /// once (a link loop ends), and their files named by the path through the link.
     fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for g in globs {
@@ -182,14 +243,20 @@ impl Checker {
             } else {
                 glob_set(&[pattern.to_string()])
             };
+            let mut visited: HashSet<PathBuf> = HashSet::new();
             let mut stack = vec![start];
             while let Some(dir) = stack.pop() {
+                // The real folder, once: a link back up (or two links to one folder) is not walked again.
+                if !std::fs::canonicalize(&dir).is_ok_and(|real| visited.insert(real)) {
+                    continue;
+                }
                 let Ok(entries) = std::fs::read_dir(&dir) else { continue };
                 for e in entries.flatten() {
                     let path = e.path();
                     let Ok(rel) = path.strip_prefix(&self.root) else { continue };
                     let Ok(kind) = e.file_type() else { continue };
-                    if kind.is_dir() {
+                    let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+                    if is_dir {
                         // Never into version control or irun's own state; into ignored folders (.venv, target,
                         // .gitignore'd ones) only when the glob names them, not when it matches `**` anywhere.
                         let special = rel.file_name().is_some_and(|n| n == ".git" || n == crate::state::DIR);
@@ -264,6 +331,32 @@ fn stamp(path: &Path, previous: Option<&FileStamp>, prev_at: i64) -> Option<File
     Some(FileStamp { size: meta.len(), mtime, hash: format!("{:032x}", hasher.digest128()) })
 }
 
+/// A task's settings, hashed from a canonical serialisation: (command, env, `sources` and `outputs` globs).
+fn settings(task: &Task) -> (String, String, String) {
+    use serde_json::json;
+    let cmd = match &task.cmd {
+        Some(Cmd::Shell(s)) => json!({ "shell": s }),
+        Some(Cmd::Argv(argv)) => json!({ "argv": argv }),
+        None => serde_json::Value::Null,
+    };
+    let mut env: Vec<&(String, String)> = task.env.iter().collect();
+    env.sort();
+    let globs = json!({ "sources": task.sources, "outputs": task.outputs });
+    (hash_str(&cmd.to_string()), hash_str(&json!(env).to_string()), hash_str(&globs.to_string()))
+}
+
+/// The same, hashed as irun's first state format did (from `Debug` text): records it wrote are compared this way
+/// until they are written again, so an upgrade does not rerun every task.
+fn legacy_settings(task: &Task) -> (String, String, String) {
+    let mut env: Vec<&(String, String)> = task.env.iter().collect();
+    env.sort();
+    (
+        hash_str(&format!("{:?}", task.cmd)),
+        hash_str(&format!("{env:?}")),
+        hash_str(&format!("{:?} {:?}", task.sources, task.outputs)),
+    )
+}
+
 fn hash_str(s: &str) -> String {
     let mut h = Xxh3::new();
     h.write(s.as_bytes());
@@ -274,9 +367,9 @@ fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Verdicts for every task of `plan` without running anything: a dep that would run counts as having run.
-/// Groups get `None` (they run nothing themselves).
-pub fn predict(plan: &crate::plan::Plan, config: &crate::config::Config, checker: &Checker) -> Vec<Option<Verdict>> {
+/// Verdicts for every task of `plan` without running anything: a dep that would run counts as having run (a
+/// service does not: its fingerprint does). Groups get `None` (they run nothing themselves).
+pub fn predict(plan: &crate::plan::Plan, config: &Config, checker: &Checker) -> Vec<Option<Verdict>> {
     use crate::events::TaskKind;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; config.tasks.len()];
     let mut runs = vec![false; config.tasks.len()];
@@ -284,11 +377,9 @@ pub fn predict(plan: &crate::plan::Plan, config: &crate::config::Config, checker
         let dep_runs = plan.deps[i].iter().find(|&&d| runs[d]).map(|&d| plan.names[d].to_string());
         match plan.kinds[i] {
             TaskKind::Group => runs[i] = dep_runs.is_some(),
-            _ => {
-                let deps = plan.dep_names_through_groups(i);
-                let deps: Vec<&str> = deps.iter().map(|d| &**d).collect();
-                let (v, _) = checker.verdict(&config.tasks[i], &deps, dep_runs.as_deref(), "will run");
-                runs[i] = v != Verdict::UpToDate;
+            kind => {
+                let (v, _) = checker.verdict(config, &config.tasks[i], dep_runs.as_deref(), "will run");
+                runs[i] = kind == TaskKind::Task && v != Verdict::UpToDate;
                 verdicts[i] = Some(v);
             }
         }

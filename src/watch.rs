@@ -4,14 +4,15 @@
 //! Folders, not files, are watched, so editors' atomic saves (write a temporary file, rename it over the original)
 //! and backup renames are seen. A folder created later is watched as soon as it appears and scanned, so files
 //! created in it before the watch was in place are not missed. A kernel queue overflow becomes a "rescan" batch:
-//! everything may have changed.
+//! everything may have changed. Links to folders are followed, inside the project or out (each real folder is
+//! watched once, so a link loop ends), and a change is reported at every path the file has through them.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::Match;
@@ -146,9 +147,22 @@ impl Filter {
 
 fn subfolders(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    // `file_type` does not follow symlinks: a link to a folder is not descended into (no loops, no escapes).
+    // `file_type` does not follow symlinks: (for .gitignore files) a link to a folder is not descended into.
     entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
 }
+
+/// Subfolders, and links to folders (which a task's `sources` may reach through).
+fn subfolders_and_links(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || (t.is_symlink() && e.path().is_dir())))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Every path (relative to the root) each real folder is seen at: itself, and through links to it.
+type Aliases = HashMap<PathBuf, Vec<PathBuf>>;
 
 /// A running watch. Dropping it stops watching.
 pub struct Watcher {
@@ -173,7 +187,8 @@ pub fn start(
     let (raw_tx, raw_rx) = mpsc::channel();
     let watcher = notify::recommended_watcher(raw_tx).map_err(|e| describe_error(&e, &filter.root))?;
     let watcher = Arc::new(Mutex::new(watcher));
-    let watcher_folders = folders_to_watch(&filter, &filter.root);
+    let mut aliases = Aliases::new();
+    let watcher_folders = folders_to_watch(&filter, &filter.root, &mut aliases);
     for dir in &watcher_folders {
         watch_folder(&watcher, dir)?;
     }
@@ -184,17 +199,28 @@ pub fn start(
     let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
     std::thread::Builder::new()
         .name("irun-watch".into())
-        .spawn(move || Debouncer { filter, watcher: handle, debounce, watched }.run(raw_rx, tx))
+        .spawn(move || Debouncer { filter, watcher: handle, debounce, watched, aliases }.run(raw_rx, tx))
         .map_err(|e| format!("cannot start the watch thread: {e}"))?;
     Ok((Watcher { _inner: watcher, folders, outputs }, rx))
 }
 
-/// `start` and every folder below it that is not ignored (symbolic links are not followed).
-fn folders_to_watch(filter: &Filter, start: &Path) -> Vec<PathBuf> {
+/// `start` and every folder below it that is not ignored, following links to folders (inside the project or not),
+/// each real folder once: a link loop ends, and a folder seen through two paths has one watch and two `aliases`.
+fn folders_to_watch(filter: &Filter, start: &Path, aliases: &mut Aliases) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    let mut visited = HashSet::new();
     let mut stack = vec![start.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for sub in subfolders(&dir) {
+        let Ok(real) = std::fs::canonicalize(&dir) else { continue };
+        let rel = dir.strip_prefix(&filter.root).unwrap_or(&dir).to_path_buf();
+        let seen = aliases.entry(real.clone()).or_default();
+        if !seen.contains(&rel) {
+            seen.push(rel);
+        }
+        if !visited.insert(real) {
+            continue;
+        }
+        for sub in subfolders_and_links(&dir) {
             let rel = sub.strip_prefix(&filter.root).unwrap_or(&sub);
             if !filter.ignored(rel, true) {
                 stack.push(sub);
@@ -220,6 +246,8 @@ struct Debouncer {
     debounce: Duration,
     /// Folders with a watch: a removed or renamed one means files vanished without events of their own.
     watched: HashSet<PathBuf>,
+    /// The paths each watched real folder is seen at (through links): a change is reported at each.
+    aliases: Aliases,
 }
 
 impl Debouncer {
@@ -281,7 +309,7 @@ impl Debouncer {
     fn rewatch(&mut self, batch: &mut Batch) {
         self.filter.reload_gitignores();
         let root = self.filter.root.clone();
-        for dir in folders_to_watch(&self.filter, &root) {
+        for dir in folders_to_watch(&self.filter, &root, &mut self.aliases) {
             if !self.watched.contains(&dir) {
                 match watch_folder(&self.watcher, &dir) {
                     Ok(()) => {
@@ -326,12 +354,11 @@ impl Debouncer {
             if rel.as_os_str().is_empty() {
                 continue;
             }
-            // Not following links: a link to a folder elsewhere must not pull that folder into the watch.
-            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            // A link to a folder counts as the folder: tasks' sources reach through it.
             let is_dir =
                 matches!(event.kind, EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder))
                     || self.watched.contains(&path)
-                    || (!is_link && path.is_dir());
+                    || path.is_dir();
             if self.filter.ignored(&rel, is_dir) {
                 continue;
             }
@@ -344,23 +371,55 @@ impl Debouncer {
                     self.watched.remove(&path);
                     batch.rescan = true;
                     changed = true;
-                } else if appeared && !is_link {
+                } else if appeared {
                     changed |= self.adopt_folder(&path, batch);
                 }
                 continue;
             }
-            batch.paths.insert(rel);
+            // The same file as seen through every link to its folder.
+            for alias in self.aliases_of(&path, &rel) {
+                if alias == rel || !self.filter.ignored(&alias, false) {
+                    batch.paths.insert(alias);
+                }
+            }
             changed = true;
         }
         changed
+    }
+
+    /// `rel` (the changed file at `path`), and the paths of the same file through links to its folder.
+    fn aliases_of(&self, path: &Path, rel: &Path) -> Vec<PathBuf> {
+        let mut out = vec![rel.to_path_buf()];
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return out };
+        let Some(seen) = std::fs::canonicalize(parent).ok().and_then(|real| self.aliases.get(&real)) else {
+            return out;
+        };
+        for dir in seen {
+            let alias = dir.join(name);
+            if !out.contains(&alias) {
+                out.push(alias);
+            }
+        }
+        out
     }
 
     /// A folder appeared: watch it and everything below, and count the files already in it as changed (they may
     /// have been created before the watch was in place).
     fn adopt_folder(&mut self, dir: &Path, batch: &mut Batch) -> bool {
         let mut changed = false;
+        let mut visited = HashSet::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
+            // Each real folder once (a link loop ends); its path through a link is remembered as an alias.
+            let Ok(real) = std::fs::canonicalize(&d) else { continue };
+            let rel = d.strip_prefix(&self.filter.root).unwrap_or(&d).to_path_buf();
+            let seen = self.aliases.entry(real.clone()).or_default();
+            if !seen.contains(&rel) {
+                seen.push(rel);
+            }
+            if !visited.insert(real) {
+                continue;
+            }
             match watch_folder(&self.watcher, &d) {
                 Ok(()) => {
                     self.watched.insert(d.clone());
@@ -371,7 +430,7 @@ impl Debouncer {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Ok(rel) = path.strip_prefix(&self.filter.root).map(Path::to_path_buf) else { continue };
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir() || (t.is_symlink() && path.is_dir()));
                 if self.filter.ignored(&rel, is_dir) {
                     continue;
                 }

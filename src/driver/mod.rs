@@ -221,12 +221,9 @@ impl Driver {
                     }
                 }
                 Effect::CheckFreshness { task, dep_ran } => {
-                    let plan = self.engine.plan();
-                    let deps = plan.dep_names_through_groups(task);
-                    let deps: Vec<&str> = deps.iter().map(|d| &**d).collect();
-                    let dep_ran = dep_ran.map(|d| plan.names[d].clone());
+                    let dep_ran = dep_ran.map(|d| self.config.tasks[d].name.clone());
                     let (verdict, snapshot) =
-                        self.checker.verdict(&self.config.tasks[task], &deps, dep_ran.as_deref(), "ran");
+                        self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_deref(), "ran");
                     self.snapshots[task] = snapshot;
                     queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
                 }
@@ -240,6 +237,11 @@ impl Driver {
         if self.snapshots[task].is_some() {
             // Until it succeeds, its old record no longer vouches for anything.
             self.checker.started(&self.config.tasks[task]);
+            self.state_dirty = true;
+        }
+        if self.config.tasks[task].is_service() {
+            // Its dependents compare this fingerprint with the one they last ran against.
+            self.checker.service_started(&self.config, &self.config.tasks[task]);
             self.state_dirty = true;
         }
         let (tx, rx) = watch::channel(None);
@@ -287,7 +289,7 @@ impl Driver {
         let snapshot = self.snapshots[task].take();
         let def = &self.config.tasks[task];
         if let Some(took) = took {
-            self.checker.state.durations.insert(def.name.clone(), took.as_millis() as u64);
+            self.checker.state.set_duration(&def.name, took.as_millis() as u64);
         }
         if !outcome.is_recorded() {
             // Up to date: its record stands. Cancelled or blocked: a run that started stays marked unfinished.
@@ -304,6 +306,7 @@ impl Driver {
     /// Save the state: now if `urgent`, else at most once a second, and at least twenty times as long apart as the
     /// last save took (a big state must not become a cost paid over and over); a save put off is done when due.
     fn save_state(&mut self, urgent: bool) {
+        self.state_dirty |= self.checker.state.unsaved();
         if !self.state_dirty {
             self.save_due = None;
             return;

@@ -515,8 +515,10 @@ impl Engine {
     fn spawn(&mut self, i: usize) {
         self.free_slots -= 1;
         self.set_life(i, Life::Starting);
+        let service = self.kind(i) == TaskKind::Service;
         let node = &mut self.nodes[i];
-        node.ran = true;
+        // A service starting does not make its dependents stale: its fingerprint decides (see fresh.rs).
+        node.ran = !service;
         node.ready_after = None;
         let restarting = node.spawns > 0;
         node.spawns += 1;

@@ -95,7 +95,8 @@ fn the_whole_suite_passes_through_irun_and_leaves_nothing_running() {
 
 #[test]
 fn graph_dot_of_the_root_irun_toml_is_valid() {
-    let out = crate::harness::Irun::new().args(["-f", repo().join("Irun.toml").to_str().unwrap(), "graph", "--dot"]).run();
+    let out =
+        crate::harness::Irun::new().args(["-f", repo().join("Irun.toml").to_str().unwrap(), "graph", "--dot"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     graphviz_rust::parse(&out.stdout).unwrap_or_else(|e| panic!("invalid DOT: {e}\n{}", out.stdout));
     for edge in ["\"setup\" -> \"thread\"", "\"http-daemon\" -> \"http-client\"", "\"http-client\" -> \"http\""] {

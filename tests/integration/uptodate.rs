@@ -170,12 +170,12 @@ fn force_runs_everything() {
 fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
     let p = pipeline();
     run_ok(&p, &["use"]);
-    let state = std::fs::read_to_string(p.path(".irun/state.toml")).unwrap();
+    let state = std::fs::read_to_string(p.path(".irun/state.json")).unwrap();
     for (n, broken) in [state[..state.len() / 2].to_string(), "\u{0}\u{1}garbage".to_string()].iter().enumerate() {
-        std::fs::write(p.path(".irun/state.toml"), broken).unwrap();
+        std::fs::write(p.path(".irun/state.json"), broken).unwrap();
         let out = run_ok(&p, &["use"]);
         assert!(
-            out.stdout.contains("irun: warning: ") && out.stdout.contains(".irun/state.toml is unreadable"),
+            out.stdout.contains("irun: warning: ") && out.stdout.contains(".irun/state.json is unreadable"),
             "{out:?}"
         );
         assert!(out.stdout.contains("running every task"), "{out:?}");
@@ -209,7 +209,7 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
         let dir = p.path(".irun");
         loop {
             let writing = std::fs::read_dir(&dir)
-                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("state.toml.tmp-")))
+                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("state.json.tmp-")))
                 .unwrap_or(false);
             if writing {
                 run.signal(Signal::SIGKILL);
@@ -233,15 +233,33 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
 }
 
 #[test]
-fn services_are_never_skipped() {
+fn services_always_run_and_their_dependents_only_when_the_service_changed() {
     let p = Project::new(
-        "[tasks.svc]\ncmd = \"echo run >> svc.log; echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\n[tasks.client]\ncmd = \"echo run >> client.log\"\ndeps = [\"svc\"]\nsources = [\"client.cfg\"]\n",
+        "[tasks.setup]\ncmd = \"echo run >> setup.log\"\nsources = [\"setup.cfg\"]\n\
+         [tasks.svc]\ncmd = \"echo run >> svc.log; echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\ndeps = [\"setup\"]\n\
+         [tasks.client]\ncmd = \"echo run >> client.log\"\ndeps = [\"svc\"]\nsources = [\"client.cfg\"]\n",
     );
-    p.file("svc.cfg", "").file("client.cfg", "");
+    p.file("svc.cfg", "").file("client.cfg", "").file("setup.cfg", "");
     run_ok(&p, &["client"]);
+    // Nothing changed: the service runs (services always do), its client is up to date.
+    let out = run_ok(&p, &["client"]);
+    assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (2, 1), "{out:?}");
+    assert!(out.stdout.contains("client * up to date"), "{out:?}");
+    assert!(explain(&p, "client").ends_with("up to date"), "{}", explain(&p, "client"));
+    // The service's own source changed: its fingerprint did, and the client runs again.
+    p.file("svc.cfg", "changed\n");
+    assert!(
+        explain(&p, "client").ends_with("will run: service `svc` changed since it last ran"),
+        "{}",
+        explain(&p, "client")
+    );
+    run_ok(&p, &["client"]);
+    assert_eq!(runs(&p, "client.log"), 2);
+    // A dep of the service ran: that changes the service too.
+    p.file("setup.cfg", "changed\n");
     let out = run_ok(&p, &["--explain", "client"]);
-    assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (2, 2), "{out:?}");
-    assert!(out.stdout.contains("will run: dep `svc` ran"), "{out:?}");
+    assert_eq!((runs(&p, "setup.log"), runs(&p, "client.log")), (2, 3), "{out:?}");
+    assert!(out.stdout.contains("client * will run: service `svc` changed since it last ran"), "{out:?}");
 }
 
 #[test]
@@ -313,4 +331,86 @@ fn a_declared_output_that_was_never_produced_is_missing() {
     run_ok(&p, &["t"]);
     let out = p.irun().args(["explain", "t"]).run();
     assert!(out.stdout.contains("t  will run: output `out/result.bin` missing"), "{out:?}");
+}
+
+#[test]
+fn two_runs_at_once_never_lose_each_others_records() {
+    let p = Project::new(
+        r#"
+[tasks.x]
+cmd = "! test -e x.fails"
+sources = ["x.cfg"]
+
+[tasks.y]
+cmd = "touch y.started; while [ ! -e y.release ]; do sleep 0.01; done"
+sources = ["y.cfg"]
+"#,
+    );
+    p.file("x.cfg", "").file("y.cfg", "");
+    p.file("y.release", "");
+    run_ok(&p, &["x", "y"]);
+    std::fs::remove_file(p.path("y.release")).unwrap();
+    // A slow run of y loads the state while x's record says "ok"...
+    let mut slow = p.irun().args(["-B", "y"]).spawn();
+    slow.wait_for_line("y * started");
+    // ...meanwhile x fails in another run...
+    p.file("x.fails", "");
+    let failed = p.irun().args(["-B", "x"]).run();
+    assert_eq!(failed.code, 1, "{failed:?}");
+    // ...then the slow run ends and saves.
+    p.file("y.release", "");
+    assert_eq!(slow.wait().code, 0);
+    let out = p.irun().args(["x"]).run();
+    assert_eq!(out.code, 1, "x's failure was kept, so x runs (and fails) again: {out:?}");
+    assert!(explain_failing(&p, "x").ends_with("will run: last run failed"), "{}", explain_failing(&p, "x"));
+}
+
+fn explain_failing(p: &Project, task: &str) -> String {
+    let out = p.irun().args(["explain", task]).run();
+    out.stdout.lines().find(|l| l.split_whitespace().next() == Some(task)).unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_state_written_by_the_previous_version_keeps_tasks_up_to_date() {
+    // irun's first state format: TOML, settings hashed from Debug text. Written here as that version would have.
+    let p = Project::new("[tasks.gen]\ncmd = \"echo run >> gen.log\"\nsources = [\"src/*.txt\"]\n");
+    p.file("src/a.txt", "a\n");
+    run_ok(&p, &["gen"]);
+    let json: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    let record = &json["tasks"]["gen"]["record"];
+    let hash = |s: &str| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(s.as_bytes()));
+    let stamp = &record["sources"]["src/a.txt"];
+    let body = format!(
+        "[last]\ngen = \"ok\"\n\n[tasks.gen]\nok = true\nrecorded_at = {}\ncommand = \"{}\"\nenv = \"{}\"\ncwd = \"{}\"\nglobs = \"{}\"\n\n[tasks.gen.sources.\"src/a.txt\"]\nsize = {}\nmtime = {}\nhash = \"{}\"\n",
+        record["recorded_at"],
+        hash("Some(Shell(\"echo run >> gen.log\"))"),
+        hash("[]"),
+        record["cwd"].as_str().unwrap(),
+        hash("[\"src/*.txt\"] []"),
+        stamp["size"],
+        stamp["mtime"],
+        stamp["hash"].as_str().unwrap(),
+    );
+    let text = format!("tool = \"irun\"\nversion = 1\ndigest = \"{}\"\n\n{body}", hash(&body));
+    std::fs::remove_file(p.path(".irun/state.json")).unwrap();
+    p.file(".irun/state.toml", &text);
+    let out = run_ok(&p, &["gen"]);
+    assert!(out.stdout.contains("gen * up to date"), "migrated without a forced rerun: {out:?}");
+    assert!(!p.exists(".irun/state.toml") && p.exists(".irun/state.json"), "replaced by the JSON state");
+    assert_eq!(runs(&p, "gen.log"), 1);
+}
+
+#[test]
+fn sources_reached_through_a_symlinked_folder_are_checked() {
+    let p = Project::new("[tasks.build]\ncmd = \"echo run >> build.log\"\nsources = [\"src/**\"]\n");
+    p.file("src/main.txt", "m\n").file("shared/lib/util.txt", "1\n");
+    std::os::unix::fs::symlink("../shared/lib", p.path("src/lib")).unwrap();
+    // A link loop (src/again -> src) is walked once.
+    std::os::unix::fs::symlink(".", p.path("src/again")).unwrap();
+    run_ok(&p, &["build"]);
+    assert!(explain(&p, "build").ends_with("up to date"), "{}", explain(&p, "build"));
+    p.file("shared/lib/util.txt", "2\n");
+    assert!(explain(&p, "build").ends_with("will run: `src/lib/util.txt` changed"), "{}", explain(&p, "build"));
+    run_ok(&p, &["build"]);
+    assert_eq!(runs(&p, "build.log"), 2);
 }

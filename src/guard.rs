@@ -1,37 +1,53 @@
-//! The guard: a tiny process forked before irun starts anything, which kills every process group irun still
-//! owns if irun dies without cleaning up (even by SIGKILL, which no handler can catch).
+//! The guard: a tiny process started before irun starts anything, which kills every process irun still owns if
+//! irun dies without cleaning up (even by SIGKILL, which no handler can catch).
 //!
-//! irun tells the guard about each process group over a pipe (`+PGID` when started, `-PGID` once it is gone).
-//! The write end is close-on-exec and held only by irun, so the guard sees end-of-file exactly when irun has
-//! exited, for whatever reason. It then sends SIGKILL to the groups still listed. After a normal exit the list
-//! is empty and it does nothing.
+//! irun tells the guard, over a pipe, about each process group it starts and ends (`g+PGID`, `g-PGID`) and about
+//! each process that left its task's group and was re-parented to irun (`p+PID START`, `p-PID`; START is the
+//! process's start time, so a reused pid is never mistaken for it). The write end is close-on-exec and held only by
+//! irun, so the guard sees end-of-file exactly when irun has exited, for whatever reason. It then sends SIGKILL to
+//! the groups and processes still listed, and to anything carrying the run's `IRUN_OWNER` marker. After a normal
+//! exit (`done`) the lists are empty and it does nothing.
+//!
+//! The guard is irun's own binary started again (`/proc/self/exe` with `IRUN_GUARD` set), not a fork: irun can
+//! start a new one at any time, even with threads running. If the guard dies, irun notices at once (a pidfd),
+//! says so, starts a new one and tells it everything it must know.
 //!
 //! `PR_SET_PDEATHSIG` alone is not enough: it reaches only the direct child, while a service's workers
 //! (gunicorn's, or anything under `sh -c`) are grandchildren.
-//!
-//! Processes that left their group (`setsid`, daemonising) are found by the marker irun puts in every task's
-//! environment, `IRUN_OWNER=<run token>/<n>`, which their descendants inherit: the guard kills those too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Mutex, OnceLock};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
-use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, fork, pipe2, setpgid};
-
-struct Guard {
-    pipe: File,
-    pid: Pid,
-}
-
-static GUARD: OnceLock<Mutex<Guard>> = OnceLock::new();
+use nix::unistd::{Pid, pipe2};
 
 /// The environment variable that marks every process a run started, and their descendants.
 pub const OWNER_VAR: &str = "IRUN_OWNER";
+
+/// Set (to the run token) in the environment of the guard process only: irun started as the guard.
+const GUARD_VAR: &str = "IRUN_GUARD";
+
+struct Guard {
+    pipe: File,
+    child: Child,
+    /// What the guard has been told and not told to forget, so a new guard can be told again.
+    groups: HashSet<i32>,
+    adopted: HashMap<i32, u64>,
+    /// A write failed: the guard is gone.
+    broken: bool,
+}
+
+static GUARD: OnceLock<Mutex<Option<Guard>>> = OnceLock::new();
+
+fn guard() -> MutexGuard<'static, Option<Guard>> {
+    GUARD.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What identifies this run among every irun on the machine: its pid and start time.
 pub fn run_token() -> &'static str {
@@ -44,69 +60,146 @@ pub fn run_token() -> &'static str {
 
 /// The guard's pid, so irun does not mistake it for an adopted orphan.
 pub fn pid() -> Option<i32> {
-    GUARD.get().map(|g| g.lock().unwrap_or_else(|e| e.into_inner()).pid.as_raw())
+    guard().as_ref().map(|g| g.child.id() as i32)
 }
 
-/// Fork the guard. Must be called while irun is still single-threaded (before the async runtime starts).
+/// If this process was started as a guard, be the guard and never return.
+pub fn run_if_guard() {
+    if let Some(token) = std::env::var_os(GUARD_VAR) {
+        guard_main(&token.to_string_lossy())
+    }
+}
+
+/// Start the guard.
 pub fn start() -> std::io::Result<()> {
-    let token = run_token().to_string();
+    let g = spawn()?;
+    *guard() = Some(g);
+    Ok(())
+}
+
+fn spawn() -> std::io::Result<Guard> {
     let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-    // SAFETY: irun has no other threads yet, so the child may do anything the parent could.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
-            drop(write);
-            guard_main(read, &token)
-        }
-        ForkResult::Parent { child } => {
-            drop(read);
-            let _ = GUARD.set(Mutex::new(Guard { pipe: File::from(write), pid: child }));
-            Ok(())
-        }
+    let child = Command::new("/proc/self/exe")
+        .arg0("irun-guard")
+        .env(GUARD_VAR, run_token())
+        .stdin(Stdio::from(read))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
+        .process_group(0)
+        .spawn()?;
+    Ok(Guard { pipe: File::from(write), child, groups: HashSet::new(), adopted: HashMap::new(), broken: false })
+}
+
+fn tell(g: &mut Guard, line: &str) {
+    // Lines are far shorter than PIPE_BUF, so each write is atomic.
+    if g.pipe.write_all(line.as_bytes()).is_err() {
+        g.broken = true;
     }
 }
 
 /// Record that irun owns process group `pgid`.
 pub fn watch(pgid: i32) {
-    tell(&format!("+{pgid}\n"));
+    if let Some(g) = guard().as_mut() {
+        g.groups.insert(pgid);
+        tell(g, &format!("g+{pgid}\n"));
+    }
 }
 
 /// Record that process group `pgid` is gone, so the guard must never signal it (the id may be reused).
 pub fn forget(pgid: i32) {
-    tell(&format!("-{pgid}\n"));
+    if let Some(g) = guard().as_mut() {
+        g.groups.remove(&pgid);
+        tell(g, &format!("g-{pgid}\n"));
+    }
 }
 
-fn tell(line: &str) {
-    if let Some(g) = GUARD.get() {
-        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
-        // Lines are far shorter than PIPE_BUF, so each write is atomic.
-        let _ = g.pipe.write_all(line.as_bytes());
+/// Record a process that left its task's group and was re-parented to irun (`start`: its start time).
+pub fn adopt(pid: i32, start: u64) {
+    if let Some(g) = guard().as_mut() {
+        g.adopted.insert(pid, start);
+        tell(g, &format!("p+{pid} {start}\n"));
+    }
+}
+
+/// Record that an adopted process is gone.
+pub fn release(pid: i32) {
+    if let Some(g) = guard().as_mut() {
+        if g.adopted.remove(&pid).is_some() {
+            tell(g, &format!("p-{pid}\n"));
+        }
+    }
+}
+
+/// A pidfd of the guard: readable once the guard has exited.
+pub fn pidfd() -> Option<OwnedFd> {
+    let pid = pid()?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1); nothing else is touched.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative return is a descriptor this process now owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// If the guard has died, start a new one and tell it everything the old one knew. Returns what to tell the user.
+pub fn revive() -> Option<String> {
+    let mut slot = guard();
+    let g = slot.as_mut()?;
+    let exited = g.child.try_wait().ok().flatten();
+    if exited.is_none() && !g.broken {
+        return None;
+    }
+    let how = match exited {
+        Some(status) => crate::report::text::exit(crate::outcome::ChildExit::from_status(status)),
+        None => "it stopped reading".to_string(),
+    };
+    let _ = g.child.kill();
+    let _ = g.child.wait();
+    match spawn() {
+        Ok(mut new) => {
+            let (groups, adopted) = (std::mem::take(&mut g.groups), std::mem::take(&mut g.adopted));
+            for &pgid in &groups {
+                tell(&mut new, &format!("g+{pgid}\n"));
+            }
+            for (&pid, &start) in &adopted {
+                tell(&mut new, &format!("p+{pid} {start}\n"));
+            }
+            new.groups = groups;
+            new.adopted = adopted;
+            *g = new;
+            Some(format!("irun's guard process ended ({how}); started a new one, which knows every running process"))
+        }
+        Err(e) => {
+            *slot = None;
+            Some(format!(
+                "irun's guard process ended ({how}) and a new one could not be started ({e}); if irun is killed \
+                 now, its processes may outlive it (irun still stops them itself when it ends)"
+            ))
+        }
     }
 }
 
 /// Tell the guard that irun cleaned up after itself, close the pipe, and wait for the guard to exit.
 pub fn finish() {
-    tell("done\n");
-    if let Some(g) = GUARD.get() {
-        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
-        // Replacing the pipe with /dev/null closes our end, which is the guard's signal to exit.
-        if let Ok(null) = File::open("/dev/null") {
-            g.pipe = null;
-            let _ = waitpid(g.pid, None);
-        }
+    if let Some(mut g) = guard().take() {
+        tell(&mut g, "done\n");
+        // Closing our end is the guard's signal to exit.
+        drop(g.pipe);
+        let _ = g.child.wait();
     }
 }
 
-fn guard_main(read: OwnedFd, token: &str) -> ! {
-    // Out of the terminal's foreground group, and deaf to the signals meant for irun: the guard must outlive it.
-    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+fn guard_main(token: &str) -> ! {
+    let _ = nix::sys::prctl::set_name(c"irun-guard");
+    // Deaf to the signals meant for irun: the guard must outlive it.
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGPIPE] {
         // SAFETY: installing SIG_IGN runs no code in signal context.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
-    close_other_fds(read.as_raw_fd());
+    close_other_fds();
 
     let mut groups: HashSet<i32> = HashSet::new();
-    let mut reader = BufReader::new(File::from(read));
+    let mut adopted: HashMap<i32, u64> = HashMap::new();
+    let mut reader = BufReader::new(std::io::stdin().lock());
     let mut line = String::new();
     loop {
         line.clear();
@@ -119,15 +212,30 @@ fn guard_main(read: OwnedFd, token: &str) -> ! {
             // irun finished its own cleanup; the ids it left listed may already belong to someone else.
             std::process::exit(0);
         }
-        if let Some(id) = l.strip_prefix('+').and_then(|s| s.parse().ok()) {
+        if let Some(id) = l.strip_prefix("g+").and_then(|s| s.parse().ok()) {
             groups.insert(id);
-        } else if let Some(id) = l.strip_prefix('-').and_then(|s| s.parse::<i32>().ok()) {
+        } else if let Some(id) = l.strip_prefix("g-").and_then(|s| s.parse::<i32>().ok()) {
             groups.remove(&id);
+        } else if let Some((pid, start)) = l.strip_prefix("p+").and_then(|s| s.split_once(' ')) {
+            if let (Ok(pid), Ok(start)) = (pid.parse(), start.parse()) {
+                adopted.insert(pid, start);
+            }
+        } else if let Some(pid) = l.strip_prefix("p-").and_then(|s| s.parse::<i32>().ok()) {
+            adopted.remove(&pid);
         }
     }
     for pgid in groups {
         if pgid > 1 {
             let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+        }
+    }
+    // Processes that left their groups: only if still the same process (same start time), with their own group.
+    for (pid, start) in adopted {
+        if pid > 1 && crate::procfs::stat(pid).is_some_and(|s| s.starttime == start) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if crate::procfs::stat(pid).is_some_and(|s| s.pgrp == pid) {
+                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+            }
         }
     }
     // Then whatever escaped those groups but still carries this run's marker. SIGKILL cannot be ignored and nothing
@@ -143,10 +251,9 @@ fn guard_main(read: OwnedFd, token: &str) -> ! {
     std::process::exit(0)
 }
 
-/// Keep only the pipe: holding irun's stdout or a test harness's pipes open would make readers wait for us.
-fn close_other_fds(keep: i32) {
+/// Keep only stdin (the pipe): holding irun's stdout or a test harness's pipes open would make readers wait for us.
+fn close_other_fds() {
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stdin(&null);
         let _ = nix::unistd::dup2_stdout(&null);
         let _ = nix::unistd::dup2_stderr(&null);
     }
@@ -154,7 +261,7 @@ fn close_other_fds(keep: i32) {
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
     for fd in fds {
-        if fd > 2 && fd != keep {
+        if fd > 2 && fd != std::io::stdin().as_raw_fd() {
             // Nothing else in this single-threaded process uses these descriptors.
             let _ = nix::unistd::close(fd);
         }

@@ -39,6 +39,8 @@ use crate::plan::Plan;
 ///
 /// Must be called from a single-threaded process (the binary's `main`): it forks irun's guard process.
 pub fn main() -> i32 {
+    // Started as irun's guard process: be that, and nothing else.
+    guard::run_if_guard();
     let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(d) => {

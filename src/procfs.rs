@@ -10,6 +10,8 @@ pub struct Stat {
     pub state: char,
     pub ppid: i32,
     pub pgrp: i32,
+    /// When the process started (clock ticks since boot): with the pid, it names one process for good.
+    pub starttime: u64,
 }
 
 impl Stat {
@@ -30,7 +32,9 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some(Stat { state, ppid, pgrp })
+    // Field 22 of the line; 5 (pgrp) was the third after the command name.
+    let starttime = fields.nth(16)?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp, starttime })
 }
 
 /// Whether one of `pid`'s environment entries starts with `prefix` (false if unreadable, e.g. a zombie).
@@ -39,9 +43,22 @@ pub fn environ_has(pid: i32, prefix: &str) -> bool {
     env.split(|&b| b == 0).any(|entry| entry.starts_with(prefix.as_bytes()))
 }
 
-/// The children of process `parent` (a scan of /proc: the kernel's `children` file is not always built in).
+/// The children of process `parent`: from the kernel's `children` files of its threads where the kernel has them
+/// (cheap), else by a scan of /proc.
 pub fn children(parent: i32) -> Vec<(i32, Stat)> {
+    if let Some(pids) = children_from_task_files(parent) {
+        return pids.into_iter().filter_map(|pid| stat(pid).filter(|s| s.ppid == parent).map(|s| (pid, s))).collect();
+    }
     pids().into_iter().filter_map(|pid| stat(pid).filter(|s| s.ppid == parent).map(|s| (pid, s))).collect()
+}
+
+fn children_from_task_files(parent: i32) -> Option<Vec<i32>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{parent}/task")).ok()?.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    Some(out)
 }
 
 /// Whether the environment entry `name=value` is exactly present.
@@ -57,8 +74,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_awkward_command_names() {
-        let s = parse_stat("42 (a) b (c)) S 7 42 42 0 -1").unwrap();
-        assert_eq!((s.state, s.ppid, s.pgrp), ('S', 7, 42));
+        let s = parse_stat("42 (a) b (c)) S 7 42 42 0 -1 4194304 1 0 0 0 0 0 0 0 20 0 1 0 987654 5 6").unwrap();
+        assert_eq!((s.state, s.ppid, s.pgrp, s.starttime), ('S', 7, 42, 987654));
     }
 
     #[test]

@@ -132,6 +132,15 @@ pub struct State {
     pub durations: BTreeMap<String, u64>,
     /// Tasks whose entry this run changed: a save writes only these over what is on disk.
     touched: BTreeSet<String>,
+    /// The file these maps were read from or last written as (device, inode): every save replaces the file by a
+    /// rename, so the same inode means nobody saved since, and the file need not be read again.
+    disk: Option<(u64, u64)>,
+}
+
+/// The identity of the state file now, if there is one.
+fn file_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir.join(FILE)).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl State {
@@ -152,7 +161,8 @@ impl State {
         } else {
             maps.tasks.keys().chain(maps.last.keys()).chain(maps.durations.keys()).cloned().collect()
         };
-        let state = State { dir, tasks: maps.tasks, last: maps.last, durations: maps.durations, touched };
+        let disk = if warning.is_none() { file_id(&dir) } else { None };
+        let state = State { dir, tasks: maps.tasks, last: maps.last, durations: maps.durations, touched, disk };
         (state, warning)
     }
 
@@ -195,18 +205,30 @@ impl State {
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join(LOCK))?;
         let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, errno)| std::io::Error::from(errno))?;
-        // A file another irun could not read is replaced, as one this irun could not read would be.
-        let mut merged = read(&self.dir).unwrap_or_default();
-        for name in std::mem::take(&mut self.touched) {
-            copy(&mut merged.tasks, &self.tasks, &name);
-            copy(&mut merged.last, &self.last, &name);
-            copy(&mut merged.durations, &self.durations, &name);
+        if self.disk.is_none() || file_id(&self.dir) != self.disk {
+            // Another run saved since: take its file and put this run's entries on it. (A file irun cannot read
+            // is replaced, as at load.)
+            let mut merged = read(&self.dir).unwrap_or_default();
+            for name in &self.touched {
+                copy(&mut merged.tasks, &self.tasks, name);
+                copy(&mut merged.last, &self.last, name);
+                copy(&mut merged.durations, &self.durations, name);
+            }
+            self.tasks = merged.tasks;
+            self.last = merged.last;
+            self.durations = merged.durations;
         }
-        write(&self.dir, &merged)?;
+        let maps = Maps {
+            tasks: std::mem::take(&mut self.tasks),
+            last: std::mem::take(&mut self.last),
+            durations: std::mem::take(&mut self.durations),
+        };
+        let written = write(&self.dir, &maps);
+        (self.tasks, self.last, self.durations) = (maps.tasks, maps.last, maps.durations);
+        written?;
+        self.touched.clear();
+        self.disk = file_id(&self.dir);
         let _ = std::fs::remove_file(self.dir.join(LEGACY_FILE));
-        self.tasks = merged.tasks;
-        self.last = merged.last;
-        self.durations = merged.durations;
         Ok(())
     }
 

@@ -275,17 +275,24 @@ async fn stop_escaped(owner: Option<&str>, sig: Signal, deadline: Instant, signa
     }
 }
 
-/// Live processes re-parented to irun that carry the marker of `owner` (or, with `None`, of any task of this run).
-/// Any process that escaped a task's group and outlived its parent ends up here, thanks to the subreaper flag.
-/// Adopted zombies are reaped on the way.
+/// Live processes re-parented to irun: with `Some(owner)`, those that carry that task's marker; with `None`, all
+/// of them, marker or not (a process that cleared its environment is still a descendant of a task: nothing else
+/// can be re-parented to irun, which is their subreaper). Adopted zombies are reaped on the way.
 fn escapees(owner: Option<&str>) -> Vec<i32> {
+    let marker = owner.map(|o| format!("{OWNER_VAR}={o}\0"));
+    adopted()
+        .into_iter()
+        .filter(|(pid, _)| marker.as_ref().is_none_or(|m| marker_matches(*pid, m)))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// irun's live children that it did not spawn itself (and that are not its guard), with their start times.
+/// Zombies among them are reaped.
+fn adopted() -> Vec<(i32, u64)> {
     let me = std::process::id() as i32;
     let guard_pid = guard::pid();
     let own: HashSet<i32> = spawned().as_ref().cloned().unwrap_or_default();
-    let marker = match owner {
-        Some(o) => format!("{OWNER_VAR}={o}\0"),
-        None => format!("{OWNER_VAR}={}/", guard::run_token()),
-    };
     let mut found = Vec::new();
     for (pid, stat) in procfs::children(me) {
         if own.contains(&pid) || Some(pid) == guard_pid {
@@ -293,11 +300,32 @@ fn escapees(owner: Option<&str>) -> Vec<i32> {
         }
         if stat.is_zombie() {
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-        } else if marker_matches(pid, &marker) {
-            found.push(pid);
+            guard::release(pid);
+            known().remove(&pid);
+        } else {
+            found.push((pid, stat.starttime));
         }
     }
     found
+}
+
+/// Adopted processes already told to the guard.
+fn known() -> std::sync::MutexGuard<'static, HashSet<i32>> {
+    static KNOWN: std::sync::LazyLock<Mutex<HashSet<i32>>> = std::sync::LazyLock::new(|| Mutex::new(HashSet::new()));
+    KNOWN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Processes that left their task's group and have just been re-parented to irun: the guard is told about them (so
+/// they die with irun even if it is killed), and they are returned so irun can say so. The run's end stops them.
+pub fn adopt_orphans() -> Vec<i32> {
+    let mut new = Vec::new();
+    for (pid, start) in adopted() {
+        if known().insert(pid) {
+            guard::adopt(pid, start);
+            new.push(pid);
+        }
+    }
+    new
 }
 
 fn marker_matches(pid: i32, marker: &str) -> bool {

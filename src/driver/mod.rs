@@ -108,6 +108,9 @@ pub async fn run(setup: Setup) -> RunOutcome {
     let effects = d.engine.start(notices);
     d.perform(effects);
 
+    let mut guard_exit = guard_watch();
+    let mut adoption_scan = Instant::now() + ADOPTION_SCAN_EVERY;
+    let mut last_adoption_scan = Instant::now();
     let outcome = loop {
         if let Some(outcome) = d.engine.finished() {
             break outcome;
@@ -117,11 +120,28 @@ pub async fn run(setup: Setup) -> RunOutcome {
         tokio::select! {
             Some(report) = inbox.recv() => {
                 d.tick();
+                let mut ended = report_ends(&report);
                 d.on_report(report);
                 // Reports come in bursts on big graphs: take what is already there before looking elsewhere.
                 while let Ok(report) = inbox.try_recv() {
+                    ended |= report_ends(&report);
                     d.on_report(report);
                 }
+                if ended {
+                    // A task's process ended: anything it left that escaped its group is re-parented to irun now.
+                    adoption_scan = adoption_scan.min(last_adoption_scan + ADOPTION_SCAN_GAP);
+                }
+            }
+            () = tokio::time::sleep_until(adoption_scan) => {
+                last_adoption_scan = Instant::now();
+                adoption_scan = last_adoption_scan + ADOPTION_SCAN_EVERY;
+                d.adopt_orphans();
+            }
+            () = guard_exited(&guard_exit) => {
+                if let Some(message) = crate::guard::revive() {
+                    d.events.send(Event::Notice { task: None, message });
+                }
+                guard_exit = guard_watch();
             }
             received = signals.recv() => {
                 d.tick();
@@ -167,6 +187,30 @@ pub async fn run(setup: Setup) -> RunOutcome {
     }
     d.events.send(Event::RunFinished { outcome, elapsed: started.elapsed() });
     outcome
+}
+
+/// Orphans are looked for this often, and soon after a task's process ends (but never more often than the gap).
+const ADOPTION_SCAN_EVERY: Duration = Duration::from_secs(1);
+const ADOPTION_SCAN_GAP: Duration = Duration::from_millis(50);
+
+fn report_ends(report: &Report) -> bool {
+    matches!(report.what, Happened::Finished { .. })
+}
+
+/// The guard's exit, as something the loop can wait for (none: no guard, or no pidfd on this kernel).
+fn guard_watch() -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    let fd = crate::guard::pidfd()?;
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same descriptor) until the AsyncFd is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
+}
+
+async fn guard_exited(watch: &Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>) {
+    match watch {
+        Some(fd) => {
+            let _ = fd.readable().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_batch(watching: &mut Option<Watching>) -> Option<Batch> {
@@ -283,6 +327,16 @@ impl Driver {
             }
         };
         self.input(input);
+    }
+
+    /// Tell the guard about processes that left their task's group and were re-parented to irun, and say so.
+    fn adopt_orphans(&mut self) {
+        for pid in crate::supervisor::adopt_orphans() {
+            let message = format!(
+                "process {pid} left its task's process group and outlived its parent; irun stops it when the run ends"
+            );
+            self.events.send(Event::Notice { task: None, message });
+        }
     }
 
     fn record(&mut self, task: usize, outcome: Outcome, took: Option<Duration>) {

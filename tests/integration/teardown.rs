@@ -238,3 +238,69 @@ sources = ["big.bin"]
     assert!(out.stdout.contains("received SIGINT again; killing everything now"), "{out:?}");
     assert_all_dead(&p.pids("svc.pid"));
 }
+
+/// A task that starts a process that leaves its group (setsid) and clears its environment (no IRUN_OWNER marker),
+/// then ends once it has (its environment is empty); `hold` keeps the run going.
+const ESCAPEE: &str = r#"
+[tasks.spawner]
+cmd = '''nohup setsid env -i /bin/sleep 300 >/dev/null 2>&1 & echo $! > esc.pid; until [ -z "$(tr -d '\000' < /proc/$!/environ)" ]; do sleep 0.01; done'''
+
+[tasks.hold]
+cmd = "echo $$ > hold.pid; echo holding; exec sleep 1000"
+"#;
+
+#[test]
+fn an_escapee_that_clears_its_environment_is_stopped_when_the_run_ends() {
+    let p = Project::new(ESCAPEE);
+    let out = p.irun().args(["spawner"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let esc = p.pids("esc.pid");
+    assert_all_dead(&esc);
+    assert!(out.stdout.contains("stopped 1 process that had left its task's process group"), "{out:?}");
+}
+
+/// The pid of irun's guard process.
+fn guard_of(irun: i32) -> i32 {
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (ppid == irun && comm.trim() == "irun-guard").then_some(pid)
+        });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "irun {irun} has no guard process");
+        std::thread::yield_now();
+    }
+}
+
+fn sigkill_leaves_nothing(kill_guard_first: bool) {
+    let p = Project::new(ESCAPEE);
+    let mut run = p.irun().args(["-j2", "spawner", "hold"]).spawn();
+    run.wait_for_line("| holding");
+    // irun has seen the escapee re-parented to it, and told its guard.
+    run.wait_for_line("left its task's process group and outlived its parent");
+    let mut pids = p.pids("esc.pid");
+    pids.extend(p.pids("hold.pid"));
+    if kill_guard_first {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(guard_of(run.pid())), Signal::SIGKILL).unwrap();
+        run.wait_for_line("irun's guard process ended (killed by SIGKILL); started a new one");
+    }
+    run.signal(Signal::SIGKILL);
+    run.wait();
+    wait_all_dead(&pids);
+}
+
+#[test]
+fn sigkill_of_irun_leaves_no_escapee_even_without_its_marker() {
+    sigkill_leaves_nothing(false);
+}
+
+#[test]
+fn sigkill_of_irun_after_its_guard_was_killed_leaves_nothing_behind() {
+    sigkill_leaves_nothing(true);
+}

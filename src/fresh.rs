@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hasher;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,19 +36,22 @@ pub struct Checker {
     force: bool,
     /// Services' fingerprints in this run: taken when each starts (or when first asked, for `explain`).
     services: RefCell<HashMap<String, String>>,
+    /// The project's folder and the folders above it (device, inode): a link to one of them is not followed.
+    above: HashSet<(u64, u64)>,
 }
 
 impl Checker {
     /// Load the project's state; the second value is a warning to show when the state could not be used.
     pub fn new(root: &Path, force: bool) -> (Checker, Option<String>) {
-        State::clean_leftovers(root);
         let (state, warning) = State::load(root);
+        let above = root.ancestors().filter_map(|d| std::fs::metadata(d).ok()).map(|m| (m.dev(), m.ino())).collect();
         let checker = Checker {
             root: root.to_path_buf(),
             state,
             filter: Filter::new(root, &[]),
             force,
             services: RefCell::new(HashMap::new()),
+            above,
         };
         (checker, warning)
     }
@@ -78,7 +82,10 @@ impl Checker {
             return run("`always_run = true`".into());
         }
         // A record without a command (written by an older irun for a task that had no sources) vouches for nothing.
-        let Some(prev) = previous.filter(|p| !p.command.is_empty()) else { return run("never ran".into()) };
+        // (A service's record holds its fingerprint, not a run of this task: it vouches for nothing either.)
+        let Some(prev) = previous.filter(|p| !p.command.is_empty() && p.fingerprint.is_empty()) else {
+            return run("never ran".into());
+        };
         if prev.unfinished {
             return run("last run did not finish".into());
         }
@@ -192,6 +199,11 @@ impl Checker {
             h.write(dep.as_bytes());
             h.write(stamp.as_bytes());
         }
+        if task.sources.is_empty() {
+            // Nothing tells whether a service without sources is the same as last time (its code, its data): it
+            // counts as new at every start, and its dependents run, as a task without sources always does.
+            h.write(&now_ns().to_le_bytes());
+        }
         let fingerprint = format!("{:032x}", h.digest128());
         let record = TaskRecord { ok: true, fingerprint: fingerprint.clone(), recorded_at: now_ns(), ..record };
         (fingerprint, record)
@@ -243,11 +255,14 @@ impl Checker {
             } else {
                 glob_set(&[pattern.to_string()])
             };
-            let mut visited: HashSet<PathBuf> = HashSet::new();
-            let mut stack = vec![start];
+            let mut visited: HashSet<(u64, u64)> = HashSet::new();
+            let mut stack = vec![start.clone()];
             while let Some(dir) = stack.pop() {
-                // The real folder, once: a link back up (or two links to one folder) is not walked again.
-                if !std::fs::canonicalize(&dir).is_ok_and(|real| visited.insert(real)) {
+                // The real folder, once: a link back up (or two links to one folder) is not walked again, nor a
+                // link to the project itself or a folder above it (that would take in the whole project and more).
+                let Ok(meta) = std::fs::metadata(&dir) else { continue };
+                let id = (meta.dev(), meta.ino());
+                if (dir != start && self.above.contains(&id)) || !visited.insert(id) {
                     continue;
                 }
                 let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -379,7 +394,11 @@ pub fn predict(plan: &crate::plan::Plan, config: &Config, checker: &Checker) -> 
             TaskKind::Group => runs[i] = dep_runs.is_some(),
             kind => {
                 let (v, _) = checker.verdict(config, &config.tasks[i], dep_runs.as_deref(), "will run");
-                runs[i] = kind == TaskKind::Task && v != Verdict::UpToDate;
+                runs[i] = match kind {
+                    TaskKind::Task => v != Verdict::UpToDate,
+                    // A service whose dep runs again will have another fingerprint when it starts.
+                    _ => plan.deps[i].iter().any(|&d| runs[d]),
+                };
                 verdicts[i] = Some(v);
             }
         }

@@ -41,7 +41,13 @@ struct Guard {
     adopted: HashMap<i32, u64>,
     /// A write failed: the guard is gone.
     broken: bool,
+    /// When guards were started again: one that keeps dying is not started over and over.
+    revived: Vec<std::time::Instant>,
 }
+
+/// Guards started again within this window, at most [`MAX_REVIVALS`] times.
+const REVIVAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+const MAX_REVIVALS: usize = 3;
 
 static GUARD: OnceLock<Mutex<Option<Guard>>> = OnceLock::new();
 
@@ -88,7 +94,14 @@ fn spawn() -> std::io::Result<Guard> {
         // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
         .process_group(0)
         .spawn()?;
-    Ok(Guard { pipe: File::from(write), child, groups: HashSet::new(), adopted: HashMap::new(), broken: false })
+    Ok(Guard {
+        pipe: File::from(write),
+        child,
+        groups: HashSet::new(),
+        adopted: HashMap::new(),
+        broken: false,
+        revived: Vec::new(),
+    })
 }
 
 fn tell(g: &mut Guard, line: &str) {
@@ -154,9 +167,21 @@ pub fn revive() -> Option<String> {
     };
     let _ = g.child.kill();
     let _ = g.child.wait();
+    let now = std::time::Instant::now();
+    g.revived.retain(|&t| now.duration_since(t) < REVIVAL_WINDOW);
+    if g.revived.len() >= MAX_REVIVALS {
+        *slot = None;
+        return Some(format!(
+            "irun's guard process ended ({how}) again, {MAX_REVIVALS} times in {}s; irun carries on without one: if \
+             irun is killed now, its processes may outlive it (irun still stops them itself when it ends)",
+            REVIVAL_WINDOW.as_secs()
+        ));
+    }
     match spawn() {
         Ok(mut new) => {
             let (groups, adopted) = (std::mem::take(&mut g.groups), std::mem::take(&mut g.adopted));
+            new.revived = std::mem::take(&mut g.revived);
+            new.revived.push(now);
             for &pgid in &groups {
                 tell(&mut new, &format!("g+{pgid}\n"));
             }

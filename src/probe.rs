@@ -104,7 +104,11 @@ async fn http_status(url: &HttpUrl) -> std::io::Result<u16> {
 async fn addresses(host: Option<&str>, port: u16) -> Vec<SocketAddr> {
     match host {
         None => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port)), SocketAddr::from((Ipv6Addr::LOCALHOST, port))],
-        Some(h) => tokio::net::lookup_host((h, port)).await.map(|a| a.collect()).unwrap_or_default(),
+        // A slow resolver must not hold a probe past its time (it is asked again at the next attempt).
+        Some(h) => match timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((h, port))).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            _ => Vec::new(),
+        },
     }
 }
 

@@ -9,6 +9,7 @@
 //! earlier versions is read, kept valid (no forced full rerun) and replaced by the first save.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -132,16 +133,16 @@ pub struct State {
     pub durations: BTreeMap<String, u64>,
     /// Tasks whose entry this run changed: a save writes only these over what is on disk.
     touched: BTreeSet<String>,
-    /// The file these maps were read from or last written as (device, inode): every save replaces the file by a
-    /// rename, so the same inode means nobody saved since, and the file need not be read again.
-    disk: Option<(u64, u64)>,
+    /// Entries read from the previous format: a save writes them only where the file has none, never over what
+    /// another run saved since.
+    migrated: BTreeSet<String>,
+    /// The state file as this run last read or wrote it, kept open: while it is open its inode cannot be reused, so
+    /// the path still naming this inode means no other run saved since (every save replaces the file by a rename).
+    disk: Option<File>,
 }
 
-/// The identity of the state file now, if there is one.
-fn file_id(dir: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(dir.join(FILE)).ok().map(|m| (m.dev(), m.ino()))
-}
+/// How long the last save waits for another run's save (the lock) before giving up with a warning.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl State {
     pub fn path_for(root: &Path) -> PathBuf {
@@ -151,24 +152,30 @@ impl State {
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
     pub fn load(root: &Path) -> (State, Option<String>) {
         let dir = root.join(DIR);
-        let (maps, warning) = match read(&dir) {
-            Ok(maps) => (maps, None),
-            Err(why) => (Maps::default(), Some(why)),
+        let (maps, disk, legacy, warning) = match read(&dir) {
+            Ok(Read { maps, file, legacy }) => (maps, file, legacy, None),
+            Err(why) => (Maps::default(), None, false, Some(why)),
         };
-        // A state of the previous format is written anew (as JSON) by the first save, whatever the run changes.
-        let touched = if dir.join(FILE).exists() {
-            BTreeSet::new()
-        } else {
+        let migrated = if legacy {
             maps.tasks.keys().chain(maps.last.keys()).chain(maps.durations.keys()).cloned().collect()
+        } else {
+            BTreeSet::new()
         };
-        let disk = if warning.is_none() { file_id(&dir) } else { None };
-        let state = State { dir, tasks: maps.tasks, last: maps.last, durations: maps.durations, touched, disk };
+        let state = State {
+            dir,
+            tasks: maps.tasks,
+            last: maps.last,
+            durations: maps.durations,
+            touched: BTreeSet::new(),
+            migrated,
+            disk,
+        };
         (state, warning)
     }
 
-    /// Whether this run changed something a save would write.
+    /// Whether this run has something a save would write.
     pub fn unsaved(&self) -> bool {
-        !self.touched.is_empty()
+        !self.touched.is_empty() || !self.migrated.is_empty()
     }
 
     pub fn set_record(&mut self, name: &str, record: TaskRecord) {
@@ -194,59 +201,97 @@ impl State {
         self.set_last(name, LastRun::Unfinished);
     }
 
-    /// Write this run's changes: under the lock, re-read the file, replace the entries this run touched, write it
-    /// atomically. What other runs wrote meanwhile is kept, and becomes part of this state too.
-    pub fn save(&mut self) -> std::io::Result<()> {
+    /// Write this run's changes: under the lock, read the file again if another run replaced it, put the entries
+    /// this run touched on it, and write it atomically. What other runs wrote meanwhile is kept, and becomes part
+    /// of this state too. Without `wait`, a lock held by another run's save means "not now" (`Ok(false)`): irun's
+    /// loop must not freeze behind a run that was suspended while saving.
+    pub fn save(&mut self, wait: bool) -> std::io::Result<bool> {
         std::fs::create_dir_all(&self.dir)?;
         let ignore = self.dir.join(".gitignore");
         if !ignore.exists() {
             std::fs::write(&ignore, "# irun's state; not for version control\n*\n")?;
         }
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join(LOCK))?;
-        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| std::io::Error::from(errno))?;
-        if self.disk.is_none() || file_id(&self.dir) != self.disk {
-            // Another run saved since: take its file and put this run's entries on it. (A file irun cannot read
-            // is replaced, as at load.)
-            let mut merged = read(&self.dir).unwrap_or_default();
+        let Some(_lock) = lock(&self.dir.join(LOCK), wait)? else { return Ok(false) };
+        clean_leftovers(&self.dir);
+        let unchanged = match (&self.disk, std::fs::metadata(self.dir.join(FILE))) {
+            (Some(file), Ok(now)) => file.metadata().is_ok_and(|then| same_file(&then, &now)),
+            _ => false,
+        };
+        if !unchanged {
+            // Another run saved since (or there is no file yet): take what is on disk and put this run's entries
+            // on it. (A file irun cannot read is replaced, as at load.)
+            let mut merged = read(&self.dir).map(|r| r.maps).unwrap_or_default();
             for name in &self.touched {
                 copy(&mut merged.tasks, &self.tasks, name);
                 copy(&mut merged.last, &self.last, name);
                 copy(&mut merged.durations, &self.durations, name);
             }
+            for name in self.migrated.difference(&self.touched) {
+                fill(&mut merged.tasks, &self.tasks, name);
+                fill(&mut merged.last, &self.last, name);
+                fill(&mut merged.durations, &self.durations, name);
+            }
             self.tasks = merged.tasks;
             self.last = merged.last;
             self.durations = merged.durations;
         }
-        let maps = Maps {
-            tasks: std::mem::take(&mut self.tasks),
-            last: std::mem::take(&mut self.last),
-            durations: std::mem::take(&mut self.durations),
-        };
-        let written = write(&self.dir, &maps);
-        (self.tasks, self.last, self.durations) = (maps.tasks, maps.last, maps.durations);
-        written?;
+        write(&self.dir, &self.tasks, &self.last, &self.durations)?;
+        self.disk = File::open(self.dir.join(FILE)).ok();
         self.touched.clear();
-        self.disk = file_id(&self.dir);
+        self.migrated.clear();
         let _ = std::fs::remove_file(self.dir.join(LEGACY_FILE));
-        Ok(())
+        Ok(true)
     }
+}
 
-    /// Remove temporary files left by an irun that was killed while saving.
-    pub fn clean_leftovers(root: &Path) {
-        let Ok(entries) = std::fs::read_dir(root.join(DIR)) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(pid) = [FILE, LEGACY_FILE].iter().find_map(|f| name.strip_prefix(&format!("{f}.tmp-"))) else {
-                continue;
-            };
-            // Only files whose writer is gone: another irun may be saving right now.
-            let writer_alive = pid.parse::<i32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !writer_alive {
-                let _ = std::fs::remove_file(e.path());
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+/// Take the state's lock: at once, or (with `wait`) within [`LOCK_PATIENCE`]. `None`: another run holds it.
+fn lock(path: &Path, wait: bool) -> std::io::Result<Option<nix::fcntl::Flock<File>>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Some(lock)),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                if !wait {
+                    return Ok(None);
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(std::io::Error::other(format!(
+                        "another irun has held {} for {}s",
+                        path.display(),
+                        LOCK_PATIENCE.as_secs()
+                    )));
+                }
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
+            Err((_, errno)) => return Err(errno.into()),
         }
+    }
+}
+
+/// Remove temporary files left by an irun that was killed while saving (under the lock: nobody is saving).
+fn clean_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if [FILE, LEGACY_FILE].iter().any(|f| name.starts_with(&format!("{f}.tmp-"))) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `to[name] = from[name]` where `to` has no entry yet.
+fn fill<V: Clone>(to: &mut BTreeMap<String, V>, from: &BTreeMap<String, V>, name: &str) {
+    if let (false, Some(v)) = (to.contains_key(name), from.get(name)) {
+        to.insert(name.to_string(), v.clone());
     }
 }
 
@@ -262,14 +307,27 @@ fn copy<V: Clone>(to: &mut BTreeMap<String, V>, from: &BTreeMap<String, V>, name
     }
 }
 
+/// What `read` found: the maps, the open JSON file they came from, and whether they came from the old format.
+struct Read {
+    maps: Maps,
+    file: Option<File>,
+    legacy: bool,
+}
+
 /// The state in `dir`: the JSON file, else the TOML file of earlier versions, else nothing.
-fn read(dir: &Path) -> Result<Maps, String> {
+fn read(dir: &Path) -> Result<Read, String> {
+    use std::io::Read as _;
     let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => parse(&bytes).map_err(|why| format!("{} {why}", path.display())),
+    match File::open(&path) {
+        Ok(mut file) => {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let maps = parse(&bytes).map_err(|why| format!("{} {why}", path.display()))?;
+            Ok(Read { maps, file: Some(file), legacy: false })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match legacy::read(&dir.join(LEGACY_FILE)) {
-            Ok(Some(maps)) => Ok(maps),
-            Ok(None) => Ok(Maps::default()),
+            Ok(Some(maps)) => Ok(Read { maps, file: None, legacy: true }),
+            Ok(None) => Ok(Read { maps: Maps::default(), file: None, legacy: false }),
             Err(why) => Err(why),
         },
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -299,18 +357,41 @@ fn parse(bytes: &[u8]) -> Result<Maps, String> {
     Ok(maps)
 }
 
-fn write(dir: &Path, maps: &Maps) -> std::io::Result<()> {
-    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-    for (name, last) in &maps.last {
-        entries.entry(name.clone()).or_default().last = Some(*last);
+/// One task's entry, as written (borrowing, so a save copies nothing).
+#[derive(Serialize, Default)]
+struct EntryRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<LastRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<&'a TaskRecord>,
+}
+
+#[derive(Serialize)]
+struct StateFileRef<'a> {
+    tool: &'a str,
+    version: u32,
+    tasks: BTreeMap<&'a str, EntryRef<'a>>,
+}
+
+fn write(
+    dir: &Path,
+    tasks: &BTreeMap<String, TaskRecord>,
+    last: &BTreeMap<String, LastRun>,
+    durations: &BTreeMap<String, u64>,
+) -> std::io::Result<()> {
+    let mut entries: BTreeMap<&str, EntryRef<'_>> = BTreeMap::new();
+    for (name, l) in last {
+        entries.entry(name).or_default().last = Some(*l);
     }
-    for (name, ms) in &maps.durations {
-        entries.entry(name.clone()).or_default().duration_ms = Some(*ms);
+    for (name, ms) in durations {
+        entries.entry(name).or_default().duration_ms = Some(*ms);
     }
-    for (name, record) in &maps.tasks {
-        entries.entry(name.clone()).or_default().record = Some(record.clone());
+    for (name, record) in tasks {
+        entries.entry(name).or_default().record = Some(record);
     }
-    let file = StateFile { tool: TOOL.to_string(), version: VERSION, tasks: entries };
+    let file = StateFileRef { tool: TOOL, version: VERSION, tasks: entries };
     let mut text = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
     text.push(b'\n');
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
@@ -430,7 +511,7 @@ mod tests {
         s.set_record("setup", rec.clone());
         s.set_last("setup", LastRun::Ok);
         s.set_duration("setup", 12);
-        s.save().unwrap();
+        s.save(true).unwrap();
         let (back, warning) = State::load(dir.path());
         assert!(warning.is_none());
         assert_eq!(back.tasks["setup"], rec);
@@ -445,15 +526,66 @@ mod tests {
         let (mut second, _) = State::load(dir.path());
         second.set_record("x", TaskRecord { ok: false, command: "x".into(), ..Default::default() });
         second.set_last("x", LastRun::Failed);
-        second.save().unwrap();
+        second.save(true).unwrap();
         // The first run loaded the state before the second saved; it only touched y.
         first.set_last("y", LastRun::Ok);
-        first.save().unwrap();
+        first.save(true).unwrap();
         let (after, _) = State::load(dir.path());
         assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "x's failure survives y's save");
         assert!(!after.tasks["x"].ok);
         assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
         assert_eq!(first.last.get("x"), Some(&LastRun::Failed), "and the first run now knows it too");
+    }
+
+    #[test]
+    fn a_run_that_read_the_old_format_never_writes_it_over_a_newer_save() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
+        let body = "[last]\nx = \"ok\"\n";
+        let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes()));
+        let text = format!("tool = \"irun\"\nversion = 1\ndigest = \"{digest}\"\n\n{body}");
+        std::fs::write(dir.path().join(DIR).join(LEGACY_FILE), text).unwrap();
+        let (mut a, _) = State::load(dir.path());
+        let (mut b, _) = State::load(dir.path());
+        b.set_last("x", LastRun::Failed);
+        b.save(true).unwrap();
+        a.set_last("y", LastRun::Ok);
+        a.save(true).unwrap();
+        let (after, _) = State::load(dir.path());
+        assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "b's newer result stands");
+        assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
+    }
+
+    #[test]
+    fn saves_in_between_are_seen_however_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, _) = State::load(dir.path());
+        a.set_last("a", LastRun::Ok);
+        a.save(true).unwrap();
+        let (mut b, _) = State::load(dir.path());
+        for n in 0..3 {
+            b.set_duration("b", n);
+            b.save(true).unwrap();
+        }
+        a.set_last("a", LastRun::Failed);
+        a.save(true).unwrap();
+        let (after, _) = State::load(dir.path());
+        assert_eq!(after.durations.get("b"), Some(&2));
+        assert_eq!(after.last.get("a"), Some(&LastRun::Failed));
+    }
+
+    #[test]
+    fn a_lock_held_by_another_save_means_not_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = State::load(dir.path());
+        s.set_last("a", LastRun::Ok);
+        s.save(true).unwrap();
+        let held = lock(&dir.path().join(DIR).join(LOCK), true).unwrap();
+        s.set_last("a", LastRun::Failed);
+        assert!(!s.save(false).unwrap(), "not saved while the lock is held");
+        assert!(s.unsaved());
+        drop(held);
+        assert!(s.save(false).unwrap());
     }
 
     #[test]
@@ -469,7 +601,7 @@ mod tests {
         let a = &s.tasks["a"];
         assert_eq!((a.ok, a.hashing, a.deps["b"].as_str()), (true, HASHING_LEGACY, "5"));
         s.set_last("c", LastRun::Ok);
-        s.save().unwrap();
+        s.save(true).unwrap();
         assert!(!dir.path().join(DIR).join(LEGACY_FILE).exists());
         let (back, _) = State::load(dir.path());
         assert_eq!(back.tasks["a"].hashing, HASHING_LEGACY, "the record keeps its hashing until it is written anew");
@@ -482,7 +614,7 @@ mod tests {
         for name in ["a", "b"] {
             s.set_record(name, TaskRecord { ok: true, command: "c".into(), ..Default::default() });
         }
-        s.save().unwrap();
+        s.save(true).unwrap();
         let text = std::fs::read_to_string(State::path_for(dir.path())).unwrap();
         let cut = &text[..text.len() / 2];
         std::fs::write(State::path_for(dir.path()), cut).unwrap();

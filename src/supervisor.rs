@@ -287,26 +287,43 @@ fn escapees(owner: Option<&str>) -> Vec<i32> {
         .collect()
 }
 
-/// irun's live children that it did not spawn itself (and that are not its guard), with their start times.
-/// Zombies among them are reaped.
+/// Children irun had before it started anything (a process that started them and then exec'ed irun keeps them as
+/// its children): never taken for escapees. Pid and start time.
+static INHERITED: Mutex<Vec<(i32, u64)>> = Mutex::new(Vec::new());
+
+/// Note the children irun has before it starts anything: they are not its tasks' and are left alone.
+pub fn note_inherited_children() {
+    let me = std::process::id() as i32;
+    let found = procfs::children(me).into_iter().map(|(pid, s)| (pid, s.starttime)).collect();
+    *INHERITED.lock().unwrap_or_else(|e| e.into_inner()) = found;
+}
+
+/// irun's live children that it did not spawn itself, that are not its guard and that it did not inherit, with
+/// their start times. Zombies among them are reaped.
 fn adopted() -> Vec<(i32, u64)> {
     let me = std::process::id() as i32;
     let guard_pid = guard::pid();
     let own: HashSet<i32> = spawned().as_ref().cloned().unwrap_or_default();
+    let inherited = INHERITED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut found = Vec::new();
     for (pid, stat) in procfs::children(me) {
-        if own.contains(&pid) || Some(pid) == guard_pid {
+        if own.contains(&pid) || Some(pid) == guard_pid || inherited.contains(&(pid, stat.starttime)) {
             continue;
         }
         if stat.is_zombie() {
-            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-            guard::release(pid);
-            known().remove(&pid);
+            reap_adopted(pid);
         } else {
             found.push((pid, stat.starttime));
         }
     }
     found
+}
+
+/// Reap an adopted zombie, and forget it (its pid may be reused).
+fn reap_adopted(pid: i32) {
+    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+    guard::release(pid);
+    known().remove(&pid);
 }
 
 /// Adopted processes already told to the guard.
@@ -355,7 +372,7 @@ fn group_alive(pgid: i32, leader: Option<u32>) -> bool {
         }
         if stat.is_zombie() {
             if stat.ppid == me && Some(pid as u32) != leader && pgid != pid {
-                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+                reap_adopted(pid);
             }
         } else {
             alive = true;

@@ -61,7 +61,18 @@ pub struct Filter {
     /// Tasks' declared outputs: writing them must never trigger a cycle. Shared with the [`Watcher`] handle, which
     /// replaces them when Irun.toml is reloaded.
     outputs: Arc<Mutex<GlobSet>>,
+    /// Where tasks' `sources` globs start (their leading folders without wildcards): a link to a folder outside the
+    /// project is followed only there. Replaced with the outputs on a reload.
+    source_roots: Arc<Mutex<Vec<PathBuf>>>,
     gitignores: Vec<Gitignore>,
+}
+
+/// The folder a glob starts in: its leading components without wildcards (`src/**/*.rs` -> `src`).
+pub fn glob_root(glob: &str) -> PathBuf {
+    Path::new(glob.trim_start_matches("./"))
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+        .collect()
 }
 
 impl Filter {
@@ -76,6 +87,7 @@ impl Filter {
             builtin: builtin.build().expect("built-in globs are valid"),
             // The same glob rules as Irun.toml's own (`./` prefix, `*` within a folder, `dir/**` covers `dir`).
             outputs: Arc::new(Mutex::new(crate::config::glob_set(outputs))),
+            source_roots: Arc::new(Mutex::new(Vec::new())),
             gitignores: Vec::new(),
         };
         filter.reload_gitignores();
@@ -138,6 +150,34 @@ impl Filter {
         false
     }
 
+    /// The `sources` globs of the tasks watched (links to folders outside the project are followed under them).
+    pub fn with_sources(self, sources: &[String]) -> Filter {
+        *self.source_roots.lock().unwrap_or_else(|e| e.into_inner()) = sources.iter().map(|g| glob_root(g)).collect();
+        self
+    }
+
+    /// Whether to follow the link to a folder at `rel`, whose real folder is `real`: always inside the project
+    /// (it is watched anyway, and its files get a second path); outside it, only where a task's `sources` may reach
+    /// (a link to a huge folder elsewhere, such as a build cache, is not watched for nothing), and never to a folder
+    /// that holds the project.
+    fn follows(&self, rel: &Path, real: &Path) -> bool {
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        if real.starts_with(&root) {
+            return true;
+        }
+        if root.starts_with(real) {
+            return false;
+        }
+        let roots = self.source_roots.lock().unwrap_or_else(|e| e.into_inner());
+        roots.iter().any(|r| rel.starts_with(r) || r.starts_with(rel))
+    }
+
+    /// Whether the link at `path` leads to a folder to follow.
+    fn follows_link(&self, path: &Path) -> bool {
+        let Ok(real) = std::fs::canonicalize(path) else { return false };
+        real.is_dir() && self.follows(path.strip_prefix(&self.root).unwrap_or(path), &real)
+    }
+
     /// Whether a change to `rel` (relative to the root) is to be ignored.
     pub fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
         self.outputs.lock().unwrap_or_else(|e| e.into_inner()).is_match(rel)
@@ -151,12 +191,16 @@ fn subfolders(dir: &Path) -> Vec<PathBuf> {
     entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
 }
 
-/// Subfolders, and links to folders (which a task's `sources` may reach through).
-fn subfolders_and_links(dir: &Path) -> Vec<PathBuf> {
+/// Subfolders, and the links to folders that `filter` follows (a task's `sources` may reach through them).
+fn subfolders_and_links(filter: &Filter, dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || (t.is_symlink() && e.path().is_dir())))
+        .filter(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => true,
+            Ok(t) if t.is_symlink() => filter.follows_link(&e.path()),
+            _ => false,
+        })
         .map(|e| e.path())
         .collect()
 }
@@ -169,12 +213,14 @@ pub struct Watcher {
     _inner: Arc<Mutex<RecommendedWatcher>>,
     pub folders: usize,
     outputs: Arc<Mutex<GlobSet>>,
+    source_roots: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl Watcher {
-    /// Irun.toml was reloaded: these are the tasks' outputs now.
-    pub fn set_outputs(&self, outputs: &[String]) {
+    /// Irun.toml was reloaded: these are the tasks' outputs and sources now.
+    pub fn set_globs(&self, outputs: &[String], sources: &[String]) {
         *self.outputs.lock().unwrap_or_else(|e| e.into_inner()) = crate::config::glob_set(outputs);
+        *self.source_roots.lock().unwrap_or_else(|e| e.into_inner()) = sources.iter().map(|g| glob_root(g)).collect();
     }
 }
 
@@ -196,12 +242,13 @@ pub fn start(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let handle = watcher.clone();
     let outputs = filter.outputs.clone();
+    let source_roots = filter.source_roots.clone();
     let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
     std::thread::Builder::new()
         .name("irun-watch".into())
         .spawn(move || Debouncer { filter, watcher: handle, debounce, watched, aliases }.run(raw_rx, tx))
         .map_err(|e| format!("cannot start the watch thread: {e}"))?;
-    Ok((Watcher { _inner: watcher, folders, outputs }, rx))
+    Ok((Watcher { _inner: watcher, folders, outputs, source_roots }, rx))
 }
 
 /// `start` and every folder below it that is not ignored, following links to folders (inside the project or not),
@@ -220,7 +267,7 @@ fn folders_to_watch(filter: &Filter, start: &Path, aliases: &mut Aliases) -> Vec
         if !visited.insert(real) {
             continue;
         }
-        for sub in subfolders_and_links(&dir) {
+        for sub in subfolders_and_links(filter, &dir) {
             let rel = sub.strip_prefix(&filter.root).unwrap_or(&sub);
             if !filter.ignored(rel, true) {
                 stack.push(sub);
@@ -354,11 +401,12 @@ impl Debouncer {
             if rel.as_os_str().is_empty() {
                 continue;
             }
-            // A link to a folder counts as the folder: tasks' sources reach through it.
+            // A link to a folder that is followed counts as the folder: tasks' sources reach through it.
+            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
             let is_dir =
                 matches!(event.kind, EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder))
                     || self.watched.contains(&path)
-                    || path.is_dir();
+                    || if is_link { self.filter.follows_link(&path) } else { path.is_dir() };
             if self.filter.ignored(&rel, is_dir) {
                 continue;
             }
@@ -387,17 +435,20 @@ impl Debouncer {
         changed
     }
 
-    /// `rel` (the changed file at `path`), and the paths of the same file through links to its folder.
+    /// `rel` (the changed file at `path`), and the paths of the same file through links to its folder or to any
+    /// folder above it.
     fn aliases_of(&self, path: &Path, rel: &Path) -> Vec<PathBuf> {
         let mut out = vec![rel.to_path_buf()];
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return out };
-        let Some(seen) = std::fs::canonicalize(parent).ok().and_then(|real| self.aliases.get(&real)) else {
-            return out;
-        };
-        for dir in seen {
-            let alias = dir.join(name);
-            if !out.contains(&alias) {
-                out.push(alias);
+        let Ok(real) = std::fs::canonicalize(parent) else { return out };
+        for folder in real.ancestors() {
+            let Some(seen) = self.aliases.get(folder) else { continue };
+            let below = real.strip_prefix(folder).unwrap_or(Path::new(""));
+            for dir in seen {
+                let alias = dir.join(below).join(name);
+                if !out.contains(&alias) {
+                    out.push(alias);
+                }
             }
         }
         out
@@ -430,7 +481,8 @@ impl Debouncer {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Ok(rel) = path.strip_prefix(&self.filter.root).map(Path::to_path_buf) else { continue };
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir() || (t.is_symlink() && path.is_dir()));
+                let is_dir =
+                    entry.file_type().is_ok_and(|t| t.is_dir() || (t.is_symlink() && self.filter.follows_link(&path)));
                 if self.filter.ignored(&rel, is_dir) {
                     continue;
                 }
@@ -479,6 +531,27 @@ pub fn describe_error(e: &notify::Error, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_followed_inside_the_project_and_under_sources_but_never_to_a_folder_holding_it() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(root.join("tools")).unwrap();
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        let f = Filter::new(&root, &[]).with_sources(&["src/**/*.rs".to_string()]);
+        for (link, target, followed) in [
+            ("src/ext", outside.path().to_path_buf(), true),
+            ("tools/ext", outside.path().to_path_buf(), false),
+            ("tools/shared", root.join("shared"), true),
+            ("src/up", dir.path().to_path_buf(), false),
+            ("src/self", root.clone(), true),
+        ] {
+            std::os::unix::fs::symlink(&target, root.join(link)).unwrap();
+            assert_eq!(f.follows_link(&root.join(link)), followed, "{link} -> {}", target.display());
+        }
+    }
 
     #[test]
     fn built_in_ignores_and_outputs() {

@@ -37,14 +37,16 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
     let reporters = reporters(cli, stdout_color)?;
     let warning = warning.map(|w| format!("warning: {w}; running every task, as if none had run before"));
 
-    // The guard is forked first, while irun has a single thread (the watcher starts threads of its own).
+    // Children irun has before it starts anything are not its tasks'; then the guard, before any task.
+    supervisor::note_inherited_children();
     guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
     supervisor::become_subreaper();
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let mut notices: Vec<String> = warning.into_iter().collect();
     let watching = if cli.watch {
         let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
-        let filter = watch::Filter::new(&config.root, &outputs);
+        let sources: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].sources.iter().cloned()).collect();
+        let filter = watch::Filter::new(&config.root, &outputs).with_sources(&sources);
         let (watcher, changes) = watch::start(filter, cli.debounce).map_err(Failure::Internal)?;
         notices.push(format!(
             "watching {} folder{} under {} for changes (Ctrl-C to stop)",

@@ -136,6 +136,11 @@ pub async fn run(setup: Setup) -> RunOutcome {
                 last_adoption_scan = Instant::now();
                 adoption_scan = last_adoption_scan + ADOPTION_SCAN_EVERY;
                 d.adopt_orphans();
+                // Also where no pidfd tells of the guard's end (old kernels, seccomp): at least once a second.
+                if let Some(message) = crate::guard::revive() {
+                    d.events.send(Event::Notice { task: None, message });
+                    guard_exit = guard_watch();
+                }
             }
             () = guard_exited(&guard_exit) => {
                 if let Some(message) = crate::guard::revive() {
@@ -172,7 +177,7 @@ pub async fn run(setup: Setup) -> RunOutcome {
         }
     };
 
-    d.save_state(true);
+    d.save(true, true);
     // Every task is done; anything of this run still alive escaped its group after its task ended.
     let escaped =
         crate::supervisor::stop_all_escaped(nix::sys::signal::Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT)
@@ -359,7 +364,12 @@ impl Driver {
 
     /// Save the state: now if `urgent`, else at most once a second, and at least twenty times as long apart as the
     /// last save took (a big state must not become a cost paid over and over); a save put off is done when due.
+    /// While another run holds the state's lock, the save is tried again shortly (only the last one waits).
     fn save_state(&mut self, urgent: bool) {
+        self.save(urgent, false);
+    }
+
+    fn save(&mut self, urgent: bool, last: bool) {
         self.state_dirty |= self.checker.state.unsaved();
         if !self.state_dirty {
             self.save_due = None;
@@ -370,15 +380,23 @@ impl Driver {
             self.save_due.get_or_insert(self.state_saved + pause);
             return;
         }
-        self.state_dirty = false;
-        self.save_due = None;
         let started = Instant::now();
-        let saved = self.checker.state.save();
+        let saved = self.checker.state.save(last);
         self.state_save_took = started.elapsed();
         self.state_saved = Instant::now();
-        if let Err(e) = saved {
-            let message = format!("cannot save irun's state in {}: {e}", crate::state::DIR);
-            self.events.send(Event::Notice { task: None, message });
+        match saved {
+            Ok(true) => {
+                self.state_dirty = false;
+                self.save_due = None;
+            }
+            // Another run is saving: again in a moment.
+            Ok(false) => self.save_due = Some(Instant::now() + Duration::from_millis(100)),
+            Err(e) => {
+                self.state_dirty = false;
+                self.save_due = None;
+                let message = format!("cannot save irun's state in {}: {e}", crate::state::DIR);
+                self.events.send(Event::Notice { task: None, message });
+            }
         }
     }
 }

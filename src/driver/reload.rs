@@ -159,7 +159,9 @@ impl Driver {
         self.snapshots = vec![None; n];
         let outputs: Vec<String> =
             reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].outputs.iter().cloned()).collect();
-        w.watcher.set_outputs(&outputs);
+        let sources: Vec<String> =
+            reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].sources.iter().cloned()).collect();
+        w.watcher.set_globs(&outputs, &sources);
         let sources = reload.config.tasks.iter().map(|t| crate::config::glob_set(&t.sources)).collect();
         let weights = weights(&reload.config, &self.checker);
         let mut options = self.engine.options().clone();

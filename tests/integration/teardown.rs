@@ -304,3 +304,16 @@ fn sigkill_of_irun_leaves_no_escapee_even_without_its_marker() {
 fn sigkill_of_irun_after_its_guard_was_killed_leaves_nothing_behind() {
     sigkill_leaves_nothing(true);
 }
+
+#[test]
+fn a_child_irun_inherited_from_the_process_it_replaced_is_left_alone() {
+    // `sidecar & exec irun`: the sidecar is irun's child from the start, but not a process irun started.
+    let p = Project::new("[tasks.t]\ncmd = \"true\"\n");
+    let script = format!("sleep 300 >/dev/null 2>&1 & echo $! > sidecar.pid; exec {} t", env!("CARGO_BIN_EXE_irun"));
+    let out = std::process::Command::new("sh").args(["-c", &script]).current_dir(p.root()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sidecar = p.pids("sidecar.pid");
+    let still_there = alive(sidecar[0]);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sidecar[0]), Signal::SIGKILL);
+    assert!(still_there, "irun stopped a process it did not start: {}", String::from_utf8_lossy(&out.stdout));
+}

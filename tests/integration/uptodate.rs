@@ -414,3 +414,33 @@ fn sources_reached_through_a_symlinked_folder_are_checked() {
     run_ok(&p, &["build"]);
     assert_eq!(runs(&p, "build.log"), 2);
 }
+
+#[test]
+fn explain_and_a_run_agree_when_a_services_dep_will_run() {
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"echo run >> t.log\"\nsources = [\"t.cfg\"]\n\
+         [tasks.svc]\ncmd = \"echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\ndeps = [\"t\"]\n\
+         [tasks.y]\ncmd = \"echo run >> y.log\"\ndeps = [\"svc\"]\nsources = [\"y.cfg\"]\n",
+    );
+    p.file("t.cfg", "").file("svc.cfg", "").file("y.cfg", "");
+    run_ok(&p, &["y"]);
+    assert!(explain(&p, "y").ends_with("up to date"), "{}", explain(&p, "y"));
+    p.file("t.cfg", "changed\n");
+    assert!(explain(&p, "y").ends_with("will run: dep `svc` will run"), "{}", explain(&p, "y"));
+    run_ok(&p, &["y"]);
+    assert_eq!(runs(&p, "y.log"), 2, "and the run agrees");
+}
+
+#[test]
+fn a_service_without_sources_counts_as_changed_at_every_start() {
+    // Nothing tells whether it is the same server (its code, its data): its dependents run, as before.
+    let p = Project::new(
+        "[tasks.db]\ncmd = \"echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\n\
+         [tasks.seed]\ncmd = \"echo run >> seed.log\"\ndeps = [\"db\"]\nsources = [\"seed.cfg\"]\n",
+    );
+    p.file("seed.cfg", "");
+    run_ok(&p, &["seed"]);
+    let out = run_ok(&p, &["--explain", "seed"]);
+    assert_eq!(runs(&p, "seed.log"), 2, "{out:?}");
+    assert!(out.stdout.contains("seed * will run: service `db` changed since it last ran"), "{out:?}");
+}

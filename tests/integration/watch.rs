@@ -408,19 +408,17 @@ fn a_symlink_to_a_folder_outside_is_followed() {
 fn a_change_in_a_folder_linked_from_sources_is_seen_at_the_linked_path() {
     // src/lib -> ../shared/lib: the task's sources reach shared/lib through the link.
     let p = chain();
-    p.file("shared/lib/x.txt", "1\n");
+    p.file("shared/lib/x.txt", "1\n").file("shared/lib/deep/y.txt", "1\n");
     std::os::unix::fs::symlink("../shared/lib", p.path("src/lib")).unwrap();
     // A link loop must not make the watch (or the up-to-date checks) walk forever.
     std::os::unix::fs::symlink(".", p.path("src/loop")).unwrap();
     let mut run = watching(&p, &ALL);
-    p.file("shared/lib/x.txt", "2\n");
-    run.wait_for_count(CYCLE_DONE, 2);
-    assert!(
-        lines(&p, "a.log").last().unwrap().contains("src/lib/x.txt"),
-        "{:?}: {}",
-        lines(&p, "a.log"),
-        run.printed()
-    );
+    for (n, file) in [(2, "x.txt"), (3, "deep/y.txt")] {
+        p.file(&format!("shared/lib/{file}"), "2\n");
+        run.wait_for_count(CYCLE_DONE, n);
+        let last = lines(&p, "a.log").last().unwrap().clone();
+        assert!(last.contains(&format!("src/lib/{file}")), "{last}: {}", run.printed());
+    }
     stop(run);
 }
 

@@ -537,14 +537,19 @@ mod tests {
         assert_eq!(first.last.get("x"), Some(&LastRun::Failed), "and the first run now knows it too");
     }
 
-    #[test]
-    fn a_run_that_read_the_old_format_never_writes_it_over_a_newer_save() {
+    /// A project whose state is a TOML state of irun's first format with this body.
+    fn legacy_state(body: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
-        let body = "[last]\nx = \"ok\"\n";
         let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes()));
         let text = format!("tool = \"irun\"\nversion = 1\ndigest = \"{digest}\"\n\n{body}");
         std::fs::write(dir.path().join(DIR).join(LEGACY_FILE), text).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_run_that_read_the_old_format_never_writes_it_over_a_newer_save() {
+        let dir = legacy_state("[last]\nx = \"ok\"\n");
         let (mut a, _) = State::load(dir.path());
         let (mut b, _) = State::load(dir.path());
         b.set_last("x", LastRun::Failed);
@@ -590,12 +595,9 @@ mod tests {
 
     #[test]
     fn a_toml_state_of_an_earlier_version_is_read_and_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
-        let body = "[last]\na = \"ok\"\n\n[tasks.a]\nok = true\nrecorded_at = 7\ncommand = \"c\"\nenv = \"e\"\ncwd = \"/p\"\nglobs = \"g\"\n\n[tasks.a.deps]\nb = 5\n";
-        let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes()));
-        let text = format!("tool = \"irun\"\nversion = 1\ndigest = \"{digest}\"\n\n{body}");
-        std::fs::write(dir.path().join(DIR).join(LEGACY_FILE), text).unwrap();
+        let dir = legacy_state(
+            "[last]\na = \"ok\"\n\n[tasks.a]\nok = true\nrecorded_at = 7\ncommand = \"c\"\nenv = \"e\"\ncwd = \"/p\"\nglobs = \"g\"\n\n[tasks.a.deps]\nb = 5\n",
+        );
         let (mut s, warning) = State::load(dir.path());
         assert!(warning.is_none(), "{warning:?}");
         let a = &s.tasks["a"];

@@ -62,6 +62,8 @@ struct Driver {
     state_save_took: Duration,
     /// A save put off to keep saves rare; it happens at this time at the latest.
     save_due: Option<Instant>,
+    /// A save failed and the user was told.
+    state_warned: bool,
     /// The text of Irun.toml last seen (valid or not), so an unchanged file is not parsed again.
     config_text: String,
     reload: Option<Reload>,
@@ -103,6 +105,7 @@ pub async fn run(setup: Setup) -> RunOutcome {
         state_saved: Instant::now(),
         state_save_took: Duration::ZERO,
         save_due: None,
+        state_warned: false,
         reload: None,
     };
     let effects = d.engine.start(notices);
@@ -394,8 +397,12 @@ impl Driver {
             Err(e) => {
                 self.state_dirty = false;
                 self.save_due = None;
-                let message = format!("cannot save irun's state in {}: {e}", crate::state::DIR);
-                self.events.send(Event::Notice { task: None, message });
+                // Said once: the run's result stands, and the next save would fail the same way.
+                if !std::mem::replace(&mut self.state_warned, true) {
+                    let path = crate::state::State::path_for(&self.config.root);
+                    let message = format!("warning: cannot save irun's state to {}: {e}", path.display());
+                    self.events.send(Event::Notice { task: None, message });
+                }
             }
         }
     }

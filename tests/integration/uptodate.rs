@@ -444,3 +444,20 @@ fn a_service_without_sources_counts_as_changed_at_every_start() {
     assert_eq!(runs(&p, "seed.log"), 2, "{out:?}");
     assert!(out.stdout.contains("seed * will run: service `db` changed since it last ran"), "{out:?}");
 }
+
+#[test]
+fn a_state_that_cannot_be_written_is_a_warning_said_once_not_a_failure() {
+    let mut toml = String::new();
+    for i in 0..20 {
+        toml.push_str(&format!("[tasks.t{i}]\ncmd = \"true\"\nsources = [\"in.txt\"]\n"));
+    }
+    let p = Project::new(&toml);
+    p.file("in.txt", "");
+    // .irun is a file, so no state can be written (or read) there.
+    p.file(".irun", "not a folder\n");
+    let targets: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+    let out = p.irun().args(&targets).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout.matches("warning: cannot save irun's state to").count(), 1, "{out:?}");
+    assert!(out.stdout.contains(".irun/state.json"), "names the file: {out:?}");
+}

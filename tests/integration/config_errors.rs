@@ -31,7 +31,7 @@ fn unknown_key_is_an_error_with_a_suggestion() {
 
 #[test]
 fn unknown_key_in_ready_is_an_error_with_a_suggestion() {
-    let err = rejected("[tasks.a]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 8001, timout = \"5s\" }\n", &["a"]);
+    let err = rejected("[tasks.a]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 9, timout = \"5s\" }\n", &["a"]);
     assert!(err.contains("unknown key `timout`; did you mean `timeout`?"), "{err}");
 }
 
@@ -78,13 +78,13 @@ fn longer_cycle_is_printed_in_dependency_order() {
 
 #[test]
 fn group_with_ready_is_an_error() {
-    let err = rejected("[tasks.g]\ndeps = [\"marker\"]\nready = { tcp = 8001 }\n", &["marker"]);
+    let err = rejected("[tasks.g]\ndeps = [\"marker\"]\nready = { tcp = 9 }\n", &["marker"]);
     assert!(err.contains("task `g` is a group (it has no `cmd`) and cannot have `ready`"), "{err}");
 }
 
 #[test]
 fn ready_without_daemon_is_an_error() {
-    let err = rejected("[tasks.s]\ncmd = \"true\"\nready = { tcp = 8001 }\n", &["marker"]);
+    let err = rejected("[tasks.s]\ncmd = \"true\"\nready = { tcp = 9 }\n", &["marker"]);
     assert!(err.contains("`ready` is only for services"), "{err}");
     assert!(err.contains("daemon = true"), "{err}");
 }
@@ -98,10 +98,8 @@ fn invalid_duration_is_an_error() {
 
 #[test]
 fn invalid_probe_duration_is_an_error() {
-    let err = rejected(
-        "[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 8001, interval = \"fast\" }\n",
-        &["marker"],
-    );
+    let err =
+        rejected("[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 9, interval = \"fast\" }\n", &["marker"]);
     assert!(err.contains("invalid duration \"fast\" for `ready.interval`"), "{err}");
 }
 
@@ -131,7 +129,7 @@ fn empty_cmd_is_an_error() {
 
 #[test]
 fn more_than_one_probe_is_an_error() {
-    let err = rejected("[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 8001, log = \"up\" }\n", &["marker"]);
+    let err = rejected("[tasks.s]\ncmd = \"true\"\ndaemon = true\nready = { tcp = 9, log = \"up\" }\n", &["marker"]);
     assert!(err.contains("`ready` has more than one probe: tcp, log"), "{err}");
 }
 

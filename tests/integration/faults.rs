@@ -154,7 +154,7 @@ mod fuzzed_config {
             Just("\"\"".to_string()),
             Just("\"5s\"".to_string()),
             Just("\"SIGTERM\"".to_string()),
-            Just("{ tcp = 8001 }".to_string()),
+            Just("{ tcp = 9 }".to_string()),
             Just("{ log = \"(\" }".to_string()),
             Just("{ http = \"http://[::1]:0/\" }".to_string()),
         ];

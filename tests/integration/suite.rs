@@ -3,7 +3,7 @@
 //! These tests need Python 3; the packages in integration/requirements.txt are installed (from PyPI, the first
 //! time) by the suite's own `setup` script into a virtual environment of the tests' own, `target/suite-venv`.
 //! Each test runs the root Irun.toml in a temporary project of its own (the same text, with a free port instead
-//! of 8001, `integration/` and `.venv` linked in): no test touches the repository's port 8001, `.venv` or `.irun/`,
+//! of the repository's, `integration/` and `.venv` linked in): no test touches the repository's port, `.venv` or `.irun/`,
 //! so `cargo test` passes while someone runs the suite with `irun` in the same checkout.
 
 use std::path::{Path, PathBuf};
@@ -32,8 +32,11 @@ fn suite_venv() -> &'static Path {
 fn suite_project() -> (Project, u16) {
     let port = free_port();
     let text = std::fs::read_to_string(repo().join("Irun.toml")).unwrap();
-    assert!(text.matches("8001").count() >= 3, "the server's port, its probe and the client's argument");
-    let p = Project::new(&text.replace("8001", &port.to_string()));
+    // The repository's own port, as its server's probe names it.
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let repo_port = doc["tasks"]["http-daemon"]["ready"]["tcp"].as_integer().unwrap().to_string();
+    assert!(text.matches(&repo_port).count() >= 3, "the server's port, its probe and the client's argument");
+    let p = Project::new(&text.replace(&repo_port, &port.to_string()));
     std::os::unix::fs::symlink(repo().join("integration"), p.path("integration")).unwrap();
     std::os::unix::fs::symlink(suite_venv(), p.path(".venv")).unwrap();
     (p, port)

@@ -3,8 +3,8 @@
 //! These tests need Python 3; the packages in integration/requirements.txt are installed (from PyPI, the first
 //! time) by the suite's own `setup` script into a virtual environment of the tests' own, `target/suite-venv`.
 //! Each test runs the root Irun.toml in a temporary project of its own (the same text, with a free port instead
-//! of the repository's, `integration/` and `.venv` linked in): no test touches the repository's port, `.venv` or `.irun/`,
-//! so `cargo test` passes while someone runs the suite with `irun` in the same checkout.
+//! of the repository's, `integration/` and `.venv` linked in): no test touches the repository's port, `.venv` or
+//! `.irun/`, so `cargo test` passes while someone runs the suite with `irun` in the same checkout.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

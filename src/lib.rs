@@ -6,6 +6,7 @@
 //! in [`commands`]; this file only wires them.
 
 pub mod cli;
+pub mod command_line;
 pub mod commands;
 pub mod config;
 pub mod diagnostic;
@@ -24,6 +25,7 @@ pub mod procfs;
 pub mod report;
 pub mod runner;
 pub mod signals;
+pub mod spawn;
 pub mod state;
 pub mod supervisor;
 pub mod watch;

@@ -7,8 +7,9 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,12 +18,14 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use crate::config::Cmd;
 use crate::guard::{self, OWNER_VAR};
 use crate::procfs;
+use crate::spawn::{self, SpawnError};
 
 /// Last resort when a group ignores even SIGKILL (a process stuck in the kernel): give up waiting after this.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -55,8 +58,9 @@ pub struct Spec<'a> {
 
 /// A running process group started by irun.
 pub struct Process {
-    child: Child,
     pgid: i32,
+    /// Readable once the leader has exited (none where the kernel has no pidfds: SIGCHLD tells instead).
+    exited: Option<AsyncFd<OwnedFd>>,
     /// The value of `IRUN_OWNER` given to this process, inherited by everything it starts.
     owner: String,
     status: Option<ExitStatus>,
@@ -73,53 +77,62 @@ pub enum Stopped {
     Killed,
 }
 
-pub fn spawn(spec: &Spec<'_>) -> io::Result<(Process, Option<ChildStdout>, Option<ChildStderr>)> {
+/// Start a command as the leader of a new process group (with its stdout and stderr, if captured).
+pub fn spawn(spec: &Spec<'_>) -> Result<(Process, Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let owner = format!("{}/{}", guard::run_token(), SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    let mut command = match spec.cmd {
-        Cmd::Shell(script) => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(script);
-            c
-        }
-        Cmd::Argv(argv) => {
-            // A relative path with a slash means "relative to the task's directory", as in a shell there.
-            let program = Path::new(&argv[0]);
-            let program = if program.is_relative() && argv[0].contains('/') {
-                spec.cwd.join(program)
-            } else {
-                program.to_path_buf()
-            };
-            let mut c = Command::new(program);
-            c.args(&argv[1..]);
-            c
-        }
+    let invocation = crate::command_line::invocation(spec.cmd);
+    let env: Vec<(&str, &str)> =
+        spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([(OWNER_VAR, owner.as_str())]).collect();
+    let request = spawn::Request {
+        invocation: &invocation,
+        cwd: spec.cwd,
+        env: &env,
+        output: if spec.capture_output { spawn::Output::Piped } else { spawn::Output::Discarded },
     };
-    command
-        .current_dir(spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(OWNER_VAR, &owner)
-        .stdin(Stdio::null())
-        .process_group(0);
-    if spec.capture_output {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    } else {
-        command.stdout(Stdio::null()).stderr(Stdio::null());
-    }
-    // No `pre_exec` hook: without one the standard library spawns with posix_spawn (vfork-like), several times
-    // faster than fork+exec from a large process. If irun dies, the guard kills the process groups it was told
-    // about, and sweeps anything carrying this run's IRUN_OWNER marker, which covers the moment between spawning
-    // and telling the guard.
+    // If irun dies, the guard kills the process groups it was told about, and sweeps anything carrying this run's
+    // IRUN_OWNER marker, which covers the moment between spawning and telling the guard.
     // Registered before the child can exit, so the reaping helpers never take it for an adopted orphan.
     let mut registry = spawned();
-    let mut child = command.spawn()?;
-    let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    let child = spawn::spawn(&request)?;
+    let pgid = child.pid;
     registry.get_or_insert_with(HashSet::new).insert(pgid);
     drop(registry);
     guard::watch(pgid);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    Ok((Process { child, pgid, owner, status: None, gone: false }, stdout, stderr))
+    let exited = pidfd(pgid);
+    Ok((Process { pgid, exited, owner, status: None, gone: false }, child.stdout, child.stderr))
+}
+
+/// A pidfd for a child, registered with the reactor, so its exit wakes irun without polling.
+fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1); nothing else is touched.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a non-negative return is a descriptor this process now owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same descriptor) until the AsyncFd is dropped.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
+}
+
+/// Reap `pid` if it has exited.
+fn try_reap(pid: i32) -> io::Result<Option<ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status into the integer it is given.
+        match unsafe { nix::libc::waitpid(pid, &mut status, nix::libc::WNOHANG) } {
+            0 => return Ok(None),
+            r if r == pid => return Ok(Some(ExitStatus::from_raw(status))),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 impl Process {
@@ -132,13 +145,24 @@ impl Process {
         if let Some(s) = self.status {
             return Ok(s);
         }
-        let s = self.child.wait().await?;
+        let s = match &self.exited {
+            Some(fd) => loop {
+                let mut ready = fd.readable().await?;
+                if let Some(s) = try_reap(self.pgid)? {
+                    break s;
+                }
+                ready.clear_ready();
+            },
+            None => wait_for_sigchld(self.pgid).await?,
+        };
         self.reaped(s);
         Ok(s)
     }
 
     fn reaped(&mut self, status: ExitStatus) {
         self.status = Some(status);
+        // The pidfd has done its work.
+        self.exited = None;
         if let Some(set) = spawned().as_mut() {
             set.remove(&self.pgid);
         }
@@ -147,7 +171,7 @@ impl Process {
     /// Signal the group, unless it is known to be gone: once the leader is reaped and the group empty, its id may
     /// be reused by a stranger.
     fn signal(&mut self, sig: Signal) {
-        if self.gone || (self.status.is_some() && !group_alive(self.pgid, None)) {
+        if self.gone || (self.status.is_some() && !group_alive(self.pgid)) {
             self.mark_gone();
             return;
         }
@@ -193,8 +217,13 @@ impl Process {
     /// it too. Looking for escapees scans /proc, which would double the cost of a short task; the run-end sweep
     /// ([`stop_all_escaped`]) finds them anyway.
     pub fn has_leftovers(&mut self, escaped: bool) -> bool {
-        if !self.gone && group_alive(self.pgid, self.child.id()) {
-            return true;
+        if !self.gone {
+            if group_alive(self.pgid) {
+                return true;
+            }
+            if self.status.is_some() {
+                self.mark_gone();
+            }
         }
         escaped && !escapees(Some(&self.owner)).is_empty()
     }
@@ -202,15 +231,15 @@ impl Process {
     /// Wait until the leader is reaped and no member of the group is left, or until `deadline`.
     pub async fn wait_gone(&mut self, deadline: Instant) -> bool {
         if self.status.is_none() {
-            match timeout_at(deadline, self.child.wait()).await {
-                Ok(Ok(s)) => self.reaped(s),
+            match timeout_at(deadline, self.wait()).await {
+                Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => return false,
             }
         }
         // No notification exists for "process group empty": poll, quickly at first.
         let mut pause = Duration::from_millis(1);
         loop {
-            if self.gone || !group_alive(self.pgid, None) {
+            if self.gone || !group_alive(self.pgid) {
                 self.mark_gone();
                 return true;
             }
@@ -236,6 +265,33 @@ impl Drop for Process {
             self.gone = true;
             // SIGKILL cannot be caught, so the guard need not (and, once the id is reused, must not) act on it.
             guard::forget(self.pgid);
+        }
+        if self.status.is_none() && !matches!(try_reap(self.pgid), Ok(Some(_))) {
+            // Not reaped yet: no longer counted as spawned, the next scan for adopted processes reaps it.
+            if let Some(set) = spawned().as_mut() {
+                set.remove(&self.pgid);
+            }
+        }
+    }
+}
+
+/// Where pidfds are not available: wait for SIGCHLD, and check again at least every 50ms (a signal that arrived
+/// before the listener was in place is not delivered again).
+async fn wait_for_sigchld(pid: i32) -> io::Result<ExitStatus> {
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+    loop {
+        if let Some(s) = try_reap(pid)? {
+            return Ok(s);
+        }
+        let tick = sleep(Duration::from_millis(50));
+        match sigchld.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    _ = rx.recv() => {}
+                    () = tick => {}
+                }
+            }
+            None => tick.await,
         }
     }
 }
@@ -356,9 +412,9 @@ fn marker_matches(pid: i32, marker: &str) -> bool {
     }
 }
 
-/// Whether any live (non-zombie) process is in group `pgid`. Adopted zombies in it are reaped on the way; `leader`
-/// (owned by tokio, which reaps it) is left alone.
-fn group_alive(pgid: i32, leader: Option<u32>) -> bool {
+/// Whether any live (non-zombie) process is in group `pgid`. Adopted zombies in it are reaped on the way; the
+/// leader (reaped by its [`Process`]) is left alone.
+fn group_alive(pgid: i32) -> bool {
     if let Err(Errno::ESRCH) = kill(Pid::from_raw(-pgid), None) {
         return false;
     }
@@ -371,7 +427,7 @@ fn group_alive(pgid: i32, leader: Option<u32>) -> bool {
             continue;
         }
         if stat.is_zombie() {
-            if stat.ppid == me && Some(pid as u32) != leader && pgid != pid {
+            if stat.ppid == me && pgid != pid {
                 reap_adopted(pid);
             }
         } else {

@@ -39,6 +39,7 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
 
     // Children irun has before it starts anything are not its tasks'; then the guard, before any task.
     supervisor::note_inherited_children();
+    crate::spawn::prepare();
     guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
     supervisor::become_subreaper();
     // Watches go in before anything runs, so a change made during the first run is not missed.
@@ -64,11 +65,13 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
         None
     };
     // One thread: every child is spawned from the main thread, which lives as long as irun (see supervisor::spawn).
+    let (tx, rx) = events::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Events collected while the runtime worked go to the reporters together when it goes idle.
+        .on_thread_park(tx.flusher())
         .build()
         .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
-    let (tx, rx) = events::channel();
     let (closed_tx, output_closed) = tokio::sync::mpsc::unbounded_channel();
     let reporting = std::thread::spawn(move || {
         report::drive(rx, reporters, move || {

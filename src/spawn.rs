@@ -1,0 +1,366 @@
+//! Creating a process as cheaply as the kernel allows, the way make and ninja do: `posix_spawn` (a vfork-like
+//! clone, then exec) of a program resolved once on the PATH the task sees, in a process group of its own, with an
+//! environment built from a copy of irun's taken once, stdin from one `/dev/null` kept open, and stdout and stderr
+//! to pipes whose reading ends (only) are non-blocking, for irun's reactor.
+//!
+//! What it does not do is decide anything about the process afterwards: see [`crate::supervisor`].
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+
+use crate::command_line::{Invocation, SHELL};
+
+/// Where a process's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// To two pipes, returned to the caller.
+    Piped,
+    /// To `/dev/null`.
+    Discarded,
+}
+
+pub struct Request<'a> {
+    pub invocation: &'a Invocation,
+    pub cwd: &'a Path,
+    /// Added to irun's own environment; a later entry wins over an earlier one with the same name.
+    pub env: &'a [(&'a str, &'a str)],
+    pub output: Output,
+}
+
+/// A started process: the leader of its own process group, whose id is its pid.
+pub struct Spawned {
+    pub pid: i32,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Why a process could not be started, and which program it was.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub program: String,
+    pub error: io::Error,
+}
+
+/// irun's environment when the run started, each entry ready for `execve`.
+static BASE_ENV: LazyLock<Vec<(OsString, CString)>> = LazyLock::new(|| {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut entry = k.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            Some((k, CString::new(entry).ok()?))
+        })
+        .collect()
+});
+
+/// irun's working directory: a task that runs there needs no `chdir`.
+static HERE: LazyLock<Option<PathBuf>> = LazyLock::new(|| std::env::current_dir().ok());
+
+/// `/dev/null`, opened once for reading and writing (close-on-exec; each child gets its own copy by `dup2`).
+static NULL: LazyLock<io::Result<OwnedFd>> =
+    LazyLock::new(|| std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map(OwnedFd::from));
+
+/// Take irun's environment and working directory now, before anything could change them.
+pub fn prepare() {
+    LazyLock::force(&BASE_ENV);
+    LazyLock::force(&HERE);
+    let _ = LazyLock::force(&NULL);
+}
+
+pub fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
+    let fail = |error: io::Error| SpawnError { program: req.invocation.program.clone(), error };
+    let path_var = req.env.iter().rev().find(|(k, _)| *k == "PATH").map(|(_, v)| OsStr::new(*v));
+    let program = resolve(&req.invocation.program, path_var, req.cwd).map_err(fail)?;
+    let env = Environment::new(req.env).map_err(fail)?;
+    let argv = CStrings::new(req.invocation.argv.iter().map(String::as_str)).map_err(fail)?;
+    match launch(&program, &argv, &env, req) {
+        // A file without `#!` that is executable: run it with the shell, as execvp and a shell would.
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            let script = program.as_os_str().to_str().unwrap_or_default();
+            let args = ["sh", script].into_iter().chain(req.invocation.argv[1..].iter().map(String::as_str));
+            let argv = CStrings::new(args).map_err(fail)?;
+            launch(Path::new(SHELL), &argv, &env, req).map_err(fail)
+        }
+        other => other.map_err(fail),
+    }
+}
+
+fn launch(program: &Path, argv: &CStrings, env: &Environment, req: &Request<'_>) -> io::Result<Spawned> {
+    let program = CString::new(program.as_os_str().as_bytes()).map_err(|_| invalid("a NUL byte in the program"))?;
+    let cwd = match HERE.as_deref() {
+        Some(here) if here == req.cwd => None,
+        _ => Some(CString::new(req.cwd.as_os_str().as_bytes()).map_err(|_| invalid("a NUL byte in `cwd`"))?),
+    };
+    let null = NULL.as_ref().map_err(|e| io::Error::new(e.kind(), format!("cannot open /dev/null: {e}")))?;
+    let (out, err) = match req.output {
+        Output::Piped => (Some(pipe()?), Some(pipe()?)),
+        Output::Discarded => (None, None),
+    };
+    let out_fd = out.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
+    let err_fd = err.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
+    let pid = posix_spawn(&program, argv, env, [null.as_raw_fd(), out_fd, err_fd], cwd.as_deref())?;
+    // The writing ends now belong to the child; dropping them here closes irun's copies.
+    Ok(Spawned { pid, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
+}
+
+/// A pipe: its reading end non-blocking (for irun's reactor), its writing end blocking (a child's stdout must be:
+/// a non-blocking one makes writers fail with EAGAIN when the pipe is full), both close-on-exec (the child's copy
+/// is made by `dup2`, which clears it).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A new pipe has no other status flags to keep, so no F_GETFL is needed.
+    // SAFETY: fcntl on a descriptor this function owns.
+    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((read, write))
+}
+
+/// NUL-terminated strings and the null-terminated array of pointers to them that `execve` wants.
+struct CStrings {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStrings {
+    fn new<'a>(items: impl Iterator<Item = &'a str>) -> io::Result<CStrings> {
+        let owned =
+            items.map(CString::new).collect::<Result<Vec<_>, _>>().map_err(|_| invalid("a NUL byte in `cmd`"))?;
+        let mut ptrs: Vec<_> = owned.iter().map(|c| c.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(CStrings { _owned: owned, ptrs })
+    }
+}
+
+/// irun's environment with the task's entries on top: the inherited entries are shared, not copied.
+struct Environment {
+    _own: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl Environment {
+    fn new(env: &[(&str, &str)]) -> io::Result<Environment> {
+        // The last entry for a name wins.
+        let mut own: Vec<CString> = Vec::with_capacity(env.len());
+        let mut names: Vec<&str> = Vec::with_capacity(env.len());
+        for (k, v) in env.iter().rev() {
+            if names.contains(k) {
+                continue;
+            }
+            names.push(k);
+            own.push(CString::new(format!("{k}={v}")).map_err(|_| invalid("a NUL byte in `env`"))?);
+        }
+        let mut ptrs = Vec::with_capacity(BASE_ENV.len() + own.len() + 1);
+        for (k, entry) in BASE_ENV.iter() {
+            if !names.iter().any(|n| n.as_bytes() == k.as_bytes()) {
+                ptrs.push(entry.as_ptr());
+            }
+        }
+        ptrs.extend(own.iter().rev().map(|c| c.as_ptr()));
+        ptrs.push(std::ptr::null());
+        Ok(Environment { _own: own, ptrs })
+    }
+}
+
+/// `posix_spawn`'s file actions for one set of descriptors and directory. Building them costs system calls (glibc
+/// checks every descriptor against the limit), and the same few descriptor numbers come back task after task, so
+/// they are built once and kept.
+struct FileActions(libc::posix_spawn_file_actions_t);
+
+// SAFETY: the file actions are plain data (descriptor numbers and a copied path) that glibc only reads during a
+// posix_spawn call; all access goes through the mutex below.
+unsafe impl Send for FileActions {}
+
+impl FileActions {
+    fn new(stdin: RawFd, stdout: RawFd, stderr: RawFd, cwd: Option<&std::ffi::CStr>) -> io::Result<FileActions> {
+        // SAFETY: initialised before use and destroyed (by Drop) on every path; glibc copies the directory's path.
+        unsafe {
+            let mut actions = FileActions(std::mem::zeroed());
+            check(libc::posix_spawn_file_actions_init(&mut actions.0))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions.0, stdin, 0))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions.0, stdout, 1))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions.0, stderr, 2))?;
+            if let Some(dir) = cwd {
+                check(libc::posix_spawn_file_actions_addchdir_np(&mut actions.0, dir.as_ptr()))?;
+            }
+            Ok(actions)
+        }
+    }
+}
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new` (a failed init leaves an all-zero object, which destroy accepts).
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+type ActionsKey = (RawFd, RawFd, RawFd, Option<CString>);
+
+/// File actions built so far; forgotten all at once when there are more than a few dozen.
+static ACTIONS: LazyLock<Mutex<HashMap<ActionsKey, FileActions>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+const ACTIONS_KEPT: usize = 64;
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+}
+
+fn posix_spawn(
+    program: &std::ffi::CStr,
+    argv: &CStrings,
+    env: &Environment,
+    stdio: [RawFd; 3],
+    cwd: Option<&std::ffi::CStr>,
+) -> io::Result<i32> {
+    let key = (stdio[0], stdio[1], stdio[2], cwd.map(std::ffi::CStr::to_owned));
+    let mut cache = ACTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    if !cache.contains_key(&key) {
+        if cache.len() >= ACTIONS_KEPT {
+            cache.clear();
+        }
+        let actions = FileActions::new(stdio[0], stdio[1], stdio[2], cwd)?;
+        cache.insert(key.clone(), actions);
+    }
+    let actions = &cache[&key];
+    // SAFETY: the attribute object is initialised before use and destroyed on every path; every pointer passed
+    // (program, argv, envp, the file actions) points into values that outlive the call, and argv/envp are
+    // null-terminated. posix_spawn keeps nothing it is given after it returns.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        check(libc::posix_spawnattr_init(&mut attr))?;
+        let result = (|| {
+            // Its own process group (0: its pid); no blocked signals; SIGPIPE back to its default (Rust ignores it).
+            let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+            check(libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short))?;
+            check(libc::posix_spawnattr_setpgroup(&mut attr, 0))?;
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            check(libc::posix_spawnattr_setsigmask(&mut attr, &set))?;
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            check(libc::posix_spawnattr_setsigdefault(&mut attr, &set))?;
+            let mut pid: libc::pid_t = 0;
+            check(libc::posix_spawn(
+                &mut pid,
+                program.as_ptr(),
+                &actions.0,
+                &attr,
+                argv.ptrs.as_ptr() as *const *mut libc::c_char,
+                env.ptrs.as_ptr() as *const *mut libc::c_char,
+            ))?;
+            Ok(pid)
+        })();
+        libc::posix_spawnattr_destroy(&mut attr);
+        result
+    }
+}
+
+/// How long a program found on PATH is remembered: long enough that a graph of thousands of tasks looks each
+/// program up a handful of times, short enough that one installed during a long watch session is found.
+const RESOLVED_FOR: Duration = Duration::from_secs(2);
+
+type Resolved = HashMap<(String, OsString), (PathBuf, Instant)>;
+
+static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The file to execute for `program`, as a shell would find it: a name with a `/` is a path (relative to the task's
+/// directory); any other name is looked up in PATH's folders, in order (an empty entry is the task's directory).
+/// `path` is the task's PATH if it sets one; irun's otherwise.
+pub fn resolve(program: &str, path: Option<&OsStr>, cwd: &Path) -> io::Result<PathBuf> {
+    if program.contains('/') {
+        return Ok(cwd.join(program));
+    }
+    if program.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "an empty program name"));
+    }
+    let inherited = BASE_ENV.iter().find(|(k, _)| k == "PATH").map(|(_, e)| OsStr::from_bytes(&e.as_bytes()[5..]));
+    let path = path.or(inherited).unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    // Relative entries depend on the task's directory: not remembered.
+    let cacheable = path.as_bytes().split(|&b| b == b':').all(|d| d.starts_with(b"/"));
+    let key = (program.to_string(), path.to_os_string());
+    if cacheable {
+        let cache = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((found, at)) = cache.get(&key) {
+            if at.elapsed() < RESOLVED_FOR {
+                return Ok(found.clone());
+            }
+        }
+    }
+    let mut denied = None;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { cwd.to_path_buf() } else { cwd.join(OsStr::from_bytes(dir)) };
+        let candidate = dir.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                if cacheable {
+                    let mut cache = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+                    cache.insert(key, (candidate.clone(), Instant::now()));
+                }
+                return Ok(candidate);
+            }
+            Ok(m) if m.is_file() => denied = Some(candidate),
+            _ => {}
+        }
+    }
+    Err(match denied {
+        Some(file) => io::Error::new(io::ErrorKind::PermissionDenied, format!("{} is not executable", file.display())),
+        None => io::Error::new(io::ErrorKind::NotFound, "command not found on PATH"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_on_the_given_path_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("tool"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(d.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::write(a.join("plain"), "").unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(resolve("tool", Some(&path), dir.path()).unwrap(), a.join("tool"));
+        let err = resolve("plain", Some(&path), dir.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        let err = resolve("no-such-tool", Some(&path), dir.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        // A path is taken as it is, relative to the task's directory.
+        assert_eq!(resolve("./x", Some(&path), dir.path()).unwrap(), dir.path().join("./x"));
+    }
+
+    #[test]
+    fn the_task_environment_overrides_irun_s_and_the_last_entry_wins() {
+        let env = Environment::new(&[("IRUN_TEST_A", "1"), ("PATH", "/nowhere"), ("IRUN_TEST_A", "2")]).unwrap();
+        let entries: Vec<String> = env.ptrs[..env.ptrs.len() - 1]
+            .iter()
+            // SAFETY: every pointer but the last points to a NUL-terminated string owned by `env` or BASE_ENV.
+            .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .collect();
+        assert!(entries.contains(&"IRUN_TEST_A=2".to_string()), "{entries:?}");
+        assert!(!entries.contains(&"IRUN_TEST_A=1".to_string()));
+        assert_eq!(entries.iter().filter(|e| e.starts_with("PATH=")).collect::<Vec<_>>(), ["PATH=/nowhere"]);
+        assert!(env.ptrs.last().unwrap().is_null());
+    }
+}

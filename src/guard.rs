@@ -1,12 +1,14 @@
 //! The guard: a tiny process started before irun starts anything, which kills every process irun still owns if
 //! irun dies without cleaning up (even by SIGKILL, which no handler can catch).
 //!
-//! irun tells the guard, over a pipe, about each process group it starts and ends (`g+PGID`, `g-PGID`) and about
-//! each process that left its task's group and was re-parented to irun (`p+PID START`, `p-PID`; START is the
-//! process's start time, so a reused pid is never mistaken for it). The write end is close-on-exec and held only by
-//! irun, so the guard sees end-of-file exactly when irun has exited, for whatever reason. It then sends SIGKILL to
-//! the groups and processes still listed, and to anything carrying the run's `IRUN_OWNER` marker. After a normal
-//! exit (`done`) the lists are empty and it does nothing.
+//! irun keeps the list of process groups it owns in memory it shares with the guard (a memfd mapped by both: one
+//! slot per running group, written by irun as groups start and end, at no cost per task, and read by the guard only
+//! when irun is gone). Over a pipe it tells the guard about each process that left its task's group and was
+//! re-parented to irun (`p+PID START`, `p-PID`; START is the process's start time, so a reused pid is never mistaken
+//! for it); where no shared memory can be had, groups go over the pipe too (`g+PGID`, `g-PGID`). The write end is
+//! close-on-exec and held only by irun, so the guard sees end-of-file exactly when irun has exited, for whatever
+//! reason. It then sends SIGKILL to the groups and processes still listed, and to anything carrying the run's
+//! `IRUN_OWNER` marker. After a normal exit (`done`) the lists are empty and it does nothing.
 //!
 //! The guard is irun's own binary started again (`/proc/self/exe` with `IRUN_GUARD` set), not a fork: irun can
 //! start a new one at any time, even with threads running. If the guard dies, irun notices at once (a pidfd),
@@ -21,9 +23,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use nix::fcntl::OFlag;
+use nix::libc;
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::unistd::{Pid, pipe2};
 
@@ -33,10 +37,15 @@ pub const OWNER_VAR: &str = "IRUN_OWNER";
 /// Set (to the run token) in the environment of the guard process only: irun started as the guard.
 const GUARD_VAR: &str = "IRUN_GUARD";
 
+/// The guard's argument when its stdout is the memfd of shared slots.
+const SHARED_ARG: &str = "shared-slots";
+
 struct Guard {
     pipe: File,
     child: Child,
-    /// What the guard has been told and not told to forget, so a new guard can be told again.
+    /// The groups irun owns, shared with the guard (and with the next one, if this one dies).
+    slots: Option<Slots>,
+    /// What the guard has been told over the pipe and not told to forget, so a new guard can be told again.
     groups: HashSet<i32>,
     adopted: HashMap<i32, u64>,
     /// A write failed: the guard is gone.
@@ -78,25 +87,94 @@ pub fn run_if_guard() {
 
 /// Start the guard.
 pub fn start() -> std::io::Result<()> {
-    let g = spawn()?;
+    let g = spawn(Slots::new())?;
     *guard() = Some(g);
     Ok(())
 }
 
-fn spawn() -> std::io::Result<Guard> {
+/// Slots for this many groups at once; the memory is only touched as far as it is used.
+const SLOTS: usize = 1 << 20;
+
+/// The shared list of process groups: slot 0 holds how many slots have ever been used, each other slot a group id
+/// (0: free).
+struct Slots {
+    memfd: OwnedFd,
+    table: &'static [AtomicI32],
+    used: HashMap<i32, usize>,
+    free: Vec<usize>,
+    next: usize,
+}
+
+impl Slots {
+    fn new() -> Option<Slots> {
+        // SAFETY: memfd_create takes a name and flags and returns a new descriptor (or -1).
+        let fd = unsafe { libc::memfd_create(c"irun-guard".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a non-negative return is a descriptor this process now owns.
+        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let table = map(&memfd, true)?;
+        Some(Slots { memfd, table, used: HashMap::new(), free: Vec::new(), next: 1 })
+    }
+
+    /// Record a group; false if every slot is taken.
+    fn insert(&mut self, pgid: i32) -> bool {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None if self.next < SLOTS => {
+                self.next += 1;
+                self.table[0].store(self.next as i32, Ordering::Release);
+                self.next - 1
+            }
+            None => return false,
+        };
+        self.table[slot].store(pgid, Ordering::Release);
+        self.used.insert(pgid, slot);
+        true
+    }
+
+    fn remove(&mut self, pgid: i32) -> bool {
+        let Some(slot) = self.used.remove(&pgid) else { return false };
+        self.table[slot].store(0, Ordering::Release);
+        self.free.push(slot);
+        true
+    }
+}
+
+/// Map the slots of a memfd (`create`: size it first), shared, for the life of the process.
+fn map(fd: &OwnedFd, create: bool) -> Option<&'static [AtomicI32]> {
+    let len = SLOTS * std::mem::size_of::<AtomicI32>();
+    // SAFETY: ftruncate and mmap on a descriptor we hold; the mapping is never unmapped, so a 'static slice over it
+    // stays valid, and AtomicI32 has the size and alignment of the i32s the other process reads and writes.
+    unsafe {
+        if create && libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
+            return None;
+        }
+        let prot = if create { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+        let at = libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), 0);
+        if at == libc::MAP_FAILED {
+            return None;
+        }
+        Some(std::slice::from_raw_parts(at as *const AtomicI32, SLOTS))
+    }
+}
+
+fn spawn(slots: Option<Slots>) -> std::io::Result<Guard> {
     let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-    let child = Command::new("/proc/self/exe")
-        .arg0("irun-guard")
-        .env(GUARD_VAR, run_token())
-        .stdin(Stdio::from(read))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
-        .process_group(0)
-        .spawn()?;
+    let mut command = Command::new("/proc/self/exe");
+    command.arg0("irun-guard").env(GUARD_VAR, run_token()).stdin(Stdio::from(read)).stderr(Stdio::null());
+    // The shared slots are the guard's stdout: the one way to hand it a descriptor without a hook in the child.
+    match slots.as_ref().map(|s| s.memfd.try_clone()) {
+        Some(Ok(fd)) => command.arg(SHARED_ARG).stdout(Stdio::from(fd)),
+        _ => command.stdout(Stdio::null()),
+    };
+    // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
+    let child = command.process_group(0).spawn()?;
     Ok(Guard {
         pipe: File::from(write),
         child,
+        slots,
         groups: HashSet::new(),
         adopted: HashMap::new(),
         broken: false,
@@ -114,16 +192,19 @@ fn tell(g: &mut Guard, line: &str) {
 /// Record that irun owns process group `pgid`.
 pub fn watch(pgid: i32) {
     if let Some(g) = guard().as_mut() {
-        g.groups.insert(pgid);
-        tell(g, &format!("g+{pgid}\n"));
+        if !g.slots.as_mut().is_some_and(|s| s.insert(pgid)) {
+            g.groups.insert(pgid);
+            tell(g, &format!("g+{pgid}\n"));
+        }
     }
 }
 
 /// Record that process group `pgid` is gone, so the guard must never signal it (the id may be reused).
 pub fn forget(pgid: i32) {
     if let Some(g) = guard().as_mut() {
-        g.groups.remove(&pgid);
-        tell(g, &format!("g-{pgid}\n"));
+        if !g.slots.as_mut().is_some_and(|s| s.remove(pgid)) && g.groups.remove(&pgid) {
+            tell(g, &format!("g-{pgid}\n"));
+        }
     }
 }
 
@@ -177,7 +258,7 @@ pub fn revive() -> Option<String> {
             REVIVAL_WINDOW.as_secs()
         ));
     }
-    match spawn() {
+    match spawn(g.slots.take()) {
         Ok(mut new) => {
             let (groups, adopted) = (std::mem::take(&mut g.groups), std::mem::take(&mut g.adopted));
             new.revived = std::mem::take(&mut g.revived);
@@ -194,6 +275,7 @@ pub fn revive() -> Option<String> {
             Some(format!("irun's guard process ended ({how}); started a new one, which knows every running process"))
         }
         Err(e) => {
+            // The groups stay listed for the run's own cleanup.
             *slot = None;
             Some(format!(
                 "irun's guard process ended ({how}) and a new one could not be started ({e}); if irun is killed \
@@ -220,6 +302,13 @@ fn guard_main(token: &str) -> ! {
         // SAFETY: installing SIG_IGN runs no code in signal context.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
+    // The shared slots come as stdout; mapped before stdout goes to /dev/null (the mapping outlives the descriptor).
+    let shared = if std::env::args_os().nth(1).is_some_and(|a| a == SHARED_ARG) {
+        // SAFETY: fd 1 is open (Rust's runtime sees to that); the OwnedFd takes it over and is closed after mapping.
+        map(&unsafe { OwnedFd::from_raw_fd(1) }, false)
+    } else {
+        None
+    };
     close_other_fds();
 
     let mut groups: HashSet<i32> = HashSet::new();
@@ -248,6 +337,10 @@ fn guard_main(token: &str) -> ! {
         } else if let Some(pid) = l.strip_prefix("p-").and_then(|s| s.parse::<i32>().ok()) {
             adopted.remove(&pid);
         }
+    }
+    if let Some(table) = shared {
+        let used = (table[0].load(Ordering::Acquire).max(0) as usize).min(SLOTS);
+        groups.extend(table[1..used].iter().map(|slot| slot.load(Ordering::Acquire)));
     }
     for pgid in groups {
         if pgid > 1 {

@@ -130,37 +130,116 @@ pub struct Stamped {
 /// Bytes of task output that may wait for reporters before output readers are slowed down.
 const OUTPUT_BUDGET: usize = 4 << 20;
 
+/// Events are handed to the reporters in batches: when the runtime has nothing left to do (see
+/// [`EventSender::flusher`]), or once a batch holds this many events or bytes of output.
+const BATCH_EVENTS: usize = 512;
+const BATCH_BYTES: usize = 256 << 10;
+
 /// Where events go. Sending never blocks, so the scheduler stays responsive (timeouts, Ctrl-C) even when irun's
 /// stdout is slow or blocked; only task output is throttled: when reporters fall `OUTPUT_BUDGET` bytes behind,
 /// output readers wait, and the task's pipe fills, as if it wrote to that stdout directly.
+///
+/// Events sent while the runtime works are collected and handed over together when it goes idle: the reporter
+/// thread wakes (and writes) once per burst, not once per event.
 #[derive(Clone)]
 pub struct EventSender {
-    tx: tokio::sync::mpsc::UnboundedSender<Stamped>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<Stamped>>,
     budget: Arc<tokio::sync::Semaphore>,
+    batch: std::sync::Mutex<Batch>,
+}
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<Stamped>,
+    bytes: usize,
+}
+
+impl Shared {
+    fn flush(&self) {
+        let events = {
+            let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+            if batch.events.is_empty() {
+                return;
+            }
+            batch.bytes = 0;
+            std::mem::take(&mut batch.events)
+        };
+        let _ = self.tx.send(events);
+    }
+}
+
+impl Drop for Shared {
+    /// The last sender is gone: what it collected still reaches the reporters.
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 pub struct EventReceiver {
-    rx: tokio::sync::mpsc::UnboundedReceiver<Stamped>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<Stamped>>,
     budget: Arc<tokio::sync::Semaphore>,
+    /// The rest of the batch being handed out.
+    current: std::collections::VecDeque<Stamped>,
 }
 
 pub fn channel() -> (EventSender, EventReceiver) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let budget = Arc::new(tokio::sync::Semaphore::new(OUTPUT_BUDGET));
-    (EventSender { tx, budget: budget.clone() }, EventReceiver { rx, budget })
+    let shared = Shared { tx, budget: budget.clone(), batch: std::sync::Mutex::new(Batch::default()) };
+    (EventSender { shared: Arc::new(shared) }, EventReceiver { rx, budget, current: Default::default() })
 }
 
 impl EventSender {
     pub fn send(&self, event: Event) {
-        let _ = self.tx.send(Stamped { at: std::time::SystemTime::now(), event });
+        let bytes = match &event {
+            Event::Output { text, .. } => text.len(),
+            _ => 0,
+        };
+        let full = {
+            let mut batch = self.shared.batch.lock().unwrap_or_else(|e| e.into_inner());
+            batch.events.push(Stamped { at: std::time::SystemTime::now(), event });
+            batch.bytes += bytes;
+            batch.events.len() >= BATCH_EVENTS || batch.bytes >= BATCH_BYTES
+        };
+        // Off the runtime's thread nothing would hand the batch over: do it now.
+        if full || tokio::runtime::Handle::try_current().is_err() {
+            self.shared.flush();
+        }
+    }
+
+    /// Hand over what was collected.
+    pub fn flush(&self) {
+        self.shared.flush();
+    }
+
+    /// What the runtime calls before it goes idle (`on_thread_park`): hands over what was collected. It does not
+    /// keep the channel open.
+    pub fn flusher(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.flush();
+            }
+        }
     }
 
     /// Send a line of output once the reporters have room for it.
     pub async fn send_output(&self, task: TaskName, stream: Stream, line: Vec<u8>) {
         let cost = line.len().clamp(1, OUTPUT_BUDGET) as u32;
-        if let Ok(permit) = self.budget.acquire_many(cost).await {
-            // Returned by the receiver once the line has been handled.
-            permit.forget();
+        match self.shared.budget.try_acquire_many(cost) {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                // The reporters are behind: let them have what was collected, then wait for room.
+                self.shared.flush();
+                if let Ok(permit) = self.shared.budget.acquire_many(cost).await {
+                    // Returned by the receiver once the line has been handled.
+                    permit.forget();
+                }
+            }
         }
         self.send(Event::Output { task, stream, text: line });
     }
@@ -169,14 +248,18 @@ impl EventSender {
 impl EventReceiver {
     /// The next event, blocking this (non-async) thread; `None` once every sender is gone.
     pub fn blocking_recv(&mut self) -> Option<Stamped> {
-        let event = self.rx.blocking_recv()?;
+        while self.current.is_empty() {
+            self.current = self.rx.blocking_recv()?.into();
+        }
+        let event = self.current.pop_front()?;
         if let Event::Output { text: line, .. } = &event.event {
             self.budget.add_permits(line.len().clamp(1, OUTPUT_BUDGET));
         }
         Some(event)
     }
 
+    /// No event is waiting: the reporters may write what they hold.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.current.is_empty() && self.rx.is_empty()
     }
 }

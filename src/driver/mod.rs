@@ -194,6 +194,7 @@ pub async fn run(setup: Setup) -> RunOutcome {
         d.events.send(Event::Notice { task: None, message });
     }
     d.events.send(Event::RunFinished { outcome, elapsed: started.elapsed() });
+    d.events.flush();
     outcome
 }
 
@@ -273,6 +274,10 @@ impl Driver {
                     }
                 }
                 Effect::CheckFreshness { task, dep_ran } => {
+                    if !self.config.tasks[task].sources.is_empty() {
+                        // Hashing sources can take a while: what happened before is shown first.
+                        self.events.flush();
+                    }
                     let dep_ran = dep_ran.map(|d| self.config.tasks[d].name.clone());
                     let (verdict, snapshot) =
                         self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_deref(), "ran");

@@ -1,9 +1,10 @@
 //! Reading a task's output: split into lines (bytes kept as they are), sent as events, and checked against a
 //! service's `ready.log` pattern. The pipe is drained continuously, so a chatty task never blocks on a full pipe.
 
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 use crate::events::{EventSender, Stream, TaskName};
@@ -18,78 +19,169 @@ pub struct LogMatch {
     pub matched: Arc<watch::Sender<bool>>,
 }
 
-pub async fn pump(
-    reader: impl AsyncRead + Unpin,
-    task: TaskName,
-    stream: Stream,
-    events: EventSender,
-    log: Option<LogMatch>,
-) {
-    let mut reader = BufReader::with_capacity(MAX_LINE, reader);
-    // The start of a line whose end has not arrived yet.
-    let mut partial: Vec<u8> = Vec::new();
-    // The last piece was cut at MAX_LINE: a newline right after it ends that line, not a new empty one.
-    let mut just_cut = false;
+/// Read buffers no pump is using: a short task costs no allocation (or zeroing) of one.
+static BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+
+struct Buffer(Option<Box<[u8]>>);
+
+impl Buffer {
+    fn take() -> Buffer {
+        let pooled = BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        Buffer(Some(pooled.unwrap_or_else(|| vec![0; MAX_LINE].into_boxed_slice())))
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+        }
+    }
+}
+
+/// One output stream of a task and where its lines go.
+pub struct Reader {
+    pub fd: OwnedFd,
+    pub task: TaskName,
+    pub stream: Stream,
+    pub events: EventSender,
+    pub log: Option<LogMatch>,
+    pub lines: Lines,
+}
+
+impl Reader {
+    /// Read what the pipe holds now, without waiting: done at end-of-file, or the reader back if the pipe is still
+    /// open for writing (a process that outlived its task holds it) and must be [`pump`]ed.
+    pub async fn drain_now(mut self) -> Option<Reader> {
+        let mut buffer = Buffer::take();
+        let buf = buffer.0.as_deref_mut().expect("taken buffers hold one");
+        let mut pieces = Vec::new();
+        loop {
+            // SAFETY: read into a buffer this function owns, from a descriptor the reader owns.
+            let n = unsafe { nix::libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            match n {
+                0 => break,
+                n if n > 0 => {
+                    self.lines.feed(&buf[..n as usize], &mut pieces);
+                    for piece in pieces.drain(..) {
+                        emit(piece, &self.task, self.stream, &self.events, self.log.as_ref()).await;
+                    }
+                }
+                _ => match std::io::Error::last_os_error().kind() {
+                    std::io::ErrorKind::Interrupted => {}
+                    std::io::ErrorKind::WouldBlock => return Some(self),
+                    _ => break,
+                },
+            }
+        }
+        let Reader { task, stream, events, log, lines, .. } = self;
+        lines.finish(&mut pieces);
+        for piece in pieces {
+            emit(piece, &task, stream, &events, log.as_ref()).await;
+        }
+        None
+    }
+}
+
+/// Drain the reader's pipe (its non-blocking reading end) until end-of-file, sending its lines as events.
+pub async fn pump(reader: Reader) {
+    let Reader { fd, task, stream, events, log, mut lines } = reader;
+    // The descriptor is a pipe's reading end, made non-blocking when the pipe was created.
+    let Ok(rx) = pipe::Receiver::from_owned_fd_unchecked(fd) else { return };
+    let mut buffer = Buffer::take();
+    let buf = buffer.0.as_deref_mut().expect("taken buffers hold one");
+    let mut pieces = Vec::new();
     loop {
-        let buf = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(buf) => buf,
-        };
-        if std::mem::take(&mut just_cut) && buf[0] == b'\n' {
-            reader.consume(1);
-            continue;
+        // Registering reports the pipe's state at once: no read is tried before there is something to read.
+        if rx.readable().await.is_err() {
+            break;
         }
-        let (chunk, consumed) = if partial.is_empty() {
-            // Every complete line in the buffer goes out as one event: a chatty task costs one event per read,
-            // not one per line.
-            match buf.iter().rposition(|&b| b == b'\n') {
-                Some(last) => (Some(buf[..last].to_vec()), last + 1),
-                None => {
-                    partial.extend_from_slice(buf);
-                    (None, buf.len())
-                }
-            }
-        } else {
-            // Finish the pending line first (it may be long, so it goes on its own).
-            match buf.iter().position(|&b| b == b'\n') {
-                Some(end) => {
-                    partial.extend_from_slice(&buf[..end]);
-                    (Some(std::mem::take(&mut partial)), end + 1)
-                }
-                None => {
-                    partial.extend_from_slice(buf);
-                    (None, buf.len())
-                }
-            }
+        let n = match rx.try_read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => continue,
+            Err(_) => break,
         };
-        reader.consume(consumed);
-        if let Some(text) = chunk {
-            for piece in split_long(text) {
-                emit(piece, &task, stream, &events, log.as_ref()).await;
-            }
-        }
-        if partial.len() >= MAX_LINE {
-            // A line with no end in sight is passed on in pieces, so one endless line cannot exhaust memory.
-            let rest = partial.split_off(MAX_LINE);
-            let piece = std::mem::replace(&mut partial, rest);
-            just_cut = partial.is_empty();
+        lines.feed(&buf[..n], &mut pieces);
+        for piece in pieces.drain(..) {
             emit(piece, &task, stream, &events, log.as_ref()).await;
         }
     }
-    if !partial.is_empty() {
-        for piece in split_long(partial) {
-            emit(piece, &task, stream, &events, log.as_ref()).await;
+    lines.finish(&mut pieces);
+    for piece in pieces {
+        emit(piece, &task, stream, &events, log.as_ref()).await;
+    }
+}
+
+/// Splits a byte stream into events: every complete line of a read goes out as one event (a chatty task costs one
+/// event per read, not one per line); a line longer than [`MAX_LINE`] goes out in pieces of that size.
+#[derive(Default)]
+pub struct Lines {
+    /// The start of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    /// The last piece was cut at MAX_LINE: a newline right after it ends that line, not a new empty one.
+    just_cut: bool,
+}
+
+impl Lines {
+    /// Take the bytes of one read (at most [`MAX_LINE`]); what is complete is added to `out`.
+    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<Vec<u8>>) {
+        while !data.is_empty() {
+            if std::mem::take(&mut self.just_cut) && data[0] == b'\n' {
+                data = &data[1..];
+                continue;
+            }
+            let (chunk, consumed) = if self.partial.is_empty() {
+                match data.iter().rposition(|&b| b == b'\n') {
+                    Some(last) => (Some(data[..last].to_vec()), last + 1),
+                    None => {
+                        self.partial.extend_from_slice(data);
+                        (None, data.len())
+                    }
+                }
+            } else {
+                // Finish the pending line first (it may be long, so it goes on its own).
+                match data.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        self.partial.extend_from_slice(&data[..end]);
+                        (Some(std::mem::take(&mut self.partial)), end + 1)
+                    }
+                    None => {
+                        self.partial.extend_from_slice(data);
+                        (None, data.len())
+                    }
+                }
+            };
+            data = &data[consumed..];
+            if let Some(text) = chunk {
+                split_long(text, out);
+            }
+            if self.partial.len() >= MAX_LINE {
+                // A line with no end in sight is passed on in pieces, so one endless line cannot exhaust memory.
+                let rest = self.partial.split_off(MAX_LINE);
+                let piece = std::mem::replace(&mut self.partial, rest);
+                self.just_cut = self.partial.is_empty();
+                out.push(piece);
+            }
+        }
+    }
+
+    /// The stream ended: a last line without a newline.
+    pub fn finish(self, out: &mut Vec<Vec<u8>>) {
+        if !self.partial.is_empty() {
+            split_long(self.partial, out);
         }
     }
 }
 
 /// A single line longer than `MAX_LINE` becomes several pieces; text with several lines is left whole (each of its
 /// lines is shorter than the read buffer).
-fn split_long(text: Vec<u8>) -> Vec<Vec<u8>> {
+fn split_long(text: Vec<u8>, out: &mut Vec<Vec<u8>>) {
     if text.len() <= MAX_LINE || text.contains(&b'\n') {
-        return vec![text];
+        out.push(text);
+    } else {
+        out.extend(text.chunks(MAX_LINE).map(<[u8]>::to_vec));
     }
-    text.chunks(MAX_LINE).map(<[u8]>::to_vec).collect()
 }
 
 async fn emit(text: Vec<u8>, task: &TaskName, stream: Stream, events: &EventSender, log: Option<&LogMatch>) {
@@ -101,4 +193,33 @@ async fn emit(text: Vec<u8>, task: &TaskName, stream: Stream, events: &EventSend
         }
     }
     events.send_output(task.clone(), stream, text).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(reads: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        for r in reads {
+            lines.feed(r, &mut out);
+        }
+        lines.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn complete_lines_of_a_read_go_out_together_and_a_partial_line_waits() {
+        assert_eq!(run(&[b"a\nb\nc"]), vec![b"a\nb".to_vec(), b"c".to_vec()]);
+        assert_eq!(run(&[b"a\nb", b"c\nd\n"]), vec![b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]);
+        assert_eq!(run(&[b"\n\n"]), vec![b"\n".to_vec()]);
+    }
+
+    #[test]
+    fn an_endless_line_goes_out_in_pieces_and_its_newline_adds_no_empty_line() {
+        let long = vec![b'x'; MAX_LINE];
+        let out = run(&[&long, b"\nnext\n"]);
+        assert_eq!(out, vec![long.clone(), b"next".to_vec()]);
+    }
 }

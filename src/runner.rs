@@ -60,6 +60,10 @@ enum Ending {
 /// (and still holds the pipe) can make them wait that long.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A task's output is passed on as it comes once the task has run this long; before, it is read when it ends.
+/// Services' output is always read as it comes.
+const LIVE_AFTER: Duration = Duration::from_millis(20);
+
 /// How long a restarted service waits for its port to be released by the previous instance.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
@@ -99,10 +103,6 @@ impl Job {
                 }
             }
         }
-        if !task.cwd.is_dir() {
-            return End::NotStarted(Failure::NoWorkingDirectory(task.cwd.clone()));
-        }
-
         let log = match probe.map(|p| &p.check) {
             Some(Check::Log(re)) => {
                 let (tx, rx) = watch::channel(false);
@@ -114,32 +114,34 @@ impl Job {
         let spec = supervisor::Spec { cmd, cwd: &task.cwd, env: &env, capture_output: true };
         let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
             Ok(spawned) => spawned,
-            Err(e) => return End::NotStarted(spawn_error(cmd, &e)),
+            Err(e) if !task.cwd.is_dir() => {
+                let _ = e;
+                return End::NotStarted(Failure::NoWorkingDirectory(task.cwd.clone()));
+            }
+            Err(e) => return End::NotStarted(spawn_error(e)),
         };
         self.report(Happened::Started { pid: process.pid() });
 
-        let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let log_match = log.as_ref().map(|(m, _)| m.clone());
-        if let Some(out) = stdout {
-            readers.push(tokio::spawn(output::pump(
-                out,
-                self.name.clone(),
-                Stream::Stdout,
-                self.events.clone(),
-                log_match.clone(),
-            )));
-        }
-        if let Some(err) = stderr {
-            readers.push(tokio::spawn(output::pump(
-                err,
-                self.name.clone(),
-                Stream::Stderr,
-                self.events.clone(),
-                log_match,
-            )));
-        }
-
+        let reader = |fd, stream| output::Reader {
+            fd,
+            task: self.name.clone(),
+            stream,
+            events: self.events.clone(),
+            log: log_match.clone(),
+            lines: output::Lines::default(),
+        };
+        // Read later: a short task's output is read once it has ended (no reader to start, no wake-up for the
+        // pipes closing); one still running after `LIVE_AFTER` gets readers that pass its lines on as they come.
+        let mut unread: Vec<output::Reader> = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
+            .into_iter()
+            .filter_map(|(fd, stream)| Some(reader(fd?, stream)))
+            .collect();
+        let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let is_service = task.is_service();
+        let live = sleep(if is_service { Duration::ZERO } else { LIVE_AFTER });
+        tokio::pin!(live);
+
         let mut ready = !is_service;
         if is_service && probe.is_none() {
             ready = true;
@@ -160,6 +162,9 @@ impl Job {
         let ending = loop {
             tokio::select! {
                 status = process.wait() => break Ending::Exited(status),
+                () = &mut live, if !unread.is_empty() => {
+                    readers.extend(unread.drain(..).map(|r| tokio::spawn(output::pump(r))));
+                }
                 result = &mut probe_fut, if !ready => match result {
                     Ok(()) => {
                         ready = true;
@@ -208,6 +213,11 @@ impl Job {
         };
 
         // Every line the task wrote is reported before its end.
+        for unread in unread {
+            if let Some(open) = unread.drain_now().await {
+                readers.push(tokio::spawn(output::pump(open)));
+            }
+        }
         for reader in readers {
             let abort = reader.abort_handle();
             if timeout(DRAIN_TIMEOUT, reader).await.is_err() {
@@ -263,10 +273,6 @@ async fn kill_requested(rx: &mut watch::Receiver<Option<Control>>) {
     }
 }
 
-fn spawn_error(cmd: &crate::config::Cmd, e: &std::io::Error) -> Failure {
-    let program = match cmd {
-        crate::config::Cmd::Shell(_) => "sh",
-        crate::config::Cmd::Argv(argv) => argv[0].as_str(),
-    };
-    Failure::SpawnFailed { program: program.to_string(), kind: e.kind(), message: e.to_string() }
+fn spawn_error(e: crate::spawn::SpawnError) -> Failure {
+    Failure::SpawnFailed { program: e.program, kind: e.error.kind(), message: e.error.to_string() }
 }

@@ -329,8 +329,9 @@ struct RawConfig {
     jobs: Option<Spanned<i64>>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<toml::Value>>,
+    /// Boxed: the map moves its values as it grows, and a task's settings are large.
     #[serde(default)]
-    tasks: BTreeMap<Spanned<String>, RawTask>,
+    tasks: BTreeMap<Spanned<String>, Box<RawTask>>,
 }
 
 #[derive(Deserialize)]
@@ -391,9 +392,10 @@ impl Validator<'_> {
         };
         let global_env = self.env(&raw.env)?;
 
-        let mut tasks: Vec<(Spanned<String>, RawTask)> = raw.tasks.into_iter().collect();
-        // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file.
-        tasks.sort_by_key(|(name, _)| name.span().start);
+        // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
+        // are sorted: moving the tasks themselves costs more than the sort.)
+        let mut tasks: Vec<(&Spanned<String>, &RawTask)> = raw.tasks.iter().map(|(n, t)| (n, &**t)).collect();
+        tasks.sort_unstable_by_key(|(name, _)| name.span().start);
         let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get_ref().as_str()).collect();
 
         let default = match raw.default {

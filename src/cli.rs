@@ -72,9 +72,10 @@ pub struct Cli {
     #[arg(short = 'w', long)]
     pub watch: bool,
 
-    /// With --watch: how long changes must pause before a cycle starts
-    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration, requires = "watch")]
-    pub debounce: std::time::Duration,
+    /// With --watch: how long changes must pause before a cycle starts [default: 10ms once every file written has
+    /// been closed, 50ms otherwise]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "watch")]
+    pub debounce: Option<std::time::Duration>,
 
     /// With --watch: on a change during a cycle, restart the affected tasks at once, or queue one more cycle
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = OnBusy::Restart, requires = "watch")]

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 /// Changes seen since the last batch.
@@ -224,12 +224,9 @@ impl Watcher {
     }
 }
 
-/// Watch every non-ignored folder under `filter`'s root; batches arrive on the returned channel after `debounce`
-/// of quiet (or at most `MAX_DELAY` after the first change of a burst that never pauses).
-pub fn start(
-    filter: Filter,
-    debounce: Duration,
-) -> Result<(Watcher, tokio::sync::mpsc::UnboundedReceiver<Batch>), String> {
+/// Watch every non-ignored folder under `filter`'s root; batches arrive on the returned channel at the `pace` given
+/// (or at most `MAX_DELAY` after the first change of a burst that never pauses).
+pub fn start(filter: Filter, pace: Pace) -> Result<(Watcher, tokio::sync::mpsc::UnboundedReceiver<Batch>), String> {
     let (raw_tx, raw_rx) = mpsc::channel();
     let watcher = notify::recommended_watcher(raw_tx).map_err(|e| describe_error(&e, &filter.root))?;
     let watcher = Arc::new(Mutex::new(watcher));
@@ -246,7 +243,9 @@ pub fn start(
     let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
     std::thread::Builder::new()
         .name("irun-watch".into())
-        .spawn(move || Debouncer { filter, watcher: handle, debounce, watched, aliases }.run(raw_rx, tx))
+        .spawn(move || {
+            Debouncer { filter, watcher: handle, pace, unfinished: HashSet::new(), watched, aliases }.run(raw_rx, tx)
+        })
         .map_err(|e| format!("cannot start the watch thread: {e}"))?;
     Ok((Watcher { _inner: watcher, folders, outputs, source_roots }, rx))
 }
@@ -283,14 +282,36 @@ fn watch_folder(watcher: &Mutex<RecommendedWatcher>, dir: &Path) -> Result<(), S
     w.watch(dir, RecursiveMode::NonRecursive).map_err(|e| describe_error(&e, dir))
 }
 
-/// A burst that never pauses still yields a batch this long after its first change (or four debounce periods,
-/// if that is longer).
+/// A burst that never pauses still yields a batch this long after its first change (or four quiet periods, if that
+/// is longer).
 const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// When a batch of changes is handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Changes must pause this long (`--debounce`).
+    pub quiet: Duration,
+    /// With `Some`, once every file written in the batch has been closed (or the changes were renames, removals,
+    /// new folders), only this long: a save is complete when its file is closed.
+    pub settle: Option<Duration>,
+}
+
+impl Pace {
+    /// Without `--debounce`: 10ms after a completed change, 50ms of quiet otherwise. With it: always its quiet.
+    pub fn new(debounce: Option<Duration>) -> Pace {
+        match debounce {
+            Some(quiet) => Pace { quiet, settle: None },
+            None => Pace { quiet: Duration::from_millis(50), settle: Some(Duration::from_millis(10)) },
+        }
+    }
+}
 
 struct Debouncer {
     filter: Filter,
     watcher: Arc<Mutex<RecommendedWatcher>>,
-    debounce: Duration,
+    pace: Pace,
+    /// Files written to (or created) and not closed since: their change may not be complete yet.
+    unfinished: HashSet<PathBuf>,
     /// Folders with a watch: a removed or renamed one means files vanished without events of their own.
     watched: HashSet<PathBuf>,
     /// The paths each watched real folder is seen at (through links): a change is reported at each.
@@ -303,52 +324,60 @@ impl Debouncer {
         raw: mpsc::Receiver<notify::Result<notify::Event>>,
         out: tokio::sync::mpsc::UnboundedSender<Batch>,
     ) {
-        let max_delay = MAX_DELAY.max(self.debounce * 4);
+        let max_delay = MAX_DELAY.max(self.pace.quiet * 4);
         let mut batch = Batch::default();
-        let mut first_change: Option<Instant> = None;
+        // The first and the latest change of the batch being collected.
+        let mut changes: Option<(Instant, Instant)> = None;
         loop {
-            let event = match first_change {
+            let event = match changes {
                 None => match raw.recv() {
                     Ok(e) => Some(e),
                     Err(_) => return,
                 },
-                Some(first) => {
-                    let wait = self.debounce.min(max_delay.saturating_sub(first.elapsed()));
-                    match raw.recv_timeout(wait) {
+                Some((first, last)) => {
+                    let due = (last + self.window(&batch)).min(first + max_delay);
+                    match raw.recv_timeout(due.saturating_duration_since(Instant::now())) {
                         Ok(e) => Some(e),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
             };
-            match event {
+            let due = match event {
                 Some(e) => {
                     if self.absorb(e, &mut batch) {
                         let now = Instant::now();
                         batch.first_seen.get_or_insert(now);
                         batch.last_seen = Some(now);
-                        first_change.get_or_insert(now);
+                        changes = Some((changes.map_or(now, |(first, _)| first), now));
                     }
-                    if first_change.is_some_and(|f| f.elapsed() >= max_delay) {
-                        first_change = None;
-                        if batch.rescan {
-                            self.rewatch(&mut batch);
-                        }
-                        if out.send(std::mem::take(&mut batch)).is_err() {
-                            return;
-                        }
-                    }
+                    changes.is_some_and(|(first, last)| {
+                        let now = Instant::now();
+                        now >= first + max_delay || now >= last + self.window(&batch)
+                    })
                 }
-                None => {
-                    first_change = None;
-                    if batch.rescan {
-                        self.rewatch(&mut batch);
-                    }
-                    if out.send(std::mem::take(&mut batch)).is_err() {
-                        return;
-                    }
+                None => true,
+            };
+            if due {
+                changes = None;
+                self.unfinished.clear();
+                if batch.rescan {
+                    self.rewatch(&mut batch);
+                }
+                if out.send(std::mem::take(&mut batch)).is_err() {
+                    return;
                 }
             }
+        }
+    }
+
+    /// How long the batch waits for more changes: briefly once every file written has been closed (more changes of
+    /// the same save or burst come within it), the whole quiet period while one is still being written or after
+    /// lost events.
+    fn window(&self, batch: &Batch) -> Duration {
+        match self.pace.settle {
+            Some(settle) if self.unfinished.is_empty() && !batch.rescan => settle.min(self.pace.quiet),
+            _ => self.pace.quiet,
         }
     }
 
@@ -382,10 +411,19 @@ impl Debouncer {
             batch.rescan = true;
             return true;
         }
+        // A file closed after writing: its change is complete.
+        if matches!(event.kind, EventKind::Access(AccessKind::Close(AccessMode::Write))) {
+            for path in &event.paths {
+                self.unfinished.remove(path);
+            }
+            return false;
+        }
         // Opening or reading a file changes nothing; a write also arrives as a modification.
         if matches!(event.kind, EventKind::Access(_)) {
             return false;
         }
+        let writing =
+            matches!(event.kind, EventKind::Modify(ModifyKind::Data(_)) | EventKind::Create(CreateKind::File));
         let appeared = matches!(
             event.kind,
             EventKind::Create(_)
@@ -423,6 +461,9 @@ impl Debouncer {
                     changed |= self.adopt_folder(&path, batch);
                 }
                 continue;
+            }
+            if writing {
+                self.unfinished.insert(path.clone());
             }
             // The same file as seen through every link to its folder.
             for alias in self.aliases_of(&path, &rel) {
@@ -531,6 +572,44 @@ pub fn describe_error(e: &notify::Error, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_file_is_unfinished_until_closed_and_only_then_the_batch_settles_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let watcher = notify::recommended_watcher(tx).unwrap();
+        let mut d = Debouncer {
+            filter: Filter::new(&root, &[]),
+            watcher: Arc::new(Mutex::new(watcher)),
+            pace: Pace::new(None),
+            unfinished: HashSet::new(),
+            watched: HashSet::new(),
+            aliases: Aliases::new(),
+        };
+        let file = root.join("a.txt");
+        std::fs::write(&file, "x").unwrap();
+        let event = |kind| Ok(notify::Event::new(kind).add_path(file.clone()));
+        let mut batch = Batch::default();
+        let written = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        assert!(d.absorb(event(written), &mut batch));
+        assert_eq!(d.window(&batch), Duration::from_millis(50), "still being written: the whole quiet period");
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert!(!d.absorb(event(closed), &mut batch), "closing changes nothing by itself");
+        assert_eq!(d.window(&batch), Duration::from_millis(10), "closed: the save is complete");
+        assert!(batch.paths.contains(Path::new("a.txt")));
+        // A rename into place is complete at once.
+        let mut batch = Batch::default();
+        assert!(d.absorb(event(EventKind::Modify(ModifyKind::Name(RenameMode::To))), &mut batch));
+        assert_eq!(d.window(&batch), Duration::from_millis(10));
+        // Lost events: anything may still be changing.
+        batch.rescan = true;
+        assert_eq!(d.window(&batch), Duration::from_millis(50));
+        // An explicit --debounce is always waited for in full.
+        d.pace = Pace::new(Some(Duration::from_millis(300)));
+        batch.rescan = false;
+        assert_eq!(d.window(&batch), Duration::from_millis(300));
+    }
 
     #[test]
     fn links_are_followed_inside_the_project_and_under_sources_but_never_to_a_folder_holding_it() {

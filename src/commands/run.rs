@@ -48,7 +48,7 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
         let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
         let sources: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].sources.iter().cloned()).collect();
         let filter = watch::Filter::new(&config.root, &outputs).with_sources(&sources);
-        let (watcher, changes) = watch::start(filter, cli.debounce).map_err(Failure::Internal)?;
+        let (watcher, changes) = watch::start(filter, watch::Pace::new(cli.debounce)).map_err(Failure::Internal)?;
         notices.push(format!(
             "watching {} folder{} under {} for changes (Ctrl-C to stop)",
             watcher.folders,

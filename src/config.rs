@@ -22,7 +22,7 @@ pub const JSON_SCHEMA: &str = include_str!("irun.schema.json");
 
 /// Readiness probe defaults, documented in README.md.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_TCP_INTERVAL: Duration = Duration::from_millis(10);
+pub const DEFAULT_TCP_INTERVAL: Duration = Duration::from_millis(2);
 pub const DEFAULT_HTTP_INTERVAL: Duration = Duration::from_millis(25);
 pub const DEFAULT_EXEC_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -387,26 +387,37 @@ impl<W: Write + Send> Terminal<W> {
         }
     }
 
-    fn output(&mut self, task: &TaskName, line: &[u8]) {
+    /// One output event: its lines, `\n`-separated (the last without its newline). Task-level lookups happen once
+    /// per event, not once per line, and only the lines that can end up in the failure tail are kept for it.
+    fn output(&mut self, task: &TaskName, text: &[u8]) {
         if self.opts.grouped {
             let buf = self.buffered.entry(task.clone()).or_default();
-            buf.extend_from_slice(line);
+            buf.extend_from_slice(text);
             buf.push(b'\n');
         } else {
             if !self.prefixes.contains_key(task) {
                 let prefix = format!("{} | ", self.name(task)).into_bytes();
                 self.prefixes.insert(task.clone(), prefix);
             }
-            self.pending.extend_from_slice(&self.prefixes[task]);
-            self.pending.extend_from_slice(line);
-            self.pending.push(b'\n');
+            let prefix = &self.prefixes[task];
+            // Each line costs one copy: from the event into the batch written to stdout.
+            self.pending.reserve(text.len() + (prefix.len() + 1) * 8);
+            for line in text.split(|&b| b == b'\n') {
+                self.pending.extend_from_slice(prefix);
+                self.pending.extend_from_slice(line);
+                self.pending.push(b'\n');
+            }
         }
         let tail = self.tails.entry(task.clone()).or_default();
-        // Reuse the oldest line's buffer: a chatty task costs no allocation per line here.
-        let mut kept = if tail.len() == TAIL_LINES { tail.pop_front().unwrap_or_default() } else { Vec::new() };
-        kept.clear();
-        kept.extend_from_slice(line);
-        tail.push_back(kept);
+        let mut last: Vec<&[u8]> = text.rsplit(|&b| b == b'\n').take(TAIL_LINES).collect();
+        last.reverse();
+        for line in last {
+            // Reuse the oldest line's buffer: a chatty task costs no allocation per line here.
+            let mut kept = if tail.len() == TAIL_LINES { tail.pop_front().unwrap_or_default() } else { Vec::new() };
+            kept.clear();
+            kept.extend_from_slice(line);
+            tail.push_back(kept);
+        }
     }
 }
 
@@ -460,11 +471,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
             Event::TaskStopping { task, reason } => {
                 self.status(task, &format!("stopping ({})", text::stop_reason(*reason)));
             }
-            Event::Output { task, .. } => {
-                for line in event.lines() {
-                    self.output(task, line);
-                }
-            }
+            Event::Output { task, text, .. } => self.output(task, text),
             Event::TaskFinished { task, outcome, duration } => self.finished(at, task, outcome, *duration),
             Event::Interrupted { .. } => {
                 // The terminal echoed ^C into the status area: drawing on would leave a stale line behind. Plain
@@ -497,11 +504,12 @@ impl<W: Write + Send> Reporter for Terminal<W> {
             self.pending.clear();
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
         let written = match &self.progress {
-            Some(p) => p.print(&mut self.out, &pending),
-            None => self.out.write_all(&pending).and_then(|()| self.out.flush()),
+            Some(p) => p.print(&mut self.out, &self.pending),
+            None => self.out.write_all(&self.pending).and_then(|()| self.out.flush()),
         };
+        // Cleared, not dropped: the next batch reuses the buffer.
+        self.pending.clear();
         if let Err(e) = written {
             // Nothing more is written: the status area goes too.
             self.trouble_seen = true;

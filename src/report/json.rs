@@ -140,6 +140,28 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
 }
 
 impl<W: Write + Send> Json<W> {
+    /// Output, the bulk of most streams, written directly: the same object [`Json::write`] would make for each line
+    /// (keys in the same order), with what the lines share (task, stream, time) encoded once per event.
+    fn output(&mut self, at: SystemTime, task: &str, stream: Stream, text: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
+        let time = humantime::format_rfc3339_micros(at);
+        let mut tail = Vec::with_capacity(task.len() + 80);
+        tail.extend_from_slice(format!(",\"stream\":\"{stream}\",\"task\":").as_bytes());
+        let _ = serde_json::to_writer(&mut tail, task);
+        tail.extend_from_slice(format!(",\"time\":\"{time}\",\"version\":{VERSION}}}\n").as_bytes());
+        let mut buf = Vec::with_capacity(text.len() + (tail.len() + 32) * 4);
+        for line in text.split(|&b| b == b'\n') {
+            buf.extend_from_slice(b"{\"event\":\"output\",\"line\":");
+            let _ = serde_json::to_writer(&mut buf, &String::from_utf8_lossy(line));
+            buf.extend_from_slice(&tail);
+        }
+        let written = self.out.write_all(&buf);
+        self.check(written);
+    }
+
     fn write(&mut self, at: SystemTime, event: &Event) {
         let (name, mut v) = fields(event);
         let mut line = serde_json::Map::new();
@@ -162,12 +184,7 @@ impl<W: Write + Send> Reporter for Json<W> {
     fn event(&mut self, at: SystemTime, event: &Event) {
         match event {
             // One object per line of output, as the schema says.
-            Event::Output { task, stream, .. } => {
-                for line in event.lines() {
-                    let one = Event::Output { task: task.clone(), stream: *stream, text: line.to_vec() };
-                    self.write(at, &one);
-                }
-            }
+            Event::Output { task, stream, text } => self.output(at, task, *stream, text),
             _ => self.write(at, event),
         }
     }
@@ -181,5 +198,25 @@ impl<W: Write + Send> Reporter for Json<W> {
 
     fn trouble(&mut self) -> Option<Trouble> {
         self.trouble.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_lines_are_written_exactly_as_the_general_path_writes_them() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_500_000_123_456);
+        let task: crate::events::TaskName = "web \"1\"".into();
+        let text = b"plain\n\"quoted\" \\ \t tab\n\xff not utf-8\n".to_vec();
+        let mut fast = Json::new(Vec::new(), "test");
+        fast.event(at, &Event::Output { task: task.clone(), stream: Stream::Stderr, text: text.clone() });
+        let mut general = Json::new(Vec::new(), "test");
+        for line in text.split(|&b| b == b'\n') {
+            general.write(at, &Event::Output { task: task.clone(), stream: Stream::Stderr, text: line.to_vec() });
+        }
+        assert_eq!(String::from_utf8_lossy(&fast.out), String::from_utf8_lossy(&general.out));
+        assert_eq!(fast.out.iter().filter(|&&b| b == b'\n').count(), 4);
     }
 }

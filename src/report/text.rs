@@ -5,6 +5,8 @@ use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
 /// "exit code 3", "killed by SIGKILL".
 pub fn exit(e: ChildExit) -> String {
     match e {
+        // What shells exit with when they cannot find a command (the shell's own message is in the output).
+        ChildExit::Code(127) => "exit code 127 (command not found)".to_string(),
         ChildExit::Code(code) => format!("exit code {code}"),
         ChildExit::Signal(sig) => match e.signal() {
             Some(s) => format!("killed by {}", s.as_str()),
@@ -34,7 +36,7 @@ pub fn failure(f: &Failure) -> String {
         }
         Failure::SpawnFailed { program, kind, message } => match kind {
             std::io::ErrorKind::NotFound => {
-                format!("cannot start `{program}`: no such program; check `cmd` in Irun.toml")
+                format!("cannot start `{program}`: no such program (command not found on PATH); check `cmd` in Irun.toml")
             }
             std::io::ErrorKind::PermissionDenied => {
                 format!("cannot start `{program}`: permission denied; is it executable (chmod +x)?")

@@ -12,6 +12,7 @@ mod probes;
 mod reporting;
 mod scheduling;
 mod services;
+mod spawning;
 mod suite;
 mod teardown;
 mod uptodate;

@@ -1,0 +1,78 @@
+//! How commands become processes: string commands without shell syntax are executed directly (found on the task's
+//! PATH), anything else through /bin/sh, and a task's output is read whole whether it ends at once or runs on.
+
+use crate::harness::Project;
+
+#[test]
+fn a_plain_string_command_with_a_missing_program_is_reported_by_irun_not_by_a_shell() {
+    let p = Project::new("[tasks.a]\ncmd = \"no-such-program-irun --version\"\n");
+    let out = p.irun().args(["a"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("cannot start `no-such-program-irun`: no such program"), "{out:?}");
+    assert!(!out.stdout.contains("sh: "), "no shell was involved: {out:?}");
+}
+
+#[test]
+fn a_shell_command_whose_program_is_missing_says_command_not_found() {
+    let p = Project::new("[tasks.a]\ncmd = \"no-such-program-irun > out.txt\"\n");
+    let out = p.irun().args(["a"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("exit code 127 (command not found)"), "{out:?}");
+}
+
+#[test]
+fn programs_are_looked_up_on_the_tasks_own_path() {
+    let p = Project::new("");
+    p.script("tools/mytool", "#!/bin/sh\necho \"mytool ran with $1\"\n");
+    let path = format!("{}:/usr/bin:/bin", p.path("tools").display());
+    p.file("Irun.toml", &format!("[tasks.a]\ncmd = \"mytool hello\"\nenv = {{ PATH = \"{path}\" }}\n"));
+    let out = p.irun().args(["a"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("mytool ran with hello"), "{out:?}");
+}
+
+#[test]
+fn an_executable_script_without_a_shebang_runs_with_the_shell() {
+    let p = Project::new("[tasks.a]\ncmd = \"./plain-script one\"\n[tasks.b]\ncmd = [\"./plain-script\", \"two\"]\n");
+    p.script("plain-script", "echo \"a script without #! got $1\"\n");
+    let out = p.irun().args(["a", "b"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("a script without #! got one"), "{out:?}");
+    assert!(out.stdout.contains("a script without #! got two"), "{out:?}");
+}
+
+#[test]
+fn shell_syntax_still_runs_through_the_shell() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"printf '%s\\\\n' 'two words' | tr a-z A-Z; echo \\\"$GREETING\\\"\"\nenv = { GREETING = \"hi there\" }\n",
+    );
+    let out = p.irun().args(["a"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("a | TWO WORDS"), "{out:?}");
+    assert!(out.stdout.contains("a | hi there"), "{out:?}");
+}
+
+#[test]
+fn a_quick_task_that_writes_more_than_a_pipe_holds_loses_no_line() {
+    // 100,000 lines are ~600 KB, far more than a pipe holds: the task blocks until irun reads, and must not hang.
+    let p = Project::new("[tasks.t]\ncmd = \"seq 1 100000\"\n");
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().filter_map(|l| l.strip_prefix("t | ")).collect();
+    assert_eq!(lines.len(), 100_000);
+    assert_eq!(lines.first(), Some(&"1"));
+    assert_eq!(lines.last(), Some(&"100000"));
+}
+
+#[test]
+fn a_running_tasks_output_is_shown_before_it_ends() {
+    let p = Project::new("[tasks.talk]\ncmd = \"./talk.sh\"\n");
+    // It ends only once the test has seen its first line (or gives up after a long while, failing).
+    p.script("talk.sh", "#!/bin/sh\necho hello\ni=0\nwhile [ ! -e go ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i+1)); done\n[ -e go ] && echo bye\n");
+    let mut run = p.irun().args(["--progress", "never", "talk"]).spawn();
+    run.wait_for_line("talk | hello");
+    p.file("go", "");
+    let out = run.wait();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("talk | bye"), "{out:?}");
+}

@@ -36,7 +36,9 @@ pub fn failure(f: &Failure) -> String {
         }
         Failure::SpawnFailed { program, kind, message } => match kind {
             std::io::ErrorKind::NotFound => {
-                format!("cannot start `{program}`: no such program (command not found on PATH); check `cmd` in Irun.toml")
+                format!(
+                    "cannot start `{program}`: no such program (command not found on PATH); check `cmd` in Irun.toml"
+                )
             }
             std::io::ErrorKind::PermissionDenied => {
                 format!("cannot start `{program}`: permission denied; is it executable (chmod +x)?")

@@ -50,9 +50,18 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Make the pipe non-blocking, as [`pump`] and [`Reader::drain_now`] need. Pipes are created blocking: a task that
+    /// ends quickly and wrote nothing never needs this (see [`ended`]).
+    pub fn set_nonblocking(&self) {
+        // A new pipe has no other status flags to keep, so no F_GETFL is needed.
+        // SAFETY: fcntl on a descriptor the reader owns.
+        unsafe { nix::libc::fcntl(self.fd.as_raw_fd(), nix::libc::F_SETFL, nix::libc::O_NONBLOCK) };
+    }
+
     /// Read what the pipe holds now, without waiting: done at end-of-file, or the reader back if the pipe is still
     /// open for writing (a process that outlived its task holds it) and must be [`pump`]ed.
     pub async fn drain_now(mut self) -> Option<Reader> {
+        self.set_nonblocking();
         let mut buffer = Buffer::take();
         let buf = buffer.0.as_deref_mut().expect("taken buffers hold one");
         let mut pieces = Vec::new();
@@ -83,8 +92,36 @@ impl Reader {
     }
 }
 
+/// The task's process has ended: read what its pipes hold. One `poll` tells, for all of them at once, which are at
+/// end-of-file with nothing to read (the common case: nothing more to do); the others are read now, and those still
+/// held open by a process that outlived the task are returned, to be [`pump`]ed.
+pub async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
+    let mut fds: Vec<nix::libc::pollfd> = readers
+        .iter()
+        .map(|r| nix::libc::pollfd { fd: r.fd.as_raw_fd(), events: nix::libc::POLLIN, revents: 0 })
+        .collect();
+    // SAFETY: poll reads and writes the array it is given, of the length given; timeout 0 never blocks.
+    let polled = unsafe { nix::libc::poll(fds.as_mut_ptr(), fds.len() as nix::libc::nfds_t, 0) };
+    let mut open = Vec::new();
+    for (reader, fd) in readers.into_iter().zip(fds) {
+        let finished = polled >= 0 && fd.revents & nix::libc::POLLIN == 0 && fd.revents & nix::libc::POLLHUP != 0;
+        if finished {
+            let Reader { task, stream, events, log, lines, .. } = reader;
+            let mut pieces = Vec::new();
+            lines.finish(&mut pieces);
+            for piece in pieces {
+                emit(piece, &task, stream, &events, log.as_ref()).await;
+            }
+        } else if let Some(still_open) = reader.drain_now().await {
+            open.push(still_open);
+        }
+    }
+    open
+}
+
 /// Drain the reader's pipe (its non-blocking reading end) until end-of-file, sending its lines as events.
 pub async fn pump(reader: Reader) {
+    reader.set_nonblocking();
     let Reader { fd, task, stream, events, log, mut lines } = reader;
     // The descriptor is a pipe's reading end, made non-blocking when the pipe was created.
     let Ok(rx) = pipe::Receiver::from_owned_fd_unchecked(fd) else { return };

@@ -213,8 +213,8 @@ impl Job {
         };
 
         // Every line the task wrote is reported before its end.
-        for unread in unread {
-            if let Some(open) = unread.drain_now().await {
+        if !unread.is_empty() {
+            for open in output::ended(unread).await {
                 readers.push(tokio::spawn(output::pump(open)));
             }
         }

@@ -1,7 +1,7 @@
 //! Creating a process as cheaply as the kernel allows, the way make and ninja do: `posix_spawn` (a vfork-like
 //! clone, then exec) of a program resolved once on the PATH the task sees, in a process group of its own, with an
 //! environment built from a copy of irun's taken once, stdin from one `/dev/null` kept open, and stdout and stderr
-//! to pipes whose reading ends (only) are non-blocking, for irun's reactor.
+//! to pipes.
 //!
 //! What it does not do is decide anything about the process afterwards: see [`crate::supervisor`].
 
@@ -116,9 +116,10 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
 }
 
-/// A pipe: its reading end non-blocking (for irun's reactor), its writing end blocking (a child's stdout must be:
-/// a non-blocking one makes writers fail with EAGAIN when the pipe is full), both close-on-exec (the child's copy
-/// is made by `dup2`, which clears it).
+/// A pipe, close-on-exec (the child's copy is made by `dup2`, which clears it). Both ends are blocking: the writing
+/// end must be (a child's non-blocking stdout makes its writes fail with EAGAIN when the pipe is full), and the
+/// reading end is made non-blocking only if it is read while the task runs (see [`crate::output`]): pipe2 cannot
+/// set the flag on one end only.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two descriptors into the array it is given.
@@ -126,13 +127,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and are owned by nothing else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // A new pipe has no other status flags to keep, so no F_GETFL is needed.
-    // SAFETY: fcntl on a descriptor this function owns.
-    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((read, write))
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// NUL-terminated strings and the null-terminated array of pointers to them that `execve` wants.

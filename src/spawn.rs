@@ -71,6 +71,10 @@ static NULL: LazyLock<io::Result<OwnedFd>> =
 
 /// Take irun's environment and working directory now, before anything could change them.
 pub fn prepare() {
+    // Inherited as ignored, SIGCHLD would make the kernel reap irun's children (and its tasks' children) itself:
+    // waiting for them would fail. Its default is what every program expects.
+    // SAFETY: setting a disposition to SIG_DFL runs no code in signal context.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     LazyLock::force(&BASE_ENV);
     LazyLock::force(&HERE);
     let _ = LazyLock::force(&NULL);
@@ -80,7 +84,17 @@ pub fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
     let fail = |error: io::Error| SpawnError { program: req.invocation.program.clone(), error };
     let path_var = req.env.iter().rev().find(|(k, _)| *k == "PATH").map(|(_, v)| OsStr::new(*v));
     let program = resolve(&req.invocation.program, path_var, req.cwd).map_err(fail)?;
-    let env = Environment::new(req.env).map_err(fail)?;
+    // A shell sets PWD to the directory it starts in; a program started directly gets it from irun, so it is set
+    // here when the task runs elsewhere (before the task's own entries, which may still set it).
+    let moved: Vec<(&str, &str)>;
+    let env = match req.cwd.to_str() {
+        Some(dir) if HERE.as_deref() != Some(req.cwd) => {
+            moved = [("PWD", dir)].into_iter().chain(req.env.iter().copied()).collect();
+            &moved
+        }
+        _ => req.env,
+    };
+    let env = Environment::new(env).map_err(fail)?;
     let argv = CStrings::new(req.invocation.argv.iter().map(String::as_str)).map_err(fail)?;
     match launch(&program, &argv, &env, req) {
         // A file without `#!` that is executable: run it with the shell, as execvp and a shell would.
@@ -243,7 +257,8 @@ fn posix_spawn(
         let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
         check(libc::posix_spawnattr_init(&mut attr))?;
         let result = (|| {
-            // Its own process group (0: its pid); no blocked signals; SIGPIPE back to its default (Rust ignores it).
+            // Its own process group (0: its pid); no blocked signals; SIGPIPE back to its default (Rust ignores it),
+            // and SIGCHLD too.
             let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
             check(libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short))?;
             check(libc::posix_spawnattr_setpgroup(&mut attr, 0))?;
@@ -251,6 +266,7 @@ fn posix_spawn(
             libc::sigemptyset(&mut set);
             check(libc::posix_spawnattr_setsigmask(&mut attr, &set))?;
             libc::sigaddset(&mut set, libc::SIGPIPE);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
             check(libc::posix_spawnattr_setsigdefault(&mut attr, &set))?;
             let mut pid: libc::pid_t = 0;
             check(libc::posix_spawn(

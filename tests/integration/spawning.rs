@@ -17,7 +17,7 @@ fn a_shell_command_whose_program_is_missing_says_command_not_found() {
     let p = Project::new("[tasks.a]\ncmd = \"no-such-program-irun > out.txt\"\n");
     let out = p.irun().args(["a"]).run();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("exit code 127 (command not found)"), "{out:?}");
+    assert!(out.stdout.contains("exit code 127 (a shell's \"command not found\")"), "{out:?}");
 }
 
 #[test]
@@ -75,4 +75,34 @@ fn a_running_tasks_output_is_shown_before_it_ends() {
     let out = run.wait();
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("talk | bye"), "{out:?}");
+}
+
+#[test]
+fn a_program_started_directly_in_another_folder_sees_pwd_there() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"printenv PWD\"\ncwd = \"sub\"\n[tasks.b]\ncmd = [\"printenv\", \"PWD\"]\ncwd = \"sub\"\n",
+    );
+    std::fs::create_dir(p.path("sub")).unwrap();
+    let out = p.irun().args(["a", "b"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let sub = p.path("sub");
+    assert!(out.stdout.contains(&format!("a | {}", sub.display())), "{out:?}");
+    assert!(out.stdout.contains(&format!("b | {}", sub.display())), "{out:?}");
+}
+
+#[test]
+fn irun_started_with_sigchld_ignored_still_waits_for_its_tasks() {
+    // Ignored SIGCHLD is inherited through exec: the kernel would reap irun's children itself.
+    let p = Project::new("[tasks.a]\ncmd = \"sh -c 'exit 3'\"\n[tasks.b]\ncmd = \"true\"\n");
+    let wrapper =
+        "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])";
+    let out = std::process::Command::new("python3")
+        .args(["-c", wrapper, env!("CARGO_BIN_EXE_irun"), "-k", "a", "b"])
+        .current_dir(p.root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("a * FAILED") && stdout.contains("exit code 3"), "{stdout}");
+    assert!(stdout.contains("b * ok"), "{stdout}");
 }

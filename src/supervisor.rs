@@ -266,8 +266,11 @@ impl Drop for Process {
             // SIGKILL cannot be caught, so the guard need not (and, once the id is reused, must not) act on it.
             guard::forget(self.pgid);
         }
-        if self.status.is_none() && !matches!(try_reap(self.pgid), Ok(Some(_))) {
-            // Not reaped yet: no longer counted as spawned, the next scan for adopted processes reaps it.
+        if self.status.is_none() {
+            if !matches!(try_reap(self.pgid), Ok(Some(_))) {
+                // Killed but not dead yet: reaped by a later scan, never taken for an escaped process.
+                dropped().insert(self.pgid);
+            }
             if let Some(set) = spawned().as_mut() {
                 set.remove(&self.pgid);
             }
@@ -343,6 +346,13 @@ fn escapees(owner: Option<&str>) -> Vec<i32> {
         .collect()
 }
 
+/// Leaders whose [`Process`] was dropped before they were reaped (they were killed): reaped when found, never
+/// taken for adopted orphans.
+fn dropped() -> std::sync::MutexGuard<'static, HashSet<i32>> {
+    static DROPPED: std::sync::LazyLock<Mutex<HashSet<i32>>> = std::sync::LazyLock::new(|| Mutex::new(HashSet::new()));
+    DROPPED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Children irun had before it started anything (a process that started them and then exec'ed irun keeps them as
 /// its children): never taken for escapees. Pid and start time.
 static INHERITED: Mutex<Vec<(i32, u64)>> = Mutex::new(Vec::new());
@@ -364,6 +374,12 @@ fn adopted() -> Vec<(i32, u64)> {
     let mut found = Vec::new();
     for (pid, stat) in procfs::children(me) {
         if own.contains(&pid) || Some(pid) == guard_pid || inherited.contains(&(pid, stat.starttime)) {
+            continue;
+        }
+        if dropped().contains(&pid) {
+            if stat.is_zombie() && matches!(try_reap(pid), Ok(Some(_))) {
+                dropped().remove(&pid);
+            }
             continue;
         }
         if stat.is_zombie() {

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -39,6 +39,9 @@ const GUARD_VAR: &str = "IRUN_GUARD";
 
 /// The guard's argument when its stdout is the memfd of shared slots.
 const SHARED_ARG: &str = "shared-slots";
+
+/// The guard's exit code when it was handed shared slots it could not map.
+const NO_SHARED_SLOTS: i32 = 3;
 
 struct Guard {
     pipe: File,
@@ -87,7 +90,7 @@ pub fn run_if_guard() {
 
 /// Start the guard.
 pub fn start() -> std::io::Result<()> {
-    let g = spawn(Slots::new())?;
+    let g = spawn(Slots::new(), HashSet::new())?;
     *guard() = Some(g);
     Ok(())
 }
@@ -114,7 +117,8 @@ impl Slots {
         }
         // SAFETY: a non-negative return is a descriptor this process now owns.
         let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let table = map(&memfd, true)?;
+        let table = map(memfd.as_fd(), true)?;
+        table[0].store(1, Ordering::Release);
         Some(Slots { memfd, table, used: HashMap::new(), free: Vec::new(), next: 1 })
     }
 
@@ -143,7 +147,7 @@ impl Slots {
 }
 
 /// Map the slots of a memfd (`create`: size it first), shared, for the life of the process.
-fn map(fd: &OwnedFd, create: bool) -> Option<&'static [AtomicI32]> {
+fn map(fd: BorrowedFd<'_>, create: bool) -> Option<&'static [AtomicI32]> {
     let len = SLOTS * std::mem::size_of::<AtomicI32>();
     // SAFETY: ftruncate and mmap on a descriptor we hold; the mapping is never unmapped, so a 'static slice over it
     // stays valid, and AtomicI32 has the size and alignment of the i32s the other process reads and writes.
@@ -160,18 +164,31 @@ fn map(fd: &OwnedFd, create: bool) -> Option<&'static [AtomicI32]> {
     }
 }
 
-fn spawn(slots: Option<Slots>) -> std::io::Result<Guard> {
+/// Start a guard that reads `slots` (or, without them, is told about groups over its pipe; `groups` are told now).
+fn spawn(slots: Option<Slots>, mut groups: HashSet<i32>) -> std::io::Result<Guard> {
     let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
     let mut command = Command::new("/proc/self/exe");
     command.arg0("irun-guard").env(GUARD_VAR, run_token()).stdin(Stdio::from(read)).stderr(Stdio::null());
     // The shared slots are the guard's stdout: the one way to hand it a descriptor without a hook in the child.
-    match slots.as_ref().map(|s| s.memfd.try_clone()) {
-        Some(Ok(fd)) => command.arg(SHARED_ARG).stdout(Stdio::from(fd)),
-        _ => command.stdout(Stdio::null()),
+    let slots = match slots.map(|s| (s.memfd.try_clone(), s)) {
+        Some((Ok(fd), s)) => {
+            command.arg(SHARED_ARG).stdout(Stdio::from(fd));
+            Some(s)
+        }
+        Some((Err(_), s)) => {
+            // No way to share them: the groups they hold go over the pipe from now on.
+            groups.extend(s.used.keys());
+            command.stdout(Stdio::null());
+            None
+        }
+        None => {
+            command.stdout(Stdio::null());
+            None
+        }
     };
     // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
     let child = command.process_group(0).spawn()?;
-    Ok(Guard {
+    let mut g = Guard {
         pipe: File::from(write),
         child,
         slots,
@@ -179,7 +196,12 @@ fn spawn(slots: Option<Slots>) -> std::io::Result<Guard> {
         adopted: HashMap::new(),
         broken: false,
         revived: Vec::new(),
-    })
+    };
+    for pgid in groups {
+        g.groups.insert(pgid);
+        tell(&mut g, &format!("g+{pgid}\n"));
+    }
+    Ok(g)
 }
 
 fn tell(g: &mut Guard, line: &str) {
@@ -258,7 +280,13 @@ pub fn revive() -> Option<String> {
             REVIVAL_WINDOW.as_secs()
         ));
     }
-    match spawn(g.slots.take()) {
+    // A guard that could not map the shared slots says so by its exit code: its successor is told over the pipe.
+    let mut slots = g.slots.take();
+    let mut told = HashSet::new();
+    if exited.and_then(|s| s.code()) == Some(NO_SHARED_SLOTS) {
+        told.extend(slots.take().into_iter().flat_map(|s| s.used.into_keys()));
+    }
+    match spawn(slots, told) {
         Ok(mut new) => {
             let (groups, adopted) = (std::mem::take(&mut g.groups), std::mem::take(&mut g.adopted));
             new.revived = std::mem::take(&mut g.revived);
@@ -269,7 +297,7 @@ pub fn revive() -> Option<String> {
             for (&pid, &start) in &adopted {
                 tell(&mut new, &format!("p+{pid} {start}\n"));
             }
-            new.groups = groups;
+            new.groups.extend(groups);
             new.adopted = adopted;
             *g = new;
             Some(format!("irun's guard process ended ({how}); started a new one, which knows every running process"))
@@ -304,8 +332,12 @@ fn guard_main(token: &str) -> ! {
     }
     // The shared slots come as stdout; mapped before stdout goes to /dev/null (the mapping outlives the descriptor).
     let shared = if std::env::args_os().nth(1).is_some_and(|a| a == SHARED_ARG) {
-        // SAFETY: fd 1 is open (Rust's runtime sees to that); the OwnedFd takes it over and is closed after mapping.
-        map(&unsafe { OwnedFd::from_raw_fd(1) }, false)
+        // SAFETY: fd 1 is open (Rust's runtime sees to that) and stays open while borrowed here.
+        match map(unsafe { BorrowedFd::borrow_raw(1) }, false) {
+            Some(table) => Some(table),
+            // irun would write groups where nobody reads them: end, so it starts a guard it tells over the pipe.
+            None => std::process::exit(NO_SHARED_SLOTS),
+        }
     } else {
         None
     };
@@ -340,7 +372,7 @@ fn guard_main(token: &str) -> ! {
     }
     if let Some(table) = shared {
         let used = (table[0].load(Ordering::Acquire).max(0) as usize).min(SLOTS);
-        groups.extend(table[1..used].iter().map(|slot| slot.load(Ordering::Acquire)));
+        groups.extend(table.get(1..used).unwrap_or(&[]).iter().map(|slot| slot.load(Ordering::Acquire)));
     }
     for pgid in groups {
         if pgid > 1 {

@@ -19,6 +19,9 @@ pub struct LogMatch {
     pub matched: Arc<watch::Sender<bool>>,
 }
 
+/// At most this many reads (of up to 64 KiB) by [`Reader::drain_now`] before a pipe is left to a pump.
+const DRAIN_NOW_READS: usize = 16;
+
 /// Read buffers no pump is using: a short task costs no allocation (or zeroing) of one.
 static BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 
@@ -65,11 +68,13 @@ impl Reader {
         let mut buffer = Buffer::take();
         let buf = buffer.0.as_deref_mut().expect("taken buffers hold one");
         let mut pieces = Vec::new();
-        loop {
+        // A pipe that keeps refilling (a process that outlived its task writes on) is left to a pump, whose wait is
+        // bounded: after this many reads.
+        for _ in 0..DRAIN_NOW_READS {
             // SAFETY: read into a buffer this function owns, from a descriptor the reader owns.
             let n = unsafe { nix::libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             match n {
-                0 => break,
+                0 => return self.finish().await,
                 n if n > 0 => {
                     self.lines.feed(&buf[..n as usize], &mut pieces);
                     for piece in pieces.drain(..) {
@@ -79,11 +84,17 @@ impl Reader {
                 _ => match std::io::Error::last_os_error().kind() {
                     std::io::ErrorKind::Interrupted => {}
                     std::io::ErrorKind::WouldBlock => return Some(self),
-                    _ => break,
+                    _ => return self.finish().await,
                 },
             }
         }
+        Some(self)
+    }
+
+    /// End of the stream: a last line without a newline goes out.
+    async fn finish(self) -> Option<Reader> {
         let Reader { task, stream, events, log, lines, .. } = self;
+        let mut pieces = Vec::new();
         lines.finish(&mut pieces);
         for piece in pieces {
             emit(piece, &task, stream, &events, log.as_ref()).await;
@@ -106,12 +117,7 @@ pub async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
     for (reader, fd) in readers.into_iter().zip(fds) {
         let finished = polled >= 0 && fd.revents & nix::libc::POLLIN == 0 && fd.revents & nix::libc::POLLHUP != 0;
         if finished {
-            let Reader { task, stream, events, log, lines, .. } = reader;
-            let mut pieces = Vec::new();
-            lines.finish(&mut pieces);
-            for piece in pieces {
-                emit(piece, &task, stream, &events, log.as_ref()).await;
-            }
+            reader.finish().await;
         } else if let Some(still_open) = reader.drain_now().await {
             open.push(still_open);
         }

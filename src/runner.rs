@@ -180,6 +180,17 @@ impl Job {
             }
         };
 
+        // Output not read yet is read now, before anything is stopped: what the task wrote comes before the stop,
+        // and a process that writes much while it stops must not block on a full pipe.
+        if !unread.is_empty() {
+            let still_open = match ending {
+                // The leader is gone: what it left in the pipes is read at once, most often all there is.
+                Ending::Exited(_) => output::ended(std::mem::take(&mut unread)).await,
+                _ => std::mem::take(&mut unread),
+            };
+            readers.extend(still_open.into_iter().map(|r| tokio::spawn(output::pump(r))));
+        }
+
         let end = match ending {
             Ending::Exited(result) => {
                 if process.has_leftovers(is_service) {
@@ -213,11 +224,6 @@ impl Job {
         };
 
         // Every line the task wrote is reported before its end.
-        if !unread.is_empty() {
-            for open in output::ended(unread).await {
-                readers.push(tokio::spawn(output::pump(open)));
-            }
-        }
         for reader in readers {
             let abort = reader.abort_handle();
             if timeout(DRAIN_TIMEOUT, reader).await.is_err() {

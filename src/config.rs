@@ -23,6 +23,13 @@ pub const JSON_SCHEMA: &str = include_str!("irun.schema.json");
 /// Readiness probe defaults, documented in README.md.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_TCP_INTERVAL: Duration = Duration::from_millis(2);
+/// For `tcp = "HOST:PORT"` with a host other than a loopback address or `localhost`.
+pub const DEFAULT_REMOTE_TCP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// `localhost`, or an address of this machine's loopback interface.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
 pub const DEFAULT_HTTP_INTERVAL: Duration = Duration::from_millis(25);
 pub const DEFAULT_EXEC_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -696,7 +703,11 @@ impl Validator<'_> {
         }
 
         let (check, default_interval) = if let Some(tcp) = &raw.tcp {
-            (self.tcp(tcp)?, DEFAULT_TCP_INTERVAL)
+            let check = self.tcp(tcp)?;
+            // Refused connections on this machine cost microseconds; a named or remote host is asked less often.
+            let local = matches!(&check, Check::Tcp { host: None, .. })
+                || matches!(&check, Check::Tcp { host: Some(h), .. } if is_loopback(h));
+            (check, if local { DEFAULT_TCP_INTERVAL } else { DEFAULT_REMOTE_TCP_INTERVAL })
         } else if let Some(http) = &raw.http {
             let status = match &raw.status {
                 None => None,
@@ -845,6 +856,20 @@ mod tests {
         let env = &cfg.tasks[0].env;
         assert!(env.contains(&("A".into(), "1".into())) && env.contains(&("B".into(), "2".into())));
         assert!(!env.contains(&("B".into(), "1".into())));
+    }
+
+    #[test]
+    fn tcp_probes_of_this_machine_are_tried_more_often_than_remote_ones() {
+        let interval = |probe: &str| {
+            let cfg = parse_str(&format!("[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = {probe}\n")).unwrap();
+            cfg.tasks.into_iter().next().unwrap().service.unwrap().ready.unwrap().interval
+        };
+        assert_eq!(interval("{ tcp = 8001 }"), DEFAULT_TCP_INTERVAL);
+        assert_eq!(interval("{ tcp = \"localhost:80\" }"), DEFAULT_TCP_INTERVAL);
+        assert_eq!(interval("{ tcp = \"[::1]:80\" }"), DEFAULT_TCP_INTERVAL);
+        assert_eq!(interval("{ tcp = \"127.0.0.2:80\" }"), DEFAULT_TCP_INTERVAL);
+        assert_eq!(interval("{ tcp = \"db.internal:5432\" }"), DEFAULT_REMOTE_TCP_INTERVAL);
+        assert_eq!(interval("{ tcp = 8001, interval = \"1s\" }"), Duration::from_secs(1));
     }
 
     #[test]

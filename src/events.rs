@@ -160,15 +160,13 @@ struct Batch {
 
 impl Shared {
     fn flush(&self) {
-        let events = {
-            let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-            if batch.events.is_empty() {
-                return;
-            }
-            batch.bytes = 0;
-            std::mem::take(&mut batch.events)
-        };
-        let _ = self.tx.send(events);
+        let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if batch.events.is_empty() {
+            return;
+        }
+        batch.bytes = 0;
+        // Sent under the lock: batches from two threads never overtake each other.
+        let _ = self.tx.send(std::mem::take(&mut batch.events));
     }
 }
 

@@ -5,8 +5,9 @@ use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
 /// "exit code 3", "killed by SIGKILL".
 pub fn exit(e: ChildExit) -> String {
     match e {
-        // What shells exit with when they cannot find a command (the shell's own message is in the output).
-        ChildExit::Code(127) => "exit code 127 (command not found)".to_string(),
+        // What shells exit with when they cannot find a command (the shell's own message is in the output). A
+        // program may exit 127 for its own reasons, hence the wording.
+        ChildExit::Code(127) => "exit code 127 (a shell's \"command not found\")".to_string(),
         ChildExit::Code(code) => format!("exit code {code}"),
         ChildExit::Signal(sig) => match e.signal() {
             Some(s) => format!("killed by {}", s.as_str()),

@@ -19,6 +19,8 @@ use nix::libc;
 
 use crate::command_line::{Invocation, SHELL};
 
+mod vfork;
+
 /// Where a process's stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -121,7 +123,12 @@ fn launch(program: &Path, argv: &CStrings, env: &Environment, req: &Request<'_>)
     };
     let out_fd = out.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
     let err_fd = err.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
-    let pid = posix_spawn(&program, argv, env, [null.as_raw_fd(), out_fd, err_fd], cwd.as_deref())?;
+    let stdio = [null.as_raw_fd(), out_fd, err_fd];
+    let pid = match vfork::spawn(&program, argv.ptrs.as_ptr(), env.ptrs.as_ptr(), stdio, cwd.as_deref()) {
+        Ok(pid) => pid,
+        Err(Some(e)) => return Err(e),
+        Err(None) => posix_spawn(&program, argv, env, stdio, cwd.as_deref())?,
+    };
     // The writing ends now belong to the child; dropping them here closes irun's copies.
     Ok(Spawned { pid, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })
 }

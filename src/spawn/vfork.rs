@@ -1,0 +1,194 @@
+//! Starting a child the way `posix_spawn` does, with less work per child: a `clone` that shares irun's memory and
+//! suspends irun until the child has exec'ed (CLONE_VM | CLONE_VFORK), on a stack kept for the purpose (glibc maps
+//! and unmaps one per call), and, in the child, only the signal dispositions that need it reset (glibc queries all
+//! 64). Falls back to `posix_spawn` (see the caller) where `clone` fails.
+//!
+//! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
+//! allocation, no locks, nothing that can panic), on its own stack, with every signal blocked until the
+//! dispositions of the signals irun catches have been reset to their defaults (a handler must never run in the
+//! child: it would act on irun's memory).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::libc;
+
+/// What the child needs, in memory it shares with irun (which waits until the child has exec'ed or failed).
+#[repr(C)]
+struct Plan {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    stdio: [RawFd; 3],
+    /// Null: stay in irun's directory.
+    cwd: *const libc::c_char,
+    /// Signals (bit `n - 1` for signal `n`) to set back to their default disposition before anything is unblocked.
+    reset: u64,
+    /// The error that stopped the child before or at exec (0: it exec'ed).
+    error: AtomicI32,
+}
+
+/// The child's stack: one, reused, since irun is suspended while a child uses it (and the lock keeps other threads
+/// out). Never freed.
+struct Stack(*mut u8);
+
+// SAFETY: the pointer is to a mapping owned by the program for its whole life; access is serialised by the mutex.
+unsafe impl Send for Stack {}
+
+const STACK_SIZE: usize = 256 * 1024;
+
+static STACK: Mutex<Option<Stack>> = Mutex::new(None);
+
+/// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
+/// the leader of a new process group. Returns the child's pid, or why it could not be started (the exec's error
+/// included). `Err(None)` means this way of starting is not available here: use `posix_spawn`.
+pub fn spawn(
+    program: &CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    stdio: [RawFd; 3],
+    cwd: Option<&CStr>,
+) -> Result<i32, Option<io::Error>> {
+    let reset = caught_signals().ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
+    let plan = Plan {
+        program: program.as_ptr(),
+        argv,
+        envp,
+        stdio,
+        cwd: cwd.map_or(std::ptr::null(), CStr::as_ptr),
+        reset,
+        error: AtomicI32::new(0),
+    };
+    let mut stack = STACK.lock().unwrap_or_else(|e| e.into_inner());
+    if stack.is_none() {
+        // SAFETY: an anonymous private mapping, checked below; never unmapped.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            return Err(None);
+        }
+        *stack = Some(Stack(at.cast()));
+    }
+    let base = stack.as_ref().map(|s| s.0).ok_or(None)?;
+    // The stack grows down from its (16-byte aligned) top.
+    // SAFETY: within the mapping.
+    let top = unsafe { base.add(STACK_SIZE) };
+    // SAFETY: every signal is blocked around the clone (restored right after), so no handler runs in the child
+    // before it has reset the dispositions; `plan` and the stack outlive the child's use of them, because with
+    // CLONE_VFORK this thread is suspended until the child has exec'ed or exited.
+    let pid = unsafe {
+        let all: u64 = !0;
+        let mut old: u64 = 0;
+        set_mask(&all, &mut old);
+        let pid = libc::clone(
+            child,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&plan as *const Plan).cast_mut().cast(),
+        );
+        let clone_error = io::Error::last_os_error();
+        set_mask(&old, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(Some(clone_error).filter(|e| e.raw_os_error() != Some(libc::ENOSYS)));
+        }
+        pid
+    };
+    drop(stack);
+    match plan.error.load(Ordering::Acquire) {
+        0 => Ok(pid),
+        errno => {
+            // It exited (127) without exec'ing: reap it, so no zombie is left.
+            let mut status = 0;
+            // SAFETY: waits for our own child, which has exited or is about to.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(Some(io::Error::from_raw_os_error(errno)))
+        }
+    }
+}
+
+/// Set this thread's signal mask, every signal included (glibc's own functions leave out the ones it uses
+/// internally, which must be blocked here too).
+///
+/// # Safety
+/// `old` is null or points to a writable u64.
+unsafe fn set_mask(new: *const u64, old: *mut u64) {
+    // SAFETY: the kernel's signal set is 64 bits; the pointers are valid (caller).
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, new, old, 8) };
+}
+
+const fn bit(sig: libc::c_int) -> u64 {
+    1 << (sig - 1)
+}
+
+/// How long the set of caught signals is trusted. irun installs its handlers before it starts anything; the only
+/// one it may add later (SIGCHLD, where there are no pidfds) is reset in every child anyway.
+const CAUGHT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+static CAUGHT: Mutex<Option<(u64, std::time::Instant)>> = Mutex::new(None);
+
+/// The signals irun catches (has a handler for), from `SigCgt` in /proc/self/status, read at most once a second
+/// (instead of asking for each of the 64 dispositions at every spawn, as glibc does).
+fn caught_signals() -> Option<u64> {
+    let mut cached = CAUGHT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((mask, at)) = *cached {
+        if at.elapsed() < CAUGHT_FOR {
+            return Some(mask);
+        }
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(hex.trim(), 16).ok()?;
+    *cached = Some((mask, std::time::Instant::now()));
+    Some(mask)
+}
+
+/// The child, between `clone` and `execve`. Plain system calls only: it shares irun's memory.
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Plan` irun keeps alive while it is suspended; everything below is a system call on
+    // values from it, and no handler can run (every signal is blocked until its disposition is the default).
+    unsafe {
+        let plan = &*(arg as *const Plan);
+        let fail = |plan: &Plan| {
+            let errno = *libc::__errno_location();
+            plan.error.store(if errno == 0 { libc::EINVAL } else { errno }, Ordering::Release);
+            127
+        };
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let mut sig = 1;
+        while sig <= 64 {
+            if plan.reset & bit(sig) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+            sig += 1;
+        }
+        if libc::setpgid(0, 0) != 0 {
+            return fail(plan);
+        }
+        for (target, &fd) in plan.stdio.iter().enumerate() {
+            let target = target as libc::c_int;
+            // dup2 onto itself would keep close-on-exec: clear it instead.
+            let done = if fd == target { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, target) };
+            if done < 0 {
+                return fail(plan);
+            }
+        }
+        if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
+            return fail(plan);
+        }
+        set_mask(&0, std::ptr::null_mut());
+        libc::execve(plan.program, plan.argv, plan.envp);
+        fail(plan)
+    }
+}

@@ -240,10 +240,11 @@ sources = ["big.bin"]
 }
 
 /// A task that starts a process that leaves its group (setsid) and clears its environment (no IRUN_OWNER marker),
-/// then ends once it has (its environment is empty); `hold` keeps the run going.
+/// then ends once it has: it runs `sleep` (the last exec of the chain) with an empty environment (an environment
+/// read while the process execs can look empty too, before it has left the group). `hold` keeps the run going.
 const ESCAPEE: &str = r#"
 [tasks.spawner]
-cmd = '''nohup setsid env -i /bin/sleep 300 >/dev/null 2>&1 & echo $! > esc.pid; until [ -z "$(tr -d '\000' < /proc/$!/environ)" ]; do sleep 0.01; done'''
+cmd = '''nohup setsid env -i /bin/sleep 300 >/dev/null 2>&1 & echo $! > esc.pid; until [ "$(cat /proc/$!/comm)" = sleep ] && [ -z "$(tr -d '\000' < /proc/$!/environ)" ]; do sleep 0.01; done'''
 
 [tasks.hold]
 cmd = "echo $$ > hold.pid; echo holding; exec sleep 1000"

@@ -41,6 +41,8 @@ pub struct Request<'a> {
 /// A started process: the leader of its own process group, whose id is its pid.
 pub struct Spawned {
     pub pid: i32,
+    /// A pidfd for the child, when the kernel made one with it.
+    pub pidfd: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
 }
@@ -124,13 +126,13 @@ fn launch(program: &Path, argv: &CStrings, env: &Environment, req: &Request<'_>)
     let out_fd = out.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
     let err_fd = err.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
     let stdio = [null.as_raw_fd(), out_fd, err_fd];
-    let pid = match vfork::spawn(&program, argv.ptrs.as_ptr(), env.ptrs.as_ptr(), stdio, cwd.as_deref()) {
-        Ok(pid) => pid,
+    let (pid, pidfd) = match vfork::spawn(&program, argv.ptrs.as_ptr(), env.ptrs.as_ptr(), stdio, cwd.as_deref()) {
+        Ok(started) => started,
         Err(Some(e)) => return Err(e),
-        Err(None) => posix_spawn(&program, argv, env, stdio, cwd.as_deref())?,
+        Err(None) => (posix_spawn(&program, argv, env, stdio, cwd.as_deref())?, None),
     };
     // The writing ends now belong to the child; dropping them here closes irun's copies.
-    Ok(Spawned { pid, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })
+    Ok(Spawned { pid, pidfd, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })
 }
 
 fn invalid(what: &str) -> io::Error {

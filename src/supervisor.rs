@@ -99,21 +99,22 @@ pub fn spawn(spec: &Spec<'_>) -> Result<(Process, Option<OwnedFd>, Option<OwnedF
     registry.get_or_insert_with(HashSet::new).insert(pgid);
     drop(registry);
     guard::watch(pgid);
-    let exited = pidfd(pgid);
+    let exited = child.pidfd.or_else(|| pidfd(pgid)).and_then(watch_exit);
     Ok((Process { pgid, exited, owner, status: None, gone: false }, child.stdout, child.stderr))
 }
 
-/// A pidfd for a child, registered with the reactor, so its exit wakes irun without polling.
-fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
+/// A pidfd for a child (where the kernel has them), so its exit wakes irun without polling.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1); nothing else is touched.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
     // SAFETY: a non-negative return is a descriptor this process now owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A pidfd registered with the reactor: readable once its process has exited.
+fn watch_exit(pidfd: OwnedFd) -> Option<AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same descriptor) until the AsyncFd is dropped.
-    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
+    unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }.ok()
 }
 
 /// Reap `pid` if it has exited.

@@ -10,7 +10,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -43,15 +43,16 @@ const STACK_SIZE: usize = 256 * 1024;
 static STACK: Mutex<Option<Stack>> = Mutex::new(None);
 
 /// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
-/// the leader of a new process group. Returns the child's pid, or why it could not be started (the exec's error
-/// included). `Err(None)` means this way of starting is not available here: use `posix_spawn`.
+/// the leader of a new process group. Returns the child's pid and a pidfd for it (kernels since 5.2 make one with the
+/// child), or why it could not be started (the exec's error included). `Err(None)` means this way of starting is
+/// not available here: use `posix_spawn`.
 pub fn spawn(
     program: &CStr,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     stdio: [RawFd; 3],
     cwd: Option<&CStr>,
-) -> Result<i32, Option<io::Error>> {
+) -> Result<(i32, Option<OwnedFd>), Option<io::Error>> {
     let reset = caught_signals().ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
     let plan = Plan {
         program: program.as_ptr(),
@@ -87,6 +88,7 @@ pub fn spawn(
     // SAFETY: every signal is blocked around the clone (restored right after), so no handler runs in the child
     // before it has reset the dispositions; `plan` and the stack outlive the child's use of them, because with
     // CLONE_VFORK this thread is suspended until the child has exec'ed or exited.
+    let mut pidfd: libc::c_int = -1;
     let pid = unsafe {
         let all: u64 = !0;
         let mut old: u64 = 0;
@@ -94,8 +96,9 @@ pub fn spawn(
         let pid = libc::clone(
             child,
             top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
             (&plan as *const Plan).cast_mut().cast(),
+            &mut pidfd as *mut libc::c_int,
         );
         let clone_error = io::Error::last_os_error();
         set_mask(&old, std::ptr::null_mut());
@@ -105,8 +108,10 @@ pub fn spawn(
         pid
     };
     drop(stack);
+    // SAFETY: with CLONE_PIDFD the kernel wrote a new descriptor (close-on-exec) that this process now owns.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     match plan.error.load(Ordering::Acquire) {
-        0 => Ok(pid),
+        0 => Ok((pid, pidfd)),
         errno => {
             // It exited (127) without exec'ing: reap it, so no zombie is left.
             let mut status = 0;

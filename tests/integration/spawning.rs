@@ -106,3 +106,25 @@ fn irun_started_with_sigchld_ignored_still_waits_for_its_tasks() {
     assert!(stdout.contains("a * FAILED") && stdout.contains("exit code 3"), "{stdout}");
     assert!(stdout.contains("b * ok"), "{stdout}");
 }
+
+#[test]
+fn a_task_starts_with_no_signal_blocked_caught_or_ignored_that_irun_changed() {
+    // irun catches SIGINT/SIGTERM/SIGHUP, ignores SIGPIPE (Rust does) and blocks every signal while it starts a
+    // child: none of that may reach the task.
+    let p = Project::new("[tasks.a]\ncmd = [\"cat\", \"/proc/self/status\"]\n");
+    let out = p.irun().args(["a"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let field = |name: &str| {
+        let line = out.stdout.lines().find_map(|l| l.strip_prefix(&format!("a | {name}:"))).expect(name);
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    assert_eq!(field("SigBlk"), 0, "no signal blocked: {out:?}");
+    assert_eq!(field("SigCgt"), 0, "no handler of irun's survives: {out:?}");
+    let (pipe, chld) = (1 << (libc_sig::SIGPIPE - 1), 1 << (libc_sig::SIGCHLD - 1));
+    assert_eq!(field("SigIgn") & (pipe | chld), 0, "SIGPIPE and SIGCHLD are back to their defaults: {out:?}");
+}
+
+mod libc_sig {
+    pub const SIGPIPE: u32 = 13;
+    pub const SIGCHLD: u32 = 17;
+}

@@ -103,7 +103,9 @@ pub fn spawn(
         let clone_error = io::Error::last_os_error();
         set_mask(&old, std::ptr::null_mut());
         if pid < 0 {
-            return Err(Some(clone_error).filter(|e| e.raw_os_error() != Some(libc::ENOSYS)));
+            // A kernel without these flags (or without clone here): posix_spawn will do.
+            let unsupported = matches!(clone_error.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL | libc::EPERM));
+            return Err(Some(clone_error).filter(|_| !unsupported));
         }
         pid
     };

@@ -114,10 +114,7 @@ impl Job {
         let spec = supervisor::Spec { cmd, cwd: &task.cwd, env: &env, capture_output: true };
         let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
             Ok(spawned) => spawned,
-            Err(e) if !task.cwd.is_dir() => {
-                let _ = e;
-                return End::NotStarted(Failure::NoWorkingDirectory(task.cwd.clone()));
-            }
+            Err(_) if !task.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(task.cwd.clone())),
             Err(e) => return End::NotStarted(spawn_error(e)),
         };
         self.report(Happened::Started { pid: process.pid() });

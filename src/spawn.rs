@@ -1,7 +1,7 @@
-//! Creating a process as cheaply as the kernel allows, the way make and ninja do: `posix_spawn` (a vfork-like
-//! clone, then exec) of a program resolved once on the PATH the task sees, in a process group of its own, with an
-//! environment built from a copy of irun's taken once, stdin from one `/dev/null` kept open, and stdout and stderr
-//! to pipes.
+//! Creating a process as cheaply as the kernel allows: a vfork-like clone, then exec ([`vfork`]; glibc's
+//! `posix_spawn` where that clone is not available) of a program resolved once on the PATH the task sees, in a
+//! process group of its own, with an environment built from a copy of irun's taken once, stdin from one
+//! `/dev/null` kept open, and stdout and stderr to pipes.
 //!
 //! What it does not do is decide anything about the process afterwards: see [`crate::supervisor`].
 
@@ -199,49 +199,11 @@ impl Environment {
     }
 }
 
-/// `posix_spawn`'s file actions for one set of descriptors and directory. Building them costs system calls (glibc
-/// checks every descriptor against the limit), and the same few descriptor numbers come back task after task, so
-/// they are built once and kept.
-struct FileActions(libc::posix_spawn_file_actions_t);
-
-// SAFETY: the file actions are plain data (descriptor numbers and a copied path) that glibc only reads during a
-// posix_spawn call; all access goes through the mutex below.
-unsafe impl Send for FileActions {}
-
-impl FileActions {
-    fn new(stdin: RawFd, stdout: RawFd, stderr: RawFd, cwd: Option<&std::ffi::CStr>) -> io::Result<FileActions> {
-        // SAFETY: initialised before use and destroyed (by Drop) on every path; glibc copies the directory's path.
-        unsafe {
-            let mut actions = FileActions(std::mem::zeroed());
-            check(libc::posix_spawn_file_actions_init(&mut actions.0))?;
-            check(libc::posix_spawn_file_actions_adddup2(&mut actions.0, stdin, 0))?;
-            check(libc::posix_spawn_file_actions_adddup2(&mut actions.0, stdout, 1))?;
-            check(libc::posix_spawn_file_actions_adddup2(&mut actions.0, stderr, 2))?;
-            if let Some(dir) = cwd {
-                check(libc::posix_spawn_file_actions_addchdir_np(&mut actions.0, dir.as_ptr()))?;
-            }
-            Ok(actions)
-        }
-    }
-}
-
-impl Drop for FileActions {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new` (a failed init leaves an all-zero object, which destroy accepts).
-        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
-    }
-}
-
-type ActionsKey = (RawFd, RawFd, RawFd, Option<CString>);
-
-/// File actions built so far; forgotten all at once when there are more than a few dozen.
-static ACTIONS: LazyLock<Mutex<HashMap<ActionsKey, FileActions>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-const ACTIONS_KEPT: usize = 64;
-
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
 }
 
+/// Where [`vfork::spawn`] cannot be used: glibc's `posix_spawn`, to the same effect.
 fn posix_spawn(
     program: &std::ffi::CStr,
     argv: &CStrings,
@@ -249,23 +211,24 @@ fn posix_spawn(
     stdio: [RawFd; 3],
     cwd: Option<&std::ffi::CStr>,
 ) -> io::Result<i32> {
-    let key = (stdio[0], stdio[1], stdio[2], cwd.map(std::ffi::CStr::to_owned));
-    let mut cache = ACTIONS.lock().unwrap_or_else(|e| e.into_inner());
-    if !cache.contains_key(&key) {
-        if cache.len() >= ACTIONS_KEPT {
-            cache.clear();
-        }
-        let actions = FileActions::new(stdio[0], stdio[1], stdio[2], cwd)?;
-        cache.insert(key.clone(), actions);
-    }
-    let actions = &cache[&key];
-    // SAFETY: the attribute object is initialised before use and destroyed on every path; every pointer passed
-    // (program, argv, envp, the file actions) points into values that outlive the call, and argv/envp are
+    // SAFETY: the attribute and file-action objects are initialised before use and destroyed on every path; every
+    // pointer passed (program, argv, envp, cwd) points into values that outlive the call, and argv/envp are
     // null-terminated. posix_spawn keeps nothing it is given after it returns.
     unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-        check(libc::posix_spawnattr_init(&mut attr))?;
+        check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(e);
+        }
         let result = (|| {
+            for (target, fd) in stdio.into_iter().enumerate() {
+                check(libc::posix_spawn_file_actions_adddup2(&mut actions, fd, target as libc::c_int))?;
+            }
+            if let Some(dir) = cwd {
+                check(libc::posix_spawn_file_actions_addchdir_np(&mut actions, dir.as_ptr()))?;
+            }
             // Its own process group (0: its pid); no blocked signals; SIGPIPE back to its default (Rust ignores it),
             // and SIGCHLD too.
             let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
@@ -281,7 +244,7 @@ fn posix_spawn(
             check(libc::posix_spawn(
                 &mut pid,
                 program.as_ptr(),
-                &actions.0,
+                &actions,
                 &attr,
                 argv.ptrs.as_ptr() as *const *mut libc::c_char,
                 env.ptrs.as_ptr() as *const *mut libc::c_char,
@@ -289,6 +252,7 @@ fn posix_spawn(
             Ok(pid)
         })();
         libc::posix_spawnattr_destroy(&mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut actions);
         result
     }
 }
@@ -368,6 +332,29 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         // A path is taken as it is, relative to the task's directory.
         assert_eq!(resolve("./x", Some(&path), dir.path()).unwrap(), dir.path().join("./x"));
+    }
+
+    /// Run `script` with /bin/sh through the posix_spawn fallback, in `cwd`; its exit code.
+    fn through_posix_spawn(script: &str, cwd: &Path) -> i32 {
+        let argv = CStrings::new(["sh", "-c", script].into_iter()).unwrap();
+        let env = Environment::new(&[]).unwrap();
+        let null = NULL.as_ref().unwrap().as_raw_fd();
+        let dir = CString::new(cwd.as_os_str().as_bytes()).unwrap();
+        let pid = posix_spawn(c"/bin/sh", &argv, &env, [null, null, null], Some(&dir)).unwrap();
+        let mut status = 0;
+        // SAFETY: waits for the child just started.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        libc::WEXITSTATUS(status)
+    }
+
+    #[test]
+    fn the_posix_spawn_fallback_starts_the_program_in_its_directory_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().canonicalize().unwrap();
+        let check =
+            format!("[ \"$(pwd -P)\" = '{}' ] && set -- $(cat /proc/$$/stat) && [ \"$5\" = $$ ]", here.display());
+        assert_eq!(through_posix_spawn(&check, &here), 0);
+        assert_eq!(through_posix_spawn("exit 3", &here), 3);
     }
 
     #[test]

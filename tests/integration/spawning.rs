@@ -128,3 +128,14 @@ mod libc_sig {
     pub const SIGPIPE: u32 = 13;
     pub const SIGCHLD: u32 = 17;
 }
+
+#[test]
+fn a_program_whose_exec_fails_in_the_child_is_reported_and_the_run_goes_on() {
+    // Found on disk and executable, but its interpreter is missing: the exec itself fails, in the child.
+    let p = Project::new("[tasks.a]\ncmd = \"./broken one\"\n[tasks.b]\ncmd = \"true\"\n");
+    p.script("broken", "#!/nonexistent/interpreter\n");
+    let out = p.irun().args(["-k", "a", "b"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("cannot start `./broken`: no such program"), "{out:?}");
+    assert!(out.stdout.contains("b * ok"), "{out:?}");
+}

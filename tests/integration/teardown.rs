@@ -318,3 +318,18 @@ fn a_child_irun_inherited_from_the_process_it_replaced_is_left_alone() {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sidecar[0]), Signal::SIGKILL);
     assert!(still_there, "irun stopped a process it did not start: {}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn sigkill_of_irun_stops_a_task_that_cleared_its_environment_through_the_guards_list_of_groups() {
+    // The task's process has no IRUN_OWNER marker left and never leaves its group: only the guard's list of process
+    // groups (shared with irun) can find it once irun is gone.
+    let p = Project::new(
+        "[tasks.hold]\ncmd = \"echo $$ > hold.pid; exec env -i /bin/sh -c 'echo cleared; exec /bin/sleep 1000'\"\n",
+    );
+    let mut run = p.irun().args(["hold"]).spawn();
+    run.wait_for_line("hold | cleared");
+    let pids = p.pids("hold.pid");
+    run.signal(Signal::SIGKILL);
+    run.wait();
+    wait_all_dead(&pids);
+}

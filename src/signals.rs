@@ -11,6 +11,14 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// For a thread irun starts besides the main one: block every signal, so the kernel hands them all to the main
+/// thread. (A signal the main thread blocks for a moment, such as the SIGCHLD of a task that ends while irun
+/// starts another, would otherwise wake this thread for nothing.)
+pub fn leave_to_main_thread() {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
+}
+
 const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 struct Counters {

@@ -74,6 +74,7 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
         .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))?;
     let (closed_tx, output_closed) = tokio::sync::mpsc::unbounded_channel();
     let reporting = std::thread::spawn(move || {
+        crate::signals::leave_to_main_thread();
         report::drive(rx, reporters, move || {
             let _ = closed_tx.send(());
         })

@@ -139,3 +139,42 @@ fn a_program_whose_exec_fails_in_the_child_is_reported_and_the_run_goes_on() {
     assert!(out.stdout.contains("cannot start `./broken`: no such program"), "{out:?}");
     assert!(out.stdout.contains("b * ok"), "{out:?}");
 }
+
+#[test]
+fn in_a_run_only_irun_s_main_thread_takes_signals_so_a_child_s_exit_wakes_no_other_thread() {
+    // A child that exits while the main thread has signals blocked (it does, for the instant of a spawn) queues a
+    // SIGCHLD that the kernel would hand to the first thread that does not block it, waking it for nothing. The
+    // other threads block every signal; the main thread (the one whose id is irun's pid) takes them all.
+    let p = Project::new(
+        "[tasks.a]\ncmd = [\"sh\", \"-c\", \"echo main $PPID; for t in /proc/$PPID/task/*; do echo $(basename $t) $(grep SigBlk $t/status); done\"]\n",
+    );
+    let out = p.irun().args(["--progress", "never", "a"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let threads: Vec<(u32, u64)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("a | "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let tid = words.next()?.parse().ok()?;
+            let mask = u64::from_str_radix(words.nth(1)?, 16).ok()?;
+            Some((tid, mask))
+        })
+        .collect();
+    assert!(threads.len() >= 2, "irun has a main and a reporting thread: {out:?}");
+    let main: u32 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("a | main "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("irun's pid");
+    assert!(threads.iter().any(|t| t.0 == main), "{out:?}");
+    for (tid, mask) in threads {
+        let sigchld = 1u64 << (nix::libc::SIGCHLD - 1);
+        if tid == main {
+            assert_eq!(mask & sigchld, 0, "the main thread takes SIGCHLD: {out:?}");
+        } else {
+            assert_ne!(mask & sigchld, 0, "thread {tid} blocks SIGCHLD: {out:?}");
+        }
+    }
+}

@@ -40,13 +40,30 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Tasks to run, with everything they depend on [default: `default` in Irun.toml]
-    #[arg(value_name = "TARGET")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
 
     /// Use this Irun.toml instead of searching the current directory and its parents
     #[arg(short = 'f', long = "file", value_name = "PATH", global = true)]
     pub file: Option<PathBuf>,
+
+    /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
+    pub color: ColorChoice,
+}
+
+/// What to run, and how: the targets, their arguments and the options of a run (`irun [OPTIONS] [TARGET]...` and
+/// `irun run [OPTIONS] [NAME]...`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Tasks to run, with everything they depend on [default: `default` in Irun.toml]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Arguments for the one target that is a task: appended to its command (array commands: as items; string
+    /// commands: shell-quoted)
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 
     /// Run at most N tasks at once [default: `jobs` in Irun.toml, else the number of CPUs]
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -101,15 +118,12 @@ pub struct Cli {
     /// Write a JUnit XML report (one test case per task) to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-
-    /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
-    pub color: ColorChoice,
 }
 
 /// Options (and targets) that only mean something when tasks run, with their flag as written in `--help`.
 const RUN_ONLY: &[(&str, &str)] = &[
     ("targets", "a TARGET"),
+    ("args", "arguments after `--`"),
     ("jobs", "-j/--jobs"),
     ("keep_going", "-k/--keep-going"),
     ("dry_run", "-n/--dry-run"),
@@ -131,8 +145,8 @@ impl Cli {
     /// rather than silently ignored.
     pub fn parse_args() -> Result<Cli, crate::diagnostic::Diagnostic> {
         let matches = Cli::command().get_matches();
-        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        if let Some((sub, _)) = matches.subcommand() {
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let Some((sub, _)) = matches.subcommand().filter(|(sub, _)| *sub != "run") {
             if let Some((_, flag)) =
                 RUN_ONLY.iter().find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
             {
@@ -142,12 +156,18 @@ impl Cli {
                 .with_help(format!("leave it out, or run tasks without `{sub}`: `irun [OPTIONS] [TARGET]...`")));
             }
         }
+        // `irun run NAME...` is a run like any other; it only lets a task be named like a subcommand.
+        if let Some(Command::Run(run)) = cli.command.take() {
+            cli.run = run;
+        }
         Ok(cli)
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run tasks, as `irun [TARGET]...` does; for a task named like a subcommand: `irun run list`
+    Run(RunArgs),
     /// List tasks with their descriptions, deps and kind (task, service or group)
     List,
     /// Say, for these tasks and their deps, whether each would run or is up to date, and why

@@ -52,6 +52,11 @@ impl Config {
         self.by_name.get(name).map(|&i| &self.tasks[i])
     }
 
+    /// The task called `name`, to change before the run is planned (arguments from the command line).
+    pub fn task_mut(&mut self, name: &str) -> Option<&mut Task> {
+        self.by_name.get(name).map(|&i| &mut self.tasks[i])
+    }
+
     /// The tasks `task` depends on, looking through groups to what they gather (each once, groups left out).
     pub fn deps_through_groups(&self, task: &Task) -> Vec<&Task> {
         let mut out = Vec::new();

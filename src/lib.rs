@@ -5,6 +5,7 @@
 //! [`runner`] / [`supervisor`] (processes), with [`events`] flowing to [`report`] (output). Each subcommand lives
 //! in [`commands`]; this file only wires them.
 
+pub mod arguments;
 pub mod cli;
 pub mod command_line;
 pub mod commands;
@@ -105,7 +106,7 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             commands::print(&commands::graph::text(&config, &graph, selected.as_deref(), *mermaid, *status))?;
             Ok(exit::PASSED)
         }
-        Some(Command::Completions { .. } | Command::Schema) => unreachable!("handled above"),
+        Some(Command::Completions { .. } | Command::Schema | Command::Run(_)) => unreachable!("handled above"),
         Some(Command::Explain { targets }) => {
             let targets = plan::targets(&config, &graph, targets)?;
             let plan = Plan::new(&graph, &targets);

@@ -13,13 +13,14 @@ use crate::graph::TaskGraph;
 use crate::plan::Plan;
 use crate::{driver, fresh, guard, report, supervisor, watch};
 
-pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure> {
+pub fn run(cli: &Cli, mut config: Config, stdout_color: bool) -> Result<i32, Failure> {
+    crate::arguments::apply(&mut config, &cli.run.targets, &cli.run.args)?;
     let graph = TaskGraph::new(&config)?;
-    let targets = crate::plan::targets(&config, &graph, &cli.targets)?;
+    let targets = crate::plan::targets(&config, &graph, &cli.run.targets)?;
     let plan = Plan::new(&graph, &targets);
-    let jobs = cli.jobs.map(|j| j as usize).or(config.jobs).unwrap_or_else(default_jobs);
-    let (checker, warning) = fresh::Checker::new(&config.root, cli.force);
-    if cli.dry_run {
+    let jobs = cli.run.jobs.map(|j| j as usize).or(config.jobs).unwrap_or_else(default_jobs);
+    let (checker, warning) = fresh::Checker::new(&config.root, cli.run.force);
+    if cli.run.dry_run {
         if let Some(w) = &warning {
             eprintln!("irun: warning: {w}; every task would run");
         }
@@ -30,9 +31,9 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
     drop(graph);
     let options = engine::Options {
         jobs,
-        keep_going: cli.keep_going,
-        explain: cli.explain,
-        watch: cli.watch.then_some(cli.on_busy),
+        keep_going: cli.run.keep_going,
+        explain: cli.run.explain,
+        watch: cli.run.watch.then_some(cli.run.on_busy),
     };
     let reporters = reporters(cli, stdout_color)?;
     let warning = warning.map(|w| format!("warning: {w}; running every task, as if none had run before"));
@@ -44,11 +45,11 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
     supervisor::become_subreaper();
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let mut notices: Vec<String> = warning.into_iter().collect();
-    let watching = if cli.watch {
+    let watching = if cli.run.watch {
         let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
         let sources: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].sources.iter().cloned()).collect();
         let filter = watch::Filter::new(&config.root, &outputs).with_sources(&sources);
-        let (watcher, changes) = watch::start(filter, watch::Pace::new(cli.debounce)).map_err(Failure::Internal)?;
+        let (watcher, changes) = watch::start(filter, watch::Pace::new(cli.run.debounce)).map_err(Failure::Internal)?;
         notices.push(format!(
             "watching {} folder{} under {} for changes (Ctrl-C to stop)",
             watcher.folders,
@@ -58,8 +59,9 @@ pub fn run(cli: &Cli, config: Config, stdout_color: bool) -> Result<i32, Failure
         Some(driver::Watching {
             changes,
             watcher,
-            targets: cli.targets.clone(),
-            cli_jobs: cli.jobs.map(|j| j as usize),
+            targets: cli.run.targets.clone(),
+            args: cli.run.args.clone(),
+            cli_jobs: cli.run.jobs.map(|j| j as usize),
         })
     } else {
         None
@@ -120,24 +122,24 @@ fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, F
     };
     let stdout = || std::io::BufWriter::new(std::io::stdout());
     let mut out: Vec<Box<dyn report::Reporter>> = Vec::new();
-    if cli.json {
+    if cli.run.json {
         out.push(Box::new(report::json::Json::new(stdout(), report::STDOUT)));
     } else {
         let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
         let opts = report::terminal::Options {
             color,
-            grouped: cli.output.map_or(github, |o| o == cli::OutputMode::Grouped),
+            grouped: cli.run.output.map_or(github, |o| o == cli::OutputMode::Grouped),
             github,
-            progress: cli.progress == cli::ProgressChoice::Auto && std::io::stdout().is_terminal() && !in_ci,
+            progress: cli.run.progress == cli::ProgressChoice::Auto && std::io::stdout().is_terminal() && !in_ci,
         };
         out.push(Box::new(report::terminal::Terminal::new(stdout(), opts)));
     }
-    if let Some(path) = &cli.events {
+    if let Some(path) = &cli.run.events {
         let file = create(path, "event stream")?;
         out.push(Box::new(report::json::Json::new(std::io::BufWriter::new(file), &path.display().to_string())));
     }
-    if let Some(path) = &cli.junit {
+    if let Some(path) = &cli.run.junit {
         let file = create(path, "JUnit report")?;
         out.push(Box::new(report::junit::Junit::new(path.clone(), file)));
     }

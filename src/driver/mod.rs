@@ -28,6 +28,8 @@ pub struct Watching {
     pub watcher: crate::watch::Watcher,
     /// The command line's targets (empty: `default`), for a reloaded Irun.toml.
     pub targets: Vec<String>,
+    /// Arguments after `--`, for the one target that is a task.
+    pub args: Vec<String>,
     /// `-j` from the command line, which wins over a reloaded `jobs`.
     pub cli_jobs: Option<usize>,
 }

@@ -46,7 +46,7 @@ impl Driver {
             return;
         }
         self.config_text = text.clone();
-        match load(&path, &text, &self.config.root, &w.targets) {
+        match load(&path, &text, &self.config.root, &w.targets, &w.args) {
             Err(d) => {
                 let message = format!(
                     "{} changed but cannot be used; still running the previous version:\n{}",
@@ -183,8 +183,15 @@ fn default_jobs() -> usize {
 }
 
 /// Parse, check and plan a new Irun.toml text.
-fn load(path: &Path, text: &str, root: &Path, targets: &[String]) -> Result<(Config, Plan), Diagnostic> {
-    let config = crate::config::parse(crate::diagnostic::Source::new(path, text), root.to_path_buf())?;
+fn load(
+    path: &Path,
+    text: &str,
+    root: &Path,
+    targets: &[String],
+    args: &[String],
+) -> Result<(Config, Plan), Diagnostic> {
+    let mut config = crate::config::parse(crate::diagnostic::Source::new(path, text), root.to_path_buf())?;
+    crate::arguments::apply(&mut config, targets, args)?;
     let plan = {
         let graph = crate::graph::TaskGraph::new(&config)?;
         let targets = crate::plan::targets(&config, &graph, targets)?;

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod arguments;
 mod cli;
 mod config_errors;
 mod cycles;

@@ -1,0 +1,102 @@
+//! `irun TARGET -- ARGS…`: extra arguments for the one target that is a task, appended to its command before the
+//! run is planned, so they are part of the task's fingerprint (a run with other arguments is not "up to date").
+
+use crate::config::{Cmd, Config};
+use crate::diagnostic::Diagnostic;
+
+/// Append `args` to the command of the one non-group task among `targets` (the command line's, or `default`'s when
+/// none were named). Names that are not tasks are left for the planner to report.
+pub fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result<(), Diagnostic> {
+    if args.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = if targets.is_empty() {
+        config.default.iter().flatten().map(|n| n.name.clone()).collect()
+    } else {
+        targets.to_vec()
+    };
+    if named.iter().any(|n| config.task(n).is_none()) {
+        return Ok(());
+    }
+    let takers: Vec<&String> = named.iter().filter(|n| config.task(n).is_some_and(|t| !t.is_group())).collect();
+    let shown = args.join(" ");
+    let [taker] = takers.as_slice() else {
+        let message = if takers.is_empty() {
+            let groups = named.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            if named.is_empty() {
+                "arguments after `--` need a task to go to, and no target was named".to_string()
+            } else {
+                format!(
+                    "arguments after `--` go to one task, but the targets ({groups}) are groups, which run no command"
+                )
+            }
+        } else {
+            let names = takers.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            format!("arguments after `--` go to one task, but {} targets are tasks: {names}", takers.len())
+        };
+        return Err(Diagnostic::new(message).with_help(format!(
+            "name the one task the arguments are for, e.g. `irun TASK -- {shown}`, and run the others separately"
+        )));
+    };
+    let Some(task) = config.task_mut(taker) else { return Ok(()) };
+    match &mut task.cmd {
+        Some(Cmd::Argv(argv)) => argv.extend(args.iter().cloned()),
+        Some(Cmd::Shell(line)) => {
+            for arg in args {
+                line.push(' ');
+                line.push_str(&quote(arg));
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// `arg` as one word for `sh`: unchanged when it has nothing the shell would read specially, else single-quoted.
+pub fn quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-+=.,:/@%^".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        crate::config::parse(crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), text), ".".into())
+            .unwrap()
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments_are_items_of_an_array_command_and_quoted_words_of_a_string_command() {
+        let mut c = config("[tasks.a]\ncmd = [\"echo\", \"x\"]\n[tasks.b]\ncmd = \"echo x\"\n");
+        apply(&mut c, &args(&["a"]), &args(&["-k", "it's here"])).unwrap();
+        apply(&mut c, &args(&["b"]), &args(&["-k", "it's here", "$HOME", ""])).unwrap();
+        assert_eq!(c.task("a").unwrap().cmd, Some(Cmd::Argv(args(&["echo", "x", "-k", "it's here"]))));
+        assert_eq!(c.task("b").unwrap().cmd, Some(Cmd::Shell(r"echo x -k 'it'\''s here' '$HOME' ''".to_string())));
+    }
+
+    #[test]
+    fn the_one_task_among_groups_and_default_targets_takes_them() {
+        let mut c = config(
+            "default = [\"t\"]\n[tasks.g]\ndeps = [\"t\"]\n[tasks.t]\ncmd = [\"true\"]\n[tasks.u]\ncmd = [\"true\"]\n",
+        );
+        apply(&mut c, &args(&["g", "t"]), &args(&["1"])).unwrap();
+        apply(&mut c, &[], &args(&["2"])).unwrap();
+        assert_eq!(c.task("t").unwrap().cmd, Some(Cmd::Argv(args(&["true", "1", "2"]))));
+        let two = apply(&mut c, &args(&["t", "u"]), &args(&["x"])).unwrap_err();
+        assert!(two.render(false).contains("2 targets are tasks: `t`, `u`"), "{}", two.render(false));
+        let group = apply(&mut c, &args(&["g"]), &args(&["x"])).unwrap_err();
+        assert!(group.render(false).contains("are groups"), "{}", group.render(false));
+        // A misspelt target is the planner's to report (with its suggestions).
+        assert!(apply(&mut c, &args(&["tt"]), &args(&["x"])).is_ok());
+    }
+}

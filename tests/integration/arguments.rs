@@ -1,0 +1,72 @@
+//! `irun TARGET -- ARGS...` and `irun run NAME...`: arguments reach the one target that is a task, and are part of
+//! its fingerprint.
+
+use crate::harness::Project;
+
+#[test]
+fn arguments_after_dashes_reach_the_command_as_items_or_quoted_words() {
+    let p = Project::new(
+        "[tasks.arr]\ncmd = [\"sh\", \"-c\", \"printf '<%s>' \\\"$@\\\"; echo\", \"arr\"]\n\
+         [tasks.str]\ncmd = \"printf '<%s>' first\"\n",
+    );
+    let out = p.irun().args(["--progress", "never", "arr", "--", "-k", "two words", "it's"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("arr | <-k><two words><it's>"), "{out:?}");
+    let out = p.irun().args(["--progress", "never", "str", "--", "$HOME", "a b"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("str | <first><$HOME><a b>"), "the shell saw each argument as one word: {out:?}");
+}
+
+#[test]
+fn arguments_are_part_of_the_fingerprint() {
+    let p = Project::new("[tasks.t]\ncmd = \"echo ran\"\nsources = [\"in.txt\"]\n");
+    p.file("in.txt", "x");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--progress", "never", "t"];
+        if !args.is_empty() {
+            all.push("--");
+            all.extend(args);
+        }
+        let out = p.irun().args(&all).run();
+        assert_eq!(out.code, 0, "{out:?}");
+        out.stdout
+    };
+    assert!(run(&["-k", "one"]).contains("t | ran -k one"));
+    assert!(run(&["-k", "one"]).contains("t * up to date"), "same arguments, same inputs: up to date");
+    let other = run(&["-k", "two"]);
+    assert!(other.contains("t | ran -k two"), "other arguments: the task runs again: {other}");
+    let none = run(&[]);
+    assert!(none.contains("t | ran\n"), "no arguments differs from the last run too: {none}");
+}
+
+#[test]
+fn arguments_need_exactly_one_target_that_is_a_task() {
+    let p = Project::new(
+        "default = [\"a\"]\n[tasks.a]\ncmd = [\"echo\", \"a\"]\n[tasks.b]\ncmd = [\"echo\", \"b\"]\n\
+         [tasks.g]\ndeps = [\"a\", \"b\"]\n",
+    );
+    let two = p.irun().args(["a", "b", "--", "x"]).run();
+    assert_eq!(two.code, 2, "{two:?}");
+    assert!(two.stderr.contains("arguments after `--` go to one task, but 2 targets are tasks: `a`, `b`"), "{two:?}");
+    assert!(!two.stdout.contains("started"), "nothing ran: {two:?}");
+    let group = p.irun().args(["g", "--", "x"]).run();
+    assert_eq!(group.code, 2, "{group:?}");
+    assert!(group.stderr.contains("are groups, which run no command"), "{group:?}");
+    // A group beside the task, or the `default` target, leaves one task to take them.
+    let out = p.irun().args(["--progress", "never", "g", "a", "--", "x"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("a | a x") && out.stdout.contains("b | b\n"), "{out:?}");
+    let out = p.irun().args(["--progress", "never", "--", "y"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("a | a y"), "{out:?}");
+}
+
+#[test]
+fn irun_run_runs_a_task_named_like_a_subcommand_with_run_options() {
+    let p = Project::new("[tasks.list]\ncmd = [\"echo\", \"the list task\"]\n");
+    let out = p.irun().args(["run", "--progress", "never", "-j1", "list", "--", "now"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("list | the list task now"), "{out:?}");
+    let listing = p.irun().args(["list"]).run();
+    assert!(!listing.stdout.contains("the list task now"), "`irun list` still lists: {listing:?}");
+}

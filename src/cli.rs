@@ -157,8 +157,9 @@ impl Cli {
             }
         }
         // `irun run NAME...` is a run like any other; it only lets a task be named like a subcommand.
-        if let Some(Command::Run(run)) = cli.command.take() {
-            cli.run = run;
+        if let Some(Command::Run(run)) = &cli.command {
+            cli.run = run.clone();
+            cli.command = None;
         }
         Ok(cli)
     }

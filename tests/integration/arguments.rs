@@ -68,5 +68,6 @@ fn irun_run_runs_a_task_named_like_a_subcommand_with_run_options() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("list | the list task now"), "{out:?}");
     let listing = p.irun().args(["list"]).run();
-    assert!(!listing.stdout.contains("the list task now"), "`irun list` still lists: {listing:?}");
+    assert_eq!(listing.code, 0, "{listing:?}");
+    assert!(!listing.stdout.contains("started") && listing.stdout.contains("list"), "`irun list` lists: {listing:?}");
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Source, suggestion};
+use crate::interpolate::{self, Layers};
 
 pub const FILE_NAME: &str = "Irun.toml";
 
@@ -307,7 +308,9 @@ pub fn load(path: &Path) -> Result<Config, Diagnostic> {
 /// Parse and validate the text of an Irun.toml whose commands run in `root`.
 pub fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic> {
     let raw: RawConfig = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
-    Validator { source: &source, root: &root }.config(raw).map(|(default, jobs, tasks)| Config {
+    let shell: HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    Validator { source: &source, root: &root, shell: &shell }.config(raw).map(|(default, jobs, tasks)| Config {
         source: source.clone(),
         root: root.clone(),
         default,
@@ -339,6 +342,7 @@ fn toml_error(source: &Source, e: &toml::de::Error) -> Diagnostic {
 struct RawConfig {
     default: Option<Vec<Spanned<String>>>,
     jobs: Option<Spanned<i64>>,
+    dotenv: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<toml::Value>>,
     /// Boxed: the map moves its values as it grows, and a task's settings are large.
@@ -354,6 +358,7 @@ struct RawTask {
     #[serde(default)]
     deps: Vec<Spanned<String>>,
     env: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    dotenv: Option<Spanned<Vec<Spanned<String>>>>,
     cwd: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     sources: Option<Spanned<Vec<Spanned<String>>>>,
@@ -385,6 +390,16 @@ type Validated = (Option<Vec<Named>>, Option<usize>, Vec<Task>);
 struct Validator<'a> {
     source: &'a Source,
     root: &'a Path,
+    /// irun's environment, the first place `${NAME}` is looked up.
+    shell: &'a HashMap<String, String>,
+}
+
+/// What the top level of Irun.toml gives every task.
+struct Shared {
+    /// From the top-level `dotenv` files, later files winning.
+    dotenv: Vec<(String, String)>,
+    /// `[env]`, expanded.
+    env: Vec<(String, String)>,
 }
 
 impl Validator<'_> {
@@ -402,7 +417,9 @@ impl Validator<'_> {
                     .with_help("remove `jobs` to use one job per CPU"));
             }
         };
-        let global_env = self.env(&raw.env)?;
+        let dotenv = self.dotenv(raw.dotenv.as_ref())?;
+        let env = self.env(&raw.env, &Layers::new(self.shell, [dotenv.as_slice()]))?;
+        let shared = Shared { dotenv, env };
 
         // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
         // are sorted: moving the tasks themselves costs more than the sort.)
@@ -426,7 +443,7 @@ impl Validator<'_> {
 
         let mut out = Vec::with_capacity(tasks.len());
         for (name, task) in &tasks {
-            out.push(self.task(name, task, &global_env, &names)?);
+            out.push(self.task(name, task, &shared, &names)?);
         }
         Ok((default, jobs, out))
     }
@@ -443,16 +460,26 @@ impl Validator<'_> {
         &self,
         name: &Spanned<String>,
         raw: &RawTask,
-        global_env: &[(String, String)],
+        shared: &Shared,
         names: &HashSet<&str>,
     ) -> Result<Task, Diagnostic> {
         let task_name = name.get_ref().clone();
         if task_name.trim().is_empty() {
             return Err(self.err(name.span(), "a task name cannot be empty"));
         }
+        // `${NAME}` is looked up in irun's environment, then the dotenv files (the task's, then the top level's),
+        // then the task's `env`, then `[env]`.
+        let dotenv = self.dotenv(raw.dotenv.as_ref())?;
+        let task_env = match &raw.env {
+            Some(e) => {
+                self.env(e.get_ref(), &Layers::new(self.shell, [dotenv.as_slice(), &shared.dotenv, &shared.env]))?
+            }
+            None => Vec::new(),
+        };
+        let vars = Layers::new(self.shell, [dotenv.as_slice(), &shared.dotenv, &task_env, &shared.env]);
         let cmd = match &raw.cmd {
             None => None,
-            Some(c) => Some(self.cmd(c, "cmd")?),
+            Some(c) => Some(self.cmd(c, "cmd", &vars)?),
         };
         let daemon = raw.daemon.as_ref().is_some_and(|d| *d.get_ref());
 
@@ -466,7 +493,8 @@ impl Validator<'_> {
                     )
                     .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
             }
-            let process_keys: [(&str, Option<Range<usize>>); 8] = [
+            let process_keys: [(&str, Option<Range<usize>>); 9] = [
+                ("dotenv", raw.dotenv.as_ref().map(Spanned::span)),
                 ("always_run", raw.always_run.as_ref().map(Spanned::span)),
                 ("daemon", raw.daemon.as_ref().map(Spanned::span)),
                 ("env", raw.env.as_ref().map(Spanned::span)),
@@ -500,12 +528,13 @@ impl Validator<'_> {
             }
         }
 
-        let mut env: Vec<(String, String)> = global_env.to_vec();
-        if let Some(task_env) = &raw.env {
-            for (k, v) in self.env(task_env.get_ref())? {
-                env.retain(|(existing, _)| *existing != k);
-                env.push((k, v));
-            }
+        // The task's environment: irun's, then what the dotenv files add to it (a variable irun already has keeps
+        // its value), overridden by `[env]`, overridden by the task's `env`.
+        let mut env: Vec<(String, String)> = Vec::new();
+        let added = shared.dotenv.iter().chain(&dotenv).filter(|(k, _)| !self.shell.contains_key(k));
+        for (k, v) in added.chain(&shared.env).chain(&task_env) {
+            env.retain(|(existing, _)| existing != k);
+            env.push((k.clone(), v.clone()));
         }
 
         let cwd = match &raw.cwd {
@@ -515,7 +544,7 @@ impl Validator<'_> {
                     .err(c.span(), "`cwd` is empty")
                     .with_help("remove `cwd` to run in the directory holding Irun.toml"));
             }
-            Some(c) => self.root.join(c.get_ref()),
+            Some(c) => self.root.join(self.expand(c.get_ref(), c.span(), "cwd", &vars)?),
         };
 
         let timeout = raw.timeout.as_ref().map(|t| self.duration(t, "timeout")).transpose()?;
@@ -534,7 +563,7 @@ impl Validator<'_> {
                     .err(ready.span(), format!("`ready` is only for services, and task `{task_name}` is not one"))
                     .with_help(format!("add `daemon = true` to task `{task_name}`, or remove `ready`")));
             }
-            (Some(ready), true) => Some(Service { ready: Some(self.probe(ready)?) }),
+            (Some(ready), true) => Some(Service { ready: Some(self.probe(ready, &vars)?) }),
             (None, true) => Some(Service { ready: None }),
             (None, false) => None,
         };
@@ -557,7 +586,57 @@ impl Validator<'_> {
         })
     }
 
-    fn cmd(&self, value: &Spanned<toml::Value>, key: &str) -> Result<Cmd, Diagnostic> {
+    /// `text` (the value at `span`) with its `${NAME}`s resolved from `vars`.
+    fn expand(&self, text: &str, span: Range<usize>, key: &str, vars: &Layers) -> Result<String, Diagnostic> {
+        interpolate::expand(text, &|name| vars.get(name)).map_err(|problem| {
+            // Point at the reference itself when it is written as is in the file (no escapes before it).
+            let written = self.source.text.get(span.clone()).unwrap_or_default();
+            let at = |needle: &str| {
+                written.find(needle).map(|i| span.start + i..span.start + i + needle.len()).unwrap_or(span.clone())
+            };
+            match problem {
+                interpolate::Problem::Unknown { name, .. } => self
+                    .err(at(&format!("${{{name}")), format!("unknown variable `{name}` in `{key}`"))
+                    .with_help(format!(
+                        "set {name} in the environment, a `dotenv` file or `env`, give a default with \
+                         `${{{name}:-default}}`, or write `$${{{name}}}` for a literal `${{{name}}}`"
+                    )),
+                interpolate::Problem::Malformed { at: offset } => {
+                    let rest = &text[offset..];
+                    let shown: String = rest.chars().take(rest.find('}').map_or(12, |i| i + 1).min(40)).collect();
+                    self.err(at(&shown), format!("`{shown}` in `{key}` is not a variable reference"))
+                        .with_help("write `${NAME}` or `${NAME:-default}` (NAME: letters, digits and `_`), or `$${` for a literal `${`")
+                }
+            }
+        })
+    }
+
+    /// A string, or an array of strings, with each string's `${NAME}`s resolved.
+    fn expand_value(
+        &self,
+        value: &Spanned<toml::Value>,
+        key: &str,
+        vars: &Layers,
+    ) -> Result<Spanned<toml::Value>, Diagnostic> {
+        let span = value.span();
+        let expanded = match value.get_ref() {
+            toml::Value::String(s) => toml::Value::String(self.expand(s, span.clone(), key, vars)?),
+            toml::Value::Array(items) => toml::Value::Array(
+                items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => Ok(toml::Value::String(self.expand(s, span.clone(), key, vars)?)),
+                        other => Ok(other.clone()),
+                    })
+                    .collect::<Result<_, Diagnostic>>()?,
+            ),
+            other => other.clone(),
+        };
+        Ok(Spanned::new(span, expanded))
+    }
+
+    fn cmd(&self, value: &Spanned<toml::Value>, key: &str, vars: &Layers) -> Result<Cmd, Diagnostic> {
+        let value = &self.expand_value(value, key, vars)?;
         let span = value.span();
         match value.get_ref() {
             toml::Value::String(s) if s.trim().is_empty() => {
@@ -615,7 +694,44 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    fn env(&self, table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Vec<(String, String)>, Diagnostic> {
+    /// The variables of the listed dotenv files, in order (a later file's value wins); `?` before a path makes the
+    /// file optional.
+    fn dotenv(&self, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Result<Vec<(String, String)>, Diagnostic> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for file in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+            let (written, optional) = match file.get_ref().strip_prefix('?') {
+                Some(rest) => (rest, true),
+                None => (file.get_ref().as_str(), false),
+            };
+            let path = self.root.join(written);
+            match crate::dotenv::read(&path) {
+                Ok(vars) => {
+                    for (k, v) in vars {
+                        out.retain(|(existing, _)| *existing != k);
+                        out.push((k, v));
+                    }
+                }
+                Err(crate::dotenv::Error::Missing) if optional => {}
+                Err(crate::dotenv::Error::Missing) => {
+                    return Err(self
+                        .err(file.span(), format!("dotenv file {written:?} does not exist ({})", path.display()))
+                        .with_help(format!("create it, or write \"?{written}\" to use it only when it exists")));
+                }
+                Err(crate::dotenv::Error::Unreadable(why)) => {
+                    return Err(self
+                        .err(file.span(), format!("cannot use dotenv file {written:?}: {why}"))
+                        .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn env(
+        &self,
+        table: &BTreeMap<String, Spanned<toml::Value>>,
+        vars: &Layers,
+    ) -> Result<Vec<(String, String)>, Diagnostic> {
         let mut out = Vec::with_capacity(table.len());
         for (k, v) in table {
             if k.is_empty() || k.contains(['=', '\0']) {
@@ -640,6 +756,7 @@ impl Validator<'_> {
             if value.contains('\0') {
                 return Err(self.err(v.span(), format!("environment variable `{k}` contains a NUL byte")));
             }
+            let value = self.expand(&value, v.span(), &format!("env.{k}"), vars)?;
             out.push((k.clone(), value));
         }
         Ok(out)
@@ -681,8 +798,14 @@ impl Validator<'_> {
             .ok_or_else(|| self.err(span, format!("invalid port {n}")).with_help("a port is a number from 1 to 65535"))
     }
 
-    fn probe(&self, ready: &Spanned<RawReady>) -> Result<Probe, Diagnostic> {
+    fn probe(&self, ready: &Spanned<RawReady>, vars: &Layers) -> Result<Probe, Diagnostic> {
         let raw = ready.get_ref();
+        let text = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<Spanned<String>>, Diagnostic> {
+            v.as_ref().map(|v| Ok(Spanned::new(v.span(), self.expand(v.get_ref(), v.span(), key, vars)?))).transpose()
+        };
+        let (http, log) = (text(&raw.http, "ready.http")?, text(&raw.log, "ready.log")?);
+        let tcp = raw.tcp.as_ref().map(|t| self.expand_value(t, "ready.tcp", vars)).transpose()?;
+        let (http, log, tcp) = (&http, &log, &tcp);
         let given: Vec<&str> = [
             ("tcp", raw.tcp.is_some()),
             ("http", raw.http.is_some()),
@@ -707,13 +830,13 @@ impl Validator<'_> {
                 .with_help("remove `status`, or probe with `http = \"URL\"`"));
         }
 
-        let (check, default_interval) = if let Some(tcp) = &raw.tcp {
+        let (check, default_interval) = if let Some(tcp) = tcp {
             let check = self.tcp(tcp)?;
             // Refused connections on this machine cost microseconds; a named or remote host is asked less often.
             let local = matches!(&check, Check::Tcp { host: None, .. })
                 || matches!(&check, Check::Tcp { host: Some(h), .. } if is_loopback(h));
             (check, if local { DEFAULT_TCP_INTERVAL } else { DEFAULT_REMOTE_TCP_INTERVAL })
-        } else if let Some(http) = &raw.http {
+        } else if let Some(http) = http {
             let status = match &raw.status {
                 None => None,
                 Some(s) if (100..=599).contains(s.get_ref()) => Some(*s.get_ref() as u16),
@@ -725,9 +848,9 @@ impl Validator<'_> {
             };
             (Check::Http { url: self.http_url(http)?, status }, DEFAULT_HTTP_INTERVAL)
         } else if let Some(exec) = &raw.exec {
-            (Check::Exec(self.cmd(exec, "ready.exec")?), DEFAULT_EXEC_INTERVAL)
+            (Check::Exec(self.cmd(exec, "ready.exec", vars)?), DEFAULT_EXEC_INTERVAL)
         } else {
-            let log = raw.log.as_ref().expect("one probe kind is set");
+            let log = log.as_ref().expect("one probe kind is set");
             if let Some(interval) = &raw.interval {
                 return Err(self
                     .err(
@@ -756,6 +879,11 @@ impl Validator<'_> {
         let span = value.span();
         match value.get_ref() {
             toml::Value::Integer(n) => Ok(Check::Tcp { host: None, port: self.port(*n, span)? }),
+            // A port written as a string, as `${PORT}` expands.
+            toml::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                let port = s.parse().unwrap_or(i64::MAX);
+                Ok(Check::Tcp { host: None, port: self.port(port, span)? })
+            }
             toml::Value::String(s) => {
                 let (host, port) = s.rsplit_once(':').ok_or_else(|| {
                     self.err(span.clone(), format!("invalid address {s:?} for `ready.tcp`"))
@@ -839,6 +967,30 @@ fn named(s: Spanned<String>) -> Named {
 mod tests {
     use super::*;
 
+    /// The keys serde accepts at one level of Irun.toml, from its "unknown field" message.
+    fn accepted_keys(toml_text: &str) -> std::collections::BTreeSet<String> {
+        let message = match toml::from_str::<RawConfig>(toml_text) {
+            Ok(_) => panic!("`zzz` is not a key"),
+            Err(e) => e.message().to_string(),
+        };
+        let expected = message.split("expected one of").nth(1).unwrap_or_else(|| panic!("{message}"));
+        expected.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_json_schema_lists_every_key_irun_accepts_and_no_other() {
+        let schema: serde_json::Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let keys = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys(&schema["properties"]), accepted_keys("zzz = 1\n"));
+        assert_eq!(keys(&schema["$defs"]["task"]["properties"]), accepted_keys("[tasks.a]\nzzz = 1\n"));
+        assert_eq!(
+            keys(&schema["$defs"]["ready"]["properties"]),
+            accepted_keys("[tasks.a]\ncmd = \"x\"\nready = { zzz = 1 }\n")
+        );
+    }
+
     fn parse_str(text: &str) -> Result<Config, Diagnostic> {
         parse(Source::new(Path::new("Irun.toml"), text), PathBuf::from("/project"))
     }
@@ -886,7 +1038,9 @@ mod tests {
         assert!(
             matches!(probe_of("{ tcp = \"[::1]:9\" }").unwrap(), Check::Tcp { host: Some(host), port: 9 } if host == "::1")
         );
-        assert!(probe_of("{ tcp = \"8001\" }").is_err());
+        // A port as a string, as `tcp = "${PORT}"` expands.
+        assert!(matches!(probe_of("{ tcp = \"8001\" }").unwrap(), Check::Tcp { host: None, port: 8001 }));
+        assert!(probe_of("{ tcp = \"0\" }").is_err());
         assert!(probe_of("{ tcp = \":8001\" }").is_err());
     }
 

@@ -17,4 +17,5 @@ mod spawning;
 mod suite;
 mod teardown;
 mod uptodate;
+mod variables;
 mod watch;

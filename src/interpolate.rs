@@ -1,0 +1,130 @@
+//! `${NAME}` and `${NAME:-default}` in Irun.toml's values, resolved when Irun.toml is read.
+//!
+//! `$${` writes a literal `${`. `$NAME` without braces, and `${IRUN_...}` (variables irun itself gives a task as it
+//! starts, such as `IRUN_CHANGED_PATHS` and `IRUN_PORT`), are left as written: they reach the task's environment,
+//! and its shell expands them.
+
+/// Where `${NAME}` is looked up: irun's environment first, then each list in order (in a list, the last entry for a
+/// name wins).
+pub struct Layers<'a> {
+    shell: &'a std::collections::HashMap<String, String>,
+    lists: Vec<&'a [(String, String)]>,
+}
+
+impl<'a> Layers<'a> {
+    pub fn new<const N: usize>(
+        shell: &'a std::collections::HashMap<String, String>,
+        lists: [&'a [(String, String)]; N],
+    ) -> Self {
+        Layers { shell, lists: lists.to_vec() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.shell.get(name) {
+            return Some(v.clone());
+        }
+        self.lists.iter().find_map(|list| list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+}
+
+/// Why a value could not be expanded, with the byte offset (in the value) of the `${` at fault.
+#[derive(Debug, PartialEq)]
+pub enum Problem {
+    /// `${NAME}` where no layer defines NAME and there is no default.
+    Unknown { name: String, at: usize },
+    /// `${` without its `}`, or with a name that is not a variable name.
+    Malformed { at: usize },
+}
+
+/// Expand `text`, looking each name up with `lookup`.
+pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+    if !text.contains("${") {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let at = offset + i;
+        let after = &rest[i..];
+        if let Some(escaped) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = escaped;
+            offset = at + 3;
+            continue;
+        }
+        if !after.starts_with("${") {
+            out.push('$');
+            rest = &after[1..];
+            offset = at + 1;
+            continue;
+        }
+        let body_start = 2;
+        let Some(close) = after.find('}') else { return Err(Problem::Malformed { at }) };
+        let body = &after[body_start..close];
+        let (name, default) = match body.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (body, None),
+        };
+        if !is_name(name) {
+            return Err(Problem::Malformed { at });
+        }
+        if name.starts_with("IRUN_") {
+            out.push_str(&after[..=close]);
+        } else {
+            match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => return Err(Problem::Unknown { name: name.to_string(), at }),
+            }
+        }
+        rest = &after[close + 1..];
+        offset = at + close + 1;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A shell variable name: a letter or `_`, then letters, digits and `_`.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "PORT" => Some("6379".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn x(text: &str) -> Result<String, Problem> {
+        expand(text, &vars)
+    }
+
+    #[test]
+    fn names_defaults_and_escapes() {
+        assert_eq!(x("redis --port ${PORT}").unwrap(), "redis --port 6379");
+        assert_eq!(x("${HOST:-localhost}:${PORT:-1}").unwrap(), "localhost:6379");
+        assert_eq!(x("${EMPTY:-fallback} [${EMPTY}]").unwrap(), "fallback []", ":- also replaces an empty value");
+        assert_eq!(x("${HOST:-}").unwrap(), "");
+        assert_eq!(x("cost $5, $HOME, $${PORT}, a$").unwrap(), "cost $5, $HOME, ${PORT}, a$");
+        assert_eq!(x("echo ${IRUN_CHANGED_PATHS:-none}").unwrap(), "echo ${IRUN_CHANGED_PATHS:-none}");
+        assert_eq!(x("no variables").unwrap(), "no variables");
+    }
+
+    #[test]
+    fn unknown_names_and_broken_references_say_where() {
+        assert_eq!(x("a ${NOPE} b"), Err(Problem::Unknown { name: "NOPE".into(), at: 2 }));
+        assert_eq!(x("${PORT} ${NOPE"), Err(Problem::Malformed { at: 8 }));
+        assert_eq!(x("${1X}"), Err(Problem::Malformed { at: 0 }));
+        assert_eq!(x("${}"), Err(Problem::Malformed { at: 0 }));
+    }
+}

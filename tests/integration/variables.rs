@@ -1,0 +1,76 @@
+//! `${NAME}` / `${NAME:-default}` in Irun.toml, and dotenv files.
+
+use crate::harness::{Project, free_port};
+
+#[test]
+fn a_port_from_the_shell_reaches_env_cmd_and_the_readiness_probe() {
+    let p = Project::new(
+        "[env]\nPORT = \"${PORT:-1}\"\n\
+         [tasks.server]\ncmd = [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"${PORT}\"]\n\
+         daemon = true\nready = { tcp = \"${PORT}\" }\n\
+         [tasks.client]\ncmd = \"echo client sees $PORT and ${PORT}\"\ndeps = [\"server\"]\n",
+    );
+    let port = free_port().to_string();
+    let out = p.irun().env("PORT", &port).args(["--progress", "never", "client"]).run();
+    assert_eq!(out.code, 0, "the probe watched the port the server bound: {out:?}");
+    assert!(out.stdout.contains(&format!("client | client sees {port} and {port}")), "{out:?}");
+}
+
+#[test]
+fn defaults_apply_when_a_variable_is_unset_and_unknown_names_are_an_error_at_their_place() {
+    let p = Project::new("[tasks.t]\ncmd = [\"echo\", \"${GREETING:-hello}\", \"$${LITERAL}\", \"$HOME\"]\n");
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("t | hello ${LITERAL} $HOME\n"), "{out:?}");
+    p.file(
+        "Irun.toml",
+        "[tasks.t]\ncmd = \"true\"\n\n[tasks.u]\ncwd = \"sub\"\ncmd = \"echo ${NOT_SET_ANYWHERE_IRUN}\"\n",
+    );
+    let out = p.irun().args(["u"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("unknown variable `NOT_SET_ANYWHERE_IRUN` in `cmd`"), "{out:?}");
+    assert!(out.stderr.contains("Irun.toml:6:13"), "file:line:col of the reference: {out:?}");
+    assert!(!out.stdout.contains("started"), "{out:?}");
+}
+
+#[test]
+fn resolved_values_are_part_of_the_fingerprint() {
+    let p = Project::new("[tasks.t]\ncmd = \"echo mode ${MODE:-fast}\"\nsources = [\"in.txt\"]\n");
+    p.file("in.txt", "x");
+    let run = |mode: &str| p.irun().env("MODE", mode).args(["--progress", "never", "t"]).run().stdout;
+    assert!(run("a").contains("t | mode a"));
+    assert!(run("a").contains("up to date"));
+    assert!(run("b").contains("t | mode b"), "another value: the task runs again");
+}
+
+#[test]
+fn dotenv_values_reach_tasks_and_the_shell_still_wins() {
+    let p = Project::new(
+        "dotenv = [\".env\", \"?.env.local\"]\n\
+         [tasks.t]\ncmd = \"echo A=$A B=$B C=$C D=${D}\"\ndotenv = [\"task.env\"]\nenv = { C = \"from-env-${A}\" }\n",
+    );
+    p.file(".env", "# defaults\nA=from-dotenv\nexport B='quoted value'\nD=1\n");
+    p.file("task.env", "D=from-task-file\n");
+    let out = p.irun().env("B", "from-shell").args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("t | A=from-dotenv B=from-shell C=from-env-from-dotenv D=from-task-file"), "{out:?}");
+    // The optional file is used once it exists.
+    p.file(".env.local", "A=local\n");
+    let out = p.irun().env("B", "x").args(["--progress", "never", "t"]).run();
+    assert!(out.stdout.contains("t | A=local "), "{out:?}");
+}
+
+#[test]
+fn a_missing_dotenv_file_is_an_error_unless_optional() {
+    let p = Project::new("dotenv = [\"missing.env\"]\n[tasks.t]\ncmd = \"true\"\n");
+    let out = p.irun().args(["t"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("dotenv file \"missing.env\" does not exist"), "{out:?}");
+    assert!(out.stderr.contains("Irun.toml:1:11"), "{out:?}");
+    assert!(out.stderr.contains("\"?missing.env\""), "the help says how to make it optional: {out:?}");
+    p.file("Irun.toml", "dotenv = [\"bad.env\"]\n[tasks.t]\ncmd = \"true\"\n");
+    p.file("bad.env", "OK=1\nBROKEN='unclosed\n");
+    let out = p.irun().args(["t"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("cannot use dotenv file \"bad.env\": line 2"), "{out:?}");
+}

@@ -187,6 +187,8 @@ pub enum Check {
     },
     Exec(Cmd),
     Log(regex::Regex),
+    /// `tcp = "auto"`: a free port chosen as the service starts (given to it as `IRUN_PORT`), then as `Tcp`.
+    AutoTcp,
 }
 
 impl PartialEq for Check {
@@ -196,6 +198,7 @@ impl PartialEq for Check {
             (Check::Http { url: u1, status: s1 }, Check::Http { url: u2, status: s2 }) => u1.raw == u2.raw && s1 == s2,
             (Check::Exec(a), Check::Exec(b)) => a == b,
             (Check::Log(a), Check::Log(b)) => a.as_str() == b.as_str(),
+            (Check::AutoTcp, Check::AutoTcp) => true,
             _ => false,
         }
     }
@@ -222,18 +225,27 @@ impl Check {
             },
             Check::Exec(cmd) => format!("`{cmd}` exiting 0"),
             Check::Log(re) => format!("a line of output matching `{}`", re.as_str()),
+            Check::AutoTcp => "a port chosen as it starts (IRUN_PORT) accepting connections".to_string(),
         }
     }
 
     /// The key in `ready` that configures this check, for error messages.
     pub fn key(&self) -> &'static str {
         match self {
-            Check::Tcp { .. } => "tcp",
+            Check::Tcp { .. } | Check::AutoTcp => "tcp",
             Check::Http { .. } => "http",
             Check::Exec(_) => "exec",
             Check::Log(_) => "log",
         }
     }
+}
+
+/// The variable that holds the port chosen for service `name` (`ready = { tcp = "auto" }`): `IRUN_PORT_` and the
+/// name in upper case, every character other than a letter or digit made `_` (`redis-main` → `IRUN_PORT_REDIS_MAIN`).
+pub fn port_variable(name: &str) -> String {
+    let tail: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("IRUN_PORT_{tail}")
 }
 
 /// `host:port`, with brackets around IPv6 addresses.
@@ -833,7 +845,7 @@ impl Validator<'_> {
         let (check, default_interval) = if let Some(tcp) = tcp {
             let check = self.tcp(tcp)?;
             // Refused connections on this machine cost microseconds; a named or remote host is asked less often.
-            let local = matches!(&check, Check::Tcp { host: None, .. })
+            let local = matches!(&check, Check::Tcp { host: None, .. } | Check::AutoTcp)
                 || matches!(&check, Check::Tcp { host: Some(h), .. } if is_loopback(h));
             (check, if local { DEFAULT_TCP_INTERVAL } else { DEFAULT_REMOTE_TCP_INTERVAL })
         } else if let Some(http) = http {
@@ -879,6 +891,7 @@ impl Validator<'_> {
         let span = value.span();
         match value.get_ref() {
             toml::Value::Integer(n) => Ok(Check::Tcp { host: None, port: self.port(*n, span)? }),
+            toml::Value::String(s) if s == "auto" => Ok(Check::AutoTcp),
             // A port written as a string, as `${PORT}` expands.
             toml::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
                 let port = s.parse().unwrap_or(i64::MAX);

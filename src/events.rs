@@ -66,6 +66,8 @@ pub enum Event {
     TaskStarted {
         task: TaskName,
         pid: u32,
+        /// The port chosen for a service with `ready = { tcp = "auto" }`.
+        port: Option<u16>,
     },
     /// A service's readiness probe passed (or it has none); its dependents may start.
     TaskReady {

@@ -38,6 +38,17 @@ pub enum Problem {
 
 /// Expand `text`, looking each name up with `lookup`.
 pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+    expand_with(text, lookup, false)
+}
+
+/// As a task starts: expand the `${IRUN_...}` references that [`expand`] left (in a command run without a shell,
+/// nothing else would), from the task's environment. One that is not set, without a default, is left as written.
+pub fn expand_irun(text: &str, env: &[(String, String)]) -> String {
+    let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    expand_with(text, &lookup, true).unwrap_or_else(|_| text.to_string())
+}
+
+fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, irun: bool) -> Result<String, Problem> {
     if !text.contains("${") {
         return Ok(text.to_string());
     }
@@ -70,12 +81,13 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
         if !is_name(name) {
             return Err(Problem::Malformed { at });
         }
-        if name.starts_with("IRUN_") {
+        if name.starts_with("IRUN_") != irun {
             out.push_str(&after[..=close]);
         } else {
             match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
+                (None, None) if irun => out.push_str(&after[..=close]),
                 (None, None) => return Err(Problem::Unknown { name: name.to_string(), at }),
             }
         }
@@ -118,6 +130,15 @@ mod tests {
         assert_eq!(x("cost $5, $HOME, $${PORT}, a$").unwrap(), "cost $5, $HOME, ${PORT}, a$");
         assert_eq!(x("echo ${IRUN_CHANGED_PATHS:-none}").unwrap(), "echo ${IRUN_CHANGED_PATHS:-none}");
         assert_eq!(x("no variables").unwrap(), "no variables");
+    }
+
+    #[test]
+    fn irun_s_own_variables_are_expanded_as_a_task_starts() {
+        let env = vec![("IRUN_PORT".to_string(), "4242".to_string()), ("PORT".to_string(), "1".to_string())];
+        assert_eq!(
+            expand_irun("--port=${IRUN_PORT} ${PORT} ${IRUN_NOPE} ${IRUN_NOPE:-d}", &env),
+            "--port=4242 ${PORT} ${IRUN_NOPE} d"
+        );
     }
 
     #[test]

@@ -68,7 +68,8 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
             process.kill_and_wait().await;
             ok
         }
-        Check::Log(_) => false,
+        // Resolved to `Tcp` by the runner before it probes.
+        Check::Log(_) | Check::AutoTcp => false,
     }
 }
 

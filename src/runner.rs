@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::config::{Check, Config, Task};
+use crate::config::{Check, Config, Probe, Task};
 use crate::engine::{Control, End};
 use crate::events::{Event, EventSender, Stream, TaskName};
 use crate::outcome::{ChildExit, Failure, StopReason};
@@ -26,7 +26,7 @@ pub struct Report {
 
 #[derive(Debug)]
 pub enum Happened {
-    Started { pid: u32 },
+    Started { pid: u32, port: Option<u16> },
     Ready { after: Duration, probe: Option<String> },
     Finished { end: End, duration: Duration },
 }
@@ -39,8 +39,10 @@ pub struct Job {
     pub name: TaskName,
     /// A service started again in watch mode: its previous instance may take a moment to free its port.
     pub restarting: bool,
-    /// Added to the task's environment (watch mode's `IRUN_CHANGED_PATHS`).
+    /// Added to the task's environment (watch mode's `IRUN_CHANGED_PATHS`, `IRUN_PORT`...).
     pub extra_env: Vec<(String, String)>,
+    /// The port chosen for this service's `ready = { tcp = "auto" }`.
+    pub port: Option<u16>,
     pub events: EventSender,
     pub reports: mpsc::UnboundedSender<Report>,
     /// Stop requests; only ever escalated (see [`crate::engine::control`]).
@@ -86,7 +88,19 @@ impl Job {
         let config = self.config.clone();
         let task = &config.tasks[self.index];
         let cmd = task.cmd.as_ref().expect("groups are not run as processes");
-        let probe = task.service.as_ref().and_then(|s| s.ready.as_ref());
+        let configured = task.service.as_ref().and_then(|s| s.ready.as_ref());
+        // `tcp = "auto"` probes the port chosen for this start.
+        let chosen = match (configured, self.port) {
+            (Some(p), Some(port)) if p.check == Check::AutoTcp => {
+                Some(Probe { check: Check::Tcp { host: None, port }, interval: p.interval, timeout: p.timeout })
+            }
+            _ => None,
+        };
+        if chosen.is_none() && configured.is_some_and(|p| p.check == Check::AutoTcp) {
+            let why = "no free port could be found on 127.0.0.1 for `ready = { tcp = \"auto\" }`".to_string();
+            return End::NotStarted(Failure::Internal(why));
+        }
+        let probe = chosen.as_ref().or(configured);
 
         if let Some(p) = probe {
             if let Some((host, port)) = p.check.address() {
@@ -111,13 +125,23 @@ impl Job {
             _ => None,
         };
         let env: Vec<(String, String)> = task.env.iter().chain(&self.extra_env).cloned().collect();
+        let expanded;
+        let cmd = match cmd {
+            // No shell will expand `${IRUN_PORT}` and the like in an array command: irun does.
+            crate::config::Cmd::Argv(argv) if argv.iter().any(|a| a.contains("${IRUN_")) => {
+                let argv = argv.iter().map(|a| crate::interpolate::expand_irun(a, &env)).collect();
+                expanded = crate::config::Cmd::Argv(argv);
+                &expanded
+            }
+            _ => cmd,
+        };
         let spec = supervisor::Spec { cmd, cwd: &task.cwd, env: &env, capture_output: true };
         let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
             Ok(spawned) => spawned,
             Err(_) if !task.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(task.cwd.clone())),
             Err(e) => return End::NotStarted(spawn_error(e)),
         };
-        self.report(Happened::Started { pid: process.pid() });
+        self.report(Happened::Started { pid: process.pid(), port: self.port });
 
         let log_match = log.as_ref().map(|(m, _)| m.clone());
         let reader = |fd, stream| output::Reader {
@@ -144,7 +168,7 @@ impl Job {
             ready = true;
             self.report_ready(started, None);
         }
-        let mut probe_ctx = probe::Context { cwd: &task.cwd, env: &task.env, log_matched: log.map(|(_, rx)| rx) };
+        let mut probe_ctx = probe::Context { cwd: &task.cwd, env: &env, log_matched: log.map(|(_, rx)| rx) };
         let probe_fut = async {
             match probe {
                 Some(p) => probe::wait_ready(p, &mut probe_ctx).await,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Check, Config};
 use crate::engine::{self, Change, Changed, Control, Effect, End, Engine, Input};
 use crate::events::{Event, EventSender, RunOutcome};
 use crate::fresh::{Checker, Snapshot};
@@ -69,6 +69,8 @@ struct Driver {
     /// The text of Irun.toml last seen (valid or not), so an unchanged file is not parsed again.
     config_text: String,
     reload: Option<Reload>,
+    /// The ports chosen for the services with `ready = { tcp = "auto" }` that were started, by task name.
+    ports: HashMap<String, u16>,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
@@ -109,6 +111,7 @@ pub async fn run(setup: Setup) -> RunOutcome {
         save_due: None,
         state_warned: false,
         reload: None,
+        ports: HashMap::new(),
     };
     let effects = d.engine.start(notices);
     d.perform(effects);
@@ -308,13 +311,17 @@ impl Driver {
         let instance = self.next_instance;
         self.next_instance += 1;
         self.instances.insert(instance, task);
+        let mut extra_env = changed.map(|c| changed_paths_env(&c.paths, c.unknown)).unwrap_or_default();
+        let port = self.choose_port(task);
+        extra_env.extend(self.port_env(task, port));
         let job = Job {
             config: self.config.clone(),
             index: task,
             instance,
             name: self.engine.plan().names[task].clone(),
             restarting,
-            extra_env: changed.map(|c| changed_paths_env(&c.paths, c.unknown)).unwrap_or_default(),
+            extra_env,
+            port,
             events: self.events.clone(),
             reports: self.reports.clone(),
             control: rx,
@@ -330,10 +337,49 @@ impl Driver {
         });
     }
 
+    /// For a service with `ready = { tcp = "auto" }`: a port free on this machine now, remembered for the tasks
+    /// that depend on it. `None` for any other task (or if no port could be had: its runner says so).
+    fn choose_port(&mut self, task: usize) -> Option<u16> {
+        let def = &self.config.tasks[task];
+        let auto = def.service.as_ref().and_then(|s| s.ready.as_ref()).is_some_and(|p| p.check == Check::AutoTcp);
+        if !auto {
+            return None;
+        }
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).ok()?.port();
+        self.ports.insert(def.name.clone(), port);
+        Some(port)
+    }
+
+    /// `IRUN_PORT` for a service's own chosen port, and `IRUN_PORT_<NAME>` for it and for every service with a
+    /// chosen port that the task depends on (directly, or through other tasks and groups).
+    fn port_env(&self, task: usize, own: Option<u16>) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(port) = own {
+            env.push(("IRUN_PORT".to_string(), port.to_string()));
+        }
+        if self.ports.is_empty() {
+            return env;
+        }
+        let plan = self.engine.plan();
+        let mut seen = vec![false; self.config.tasks.len()];
+        let mut stack = vec![task];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            let name = &self.config.tasks[i].name;
+            if let Some(port) = self.ports.get(name) {
+                env.push((crate::config::port_variable(name), port.to_string()));
+            }
+            stack.extend(plan.deps[i].iter().copied());
+        }
+        env
+    }
+
     fn on_report(&mut self, report: Report) {
         let Some(&task) = self.instances.get(&report.instance) else { return };
         let input = match report.what {
-            Happened::Started { pid } => Input::Started { task, pid },
+            Happened::Started { pid, port } => Input::Started { task, pid, port },
             Happened::Ready { after, probe } => Input::Ready { task, after, probe },
             Happened::Finished { end, duration } => {
                 self.instances.remove(&report.instance);

@@ -99,6 +99,8 @@ pub enum Input {
     Started {
         task: usize,
         pid: u32,
+        /// The port chosen for a service with `tcp = "auto"`.
+        port: Option<u16>,
     },
     Ready {
         task: usize,
@@ -315,7 +317,7 @@ impl Engine {
     pub fn handle(&mut self, input: Input) -> Vec<Effect> {
         match input {
             Input::Tick(now) => self.now = now,
-            Input::Started { task, pid } => self.on_started(task, pid),
+            Input::Started { task, pid, port } => self.on_started(task, pid, port),
             Input::Ready { task, after, probe } => self.on_ready(task, after, probe),
             Input::Exited { task, end, duration } => self.on_exited(task, end, duration),
             Input::Signal(sig) => self.on_signal(sig),
@@ -549,11 +551,11 @@ impl Engine {
         }
     }
 
-    fn on_started(&mut self, i: usize, pid: u32) {
+    fn on_started(&mut self, i: usize, pid: u32, port: Option<u16>) {
         if self.nodes[i].life == Life::Starting {
             self.set_life(i, Life::Running);
         }
-        self.emit(Event::TaskStarted { task: self.name(i), pid });
+        self.emit(Event::TaskStarted { task: self.name(i), pid, port });
     }
 
     fn on_ready(&mut self, i: usize, after: Duration, probe: Option<String>) {

@@ -282,7 +282,7 @@ fn run(spec: Spec) {
             let exited = |end| Input::Exited { task: t, end, duration: Duration::from_millis(1) };
             match model.seen[t] {
                 Seen::Starting => {
-                    actions.push(Input::Started { task: t, pid: t as u32 + 100 });
+                    actions.push(Input::Started { task: t, pid: t as u32 + 100, port: None });
                     if scripted {
                         actions.push(exited(End::NotStarted(crate::outcome::Failure::Internal("x".into()))));
                     }

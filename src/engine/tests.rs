@@ -94,7 +94,7 @@ impl Sim {
 
     pub fn started(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
-        self.feed(Input::Started { task, pid: 1000 + task as u32 })
+        self.feed(Input::Started { task, pid: 1000 + task as u32, port: None })
     }
 
     pub fn ready(&mut self, name: &str) -> Vec<Effect> {

@@ -105,7 +105,10 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
             v["duration_s"] = json!(elapsed.as_secs_f64());
             ("cycle_finished", v)
         }
-        Event::TaskStarted { task, pid } => ("task_started", json!({ "task": &**task, "pid": pid })),
+        Event::TaskStarted { task, pid, port: None } => ("task_started", json!({ "task": &**task, "pid": pid })),
+        Event::TaskStarted { task, pid, port: Some(port) } => {
+            ("task_started", json!({ "task": &**task, "pid": pid, "port": port }))
+        }
         Event::TaskReady { task, after, probe } => {
             ("task_ready", json!({ "task": &**task, "after_s": after.as_secs_f64(), "probe": probe }))
         }

@@ -312,7 +312,7 @@ impl<W: Write + Send> Terminal<W> {
         }
     }
 
-    fn started(&mut self, at: SystemTime, task: &TaskName, pid: u32) {
+    fn started(&mut self, at: SystemTime, task: &TaskName, pid: u32, port: Option<u16>) {
         if let Some(t) = self.timings.get_mut(task) {
             t.started = Some(at);
             t.available = None;
@@ -326,7 +326,10 @@ impl<W: Write + Send> Terminal<W> {
             p.started(task, service);
         }
         if !self.opts.grouped {
-            self.status(task, &format!("started (pid {pid})"));
+            match port {
+                Some(port) => self.status(task, &format!("started (pid {pid}, port {port})")),
+                None => self.status(task, &format!("started (pid {pid})")),
+            }
         }
     }
 
@@ -452,7 +455,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                     self.irun("waiting for changes (Ctrl-C to stop)");
                 }
             }
-            Event::TaskStarted { task, pid } => self.started(at, task, *pid),
+            Event::TaskStarted { task, pid, port } => self.started(at, task, *pid, *port),
             Event::TaskReady { task, after, probe } => {
                 if let Some(t) = self.timings.get_mut(task) {
                     t.available = Some(at);
@@ -635,10 +638,10 @@ mod tests {
         let cycle0 = names(&["svc", "b", "a", "all"]);
         send(&mut t, Event::CycleStarted { cycle: 0, changed: vec![], rescan: false, tasks: cycle0, restarted: false });
         for task in ["svc", "b"] {
-            send(&mut t, Event::TaskStarted { task: task.into(), pid: 1 });
+            send(&mut t, Event::TaskStarted { task: task.into(), pid: 1, port: None });
         }
         send(&mut t, Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None });
-        send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2 });
+        send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2, port: None });
         send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
         let failed = Outcome::Failed(Failure::Exit(ChildExit::Code(1)));
         send(&mut t, Event::TaskFinished { task: "b".into(), outcome: failed, duration: Duration::ZERO });
@@ -655,7 +658,7 @@ mod tests {
             &mut t,
             Event::CycleStarted { cycle: 1, changed: vec!["x".into()], rescan: false, tasks: cycle1, restarted: false },
         );
-        send(&mut t, Event::TaskStarted { task: "a".into(), pid: 3 });
+        send(&mut t, Event::TaskStarted { task: "a".into(), pid: 3, port: None });
         send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
         assert_eq!(t.progress.as_ref().unwrap().counts(), (1, 1));
         let cycle2 = names(&["a", "b", "all"]);
@@ -671,7 +674,7 @@ mod tests {
         );
         assert_eq!(t.progress.as_ref().unwrap().counts(), (0, 2), "a runs again, and b joins");
         for task in ["a", "b"] {
-            send(&mut t, Event::TaskStarted { task: task.into(), pid: 4 });
+            send(&mut t, Event::TaskStarted { task: task.into(), pid: 4, port: None });
             send(&mut t, Event::TaskFinished { task: task.into(), outcome: Outcome::Ok, duration: Duration::ZERO });
         }
         assert_eq!(t.progress.as_ref().unwrap().counts(), (2, 2));

@@ -9,6 +9,7 @@ mod config_errors;
 mod cycles;
 mod faults;
 mod output;
+mod ports;
 mod probes;
 mod reporting;
 mod scheduling;

@@ -1,0 +1,61 @@
+//! `ready = { tcp = "auto" }`: a free port chosen as the service starts, given to it and to its dependents.
+
+use crate::harness::Project;
+
+/// A service serving HTTP on the port irun chose, and a client (behind a group) that fetches from it, then, once it
+/// has, writes `<name>.fetched` into `meeting` and waits for `<other>.fetched` there: both runs' servers are up at
+/// the same moment.
+fn suite(name: &str, other: &str, meeting: &std::path::Path) -> Project {
+    let client = format!(
+        "import os, time, urllib.request\n\
+         port = os.environ['IRUN_PORT_WEB_SERVER']\n\
+         assert urllib.request.urlopen('http://127.0.0.1:' + port + '/').status == 200\n\
+         print('{name} fetched from port', port, flush=True)\n\
+         open(os.path.join('{m}', '{name}.fetched'), 'w').close()\n\
+         while not os.path.exists(os.path.join('{m}', '{other}.fetched')): time.sleep(0.01)\n",
+        m = meeting.display()
+    );
+    let p = Project::new(
+        "[tasks.web-server]\ncmd = [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"${IRUN_PORT}\"]\n\
+         daemon = true\nready = { tcp = \"auto\" }\n\
+         [tasks.backend]\ndeps = [\"web-server\"]\n\
+         [tasks.client]\ncmd = [\"python3\", \"client.py\"]\ndeps = [\"backend\"]\n",
+    );
+    p.file("client.py", &client);
+    p
+}
+
+#[test]
+fn two_runs_with_automatic_ports_at_once_do_not_collide() {
+    let meeting = tempfile::tempdir().unwrap();
+    let a = suite("a", "b", meeting.path());
+    let b = suite("b", "a", meeting.path());
+    let run_a = a.irun().args(["--progress", "never", "--json", "client"]).spawn();
+    let run_b = b.irun().args(["--progress", "never", "--json", "client"]).spawn();
+    let (mut run_a, mut run_b) = (run_a, run_b);
+    let (out_a, out_b) = (run_a.wait(), run_b.wait());
+    assert_eq!(out_a.code, 0, "{out_a:?}");
+    assert_eq!(out_b.code, 0, "{out_b:?}");
+    let port = |out: &crate::harness::Output| -> u16 {
+        let started = out.stdout.lines().find(|l| l.contains("\"task_started\"") && l.contains("web-server")).unwrap();
+        let event: serde_json::Value = serde_json::from_str(started).unwrap();
+        event["port"].as_u64().expect("the JSON event carries the chosen port") as u16
+    };
+    let (pa, pb) = (port(&out_a), port(&out_b));
+    assert_ne!(pa, pb, "each run chose its own port");
+    assert!(out_a.stdout.contains(&format!("a fetched from port {pa}")), "{out_a:?}");
+    assert!(out_b.stdout.contains(&format!("b fetched from port {pb}")), "{out_b:?}");
+}
+
+#[test]
+fn the_chosen_port_is_shown_when_the_service_starts() {
+    let meeting = tempfile::tempdir().unwrap();
+    let p = suite("a", "a", meeting.path());
+    let out = p.irun().args(["--progress", "never", "client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let line = out.stdout.lines().find(|l| l.contains("web-server * started (pid ")).unwrap();
+    let port = line.rsplit("port ").next().unwrap().trim_end_matches(')');
+    assert!(out.stdout.contains(&format!("a fetched from port {port}")), "{out:?}");
+    let listing = p.irun().args(["list"]).run();
+    assert!(listing.stdout.contains("a port chosen as it starts (IRUN_PORT)"), "{listing:?}");
+}

@@ -104,6 +104,8 @@ pub struct Task {
     pub stop_timeout: Duration,
     /// Run even when up to date (its `sources` still drive watch mode).
     pub always_run: bool,
+    /// A service whose probe already passes before irun starts it is used as it is: not started, not stopped.
+    pub reuse: bool,
 }
 
 impl Task {
@@ -131,6 +133,7 @@ impl Task {
             && self.stop_signal == other.stop_signal
             && self.stop_timeout == other.stop_timeout
             && self.always_run == other.always_run
+            && self.reuse == other.reuse
     }
 
     pub fn kind(&self) -> &'static str {
@@ -380,6 +383,7 @@ struct RawTask {
     stop_signal: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
     always_run: Option<Spanned<bool>>,
+    reuse: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -505,7 +509,8 @@ impl Validator<'_> {
                     )
                     .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
             }
-            let process_keys: [(&str, Option<Range<usize>>); 9] = [
+            let process_keys: [(&str, Option<Range<usize>>); 10] = [
+                ("reuse", raw.reuse.as_ref().map(Spanned::span)),
                 ("dotenv", raw.dotenv.as_ref().map(Spanned::span)),
                 ("always_run", raw.always_run.as_ref().map(Spanned::span)),
                 ("daemon", raw.daemon.as_ref().map(Spanned::span)),
@@ -579,6 +584,21 @@ impl Validator<'_> {
             (None, true) => Some(Service { ready: None }),
             (None, false) => None,
         };
+        let reuse = raw.reuse.as_ref().is_some_and(|r| *r.get_ref());
+        if let Some(r) = raw.reuse.as_ref().filter(|_| reuse) {
+            let why = match service.as_ref().map(|s| s.ready.as_ref().map(|p| &p.check)) {
+                None => Some("only a service (`daemon = true`) can be reused"),
+                Some(None) => Some("a service is reused when its `ready` probe already passes, and it has none"),
+                Some(Some(Check::Log(_))) => Some("a `log` probe cannot tell that a server irun did not start is up"),
+                Some(Some(Check::AutoTcp)) => Some("a port chosen as the service starts cannot already be in use"),
+                Some(Some(_)) => None,
+            };
+            if let Some(why) = why {
+                return Err(self
+                    .err(r.span(), format!("`reuse = true` on task `{task_name}`: {why}"))
+                    .with_help("reuse needs a service with a `tcp`, `http` or `exec` probe, or remove `reuse`"));
+            }
+        }
 
         Ok(Task {
             name: task_name,
@@ -595,6 +615,7 @@ impl Validator<'_> {
             stop_signal,
             stop_timeout,
             always_run: raw.always_run.as_ref().is_some_and(|a| *a.get_ref()),
+            reuse,
         })
     }
 

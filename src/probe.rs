@@ -51,6 +51,12 @@ pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), Stri
     }
 }
 
+/// Whether the probe passes at once (one attempt), for a service that may already be running.
+pub async fn passes_now(probe: &Probe, ctx: &Context<'_>) -> bool {
+    !matches!(probe.check, Check::Log(_) | Check::AutoTcp)
+        && attempt(&probe.check, ctx, probe.timeout.min(CONNECT_TIMEOUT)).await
+}
+
 async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
     match check {
         Check::Tcp { host, port } => accepts(host.as_deref(), *port, limit.min(CONNECT_TIMEOUT)).await,

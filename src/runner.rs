@@ -102,6 +102,19 @@ impl Job {
         }
         let probe = chosen.as_ref().or(configured);
 
+        if let (true, Some(p)) = (task.reuse, probe) {
+            let ctx = probe::Context { cwd: &task.cwd, env: &task.env, log_matched: None };
+            if probe::passes_now(p, &ctx).await {
+                // Someone else's server: used as it is, never signalled.
+                self.notice(format!(
+                    "reusing the server already running ({}); irun did not start it and will not stop it",
+                    p.check.describe()
+                ));
+                self.report_ready(started, Some(format!("{} (already running, reused)", p.check.describe())));
+                next_control(&mut self.control).await;
+                return End::Stopped;
+            }
+        }
         if let Some(p) = probe {
             if let Some((host, port)) = p.check.address() {
                 if self.restarting {

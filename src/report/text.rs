@@ -30,7 +30,10 @@ pub fn failure(f: &Failure) -> String {
         }
         Failure::ProbeFailed(why) => why.clone(),
         Failure::PortInUse { port, key, file } => {
-            format!("port {port} is already in use by another process; stop it or change `ready.{key}` in {file}")
+            format!(
+                "port {port} is already in use by another process; stop it, change `ready.{key}` in {file}, or set \
+                 `reuse = true` on the service to use the server already running"
+            )
         }
         Failure::NoWorkingDirectory(dir) => {
             format!("working directory {} does not exist; create it or fix `cwd` in Irun.toml", dir.display())

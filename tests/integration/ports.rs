@@ -59,3 +59,59 @@ fn the_chosen_port_is_shown_when_the_service_starts() {
     let listing = p.irun().args(["list"]).run();
     assert!(listing.stdout.contains("a port chosen as it starts (IRUN_PORT)"), "{listing:?}");
 }
+
+#[test]
+fn a_server_already_running_is_reused_and_left_running() {
+    let port = crate::harness::free_port();
+    let server = crate::harness::squatter(port);
+    let p = Project::new(&format!(
+        "[tasks.web]\ncmd = \"touch web-was-started; exec sleep 600\"\ndaemon = true\nreuse = true\nready = {{ tcp = {port} }}\n\
+         [tasks.client]\ncmd = \"echo client ran\"\ndeps = [\"web\"]\n"
+    ));
+    let out = p.irun().args(["--progress", "never", "client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("web    * reusing the server already running"), "{out:?}");
+    assert!(out.stdout.contains("client | client ran"), "{out:?}");
+    assert!(!p.exists("web-was-started"), "irun did not start the service: {out:?}");
+    assert!(crate::harness::alive(server.pid()), "irun left the server it did not start running");
+    // Without `reuse`, the port in use is an error that mentions it.
+    p.file("Irun.toml", &p.read("Irun.toml").replace("reuse = true\n", ""));
+    let out = p.irun().args(["--progress", "never", "client"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains(&format!("port {port} is already in use by another process")), "{out:?}");
+    assert!(out.stdout.contains("set `reuse = true`"), "{out:?}");
+    assert!(crate::harness::alive(server.pid()));
+}
+
+#[test]
+fn with_reuse_and_nothing_running_irun_starts_and_stops_the_service_as_usual() {
+    let port = crate::harness::free_port();
+    let p = Project::new(&format!(
+        "[tasks.web]\ncmd = [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"{port}\"]\n\
+         daemon = true\nreuse = true\nready = {{ tcp = {port} }}\n\
+         [tasks.client]\ncmd = \"echo client ran\"\ndeps = [\"web\"]\n"
+    ));
+    let out = p.irun().args(["--progress", "never", "client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("web    * started (pid "), "{out:?}");
+    assert!(out.stdout.contains("web    * stopping"), "{out:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the server irun started is gone");
+}
+
+#[test]
+fn reuse_needs_a_service_with_a_probe_that_can_see_another_server() {
+    for (case, why) in [
+        ("[tasks.t]\ncmd = \"x\"\nreuse = true\n", "only a service"),
+        ("[tasks.t]\ncmd = \"x\"\ndaemon = true\nreuse = true\n", "it has none"),
+        ("[tasks.t]\ncmd = \"x\"\ndaemon = true\nreuse = true\nready = { log = \"up\" }\n", "a `log` probe"),
+        (
+            "[tasks.t]\ncmd = \"x\"\ndaemon = true\nreuse = true\nready = { tcp = \"auto\" }\n",
+            "cannot already be in use",
+        ),
+    ] {
+        let p = Project::new(case);
+        let out = p.irun().args(["t"]).run();
+        assert_eq!(out.code, 2, "{case}: {out:?}");
+        assert!(out.stderr.contains(why) && out.stderr.contains("Irun.toml:"), "{case}: {out:?}");
+    }
+}

@@ -103,6 +103,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub output: Option<OutputMode>,
 
+    /// How many of a failed task's last lines of output the summary shows (lines naming a `file:line` that scrolled
+    /// out of them are kept too); 0: none
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub tail: usize,
+
     /// The live status area: `auto` (on a terminal, unless CI is set) or `never`
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ProgressChoice::Auto)]
     pub progress: ProgressChoice,
@@ -134,6 +139,7 @@ const RUN_ONLY: &[(&str, &str)] = &[
     ("on_busy", "--on-busy"),
     ("output", "--output"),
     ("progress", "--progress"),
+    ("tail", "--tail"),
     ("json", "--json"),
     ("events", "--events"),
     ("junit", "--junit"),

@@ -106,6 +106,17 @@ pub struct Task {
     pub always_run: bool,
     /// A service whose probe already passes before irun starts it is used as it is: not started, not stopped.
     pub reuse: bool,
+    pub output: OutputPolicy,
+}
+
+/// When a task's output is shown (`output` in Irun.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputPolicy {
+    /// As it comes (or, with `--output grouped`, when the task ends).
+    #[default]
+    Live,
+    /// Held back, and shown only if the task fails (a service: fails or never becomes ready).
+    OnFailure,
 }
 
 impl Task {
@@ -134,6 +145,7 @@ impl Task {
             && self.stop_timeout == other.stop_timeout
             && self.always_run == other.always_run
             && self.reuse == other.reuse
+            && self.output == other.output
     }
 
     pub fn kind(&self) -> &'static str {
@@ -384,6 +396,7 @@ struct RawTask {
     stop_timeout: Option<Spanned<String>>,
     always_run: Option<Spanned<bool>>,
     reuse: Option<Spanned<bool>>,
+    output: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -509,7 +522,8 @@ impl Validator<'_> {
                     )
                     .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
             }
-            let process_keys: [(&str, Option<Range<usize>>); 10] = [
+            let process_keys: [(&str, Option<Range<usize>>); 11] = [
+                ("output", raw.output.as_ref().map(Spanned::span)),
                 ("reuse", raw.reuse.as_ref().map(Spanned::span)),
                 ("dotenv", raw.dotenv.as_ref().map(Spanned::span)),
                 ("always_run", raw.always_run.as_ref().map(Spanned::span)),
@@ -616,6 +630,19 @@ impl Validator<'_> {
             stop_timeout,
             always_run: raw.always_run.as_ref().is_some_and(|a| *a.get_ref()),
             reuse,
+            output: match &raw.output {
+                None => OutputPolicy::Live,
+                Some(o) => match o.get_ref().as_str() {
+                    "live" => OutputPolicy::Live,
+                    "on-failure" => OutputPolicy::OnFailure,
+                    other => {
+                        let hint = suggestion(other, ["live", "on-failure"]);
+                        return Err(self
+                            .err(o.span(), format!("unknown `output` {other:?}{hint}"))
+                            .with_help("write `output = \"live\"` (the default) or `output = \"on-failure\"`"));
+                    }
+                },
+            },
         })
     }
 

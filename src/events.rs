@@ -25,6 +25,8 @@ pub struct PlannedTask {
     pub name: TaskName,
     pub kind: TaskKind,
     pub deps: Vec<TaskName>,
+    /// `output = "on-failure"`: its output is shown only if it fails.
+    pub quiet: bool,
 }
 
 /// How the whole run ended; maps to irun's exit code.

@@ -41,6 +41,8 @@ pub struct Plan {
     pub waves: Vec<Vec<usize>>,
     pub kinds: Vec<TaskKind>,
     pub names: Vec<std::sync::Arc<str>>,
+    /// Per task: `output = "on-failure"`.
+    pub quiet: Vec<bool>,
     /// Per task index: the selected tasks that list it among their deps.
     pub dependents: Vec<Vec<usize>>,
 }
@@ -91,7 +93,20 @@ impl Plan {
         let waves = graph.waves(&selected);
         let names = graph.config.tasks.iter().map(|t| std::sync::Arc::from(t.name.as_str())).collect();
         let dependents = (0..n).map(|i| graph.dependents(i).into_iter().filter(|&d| selected[d]).collect()).collect();
-        Plan { order, targets: targets.to_vec(), selected, deps, needers, foreground, waves, kinds, names, dependents }
+        let quiet = graph.config.tasks.iter().map(|t| t.output == crate::config::OutputPolicy::OnFailure).collect();
+        Plan {
+            order,
+            targets: targets.to_vec(),
+            selected,
+            deps,
+            needers,
+            foreground,
+            waves,
+            kinds,
+            names,
+            quiet,
+            dependents,
+        }
     }
 
     /// Names of the tasks `i` depends on, looking through groups to what they gather.
@@ -131,6 +146,7 @@ impl Plan {
                 name: self.names[i].clone(),
                 kind: self.kinds[i],
                 deps: self.deps[i].iter().map(|&d| self.names[d].clone()).collect(),
+                quiet: self.quiet[i],
             })
             .collect()
     }

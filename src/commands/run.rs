@@ -132,6 +132,7 @@ fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, F
             grouped: cli.run.output.map_or(github, |o| o == cli::OutputMode::Grouped),
             github,
             progress: cli.run.progress == cli::ProgressChoice::Auto && std::io::stdout().is_terminal() && !in_ci,
+            tail: cli.run.tail,
         };
         out.push(Box::new(report::terminal::Terminal::new(stdout(), opts)));
     }

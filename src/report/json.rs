@@ -77,6 +77,7 @@ fn planned(tasks: &[crate::events::PlannedTask]) -> Value {
                 "name": &*t.name,
                 "kind": kind(t.kind),
                 "deps": t.deps.iter().map(|d| &**d).collect::<Vec<_>>(),
+                "output": if t.quiet { "on-failure" } else { "live" },
             })
         })
         .collect()

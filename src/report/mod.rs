@@ -5,6 +5,7 @@ pub mod critical;
 pub mod json;
 pub mod junit;
 pub mod progress;
+pub mod tail;
 pub mod terminal;
 pub mod text;
 

@@ -17,7 +17,8 @@ use crate::report::text;
 use crate::report::{Reporter, Trouble};
 
 /// Lines of a failed task's output repeated in the summary.
-const TAIL_LINES: usize = 10;
+/// The most output held back for a task with `output = "on-failure"`; older lines go first.
+const HELD_BYTES: usize = 4 << 20;
 
 const PALETTE: [AnsiColor; 6] =
     [AnsiColor::Cyan, AnsiColor::Magenta, AnsiColor::Blue, AnsiColor::Yellow, AnsiColor::Green, AnsiColor::BrightBlue];
@@ -31,6 +32,17 @@ pub struct Options {
     pub github: bool,
     /// The live status area (only where stdout is a terminal).
     pub progress: bool,
+    /// How many of a failed task's last lines the summary shows (`--tail`).
+    pub tail: usize,
+}
+
+/// The output of a task with `output = "on-failure"`, held back until it ends.
+#[derive(Default)]
+struct Held {
+    lines: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// Lines let go to stay within [`HELD_BYTES`].
+    dropped: usize,
 }
 
 pub struct Terminal<W: Write + Send> {
@@ -39,7 +51,10 @@ pub struct Terminal<W: Write + Send> {
     width: usize,
     styles: HashMap<TaskName, Style>,
     timings: HashMap<TaskName, Timing>,
-    tails: HashMap<TaskName, VecDeque<Vec<u8>>>,
+    tails: HashMap<TaskName, super::tail::Tail>,
+    /// Tasks with `output = "on-failure"`, and what they said so far (prefixed output).
+    quiet: std::collections::HashSet<TaskName>,
+    held: HashMap<TaskName, Held>,
     /// Each task's `name | ` prefix, coloured as needed.
     prefixes: HashMap<TaskName, Vec<u8>>,
     /// This run's (or watch cycle's) results, one per task (groups excluded), in the order they came.
@@ -68,6 +83,8 @@ impl<W: Write + Send> Terminal<W> {
             styles: HashMap::new(),
             timings: HashMap::new(),
             tails: HashMap::new(),
+            quiet: Default::default(),
+            held: HashMap::new(),
             prefixes: HashMap::new(),
             results: Results::default(),
             buffered: HashMap::new(),
@@ -206,17 +223,16 @@ impl<W: Write + Send> Terminal<W> {
             if !outcome.is_failure() {
                 continue;
             }
-            let Some(tail) = self.tails.get(task).filter(|t| !t.is_empty()).cloned() else { continue };
-            let head =
-                format!("last {} line{} of {task}'s output:", tail.len(), if tail.len() == 1 { "" } else { "s" });
-            let line = format!("{}\n", self.paint(Style::new().bold(), &head));
-            self.write(line.as_bytes());
-            for l in tail {
-                let mut buf = b"  ".to_vec();
-                buf.extend_from_slice(&l);
+            let Some(tail) = self.tails.get(task).filter(|t| !t.is_empty()) else { continue };
+            let n = tail.len();
+            let head = format!("last {n} line{} of {task}'s output:", if n == 1 { "" } else { "s" });
+            let mut buf = format!("{}\n", self.paint(Style::new().bold(), &head)).into_bytes();
+            for l in tail.lines() {
+                buf.extend_from_slice(b"  ");
+                buf.extend_from_slice(l.unwrap_or(b"..."));
                 buf.push(b'\n');
-                self.write(&buf);
             }
+            self.write(&buf);
         }
         let path = critical_path(&self.timings);
         if path.len() > 1 || path.iter().any(|t| self.kind(t) == Some(TaskKind::Service)) {
@@ -254,6 +270,11 @@ impl<W: Write + Send> Terminal<W> {
         self.width = self.width.max(tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0));
         self.prefixes.clear();
         for t in tasks {
+            if t.quiet {
+                self.quiet.insert(t.name.clone());
+            } else {
+                self.quiet.remove(&t.name);
+            }
             if !self.styles.contains_key(&t.name) {
                 let colour = PALETTE[self.styles.len() % PALETTE.len()];
                 self.styles.insert(t.name.clone(), colour.on_default());
@@ -373,6 +394,33 @@ impl<W: Write + Send> Terminal<W> {
             }
             (o, _) => text::label(o).to_string(),
         };
+        let quiet = self.quiet.contains(task);
+        // `output = "on-failure"`: what it said is shown now if it failed, else dropped (and counted).
+        let mut text = text;
+        if quiet && *outcome != Outcome::Restarted {
+            let held = self.held.remove(task).unwrap_or_default();
+            let grouped_lines = if self.opts.grouped && !outcome.is_failure() {
+                self.buffered.remove(task).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+            } else {
+                0
+            };
+            let hidden = held.lines.len() + held.dropped + grouped_lines;
+            if outcome.is_failure() && !held.lines.is_empty() {
+                let note = if held.dropped > 0 {
+                    format!("output held back until it failed ({} earlier lines dropped):", held.dropped)
+                } else {
+                    "output held back until it failed:".to_string()
+                };
+                self.status(task, &note);
+                for line in &held.lines {
+                    self.prefixed_line(task, line);
+                }
+            } else if !outcome.is_failure() && hidden > 0 && !group {
+                text = format!("{text} (output hidden: {hidden} line{})", if hidden == 1 { "" } else { "s" });
+            }
+        } else if quiet {
+            self.held.remove(task);
+        }
         let has_output = self.buffered.get(task).is_some_and(|b| !b.is_empty());
         let ran = !matches!(outcome, Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate);
         if self.opts.grouped && (ran || has_output) && !group {
@@ -392,8 +440,30 @@ impl<W: Write + Send> Terminal<W> {
 
     /// One output event: its lines, `\n`-separated (the last without its newline). Task-level lookups happen once
     /// per event, not once per line, and only the lines that can end up in the failure tail are kept for it.
+    /// One line of a task's output, prefixed with its name.
+    fn prefixed_line(&mut self, task: &TaskName, line: &[u8]) {
+        if !self.prefixes.contains_key(task) {
+            let prefix = format!("{} | ", self.name(task)).into_bytes();
+            self.prefixes.insert(task.clone(), prefix);
+        }
+        self.pending.extend_from_slice(&self.prefixes[task]);
+        self.pending.extend_from_slice(line);
+        self.pending.push(b'\n');
+    }
+
     fn output(&mut self, task: &TaskName, text: &[u8]) {
-        if self.opts.grouped {
+        if !self.opts.grouped && self.quiet.contains(task) {
+            let held = self.held.entry(task.clone()).or_default();
+            for line in text.split(|&b| b == b'\n') {
+                held.bytes += line.len();
+                held.lines.push_back(line.to_vec());
+            }
+            while held.bytes > HELD_BYTES {
+                let Some(old) = held.lines.pop_front() else { break };
+                held.bytes -= old.len();
+                held.dropped += 1;
+            }
+        } else if self.opts.grouped {
             let buf = self.buffered.entry(task.clone()).or_default();
             buf.extend_from_slice(text);
             buf.push(b'\n');
@@ -411,16 +481,8 @@ impl<W: Write + Send> Terminal<W> {
                 self.pending.push(b'\n');
             }
         }
-        let tail = self.tails.entry(task.clone()).or_default();
-        let mut last: Vec<&[u8]> = text.rsplit(|&b| b == b'\n').take(TAIL_LINES).collect();
-        last.reverse();
-        for line in last {
-            // Reuse the oldest line's buffer: a chatty task costs no allocation per line here.
-            let mut kept = if tail.len() == TAIL_LINES { tail.pop_front().unwrap_or_default() } else { Vec::new() };
-            kept.clear();
-            kept.extend_from_slice(line);
-            tail.push_back(kept);
-        }
+        let limit = self.opts.tail;
+        self.tails.entry(task.clone()).or_insert_with(|| super::tail::Tail::new(limit)).push(text);
     }
 }
 
@@ -611,7 +673,7 @@ mod tests {
     }
 
     fn planned(name: &str, kind: TaskKind, deps: &[&str]) -> PlannedTask {
-        PlannedTask { name: name.into(), kind, deps: deps.iter().map(|d| TaskName::from(*d)).collect() }
+        PlannedTask { name: name.into(), kind, deps: deps.iter().map(|d| TaskName::from(*d)).collect(), quiet: false }
     }
 
     fn names(list: &[&str]) -> Vec<TaskName> {
@@ -621,7 +683,7 @@ mod tests {
     /// The counts the status area shows, and the ones the summary line gives, for a watch cycle.
     #[test]
     fn the_status_area_and_the_summary_count_the_same_tasks() {
-        let opts = Options { color: false, grouped: false, github: false, progress: true };
+        let opts = Options { color: false, grouped: false, github: false, progress: true, tail: 10 };
         let mut t = Terminal::new(Vec::new(), opts);
         let mut clock = 0;
         let mut send = |t: &mut Terminal<Vec<u8>>, e: Event| {

@@ -96,3 +96,56 @@ fn a_line_of_exactly_64_kib_gains_no_empty_line() {
     assert_eq!(lines[0].len(), 65536);
     assert_eq!(lines[1], "next");
 }
+
+#[test]
+fn on_failure_output_is_hidden_for_a_passing_task_and_shown_for_a_failing_one() {
+    let p = Project::new(
+        "[tasks.pass]\ncmd = \"echo chatter from pass\"\noutput = \"on-failure\"\n\
+         [tasks.fail]\ncmd = \"echo clue from fail; exit 3\"\noutput = \"on-failure\"\n\
+         [tasks.loud]\ncmd = \"echo loud says hi\"\n",
+    );
+    for mode in ["prefixed", "grouped"] {
+        let out = p.irun().args(["--progress", "never", "--output", mode, "-k", "pass", "fail", "loud"]).run();
+        assert_eq!(out.code, 1, "{mode}: {out:?}");
+        assert!(!out.stdout.contains("chatter from pass"), "{mode}: a passing task's output is hidden: {out:?}");
+        assert!(out.stdout.contains("pass") && out.stdout.contains("(output hidden: 1 line)"), "{mode}: {out:?}");
+        assert!(out.stdout.contains("clue from fail"), "{mode}: a failing task's output is shown: {out:?}");
+        assert!(out.stdout.contains("loud says hi"), "{mode}: live output is unchanged: {out:?}");
+    }
+    // Machine-readable events keep every line.
+    let out = p.irun().args(["--json", "-k", "pass", "fail"]).run();
+    assert!(out.stdout.contains("chatter from pass"), "{out:?}");
+}
+
+#[test]
+fn an_on_failure_service_shows_its_output_only_if_it_never_becomes_ready() {
+    let p = Project::new(
+        "[tasks.svc]\ncmd = \"echo svc starting up; exec sleep 600\"\ndaemon = true\noutput = \"on-failure\"\n\
+         ready = { exec = \"test -e ready-now\", timeout = \"300ms\" }\n\
+         [tasks.use]\ncmd = \"true\"\ndeps = [\"svc\"]\n",
+    );
+    let out = p.irun().args(["--progress", "never", "use"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("svc | svc starting up"), "an unready service's output is shown: {out:?}");
+    p.file("ready-now", "");
+    let out = p.irun().args(["--progress", "never", "use"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("svc starting up"), "a service that did its job stays quiet: {out:?}");
+}
+
+#[test]
+fn the_failure_tail_has_the_chosen_length_and_keeps_file_line_lines() {
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"echo 'tests/test_x.py:33: AssertionError'; for i in $(seq 1 30); do echo noise $i; done; exit 1\"\n",
+    );
+    let out = p.irun().args(["--progress", "never", "--tail", "4", "t"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let summary = out.stdout.split("irun: summary").nth(1).unwrap_or_default();
+    assert!(
+        summary.contains("last 4 lines of t's output:\n  tests/test_x.py:33: AssertionError\n  ...\n  noise 27\n"),
+        "{out:?}"
+    );
+    assert!(!summary.contains("noise 26"), "{out:?}");
+    let out = p.irun().args(["--progress", "never", "--tail", "0", "t"]).run();
+    assert!(!out.stdout.contains("lines of t's output"), "--tail 0 shows no tail: {out:?}");
+}

@@ -100,16 +100,23 @@ pub fn has_location(line: &[u8]) -> bool {
         if line.get(i + 1).is_some_and(u8::is_ascii_digit) {
             // The word before the colon: a file name with an extension.
             let word = line[..i].rsplit(|&b| b.is_ascii_whitespace() || b == b'(' || b == b'\'' || b == b'"').next();
-            if word.is_some_and(|w| {
-                w.iter().rposition(|&b| b == b'.').is_some_and(|dot| dot > 0 && dot + 1 < w.len())
-                    && w[w.iter().rposition(|&b| b == b'.').unwrap_or(0) + 1..].iter().all(u8::is_ascii_alphanumeric)
-            }) {
+            if word.is_some_and(is_file_name) {
                 return true;
             }
         }
         from = i + 1;
     }
     false
+}
+
+/// `name.ext`: an extension of letters and digits that starts with a letter (so not `127.0.0.1`), and no URL.
+fn is_file_name(word: &[u8]) -> bool {
+    let Some(dot) = word.iter().rposition(|&b| b == b'.') else { return false };
+    let ext = &word[dot + 1..];
+    dot > 0
+        && ext.first().is_some_and(u8::is_ascii_alphabetic)
+        && ext.iter().all(u8::is_ascii_alphanumeric)
+        && !word.windows(3).any(|w| w == b"://")
 }
 
 #[cfg(test)]
@@ -127,7 +134,7 @@ mod tests {
         ] {
             assert!(has_location(yes), "{}", String::from_utf8_lossy(yes));
         }
-        for no in [&b"12:30:01 server up"[..], b"ratio 1:2", b"http://127.0.0.1:8001/", b"done.", b"a.:1"] {
+        for no in [&b"12:30:01 server up"[..], b"ratio 1:2", b"http://127.0.0.1:8123/", b"see http://example.com:80/x", b"done.", b"a.:1"] {
             assert!(!has_location(no), "{}", String::from_utf8_lossy(no));
         }
     }

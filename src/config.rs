@@ -107,7 +107,34 @@ pub struct Task {
     /// A service whose probe already passes before irun starts it is used as it is: not started, not stopped.
     pub reuse: bool,
     pub output: OutputPolicy,
+    /// A service whose process exits is started again (after a backoff), at most `max_restarts` times.
+    pub restart: Restart,
+    pub max_restarts: u32,
 }
+
+/// When a service whose process exited is started again (`restart` in Irun.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    #[default]
+    No,
+    /// After an exit with a non-zero code or by a signal.
+    OnFailure,
+    /// After any exit.
+    Always,
+}
+
+impl Restart {
+    /// Whether a process that exited so is started again.
+    pub fn after(self, exit: crate::outcome::ChildExit) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::OnFailure => !exit.success(),
+            Restart::Always => true,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_RESTARTS: u32 = 3;
 
 /// When a task's output is shown (`output` in Irun.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,6 +173,8 @@ impl Task {
             && self.always_run == other.always_run
             && self.reuse == other.reuse
             && self.output == other.output
+            && self.restart == other.restart
+            && self.max_restarts == other.max_restarts
     }
 
     pub fn kind(&self) -> &'static str {
@@ -397,6 +426,8 @@ struct RawTask {
     always_run: Option<Spanned<bool>>,
     reuse: Option<Spanned<bool>>,
     output: Option<Spanned<String>>,
+    restart: Option<Spanned<String>>,
+    max_restarts: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -522,7 +553,9 @@ impl Validator<'_> {
                     )
                     .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`"));
             }
-            let process_keys: [(&str, Option<Range<usize>>); 11] = [
+            let process_keys: [(&str, Option<Range<usize>>); 13] = [
+                ("restart", raw.restart.as_ref().map(Spanned::span)),
+                ("max_restarts", raw.max_restarts.as_ref().map(Spanned::span)),
                 ("output", raw.output.as_ref().map(Spanned::span)),
                 ("reuse", raw.reuse.as_ref().map(Spanned::span)),
                 ("dotenv", raw.dotenv.as_ref().map(Spanned::span)),
@@ -598,6 +631,37 @@ impl Validator<'_> {
             (None, true) => Some(Service { ready: None }),
             (None, false) => None,
         };
+        let restart = match &raw.restart {
+            None => Restart::No,
+            Some(r) => match r.get_ref().as_str() {
+                "no" => Restart::No,
+                "on-failure" => Restart::OnFailure,
+                "always" => Restart::Always,
+                other => {
+                    let hint = suggestion(other, ["no", "on-failure", "always"]);
+                    return Err(self
+                        .err(r.span(), format!("unknown `restart` {other:?}{hint}"))
+                        .with_help("write `restart = \"no\"` (the default), `\"on-failure\"` or `\"always\"`"));
+                }
+            },
+        };
+        let max_restarts = match &raw.max_restarts {
+            None => DEFAULT_MAX_RESTARTS,
+            Some(m) => u32::try_from(*m.get_ref()).map_err(|_| {
+                self.err(m.span(), format!("`max_restarts` must be 0 or more, not {}", m.get_ref()))
+                    .with_help(format!("remove it for the default of {DEFAULT_MAX_RESTARTS}"))
+            })?,
+        };
+        for (key, span) in [
+            ("restart", raw.restart.as_ref().map(Spanned::span)),
+            ("max_restarts", raw.max_restarts.as_ref().map(Spanned::span)),
+        ] {
+            if let (Some(span), None) = (span, &service) {
+                return Err(self
+                    .err(span, format!("`{key}` is only for services, and task `{task_name}` is not one"))
+                    .with_help(format!("add `daemon = true` to task `{task_name}`, or remove `{key}`")));
+            }
+        }
         let reuse = raw.reuse.as_ref().is_some_and(|r| *r.get_ref());
         if let Some(r) = raw.reuse.as_ref().filter(|_| reuse) {
             let why = match service.as_ref().map(|s| s.ready.as_ref().map(|p| &p.check)) {
@@ -630,6 +694,8 @@ impl Validator<'_> {
             stop_timeout,
             always_run: raw.always_run.as_ref().is_some_and(|a| *a.get_ref()),
             reuse,
+            restart,
+            max_restarts,
             output: match &raw.output {
                 None => OutputPolicy::Live,
                 Some(o) => match o.get_ref().as_str() {

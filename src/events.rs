@@ -77,6 +77,14 @@ pub enum Event {
         after: Duration,
         probe: Option<String>,
     },
+    /// A service's process exited and is started again after `delay` (`restart`), restart `attempt` of `max`.
+    TaskRestarting {
+        task: TaskName,
+        attempt: u32,
+        max: u32,
+        exit: crate::outcome::ChildExit,
+        delay: Duration,
+    },
     /// A service no longer needed, or a task being cancelled, is being stopped.
     TaskStopping {
         task: TaskName,

@@ -26,9 +26,25 @@ pub struct Report {
 
 #[derive(Debug)]
 pub enum Happened {
-    Started { pid: u32, port: Option<u16> },
-    Ready { after: Duration, probe: Option<String> },
-    Finished { end: End, duration: Duration },
+    Started {
+        pid: u32,
+        port: Option<u16>,
+    },
+    Ready {
+        after: Duration,
+        probe: Option<String>,
+    },
+    /// A service's process exited and, by its `restart` policy, is started again after `delay`.
+    Restarting {
+        attempt: u32,
+        max: u32,
+        exit: ChildExit,
+        delay: Duration,
+    },
+    Finished {
+        end: End,
+        duration: Duration,
+    },
 }
 
 pub struct Job {
@@ -71,8 +87,34 @@ const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn run(mut job: Job) {
     let started = Instant::now();
-    let end = job.execute(started).await;
+    let (policy, max) = {
+        let task = &job.config.tasks[job.index];
+        (task.restart, task.max_restarts)
+    };
+    let mut restarts = 0;
+    let end = loop {
+        let end = job.execute(Instant::now()).await;
+        // A service that exited by itself may be started again (`restart`), after a growing pause; a stop
+        // request during the pause ends it.
+        let End::Exited(exit) = end else { break end };
+        if !policy.after(exit) || restarts >= max {
+            break end;
+        }
+        restarts += 1;
+        let delay = restart_delay(restarts);
+        job.report(Happened::Restarting { attempt: restarts, max, exit, delay });
+        tokio::select! {
+            () = sleep(delay) => {}
+            _ = next_control(&mut job.control) => break End::Stopped,
+        }
+        job.restarting = true;
+    };
     job.report(Happened::Finished { end, duration: started.elapsed() });
+}
+
+/// The pause before restart number `n` (from 1): 100ms, doubling each time, at most 10s.
+pub fn restart_delay(n: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(n.saturating_sub(1).min(16))).min(Duration::from_secs(10))
 }
 
 impl Job {

@@ -381,6 +381,7 @@ impl Driver {
         let input = match report.what {
             Happened::Started { pid, port } => Input::Started { task, pid, port },
             Happened::Ready { after, probe } => Input::Ready { task, after, probe },
+            Happened::Restarting { attempt, max, exit, delay } => Input::Restarting { task, attempt, max, exit, delay },
             Happened::Finished { end, duration } => {
                 self.instances.remove(&report.instance);
                 self.controls[task] = None;

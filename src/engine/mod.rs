@@ -112,6 +112,15 @@ pub enum Input {
         end: End,
         duration: Duration,
     },
+    /// A service's process exited and is started again after `delay` (restart `attempt` of at most `max`); until
+    /// it is ready again, tasks that need it wait.
+    Restarting {
+        task: usize,
+        attempt: u32,
+        max: u32,
+        exit: crate::outcome::ChildExit,
+        delay: Duration,
+    },
     /// One delivery of a signal to irun (two deliveries are two inputs, however close together).
     Signal(Signal),
     Changed(Change),
@@ -320,6 +329,10 @@ impl Engine {
             Input::Started { task, pid, port } => self.on_started(task, pid, port),
             Input::Ready { task, after, probe } => self.on_ready(task, after, probe),
             Input::Exited { task, end, duration } => self.on_exited(task, end, duration),
+            Input::Restarting { task, attempt, max, exit, delay } => {
+                self.nodes[task].restarting = true;
+                self.emit(Event::TaskRestarting { task: self.name(task), attempt, max, exit, delay });
+            }
             Input::Signal(sig) => self.on_signal(sig),
             Input::Changed(change) => self.on_change(change),
             Input::Freshness { task, verdict } => self.on_freshness(task, verdict),
@@ -408,10 +421,14 @@ impl Engine {
     fn satisfies(&self, dep: usize, dependent: usize) -> bool {
         let for_group = self.kind(dependent) == TaskKind::Group;
         match (&self.nodes[dep].life, self.kind(dep)) {
-            (Life::Ready, _) => true,
+            (Life::Ready, _) => !self.nodes[dep].restarting,
             // A group that finished lends its dependents the services it gathers: they must still be up.
             (Life::Done(o), TaskKind::Group) => {
-                o.is_success() && (for_group || self.gathered[dep].iter().all(|&s| self.nodes[s].life == Life::Ready))
+                o.is_success()
+                    && (for_group
+                        || self.gathered[dep]
+                            .iter()
+                            .all(|&s| self.nodes[s].life == Life::Ready && !self.nodes[s].restarting))
             }
             (Life::Done(o), TaskKind::Task) => o.is_success(),
             // A group only gathers: a service that served and was stopped (or was not needed) counts.
@@ -451,9 +468,12 @@ impl Engine {
                 }
                 continue;
             }
-            // (A ready service cannot unblock anything: its readiness already counted.)
-            let stuck =
-                self.counts.pending > 0 && self.counts.active == 0 && self.queue.is_empty() && self.checking == 0;
+            // (A ready service cannot unblock anything: its readiness already counted. One being restarted can.)
+            let stuck = self.counts.pending > 0
+                && self.counts.active == 0
+                && self.queue.is_empty()
+                && self.checking == 0
+                && !self.plan.order.iter().any(|&i| self.nodes[i].restarting && self.nodes[i].life.alive());
             if stuck {
                 self.give_up_on_waiting();
                 continue;
@@ -559,7 +579,23 @@ impl Engine {
     }
 
     fn on_ready(&mut self, i: usize, after: Duration, probe: Option<String>) {
+        let restarted = std::mem::replace(&mut self.nodes[i].restarting, false);
         match self.nodes[i].life.clone() {
+            // Ready again after a restart: the tasks that waited for it may start.
+            Life::Ready if restarted => {
+                for idx in 0..self.plan.needers[i].len() {
+                    let n = self.plan.needers[i][idx];
+                    if self.nodes[n].life == Life::Waiting {
+                        self.candidates.insert(self.rank[n]);
+                    }
+                }
+                for idx in 0..self.plan.dependents[i].len() {
+                    let d = self.plan.dependents[i][idx];
+                    if self.nodes[d].life == Life::Waiting {
+                        self.candidates.insert(self.rank[d]);
+                    }
+                }
+            }
             Life::Running | Life::Starting => {
                 self.release_slot(i);
                 self.set_life(i, Life::Ready);

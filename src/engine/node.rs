@@ -96,11 +96,13 @@ pub struct Node {
     pub spawns: u32,
     /// When its current instance became ready (services).
     pub ready_after: Option<Duration>,
+    /// A service whose process exited and is being started again (`restart`): not ready until it says so.
+    pub restarting: bool,
 }
 
 impl Node {
     pub fn new() -> Node {
-        Node { life: Life::Waiting, ran: false, spawns: 0, ready_after: None }
+        Node { life: Life::Waiting, ran: false, spawns: 0, ready_after: None, restarting: false }
     }
 }
 

@@ -586,3 +586,40 @@ fn the_engine_stays_pure() {
         }
     }
 }
+
+#[test]
+fn tasks_that_need_a_restarting_service_wait_for_it_to_be_ready_again_and_none_is_cancelled() {
+    let mut sim = Sim::new(
+        "[tasks.svc]\ncmd = \"s\"\ndaemon = true\nrestart = \"on-failure\"\nready = { tcp = 1 }\n\
+         [tasks.a]\ncmd = \"a\"\ndeps = [\"svc\"]\n[tasks.b]\ncmd = \"b\"\ndeps = [\"a\", \"svc\"]\n",
+        &["b"],
+        4,
+        None,
+    );
+    let e = sim.start();
+    assert_eq!(spawned(&sim, &e), ["svc"]);
+    sim.started("svc");
+    let e = sim.ready("svc");
+    assert_eq!(spawned(&sim, &e), ["a"]);
+    sim.started("a");
+    // svc's process exits while `a` runs: its runner starts it again.
+    let svc = sim.i("svc");
+    let effects = sim.feed(Input::Restarting {
+        task: svc,
+        attempt: 1,
+        max: 3,
+        exit: ChildExit::Code(1),
+        delay: Duration::from_millis(100),
+    });
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Stop { .. })), "nothing is stopped: {effects:?}");
+    assert!(effects.iter().any(|e| matches!(e, Effect::Emit(Event::TaskRestarting { attempt: 1, .. }))));
+    // `a` ends while svc is not ready again: `b` waits.
+    let e = sim.exit("a", 0);
+    assert!(spawned(&sim, &e).is_empty(), "b waits for svc to be ready again");
+    sim.started("svc");
+    let e = sim.ready("svc");
+    assert_eq!(spawned(&sim, &e), ["b"]);
+    sim.run_ok("b");
+    assert_eq!(sim.outcome("a"), Some(Outcome::Ok));
+    assert_eq!(sim.outcome("b"), Some(Outcome::Ok));
+}

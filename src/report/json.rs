@@ -113,6 +113,16 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
         Event::TaskReady { task, after, probe } => {
             ("task_ready", json!({ "task": &**task, "after_s": after.as_secs_f64(), "probe": probe }))
         }
+        Event::TaskRestarting { task, attempt, max, exit, delay } => (
+            "task_restarting",
+            json!({
+                "task": &**task,
+                "attempt": attempt,
+                "max_restarts": max,
+                "exit": text::exit(*exit),
+                "delay_s": delay.as_secs_f64(),
+            }),
+        ),
         Event::TaskStopping { task, reason } => {
             ("task_stopping", json!({ "task": &**task, "reason": text::stop_reason(*reason) }))
         }

@@ -18,6 +18,8 @@ pub struct Junit {
     file: Option<std::fs::File>,
     kinds: HashMap<TaskName, TaskKind>,
     output: HashMap<TaskName, Vec<u8>>,
+    /// How many times each service was restarted (`restart`).
+    restarts: HashMap<TaskName, u32>,
     cases: Vec<TestCase>,
     started: Option<SystemTime>,
     trouble: Option<Trouble>,
@@ -31,6 +33,7 @@ impl Junit {
             file: Some(file),
             kinds: HashMap::new(),
             output: HashMap::new(),
+            restarts: HashMap::new(),
             cases: Vec::new(),
             started: None,
             trouble: None,
@@ -48,6 +51,12 @@ impl Junit {
         let message = match outcome {
             Outcome::Cancelled | Outcome::UpToDate => Some(text::label(outcome).to_string()),
             other => text::detail(other),
+        };
+        let restarts = self.restarts.get(task).copied().unwrap_or(0);
+        let message = match (message, restarts) {
+            (m, 0) => m,
+            (Some(m), n) => Some(format!("{m} (restarted {n}x)")),
+            (None, n) => Some(format!("restarted {n}x")),
         };
         if let Some(m) = message {
             tc_status.set_message(xml_text(&m));
@@ -84,6 +93,15 @@ impl Reporter for Junit {
                     out.drain(..out.len() - KEEP_BYTES);
                 }
             }
+            Event::TaskRestarting { task, attempt, max, exit, delay } => {
+                *self.restarts.entry(task.clone()).or_default() += 1;
+                let note = format!(
+                    "[irun] exited ({}); restarting in {} (restart {attempt} of {max})\n",
+                    text::exit(*exit),
+                    humantime::format_duration(*delay)
+                );
+                self.output.entry(task.clone()).or_default().extend_from_slice(note.as_bytes());
+            }
             Event::PlanChanged { tasks, .. } => {
                 self.kinds.extend(tasks.iter().map(|t| (t.name.clone(), t.kind)));
             }
@@ -94,6 +112,10 @@ impl Reporter for Junit {
             }
             Event::RunFinished { elapsed, .. } => {
                 let mut suite = TestSuite::new("irun");
+                let restarts: u32 = self.restarts.values().sum();
+                if restarts > 0 {
+                    suite.add_property(quick_junit::Property::new("irun.restarts", restarts.to_string()));
+                }
                 suite.add_test_cases(std::mem::take(&mut self.cases));
                 suite.set_time(*elapsed);
                 let mut report = Report::new("irun");

@@ -134,7 +134,14 @@ mod tests {
         ] {
             assert!(has_location(yes), "{}", String::from_utf8_lossy(yes));
         }
-        for no in [&b"12:30:01 server up"[..], b"ratio 1:2", b"http://127.0.0.1:8123/", b"see http://example.com:80/x", b"done.", b"a.:1"] {
+        for no in [
+            &b"12:30:01 server up"[..],
+            b"ratio 1:2",
+            b"http://127.0.0.1:8123/",
+            b"see http://example.com:80/x",
+            b"done.",
+            b"a.:1",
+        ] {
             assert!(!has_location(no), "{}", String::from_utf8_lossy(no));
         }
     }

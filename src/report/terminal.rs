@@ -55,6 +55,8 @@ pub struct Terminal<W: Write + Send> {
     /// Tasks with `output = "on-failure"`, and what they said so far (prefixed output).
     quiet: std::collections::HashSet<TaskName>,
     held: HashMap<TaskName, Held>,
+    /// How many times each service was restarted (`restart`) in this run or cycle.
+    restarts: HashMap<TaskName, u32>,
     /// Each task's `name | ` prefix, coloured as needed.
     prefixes: HashMap<TaskName, Vec<u8>>,
     /// This run's (or watch cycle's) results, one per task (groups excluded), in the order they came.
@@ -85,6 +87,7 @@ impl<W: Write + Send> Terminal<W> {
             tails: HashMap::new(),
             quiet: Default::default(),
             held: HashMap::new(),
+            restarts: HashMap::new(),
             prefixes: HashMap::new(),
             results: Results::default(),
             buffered: HashMap::new(),
@@ -201,7 +204,16 @@ impl<W: Write + Send> Terminal<W> {
             count(text::label(outcome));
             let mut detail = text::detail(outcome).unwrap_or_default();
             if self.kind(task) == Some(TaskKind::Service) {
-                detail = if detail.is_empty() { "service".into() } else { format!("service: {detail}") };
+                let restarts = match self.restarts.get(task) {
+                    Some(1) => ", restarted once".to_string(),
+                    Some(n) => format!(", restarted {n} times"),
+                    None => String::new(),
+                };
+                detail = if detail.is_empty() {
+                    format!("service{restarts}")
+                } else {
+                    format!("service{restarts}: {detail}")
+                };
             }
             let took = match outcome {
                 Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate => "-".to_string(),
@@ -313,6 +325,7 @@ impl<W: Write + Send> Terminal<W> {
             self.results = Results::default();
             self.ready.clear();
             self.tails.clear();
+            self.restarts.clear();
             for t in self.timings.values_mut() {
                 t.started = None;
                 t.available = None;
@@ -532,6 +545,16 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                     self.ready.retain(|(t, _)| t != task);
                     self.ready.push((task.clone(), *after));
                 }
+            }
+            Event::TaskRestarting { task, attempt, max, exit, delay } => {
+                *self.restarts.entry(task.clone()).or_default() += 1;
+                let message = format!(
+                    "exited ({}); restarting in {} (restart {attempt} of {max})",
+                    text::exit(*exit),
+                    format_duration(*delay)
+                );
+                let message = self.paint(AnsiColor::Yellow.on_default(), &message);
+                self.status(task, &message);
             }
             Event::TaskStopping { task, reason } => {
                 self.status(task, &format!("stopping ({})", text::stop_reason(*reason)));

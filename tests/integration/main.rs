@@ -12,6 +12,7 @@ mod output;
 mod ports;
 mod probes;
 mod reporting;
+mod restarts;
 mod scheduling;
 mod services;
 mod spawning;

@@ -153,7 +153,7 @@ fn tools_python() -> PathBuf {
         .clone()
 }
 
-fn python(code: &str, args: &[&str]) -> Output {
+pub fn python(code: &str, args: &[&str]) -> Output {
     let out = Command::new(tools_python()).arg("-c").arg(code).args(args).output().unwrap();
     Output {
         code: out.status.code().unwrap_or(-1),

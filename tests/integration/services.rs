@@ -70,7 +70,8 @@ fn a_taken_port_fails_the_service_and_leaves_the_other_process_alone() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stdout.contains(&format!(
-            "port {port} is already in use by another process; stop it or change `ready.tcp` in Irun.toml"
+            "port {port} is already in use by another process; stop it, change `ready.tcp` in Irun.toml, or set \
+             `reuse = true` on the service to use the server already running"
         )),
         "{out:?}"
     );

@@ -176,7 +176,15 @@ pub enum Command {
     /// Run tasks, as `irun [TARGET]...` does; for a task named like a subcommand: `irun run list`
     Run(RunArgs),
     /// List tasks with their descriptions, deps and kind (task, service or group)
-    List,
+    List {
+        /// One JSON document: every task's name, kind, description, command, deps, sources, outputs, readiness
+        /// probe, and whether it is a default target
+        #[arg(long, conflicts_with = "names")]
+        json: bool,
+        /// Only the task names, one per line (for shell completion and scripts)
+        #[arg(long)]
+        names: bool,
+    },
     /// Say, for these tasks and their deps, whether each would run or is up to date, and why
     Explain {
         /// Tasks to explain [default: `default` in Irun.toml]

@@ -71,10 +71,7 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
     // Commands that need no Irun.toml.
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            use clap::CommandFactory;
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "irun", &mut script);
-            commands::print(&String::from_utf8_lossy(&script))?;
+            commands::print(&commands::completions::script(*shell))?;
             return Ok(exit::PASSED);
         }
         Some(Command::Schema) => {
@@ -99,8 +96,13 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
     let graph = TaskGraph::new(&config)?;
 
     match &cli.command {
-        Some(Command::List) => {
-            commands::print(&commands::list::text(&config, stdout_color))?;
+        Some(Command::List { json, names }) => {
+            let text = match (json, names) {
+                (true, _) => commands::list::json(&config),
+                (_, true) => commands::list::names(&config),
+                _ => commands::list::text(&config, stdout_color),
+            };
+            commands::print(&text)?;
             Ok(exit::PASSED)
         }
         Some(Command::Graph { targets, mermaid, status, .. }) => {

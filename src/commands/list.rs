@@ -1,6 +1,6 @@
 //! `irun list`: every task with its kind, description, deps and readiness probe.
 
-use crate::config::Config;
+use crate::config::{Check, Cmd, Config};
 
 pub fn text(config: &Config, color: bool) -> String {
     let width = config.tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
@@ -35,4 +35,69 @@ pub fn text(config: &Config, color: bool) -> String {
         out.push_str(&format!("default: {}\n", d.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")));
     }
     out
+}
+
+/// `irun list --names`: the task names, one per line (for shell completion and scripts).
+pub fn names(config: &Config) -> String {
+    config.tasks.iter().map(|t| format!("{}\n", t.name)).collect()
+}
+
+/// `irun list --json`: one JSON document describing every task, for editors and scripts.
+pub fn json(config: &Config) -> String {
+    use serde_json::json;
+    let defaults: Vec<&str> = config.default.iter().flatten().map(|n| n.name.as_str()).collect();
+    let tasks: Vec<serde_json::Value> = config
+        .tasks
+        .iter()
+        .map(|t| {
+            let ready = t.service.as_ref().map(|s| match &s.ready {
+                None => json!({ "probe": null, "description": "ready once started" }),
+                Some(p) => {
+                    let mut v = json!({
+                        "probe": p.check.key(),
+                        "description": p.check.describe(),
+                        "timeout_s": p.timeout.as_secs_f64(),
+                    });
+                    match &p.check {
+                        Check::Tcp { host, port } => {
+                            v["host"] = json!(host);
+                            v["port"] = json!(port);
+                        }
+                        Check::AutoTcp => v["port"] = json!("auto"),
+                        Check::Http { url, status } => {
+                            v["url"] = json!(url.raw);
+                            v["status"] = json!(status);
+                        }
+                        Check::Exec(cmd) => v["command"] = json!(cmd.to_string()),
+                        Check::Log(re) => v["pattern"] = json!(re.as_str()),
+                    }
+                    if !matches!(p.check, Check::Log(_)) {
+                        v["interval_s"] = json!(p.interval.as_secs_f64());
+                    }
+                    v
+                }
+            });
+            json!({
+                "name": t.name,
+                "kind": t.kind(),
+                "description": t.description,
+                "cmd": t.cmd.as_ref().map(|c| match c {
+                    Cmd::Shell(s) => json!(s),
+                    Cmd::Argv(a) => json!(a),
+                }),
+                "deps": t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+                "sources": t.sources,
+                "outputs": t.outputs,
+                "ready": ready,
+                "default": defaults.contains(&t.name.as_str()),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "version": 1,
+        "file": config.source.path.display().to_string(),
+        "default": defaults,
+        "tasks": tasks,
+    });
+    format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default())
 }

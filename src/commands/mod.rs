@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns parsed options into output or a run.
 
+pub mod completions;
 pub mod explain;
 pub mod graph;
 pub mod list;

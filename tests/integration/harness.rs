@@ -368,3 +368,21 @@ pub fn processes_of_run(irun_pid: i32) -> Vec<i32> {
         .filter(|&pid| alive(pid))
         .collect()
 }
+
+/// The path of `name` (bash, zsh, fish), installed from Debian's packages first if it is missing (as root, with
+/// apt-get; `.ci/run` does the same up front).
+pub fn shell(name: &str) -> String {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let find = || ["/usr/bin", "/bin", "/usr/local/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = find() {
+        return p.display().to_string();
+    }
+    let installed = Command::new("sh")
+        .args(["-c", &format!("apt-get install -y -qq {name} >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq {name}) >/dev/null 2>&1")])
+        .status();
+    match (installed, find()) {
+        (Ok(_), Some(p)) => p.display().to_string(),
+        _ => panic!("this test needs {name}; install it (`apt-get install {name}`) and run the tests again"),
+    }
+}

@@ -389,6 +389,11 @@ fn the_schema_rejects_what_irun_rejects() {
         "[tasks.a]\ncmd = \"x\"\ncwd = \"\"\n",
         "[tasks.a]\ncmd = \"x\"\nsources = [\"../up\"]\n",
         "[tasks.a]\ncmd = \"x\"\nstop_signal = \"SIGFOO\"\n",
+        "[tasks.t]\ncmd = \"x\"\nreuse = true\n",
+        "[tasks.t]\ncmd = \"x\"\nrestart = \"always\"\n",
+        "[tasks.t]\ncmd = \"x\"\ndaemon = true\nmax_restarts = -1\n",
+        "[tasks.t]\ncmd = \"x\"\noutput = \"quiet\"\n",
+        "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\ndotenv = [\".env\"]\n",
     ];
     for (n, case) in cases.iter().enumerate() {
         let file = format!("case{n}.toml");
@@ -588,4 +593,21 @@ fn listing_into_a_closed_pipe_exits_quietly() {
         let (code, stderr) = with_stdout_closed(&p, args);
         assert_eq!((code, stderr.as_str()), (0, ""), "irun {args:?}");
     }
+}
+
+#[test]
+fn the_schema_accepts_every_key_in_use() {
+    let p = Project::new(
+        "dotenv = [\"?.env\"]\n[env]\nPORT = \"${PORT:-7000}\"\n\
+         [tasks.web]\ncmd = [\"serve\", \"${IRUN_PORT}\"]\ndaemon = true\nready = { tcp = \"auto\" }\nrestart = \"on-failure\"\n\
+         max_restarts = 5\noutput = \"on-failure\"\ndotenv = [\"?web.env\"]\n\
+         [tasks.db]\ncmd = \"db --port ${PORT}\"\ndaemon = true\nreuse = true\nready = { tcp = \"${PORT}\" }\n\
+         [tasks.t]\ncmd = \"t\"\ndeps = [\"web\", \"db\"]\noutput = \"live\"\n",
+    );
+    let irun = p.irun().args(["list"]).run();
+    assert_eq!(irun.code, 0, "irun accepts it: {irun:?}");
+    let schema = p.irun().args(["schema"]).run();
+    p.file("irun.schema.json", &schema.stdout);
+    let check = validate_toml(p.path("irun.schema.json").to_str().unwrap(), p.path("Irun.toml").to_str().unwrap());
+    assert_eq!(check.code, 0, "the schema accepts it too: {check:?}");
 }

@@ -26,30 +26,29 @@ impl Tail {
         self.recent.is_empty()
     }
 
-    /// One output event: `\n`-separated lines, the last without its newline.
+    /// One output event: `\n`-separated lines, the last without its newline. Lines that scroll out are only looked
+    /// at where they have a `:` or `", line ` (found with SIMD searches): a chatty task costs little here.
     pub fn push(&mut self, text: &[u8]) {
         if self.limit == 0 {
             return;
         }
-        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
-        let keep_from = lines.len().saturating_sub(self.limit);
-        if keep_from > 0 {
-            // The lines kept so far and those before `keep_from` all scroll out, in this order: only a location
-            // keeps one.
+        // `kept`: the event's last `limit` lines; `scrolled`: the lines before them (ending with a newline).
+        let split = memchr::memrchr_iter(b'\n', text).nth(self.limit - 1).map_or(0, |p| p + 1);
+        let (scrolled, kept) = text.split_at(split);
+        if !scrolled.is_empty() {
+            // Every line kept so far scrolls out too, before the event's own.
             while let Some(old) = self.recent.pop_front() {
                 if has_location(&old) {
                     self.locate(old);
                 }
             }
-            for line in &lines[..keep_from] {
-                if has_location(line) {
-                    self.locate(line.to_vec());
-                }
+            for line in located_lines(&scrolled[..scrolled.len() - 1]) {
+                self.locate(line.to_vec());
             }
         }
-        for line in &lines[keep_from..] {
+        for line in kept.split(|&b| b == b'\n') {
             // Reuse the oldest line's buffer: a chatty task costs no allocation per line here.
-            let mut kept = if self.recent.len() == self.limit {
+            let mut buf = if self.recent.len() == self.limit {
                 let old = self.recent.pop_front().unwrap_or_default();
                 if has_location(&old) {
                     self.locate(old);
@@ -60,9 +59,9 @@ impl Tail {
             } else {
                 Vec::new()
             };
-            kept.clear();
-            kept.extend_from_slice(line);
-            self.recent.push_back(kept);
+            buf.clear();
+            buf.extend_from_slice(line);
+            self.recent.push_back(buf);
         }
     }
 
@@ -89,14 +88,32 @@ impl Tail {
     }
 }
 
+/// The lines of `text` (`\n`-separated) that point at a place in a file, in order.
+fn located_lines(text: &[u8]) -> Vec<&[u8]> {
+    let mut starts: Vec<usize> = memchr::memchr_iter(b':', text)
+        .chain(memchr::memmem::find_iter(text, b"\", line "))
+        .map(|at| memchr::memrchr(b'\n', &text[..at]).map_or(0, |p| p + 1))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+        .into_iter()
+        .map(|start| {
+            let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |e| start + e);
+            &text[start..end]
+        })
+        .filter(|line| has_location(line))
+        .collect()
+}
+
 /// Whether a line points at a place in a file: `name.ext:LINE` (as compilers, linters and test runners print), or
 /// Python's `File "...", line N`.
 pub fn has_location(line: &[u8]) -> bool {
-    if line.windows(8).any(|w| w == b"\", line ") {
+    if memchr::memmem::find(line, b"\", line ").is_some() {
         return true;
     }
     let mut from = 0;
-    while let Some(i) = line[from..].iter().position(|&b| b == b':').map(|i| i + from) {
+    while let Some(i) = memchr::memchr(b':', &line[from..]).map(|i| i + from) {
         if line.get(i + 1).is_some_and(u8::is_ascii_digit) {
             // The word before the colon: a file name with an extension.
             let word = line[..i].rsplit(|&b| b.is_ascii_whitespace() || b == b'(' || b == b'\'' || b == b'"').next();

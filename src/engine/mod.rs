@@ -400,14 +400,16 @@ impl Engine {
                 }
             }
         }
+        self.reconsider(i);
+        for idx in 0..self.plan.dependents[i].len() {
+            self.reconsider(self.plan.dependents[i][idx]);
+        }
+    }
+
+    /// A waiting task that may have become startable is looked at again.
+    fn reconsider(&mut self, i: usize) {
         if self.nodes[i].life == Life::Waiting {
             self.candidates.insert(self.rank[i]);
-        }
-        for idx in 0..self.plan.dependents[i].len() {
-            let d = self.plan.dependents[i][idx];
-            if self.nodes[d].life == Life::Waiting {
-                self.candidates.insert(self.rank[d]);
-            }
         }
     }
 
@@ -583,17 +585,9 @@ impl Engine {
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
             Life::Ready if restarted => {
-                for idx in 0..self.plan.needers[i].len() {
-                    let n = self.plan.needers[i][idx];
-                    if self.nodes[n].life == Life::Waiting {
-                        self.candidates.insert(self.rank[n]);
-                    }
-                }
-                for idx in 0..self.plan.dependents[i].len() {
-                    let d = self.plan.dependents[i][idx];
-                    if self.nodes[d].life == Life::Waiting {
-                        self.candidates.insert(self.rank[d]);
-                    }
+                let plan = self.plan.clone();
+                for &n in plan.needers[i].iter().chain(&plan.dependents[i]) {
+                    self.reconsider(n);
                 }
             }
             Life::Running | Life::Starting => {

@@ -120,6 +120,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 
+    /// Run one shard of the plan: `slice:K/N` deals the leaf tasks (those nothing else in the plan needs) in plan
+    /// order, `hash:K/N` places each by a stable hash of its name; a shard runs its leaves and what they depend on
+    #[arg(long, value_name = "SCHEME:K/N", value_parser = crate::partition::parse)]
+    pub partition: Option<crate::partition::Partition>,
+
+    /// With --partition: refuse to run (exit 2) unless the plan's hash (from `irun plan --json`) is HASH
+    #[arg(long, value_name = "HASH", requires = "partition")]
+    pub expect_plan: Option<String>,
+
     /// Write a JUnit XML report (one test case per task) to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -143,6 +152,8 @@ const RUN_ONLY: &[(&str, &str)] = &[
     ("json", "--json"),
     ("events", "--events"),
     ("junit", "--junit"),
+    ("partition", "--partition"),
+    ("expect_plan", "--expect-plan"),
 ];
 
 impl Cli {
@@ -198,6 +209,25 @@ pub enum Command {
     },
     /// Print the JSON Schema of Irun.toml (for editors: completion and validation)
     Schema,
+    /// Print the plan as one JSON document (tasks, waves, leaf tasks, the plan's hash and, with --shards or
+    /// --partition, each shard's tasks and the `irun` arguments that run it), for a CI job matrix
+    Plan {
+        /// JSON output (the only form)
+        #[arg(long, required = true)]
+        json: bool,
+        /// Describe this many shards
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "partition")]
+        shards: Option<u32>,
+        /// With --shards: deal the leaf tasks in plan order (`slice`) or by a hash of their names (`hash`)
+        #[arg(long, value_enum, default_value_t = SchemeChoice::Slice, requires = "shards")]
+        scheme: SchemeChoice,
+        /// Describe this one shard
+        #[arg(long, value_name = "SCHEME:K/N", value_parser = crate::partition::parse)]
+        partition: Option<crate::partition::Partition>,
+        /// Tasks to plan [default: `default` in Irun.toml]
+        #[arg(value_name = "TARGET")]
+        targets: Vec<String>,
+    },
     /// Print the task graph; edges point from a dependency to the task that depends on it
     Graph {
         /// Graphviz DOT output (the default)
@@ -213,6 +243,12 @@ pub enum Command {
         #[arg(value_name = "TARGET")]
         targets: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeChoice {
+    Slice,
+    Hash,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

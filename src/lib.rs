@@ -22,6 +22,7 @@ pub mod guard;
 pub mod interpolate;
 pub mod outcome;
 pub mod output;
+pub mod partition;
 pub mod plan;
 pub mod probe;
 pub mod procfs;
@@ -108,6 +109,23 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
         Some(Command::Graph { targets, mermaid, status, .. }) => {
             let selected = if targets.is_empty() { None } else { Some(graph.select(&graph.resolve(targets)?)) };
             commands::print(&commands::graph::text(&config, &graph, selected.as_deref(), *mermaid, *status))?;
+            Ok(exit::PASSED)
+        }
+        Some(Command::Plan { shards, scheme, partition, targets, .. }) => {
+            let plan = Plan::new(&graph, &plan::targets(&config, &graph, targets)?);
+            let scheme = match scheme {
+                cli::SchemeChoice::Slice => partition::Scheme::Slice,
+                cli::SchemeChoice::Hash => partition::Scheme::Hash,
+            };
+            let file = cli.file.as_ref().map(|f| f.display().to_string());
+            let req = commands::plan::Request {
+                partition: *partition,
+                shards: *shards,
+                scheme,
+                targets,
+                file: file.as_deref(),
+            };
+            commands::print(&commands::plan::json(&graph, &plan, &req))?;
             Ok(exit::PASSED)
         }
         Some(Command::Completions { .. } | Command::Schema | Command::Run(_)) => unreachable!("handled above"),

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod explain;
 pub mod graph;
 pub mod list;
+pub mod plan;
 pub mod run;
 
 /// Write a command's output to stdout. A reader that went away (`irun list | head -1`) is not an error: irun stops

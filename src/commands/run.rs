@@ -16,7 +16,37 @@ use crate::{driver, fresh, guard, report, supervisor, watch};
 pub fn run(cli: &Cli, mut config: Config, stdout_color: bool) -> Result<i32, Failure> {
     crate::arguments::apply(&mut config, &cli.run.targets, &cli.run.args)?;
     let graph = TaskGraph::new(&config)?;
-    let targets = crate::plan::targets(&config, &graph, &cli.run.targets)?;
+    let mut targets = crate::plan::targets(&config, &graph, &cli.run.targets)?;
+    let mut shard_notice = None;
+    if let Some(p) = cli.run.partition {
+        // One shard: its leaf tasks become the targets, after the whole plan's hash is checked.
+        let whole = Plan::new(&graph, &targets);
+        let hash = crate::partition::plan_hash(&whole);
+        if let Some(expected) = cli.run.expect_plan.as_deref().filter(|e| *e != hash) {
+            return Err(Failure::Usage(
+                Diagnostic::new(format!(
+                    "this plan's hash is {hash}, not {expected}: shard {} was planned from a different Irun.toml \
+                     or other targets",
+                    p.shard()
+                ))
+                .with_help("run `irun plan --json` again on this checkout, and start every shard from its output"),
+            ));
+        }
+        let leaves = crate::partition::leaves(&whole).len();
+        let units = crate::partition::units_of(&whole, p);
+        if units.is_empty() {
+            println!("irun: shard {} ({p}) has none of the plan's {leaves} leaf tasks: nothing to run", p.shard());
+            return Ok(exit::PASSED);
+        }
+        let names: Vec<&str> = units.iter().map(|&u| config.tasks[u].name.as_str()).collect();
+        shard_notice = Some(format!(
+            "shard {} ({p}): {} of the plan's {leaves} leaf tasks: {}",
+            p.shard(),
+            units.len(),
+            names.join(", ")
+        ));
+        targets = units;
+    }
     let plan = Plan::new(&graph, &targets);
     let jobs = cli.run.jobs.map(|j| j as usize).or(config.jobs).unwrap_or_else(default_jobs);
     let (checker, warning) = fresh::Checker::new(&config.root, cli.run.force);
@@ -44,7 +74,7 @@ pub fn run(cli: &Cli, mut config: Config, stdout_color: bool) -> Result<i32, Fai
     guard::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
     supervisor::become_subreaper();
     // Watches go in before anything runs, so a change made during the first run is not missed.
-    let mut notices: Vec<String> = warning.into_iter().collect();
+    let mut notices: Vec<String> = warning.into_iter().chain(shard_notice).collect();
     let watching = if cli.run.watch {
         let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
         let sources: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].sources.iter().cloned()).collect();
@@ -121,9 +151,10 @@ fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, F
         })
     };
     let stdout = || std::io::BufWriter::new(std::io::stdout());
+    let shard = cli.run.partition.map(|p| p.shard());
     let mut out: Vec<Box<dyn report::Reporter>> = Vec::new();
     if cli.run.json {
-        out.push(Box::new(report::json::Json::new(stdout(), report::STDOUT)));
+        out.push(Box::new(report::json::Json::new(stdout(), report::STDOUT).with_shard(shard.clone())));
     } else {
         let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
@@ -138,11 +169,12 @@ fn reporters(cli: &Cli, color: bool) -> Result<Vec<Box<dyn report::Reporter>>, F
     }
     if let Some(path) = &cli.run.events {
         let file = create(path, "event stream")?;
-        out.push(Box::new(report::json::Json::new(std::io::BufWriter::new(file), &path.display().to_string())));
+        let json = report::json::Json::new(std::io::BufWriter::new(file), &path.display().to_string());
+        out.push(Box::new(json.with_shard(shard.clone())));
     }
     if let Some(path) = &cli.run.junit {
         let file = create(path, "JUnit report")?;
-        out.push(Box::new(report::junit::Junit::new(path.clone(), file)));
+        out.push(Box::new(report::junit::Junit::new(path.clone(), file).with_shard(shard.clone())));
     }
     Ok(out)
 }

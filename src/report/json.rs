@@ -21,11 +21,18 @@ pub struct Json<W: Write + Send> {
     /// A write failed: nothing more is written.
     failed: bool,
     trouble: Option<Trouble>,
+    /// `--partition`: every object says which shard (`K/N`) it comes from.
+    shard: Option<String>,
 }
 
 impl<W: Write + Send> Json<W> {
     pub fn new(out: W, dest: &str) -> Self {
-        Json { out, dest: dest.to_string(), failed: false, trouble: None }
+        Json { out, dest: dest.to_string(), failed: false, trouble: None, shard: None }
+    }
+
+    pub fn with_shard(mut self, shard: Option<String>) -> Self {
+        self.shard = shard;
+        self
     }
 
     fn check(&mut self, written: std::io::Result<()>) {
@@ -163,6 +170,10 @@ impl<W: Write + Send> Json<W> {
         let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
         let time = humantime::format_rfc3339_micros(at);
         let mut tail = Vec::with_capacity(task.len() + 80);
+        if let Some(shard) = &self.shard {
+            tail.extend_from_slice(b",\"shard\":");
+            let _ = serde_json::to_writer(&mut tail, shard);
+        }
         tail.extend_from_slice(format!(",\"stream\":\"{stream}\",\"task\":").as_bytes());
         let _ = serde_json::to_writer(&mut tail, task);
         tail.extend_from_slice(format!(",\"time\":\"{time}\",\"version\":{VERSION}}}\n").as_bytes());
@@ -182,6 +193,9 @@ impl<W: Write + Send> Json<W> {
         line.insert("version".into(), json!(VERSION));
         line.insert("time".into(), json!(humantime::format_rfc3339_micros(at).to_string()));
         line.insert("event".into(), json!(name));
+        if let Some(shard) = &self.shard {
+            line.insert("shard".into(), json!(shard));
+        }
         if let Value::Object(rest) = v.take() {
             line.extend(rest);
         }
@@ -224,13 +238,16 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_500_000_123_456);
         let task: crate::events::TaskName = "web \"1\"".into();
         let text = b"plain\n\"quoted\" \\ \t tab\n\xff not utf-8\n".to_vec();
-        let mut fast = Json::new(Vec::new(), "test");
-        fast.event(at, &Event::Output { task: task.clone(), stream: Stream::Stderr, text: text.clone() });
-        let mut general = Json::new(Vec::new(), "test");
-        for line in text.split(|&b| b == b'\n') {
-            general.write(at, &Event::Output { task: task.clone(), stream: Stream::Stderr, text: line.to_vec() });
+        for shard in [None, Some("2/3".to_string())] {
+            let mut fast = Json::new(Vec::new(), "test").with_shard(shard.clone());
+            fast.event(at, &Event::Output { task: task.clone(), stream: Stream::Stderr, text: text.clone() });
+            let mut general = Json::new(Vec::new(), "test").with_shard(shard.clone());
+            for line in text.split(|&b| b == b'\n') {
+                general.write(at, &Event::Output { task: task.clone(), stream: Stream::Stderr, text: line.to_vec() });
+            }
+            assert_eq!(String::from_utf8_lossy(&fast.out), String::from_utf8_lossy(&general.out));
+            assert_eq!(fast.out.iter().filter(|&&b| b == b'\n').count(), 4);
+            assert_eq!(String::from_utf8_lossy(&fast.out).contains("\"shard\":\"2/3\""), shard.is_some());
         }
-        assert_eq!(String::from_utf8_lossy(&fast.out), String::from_utf8_lossy(&general.out));
-        assert_eq!(fast.out.iter().filter(|&&b| b == b'\n').count(), 4);
     }
 }

@@ -23,6 +23,8 @@ pub struct Junit {
     cases: Vec<TestCase>,
     started: Option<SystemTime>,
     trouble: Option<Trouble>,
+    /// `--partition`: the shard (`K/N`), in the suite's name, a property and each case's class.
+    shard: Option<String>,
 }
 
 impl Junit {
@@ -37,7 +39,13 @@ impl Junit {
             cases: Vec::new(),
             started: None,
             trouble: None,
+            shard: None,
         }
+    }
+
+    pub fn with_shard(mut self, shard: Option<String>) -> Self {
+        self.shard = shard;
+        self
     }
 
     fn case(&mut self, task: &TaskName, outcome: &Outcome, duration: Duration) -> TestCase {
@@ -69,7 +77,11 @@ impl Junit {
             Some(TaskKind::Service) => "service",
             _ => "task",
         };
-        case.set_classname(format!("irun.{kind}"));
+        match &self.shard {
+            // Shards run shared deps each: the class keeps their cases apart when reports are merged.
+            Some(shard) => case.set_classname(format!("irun.shard-{}.{kind}", shard.replace('/', "-of-"))),
+            None => case.set_classname(format!("irun.{kind}")),
+        };
         case.set_time(duration);
         if let Some(out) = self.output.remove(task) {
             case.set_system_out(xml_text(&String::from_utf8_lossy(&out)));
@@ -111,7 +123,13 @@ impl Reporter for Junit {
                 self.cases.push(case);
             }
             Event::RunFinished { elapsed, .. } => {
-                let mut suite = TestSuite::new("irun");
+                let mut suite = match &self.shard {
+                    Some(shard) => TestSuite::new(format!("irun (shard {shard})")),
+                    None => TestSuite::new("irun"),
+                };
+                if let Some(shard) = &self.shard {
+                    suite.add_property(quick_junit::Property::new("irun.shard", shard.clone()));
+                }
                 let restarts: u32 = self.restarts.values().sum();
                 if restarts > 0 {
                     suite.add_property(quick_junit::Property::new("irun.restarts", restarts.to_string()));

@@ -10,6 +10,7 @@ mod cycles;
 mod discovery;
 mod faults;
 mod output;
+mod partition;
 mod ports;
 mod probes;
 mod reporting;

@@ -1,0 +1,195 @@
+//! `--partition slice:K/N | hash:K/N`, `irun plan --json --shards N` and `--expect-plan`: a run split across
+//! machines, each shard running its leaf tasks and what they need.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::harness::{Output, Project};
+
+/// A layered DAG: `db` (a service) and three layers of tasks; the last layer (`leaf-*`) are the leaves, `leaf-0`
+/// and `leaf-1` need `db`; `all` gathers the leaves. Each task appends its name to `ran.log`.
+fn layered(extra_leaf: bool) -> String {
+    let mut t = String::from("default = [\"all\"]\n");
+    t += "[tasks.db]\ncmd = \"echo db up; exec sleep 600\"\ndaemon = true\nready = { log = \"db up\" }\n";
+    for i in 0..4 {
+        t += &format!("[tasks.base-{i}]\ncmd = \"echo base-{i} >> ran.log\"\n");
+    }
+    for i in 0..4 {
+        t += &format!(
+            "[tasks.mid-{i}]\ncmd = \"echo mid-{i} >> ran.log\"\ndeps = [\"base-{i}\", \"base-{}\"]\n",
+            (i + 1) % 4
+        );
+    }
+    let leaves = if extra_leaf { 10 } else { 9 };
+    for i in 0..leaves {
+        let db = if i < 2 { ", \"db\"" } else { "" };
+        t += &format!("[tasks.leaf-{i}]\ncmd = \"echo leaf-{i} >> ran.log\"\ndeps = [\"mid-{}\"{db}]\n", i % 4);
+    }
+    let all: Vec<String> = (0..leaves).map(|i| format!("\"leaf-{i}\"")).collect();
+    t += &format!("[tasks.all]\ndeps = [{}]\n", all.join(", "));
+    t
+}
+
+fn plan(p: &Project, args: &[&str]) -> serde_json::Value {
+    let out = p.irun().args(["plan", "--json"]).args(args).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout).expect("one JSON document")
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+/// The tasks a `--json` run started, and the run's output.
+fn run_json(p: &Project, args: &[String]) -> (BTreeSet<String>, Output) {
+    let out = p.irun().args(args).args(["--json"]).run();
+    assert_eq!(out.code, 0, "irun {args:?}: {out:?}");
+    let started = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "task_started")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect();
+    (started, out)
+}
+
+/// Run every shard of `scheme`, each in its own copy of the project (as on separate machines), and check that
+/// together they run every leaf exactly once, that each has work, and that each runs its leaves' dependencies.
+fn every_leaf_once(scheme: &str) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let whole = plan(&Project::new(&layered(false)), &[]);
+    for k in 1..=3 {
+        let p = Project::new(&layered(false));
+        let (started, _) = run_json(&p, &["--partition".into(), format!("{scheme}:{k}/3")]);
+        let leaves: Vec<&String> = started.iter().filter(|t| t.starts_with("leaf-")).collect();
+        assert!(!leaves.is_empty(), "{scheme} shard {k}/3 has work");
+        for leaf in leaves {
+            *seen.entry(leaf.clone()).or_default() += 1;
+            let n: usize = leaf.trim_start_matches("leaf-").parse().unwrap();
+            assert!(started.contains(&format!("mid-{}", n % 4)), "{leaf}'s dependency ran on its shard");
+        }
+        let ran = p.read("ran.log");
+        assert_eq!(ran.lines().count(), ran.lines().collect::<BTreeSet<_>>().len(), "nothing ran twice: {ran}");
+    }
+    let units = strings(&whole["units"]);
+    assert_eq!(units.len(), 9);
+    for unit in units {
+        assert_eq!(seen.get(&unit), Some(&1), "{unit} ran on exactly one {scheme} shard: {seen:?}");
+    }
+}
+
+#[test]
+fn slice_shards_together_run_every_leaf_exactly_once() {
+    every_leaf_once("slice");
+}
+
+#[test]
+fn hash_shards_together_run_every_leaf_exactly_once() {
+    every_leaf_once("hash");
+}
+
+#[test]
+fn adding_a_task_moves_no_other_leaf_between_hash_shards() {
+    let shards_of = |toml: String| -> BTreeMap<String, String> {
+        let doc = plan(&Project::new(&toml), &["--shards", "3", "--scheme", "hash"]);
+        let mut of = BTreeMap::new();
+        for shard in doc["shards"].as_array().unwrap() {
+            for unit in strings(&shard["units"]) {
+                of.insert(unit, shard["shard"].as_str().unwrap().to_string());
+            }
+        }
+        of
+    };
+    let before = shards_of(layered(false));
+    let after = shards_of(layered(true));
+    assert_eq!(after.len(), before.len() + 1);
+    for (leaf, shard) in &before {
+        assert_eq!(after.get(leaf), Some(shard), "{leaf} stayed on its shard");
+    }
+}
+
+#[test]
+fn a_service_needed_on_two_shards_starts_and_stops_on_both() {
+    // slice deals leaf-0 and leaf-1 (both need db) to shards 1 and 2.
+    for k in [1, 2] {
+        let p = Project::new(&layered(false));
+        let (started, out) = run_json(&p, &["--partition".into(), format!("slice:{k}/3")]);
+        assert!(started.contains("db") && started.contains(&format!("leaf-{}", k - 1)), "{out:?}");
+        let events: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let pid = events.iter().find(|e| e["event"] == "task_started" && e["task"] == "db").unwrap()["pid"]
+            .as_i64()
+            .unwrap() as i32;
+        assert!(
+            events.iter().any(|e| e["event"] == "task_finished" && e["task"] == "db" && e["status"] == "ok"),
+            "db was stopped once its shard's leaves were done: {out:?}"
+        );
+        crate::harness::assert_all_dead(&[pid]);
+    }
+}
+
+#[test]
+fn plan_json_lists_the_shards_and_their_args_reproduce_the_runs() {
+    let doc = plan(&Project::new(&layered(false)), &["--shards", "3"]);
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["plan"].as_str().unwrap().len(), 16);
+    assert_eq!(doc["targets"], serde_json::json!(["all"]));
+    assert!(doc["waves"].as_array().unwrap().len() >= 3);
+    let shards = doc["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    for (k, shard) in shards.iter().enumerate() {
+        assert_eq!(shard["shard"], format!("{}/3", k + 1));
+        let p = Project::new(&layered(false));
+        let (started, _) = run_json(&p, &strings(&shard["args"]));
+        let planned: BTreeSet<String> = strings(&shard["tasks"]).into_iter().filter(|t| t != "all").collect();
+        assert_eq!(started, planned, "shard {}: the args run exactly the tasks the plan lists", k + 1);
+        for unit in strings(&shard["units"]) {
+            assert!(started.contains(&unit));
+        }
+    }
+}
+
+#[test]
+fn a_shard_of_another_plan_or_a_bad_partition_is_refused() {
+    let p = Project::new(&layered(false));
+    let hash = plan(&p, &[])["plan"].as_str().unwrap().to_string();
+    let ok = p.irun().args(["--partition", "slice:1/3", "--expect-plan", &hash, "-n"]).run();
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let other = p.irun().args(["--partition", "slice:1/3", "--expect-plan", "0123456789abcdef"]).run();
+    assert_eq!(other.code, 2, "{other:?}");
+    assert!(other.stderr.contains(&format!("this plan's hash is {hash}, not 0123456789abcdef")), "{other:?}");
+    assert!(!p.exists("ran.log"), "nothing ran");
+    for bad in ["slice:0/3", "slice:4/3", "hash:1/0", "count:1/2", "slice:1", "slice:a/3"] {
+        let out = p.irun().args(["--partition", bad]).run();
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(out.stderr.contains("--partition"), "{bad}: {out:?}");
+    }
+}
+
+#[test]
+fn a_shard_without_leaves_exits_0_and_says_so() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"touch a.ran\"\n[tasks.b]\ncmd = \"touch b.ran\"\n[tasks.all]\ndeps = [\"a\", \"b\"]\n",
+    );
+    let out = p.irun().args(["--partition", "slice:3/3", "all"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("shard 3/3 (slice:3/3) has none of the plan's 2 leaf tasks: nothing to run"),
+        "{out:?}"
+    );
+    assert!(!p.exists("a.ran") && !p.exists("b.ran"));
+}
+
+#[test]
+fn reports_carry_the_shard() {
+    let p = Project::new(&layered(false));
+    let out = p.irun().args(["--partition", "hash:2/3", "--json", "--junit", "junit.xml"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    for line in out.stdout.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["shard"], "2/3", "every event says its shard: {line}");
+    }
+    let xml = p.read("junit.xml");
+    assert!(xml.contains("<testsuite name=\"irun (shard 2/3)\""), "{xml}");
+    assert!(xml.contains("<property name=\"irun.shard\" value=\"2/3\"/>"), "{xml}");
+    assert!(xml.contains("classname=\"irun.shard-2-of-3.task\""), "{xml}");
+}

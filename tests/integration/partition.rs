@@ -193,3 +193,101 @@ fn reports_carry_the_shard() {
     assert!(xml.contains("<property name=\"irun.shard\" value=\"2/3\"/>"), "{xml}");
     assert!(xml.contains("classname=\"irun.shard-2-of-3.task\""), "{xml}");
 }
+
+/// The YAML block that follows `after` in README.md, as JSON (parsed by PyYAML).
+fn readme_yaml(after: &str) -> serde_json::Value {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let from = readme.find(after).unwrap_or_else(|| panic!("README.md has {after:?}"));
+    let block = readme[from..].split("```yaml\n").nth(1).unwrap().split("\n```").next().unwrap();
+    let out =
+        crate::reporting::python("import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.argv[1])))", &[block]);
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+/// Run one CI step's shell script in the project, with this irun on PATH (installing irun, the step before, is the
+/// one not run).
+fn ci_step(p: &Project, script: &str, env: &[(&str, String)]) -> std::process::Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_irun")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-eo", "pipefail", "-c", script]).current_dir(p.root()).env("PATH", path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{script}: {out:?}");
+    out
+}
+
+/// Leaves that ran in these projects, with how often.
+fn leaves_run(projects: &[Project]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for p in projects {
+        for line in p.read("ran.log").lines().filter(|l| l.starts_with("leaf-")) {
+            *seen.entry(line.to_string()).or_default() += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_readme_github_actions_workflow_runs_every_leaf_once_in_three_shards() {
+    let workflow = readme_yaml("A GitHub Actions workflow that runs the integration suite");
+    let steps = workflow["jobs"]["plan"]["steps"].as_array().unwrap();
+    let plan_step = steps.iter().find(|s| s["id"] == "plan").unwrap()["run"].as_str().unwrap();
+    let planner = Project::new(&layered(false));
+    ci_step(&planner, plan_step, &[("GITHUB_OUTPUT", planner.path("github-output").display().to_string())]);
+    let output = planner.read("github-output");
+    let plan: serde_json::Value = serde_json::from_str(output.trim().strip_prefix("plan=").unwrap()).unwrap();
+    // The matrix is the plan's shards, as `fromJSON(needs.plan.outputs.plan).shards` makes it.
+    let shard_job = &workflow["jobs"]["shard"];
+    assert_eq!(shard_job["strategy"]["matrix"]["include"], "${{ fromJSON(needs.plan.outputs.plan).shards }}");
+    assert_eq!(workflow["jobs"]["plan"]["outputs"]["plan"], "${{ steps.plan.outputs.plan }}");
+    let run = shard_job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.starts_with("irun "))
+        .unwrap();
+    let mut projects = Vec::new();
+    for matrix in plan["shards"].as_array().unwrap() {
+        let p = Project::new(&layered(false));
+        let script = run.replace("${{ join(matrix.args, ' ') }}", &strings(&matrix["args"]).join(" "));
+        assert!(!script.contains("${{"), "{script}");
+        ci_step(&p, &script, &[]);
+        assert!(p.read("junit.xml").contains(&format!("irun (shard {})", matrix["shard"].as_str().unwrap())));
+        projects.push(p);
+    }
+    assert_eq!(projects.len(), 3);
+    let seen = leaves_run(&projects);
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+}
+
+#[test]
+fn the_readme_gitlab_job_runs_every_leaf_once_in_its_parallel_jobs() {
+    let pipeline = readme_yaml("The same on GitLab CI");
+    let job = &pipeline["integration"];
+    let total = job["parallel"].as_u64().unwrap();
+    let script: Vec<&str> = job["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .filter(|l| !l.starts_with("cargo "))
+        .collect();
+    assert_eq!(job["artifacts"]["reports"]["junit"], "junit.xml");
+    let mut projects = Vec::new();
+    for index in 1..=total {
+        let p = Project::new(&layered(false));
+        let env = [("CI_NODE_INDEX", index.to_string()), ("CI_NODE_TOTAL", total.to_string())];
+        ci_step(&p, &script.join("\n"), &env);
+        assert!(p.exists("junit.xml"));
+        projects.push(p);
+    }
+    let seen = leaves_run(&projects);
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+}

@@ -97,7 +97,9 @@ pub async fn run(mut job: Job) {
         // A service that exited by itself may be started again (`restart`), after a growing pause; a stop
         // request during the pause ends it.
         let End::Exited(exit) = end else { break end };
-        if !policy.after(exit) || restarts >= max {
+        // A stop already requested (perhaps seen while the exited instance's group was cleaned up) wins.
+        let stop_requested = |job: &Job| job.control.borrow().is_some();
+        if !policy.after(exit) || restarts >= max || stop_requested(&job) {
             break end;
         }
         restarts += 1;
@@ -106,6 +108,9 @@ pub async fn run(mut job: Job) {
         tokio::select! {
             () = sleep(delay) => {}
             _ = next_control(&mut job.control) => break End::Stopped,
+        }
+        if stop_requested(&job) {
+            break End::Stopped;
         }
         job.restarting = true;
     };
@@ -144,7 +149,8 @@ impl Job {
         }
         let probe = chosen.as_ref().or(configured);
 
-        if let (true, Some(p)) = (task.reuse, probe) {
+        // Only before irun's own first start: a restarted service's old instance must not pass for someone else's.
+        if let (true, false, Some(p)) = (task.reuse, self.restarting, probe) {
             let ctx = probe::Context { cwd: &task.cwd, env: &task.env, log_matched: None };
             if probe::passes_now(p, &ctx).await {
                 // Someone else's server: used as it is, never signalled.

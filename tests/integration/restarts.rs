@@ -91,3 +91,18 @@ fn restart_keys_are_only_for_services() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("unknown `restart` \"sometimes\""), "{out:?}");
 }
+
+#[test]
+fn a_stop_requested_while_a_crashed_service_is_cleaned_up_is_not_lost_to_a_restart() {
+    // The service exits leaving a process that ignores SIGTERM, so cleaning its group up takes the stop timeout;
+    // its dependent finishes meanwhile, and the engine asks the service to stop. It must not be started again.
+    let p = Project::new(
+        "[tasks.svc]\ncmd = \"(trap '' TERM; exec sleep 300) & echo $$ >> starts; touch exited; exit 1\"\n\
+         daemon = true\nrestart = \"on-failure\"\nstop_timeout = \"1s\"\ntimeout = \"30s\"\n\
+         [tasks.dep]\ncmd = \"while [ ! -e exited ]; do sleep 0.02; done\"\ndeps = [\"svc\"]\n",
+    );
+    let out = p.irun().args(["--progress", "never", "dep"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(p.read("starts").lines().count(), 1, "started once: {out:?}");
+    assert!(!out.stdout.contains("TIMED OUT"), "{out:?}");
+}

@@ -1,6 +1,6 @@
 //! `irun completions SHELL`: clap's completion script for the options and subcommands, plus completion of task
-//! names (from `irun list --names`, run in the directory being completed in) where a run, `irun run`, `explain` or
-//! `graph` takes targets.
+//! names (from `irun list --names`, run in the directory being completed in) where a run, `irun run`, `explain`,
+//! `graph` or `plan` takes targets. Names are only ever compared, never evaluated by the shell.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -24,19 +24,25 @@ pub fn script(shell: Shell) -> String {
 const BASH: &str = r#"
 _irun_tasks() {
     _irun "$@"
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" w
-    [[ "$cur" == -* ]] && return 0
+    # The word being completed as typed: bash splits `build:web` at the colon.
+    local line="${COMP_LINE:0:COMP_POINT}"
+    local word="${line##*[[:space:]]}" prev="${COMP_WORDS[COMP_CWORD-1]}" w name
+    [[ "$word" == -* ]] && return 0
     case "$prev" in
         -f|--file|-j|--jobs|--debounce|--on-busy|--output|--tail|--progress|--events|--junit|--color) return 0 ;;
+        --partition|--expect-plan|--shards|--scheme) return 0 ;;
     esac
     for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
         case "$w" in
-            --) return 0 ;;
-            list|completions|schema|help) return 0 ;;
+            --|list|completions|schema|help) return 0 ;;
         esac
     done
-    local IFS=$'\n'
-    COMPREPLY+=( $(compgen -W "$(irun list --names 2>/dev/null)" -- "$cur") )
+    # Names are compared, never evaluated (a task name is text from Irun.toml); readline replaces only what follows
+    # the word's last colon, so that much is left out of each candidate.
+    local head="${word%"${word##*:}"}"
+    while IFS= read -r name; do
+        [[ "$name" == "$word"* ]] && COMPREPLY+=("${name#"$head"}")
+    done < <(irun list --names 2>/dev/null)
     return 0
 }
 "#;
@@ -51,6 +57,8 @@ const ZSH: &str = r#"
 _irun_tasks() {
     local -a tasks
     tasks=(${(f)"$(irun list --names 2>/dev/null)"})
+    # `_describe` reads `name:description`: a colon in a name is escaped.
+    tasks=(${tasks//:/\\:})
     _describe -t tasks 'task' tasks
 }
 
@@ -77,5 +85,5 @@ fn zsh(script: &str) -> String {
 const FISH: &str = r#"
 # Task names, from the Irun.toml of the directory being completed in.
 complete -c irun -n "__fish_irun_needs_command" -f -a "(irun list --names 2>/dev/null)" -d task
-complete -c irun -n "__fish_seen_subcommand_from run explain graph" -f -a "(irun list --names 2>/dev/null)" -d task
+complete -c irun -n "__fish_seen_subcommand_from run explain graph plan" -f -a "(irun list --names 2>/dev/null)" -d task
 "#;

@@ -50,7 +50,8 @@ fn in_shell(p: &Project, shell: &str, script: &str) -> String {
 
 #[test]
 fn completion_scripts_complete_task_names() {
-    let p = Project::new(TASKS);
+    // Besides the usual names: one with a colon, and one a shell would run if it evaluated it.
+    let p = Project::new(&format!("{TASKS}[tasks.\"build:web\"]\ncmd = \"true\"\n[tasks.\"$(touch pwned)\"]\ncmd = \"true\"\n"));
     for shell in ["bash", "zsh", "fish"] {
         let out = p.irun().args(["completions", shell]).run();
         assert_eq!(out.code, 0, "{out:?}");
@@ -61,8 +62,9 @@ fn completion_scripts_complete_task_names() {
     let bash = in_shell(
         &p,
         &shell("bash"),
-        "source ./irun.bash; for line in 'irun cl' 'irun run w' 'irun explain '; do \
-         read -ra COMP_WORDS <<< \"$line\"; [[ $line == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); \
+        "source ./irun.bash; for line in 'irun cl' 'irun run w' 'irun explain ' 'irun build:w'; do \
+         COMP_LINE=$line; COMP_POINT=${#line}; \
+         read -ra COMP_WORDS <<< \"${line//:/ : }\"; [[ $line == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); \
          COMPREPLY=(); _irun_tasks irun \"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"; \
          echo \"$line => ${COMPREPLY[*]}\"; done",
     );
@@ -70,6 +72,8 @@ fn completion_scripts_complete_task_names() {
     assert!(bash.contains("irun run w => web-server"), "{bash}");
     let explain = bash.lines().find(|l| l.starts_with("irun explain ")).unwrap();
     assert!(explain.contains("web-server") && explain.contains("client") && explain.contains("all"), "{bash}");
+    assert!(explain.contains("$(touch pwned)"), "the odd name is offered as text: {bash}");
+    assert!(bash.contains("irun build:w => web"), "after the colon, as readline replaces it: {bash}");
     // fish: its own completion engine, as at a prompt.
     let fish = in_shell(&p, &shell("fish"), "source ./irun.fish; complete -C 'irun cl'; complete -C 'irun graph a'");
     assert!(fish.contains("client\ttask") && fish.contains("all\ttask"), "{fish}");
@@ -77,9 +81,10 @@ fn completion_scripts_complete_task_names() {
     let zsh = in_shell(
         &p,
         &shell("zsh"),
-        "compdef() { :; }; source ./irun.zsh; _describe() { local name=$4; print -l -- ${(P)name}; }; _irun_tasks",
+        "compdef() { :; }; source ./irun.zsh; _describe() { local name=$4; print -r -l -- ${(P)name}; }; _irun_tasks",
     );
-    assert_eq!(zsh, "web-server\nclient\nall\n");
+    assert_eq!(zsh, "web-server\nclient\nall\nbuild\\:web\n$(touch pwned)\n");
+    assert!(!p.exists("pwned"), "no shell ran a task's name");
     assert!(p.read("irun.zsh").contains("targets -- Tasks to run, with everything they depend on"));
     assert!(
         !p.read("irun.zsh").lines().any(|l| l.contains("targets -- ") && l.contains(":_default'")),

@@ -478,7 +478,7 @@ impl Validator<'_> {
             }
         };
         let dotenv = self.dotenv(raw.dotenv.as_ref())?;
-        let env = self.env(&raw.env, &Layers::new(self.shell, [dotenv.as_slice()]))?;
+        let env = self.env(&raw.env, &Layers::new(&[], self.shell, &[dotenv.as_slice()]))?;
         let shared = Shared { dotenv, env };
 
         // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
@@ -527,16 +527,15 @@ impl Validator<'_> {
         if task_name.trim().is_empty() {
             return Err(self.err(name.span(), "a task name cannot be empty"));
         }
-        // `${NAME}` is looked up in irun's environment, then the dotenv files (the task's, then the top level's),
-        // then the task's `env`, then `[env]`.
+        // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's environment, else
+        // the dotenv files (the task's, then the top level's). A value in `env` sees the layers below it.
         let dotenv = self.dotenv(raw.dotenv.as_ref())?;
+        let below: [&[(String, String)]; 2] = [&dotenv, &shared.dotenv];
         let task_env = match &raw.env {
-            Some(e) => {
-                self.env(e.get_ref(), &Layers::new(self.shell, [dotenv.as_slice(), &shared.dotenv, &shared.env]))?
-            }
+            Some(e) => self.env(e.get_ref(), &Layers::new(&[&shared.env], self.shell, &below))?,
             None => Vec::new(),
         };
-        let vars = Layers::new(self.shell, [dotenv.as_slice(), &shared.dotenv, &task_env, &shared.env]);
+        let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
         let cmd = match &raw.cmd {
             None => None,
             Some(c) => Some(self.cmd(c, "cmd", &vars)?),

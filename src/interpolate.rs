@@ -4,26 +4,30 @@
 //! starts, such as `IRUN_CHANGED_PATHS` and `IRUN_PORT`), are left as written: they reach the task's environment,
 //! and its shell expands them.
 
-/// Where `${NAME}` is looked up: irun's environment first, then each list in order (in a list, the last entry for a
-/// name wins).
+/// Where `${NAME}` is looked up, the first that has it winning: the lists in `over` (settings that override irun's
+/// environment), irun's environment, then the lists in `under` (dotenv files, which do not). In a list, the last
+/// entry for a name wins. This is the order in which a task's environment is made, so `${NAME}` is the value the
+/// task sees as `$NAME`.
 pub struct Layers<'a> {
+    over: Vec<&'a [(String, String)]>,
     shell: &'a std::collections::HashMap<String, String>,
-    lists: Vec<&'a [(String, String)]>,
+    under: Vec<&'a [(String, String)]>,
 }
 
 impl<'a> Layers<'a> {
-    pub fn new<const N: usize>(
+    pub fn new(
+        over: &[&'a [(String, String)]],
         shell: &'a std::collections::HashMap<String, String>,
-        lists: [&'a [(String, String)]; N],
+        under: &[&'a [(String, String)]],
     ) -> Self {
-        Layers { shell, lists: lists.to_vec() }
+        Layers { over: over.to_vec(), shell, under: under.to_vec() }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
-        if let Some(v) = self.shell.get(name) {
-            return Some(v.clone());
-        }
-        self.lists.iter().find_map(|list| list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let find = |lists: &[&[(String, String)]]| {
+            lists.iter().find_map(|list| list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        };
+        find(&self.over).or_else(|| self.shell.get(name).cloned()).or_else(|| find(&self.under))
     }
 }
 

@@ -51,7 +51,9 @@ fn in_shell(p: &Project, shell: &str, script: &str) -> String {
 #[test]
 fn completion_scripts_complete_task_names() {
     // Besides the usual names: one with a colon, and one a shell would run if it evaluated it.
-    let p = Project::new(&format!("{TASKS}[tasks.\"build:web\"]\ncmd = \"true\"\n[tasks.\"$(touch pwned)\"]\ncmd = \"true\"\n"));
+    let p = Project::new(&format!(
+        "{TASKS}[tasks.\"build:web\"]\ncmd = \"true\"\n[tasks.\"$(touch pwned)\"]\ncmd = \"true\"\n"
+    ));
     for shell in ["bash", "zsh", "fish"] {
         let out = p.irun().args(["completions", shell]).run();
         assert_eq!(out.code, 0, "{out:?}");

@@ -74,3 +74,16 @@ fn a_missing_dotenv_file_is_an_error_unless_optional() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("cannot use dotenv file \"bad.env\": line 2"), "{out:?}");
 }
+
+#[test]
+fn a_reference_has_the_value_the_task_sees() {
+    // `${PORT}` (resolved by irun) and `$PORT` (the task's environment) agree, whichever layers set it.
+    let p = Project::new(
+        "dotenv = [\".env\"]\n[env]\nPORT = \"2\"\n\
+         [tasks.t]\ncmd = \"echo ${PORT} $PORT ${HOST} $HOST ${ONLY_DOTENV} $ONLY_DOTENV\"\nenv = { HOST = \"h-${PORT}\" }\n",
+    );
+    p.file(".env", "PORT=1\nHOST=dotenv-host\nONLY_DOTENV=d\n");
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("t | 2 2 h-2 h-2 d d"), "{out:?}");
+}

@@ -42,6 +42,8 @@ pub fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result
     match &mut task.cmd {
         Some(Cmd::Argv(argv)) => argv.extend(args.iter().cloned()),
         Some(Cmd::Shell(line)) => {
+            // After the command's last word, not after a trailing newline (which would start another command).
+            line.truncate(line.trim_end().len());
             for arg in args {
                 line.push(' ');
                 line.push_str(&quote(arg));
@@ -82,6 +84,13 @@ mod tests {
         apply(&mut c, &args(&["b"]), &args(&["-k", "it's here", "$HOME", ""])).unwrap();
         assert_eq!(c.task("a").unwrap().cmd, Some(Cmd::Argv(args(&["echo", "x", "-k", "it's here"]))));
         assert_eq!(c.task("b").unwrap().cmd, Some(Cmd::Shell(r"echo x -k 'it'\''s here' '$HOME' ''".to_string())));
+        let mut c = config("[tasks.m]\ncmd = \"\"\"\npytest tests\n\"\"\"\n");
+        apply(&mut c, &args(&["m"]), &args(&["-k", "x"])).unwrap();
+        assert_eq!(
+            c.task("m").unwrap().cmd,
+            Some(Cmd::Shell("pytest tests -k x".to_string())),
+            "a trailing newline is dropped"
+        );
     }
 
     #[test]

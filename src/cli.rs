@@ -122,7 +122,7 @@ pub struct RunArgs {
 
     /// Run one shard of the plan: `slice:K/N` deals the leaf tasks (those nothing else in the plan needs) in plan
     /// order, `hash:K/N` places each by a stable hash of its name; a shard runs its leaves and what they depend on
-    #[arg(long, value_name = "SCHEME:K/N", value_parser = crate::partition::parse)]
+    #[arg(long, value_name = "SCHEME:K/N", value_parser = crate::partition::parse, conflicts_with = "watch")]
     pub partition: Option<crate::partition::Partition>,
 
     /// With --partition: refuse to run (exit 2) unless the plan's hash (from `irun plan --json`) is HASH
@@ -173,7 +173,15 @@ impl Cli {
                 .with_help(format!("leave it out, or run tasks without `{sub}`: `irun [OPTIONS] [TARGET]...`")));
             }
         }
-        // `irun run NAME...` is a run like any other; it only lets a task be named like a subcommand.
+        // `irun run NAME...` is a run like any other; it only lets a task be named like a subcommand. Its options go
+        // after `run` (those before it would be dropped).
+        if let (Some((_, _)), Some((_, flag))) = (
+            matches.subcommand().filter(|(sub, _)| *sub == "run"),
+            RUN_ONLY.iter().find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine)),
+        ) {
+            return Err(crate::diagnostic::Diagnostic::new(format!("{flag} before `run` would be ignored"))
+                .with_help(format!("put it after `run`: `irun run {flag} ...`, or leave `run` out")));
+        }
         if let Some(Command::Run(run)) = &cli.command {
             cli.run = run.clone();
             cli.command = None;

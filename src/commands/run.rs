@@ -35,16 +35,18 @@ pub fn run(cli: &Cli, mut config: Config, stdout_color: bool) -> Result<i32, Fai
         let leaves = crate::partition::leaves(&whole).len();
         let units = crate::partition::units_of(&whole, p);
         if units.is_empty() {
-            println!("irun: shard {} ({p}) has none of the plan's {leaves} leaf tasks: nothing to run", p.shard());
-            return Ok(exit::PASSED);
+            // An empty run all the same: reports (JSON, JUnit) are written as for any shard.
+            shard_notice =
+                Some(format!("shard {} ({p}) has none of the plan's {leaves} leaf tasks: nothing to run", p.shard()));
+        } else {
+            let names: Vec<&str> = units.iter().map(|&u| config.tasks[u].name.as_str()).collect();
+            shard_notice = Some(format!(
+                "shard {} ({p}): {} of the plan's {leaves} leaf tasks: {}",
+                p.shard(),
+                units.len(),
+                names.join(", ")
+            ));
         }
-        let names: Vec<&str> = units.iter().map(|&u| config.tasks[u].name.as_str()).collect();
-        shard_notice = Some(format!(
-            "shard {} ({p}): {} of the plan's {leaves} leaf tasks: {}",
-            p.shard(),
-            units.len(),
-            names.join(", ")
-        ));
         targets = units;
     }
     let plan = Plan::new(&graph, &targets);

@@ -467,13 +467,15 @@ impl<W: Write + Send> Terminal<W> {
     fn output(&mut self, task: &TaskName, text: &[u8]) {
         if !self.opts.grouped && self.quiet.contains(task) {
             let held = self.held.entry(task.clone()).or_default();
+            // A line costs its bytes and its own allocation (so a flood of empty lines is bounded too).
+            let cost = |line: &[u8]| line.len() + std::mem::size_of::<Vec<u8>>();
             for line in text.split(|&b| b == b'\n') {
-                held.bytes += line.len();
+                held.bytes += cost(line);
                 held.lines.push_back(line.to_vec());
             }
             while held.bytes > HELD_BYTES {
                 let Some(old) = held.lines.pop_front() else { break };
-                held.bytes -= old.len();
+                held.bytes -= cost(&old);
                 held.dropped += 1;
             }
         } else if self.opts.grouped {

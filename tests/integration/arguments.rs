@@ -62,6 +62,14 @@ fn arguments_need_exactly_one_target_that_is_a_task() {
 }
 
 #[test]
+fn run_options_before_run_are_an_error_not_dropped() {
+    let p = Project::new("[tasks.t]\ncmd = \"true\"\n");
+    let out = p.irun().args(["-j1", "run", "t"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("-j/--jobs before `run` would be ignored"), "{out:?}");
+}
+
+#[test]
 fn irun_run_runs_a_task_named_like_a_subcommand_with_run_options() {
     let p = Project::new("[tasks.list]\ncmd = [\"echo\", \"the list task\"]\n");
     let out = p.irun().args(["run", "--progress", "never", "-j1", "list", "--", "now"]).run();

@@ -149,3 +149,14 @@ fn the_failure_tail_has_the_chosen_length_and_keeps_file_line_lines() {
     let out = p.irun().args(["--progress", "never", "--tail", "0", "t"]).run();
     assert!(!out.stdout.contains("lines of t's output"), "--tail 0 shows no tail: {out:?}");
 }
+
+#[test]
+fn held_back_output_is_bounded_even_for_empty_lines() {
+    // A million empty lines hold no bytes of text, but each one is a line kept in memory: the bound counts them.
+    let p = Project::new("[tasks.t]\ncmd = \"yes '' | head -n 1000000; exit 1\"\noutput = \"on-failure\"\n");
+    let out = p.irun().args(["--progress", "never", "--tail", "0", "t"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let note = out.stdout.lines().find(|l| l.contains("output held back until it failed")).expect("a note");
+    assert!(note.contains("earlier lines dropped"), "{note}");
+    assert!(out.stdout.lines().filter(|l| *l == "t | ").count() < 1_000_000, "not every line was kept");
+}

@@ -170,13 +170,18 @@ fn a_shard_without_leaves_exits_0_and_says_so() {
     let p = Project::new(
         "[tasks.a]\ncmd = \"touch a.ran\"\n[tasks.b]\ncmd = \"touch b.ran\"\n[tasks.all]\ndeps = [\"a\", \"b\"]\n",
     );
-    let out = p.irun().args(["--partition", "slice:3/3", "all"]).run();
+    let out = p.irun().args(["--partition", "slice:3/3", "--junit", "junit.xml", "all"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains("shard 3/3 (slice:3/3) has none of the plan's 2 leaf tasks: nothing to run"),
         "{out:?}"
     );
     assert!(!p.exists("a.ran") && !p.exists("b.ran"));
+    // Its reports are written all the same, for a CI step that uploads them.
+    let xml = p.read("junit.xml");
+    assert!(xml.contains("<testsuite name=\"irun (shard 3/3)\" tests=\"0\""), "{xml}");
+    let json = p.irun().args(["--partition", "slice:3/3", "--json", "all"]).run();
+    assert!(json.stdout.lines().any(|l| l.contains("\"run_finished\"") && l.contains("\"shard\":\"3/3\"")), "{json:?}");
 }
 
 #[test]

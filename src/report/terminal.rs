@@ -451,19 +451,24 @@ impl<W: Write + Send> Terminal<W> {
         }
     }
 
-    /// One output event: its lines, `\n`-separated (the last without its newline). Task-level lookups happen once
-    /// per event, not once per line, and only the lines that can end up in the failure tail are kept for it.
-    /// One line of a task's output, prefixed with its name.
-    fn prefixed_line(&mut self, task: &TaskName, line: &[u8]) {
+    /// Make `task`'s `name | ` prefix once.
+    fn note_prefix(&mut self, task: &TaskName) {
         if !self.prefixes.contains_key(task) {
             let prefix = format!("{} | ", self.name(task)).into_bytes();
             self.prefixes.insert(task.clone(), prefix);
         }
+    }
+
+    /// One line of a task's output, prefixed with its name.
+    fn prefixed_line(&mut self, task: &TaskName, line: &[u8]) {
+        self.note_prefix(task);
         self.pending.extend_from_slice(&self.prefixes[task]);
         self.pending.extend_from_slice(line);
         self.pending.push(b'\n');
     }
 
+    /// One output event: its lines, `\n`-separated (the last without its newline). Task-level lookups happen once
+    /// per event, not once per line, and only the lines that can end up in the failure tail are kept for it.
     fn output(&mut self, task: &TaskName, text: &[u8]) {
         if !self.opts.grouped && self.quiet.contains(task) {
             let held = self.held.entry(task.clone()).or_default();
@@ -483,10 +488,7 @@ impl<W: Write + Send> Terminal<W> {
             buf.extend_from_slice(text);
             buf.push(b'\n');
         } else {
-            if !self.prefixes.contains_key(task) {
-                let prefix = format!("{} | ", self.name(task)).into_bytes();
-                self.prefixes.insert(task.clone(), prefix);
-            }
+            self.note_prefix(task);
             let prefix = &self.prefixes[task];
             // Each line costs one copy: from the event into the batch written to stdout.
             self.pending.reserve(text.len() + (prefix.len() + 1) * 8);
@@ -519,8 +521,13 @@ impl<W: Write + Send> Reporter for Terminal<W> {
             Event::CycleFinished { outcome, elapsed, .. } => {
                 if self.opts.grouped {
                     // Services keep running between cycles: show what they said during this one.
-                    let mut running: Vec<TaskName> =
-                        self.buffered.iter().filter(|(_, b)| !b.is_empty()).map(|(t, _)| t.clone()).collect();
+                    // (Those with `output = "on-failure"` have not failed: they stay quiet.)
+                    let mut running: Vec<TaskName> = self
+                        .buffered
+                        .iter()
+                        .filter(|(t, b)| !b.is_empty() && !self.quiet.contains(*t))
+                        .map(|(t, _)| t.clone())
+                        .collect();
                     running.sort();
                     for task in running {
                         self.block(&task, &Outcome::Ok, "still running");
@@ -703,6 +710,26 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<TaskName> {
         list.iter().map(|n| TaskName::from(*n)).collect()
+    }
+
+    #[test]
+    fn a_quiet_service_stays_quiet_at_the_end_of_a_grouped_watch_cycle() {
+        let opts = Options { color: false, grouped: true, github: false, progress: false, tail: 10 };
+        let mut t = Terminal::new(Vec::new(), opts);
+        let quiet = PlannedTask { quiet: true, ..planned("svc", TaskKind::Service, &[]) };
+        t.event(
+            at(1),
+            &Event::RunStarted { tasks: vec![quiet, planned("loud", TaskKind::Service, &[])], jobs: 2, watch: true },
+        );
+        for (i, task) in ["svc", "loud"].into_iter().enumerate() {
+            t.event(at(2), &Event::TaskStarted { task: task.into(), pid: i as u32, port: None });
+            let text = format!("{task} chatter").into_bytes();
+            t.event(at(3), &Event::Output { task: task.into(), stream: crate::events::Stream::Stdout, text });
+        }
+        t.event(at(4), &Event::CycleFinished { cycle: 0, outcome: RunOutcome::Passed, elapsed: Duration::ZERO });
+        t.flush();
+        let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+        assert!(text.contains("loud chatter") && !text.contains("svc chatter"), "{text}");
     }
 
     /// The counts the status area shows, and the ones the summary line gives, for a watch cycle.

@@ -39,7 +39,7 @@ pub fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result
         )));
     };
     let Some(task) = config.task_mut(taker) else { return Ok(()) };
-    match &mut task.cmd {
+    match task.process_mut().map(|p| &mut p.cmd) {
         Some(Cmd::Argv(argv)) => argv.extend(args.iter().cloned()),
         Some(Cmd::Shell(line)) => {
             // After the command's last word, not after a trailing newline (which would start another command).
@@ -82,12 +82,18 @@ mod tests {
         let mut c = config("[tasks.a]\ncmd = [\"echo\", \"x\"]\n[tasks.b]\ncmd = \"echo x\"\n");
         apply(&mut c, &args(&["a"]), &args(&["-k", "it's here"])).unwrap();
         apply(&mut c, &args(&["b"]), &args(&["-k", "it's here", "$HOME", ""])).unwrap();
-        assert_eq!(c.task("a").unwrap().cmd, Some(Cmd::Argv(args(&["echo", "x", "-k", "it's here"]))));
-        assert_eq!(c.task("b").unwrap().cmd, Some(Cmd::Shell(r"echo x -k 'it'\''s here' '$HOME' ''".to_string())));
+        assert_eq!(
+            c.task("a").unwrap().process().map(|p| p.cmd.clone()),
+            Some(Cmd::Argv(args(&["echo", "x", "-k", "it's here"])))
+        );
+        assert_eq!(
+            c.task("b").unwrap().process().map(|p| p.cmd.clone()),
+            Some(Cmd::Shell(r"echo x -k 'it'\''s here' '$HOME' ''".to_string()))
+        );
         let mut c = config("[tasks.m]\ncmd = \"\"\"\npytest tests\n\"\"\"\n");
         apply(&mut c, &args(&["m"]), &args(&["-k", "x"])).unwrap();
         assert_eq!(
-            c.task("m").unwrap().cmd,
+            c.task("m").unwrap().process().map(|p| p.cmd.clone()),
             Some(Cmd::Shell("pytest tests -k x".to_string())),
             "a trailing newline is dropped"
         );
@@ -100,7 +106,7 @@ mod tests {
         );
         apply(&mut c, &args(&["g", "t"]), &args(&["1"])).unwrap();
         apply(&mut c, &[], &args(&["2"])).unwrap();
-        assert_eq!(c.task("t").unwrap().cmd, Some(Cmd::Argv(args(&["true", "1", "2"]))));
+        assert_eq!(c.task("t").unwrap().process().map(|p| p.cmd.clone()), Some(Cmd::Argv(args(&["true", "1", "2"]))));
         let two = apply(&mut c, &args(&["t", "u"]), &args(&["x"])).unwrap_err();
         assert!(two.render(false).contains("2 targets are tasks: `t`, `u`"), "{}", two.render(false));
         let group = apply(&mut c, &args(&["g"]), &args(&["x"])).unwrap_err();

@@ -13,12 +13,7 @@ pub enum Stream {
     Stderr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
-    Task,
-    Service,
-    Group,
-}
+pub use crate::config::TaskKind;
 
 #[derive(Debug, Clone)]
 pub struct PlannedTask {

@@ -68,7 +68,7 @@ impl Checker {
         if task.is_service() {
             return (Verdict::Run("services always run".into()), None);
         }
-        if task.sources.is_empty() {
+        if task.sources().is_empty() {
             return (Verdict::Run("it has no `sources`, so it always runs".into()), None);
         }
         let deps = config.deps_through_groups(task);
@@ -78,7 +78,7 @@ impl Checker {
         if self.force {
             return run("forced (--force)".into());
         }
-        if task.always_run {
+        if task.process().is_some_and(|p| p.always_run) {
             return run("`always_run = true`".into());
         }
         // A record without a command (written by an older irun for a task that had no sources) vouches for nothing.
@@ -109,11 +109,11 @@ impl Checker {
         }
         // A declared file (not a glob) must exist, even if the task never produced it.
         if let Some(missing) =
-            task.outputs.iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
+            task.outputs().iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
         {
             return run(format!("output `{missing}` missing"));
         }
-        let outputs = self.stamps(&self.files(&task.outputs, false), &prev.outputs, prev.recorded_at);
+        let outputs = self.stamps(&self.files(task.outputs(), false), &prev.outputs, prev.recorded_at);
         if let Some(why) = compare(&prev.outputs, &outputs, "output ") {
             return run(why);
         }
@@ -160,7 +160,7 @@ impl Checker {
         record.unfinished = false;
         record.recorded_at = now_ns();
         if ok {
-            let outputs = self.files(&task.outputs, false);
+            let outputs = self.files(task.outputs(), false);
             record.outputs = self.stamps(&outputs, &BTreeMap::new(), 0);
         }
         self.state.set_record(&task.name, record);
@@ -199,7 +199,7 @@ impl Checker {
             h.write(dep.as_bytes());
             h.write(stamp.as_bytes());
         }
-        if task.sources.is_empty() {
+        if task.sources().is_empty() {
             // Nothing tells whether a service without sources is the same as last time (its code, its data): it
             // counts as new at every start, and its dependents run, as a task without sources always does.
             h.write(&now_ns().to_le_bytes());
@@ -213,7 +213,7 @@ impl Checker {
         let recorded_at = now_ns();
         let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.recorded_at));
         let empty = BTreeMap::new();
-        let sources = self.stamps(&self.files(&task.sources, true), prev_sources.unwrap_or(&empty), prev_at);
+        let sources = self.stamps(&self.files(task.sources(), true), prev_sources.unwrap_or(&empty), prev_at);
         let (command, env, globs) = settings(task);
         Snapshot {
             record: TaskRecord {
@@ -222,7 +222,7 @@ impl Checker {
                 recorded_at,
                 command,
                 env,
-                cwd: task.cwd.display().to_string(),
+                cwd: task.process().map_or(String::new(), |p| p.cwd.display().to_string()),
                 globs,
                 sources,
                 outputs: BTreeMap::new(),
@@ -349,26 +349,28 @@ fn stamp(path: &Path, previous: Option<&FileStamp>, prev_at: i64) -> Option<File
 /// A task's settings, hashed from a canonical serialisation: (command, env, `sources` and `outputs` globs).
 fn settings(task: &Task) -> (String, String, String) {
     use serde_json::json;
-    let cmd = match &task.cmd {
+    let process = task.process();
+    let cmd = match process.map(|p| &p.cmd) {
         Some(Cmd::Shell(s)) => json!({ "shell": s }),
         Some(Cmd::Argv(argv)) => json!({ "argv": argv }),
         None => serde_json::Value::Null,
     };
-    let mut env: Vec<&(String, String)> = task.env.iter().collect();
+    let mut env: Vec<&(String, String)> = process.map(|p| p.env.iter().collect()).unwrap_or_default();
     env.sort();
-    let globs = json!({ "sources": task.sources, "outputs": task.outputs });
+    let globs = json!({ "sources": task.sources(), "outputs": task.outputs() });
     (hash_str(&cmd.to_string()), hash_str(&json!(env).to_string()), hash_str(&globs.to_string()))
 }
 
 /// The same, hashed as irun's first state format did (from `Debug` text): records it wrote are compared this way
 /// until they are written again, so an upgrade does not rerun every task.
 fn legacy_settings(task: &Task) -> (String, String, String) {
-    let mut env: Vec<&(String, String)> = task.env.iter().collect();
+    let process = task.process();
+    let mut env: Vec<&(String, String)> = process.map(|p| p.env.iter().collect()).unwrap_or_default();
     env.sort();
     (
-        hash_str(&format!("{:?}", task.cmd)),
+        hash_str(&format!("{:?}", process.map(|p| &p.cmd))),
         hash_str(&format!("{env:?}")),
-        hash_str(&format!("{:?} {:?}", task.sources, task.outputs)),
+        hash_str(&format!("{:?} {:?}", task.sources(), task.outputs())),
     )
 }
 

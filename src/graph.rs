@@ -234,7 +234,7 @@ impl<'a> TaskGraph<'a> {
                 continue;
             }
             let mut attrs = Vec::new();
-            let label = match task.kind() {
+            let label = match task.tag().as_str() {
                 "task" => dot_escape(&task.name),
                 kind => format!("{}\\n({kind})", dot_escape(&task.name)),
             };
@@ -281,7 +281,7 @@ impl<'a> TaskGraph<'a> {
                 continue;
             }
             let label = mermaid_escape(&task.name);
-            let node = match task.kind() {
+            let node = match task.tag().as_str() {
                 "service" => format!("t{i}([\"{label} (service)\"])"),
                 "group" => format!("t{i}[[\"{label} (group)\"]]"),
                 _ => format!("t{i}[\"{label}\"]"),

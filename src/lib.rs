@@ -11,7 +11,6 @@ pub mod command_line;
 pub mod commands;
 pub mod config;
 pub mod diagnostic;
-pub mod dotenv;
 pub mod driver;
 pub mod engine;
 pub mod events;
@@ -19,7 +18,6 @@ pub mod exit;
 pub mod fresh;
 pub mod graph;
 pub mod guard;
-pub mod interpolate;
 pub mod outcome;
 pub mod output;
 pub mod partition;
@@ -76,7 +74,7 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             return Ok(exit::PASSED);
         }
         Some(Command::Schema) => {
-            commands::print(config::JSON_SCHEMA)?;
+            commands::print(&config::schema::json())?;
             return Ok(exit::PASSED);
         }
         _ => {}

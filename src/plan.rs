@@ -53,20 +53,7 @@ impl Plan {
         let order = graph.select(targets);
         let selected = graph.selection_mask(&order);
         let deps: Vec<Vec<usize>> = (0..n).map(|i| graph.deps(i)).collect();
-        let kinds: Vec<TaskKind> = graph
-            .config
-            .tasks
-            .iter()
-            .map(|t| {
-                if t.is_group() {
-                    TaskKind::Group
-                } else if t.is_service() {
-                    TaskKind::Service
-                } else {
-                    TaskKind::Task
-                }
-            })
-            .collect();
+        let kinds: Vec<TaskKind> = graph.config.tasks.iter().map(|t| t.tag()).collect();
 
         let mut needers = vec![Vec::new(); n];
         let mut foreground = vec![false; n];
@@ -93,7 +80,12 @@ impl Plan {
         let waves = graph.waves(&selected);
         let names = graph.config.tasks.iter().map(|t| std::sync::Arc::from(t.name.as_str())).collect();
         let dependents = (0..n).map(|i| graph.dependents(i).into_iter().filter(|&d| selected[d]).collect()).collect();
-        let quiet = graph.config.tasks.iter().map(|t| t.output == crate::config::OutputPolicy::OnFailure).collect();
+        let quiet = graph
+            .config
+            .tasks
+            .iter()
+            .map(|t| t.process().is_some_and(|p| p.output == crate::config::OutputPolicy::OnFailure))
+            .collect();
         Plan {
             order,
             targets: targets.to_vec(),
@@ -167,12 +159,16 @@ impl Plan {
                 .iter()
                 .map(|&i| {
                     let task = graph.task(i);
-                    match (self.kinds[i], &task.service) {
+                    match (self.kinds[i], task.service()) {
                         (TaskKind::Group, _) => format!("{} (group)", task.name),
                         (TaskKind::Service, Some(svc)) => {
                             let until = if self.foreground[i] { ", kept in the foreground" } else { "" };
                             match &svc.ready {
-                                Some(p) => format!("{} (service, ready when {}{until})", task.name, p.check.describe()),
+                                Some(p) => format!(
+                                    "{} (service, ready when {}{until})",
+                                    task.name,
+                                    crate::report::text::check(&p.check)
+                                ),
                                 None => format!("{} (service, ready once started{until})", task.name),
                             }
                         }

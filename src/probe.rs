@@ -26,7 +26,11 @@ pub struct Context<'a> {
 pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), String> {
     let deadline = crate::supervisor::deadline_after(probe.timeout);
     let never = || {
-        format!("not ready after {}: never saw {}", humantime::format_duration(probe.timeout), probe.check.describe())
+        format!(
+            "not ready after {}: never saw {}",
+            humantime::format_duration(probe.timeout),
+            crate::report::text::check(&probe.check)
+        )
     };
     if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
         return match tokio::time::timeout_at(deadline, async { rx.wait_for(|m| *m).await.map(|_| ()) }).await {

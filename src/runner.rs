@@ -88,8 +88,8 @@ const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 pub async fn run(mut job: Job) {
     let started = Instant::now();
     let (policy, max) = {
-        let task = &job.config.tasks[job.index];
-        (task.restart, task.max_restarts)
+        let service = job.config.tasks[job.index].service();
+        service.map_or((crate::config::Restart::No, 0), |s| (s.restart, s.max_restarts))
     };
     let mut restarts = 0;
     let end = loop {
@@ -134,8 +134,9 @@ impl Job {
     async fn execute(&mut self, started: Instant) -> End {
         let config = self.config.clone();
         let task = &config.tasks[self.index];
-        let cmd = task.cmd.as_ref().expect("groups are not run as processes");
-        let configured = task.service.as_ref().and_then(|s| s.ready.as_ref());
+        let settings = task.process().expect("groups are not run as processes");
+        let cmd = &settings.cmd;
+        let configured = task.probe();
         // `tcp = "auto"` probes the port chosen for this start.
         let chosen = match (configured, self.port) {
             (Some(p), Some(port)) if p.check == Check::AutoTcp => {
@@ -150,15 +151,18 @@ impl Job {
         let probe = chosen.as_ref().or(configured);
 
         // Only before irun's own first start: a restarted service's old instance must not pass for someone else's.
-        if let (true, false, Some(p)) = (task.reuse, self.restarting, probe) {
-            let ctx = probe::Context { cwd: &task.cwd, env: &task.env, log_matched: None };
+        if let (true, false, Some(p)) = (task.service().is_some_and(|s| s.reuse), self.restarting, probe) {
+            let ctx = probe::Context { cwd: &settings.cwd, env: &settings.env, log_matched: None };
             if probe::passes_now(p, &ctx).await {
                 // Someone else's server: used as it is, never signalled.
                 self.notice(format!(
                     "reusing the server already running ({}); irun did not start it and will not stop it",
-                    p.check.describe()
+                    crate::report::text::check(&p.check)
                 ));
-                self.report_ready(started, Some(format!("{} (already running, reused)", p.check.describe())));
+                self.report_ready(
+                    started,
+                    Some(format!("{} (already running, reused)", crate::report::text::check(&p.check))),
+                );
                 next_control(&mut self.control).await;
                 return End::Stopped;
             }
@@ -181,25 +185,27 @@ impl Job {
         let log = match probe.map(|p| &p.check) {
             Some(Check::Log(re)) => {
                 let (tx, rx) = watch::channel(false);
-                Some((LogMatch { pattern: Arc::new(re.clone()), matched: Arc::new(tx) }, rx))
+                Some((LogMatch { pattern: Arc::new(re.0.clone()), matched: Arc::new(tx) }, rx))
             }
             _ => None,
         };
-        let env: Vec<(String, String)> = task.env.iter().chain(&self.extra_env).cloned().collect();
+        let env: Vec<(String, String)> = settings.env.iter().chain(&self.extra_env).cloned().collect();
         let expanded;
         let cmd = match cmd {
             // No shell will expand `${IRUN_PORT}` and the like in an array command: irun does.
             crate::config::Cmd::Argv(argv) if argv.iter().any(|a| a.contains("${IRUN_")) => {
-                let argv = argv.iter().map(|a| crate::interpolate::expand_irun(a, &env)).collect();
+                let argv = argv.iter().map(|a| crate::config::env::expand_irun(a, &env)).collect();
                 expanded = crate::config::Cmd::Argv(argv);
                 &expanded
             }
             _ => cmd,
         };
-        let spec = supervisor::Spec { cmd, cwd: &task.cwd, env: &env, capture_output: true };
+        let spec = supervisor::Spec { cmd, cwd: &settings.cwd, env: &env, capture_output: true };
         let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
             Ok(spawned) => spawned,
-            Err(_) if !task.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(task.cwd.clone())),
+            Err(_) if !settings.cwd.is_dir() => {
+                return End::NotStarted(Failure::NoWorkingDirectory(settings.cwd.clone()));
+            }
             Err(e) => return End::NotStarted(spawn_error(e)),
         };
         self.report(Happened::Started { pid: process.pid(), port: self.port });
@@ -229,7 +235,7 @@ impl Job {
             ready = true;
             self.report_ready(started, None);
         }
-        let mut probe_ctx = probe::Context { cwd: &task.cwd, env: &env, log_matched: log.map(|(_, rx)| rx) };
+        let mut probe_ctx = probe::Context { cwd: &settings.cwd, env: &env, log_matched: log.map(|(_, rx)| rx) };
         let probe_fut = async {
             match probe {
                 Some(p) => probe::wait_ready(p, &mut probe_ctx).await,
@@ -237,8 +243,8 @@ impl Job {
             }
         };
         tokio::pin!(probe_fut);
-        let time_limit = task.timeout.unwrap_or(Duration::MAX);
-        let deadline = sleep(task.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
+        let time_limit = settings.timeout.unwrap_or(Duration::MAX);
+        let deadline = sleep(settings.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
         tokio::pin!(deadline);
 
         let ending = loop {
@@ -250,11 +256,11 @@ impl Job {
                 result = &mut probe_fut, if !ready => match result {
                     Ok(()) => {
                         ready = true;
-                        self.report_ready(started, probe.map(|p| p.check.describe()));
+                        self.report_ready(started, probe.map(|p| crate::report::text::check(&p.check)));
                     }
                     Err(why) => break Ending::ProbeFailed(why),
                 },
-                () = &mut deadline, if task.timeout.is_some() => break Ending::TimedOut(time_limit),
+                () = &mut deadline, if settings.timeout.is_some() => break Ending::TimedOut(time_limit),
                 control = next_control(&mut self.control) => match control {
                     Control::Stop(reason) => break Ending::Stop(reason),
                     Control::Kill => break Ending::Kill,
@@ -277,7 +283,7 @@ impl Job {
             Ending::Exited(result) => {
                 if process.has_leftovers(is_service) {
                     // The leader is gone but processes it started linger in its group: they must not outlive it.
-                    self.stop(&mut process, task, StopReason::LeftBehind).await;
+                    self.stop(&mut process, settings, StopReason::LeftBehind).await;
                 } else {
                     // Nothing left to signal; just record that the group is gone.
                     process.wait_gone(Instant::now()).await;
@@ -288,7 +294,7 @@ impl Job {
                 }
             }
             Ending::Stop(reason) => {
-                self.stop(&mut process, task, reason).await;
+                self.stop(&mut process, settings, reason).await;
                 End::Stopped
             }
             Ending::Kill => {
@@ -296,11 +302,11 @@ impl Job {
                 End::Stopped
             }
             Ending::ProbeFailed(why) => {
-                self.stop(&mut process, task, StopReason::ProbeFailed).await;
+                self.stop(&mut process, settings, StopReason::ProbeFailed).await;
                 End::ProbeFailed(why)
             }
             Ending::TimedOut(after) => {
-                self.stop(&mut process, task, StopReason::TimedOut).await;
+                self.stop(&mut process, settings, StopReason::TimedOut).await;
                 End::TimedOut(after)
             }
         };
@@ -320,7 +326,7 @@ impl Job {
     }
 
     /// Stop the process group gracefully, switching to SIGKILL at once if a kill is requested meanwhile.
-    async fn stop(&mut self, process: &mut Process, task: &Task, reason: StopReason) {
+    async fn stop(&mut self, process: &mut Process, task: &crate::config::Process, reason: StopReason) {
         self.events.send(Event::TaskStopping { task: self.name.clone(), reason });
         let graceful = tokio::select! {
             stopped = process.stop(task.stop_signal, task.stop_timeout) => Some(stopped),

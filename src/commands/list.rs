@@ -11,7 +11,7 @@ pub fn text(config: &Config, color: bool) -> String {
     };
     let mut out = String::new();
     for t in &config.tasks {
-        let mut line = format!("{} {:<7}", paint(bold, &format!("{:<width$}", t.name)), t.kind());
+        let mut line = format!("{} {:<7}", paint(bold, &format!("{:<width$}", t.name)), t.tag().as_str());
         if let Some(d) = &t.description {
             line.push_str(&format!(" {d}"));
         }
@@ -19,9 +19,9 @@ pub fn text(config: &Config, color: bool) -> String {
         if !t.deps.is_empty() {
             extra.push(format!("deps: {}", t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")));
         }
-        if let Some(svc) = &t.service {
+        if let Some(svc) = t.service() {
             match &svc.ready {
-                Some(p) => extra.push(format!("ready when {}", p.check.describe())),
+                Some(p) => extra.push(format!("ready when {}", crate::report::text::check(&p.check))),
                 None => extra.push("ready once started".into()),
             }
         }
@@ -50,12 +50,12 @@ pub fn json(config: &Config) -> String {
         .tasks
         .iter()
         .map(|t| {
-            let ready = t.service.as_ref().map(|s| match &s.ready {
+            let ready = t.service().map(|s| match &s.ready {
                 None => json!({ "probe": null, "description": "ready once started" }),
                 Some(p) => {
                     let mut v = json!({
                         "probe": p.check.key(),
-                        "description": p.check.describe(),
+                        "description": crate::report::text::check(&p.check),
                         "timeout_s": p.timeout.as_secs_f64(),
                     });
                     match &p.check {
@@ -69,7 +69,7 @@ pub fn json(config: &Config) -> String {
                             v["status"] = json!(status);
                         }
                         Check::Exec(cmd) => v["command"] = json!(cmd.to_string()),
-                        Check::Log(re) => v["pattern"] = json!(re.as_str()),
+                        Check::Log(re) => v["pattern"] = json!(re.0.as_str()),
                     }
                     if !matches!(p.check, Check::Log(_)) {
                         v["interval_s"] = json!(p.interval.as_secs_f64());
@@ -79,15 +79,15 @@ pub fn json(config: &Config) -> String {
             });
             json!({
                 "name": t.name,
-                "kind": t.kind(),
+                "kind": t.tag().as_str(),
                 "description": t.description,
-                "cmd": t.cmd.as_ref().map(|c| match c {
+                "cmd": t.process().map(|p| match &p.cmd {
                     Cmd::Shell(s) => json!(s),
                     Cmd::Argv(a) => json!(a),
                 }),
                 "deps": t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
-                "sources": t.sources,
-                "outputs": t.outputs,
+                "sources": t.sources(),
+                "outputs": t.outputs(),
                 "ready": ready,
                 "default": defaults.contains(&t.name.as_str()),
             })

@@ -78,8 +78,8 @@ pub fn run(cli: &Cli, mut config: Config, stdout_color: bool) -> Result<i32, Fai
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let mut notices: Vec<String> = warning.into_iter().chain(shard_notice).collect();
     let watching = if cli.run.watch {
-        let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs.iter().cloned()).collect();
-        let sources: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].sources.iter().cloned()).collect();
+        let outputs: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].outputs().iter().cloned()).collect();
+        let sources: Vec<String> = plan.order.iter().flat_map(|&i| config.tasks[i].sources().iter().cloned()).collect();
         let filter = watch::Filter::new(&config.root, &outputs).with_sources(&sources);
         let (watcher, changes) = watch::start(filter, watch::Pace::new(cli.run.debounce)).map_err(Failure::Internal)?;
         notices.push(format!(

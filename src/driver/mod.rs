@@ -92,7 +92,7 @@ pub async fn run(setup: Setup) -> RunOutcome {
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let n = config.tasks.len();
     let weights = weights(&config, &checker);
-    let sources = config.tasks.iter().map(|t| crate::config::glob_set(&t.sources)).collect();
+    let sources = config.tasks.iter().map(|t| crate::config::glob_set(t.sources())).collect();
     let engine = Engine::new(plan, sources, &weights, options, started.into_std());
     let mut d = Driver {
         config_text: config.source.text.to_string(),
@@ -279,7 +279,7 @@ impl Driver {
                     }
                 }
                 Effect::CheckFreshness { task, dep_ran } => {
-                    if !self.config.tasks[task].sources.is_empty() {
+                    if !self.config.tasks[task].sources().is_empty() {
                         // Hashing sources can take a while: what happened before is shown first.
                         self.events.flush();
                     }
@@ -341,7 +341,7 @@ impl Driver {
     /// that depend on it. `None` for any other task (or if no port could be had: its runner says so).
     fn choose_port(&mut self, task: usize) -> Option<u16> {
         let def = &self.config.tasks[task];
-        let auto = def.service.as_ref().and_then(|s| s.ready.as_ref()).is_some_and(|p| p.check == Check::AutoTcp);
+        let auto = def.probe().is_some_and(|p| p.check == Check::AutoTcp);
         if !auto {
             return None;
         }

@@ -158,11 +158,11 @@ impl Driver {
         });
         self.snapshots = vec![None; n];
         let outputs: Vec<String> =
-            reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].outputs.iter().cloned()).collect();
+            reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].outputs().iter().cloned()).collect();
         let sources: Vec<String> =
-            reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].sources.iter().cloned()).collect();
+            reload.plan.order.iter().flat_map(|&j| reload.config.tasks[j].sources().iter().cloned()).collect();
         w.watcher.set_globs(&outputs, &sources);
-        let sources = reload.config.tasks.iter().map(|t| crate::config::glob_set(&t.sources)).collect();
+        let sources = reload.config.tasks.iter().map(|t| crate::config::glob_set(t.sources())).collect();
         let weights = weights(&reload.config, &self.checker);
         let mut options = self.engine.options().clone();
         options.jobs = reload.jobs;

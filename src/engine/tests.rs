@@ -30,7 +30,7 @@ pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, Vec<globset::
     let graph = TaskGraph::new(&config).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
     let targets = crate::plan::targets(&config, &graph, &targets).unwrap_or_else(|d| panic!("{}", d.render(false)));
-    let sources = config.tasks.iter().map(|t| config::glob_set(&t.sources)).collect();
+    let sources = config.tasks.iter().map(|t| config::glob_set(t.sources())).collect();
     (Arc::new(Plan::new(&graph, &targets)), sources)
 }
 

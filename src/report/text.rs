@@ -1,6 +1,22 @@
 //! Words for outcomes, exits and stop reasons: the one place the typed results of a run become text.
 
+use crate::config::{Check, host_port};
 use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
+
+/// What a readiness probe waits for: "port 8001 on 127.0.0.1 or ::1 accepting connections".
+pub fn check(check: &Check) -> String {
+    match check {
+        Check::Tcp { host: Some(host), port } => format!("{} accepting connections", host_port(host, *port)),
+        Check::Tcp { host: None, port } => format!("port {port} on 127.0.0.1 or ::1 accepting connections"),
+        Check::Http { url, status } => match status {
+            Some(s) => format!("{} answering {s}", url.raw),
+            None => format!("{} answering 2xx or 3xx", url.raw),
+        },
+        Check::Exec(cmd) => format!("`{cmd}` exiting 0"),
+        Check::Log(re) => format!("a line of output matching `{}`", re.0.as_str()),
+        Check::AutoTcp => "a port chosen as it starts (IRUN_PORT) accepting connections".to_string(),
+    }
+}
 
 /// "exit code 3", "killed by SIGKILL".
 pub fn exit(e: ChildExit) -> String {

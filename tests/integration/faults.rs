@@ -121,7 +121,7 @@ mod fuzzed_config {
     fn load(text: &str) {
         if let Ok(config) = irun::config::parse(Source::new(Path::new("Irun.toml"), text), PathBuf::from("/p")) {
             if let Ok(graph) = irun::graph::TaskGraph::new(&config) {
-                let all: Vec<usize> = (0..config.tasks.len()).collect();
+                let all: Vec<usize> = (0..config.names().len()).collect();
                 let _ = irun::plan::Plan::new(&graph, &all);
                 let _ = graph.to_dot(None, None);
             }

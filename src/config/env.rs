@@ -1,21 +1,24 @@
-//! `${NAME}` and `${NAME:-default}` in Irun.toml's values, resolved when Irun.toml is read.
+//! Variables, in one place: dotenv files (read with the dotenvy crate) and `${NAME}` / `${NAME:-default}` in
+//! Irun.toml's values, resolved when Irun.toml is read.
 //!
 //! `$${` writes a literal `${`. `$NAME` without braces, and `${IRUN_...}` (variables irun itself gives a task as it
 //! starts, such as `IRUN_CHANGED_PATHS` and `IRUN_PORT`), are left as written: they reach the task's environment,
 //! and its shell expands them.
 
+use std::path::Path;
+
 /// Where `${NAME}` is looked up, the first that has it winning: the lists in `over` (settings that override irun's
 /// environment), irun's environment, then the lists in `under` (dotenv files, which do not). In a list, the last
 /// entry for a name wins. This is the order in which a task's environment is made, so `${NAME}` is the value the
 /// task sees as `$NAME`.
-pub struct Layers<'a> {
+pub(crate) struct Layers<'a> {
     over: Vec<&'a [(String, String)]>,
     shell: &'a std::collections::HashMap<String, String>,
     under: Vec<&'a [(String, String)]>,
 }
 
 impl<'a> Layers<'a> {
-    pub fn new(
+    pub(crate) fn new(
         over: &[&'a [(String, String)]],
         shell: &'a std::collections::HashMap<String, String>,
         under: &[&'a [(String, String)]],
@@ -23,7 +26,7 @@ impl<'a> Layers<'a> {
         Layers { over: over.to_vec(), shell, under: under.to_vec() }
     }
 
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         let find = |lists: &[&[(String, String)]]| {
             lists.iter().find_map(|list| list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
         };
@@ -33,7 +36,7 @@ impl<'a> Layers<'a> {
 
 /// Why a value could not be expanded, with the byte offset (in the value) of the `${` at fault.
 #[derive(Debug, PartialEq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// `${NAME}` where no layer defines NAME and there is no default.
     Unknown { name: String, at: usize },
     /// `${` without its `}`, or with a name that is not a variable name.
@@ -41,13 +44,13 @@ pub enum Problem {
 }
 
 /// Expand `text`, looking each name up with `lookup`.
-pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+pub(crate) fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
     expand_with(text, lookup, false)
 }
 
 /// As a task starts: expand the `${IRUN_...}` references that [`expand`] left (in a command run without a shell,
 /// nothing else would), from the task's environment. One that is not set, without a default, is left as written.
-pub fn expand_irun(text: &str, env: &[(String, String)]) -> String {
+pub(crate) fn expand_irun(text: &str, env: &[(String, String)]) -> String {
     let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     expand_with(text, &lookup, true).unwrap_or_else(|_| text.to_string())
 }
@@ -109,6 +112,38 @@ fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Why a dotenv file cannot be used.
+pub(crate) enum DotenvError {
+    Missing,
+    /// Why the file cannot be used, with its line number when a line is at fault.
+    Unreadable(String),
+}
+
+/// The file's variables in the order written.
+pub(crate) fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, DotenvError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DotenvError::Missing),
+        Err(e) => return Err(DotenvError::Unreadable(e.to_string())),
+    };
+    let mut out = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(pair) => out.push(pair),
+            Err(dotenvy::Error::LineParse(line, index)) => {
+                let number = text.lines().position(|l| l.contains(line.trim())).map_or(0, |n| n + 1);
+                return Err(DotenvError::Unreadable(format!(
+                    "line {number} ({:?}) cannot be read at character {}",
+                    line.trim(),
+                    index + 1
+                )));
+            }
+            Err(e) => return Err(DotenvError::Unreadable(e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +186,33 @@ mod tests {
         assert_eq!(x("${PORT} ${NOPE"), Err(Problem::Malformed { at: 8 }));
         assert_eq!(x("${1X}"), Err(Problem::Malformed { at: 0 }));
         assert_eq!(x("${}"), Err(Problem::Malformed { at: 0 }));
+    }
+
+    #[test]
+    fn comments_quotes_and_export_are_understood() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(
+            &path,
+            "# a comment\nA=1\nexport B=\"two words\"\nC='single $A'\nD=\"double\\nline\"\n\nE=  spaced  # trailing\n",
+        )
+        .unwrap();
+        let vars = match read_dotenv(&path) {
+            Ok(v) => v,
+            Err(DotenvError::Unreadable(why)) => panic!("{why}"),
+            Err(DotenvError::Missing) => panic!("missing"),
+        };
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("A"), Some("1"));
+        assert_eq!(get("B"), Some("two words"));
+        assert_eq!(get("C"), Some("single $A"));
+        assert_eq!(get("D"), Some("double\nline"));
+        assert_eq!(get("E"), Some("spaced"));
+        assert!(matches!(read_dotenv(&dir.path().join("nope")), Err(DotenvError::Missing)));
+        std::fs::write(&path, "A=1\nB='unclosed\n").unwrap();
+        match read_dotenv(&path) {
+            Err(DotenvError::Unreadable(why)) => assert!(why.contains("line 2"), "{why}"),
+            _ => panic!("an unclosed quote is an error"),
+        }
     }
 }

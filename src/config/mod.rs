@@ -1,0 +1,94 @@
+//! Irun.toml: finding it, reading it ([`raw`]), checking it ([`validate`]) into a model the rest of irun can trust
+//! ([`model`]); variables in [`env`], the JSON Schema in [`schema`].
+//!
+//! Parsing keeps byte spans so every error points at the offending line.
+
+pub(crate) mod env;
+mod model;
+mod raw;
+pub(crate) mod schema;
+mod validate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub(crate) use model::{
+    Check, Cmd, DEFAULT_STOP_TIMEOUT, HttpUrl, Kind, Named, OutputPolicy, Probe, Process, Restart, Service, Task,
+    host_port, port_variable,
+};
+pub use model::{Config, TaskKind};
+
+use crate::diagnostic::{Diagnostic, Source, suggestion};
+
+pub(crate) const FILE_NAME: &str = "Irun.toml";
+
+/// The matcher for a list of `sources` or `outputs` globs, relative to the project root. `*` stays within one
+/// folder; `**` crosses folders. The globs were checked when Irun.toml was loaded.
+pub(crate) fn glob_set(globs: &[String]) -> globset::GlobSet {
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        if let Ok(glob) = glob(g) {
+            b.add(glob);
+        }
+        // `dir/**` stands for the folder too, so removing or replacing `dir` itself is covered.
+        if let Some(dir) = g.strip_suffix("/**") {
+            if let Ok(glob) = glob(dir) {
+                b.add(glob);
+            }
+        }
+    }
+    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
+}
+
+pub(crate) fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(pattern.trim_start_matches("./")).literal_separator(true).build()
+}
+
+/// The Irun.toml to use: `start` itself or the nearest parent holding one, like Cargo does.
+pub(crate) fn find(start: &Path) -> Result<PathBuf, Diagnostic> {
+    for dir in start.ancestors() {
+        let candidate = dir.join(FILE_NAME);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Diagnostic::new(format!("no {FILE_NAME} found in {} or any parent directory", start.display()))
+        .with_help(format!("create {FILE_NAME} there, or pass its path with `-f PATH`")))
+}
+
+pub(crate) fn load(path: &Path) -> Result<Config, Diagnostic> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::new(format!("cannot read {}: {e}", path.display()))
+            .with_help("check the path given to `-f`, or run irun from a directory holding Irun.toml")
+    })?;
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    };
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    parse(Source::new(&path, &text), root)
+}
+
+/// Parse and validate the text of an Irun.toml whose commands run in `root`.
+pub fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic> {
+    let raw: raw::RawConfig = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
+    let shell: HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    let validated = validate::Validator { source: &source, root: &root, shell: &shell }.config(raw)?;
+    Ok(Config::new(source.clone(), root.clone(), validated.default, validated.jobs, validated.tasks))
+}
+
+fn toml_error(source: &Source, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim().to_string();
+    let span = e.span().unwrap_or(0..0);
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        // serde says "unknown field `x`, expected one of `a`, `b`": turn it into a suggestion.
+        let unknown = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let hint = suggestion(unknown, expected.iter().copied());
+        let d = Diagnostic::at(source, span, format!("unknown key `{unknown}`{hint}"));
+        return if expected.is_empty() { d } else { d.with_help(format!("valid keys here: {}", expected.join(", "))) };
+    }
+    Diagnostic::at(source, span, message)
+}

@@ -1,0 +1,379 @@
+//! Irun.toml as the rest of irun sees it: validated, defaults filled in, each task one of three kinds that carries
+//! only its own settings (a group cannot hold a command, a task cannot hold a readiness probe).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::diagnostic::Source;
+
+/// Readiness probe defaults, documented in README.md.
+pub(crate) const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TCP_INTERVAL: Duration = Duration::from_millis(2);
+/// For `tcp = "HOST:PORT"` with a host other than a loopback address or `localhost`.
+pub(crate) const DEFAULT_REMOTE_TCP_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const DEFAULT_HTTP_INTERVAL: Duration = Duration::from_millis(25);
+pub(crate) const DEFAULT_EXEC_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_MAX_RESTARTS: u32 = 3;
+
+/// A validated Irun.toml.
+#[derive(Debug)]
+pub struct Config {
+    pub(crate) source: Source,
+    /// The directory holding Irun.toml: commands run here unless a task sets `cwd`.
+    pub(crate) root: PathBuf,
+    pub(crate) default: Option<Vec<Named>>,
+    pub(crate) jobs: Option<usize>,
+    pub(crate) tasks: Vec<Task>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Config {
+    pub(crate) fn new(
+        source: Source,
+        root: PathBuf,
+        default: Option<Vec<Named>>,
+        jobs: Option<usize>,
+        tasks: Vec<Task>,
+    ) -> Config {
+        let by_name = tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Config { source, root, default, jobs, tasks, by_name }
+    }
+
+    /// The tasks' names, in the order they are written.
+    pub fn names(&self) -> Vec<&str> {
+        self.tasks.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// The position of the task called `name`.
+    pub(crate) fn index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The task called `name`.
+    pub(crate) fn task(&self, name: &str) -> Option<&Task> {
+        self.index(name).map(|i| &self.tasks[i])
+    }
+
+    /// The task called `name`, to change before the run is planned (arguments from the command line).
+    pub(crate) fn task_mut(&mut self, name: &str) -> Option<&mut Task> {
+        self.index(name).map(|i| &mut self.tasks[i])
+    }
+
+    /// The tasks `task` depends on, looking through groups to what they gather (each once, groups left out).
+    pub(crate) fn deps_through_groups(&self, task: &Task) -> Vec<&Task> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<&str> = task.deps.iter().rev().map(|d| d.name.as_str()).collect();
+        while let Some(name) = stack.pop() {
+            let Some(dep) = self.task(name) else { continue };
+            if !seen.insert(name) {
+                continue;
+            }
+            if dep.is_group() {
+                stack.extend(dep.deps.iter().rev().map(|d| d.name.as_str()));
+            } else {
+                out.push(dep);
+            }
+        }
+        out
+    }
+
+    /// Irun.toml's file name, as messages name it.
+    pub(crate) fn file_name(&self) -> String {
+        self.source.path.file_name().map_or("Irun.toml".into(), |f| f.to_string_lossy().into_owned())
+    }
+}
+
+/// A task name as written somewhere in Irun.toml, with its position for error messages. Two are equal when they
+/// name the same task: where they are written does not count.
+#[derive(Debug, Clone)]
+pub(crate) struct Named {
+    pub(crate) name: String,
+    pub(crate) span: Range<usize>,
+}
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Named) -> bool {
+        self.name == other.name
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Task {
+    pub(crate) name: String,
+    pub(crate) span: Range<usize>,
+    /// Shown by `irun list`; not part of what the task does.
+    pub(crate) description: Option<String>,
+    pub(crate) deps: Vec<Named>,
+    pub(crate) kind: Kind,
+}
+
+/// What a task is, with the settings that kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kind {
+    /// A command run to its end.
+    Task(Process),
+    /// A command kept running while something needs it (`daemon = true`).
+    Service(Box<Service>),
+    /// No command: it gathers its deps.
+    Group,
+}
+
+/// The kind of a task, without its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    Task,
+    Service,
+    Group,
+}
+
+impl TaskKind {
+    /// As `irun list`, JSON and DOT name it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Task => "task",
+            TaskKind::Service => "service",
+            TaskKind::Group => "group",
+        }
+    }
+}
+
+/// A command and how it runs: what tasks and services have in common.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Process {
+    pub(crate) cmd: Cmd,
+    /// The environment the task adds to irun's own: dotenv files, `[env]`, then the task's `env`.
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) sources: Vec<String>,
+    pub(crate) outputs: Vec<String>,
+    pub(crate) stop_signal: Signal,
+    pub(crate) stop_timeout: Duration,
+    /// Run even when up to date (its `sources` still drive watch mode).
+    pub(crate) always_run: bool,
+    pub(crate) output: OutputPolicy,
+}
+
+/// A long-running process: its readiness probe and what happens when it exits.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Service {
+    pub(crate) process: Process,
+    /// `None`: ready as soon as it is spawned.
+    pub(crate) ready: Option<Probe>,
+    /// A service whose probe already passes before irun starts it is used as it is: not started, not stopped.
+    pub(crate) reuse: bool,
+    /// Started again (after a backoff) when its process exits, at most `max_restarts` times.
+    pub(crate) restart: Restart,
+    pub(crate) max_restarts: u32,
+}
+
+impl Task {
+    pub(crate) fn tag(&self) -> TaskKind {
+        match self.kind {
+            Kind::Task(_) => TaskKind::Task,
+            Kind::Service(_) => TaskKind::Service,
+            Kind::Group => TaskKind::Group,
+        }
+    }
+
+    pub(crate) fn is_group(&self) -> bool {
+        self.kind == Kind::Group
+    }
+
+    pub(crate) fn is_service(&self) -> bool {
+        matches!(self.kind, Kind::Service(_))
+    }
+
+    /// The command and its settings (tasks and services).
+    pub(crate) fn process(&self) -> Option<&Process> {
+        match &self.kind {
+            Kind::Task(p) => Some(p),
+            Kind::Service(s) => Some(&s.process),
+            Kind::Group => None,
+        }
+    }
+
+    pub(crate) fn process_mut(&mut self) -> Option<&mut Process> {
+        match &mut self.kind {
+            Kind::Task(p) => Some(p),
+            Kind::Service(s) => Some(&mut s.process),
+            Kind::Group => None,
+        }
+    }
+
+    pub(crate) fn service(&self) -> Option<&Service> {
+        match &self.kind {
+            Kind::Service(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The service's readiness probe, if it is a service with one.
+    pub(crate) fn probe(&self) -> Option<&Probe> {
+        self.service().and_then(|s| s.ready.as_ref())
+    }
+
+    /// Its `sources` globs (none for a group).
+    pub(crate) fn sources(&self) -> &[String] {
+        self.process().map_or(&[], |p| &p.sources)
+    }
+
+    /// Its `outputs` globs (none for a group).
+    pub(crate) fn outputs(&self) -> &[String] {
+        self.process().map_or(&[], |p| &p.outputs)
+    }
+
+    /// Whether `other` does exactly what this task does: the same name, deps, kind and settings. Its description and
+    /// place in the file do not count.
+    pub(crate) fn same_definition(&self, other: &Task) -> bool {
+        self.name == other.name && self.deps == other.deps && self.kind == other.kind
+    }
+}
+
+/// When a service whose process exited is started again (`restart` in Irun.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Restart {
+    #[default]
+    No,
+    /// After an exit with a non-zero code or by a signal.
+    OnFailure,
+    /// After any exit.
+    Always,
+}
+
+impl Restart {
+    /// Whether a process that exited so is started again.
+    pub(crate) fn after(self, exit: crate::outcome::ChildExit) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::OnFailure => !exit.success(),
+            Restart::Always => true,
+        }
+    }
+}
+
+/// When a task's output is shown (`output` in Irun.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OutputPolicy {
+    /// As it comes (or, with `--output grouped`, when the task ends).
+    #[default]
+    Live,
+    /// Held back, and shown only if the task fails (a service: fails or never becomes ready).
+    OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cmd {
+    /// Run with `sh -c` (unless it needs no shell: see [`crate::exec::command_line`]).
+    Shell(String),
+    /// Executed directly, no shell.
+    Argv(Vec<String>),
+}
+
+impl std::fmt::Display for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cmd::Shell(s) => f.write_str(s),
+            Cmd::Argv(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Probe {
+    pub(crate) check: Check,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Check {
+    /// `host: None` (a bare port): 127.0.0.1 or ::1, whichever the server listens on.
+    Tcp {
+        host: Option<String>,
+        port: u16,
+    },
+    Http {
+        url: HttpUrl,
+        status: Option<u16>,
+    },
+    Exec(Cmd),
+    Log(Pattern),
+    /// `tcp = "auto"`: a free port chosen as the service starts (given to it as `IRUN_PORT`), then as `Tcp`.
+    AutoTcp,
+}
+
+impl Check {
+    /// The address a probe connects to, which must be free before the service starts (`None` as the host: both
+    /// loopback addresses).
+    pub(crate) fn address(&self) -> Option<(Option<&str>, u16)> {
+        match self {
+            Check::Tcp { host, port } => Some((host.as_deref(), *port)),
+            Check::Http { url, .. } => Some((Some(&url.host), url.port)),
+            _ => None,
+        }
+    }
+
+    /// The key in `ready` that configures this check.
+    pub(crate) fn key(&self) -> &'static str {
+        match self {
+            Check::Tcp { .. } | Check::AutoTcp => "tcp",
+            Check::Http { .. } => "http",
+            Check::Exec(_) => "exec",
+            Check::Log(_) => "log",
+        }
+    }
+}
+
+/// A `log` probe's regular expression; two are equal when written alike.
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern(pub(crate) regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HttpUrl {
+    pub(crate) raw: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) path: String,
+}
+
+/// The variable that holds the port chosen for service `name` (`ready = { tcp = "auto" }`): `IRUN_PORT_` and the
+/// name in upper case, every character other than a letter or digit made `_` (`redis-main` → `IRUN_PORT_REDIS_MAIN`).
+pub(crate) fn port_variable(name: &str) -> String {
+    let tail: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("IRUN_PORT_{tail}")
+}
+
+/// `host:port`, with brackets around IPv6 addresses.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_hosts_get_brackets() {
+        assert_eq!(host_port("127.0.0.1", 8001), "127.0.0.1:8001");
+        assert_eq!(host_port("::1", 8001), "[::1]:8001");
+    }
+
+    #[test]
+    fn port_variables_are_upper_case_names() {
+        assert_eq!(port_variable("redis-main"), "IRUN_PORT_REDIS_MAIN");
+    }
+}

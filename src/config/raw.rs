@@ -1,0 +1,341 @@
+//! Irun.toml as written: serde structs that keep each value's place in the file (for error messages), and from
+//! which `irun schema` derives the JSON Schema. A key is added here and in [`super::model`], nothing else: the
+//! schema, the keys a group may not have and the keys only a service may have all follow from these structs.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+
+/// A value and where it is written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct At<T>(toml::Spanned<T>);
+
+impl<T> At<T> {
+    pub(crate) fn span(&self) -> Range<usize> {
+        self.0.span()
+    }
+
+    pub(crate) fn get(&self) -> &T {
+        self.0.get_ref()
+    }
+
+    pub(crate) fn new(span: Range<usize>, value: T) -> At<T> {
+        At(toml::Spanned::new(span, value))
+    }
+}
+
+/// In the schema, a value is what it holds: where it is written is the parser's business.
+impl<T: JsonSchema> JsonSchema for At<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+impl<T: PartialEq> PartialEq for At<T> {
+    fn eq(&self, other: &At<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for At<T> {}
+
+impl<T: Ord> PartialOrd for At<T> {
+    fn partial_cmp(&self, other: &At<T>) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Ord> Ord for At<T> {
+    fn cmp(&self, other: &At<T>) -> std::cmp::Ordering {
+        self.get().cmp(other.get())
+    }
+}
+
+/// Declares a table's struct with every key optional, and `given()`: the keys present, with where their values are
+/// written, so rules about which keys go together need no list of their own.
+macro_rules! table {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        pub(crate) struct $name {
+            $($(#[$field_meta])* #[serde(default)] pub(crate) $field: Option<At<$ty>>,)*
+        }
+
+        impl $name {
+            /// Every key given, with the place of its value, in the order they are written.
+            pub(crate) fn given(&self) -> Vec<(&'static str, Range<usize>)> {
+                let mut keys = Vec::new();
+                $(if let Some(value) = &self.$field {
+                    keys.push((stringify!($field), value.span()));
+                })*
+                keys.sort_by_key(|(_, span)| span.start);
+                keys
+            }
+        }
+    };
+}
+
+/// Tasks, services and their dependencies for irun, a make-like task runner.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Irun.toml")]
+pub(crate) struct RawConfig {
+    /// Targets run when none are named on the command line.
+    pub(crate) default: Option<Vec<At<String>>>,
+    /// How many tasks may run at once (default: the number of CPUs; -j overrides).
+    #[schemars(range(min = 1))]
+    pub(crate) jobs: Option<At<i64>>,
+    /// dotenv files for every task, relative to the directory holding Irun.toml: their NAME=value lines are added
+    /// to each task's environment (a variable irun's environment already has keeps its value; later files win) and
+    /// can be used as ${NAME}. A path written "?.env.local" is optional.
+    #[serde(default)]
+    #[schemars(schema_with = "dotenv_files")]
+    pub(crate) dotenv: Option<At<Vec<At<String>>>>,
+    /// Environment added to every task.
+    #[serde(default)]
+    #[schemars(schema_with = "environment")]
+    pub(crate) env: BTreeMap<String, At<toml::Value>>,
+    /// The tasks, by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawTask>", extend("propertyNames" = { "pattern": "\\S" }))]
+    pub(crate) tasks: BTreeMap<At<String>, Box<RawTask>>,
+}
+
+table! {
+    /// A task (a `cmd` run to its end), a service (`daemon = true`: kept running while needed) or a group (no `cmd`:
+    /// it gathers `deps`).
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(rename = "task", transform = group_and_service_rules)]
+    struct RawTask {
+        /// Shown by `irun list`.
+        description: String,
+        #[schemars(schema_with = "command")]
+        cmd: toml::Value,
+        /// Tasks that must finish (services: be ready) first.
+        deps: Vec<At<String>>,
+        /// Environment for this task, overriding [env].
+        #[schemars(schema_with = "environment")]
+        env: BTreeMap<String, At<toml::Value>>,
+        /// dotenv files for this task, read after the top-level ones (see the top-level `dotenv`).
+        #[schemars(schema_with = "dotenv_files")]
+        dotenv: Vec<At<String>>,
+        /// Where the command runs, relative to the directory holding Irun.toml.
+        #[schemars(regex(pattern = r"\S"))]
+        cwd: String,
+        /// Stop the task and fail it when it runs longer.
+        #[schemars(schema_with = "duration")]
+        timeout: String,
+        /// Inputs: for up-to-date checks and watch mode.
+        #[schemars(schema_with = "globs")]
+        sources: Vec<At<String>>,
+        /// Files the task writes: for up-to-date checks; ignored by watch mode.
+        #[schemars(schema_with = "globs")]
+        outputs: Vec<At<String>>,
+        /// A service: runs until nothing needs it any more.
+        daemon: bool,
+        ready: RawReady,
+        /// Signal that stops the task's process group (default SIGTERM); one that ends a process.
+        #[schemars(schema_with = "stop_signal")]
+        stop_signal: String,
+        /// Grace after stop_signal before SIGKILL (default 5s).
+        #[schemars(schema_with = "duration")]
+        stop_timeout: String,
+        /// Run even when up to date.
+        always_run: bool,
+        /// A service whose readiness probe (tcp, http or exec) already passes before irun starts it is used as it
+        /// is: irun neither starts nor stops it, and says so.
+        reuse: bool,
+        /// `live` (default): output as it comes (or, with --output grouped, when the task ends). `on-failure`: held
+        /// back and shown only if the task fails (a service: fails or never becomes ready).
+        #[schemars(schema_with = "output_policy")]
+        output: String,
+        /// Start the service again when its process exits: `on-failure` after a non-zero exit code or a signal,
+        /// `always` after any exit; `no` (default) fails it. Pauses 100ms before the first restart, doubling each
+        /// time (at most 10s); tasks that need the service wait meanwhile.
+        #[schemars(schema_with = "restart_policy")]
+        restart: String,
+        /// How many restarts at most (default 3); the next exit fails the service.
+        #[schemars(range(min = 0))]
+        max_restarts: i64,
+    }
+}
+
+/// What a group may have: it only gathers its deps.
+pub(crate) const GROUP_KEYS: [&str; 2] = ["description", "deps"];
+
+/// What only a service may have.
+pub(crate) const SERVICE_KEYS: [&str; 4] = ["ready", "reuse", "restart", "max_restarts"];
+
+table! {
+    /// A service's readiness probe: exactly one of tcp, http, exec, log.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(rename = "ready", transform = one_probe)]
+    struct RawReady {
+        /// A port (on 127.0.0.1 or ::1), "HOST:PORT", or "auto": a free port chosen as the service starts
+        /// (IRUN_PORT for the service, IRUN_PORT_<NAME> for it and its dependents). A string may use ${NAME}, e.g.
+        /// "${PORT}".
+        #[schemars(schema_with = "tcp_address")]
+        tcp: toml::Value,
+        /// A plain-http URL answering 2xx or 3xx (or `status`) when the service is ready.
+        #[schemars(regex(pattern = r"^(http://|\$\{)"))]
+        http: String,
+        /// The HTTP status the `http` probe waits for.
+        #[schemars(range(min = 100, max = 599))]
+        status: i64,
+        /// A command that exits 0 once the service is ready.
+        #[schemars(schema_with = "command")]
+        exec: toml::Value,
+        /// A regular expression matched against each line of output.
+        log: String,
+        /// How often the probe is tried (not for `log`).
+        #[schemars(schema_with = "duration")]
+        interval: String,
+        /// How long the service may take to become ready (default 30s).
+        #[schemars(schema_with = "duration")]
+        timeout: String,
+    }
+}
+
+/// The probes of `ready`: a service has exactly one.
+pub(crate) const PROBE_KEYS: [&str; 4] = ["tcp", "http", "exec", "log"];
+
+// -- the value shapes the schema describes (irun checks each one itself, with a message that says where) --------
+
+fn command(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A string runs with `sh -c`; an array is executed directly.",
+        "oneOf": [
+            { "type": "string", "pattern": "\\S" },
+            {
+                "type": "array",
+                "items": { "type": "string" },
+                "minItems": 1,
+                "prefixItems": [{ "type": "string", "pattern": "\\S" }]
+            }
+        ]
+    })
+}
+
+fn environment(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "additionalProperties": { "type": ["string", "integer", "number", "boolean"] },
+        "propertyNames": { "pattern": "^[^=\\u0000]+$" }
+    })
+}
+
+fn dotenv_files(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "array", "items": { "type": "string", "minLength": 1 } })
+}
+
+fn duration(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A humantime duration: \"500ms\", \"5s\", \"2m\", \"1h 30m\".",
+        "type": "string",
+        "pattern": "^\\s*[0-9]"
+    })
+}
+
+fn globs(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "Globs relative to the directory holding Irun.toml; `*` stays within a folder, `**` crosses folders.",
+        "type": "array",
+        "items": { "type": "string", "not": { "pattern": "^(/|\\.\\./|\\.\\.$)" } }
+    })
+}
+
+/// The signals that end a process, any case, with or without `SIG`.
+fn stop_signal(_: &mut SchemaGenerator) -> Schema {
+    const SIGNALS: [&str; 24] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+        "TERM", "STKFLT", "XCPU", "XFSZ", "VTALRM", "PROF", "IO", "PWR", "SYS", "IOT",
+    ];
+    let any_case = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c, c.to_ascii_lowercase()) } else { c.to_string() })
+            .collect()
+    };
+    let names: Vec<String> = SIGNALS.iter().chain(&["POLL"]).map(|s| any_case(s)).collect();
+    let pattern = format!("^({})?({})$", any_case("SIG"), names.join("|"));
+    json_schema!({ "type": "string", "pattern": pattern })
+}
+
+fn output_policy(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "enum": ["live", "on-failure"] })
+}
+
+fn restart_policy(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "enum": ["no", "on-failure", "always"] })
+}
+
+fn tcp_address(_: &mut SchemaGenerator) -> Schema {
+    let port = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+    json_schema!({
+        "oneOf": [
+            { "type": "integer", "minimum": 1, "maximum": 65535 },
+            { "type": "string", "pattern": format!("^(auto|.+:{port}|{port}|.*\\$\\{{.*)$") }
+        ]
+    })
+}
+
+/// `required` for one key.
+fn has(key: &str) -> serde_json::Value {
+    serde_json::json!({ "required": [key] })
+}
+
+/// A group (no `cmd`) has deps and nothing else of a task's; `ready`, `reuse`, `restart` and `max_restarts` need
+/// `daemon = true`.
+fn group_and_service_rules(schema: &mut Schema) {
+    let keys: Vec<String> =
+        schema.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let process_keys: Vec<serde_json::Value> =
+        keys.iter().filter(|k| *k != "cmd" && !GROUP_KEYS.contains(&k.as_str())).map(|k| has(k)).collect();
+    let service_only: serde_json::Map<String, serde_json::Value> = SERVICE_KEYS
+        .iter()
+        .map(|k| {
+            let mut required = vec!["daemon"];
+            if *k == "reuse" {
+                required.push("ready");
+            }
+            (k.to_string(), serde_json::json!({ "required": required, "properties": { "daemon": { "const": true } } }))
+        })
+        .collect();
+    let rules = serde_json::json!([
+        {
+            "if": { "not": has("cmd") },
+            "then": {
+                "description": "A group (no cmd) gathers deps and has no process settings.",
+                "required": ["deps"],
+                "properties": { "deps": { "minItems": 1 } },
+                "not": { "anyOf": process_keys }
+            }
+        },
+        { "dependentSchemas": service_only }
+    ]);
+    schema.insert("allOf".into(), rules);
+}
+
+/// Exactly one probe; `status` only with `http`; no `interval` with `log`.
+fn one_probe(schema: &mut Schema) {
+    let probes: Vec<serde_json::Value> = PROBE_KEYS.iter().map(|k| has(k)).collect();
+    schema.insert("oneOf".into(), probes.into());
+    schema.insert("dependentSchemas".into(), serde_json::json!({ "status": has("http") }));
+    schema.insert("allOf".into(), serde_json::json!([{ "if": has("log"), "then": { "not": has("interval") } }]));
+}

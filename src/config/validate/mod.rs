@@ -1,0 +1,102 @@
+//! From the raw file to the model, one concern per file: the top level here, a task's kind and deps in
+//! [`task`], its command and process settings in [`process`], readiness probes in [`probe`], variables (`env`,
+//! `dotenv`, `${NAME}`) in [`vars`]. Anything that would only fail later (a bad duration, port, regex, signal) is
+//! rejected here, before a single process starts, with the place it is written.
+
+mod probe;
+mod process;
+mod task;
+mod vars;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use super::env::Layers;
+use super::model::{Named, Task};
+use super::raw::{At, RawConfig, RawTask};
+use crate::diagnostic::{Diagnostic, Source, suggestion};
+
+/// What the top level of Irun.toml holds once checked.
+pub(super) struct Validated {
+    pub(super) default: Option<Vec<Named>>,
+    pub(super) jobs: Option<usize>,
+    pub(super) tasks: Vec<Task>,
+}
+
+pub(super) struct Validator<'a> {
+    pub(super) source: &'a Source,
+    pub(super) root: &'a Path,
+    /// irun's environment, the first place `${NAME}` is looked up.
+    pub(super) shell: &'a HashMap<String, String>,
+}
+
+/// What the top level of Irun.toml gives every task.
+struct Shared {
+    /// From the top-level `dotenv` files, later files winning.
+    dotenv: Vec<(String, String)>,
+    /// `[env]`, expanded.
+    env: Vec<(String, String)>,
+}
+
+impl Validator<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(self.source, span, message)
+    }
+
+    pub(super) fn config(&self, raw: RawConfig) -> Result<Validated, Diagnostic> {
+        let jobs = match raw.jobs {
+            None => None,
+            Some(j) if *j.get() >= 1 => Some(*j.get() as usize),
+            Some(j) => {
+                return Err(self
+                    .err(j.span(), format!("`jobs` must be at least 1, not {}", j.get()))
+                    .with_help("remove `jobs` to use one job per CPU"));
+            }
+        };
+        let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+        let env = self.env(&raw.env, &Layers::new(&[], self.shell, &[dotenv.as_slice()]))?;
+        let shared = Shared { dotenv, env };
+
+        // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
+        // are sorted: moving the tasks themselves costs more than the sort.)
+        let mut tasks: Vec<(&At<String>, &RawTask)> = raw.tasks.iter().map(|(n, t)| (n, &**t)).collect();
+        tasks.sort_unstable_by_key(|(name, _)| name.span().start);
+        let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get().as_str()).collect();
+
+        let default = match raw.default {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for t in list {
+                    if !names.contains(t.get().as_str()) {
+                        return Err(self.unknown_task(&t, "`default` names unknown task", &names));
+                    }
+                    out.push(named(&t));
+                }
+                Some(out)
+            }
+        };
+
+        let mut out = Vec::with_capacity(tasks.len());
+        for (name, task) in &tasks {
+            out.push(self.task(name, task, &shared, &names)?);
+        }
+        Ok(Validated { default, jobs, tasks: out })
+    }
+
+    fn unknown_task(&self, name: &At<String>, what: &str, names: &HashSet<&str>) -> Diagnostic {
+        let hint = suggestion(name.get(), names.iter().copied());
+        let mut known: Vec<&str> = names.iter().copied().collect();
+        known.sort_unstable();
+        self.err(name.span(), format!("{what} `{}`{hint}", name.get()))
+            .with_help(format!("tasks defined in Irun.toml: {}", known.join(", ")))
+    }
+}
+
+fn named(s: &At<String>) -> Named {
+    Named { span: s.span(), name: s.get().clone() }
+}

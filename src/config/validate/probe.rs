@@ -1,0 +1,166 @@
+//! A service's `ready` table: exactly one probe (tcp, http, exec or log), its address or pattern, and how often
+//! and how long it is tried.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::Validator;
+use crate::config::env::Layers;
+use crate::config::model::{
+    Check, DEFAULT_EXEC_INTERVAL, DEFAULT_HTTP_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_REMOTE_TCP_INTERVAL,
+    DEFAULT_TCP_INTERVAL, HttpUrl, Pattern, Probe,
+};
+use crate::config::raw::{At, PROBE_KEYS, RawReady};
+use crate::diagnostic::Diagnostic;
+
+const ONE_PROBE: &str =
+    "a service has exactly one probe: `tcp = PORT`, `http = \"URL\"`, `exec = \"command\"` or `log = \"regex\"`";
+
+impl Validator<'_> {
+    pub(super) fn probe(&self, ready: &At<RawReady>, vars: &Layers) -> Result<Probe, Diagnostic> {
+        let raw = ready.get();
+        let given: Vec<&str> = raw.given().into_iter().map(|(k, _)| k).filter(|k| PROBE_KEYS.contains(k)).collect();
+        if given.is_empty() {
+            return Err(self.err(ready.span(), "`ready` has no probe").with_help(ONE_PROBE));
+        }
+        if given.len() > 1 {
+            return Err(self
+                .err(ready.span(), format!("`ready` has more than one probe: {}", given.join(", ")))
+                .with_help(ONE_PROBE));
+        }
+        if let (Some(status), None) = (&raw.status, &raw.http) {
+            return Err(self
+                .err(status.span(), "`status` only applies to an `http` probe")
+                .with_help("remove `status`, or probe with `http = \"URL\"`"));
+        }
+        let (check, default_interval) = self.check(raw, vars)?;
+        let interval = match &raw.interval {
+            Some(i) => self.duration(i, "ready.interval")?,
+            None => default_interval,
+        };
+        let timeout = match &raw.timeout {
+            Some(t) => self.duration(t, "ready.timeout")?,
+            None => DEFAULT_PROBE_TIMEOUT,
+        };
+        Ok(Probe { check, interval, timeout })
+    }
+
+    /// The one probe given, and how often it is tried unless `interval` says otherwise.
+    fn check(&self, raw: &RawReady, vars: &Layers) -> Result<(Check, Duration), Diagnostic> {
+        let text = |v: &At<String>, key: &str| -> Result<At<String>, Diagnostic> {
+            Ok(At::new(v.span(), self.expand(v.get(), v.span(), key, vars)?))
+        };
+        if let Some(tcp) = &raw.tcp {
+            let check = self.tcp(&self.expand_value(tcp, "ready.tcp", vars)?)?;
+            // Refused connections on this machine cost microseconds; a named or remote host is asked less often.
+            let local = matches!(&check, Check::Tcp { host: None, .. } | Check::AutoTcp)
+                || matches!(&check, Check::Tcp { host: Some(h), .. } if is_loopback(h));
+            return Ok((check, if local { DEFAULT_TCP_INTERVAL } else { DEFAULT_REMOTE_TCP_INTERVAL }));
+        }
+        if let Some(http) = &raw.http {
+            let status = match &raw.status {
+                None => None,
+                Some(s) if (100..=599).contains(s.get()) => Some(*s.get() as u16),
+                Some(s) => {
+                    return Err(self
+                        .err(s.span(), format!("invalid HTTP status {}", s.get()))
+                        .with_help("an HTTP status is a number from 100 to 599"));
+                }
+            };
+            let url = self.http_url(&text(http, "ready.http")?)?;
+            return Ok((Check::Http { url, status }, DEFAULT_HTTP_INTERVAL));
+        }
+        if let Some(exec) = &raw.exec {
+            return Ok((Check::Exec(self.cmd(exec, "ready.exec", vars)?), DEFAULT_EXEC_INTERVAL));
+        }
+        let log = text(raw.log.as_ref().expect("one probe kind is set"), "ready.log")?;
+        if let Some(interval) = &raw.interval {
+            return Err(self
+                .err(interval.span(), "`interval` has no effect on a `log` probe: every line is checked as it arrives")
+                .with_help("remove `interval`"));
+        }
+        let re = regex::Regex::new(log.get())
+            .map_err(|e| self.err(log.span(), format!("invalid regular expression in `ready.log`: {e}")))?;
+        Ok((Check::Log(Pattern(re)), Duration::ZERO))
+    }
+
+    fn port(&self, n: i64, span: Range<usize>) -> Result<u16, Diagnostic> {
+        u16::try_from(n)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| self.err(span, format!("invalid port {n}")).with_help("a port is a number from 1 to 65535"))
+    }
+
+    fn tcp(&self, value: &At<toml::Value>) -> Result<Check, Diagnostic> {
+        let span = value.span();
+        match value.get() {
+            toml::Value::Integer(n) => Ok(Check::Tcp { host: None, port: self.port(*n, span)? }),
+            toml::Value::String(s) if s == "auto" => Ok(Check::AutoTcp),
+            // A port written as a string, as `${PORT}` expands.
+            toml::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                let port = s.parse().unwrap_or(i64::MAX);
+                Ok(Check::Tcp { host: None, port: self.port(port, span)? })
+            }
+            toml::Value::String(s) => {
+                let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+                    self.err(span.clone(), format!("invalid address {s:?} for `ready.tcp`"))
+                        .with_help("write `tcp = 8001` or `tcp = \"HOST:PORT\"`")
+                })?;
+                let port: i64 = port.parse().map_err(|_| {
+                    self.err(span.clone(), format!("invalid port {port:?} in `ready.tcp`"))
+                        .with_help("a port is a number from 1 to 65535")
+                })?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                if host.is_empty() {
+                    return Err(self
+                        .err(span, format!("address {s:?} for `ready.tcp` has no host"))
+                        .with_help("write `tcp = 8001` for 127.0.0.1 or ::1, or `tcp = \"HOST:PORT\"`"));
+                }
+                Ok(Check::Tcp { host: Some(host.to_string()), port: self.port(port, span)? })
+            }
+            other => Err(self
+                .err(span, format!("`ready.tcp` must be a port number or \"HOST:PORT\", not a {}", other.type_str()))
+                .with_help("write `tcp = 8001` or `tcp = \"HOST:PORT\"`")),
+        }
+    }
+
+    fn http_url(&self, value: &At<String>) -> Result<HttpUrl, Diagnostic> {
+        let raw = value.get();
+        let bad = |why: &str| {
+            self.err(value.span(), format!("invalid URL {raw:?} for `ready.http`: {why}"))
+                .with_help("write a plain-http URL such as \"http://127.0.0.1:8001/health\"")
+        };
+        let Some(rest) = raw.strip_prefix("http://") else {
+            return Err(bad("only http:// URLs can be probed"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[` in the host"))?;
+            let port = after.strip_prefix(':').unwrap_or("80");
+            (host, if after.is_empty() { "80" } else { port })
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p),
+                None => (authority, "80"),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("it has no host"));
+        }
+        let port: i64 = port.parse().map_err(|_| bad("the port is not a number"))?;
+        Ok(HttpUrl {
+            raw: raw.clone(),
+            host: host.to_string(),
+            port: self.port(port, value.span())?,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// `localhost`, or an address of this machine's loopback interface.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

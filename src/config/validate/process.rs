@@ -1,0 +1,221 @@
+//! A command and the settings of its process: `cmd`, `cwd`, `timeout`, `stop_signal`, `stop_timeout`, `sources`,
+//! `outputs`, `always_run`, `output`; and for a service `reuse`, `restart` and `max_restarts`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::Validator;
+use crate::config::env::Layers;
+use crate::config::model::{
+    Check, Cmd, DEFAULT_MAX_RESTARTS, DEFAULT_STOP_TIMEOUT, OutputPolicy, Process, Restart, Service,
+};
+use crate::config::raw::{At, RawTask};
+use crate::diagnostic::{Diagnostic, suggestion};
+
+impl Validator<'_> {
+    pub(super) fn process(
+        &self,
+        raw: &RawTask,
+        cmd: Cmd,
+        env: Vec<(String, String)>,
+        vars: &Layers,
+    ) -> Result<Process, Diagnostic> {
+        let cwd = match &raw.cwd {
+            None => self.root.to_path_buf(),
+            Some(c) if c.get().trim().is_empty() => {
+                return Err(self
+                    .err(c.span(), "`cwd` is empty")
+                    .with_help("remove `cwd` to run in the directory holding Irun.toml"));
+            }
+            Some(c) => self.root.join(self.expand(c.get(), c.span(), "cwd", vars)?),
+        };
+        let timeout = raw.timeout.as_ref().map(|t| self.duration(t, "timeout")).transpose()?;
+        let stop_timeout = match &raw.stop_timeout {
+            Some(t) => self.duration(t, "stop_timeout")?,
+            None => DEFAULT_STOP_TIMEOUT,
+        };
+        let stop_signal = match &raw.stop_signal {
+            Some(s) => self.signal(s)?,
+            None => Signal::SIGTERM,
+        };
+        Ok(Process {
+            cmd,
+            env,
+            cwd,
+            timeout,
+            sources: self.globs(raw.sources.as_ref(), "sources")?,
+            outputs: self.globs(raw.outputs.as_ref(), "outputs")?,
+            stop_signal,
+            stop_timeout,
+            always_run: raw.always_run.as_ref().is_some_and(|a| *a.get()),
+            output: match &raw.output {
+                None => OutputPolicy::Live,
+                Some(o) => {
+                    self.choice(o, "output", &[("live", OutputPolicy::Live), ("on-failure", OutputPolicy::OnFailure)])?
+                }
+            },
+        })
+    }
+
+    pub(super) fn service(
+        &self,
+        task_name: &str,
+        raw: &RawTask,
+        process: Process,
+        vars: &Layers,
+    ) -> Result<Service, Diagnostic> {
+        let ready = raw.ready.as_ref().map(|r| self.probe(r, vars)).transpose()?;
+        let restart = match &raw.restart {
+            None => Restart::No,
+            Some(r) => self.choice(
+                r,
+                "restart",
+                &[("no", Restart::No), ("on-failure", Restart::OnFailure), ("always", Restart::Always)],
+            )?,
+        };
+        let max_restarts = match &raw.max_restarts {
+            None => DEFAULT_MAX_RESTARTS,
+            Some(m) => u32::try_from(*m.get()).map_err(|_| {
+                self.err(m.span(), format!("`max_restarts` must be 0 or more, not {}", m.get()))
+                    .with_help(format!("remove it for the default of {DEFAULT_MAX_RESTARTS}"))
+            })?,
+        };
+        let reuse = raw.reuse.as_ref().is_some_and(|r| *r.get());
+        if let Some(r) = raw.reuse.as_ref().filter(|_| reuse) {
+            let why = match ready.as_ref().map(|p| &p.check) {
+                None => Some("a service is reused when its `ready` probe already passes, and it has none"),
+                Some(Check::Log(_)) => Some("a `log` probe cannot tell that a server irun did not start is up"),
+                Some(Check::AutoTcp) => Some("a port chosen as the service starts cannot already be in use"),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(self
+                    .err(r.span(), format!("`reuse = true` on task `{task_name}`: {why}"))
+                    .with_help("reuse needs a service with a `tcp`, `http` or `exec` probe, or remove `reuse`"));
+            }
+        }
+        Ok(Service { process, ready, reuse, restart, max_restarts })
+    }
+
+    /// One of a key's few words (`output = "on-failure"`), with a suggestion for a misspelt one.
+    fn choice<T: Copy>(&self, value: &At<String>, key: &str, words: &[(&str, T)]) -> Result<T, Diagnostic> {
+        if let Some((_, choice)) = words.iter().find(|(w, _)| *w == value.get()) {
+            return Ok(*choice);
+        }
+        let hint = suggestion(value.get(), words.iter().map(|(w, _)| *w));
+        let others: Vec<String> = words[1..].iter().map(|(w, _)| format!("`\"{w}\"`")).collect();
+        Err(self.err(value.span(), format!("unknown `{key}` {:?}{hint}", value.get())).with_help(format!(
+            "write `{key} = \"{}\"` (the default) or {}",
+            words[0].0,
+            others.join(" or ")
+        )))
+    }
+
+    /// A command: a string (run with `sh -c` when it needs a shell) or an array (executed directly), each string's
+    /// `${NAME}`s resolved.
+    pub(super) fn cmd(&self, value: &At<toml::Value>, key: &str, vars: &Layers) -> Result<Cmd, Diagnostic> {
+        let value = &self.expand_value(value, key, vars)?;
+        let span = value.span();
+        match value.get() {
+            toml::Value::String(s) if s.trim().is_empty() => {
+                Err(self.err(span, format!("`{key}` is empty")).with_help(format!("give `{key}` a command to run")))
+            }
+            toml::Value::String(s) if s.contains('\0') => Err(self.err(span, format!("`{key}` contains a NUL byte"))),
+            toml::Value::String(s) => Ok(Cmd::Shell(s.clone())),
+            toml::Value::Array(items) => {
+                let mut argv = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) if s.contains('\0') => {
+                            return Err(self.err(span.clone(), format!("`{key}` contains a NUL byte")));
+                        }
+                        toml::Value::String(s) => argv.push(s.clone()),
+                        other => {
+                            return Err(self.err(
+                                span.clone(),
+                                format!("`{key}` must be an array of strings, but it holds a {}", other.type_str()),
+                            ));
+                        }
+                    }
+                }
+                match argv.first() {
+                    None => Err(self
+                        .err(span, format!("`{key}` is an empty array"))
+                        .with_help("the first element is the program to run, the rest its arguments")),
+                    Some(p) if p.trim().is_empty() => Err(self
+                        .err(span, format!("`{key}` has an empty program name"))
+                        .with_help("the first element is the program to run")),
+                    Some(_) => Ok(Cmd::Argv(argv)),
+                }
+            }
+            other => Err(self
+                .err(span, format!("`{key}` must be a string or an array of strings, not a {}", other.type_str()))
+                .with_help("a string runs with `sh -c`; an array is executed directly")),
+        }
+    }
+
+    fn globs(&self, list: Option<&At<Vec<At<String>>>>, key: &str) -> Result<Vec<String>, Diagnostic> {
+        let mut out = Vec::new();
+        for g in list.map(|l| l.get().as_slice()).unwrap_or_default() {
+            if let Err(e) = crate::config::glob(g.get()) {
+                return Err(self
+                    .err(g.span(), format!("invalid glob {:?} in `{key}`: {}", g.get(), e.kind()))
+                    .with_help("globs are relative to the directory holding Irun.toml, like \"src/**/*.rs\""));
+            }
+            if std::path::Path::new(g.get()).is_absolute() || escapes_root(g.get()) {
+                return Err(self
+                    .err(g.span(), format!("glob {:?} in `{key}` points outside the project", g.get()))
+                    .with_help("globs are relative to the directory holding Irun.toml"));
+            }
+            out.push(g.get().clone());
+        }
+        Ok(out)
+    }
+
+    pub(super) fn duration(&self, value: &At<String>, key: &str) -> Result<Duration, Diagnostic> {
+        match humantime::parse_duration(value.get()) {
+            Ok(d) if d.is_zero() => Err(self
+                .err(value.span(), format!("`{key}` must be longer than zero"))
+                .with_help(format!("remove `{key}`, or give it a positive duration such as \"5s\""))),
+            Ok(d) => Ok(d),
+            Err(e) => Err(self
+                .err(value.span(), format!("invalid duration {:?} for `{key}`: {e}", value.get()))
+                .with_help("write durations like \"500ms\", \"5s\", \"2m\" or \"1h 30m\"")),
+        }
+    }
+
+    fn signal(&self, value: &At<String>) -> Result<Signal, Diagnostic> {
+        let upper = value.get().trim().to_ascii_uppercase();
+        let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        let help = "use a signal name such as \"SIGTERM\", \"SIGINT\", \"SIGQUIT\", \"SIGHUP\" or \"SIGKILL\"";
+        let signal = Signal::from_str(&name).map_err(|_| {
+            self.err(value.span(), format!("unknown signal {:?} for `stop_signal`", value.get())).with_help(help)
+        })?;
+        // Signals whose default action is to ignore, stop or continue a process would never stop a task.
+        use Signal::*;
+        if matches!(signal, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU | SIGCONT | SIGCHLD | SIGURG | SIGWINCH) {
+            return Err(self
+                .err(value.span(), format!("`stop_signal = {:?}` does not end a process", value.get()))
+                .with_help(help));
+        }
+        Ok(signal)
+    }
+}
+
+/// Whether a relative path climbs above where it starts (`../x`, `a/../../x`).
+fn escapes_root(path: &str) -> bool {
+    let mut depth: i32 = 0;
+    for part in path.split('/') {
+        match part {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,126 @@
+//! A task's name, deps and kind: a group (no `cmd`) holds nothing but deps; only a service (`daemon = true`) holds
+//! the keys of [`SERVICE_KEYS`].
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use super::{Shared, Validator, named};
+use crate::config::env::Layers;
+use crate::config::model::{Kind, Named, Task};
+use crate::config::raw::{At, GROUP_KEYS, RawTask, SERVICE_KEYS};
+use crate::diagnostic::Diagnostic;
+
+impl Validator<'_> {
+    pub(super) fn task(
+        &self,
+        name: &At<String>,
+        raw: &RawTask,
+        shared: &Shared,
+        names: &HashSet<&str>,
+    ) -> Result<Task, Diagnostic> {
+        let task_name = name.get();
+        if task_name.trim().is_empty() {
+            return Err(self.err(name.span(), "a task name cannot be empty"));
+        }
+        let kind = match &raw.cmd {
+            None => {
+                self.group(task_name, name.span(), raw)?;
+                Kind::Group
+            }
+            Some(cmd) => {
+                let daemon = raw.daemon.as_ref().is_some_and(|d| *d.get());
+                if !daemon {
+                    self.service_only(task_name, raw)?;
+                }
+                // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's
+                // environment, else the dotenv files (the task's, then the top level's).
+                let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+                let below: [&[(String, String)]; 2] = [&dotenv, &shared.dotenv];
+                let task_env = match &raw.env {
+                    Some(e) => self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?,
+                    None => Vec::new(),
+                };
+                let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
+                let cmd = self.cmd(cmd, "cmd", &vars)?;
+                let env = self.environment(shared, &dotenv, &task_env);
+                let process = self.process(raw, cmd, env, &vars)?;
+                if daemon {
+                    Kind::Service(Box::new(self.service(task_name, raw, process, &vars)?))
+                } else {
+                    Kind::Task(process)
+                }
+            }
+        };
+        Ok(Task {
+            name: task_name.clone(),
+            span: name.span(),
+            description: raw.description.as_ref().map(|d| d.get().clone()),
+            deps: self.deps(task_name, raw, names)?,
+            kind,
+        })
+    }
+
+    /// A group only gathers deps; settings that shape a process make no sense on it.
+    fn group(&self, task_name: &str, span: Range<usize>, raw: &RawTask) -> Result<(), Diagnostic> {
+        let given = raw.given();
+        if let Some((key, span)) = given.into_iter().find(|(k, _)| !GROUP_KEYS.contains(k)) {
+            return Err(if key == "ready" {
+                self.err(span, format!("task `{task_name}` is a group (it has no `cmd`) and cannot have `ready`"))
+                    .with_help("give it a `cmd` and `daemon = true` to make it a service, or remove `ready`")
+            } else {
+                self.err(span, format!("task `{task_name}` is a group (it has no `cmd`), so `{key}` has no effect"))
+                    .with_help(format!("add a `cmd` to task `{task_name}`, or remove `{key}`"))
+            });
+        }
+        if raw.deps.as_ref().is_none_or(|d| d.get().is_empty()) {
+            return Err(self
+                .err(span, format!("task `{task_name}` has neither `cmd` nor `deps`"))
+                .with_help("give it a `cmd` to run, or `deps` to make it a group"));
+        }
+        Ok(())
+    }
+
+    /// A task that is not a service has none of a service's keys.
+    fn service_only(&self, task_name: &str, raw: &RawTask) -> Result<(), Diagnostic> {
+        let given = raw.given();
+        let Some((key, span)) = given.into_iter().find(|(k, _)| SERVICE_KEYS.contains(k)) else { return Ok(()) };
+        let message = match key {
+            "reuse" => format!("`reuse` on task `{task_name}`: only a service (`daemon = true`) can be reused"),
+            _ => format!("`{key}` is only for services, and task `{task_name}` is not one"),
+        };
+        Err(self.err(span, message).with_help(format!("add `daemon = true` to task `{task_name}`, or remove `{key}`")))
+    }
+
+    fn deps(&self, task_name: &str, raw: &RawTask, names: &HashSet<&str>) -> Result<Vec<Named>, Diagnostic> {
+        let listed = raw.deps.as_ref().map_or(&[][..], |d| d.get().as_slice());
+        let mut deps: Vec<Named> = Vec::new();
+        // A dep listed twice counts once (a set, so 50,000 deps cost no more than they must).
+        let mut seen: HashSet<&str> = HashSet::with_capacity(listed.len());
+        for d in listed {
+            if !names.contains(d.get().as_str()) {
+                return Err(self.unknown_task(d, &format!("task `{task_name}` depends on unknown task"), names));
+            }
+            if seen.insert(d.get().as_str()) {
+                deps.push(named(d));
+            }
+        }
+        Ok(deps)
+    }
+
+    /// The task's environment: irun's, then what the dotenv files add to it (a variable irun already has keeps its
+    /// value), overridden by `[env]`, overridden by the task's `env`.
+    fn environment(
+        &self,
+        shared: &Shared,
+        dotenv: &[(String, String)],
+        task_env: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let added = shared.dotenv.iter().chain(dotenv).filter(|(k, _)| !self.shell.contains_key(k));
+        for (k, v) in added.chain(&shared.env).chain(task_env) {
+            env.retain(|(existing, _)| existing != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env
+    }
+}

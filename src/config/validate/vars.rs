@@ -1,0 +1,138 @@
+//! Variables in Irun.toml: `env` tables, `dotenv` files and `${NAME}` references, with errors that point at the
+//! reference itself.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::Validator;
+use crate::config::env::{self, DotenvError, Layers, Problem};
+use crate::config::raw::At;
+use crate::diagnostic::Diagnostic;
+
+impl Validator<'_> {
+    /// `text` (the value at `span`) with its `${NAME}`s resolved from `vars`.
+    pub(super) fn expand(
+        &self,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        vars: &Layers,
+    ) -> Result<String, Diagnostic> {
+        env::expand(text, &|name| vars.get(name)).map_err(|problem| {
+            // Point at the reference itself when it is written as is in the file (no escapes before it).
+            let written = self.source.text.get(span.clone()).unwrap_or_default();
+            let at = |needle: &str| {
+                written.find(needle).map(|i| span.start + i..span.start + i + needle.len()).unwrap_or(span.clone())
+            };
+            match problem {
+                Problem::Unknown { name, .. } => self
+                    .err(at(&format!("${{{name}")), format!("unknown variable `{name}` in `{key}`"))
+                    .with_help(format!(
+                        "set {name} in the environment, a `dotenv` file or `env`, give a default with \
+                         `${{{name}:-default}}`, or write `$${{{name}}}` for a literal `${{{name}}}`"
+                    )),
+                Problem::Malformed { at: offset } => {
+                    let rest = &text[offset..];
+                    let shown: String = rest.chars().take(rest.find('}').map_or(12, |i| i + 1).min(40)).collect();
+                    self.err(at(&shown), format!("`{shown}` in `{key}` is not a variable reference")).with_help(
+                        "write `${NAME}` or `${NAME:-default}` (NAME: letters, digits and `_`), or `$${` for a literal `${`",
+                    )
+                }
+            }
+        })
+    }
+
+    /// A string, or an array of strings, with each string's `${NAME}`s resolved.
+    pub(super) fn expand_value(
+        &self,
+        value: &At<toml::Value>,
+        key: &str,
+        vars: &Layers,
+    ) -> Result<At<toml::Value>, Diagnostic> {
+        let span = value.span();
+        let expand = |s: &str| self.expand(s, span.clone(), key, vars).map(toml::Value::String);
+        let expanded = match value.get() {
+            toml::Value::String(s) => expand(s)?,
+            toml::Value::Array(items) => toml::Value::Array(
+                items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => expand(s),
+                        other => Ok(other.clone()),
+                    })
+                    .collect::<Result<_, Diagnostic>>()?,
+            ),
+            other => other.clone(),
+        };
+        Ok(At::new(span, expanded))
+    }
+
+    /// The variables of the listed dotenv files, in order (a later file's value wins); `?` before a path makes the
+    /// file optional.
+    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vec<(String, String)>, Diagnostic> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for file in list.map(Vec::as_slice).unwrap_or_default() {
+            let (written, optional) = match file.get().strip_prefix('?') {
+                Some(rest) => (rest, true),
+                None => (file.get().as_str(), false),
+            };
+            let path = self.root.join(written);
+            match env::read_dotenv(&path) {
+                Ok(vars) => {
+                    for (k, v) in vars {
+                        out.retain(|(existing, _)| *existing != k);
+                        out.push((k, v));
+                    }
+                }
+                Err(DotenvError::Missing) if optional => {}
+                Err(DotenvError::Missing) => {
+                    return Err(self
+                        .err(file.span(), format!("dotenv file {written:?} does not exist ({})", path.display()))
+                        .with_help(format!("create it, or write \"?{written}\" to use it only when it exists")));
+                }
+                Err(DotenvError::Unreadable(why)) => {
+                    return Err(self
+                        .err(file.span(), format!("cannot use dotenv file {written:?}: {why}"))
+                        .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// An `env` table: names checked, values made strings, `${NAME}`s resolved from `vars`.
+    pub(super) fn env(
+        &self,
+        table: &BTreeMap<String, At<toml::Value>>,
+        vars: &Layers,
+    ) -> Result<Vec<(String, String)>, Diagnostic> {
+        let mut out = Vec::with_capacity(table.len());
+        for (k, v) in table {
+            if k.is_empty() || k.contains(['=', '\0']) {
+                return Err(self
+                    .err(v.span(), format!("invalid environment variable name {k:?}"))
+                    .with_help("a name must be non-empty and cannot contain `=` or NUL"));
+            }
+            let value = match v.get() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(self
+                        .err(
+                            v.span(),
+                            format!("environment variable `{k}` must be a string, not a {}", other.type_str()),
+                        )
+                        .with_help(format!("write it as `{k} = \"...\"`")));
+                }
+            };
+            if value.contains('\0') {
+                return Err(self.err(v.span(), format!("environment variable `{k}` contains a NUL byte")));
+            }
+            let value = self.expand(&value, v.span(), &format!("env.{k}"), vars)?;
+            out.push((k.clone(), value));
+        }
+        Ok(out)
+    }
+}

@@ -6,6 +6,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::engine::OnBusy;
+use crate::plan::Request;
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 50ms, 1s or 2m"))
@@ -36,102 +37,115 @@ Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (not
     about = "Run the tasks and services declared in Irun.toml: in parallel, in dependency order, cleaned up after",
     after_help = EXAMPLES,
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 
     /// Use this Irun.toml instead of searching the current directory and its parents
     #[arg(short = 'f', long = "file", value_name = "PATH", global = true)]
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 
     /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always or never
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
 }
 
 /// What to run, and how: the targets, their arguments and the options of a run (`irun [OPTIONS] [TARGET]...` and
 /// `irun run [OPTIONS] [NAME]...`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Tasks to run, with everything they depend on [default: `default` in Irun.toml]
     #[arg(value_name = "TARGET")]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
 
     /// Arguments for the one target that is a task: appended to its command (array commands: as items; string
     /// commands: shell-quoted)
     #[arg(last = true, value_name = "ARGS")]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
 
     /// Run at most N tasks at once [default: `jobs` in Irun.toml, else the number of CPUs]
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
+    pub(crate) jobs: Option<u32>,
 
     /// Keep running tasks that do not depend on a failed one, instead of stopping at the first failure
     #[arg(short = 'k', long = "keep-going")]
-    pub keep_going: bool,
+    pub(crate) keep_going: bool,
 
     /// Print the plan (which tasks would run, in which waves) and run nothing
     #[arg(short = 'n', long = "dry-run")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// Run every selected task, even those that are up to date
     #[arg(short = 'B', long = "force")]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// Say why each task runs (or is skipped as up to date) as the run goes
     #[arg(long)]
-    pub explain: bool,
+    pub(crate) explain: bool,
 
     /// Run the targets, then watch the project and rerun the tasks whose `sources` change (and their dependents)
     #[arg(short = 'w', long)]
-    pub watch: bool,
+    pub(crate) watch: bool,
 
     /// With --watch: how long changes must pause before a cycle starts [default: 10ms once every file written has
     /// been closed, 50ms otherwise]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "watch")]
-    pub debounce: Option<std::time::Duration>,
+    pub(crate) debounce: Option<std::time::Duration>,
 
     /// With --watch: on a change during a cycle, restart the affected tasks at once, or queue one more cycle
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = OnBusy::Restart, requires = "watch")]
-    pub on_busy: OnBusy,
+    pub(crate) on_busy: OnBusy,
 
     /// Task output: `prefixed` (lines as they come, with the task's name) or `grouped` (each task's output together
     /// when it finishes, failures last) [default: prefixed; grouped under GitHub Actions]
     #[arg(long, value_enum, value_name = "MODE")]
-    pub output: Option<OutputMode>,
+    pub(crate) output: Option<OutputMode>,
 
     /// How many of a failed task's last lines of output the summary shows (lines naming a `file:line` that scrolled
     /// out of them are kept too); 0: none
     #[arg(long, value_name = "N", default_value_t = 10)]
-    pub tail: usize,
+    pub(crate) tail: usize,
 
     /// The live status area: `auto` (on a terminal, unless CI is set) or `never`
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ProgressChoice::Auto)]
-    pub progress: ProgressChoice,
+    pub(crate) progress: ProgressChoice,
 
     /// Print events as JSON lines on stdout, instead of the human-readable output
     #[arg(long, conflicts_with = "events")]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Also write events as JSON lines to FILE
     #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
+    pub(crate) events: Option<PathBuf>,
 
     /// Run one shard of the plan: `slice:K/N` deals the leaf tasks (those nothing else in the plan needs) in plan
     /// order, `hash:K/N` places each by a stable hash of its name; a shard runs its leaves and what they depend on
     #[arg(long, value_name = "SCHEME:K/N", value_parser = crate::partition::parse, conflicts_with = "watch")]
-    pub partition: Option<crate::partition::Partition>,
+    pub(crate) partition: Option<crate::partition::Partition>,
 
     /// With --partition: refuse to run (exit 2) unless the plan's hash (from `irun plan --json`) is HASH
     #[arg(long, value_name = "HASH", requires = "partition")]
-    pub expect_plan: Option<String>,
+    pub(crate) expect_plan: Option<String>,
 
     /// Write a JUnit XML report (one test case per task) to FILE
     #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
+    pub(crate) junit: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// What these arguments ask to run.
+    pub(crate) fn request(&self) -> Request {
+        Request {
+            targets: self.targets.clone(),
+            args: self.args.clone(),
+            jobs: self.jobs.map(|j| j as usize),
+            partition: self.partition,
+            expect_plan: self.expect_plan.clone(),
+        }
+    }
 }
 
 /// Options (and targets) that only mean something when tasks run, with their flag as written in `--help`.
@@ -160,9 +174,9 @@ impl Cli {
     /// Parse the command line (exiting on `--help`, `--version` and clap's own errors). `-f` and `--color` work
     /// before and after a subcommand; an option that only applies to a run, given with a subcommand, is an error
     /// rather than silently ignored.
-    pub fn parse_args() -> Result<Cli, crate::diagnostic::Diagnostic> {
+    pub(crate) fn parse_args() -> Result<Cli, crate::diagnostic::Diagnostic> {
         let matches = Cli::command().get_matches();
-        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         if let Some((sub, _)) = matches.subcommand().filter(|(sub, _)| *sub != "run") {
             if let Some((_, flag)) =
                 RUN_ONLY.iter().find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
@@ -182,16 +196,12 @@ impl Cli {
             return Err(crate::diagnostic::Diagnostic::new(format!("{flag} before `run` would be ignored"))
                 .with_help(format!("put it after `run`: `irun run {flag} ...`, or leave `run` out")));
         }
-        if let Some(Command::Run(run)) = &cli.command {
-            cli.run = run.clone();
-            cli.command = None;
-        }
         Ok(cli)
     }
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run tasks, as `irun [TARGET]...` does; for a task named like a subcommand: `irun run list`
     Run(RunArgs),
     /// List tasks with their descriptions, deps and kind (task, service or group)
@@ -227,8 +237,8 @@ pub enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "partition")]
         shards: Option<u32>,
         /// With --shards: deal the leaf tasks in plan order (`slice`) or by a hash of their names (`hash`)
-        #[arg(long, value_enum, default_value_t = SchemeChoice::Slice, requires = "shards")]
-        scheme: SchemeChoice,
+        #[arg(long, value_enum, default_value_t = crate::partition::Scheme::Slice, requires = "shards")]
+        scheme: crate::partition::Scheme,
         /// Describe this one shard
         #[arg(long, value_name = "SCHEME:K/N", value_parser = crate::partition::parse)]
         partition: Option<crate::partition::Partition>,
@@ -254,25 +264,19 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SchemeChoice {
-    Slice,
-    Hash,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputMode {
+pub(crate) enum OutputMode {
     Prefixed,
     Grouped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressChoice {
+pub(crate) enum ProgressChoice {
     Auto,
     Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
@@ -280,7 +284,7 @@ pub enum ColorChoice {
 
 impl ColorChoice {
     /// Whether to colour a stream that is (or is not) a terminal.
-    pub fn enabled(self, is_terminal: bool) -> bool {
+    pub(crate) fn enabled(self, is_terminal: bool) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,

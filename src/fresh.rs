@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::{Cmd, Config, Task, glob_set};
+use crate::config::{Cmd, Config, PerTask, Task, glob_set};
 pub use crate::outcome::Verdict;
 use crate::state::{FileStamp, HASHING, HASHING_LEGACY, LastRun, State, TaskRecord};
 use crate::watch::Filter;
@@ -386,20 +386,20 @@ fn now_ns() -> i64 {
 
 /// Verdicts for every task of `plan` without running anything: a dep that would run counts as having run (a
 /// service does not: its fingerprint does). Groups get `None` (they run nothing themselves).
-pub fn predict(plan: &crate::plan::Plan, config: &Config, checker: &Checker) -> Vec<Option<Verdict>> {
-    use crate::events::TaskKind;
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; config.tasks.len()];
-    let mut runs = vec![false; config.tasks.len()];
+pub(crate) fn predict(plan: &crate::plan::Plan, config: &Config, checker: &Checker) -> PerTask<Option<Verdict>> {
+    use crate::config::TaskKind;
+    let mut verdicts: PerTask<Option<Verdict>> = PerTask::filled(config.tasks.len(), None);
+    let mut runs = PerTask::filled(config.tasks.len(), false);
     for &i in &plan.order {
-        let dep_runs = plan.deps[i].iter().find(|&&d| runs[d]).map(|&d| plan.names[d].to_string());
-        match plan.kinds[i] {
+        let dep_runs = plan[i].deps.iter().find(|&&d| runs[d]).map(|&d| plan[d].name.to_string());
+        match plan[i].kind {
             TaskKind::Group => runs[i] = dep_runs.is_some(),
             kind => {
                 let (v, _) = checker.verdict(config, &config.tasks[i], dep_runs.as_deref(), "will run");
                 runs[i] = match kind {
                     TaskKind::Task => v != Verdict::UpToDate,
                     // A service whose dep runs again will have another fingerprint when it starts.
-                    _ => plan.deps[i].iter().any(|&d| runs[d]),
+                    _ => plan[i].deps.iter().any(|&d| runs[d]),
                 };
                 verdicts[i] = Some(v);
             }

@@ -54,7 +54,13 @@ pub enum Failure {
         exit: ChildExit,
         needed_by: Vec<TaskName>,
     },
-    ProbeFailed(String),
+    /// A service's readiness probe did not pass within its timeout.
+    NotReady {
+        timeout: Duration,
+        check: crate::config::Check,
+    },
+    /// No free port for `ready = { tcp = "auto" }`.
+    NoFreePort,
     /// Something else accepts connections at the address a service's probe checks.
     PortInUse {
         port: u16,

@@ -4,11 +4,11 @@
 
 use std::fmt;
 
-use crate::events::TaskKind;
+use crate::config::{PerTask, TaskId, TaskKind};
 use crate::plan::Plan;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scheme {
     /// Leaves dealt in plan order: the K-th, the K+N-th, ...
     Slice,
     /// By a stable hash of the task's name: adding a task moves no other.
@@ -17,7 +17,7 @@ pub enum Scheme {
 
 /// Shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Partition {
+pub(crate) struct Partition {
     pub scheme: Scheme,
     pub index: u32,
     pub count: u32,
@@ -36,13 +36,13 @@ impl fmt::Display for Partition {
 
 impl Partition {
     /// `K/N`, as reports show the shard.
-    pub fn shard(&self) -> String {
+    pub(crate) fn shard(&self) -> String {
         format!("{}/{}", self.index, self.count)
     }
 }
 
 /// Parse `slice:K/N` or `hash:K/N` (for clap).
-pub fn parse(s: &str) -> Result<Partition, String> {
+pub(crate) fn parse(s: &str) -> Result<Partition, String> {
     let help = "write `slice:K/N` or `hash:K/N`, with 1 <= K <= N (e.g. `slice:2/3`)";
     let (scheme, shard) = s.split_once(':').ok_or_else(|| format!("no scheme in {s:?}; {help}"))?;
     let scheme = match scheme {
@@ -64,51 +64,51 @@ pub fn parse(s: &str) -> Result<Partition, String> {
 
 /// The plan's leaf tasks, in plan order: selected non-group tasks that no selected non-group task depends on
 /// (directly, or through groups).
-pub fn leaves(plan: &Plan) -> Vec<usize> {
-    let n = plan.kinds.len();
-    let mut needed = vec![false; n];
+pub(crate) fn leaves(plan: &Plan) -> Vec<TaskId> {
+    let n = plan.len();
+    let mut needed = PerTask::filled(n, false);
     for &i in &plan.order {
-        if plan.kinds[i] == TaskKind::Group {
+        if plan[i].kind == TaskKind::Group {
             continue;
         }
         // What this task depends on, groups looked through.
-        let mut stack: Vec<usize> = plan.deps[i].clone();
-        let mut seen = vec![false; 0];
+        let mut stack: Vec<TaskId> = plan[i].deps.clone();
+        let mut seen = PerTask::filled(0, false);
         while let Some(d) = stack.pop() {
-            if plan.kinds[d] == TaskKind::Group {
+            if plan[d].kind == TaskKind::Group {
                 if seen.is_empty() {
-                    seen = vec![false; n];
+                    seen = PerTask::filled(n, false);
                 }
                 if !std::mem::replace(&mut seen[d], true) {
-                    stack.extend(&plan.deps[d]);
+                    stack.extend(&plan[d].deps);
                 }
             } else {
                 needed[d] = true;
             }
         }
     }
-    plan.order.iter().copied().filter(|&i| plan.kinds[i] != TaskKind::Group && !needed[i]).collect()
+    plan.order.iter().copied().filter(|&i| plan[i].kind != TaskKind::Group && !needed[i]).collect()
 }
 
 /// The stable hash a task's name is placed by (`hash:K/N`): xxh3, the same on every machine and release.
-pub fn name_hash(name: &str) -> u64 {
+pub(crate) fn name_hash(name: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 /// Which shard (1-based) of `count` each unit goes to, in the order given.
-pub fn assign(plan: &Plan, units: &[usize], scheme: Scheme, count: u32) -> Vec<u32> {
+pub(crate) fn assign(plan: &Plan, units: &[TaskId], scheme: Scheme, count: u32) -> Vec<u32> {
     units
         .iter()
         .enumerate()
         .map(|(pos, &i)| match scheme {
             Scheme::Slice => (pos as u32 % count) + 1,
-            Scheme::Hash => (name_hash(&plan.names[i]) % u64::from(count)) as u32 + 1,
+            Scheme::Hash => (name_hash(&plan[i].name) % u64::from(count)) as u32 + 1,
         })
         .collect()
 }
 
 /// The units (leaf tasks) shard `p` runs, in plan order.
-pub fn units_of(plan: &Plan, p: Partition) -> Vec<usize> {
+pub(crate) fn units_of(plan: &Plan, p: Partition) -> Vec<TaskId> {
     let units = leaves(plan);
     let shards = assign(plan, &units, p.scheme, p.count);
     units.into_iter().zip(shards).filter(|&(_, s)| s == p.index).map(|(u, _)| u).collect()
@@ -116,19 +116,14 @@ pub fn units_of(plan: &Plan, p: Partition) -> Vec<usize> {
 
 /// A hash of the plan's shape: its targets and its tasks with their kinds and deps, in plan order. Shards built
 /// from plans with the same hash split the same work.
-pub fn plan_hash(plan: &Plan) -> String {
+pub(crate) fn plan_hash(plan: &Plan) -> String {
     let mut text = String::new();
     for &t in &plan.targets {
-        text.push_str(&format!("target {}\n", plan.names[t]));
+        text.push_str(&format!("target {}\n", plan[t].name));
     }
     for &i in &plan.order {
-        let kind = match plan.kinds[i] {
-            TaskKind::Task => "task",
-            TaskKind::Service => "service",
-            TaskKind::Group => "group",
-        };
-        let deps: Vec<&str> = plan.deps[i].iter().map(|&d| &*plan.names[d]).collect();
-        text.push_str(&format!("{kind} {:?} <- {:?}\n", &*plan.names[i], deps));
+        let deps: Vec<&str> = plan[i].deps.iter().map(|&d| &*plan[d].name).collect();
+        text.push_str(&format!("{} {:?} <- {:?}\n", plan[i].kind.as_str(), &*plan[i].name, deps));
     }
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
@@ -143,14 +138,13 @@ mod tests {
             std::path::PathBuf::from("/p"),
         )
         .unwrap();
-        let graph = crate::graph::TaskGraph::new(&config).unwrap();
         let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-        let targets = crate::plan::targets(&config, &graph, &targets).unwrap();
-        Plan::new(&graph, &targets)
+        let request = crate::plan::Request { targets, ..Default::default() };
+        crate::plan::prepare(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false))).plan
     }
 
-    fn names(plan: &Plan, tasks: &[usize]) -> Vec<String> {
-        tasks.iter().map(|&i| plan.names[i].to_string()).collect()
+    fn names(plan: &Plan, tasks: &[TaskId]) -> Vec<String> {
+        tasks.iter().map(|&i| plan[i].name.to_string()).collect()
     }
 
     const SUITE: &str = "[tasks.setup]\ncmd = \"s\"\n[tasks.db]\ncmd = \"d\"\ndaemon = true\ndeps = [\"setup\"]\n\
@@ -175,7 +169,7 @@ mod tests {
         assert_eq!(slice(1), ["c", "a"]);
         assert_eq!(slice(2), ["b"]);
         for unit in leaves(&p) {
-            let shard = (name_hash(&p.names[unit]) % 3) as u32 + 1;
+            let shard = (name_hash(&p[unit].name) % 3) as u32 + 1;
             let mine = units_of(&p, Partition { scheme: Scheme::Hash, index: shard, count: 3 });
             assert!(mine.contains(&unit));
         }

@@ -1,190 +1,254 @@
-//! What one invocation will do: the selected tasks, their order, and which services run in the foreground.
+//! One road from a request to a plan, used by a run, a watch-mode reload, `-n`, `irun plan` and `irun explain`:
+//! arguments after `--` go to their task, the graph is checked, targets are resolved (the named ones, else
+//! `default`), a partition picks its shard, and the plan records, per task, what the engine needs to know.
 
-use std::fmt::Write as _;
+use std::ops::Index;
 
-use crate::config::Config;
-use crate::diagnostic::Diagnostic;
-use crate::events::{PlannedTask, TaskKind};
+use crate::arguments;
+use crate::config::{Config, PerTask, Restart, TaskId, TaskKind};
+use crate::diagnostic::{Diagnostic, suggestion};
+use crate::events::{PlannedTask, TaskName};
 use crate::graph::TaskGraph;
-use crate::outcome::Verdict;
+use crate::partition::{self, Partition};
 
-/// The tasks to run: those `named`, else the `default` ones, as task indices.
-pub fn targets(config: &Config, graph: &TaskGraph<'_>, named: &[String]) -> Result<Vec<usize>, Diagnostic> {
+/// What the command line asks to run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Request {
+    /// Tasks named on the command line (empty: `default`).
+    pub(crate) targets: Vec<String>,
+    /// Arguments after `--`, for the one target that is a task.
+    pub(crate) args: Vec<String>,
+    /// `-j`, which wins over `jobs` in Irun.toml.
+    pub(crate) jobs: Option<usize>,
+    /// `--partition`: run one shard of the plan.
+    pub(crate) partition: Option<Partition>,
+    /// `--expect-plan`: the plan's hash must be this.
+    pub(crate) expect_plan: Option<String>,
+}
+
+/// A request planned against an Irun.toml.
+pub(crate) struct Prepared {
+    /// Irun.toml, with the arguments after `--` appended to their task.
+    pub(crate) config: Config,
+    pub(crate) plan: Plan,
+    pub(crate) jobs: usize,
+    /// With `--partition`: which shard this is.
+    pub(crate) shard: Option<Shard>,
+}
+
+/// The shard a `--partition` run is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Shard {
+    pub(crate) partition: Partition,
+    /// How many leaf tasks the whole plan has.
+    pub(crate) leaves: usize,
+    /// The leaves this shard runs (with what they depend on).
+    pub(crate) units: Vec<TaskName>,
+}
+
+/// Plan `request` against `config`.
+pub(crate) fn prepare(mut config: Config, request: &Request) -> Result<Prepared, Diagnostic> {
+    arguments::apply(&mut config, &request.targets, &request.args)?;
+    let graph = TaskGraph::new(&config)?;
+    let mut targets = targets(&config, &request.targets)?;
+    let mut shard = None;
+    if let Some(p) = request.partition {
+        // One shard: its leaf tasks become the targets, after the whole plan's hash is checked.
+        let whole = Plan::new(&config, &graph, &targets);
+        let hash = partition::plan_hash(&whole);
+        if let Some(expected) = request.expect_plan.as_deref().filter(|e| *e != hash) {
+            return Err(Diagnostic::new(format!(
+                "this plan's hash is {hash}, not {expected}: shard {} was planned from a different Irun.toml or \
+                 other targets",
+                p.shard()
+            ))
+            .with_help("run `irun plan --json` again on this checkout, and start every shard from its output"));
+        }
+        let leaves = partition::leaves(&whole).len();
+        targets = partition::units_of(&whole, p);
+        let units = targets.iter().map(|&u| whole[u].name.clone()).collect();
+        shard = Some(Shard { partition: p, leaves, units });
+    }
+    let plan = Plan::new(&config, &graph, &targets);
+    let jobs = request.jobs.or(config.jobs).unwrap_or_else(default_jobs);
+    Ok(Prepared { config, plan, jobs, shard })
+}
+
+/// One job per CPU.
+pub(crate) fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The tasks to run: those `named`, else the `default` ones.
+pub(crate) fn targets(config: &Config, named: &[String]) -> Result<Vec<TaskId>, Diagnostic> {
     if !named.is_empty() {
-        return graph.resolve(named);
+        return resolve(config, named);
     }
     match &config.default {
-        Some(d) => graph.resolve(&d.iter().map(|n| n.name.clone()).collect::<Vec<_>>()),
+        Some(d) => resolve(config, &d.iter().map(|n| n.name.clone()).collect::<Vec<_>>()),
         None => {
-            let names: Vec<&str> = config.tasks.iter().map(|t| t.name.as_str()).collect();
             Err(Diagnostic::new(format!("no targets given, and {} has no `default`", config.source.path.display()))
                 .with_help(format!(
                     "name tasks to run (defined: {}), or add `default = [\"...\"]` to Irun.toml",
-                    names.join(", ")
+                    config.names().join(", ")
                 )))
         }
     }
 }
 
-pub struct Plan {
-    /// Selected tasks in a topological order.
-    pub order: Vec<usize>,
-    pub targets: Vec<usize>,
-    pub selected: Vec<bool>,
-    /// Per task index: its deps (all selected when the task is).
-    pub deps: Vec<Vec<usize>>,
-    /// Per service: the selected non-group tasks that need it running. Groups are transparent: a task that depends
+/// Resolve task names, with a did-you-mean for typos.
+pub(crate) fn resolve(config: &Config, names: &[String]) -> Result<Vec<TaskId>, Diagnostic> {
+    let mut out = Vec::new();
+    for name in names {
+        let Some(i) = config.id(name) else {
+            let hint = suggestion(name, config.names());
+            return Err(Diagnostic::new(format!("unknown task `{name}`{hint}")).with_help(format!(
+                "tasks defined in {}: {} (`irun list` describes them)",
+                config.source.path.display(),
+                config.names().join(", ")
+            )));
+        };
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// What one invocation will do: the selected tasks, their order, and each task's part in it.
+pub(crate) struct Plan {
+    /// Selected tasks in a topological order that follows the file where it can.
+    pub(crate) order: Vec<TaskId>,
+    pub(crate) targets: Vec<TaskId>,
+    /// Selected tasks that may run side by side: each wave depends only on earlier ones.
+    pub(crate) waves: Vec<Vec<TaskId>>,
+    tasks: PerTask<Planned>,
+}
+
+/// A task of Irun.toml as the plan sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub(crate) name: TaskName,
+    pub(crate) kind: TaskKind,
+    pub(crate) selected: bool,
+    /// Its deps (all selected when the task is).
+    pub(crate) deps: Vec<TaskId>,
+    /// The selected tasks that list it among their deps.
+    pub(crate) dependents: Vec<TaskId>,
+    /// A service: the selected non-group tasks that need it running. Groups are transparent: a task that depends
     /// on a group needs the services the group gathers.
-    pub needers: Vec<Vec<usize>>,
-    /// Services kept up until they exit or irun is interrupted: named as targets, or needed by nothing in the run.
-    pub foreground: Vec<bool>,
-    pub waves: Vec<Vec<usize>>,
-    pub kinds: Vec<TaskKind>,
-    pub names: Vec<std::sync::Arc<str>>,
-    /// Per task: `output = "on-failure"`.
-    pub quiet: Vec<bool>,
-    /// Per task index: the selected tasks that list it among their deps.
-    pub dependents: Vec<Vec<usize>>,
+    pub(crate) needers: Vec<TaskId>,
+    /// A service kept up until it exits or irun is interrupted: named as a target, or needed by nothing in the run.
+    pub(crate) foreground: bool,
+    /// `output = "on-failure"`: its output is shown only if it fails.
+    pub(crate) quiet: bool,
+    /// A service: when it is started again after it exits, and how often at most.
+    pub(crate) restart: Restart,
+    pub(crate) max_restarts: u32,
+}
+
+impl Index<TaskId> for Plan {
+    type Output = Planned;
+
+    fn index(&self, id: TaskId) -> &Planned {
+        &self.tasks[id]
+    }
 }
 
 impl Plan {
-    pub fn new(graph: &TaskGraph<'_>, targets: &[usize]) -> Plan {
-        let n = graph.config.tasks.len();
-        let order = graph.select(targets);
-        let selected = graph.selection_mask(&order);
-        let deps: Vec<Vec<usize>> = (0..n).map(|i| graph.deps(i)).collect();
-        let kinds: Vec<TaskKind> = graph.config.tasks.iter().map(|t| t.tag()).collect();
-
-        let mut needers = vec![Vec::new(); n];
-        let mut foreground = vec![false; n];
-        for &s in &order {
-            if kinds[s] != TaskKind::Service {
-                continue;
-            }
-            let mut seen = vec![false; n];
-            let mut stack: Vec<usize> = graph.dependents(s);
-            while let Some(d) = stack.pop() {
-                if !selected[d] || std::mem::replace(&mut seen[d], true) {
-                    continue;
-                }
-                if kinds[d] == TaskKind::Group {
-                    stack.extend(graph.dependents(d));
-                } else {
-                    needers[s].push(d);
-                }
-            }
-            needers[s].sort_unstable();
-            foreground[s] = targets.contains(&s) || needers[s].is_empty();
-        }
-
+    pub(crate) fn new(config: &Config, graph: &TaskGraph, targets: &[TaskId]) -> Plan {
+        let selected = graph.closure(targets);
         let waves = graph.waves(&selected);
-        let names = graph.config.tasks.iter().map(|t| std::sync::Arc::from(t.name.as_str())).collect();
-        let dependents = (0..n).map(|i| graph.dependents(i).into_iter().filter(|&d| selected[d]).collect()).collect();
-        let quiet = graph
-            .config
+        let order: Vec<TaskId> = waves.iter().flatten().copied().collect();
+        let mut tasks: PerTask<Planned> = config
             .tasks
-            .iter()
-            .map(|t| t.process().is_some_and(|p| p.output == crate::config::OutputPolicy::OnFailure))
+            .enumerate()
+            .map(|(i, t)| {
+                let service = t.service();
+                Planned {
+                    name: TaskName::from(t.name.as_str()),
+                    kind: t.tag(),
+                    selected: selected[i],
+                    deps: graph.deps(i).to_vec(),
+                    dependents: graph.dependents(i).into_iter().filter(|&d| selected[d]).collect(),
+                    needers: Vec::new(),
+                    foreground: false,
+                    quiet: t.process().is_some_and(|p| p.output == crate::config::OutputPolicy::OnFailure),
+                    restart: service.map_or(Restart::No, |s| s.restart),
+                    max_restarts: service.map_or(0, |s| s.max_restarts),
+                }
+            })
             .collect();
-        Plan {
-            order,
-            targets: targets.to_vec(),
-            selected,
-            deps,
-            needers,
-            foreground,
-            waves,
-            kinds,
-            names,
-            quiet,
-            dependents,
-        }
-    }
-
-    /// Names of the tasks `i` depends on, looking through groups to what they gather.
-    pub fn dep_names_through_groups(&self, i: usize) -> Vec<std::sync::Arc<str>> {
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack: Vec<usize> = self.deps[i].clone();
-        while let Some(d) = stack.pop() {
-            if !seen.insert(d) {
-                continue;
-            }
-            if self.kinds[d] == TaskKind::Group {
-                stack.extend(&self.deps[d]);
-            } else {
-                out.push(self.names[d].clone());
+        for &s in &order {
+            if tasks[s].kind == TaskKind::Service {
+                let needers = needers(&tasks, s);
+                tasks[s].foreground = targets.contains(&s) || needers.is_empty();
+                tasks[s].needers = needers;
             }
         }
-        out
+        Plan { order, targets: targets.to_vec(), waves, tasks }
     }
 
-    /// Watch mode: the selected tasks that `directly` names, and everything downstream of them.
-    pub fn with_dependents(&self, directly: impl IntoIterator<Item = usize>) -> Vec<bool> {
-        let mut mask = vec![false; self.selected.len()];
-        let mut stack: Vec<usize> = directly.into_iter().filter(|&i| self.selected[i]).collect();
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut mask[i], true) {
-                stack.extend(&self.dependents[i]);
-            }
-        }
-        mask
+    /// How many tasks Irun.toml has (selected or not).
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.len()
     }
 
-    pub fn planned_tasks(&self) -> Vec<PlannedTask> {
+    /// Every task of Irun.toml with its part in the plan.
+    pub(crate) fn tasks(&self) -> &PerTask<Planned> {
+        &self.tasks
+    }
+
+    /// The selected tasks as reporters are told about them, in plan order.
+    pub(crate) fn planned_tasks(&self) -> Vec<PlannedTask> {
         self.order
             .iter()
             .map(|&i| PlannedTask {
-                name: self.names[i].clone(),
-                kind: self.kinds[i],
-                deps: self.deps[i].iter().map(|&d| self.names[d].clone()).collect(),
-                quiet: self.quiet[i],
+                name: self[i].name.clone(),
+                kind: self[i].kind,
+                deps: self[i].deps.iter().map(|&d| self[d].name.clone()).collect(),
+                quiet: self[i].quiet,
             })
             .collect()
     }
 
-    /// The `--dry-run` text: waves of tasks that may run side by side.
-    pub fn describe(&self, graph: &TaskGraph<'_>, jobs: usize, verdicts: &[Option<Verdict>]) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "plan: {} task{} in {} wave{}, up to {jobs} at a time (dry run: nothing is started)",
-            self.order.len(),
-            plural(self.order.len()),
-            self.waves.len(),
-            plural(self.waves.len())
-        );
-        for (w, wave) in self.waves.iter().enumerate() {
-            let items: Vec<String> = wave
-                .iter()
-                .map(|&i| {
-                    let task = graph.task(i);
-                    match (self.kinds[i], task.service()) {
-                        (TaskKind::Group, _) => format!("{} (group)", task.name),
-                        (TaskKind::Service, Some(svc)) => {
-                            let until = if self.foreground[i] { ", kept in the foreground" } else { "" };
-                            match &svc.ready {
-                                Some(p) => format!(
-                                    "{} (service, ready when {}{until})",
-                                    task.name,
-                                    crate::report::text::check(&p.check)
-                                ),
-                                None => format!("{} (service, ready once started{until})", task.name),
-                            }
-                        }
-                        _ if verdicts.get(i) == Some(&Some(Verdict::UpToDate)) => {
-                            format!("{} (up to date)", task.name)
-                        }
-                        _ => task.name.clone(),
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "  wave {}: {}", w + 1, items.join(", "));
+    /// `units` and everything they depend on, in plan order.
+    pub(crate) fn closure(&self, units: &[TaskId]) -> Vec<TaskId> {
+        let mut wanted = PerTask::filled(self.len(), false);
+        let mut stack = units.to_vec();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut wanted[i], true) {
+                stack.extend(&self[i].deps);
+            }
         }
-        out
+        self.order.iter().copied().filter(|&i| wanted[i]).collect()
+    }
+
+    /// The selected tasks' `outputs` and `sources` globs, as watch mode follows them.
+    pub(crate) fn globs(&self, config: &Config) -> (Vec<String>, Vec<String>) {
+        let tasks = || self.order.iter().map(|&i| &config.tasks[i]);
+        (
+            tasks().flat_map(|t| t.outputs().iter().cloned()).collect(),
+            tasks().flat_map(|t| t.sources().iter().cloned()).collect(),
+        )
     }
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+/// The selected non-group tasks that need service `s` running, looking through groups.
+fn needers(tasks: &PerTask<Planned>, s: TaskId) -> Vec<TaskId> {
+    let mut seen = PerTask::filled(tasks.len(), false);
+    let mut stack: Vec<TaskId> = tasks[s].dependents.clone();
+    let mut out = Vec::new();
+    while let Some(d) = stack.pop() {
+        if std::mem::replace(&mut seen[d], true) {
+            continue;
+        }
+        if tasks[d].kind == TaskKind::Group {
+            stack.extend(&tasks[d].dependents);
+        } else {
+            out.push(d);
+        }
+    }
+    out.sort_unstable();
+    out
 }

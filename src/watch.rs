@@ -244,7 +244,7 @@ pub fn start(filter: Filter, pace: Pace) -> Result<(Watcher, tokio::sync::mpsc::
     std::thread::Builder::new()
         .name("irun-watch".into())
         .spawn(move || {
-            crate::signals::leave_to_main_thread();
+            crate::driver::signals::leave_to_main_thread();
             Debouncer { filter, watcher: handle, pace, unfinished: HashSet::new(), watched, aliases }.run(raw_rx, tx)
         })
         .map_err(|e| format!("cannot start the watch thread: {e}"))?;

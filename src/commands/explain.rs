@@ -1,12 +1,19 @@
 //! `irun explain`: for each task, in the order they would run, up to date or the first reason it would run.
 
 use crate::config::Config;
+use crate::exit::Failure;
 use crate::fresh::{self, Checker, Verdict};
-use crate::plan::Plan;
+use crate::plan::{self, Request};
 
-pub fn text(plan: &Plan, config: &Config, checker: &Checker, color: bool) -> String {
-    let verdicts = fresh::predict(plan, config, checker);
-    let width = plan.order.iter().map(|&i| plan.names[i].chars().count()).max().unwrap_or(0);
+pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<String, Failure> {
+    let prepared = plan::prepare(config, &Request { targets: targets.to_vec(), ..Request::default() })?;
+    let (config, plan) = (&prepared.config, &prepared.plan);
+    let (checker, warning) = Checker::new(&config.root, false);
+    if let Some(w) = warning {
+        eprintln!("irun: warning: {w}; every task would run");
+    }
+    let verdicts = fresh::predict(plan, config, &checker);
+    let width = plan.order.iter().map(|&i| plan[i].name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     for &i in &plan.order {
         let (text, style) = match &verdicts[i] {
@@ -21,7 +28,7 @@ pub fn text(plan: &Plan, config: &Config, checker: &Checker, color: bool) -> Str
             Some(Verdict::Run(why)) => (format!("will run: {why}"), anstyle::AnsiColor::Yellow.on_default()),
         };
         let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
-        out.push_str(&format!("{:<width$}  {text}\n", plan.names[i]));
+        out.push_str(&format!("{:<width$}  {text}\n", plan[i].name));
     }
-    out
+    Ok(out)
 }

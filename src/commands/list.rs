@@ -2,7 +2,16 @@
 
 use crate::config::{Check, Cmd, Config};
 
-pub fn text(config: &Config, color: bool) -> String {
+/// The list as asked for: `--json`, `--names`, or text.
+pub(super) fn text(config: &Config, json: bool, names: bool, color: bool) -> String {
+    match (json, names) {
+        (true, _) => self::json(config),
+        (_, true) => self::names(config),
+        _ => self::plain(config, color),
+    }
+}
+
+fn plain(config: &Config, color: bool) -> String {
     let width = config.tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
     let bold = anstyle::Style::new().bold();
     let dim = anstyle::Style::new().dimmed();
@@ -10,7 +19,7 @@ pub fn text(config: &Config, color: bool) -> String {
         if color { format!("{}{t}{}", s.render(), s.render_reset()) } else { t.to_string() }
     };
     let mut out = String::new();
-    for t in &config.tasks {
+    for t in config.tasks.iter() {
         let mut line = format!("{} {:<7}", paint(bold, &format!("{:<width$}", t.name)), t.tag().as_str());
         if let Some(d) = &t.description {
             line.push_str(&format!(" {d}"));
@@ -38,12 +47,12 @@ pub fn text(config: &Config, color: bool) -> String {
 }
 
 /// `irun list --names`: the task names, one per line (for shell completion and scripts).
-pub fn names(config: &Config) -> String {
+fn names(config: &Config) -> String {
     config.tasks.iter().map(|t| format!("{}\n", t.name)).collect()
 }
 
 /// `irun list --json`: one JSON document describing every task, for editors and scripts.
-pub fn json(config: &Config) -> String {
+fn json(config: &Config) -> String {
     use serde_json::json;
     let defaults: Vec<&str> = config.default.iter().flatten().map(|n| n.name.as_str()).collect();
     let tasks: Vec<serde_json::Value> = config

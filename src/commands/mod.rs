@@ -1,20 +1,90 @@
-//! One module per subcommand; each turns parsed options into output or a run.
+//! What irun does, one file per subcommand, and the one place the command line is dispatched.
 
-pub mod completions;
-pub mod explain;
-pub mod graph;
-pub mod list;
-pub mod plan;
-pub mod run;
+mod completions;
+mod dry_run;
+mod explain;
+#[cfg(test)]
+mod fuzz;
+mod graph;
+mod list;
+mod plan;
+mod run;
+
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::exit::{self, Failure};
+
+/// Parse the command line, do what it says, and return the exit code.
+///
+/// Must be called from a single-threaded process (the binary's `main`): it forks irun's guard process.
+pub fn main() -> i32 {
+    // Started as irun's guard process: be that, and nothing else.
+    crate::exec::guard::run_if_guard();
+    let cli = match Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(d) => {
+            eprintln!("{}", d.render(std::io::stderr().is_terminal()));
+            return exit::USAGE;
+        }
+    };
+    let color = cli.color;
+    match execute(cli) {
+        Ok(code) => code,
+        Err(Failure::Usage(d)) => {
+            eprintln!("{}", d.render(color.enabled(std::io::stderr().is_terminal())));
+            exit::USAGE
+        }
+        Err(Failure::Internal(message)) => {
+            eprintln!("irun: error: {message}");
+            exit::FAILED
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<i32, Failure> {
+    let stdout_color = cli.color.enabled(std::io::stdout().is_terminal());
+    let text = match &cli.command {
+        // Commands that need no Irun.toml.
+        Some(Command::Completions { shell }) => completions::script(*shell),
+        Some(Command::Schema) => config::schema::json(),
+        None => return run::run(&cli.run, load(&cli)?, stdout_color),
+        Some(Command::Run(args)) => return run::run(args, load(&cli)?, stdout_color),
+        Some(Command::List { json, names }) => list::text(&load(&cli)?, *json, *names, stdout_color),
+        Some(Command::Graph { targets, mermaid, status, .. }) => graph::text(&load(&cli)?, targets, *mermaid, *status)?,
+        Some(Command::Plan { shards, scheme, partition, targets, .. }) => {
+            let file = cli.file.as_ref().map(|f| f.display().to_string());
+            let describe = plan::Describe { partition: *partition, shards: *shards, scheme: *scheme, file };
+            plan::json(load(&cli)?, targets, &describe)?
+        }
+        Some(Command::Explain { targets }) => explain::text(load(&cli)?, targets, stdout_color)?,
+    };
+    print(&text)?;
+    Ok(exit::PASSED)
+}
+
+/// The Irun.toml the command line names, or the nearest one up from here.
+fn load(cli: &Cli) -> Result<Config, Failure> {
+    let path = match &cli.file {
+        Some(f) => f.clone(),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::Internal(format!("cannot read the current directory: {e}")))?;
+            config::find(&cwd)?
+        }
+    };
+    Ok(config::load(&path)?)
+}
 
 /// Write a command's output to stdout. A reader that went away (`irun list | head -1`) is not an error: irun stops
 /// writing and exits 0, as `ls | head` does; any other failure to write is.
-pub fn print(text: &str) -> Result<(), crate::exit::Failure> {
+fn print(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(crate::exit::Failure::Internal(format!("cannot write to stdout: {e}")))
+            Err(Failure::Internal(format!("cannot write to stdout: {e}")))
         }
         _ => Ok(()),
     }

@@ -4,41 +4,43 @@
 
 use serde_json::{Value, json};
 
-use crate::events::TaskKind;
-use crate::graph::TaskGraph;
+use crate::config::{Config, TaskId};
+use crate::exit::Failure;
 use crate::partition::{self, Partition, Scheme};
-use crate::plan::Plan;
+use crate::plan::{self, Request};
 
-pub struct Request<'a> {
-    pub partition: Option<Partition>,
-    pub shards: Option<u32>,
-    pub scheme: Scheme,
-    /// The targets as given (empty: `default`), repeated in each shard's arguments.
-    pub targets: &'a [String],
+/// Which shards to describe.
+pub(super) struct Describe {
+    pub(super) partition: Option<Partition>,
+    pub(super) shards: Option<u32>,
+    pub(super) scheme: Scheme,
     /// `-f` as given, repeated in each shard's arguments.
-    pub file: Option<&'a str>,
+    pub(super) file: Option<String>,
 }
 
-pub fn json(graph: &TaskGraph<'_>, plan: &Plan, req: &Request<'_>) -> String {
-    let names = |tasks: &[usize]| tasks.iter().map(|&i| json!(&*plan.names[i])).collect::<Vec<Value>>();
+/// `targets` as given (empty: `default`) are repeated in each shard's arguments.
+pub(super) fn json(config: Config, targets: &[String], req: &Describe) -> Result<String, Failure> {
+    let plan = &plan::prepare(config, &Request { targets: targets.to_vec(), ..Request::default() })?.plan;
+    let scheme = req.scheme;
+    let names = |tasks: &[TaskId]| tasks.iter().map(|&i| json!(&*plan[i].name)).collect::<Vec<Value>>();
     let hash = partition::plan_hash(plan);
     let units = partition::leaves(plan);
     let shards: Vec<Partition> = match (req.partition, req.shards) {
         (Some(p), _) => vec![p],
-        (None, Some(n)) => (1..=n).map(|index| Partition { scheme: req.scheme, index, count: n }).collect(),
+        (None, Some(n)) => (1..=n).map(|index| Partition { scheme, index, count: n }).collect(),
         (None, None) => Vec::new(),
     };
     let shards: Vec<Value> = shards
         .iter()
         .map(|&p| {
             let mine = partition::units_of(plan, p);
-            let tasks = if mine.is_empty() { Vec::new() } else { graph.select(&mine) };
+            let tasks = plan.closure(&mine);
             let mut args: Vec<String> = Vec::new();
-            if let Some(f) = req.file {
-                args.extend(["-f".to_string(), f.to_string()]);
+            if let Some(f) = &req.file {
+                args.extend(["-f".to_string(), f.clone()]);
             }
             args.extend(["--partition".to_string(), p.to_string(), "--expect-plan".to_string(), hash.clone()]);
-            args.extend(req.targets.iter().cloned());
+            args.extend(targets.iter().cloned());
             json!({
                 "shard": p.shard(),
                 "partition": p.to_string(),
@@ -51,14 +53,7 @@ pub fn json(graph: &TaskGraph<'_>, plan: &Plan, req: &Request<'_>) -> String {
     let tasks: Vec<Value> = plan
         .order
         .iter()
-        .map(|&i| {
-            let kind = match plan.kinds[i] {
-                TaskKind::Task => "task",
-                TaskKind::Service => "service",
-                TaskKind::Group => "group",
-            };
-            json!({ "name": &*plan.names[i], "kind": kind, "deps": names(&plan.deps[i]) })
-        })
+        .map(|&i| json!({ "name": &*plan[i].name, "kind": plan[i].kind.as_str(), "deps": names(&plan[i].deps) }))
         .collect();
     let doc = json!({
         "version": 1,
@@ -69,5 +64,5 @@ pub fn json(graph: &TaskGraph<'_>, plan: &Plan, req: &Request<'_>) -> String {
         "units": names(&units),
         "shards": shards,
     });
-    format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default())
+    Ok(format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()))
 }

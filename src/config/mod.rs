@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use model::{
-    Check, Cmd, DEFAULT_STOP_TIMEOUT, HttpUrl, Kind, Named, OutputPolicy, Probe, Process, Restart, Service, Task,
-    host_port, port_variable,
+    Check, Cmd, DEFAULT_STOP_TIMEOUT, HttpUrl, OutputPolicy, PerTask, Probe, Process, Restart, Task, TaskId, host_port,
+    port_variable,
 };
 pub use model::{Config, TaskKind};
 

@@ -20,6 +20,91 @@ pub(crate) const DEFAULT_EXEC_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const DEFAULT_MAX_RESTARTS: u32 = 3;
 
+/// A task's position in Irun.toml: the index of every per-task table of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct TaskId(u32);
+
+impl TaskId {
+    pub(crate) fn new(index: usize) -> TaskId {
+        TaskId(u32::try_from(index).expect("fewer than 2^32 tasks"))
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One value per task of Irun.toml, indexed by [`TaskId`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PerTask<T>(Vec<T>);
+
+impl<T> PerTask<T> {
+    /// A value for each of `n` tasks, made from its id.
+    pub(crate) fn from_fn(n: usize, f: impl FnMut(TaskId) -> T) -> PerTask<T> {
+        PerTask((0..n).map(TaskId::new).map(f).collect())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn ids(&self) -> impl DoubleEndedIterator<Item = TaskId> + use<T> {
+        (0..self.0.len()).map(TaskId::new)
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
+        self.0.iter_mut()
+    }
+
+    /// Each task's id and value.
+    pub(crate) fn enumerate(&self) -> impl Iterator<Item = (TaskId, &T)> {
+        self.0.iter().enumerate().map(|(i, v)| (TaskId::new(i), v))
+    }
+}
+
+impl<T: Clone> PerTask<T> {
+    pub(crate) fn filled(n: usize, value: T) -> PerTask<T> {
+        PerTask(vec![value; n])
+    }
+}
+
+impl<T> std::ops::Index<TaskId> for PerTask<T> {
+    type Output = T;
+
+    fn index(&self, id: TaskId) -> &T {
+        &self.0[id.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<TaskId> for PerTask<T> {
+    fn index_mut(&mut self, id: TaskId) -> &mut T {
+        &mut self.0[id.index()]
+    }
+}
+
+impl<T> FromIterator<T> for PerTask<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> PerTask<T> {
+        PerTask(iter.into_iter().collect())
+    }
+}
+
+impl<T> IntoIterator for PerTask<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A validated Irun.toml.
 #[derive(Debug)]
 pub struct Config {
@@ -28,8 +113,8 @@ pub struct Config {
     pub(crate) root: PathBuf,
     pub(crate) default: Option<Vec<Named>>,
     pub(crate) jobs: Option<usize>,
-    pub(crate) tasks: Vec<Task>,
-    by_name: HashMap<String, usize>,
+    pub(crate) tasks: PerTask<Task>,
+    by_name: HashMap<String, TaskId>,
 }
 
 impl Config {
@@ -40,7 +125,8 @@ impl Config {
         jobs: Option<usize>,
         tasks: Vec<Task>,
     ) -> Config {
-        let by_name = tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let tasks: PerTask<Task> = tasks.into_iter().collect();
+        let by_name = tasks.enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Config { source, root, default, jobs, tasks, by_name }
     }
 
@@ -49,19 +135,19 @@ impl Config {
         self.tasks.iter().map(|t| t.name.as_str()).collect()
     }
 
-    /// The position of the task called `name`.
-    pub(crate) fn index(&self, name: &str) -> Option<usize> {
+    /// The task called `name`.
+    pub(crate) fn id(&self, name: &str) -> Option<TaskId> {
         self.by_name.get(name).copied()
     }
 
     /// The task called `name`.
     pub(crate) fn task(&self, name: &str) -> Option<&Task> {
-        self.index(name).map(|i| &self.tasks[i])
+        self.id(name).map(|i| &self.tasks[i])
     }
 
     /// The task called `name`, to change before the run is planned (arguments from the command line).
     pub(crate) fn task_mut(&mut self, name: &str) -> Option<&mut Task> {
-        self.index(name).map(|i| &mut self.tasks[i])
+        self.id(name).map(|i| &mut self.tasks[i])
     }
 
     /// The tasks `task` depends on, looking through groups to what they gather (each once, groups left out).

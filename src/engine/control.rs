@@ -20,16 +20,7 @@ impl Control {
     }
 
     /// What `self` becomes when `next` is asked for too: the stronger of the two (the earlier one on a tie).
-    ///
-    /// ```
-    /// use irun::engine::Control;
-    /// use irun::outcome::StopReason;
-    /// let stop = Control::Stop(StopReason::NotNeeded);
-    /// assert_eq!(stop.escalate(Control::Kill), Control::Kill);
-    /// assert_eq!(Control::Kill.escalate(stop), Control::Kill);
-    /// assert_eq!(stop.escalate(Control::Stop(StopReason::Interrupted)), stop);
-    /// ```
-    pub fn escalate(self, next: Control) -> Control {
+    pub(crate) fn escalate(self, next: Control) -> Control {
         if next.level() > self.level() { next } else { self }
     }
 
@@ -56,6 +47,14 @@ mod tests {
             assert_eq!(merge(Some(Control::Stop(reason)), Control::Kill), Control::Kill);
             assert_eq!(merge(None, Control::Stop(reason)), Control::Stop(reason));
         }
+    }
+
+    #[test]
+    fn escalating_keeps_the_stronger_control() {
+        let stop = Control::Stop(StopReason::NotNeeded);
+        assert_eq!(stop.escalate(Control::Kill), Control::Kill);
+        assert_eq!(Control::Kill.escalate(stop), Control::Kill);
+        assert_eq!(stop.escalate(Control::Stop(StopReason::Interrupted)), stop);
     }
 
     #[test]

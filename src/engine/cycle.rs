@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Change, Control, Cycle, Effect, Engine, Life, OnBusy, Phase, Stopping, Then};
-use crate::events::{Event, RunOutcome, TaskKind, TaskName};
+use crate::config::{PerTask, TaskId, TaskKind};
+use crate::events::{Event, RunOutcome, TaskName};
 use crate::outcome::{Outcome, StopReason};
 use crate::plan::Plan;
 
@@ -42,18 +43,17 @@ pub enum Why {
     /// It did not get to run in an earlier cycle, and its deps are now fine or run in this one.
     Owed,
     /// A task of the cycle needs it, and its last run did not let it start.
-    NeededBy(usize),
+    NeededBy(TaskId),
     /// Irun.toml was edited: the task is new or its definition changed.
     Reconfigured,
 }
 
 /// Which tasks the cycle runs: `Some(why)` for each member. `direct` are the tasks the change names (with why).
-pub fn members(plan: &Plan, standing: impl Fn(usize) -> Standing, direct: Vec<(usize, Why)>) -> Vec<Option<Why>> {
-    let n = plan.selected.len();
-    let mut why: Vec<Option<Why>> = vec![None; n];
-    let mut downstream: Vec<usize> = Vec::new();
+pub fn members(plan: &Plan, standing: impl Fn(TaskId) -> Standing, direct: Vec<(TaskId, Why)>) -> PerTask<Option<Why>> {
+    let mut why: PerTask<Option<Why>> = PerTask::filled(plan.len(), None);
+    let mut downstream: Vec<TaskId> = Vec::new();
     for (i, w) in direct {
-        if plan.selected[i] && why[i].is_none() {
+        if plan[i].selected && why[i].is_none() {
             why[i] = Some(w);
             downstream.push(i);
         }
@@ -61,7 +61,7 @@ pub fn members(plan: &Plan, standing: impl Fn(usize) -> Standing, direct: Vec<(u
     loop {
         // Everything downstream of a member.
         while let Some(i) = downstream.pop() {
-            for &d in &plan.dependents[i] {
+            for &d in &plan[i].dependents {
                 if why[d].is_none() {
                     why[d] = Some(Why::Downstream);
                     downstream.push(d);
@@ -69,9 +69,9 @@ pub fn members(plan: &Plan, standing: impl Fn(usize) -> Standing, direct: Vec<(u
             }
         }
         // Deps that cannot let a member start, transitively.
-        let mut upstream: Vec<usize> = (0..n).filter(|&i| why[i].is_some()).collect();
+        let mut upstream: Vec<TaskId> = why.ids().filter(|&i| why[i].is_some()).collect();
         while let Some(m) = upstream.pop() {
-            for &d in &plan.deps[m] {
+            for &d in &plan[m].deps {
                 if why[d].is_none() && matches!(standing(d), Standing::Unsatisfying | Standing::Cancelled) {
                     why[d] = Some(Why::NeededBy(m));
                     upstream.push(d);
@@ -81,10 +81,10 @@ pub fn members(plan: &Plan, standing: impl Fn(usize) -> Standing, direct: Vec<(u
         // Tasks that did not get to run owe their run once every dep is fine or runs in the cycle (plan order:
         // deps first).
         for &i in &plan.order {
-            let ready = |d: usize| {
+            let ready = |d: TaskId| {
                 why[d].is_some() || matches!(standing(d), Standing::Satisfies | Standing::Alive | Standing::Pending)
             };
-            if why[i].is_none() && standing(i) == Standing::Cancelled && plan.deps[i].iter().all(|&d| ready(d)) {
+            if why[i].is_none() && standing(i) == Standing::Cancelled && plan[i].deps.iter().all(|&d| ready(d)) {
                 why[i] = Some(Why::Owed);
                 downstream.push(i);
             }
@@ -92,9 +92,9 @@ pub fn members(plan: &Plan, standing: impl Fn(usize) -> Standing, direct: Vec<(u
         // A running service whose dep runs again is restarted, and its dependents with it.
         for &s in &plan.order {
             if why[s].is_none()
-                && plan.kinds[s] == TaskKind::Service
+                && plan[s].kind == TaskKind::Service
                 && matches!(standing(s), Standing::Satisfies | Standing::Alive)
-                && plan.deps[s].iter().any(|&d| why[d].is_some())
+                && plan[s].deps.iter().any(|&d| why[d].is_some())
             {
                 why[s] = Some(Why::Downstream);
                 downstream.push(s);
@@ -154,7 +154,7 @@ pub fn during(first: Instant, last: Instant, start: Instant, end: Option<Instant
 // -- the engine in watch mode ----------------------------------------------------------------------------------
 
 impl Engine {
-    pub(super) fn standing(&self, i: usize) -> Standing {
+    pub(super) fn standing(&self, i: TaskId) -> Standing {
         match &self.nodes[i].life {
             Life::Ready => Standing::Satisfies,
             // A group is only as good as the services it gathers.
@@ -189,7 +189,7 @@ impl Engine {
             .filter(|p| plan.order.iter().any(|&i| self.sources[i].is_match(p)))
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let direct: Vec<(usize, Why)> = plan
+        let direct: Vec<(TaskId, Why)> = plan
             .order
             .iter()
             .filter(|&&i| !self.sources[i].is_empty())
@@ -219,7 +219,7 @@ impl Engine {
     }
 
     /// Say once when cycles keep starting themselves.
-    pub(super) fn watch_for_loops(&mut self, change: &Change, relevant: &BTreeSet<String>, direct: &[(usize, Why)]) {
+    pub(super) fn watch_for_loops(&mut self, change: &Change, relevant: &BTreeSet<String>, direct: &[(TaskId, Why)]) {
         let (Some(first), Some(last)) = (change.first, change.last) else { return };
         let self_made = !change.rescan
             && match (&self.cycle, self.last_cycle) {
@@ -228,7 +228,7 @@ impl Engine {
                 (None, None) => false,
             };
         if self.loops.observe(self_made, relevant) {
-            let tasks: Vec<String> = direct.iter().map(|(i, _)| format!("`{}`", self.plan.names[*i])).collect();
+            let tasks: Vec<String> = direct.iter().map(|(i, _)| format!("`{}`", self.plan[*i].name)).collect();
             let message = format!(
                 "the last {} cycles were each started by changes to {} made while the cycle before ran: {} seems to \
                  write {} own sources; list them in `outputs` or narrow `sources` in Irun.toml",
@@ -245,7 +245,7 @@ impl Engine {
     /// (to run again); members that are done wait again.
     pub(super) fn begin_cycle(
         &mut self,
-        direct: Vec<(usize, Why)>,
+        direct: Vec<(TaskId, Why)>,
         changed: Arc<BTreeSet<String>>,
         rescan: bool,
         forced: bool,
@@ -254,7 +254,7 @@ impl Engine {
         let plan = self.plan.clone();
         let first = self.cycles_begun == 0;
         let why = if first {
-            let mut why = vec![None; plan.selected.len()];
+            let mut why = PerTask::filled(plan.len(), None);
             for (i, w) in direct {
                 why[i] = Some(w);
             }
@@ -264,7 +264,7 @@ impl Engine {
         };
         if self.cycle.is_none() {
             // "A dep ran" means in this cycle: what ran in earlier ones made its dependents run then.
-            for node in &mut self.nodes {
+            for node in self.nodes.iter_mut() {
                 node.ran = false;
             }
         }
@@ -299,7 +299,7 @@ impl Engine {
                 let mut all: BTreeSet<String> = (*previous.changed).clone();
                 all.extend(changed.iter().cloned());
                 let mut merged = previous.why;
-                for (i, w) in why.into_iter().enumerate() {
+                for (i, w) in why.ids().zip(why) {
                     if w.is_some() {
                         merged[i] = w;
                     }
@@ -329,8 +329,8 @@ impl Engine {
 
     pub(super) fn end_cycle(&mut self) {
         let Some(c) = self.cycle.take() else { return };
-        let failed = (0..c.why.len())
-            .any(|i| c.why[i].is_some() && self.nodes[i].life.outcome().is_some_and(Outcome::is_failure));
+        let failed =
+            c.why.ids().any(|i| c.why[i].is_some() && self.nodes[i].life.outcome().is_some_and(Outcome::is_failure));
         let outcome = match self.interrupted {
             Some(sig) => RunOutcome::Interrupted(sig),
             None if failed => RunOutcome::Failed,
@@ -349,7 +349,7 @@ impl Engine {
     /// the old plan it continues. Those keep their state (a ready service stays up); the others (new or changed)
     /// start a cycle, with what the watch rules add to it, their up-to-date checks deciding.
     /// `file`: Irun.toml's path relative to the project, told to the cycle's tasks as what changed.
-    pub fn reconfigured(&mut self, old: &Engine, map: &[Option<usize>], file: String) -> Vec<Effect> {
+    pub(crate) fn reconfigured(&mut self, old: &Engine, map: &PerTask<Option<TaskId>>, file: String) -> Vec<Effect> {
         self.now = old.now;
         self.cycles_begun = old.cycles_begun;
         self.last_cycle = old.last_cycle;
@@ -377,16 +377,16 @@ impl Engine {
     }
 
     /// In a watch cycle started by a change, why task `i` runs whatever its up-to-date check says.
-    pub(super) fn forced_reason(&self, i: usize, dep_ran: Option<usize>) -> Option<String> {
+    pub(super) fn forced_reason(&self, i: TaskId, dep_ran: Option<TaskId>) -> Option<String> {
         let c = self.cycle.as_ref().filter(|c| c.forced)?;
         Some(match c.why[i].as_ref()? {
             Why::Changed(paths) => format!("watch: {} changed", list(paths)),
             Why::Owed => "watch: it did not get to run in an earlier cycle".to_string(),
-            Why::NeededBy(m) => format!("watch: `{}` needs it and its last run did not succeed", self.plan.names[*m]),
+            Why::NeededBy(m) => format!("watch: `{}` needs it and its last run did not succeed", self.plan[*m].name),
             // Irun.toml changed: the up-to-date checks know what that means for the task.
             Why::Reconfigured => return None,
             Why::Downstream => match dep_ran {
-                Some(d) => format!("dep `{}` ran", self.plan.names[d]),
+                Some(d) => format!("dep `{}` ran", self.plan[d].name),
                 None => "watch: a dep changed".to_string(),
             },
         })

@@ -6,14 +6,20 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{Control, Effect, End, Engine, Life, Phase, Stopping, Then};
-use crate::events::{Event, TaskKind, TaskName};
-use crate::outcome::{Blocked, Failure, Outcome, StopReason};
+use crate::config::{TaskId, TaskKind};
+use crate::events::{Event, TaskName};
+use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
 
 impl Engine {
-    pub(super) fn on_exited(&mut self, i: usize, end: End, duration: Duration) {
+    pub(super) fn on_exited(&mut self, i: TaskId, end: End, duration: Duration) {
         let life = self.nodes[i].life.clone();
         if !life.alive() {
             return;
+        }
+        if let End::Exited(exit) = end {
+            if self.restart(i, &life, exit) {
+                return;
+            }
         }
         if let Life::Stopping(Stopping { then: Then::Rerun, .. }) = life {
             if self.interrupted.is_none() {
@@ -22,7 +28,7 @@ impl Engine {
                 self.release_slot(i);
                 self.set_life(i, Life::Waiting);
                 // With keep-going, a dep may have failed meanwhile: then it cannot run again.
-                let blocked = self.plan.deps[i].iter().find_map(|&d| self.blocks(d, i));
+                let blocked = self.plan[i].deps.iter().find_map(|&d| self.blocks(d, i));
                 if let (true, Some(why)) = (self.opts.keep_going, blocked) {
                     self.finish(i, Outcome::Blocked(why), Duration::ZERO);
                     self.block_dependents_of(i);
@@ -34,14 +40,35 @@ impl Engine {
         self.finish(i, outcome, duration);
     }
 
+    /// A service whose process exited by itself (not asked to stop) is started again after a growing pause, if its
+    /// `restart` policy says so and it has restarts left; until it is ready again, tasks that need it wait.
+    fn restart(&mut self, i: TaskId, life: &Life, exit: ChildExit) -> bool {
+        let planned = &self.plan[i];
+        let node = &self.nodes[i];
+        let wanted = planned.restart.after(exit) && node.restarts < planned.max_restarts;
+        if !wanted || matches!(life, Life::Stopping(_)) || self.interrupted.is_some() {
+            return false;
+        }
+        let attempt = node.restarts + 1;
+        let delay = restart_delay(attempt);
+        let node = &mut self.nodes[i];
+        node.restarts = attempt;
+        node.restarting = true;
+        let max = planned.max_restarts;
+        self.emit(Event::TaskRestarting { task: self.name(i), attempt, max, exit, delay });
+        let changed = self.cycle_changes();
+        self.out.push(Effect::Spawn { task: i, restarting: true, changed, after_exit: Some(delay) });
+        true
+    }
+
     /// How a task that was alive (`life`) ended, given what its runner reports.
-    pub(super) fn outcome_of(&self, i: usize, life: &Life, end: End) -> Outcome {
+    pub(super) fn outcome_of(&self, i: TaskId, life: &Life, end: End) -> Outcome {
         let service = self.kind(i) == TaskKind::Service;
         let exit = match end {
             End::NotStarted(f) => return Outcome::Failed(f),
             End::Broken(why) => return Outcome::Failed(Failure::Internal(why)),
             End::TimedOut(after) => return Outcome::TimedOut(after),
-            End::ProbeFailed(why) => return Outcome::Failed(Failure::ProbeFailed(why)),
+            End::NotReady { timeout, check } => return Outcome::Failed(Failure::NotReady { timeout, check }),
             End::Exited(exit) => Some(exit),
             End::Stopped => None,
         };
@@ -58,12 +85,13 @@ impl Engine {
             },
             (_, None) => Outcome::Cancelled,
             (Life::Ready, Some(exit)) => {
-                let needed_by: Vec<TaskName> = self.plan.needers[i]
+                let needed_by: Vec<TaskName> = self.plan[i]
+                    .needers
                     .iter()
                     .filter(|&&n| !matches!(self.nodes[n].life, Life::Done(_)))
                     .map(|&n| self.name(n))
                     .collect();
-                let foreground = self.plan.foreground[i] || self.opts.watch.is_some();
+                let foreground = self.plan[i].foreground || self.opts.watch.is_some();
                 match (foreground, exit.success()) {
                     (true, true) if needed_by.is_empty() => Outcome::Ok,
                     (true, true) => Outcome::Failed(Failure::ExitedWhileNeeded { exit, needed_by }),
@@ -76,7 +104,7 @@ impl Engine {
     }
 
     /// Record the end of task `i` and react to a failure.
-    pub(super) fn finish(&mut self, i: usize, outcome: Outcome, duration: Duration) {
+    pub(super) fn finish(&mut self, i: TaskId, outcome: Outcome, duration: Duration) {
         self.release_slot(i);
         self.set_life(i, Life::Done(outcome.clone()));
         if self.kind(i) != TaskKind::Group {
@@ -107,7 +135,7 @@ impl Engine {
     }
 
     /// Services that `i` needed and that nothing else still needs are stopped (outside watch mode).
-    pub(super) fn stop_unneeded_services(&mut self, i: usize) {
+    pub(super) fn stop_unneeded_services(&mut self, i: TaskId) {
         for idx in 0..self.needs[i].len() {
             let s = self.needs[i][idx];
             if self.unneeded(s) {
@@ -117,7 +145,7 @@ impl Engine {
     }
 
     /// Ask a live task to stop (or to stop harder), and what to do once it has.
-    pub(super) fn stop(&mut self, i: usize, control: Control, then: Then) {
+    pub(super) fn stop(&mut self, i: TaskId, control: Control, then: Then) {
         let (control, slot, ready, send) = match self.nodes[i].life.clone() {
             Life::Starting | Life::Running => (control, true, false, true),
             Life::Ready => (control, false, true, true),
@@ -131,12 +159,12 @@ impl Engine {
     }
 
     /// Keep-going: tasks waiting on a dep that failed, did not run or is gone are blocked, transitively.
-    pub(super) fn block_dependents_of(&mut self, from: usize) {
+    pub(super) fn block_dependents_of(&mut self, from: TaskId) {
         let mut stack = vec![from];
         let mut walked = std::collections::HashSet::new();
         while let Some(d) = stack.pop() {
-            for idx in 0..self.plan.dependents[d].len() {
-                let i = self.plan.dependents[d][idx];
+            for idx in 0..self.plan[d].dependents.len() {
+                let i = self.plan[d].dependents[idx];
                 if self.kind(i) == TaskKind::Group && matches!(self.nodes[i].life, Life::Done(_)) {
                     // A finished group still lends what it gathers: look through it (once).
                     if walked.insert(i) {
@@ -166,7 +194,7 @@ impl Engine {
             if self.nodes[i].life.phase() != Phase::Pending {
                 continue;
             }
-            let why = self.plan.deps[i].iter().find_map(|&d| self.blocks(d, i)).unwrap_or(Blocked::Unmeetable);
+            let why = self.plan[i].deps.iter().find_map(|&d| self.blocks(d, i)).unwrap_or(Blocked::Unmeetable);
             self.finish(i, Outcome::Blocked(why), Duration::ZERO);
         }
     }
@@ -185,7 +213,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn cancel(&mut self, i: usize) {
+    pub(super) fn cancel(&mut self, i: TaskId) {
         if self.nodes[i].life == Life::Queued {
             self.queue.remove(&self.rank[i]);
         }
@@ -229,11 +257,16 @@ impl Engine {
     }
 
     /// Irun.toml changed: stop these tasks (gone from it, or changed), before a new engine takes over.
-    pub fn retire(&mut self, tasks: &[usize]) -> Vec<Effect> {
+    pub fn retire(&mut self, tasks: &[TaskId]) -> Vec<Effect> {
         for &i in tasks {
             self.stop(i, Control::Stop(StopReason::Reconfigured), Then::End);
         }
         self.advance();
         std::mem::take(&mut self.out)
     }
+}
+
+/// The pause before restart number `n` (from 1): 100ms, doubling each time, at most 10s.
+pub(crate) fn restart_delay(n: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(n.saturating_sub(1).min(16))).min(Duration::from_secs(10))
 }

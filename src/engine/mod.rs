@@ -41,7 +41,8 @@ pub use control::Control;
 use cycle::Why;
 pub use node::{Life, Node, Phase, Stopping, Then};
 
-use crate::events::{Event, RunOutcome, TaskKind, TaskName};
+use crate::config::{PerTask, TaskId, TaskKind};
+use crate::events::{Event, RunOutcome, TaskName};
 use crate::outcome::{Blocked, ChildExit, Failure, Outcome, Verdict};
 use crate::plan::Plan;
 
@@ -85,47 +86,50 @@ pub enum End {
     /// Stopped at the engine's request.
     Stopped,
     TimedOut(Duration),
-    ProbeFailed(String),
+    /// Its readiness probe did not pass within `timeout`.
+    NotReady {
+        timeout: Duration,
+        check: crate::config::Check,
+    },
     /// It could not be started; nothing ran.
     NotStarted(Failure),
     /// irun lost track of it (it could not wait for it, or the runner broke).
     Broken(String),
 }
 
+/// What a task's runner reports about the instance it runs, in this order: started (unless it could not be),
+/// ready (a service, once its probe passes), exited.
 #[derive(Debug, Clone)]
-pub enum Input {
-    /// The time is now: the engine has no clock of its own.
-    Tick(Instant),
+pub(crate) enum Happened {
     Started {
-        task: usize,
         pid: u32,
         /// The port chosen for a service with `tcp = "auto"`.
         port: Option<u16>,
     },
     Ready {
-        task: usize,
         after: Duration,
         probe: Option<String>,
     },
     Exited {
-        task: usize,
         end: End,
         duration: Duration,
     },
-    /// A service's process exited and is started again after `delay` (restart `attempt` of at most `max`); until
-    /// it is ready again, tasks that need it wait.
-    Restarting {
-        task: usize,
-        attempt: u32,
-        max: u32,
-        exit: crate::outcome::ChildExit,
-        delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// The time is now: the engine has no clock of its own.
+    Tick(Instant),
+    /// A task's runner says what happened to its instance.
+    Task {
+        task: TaskId,
+        what: Happened,
     },
     /// One delivery of a signal to irun (two deliveries are two inputs, however close together).
     Signal(Signal),
     Changed(Change),
     Freshness {
-        task: usize,
+        task: TaskId,
         verdict: Verdict,
     },
 }
@@ -141,24 +145,26 @@ pub struct Changed {
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// Start the task. `restarting`: an earlier instance ran in this run (its port may take a moment to be free).
+    /// `after_exit`: a service whose process exited is started again (`restart`) after this pause, on its port.
     Spawn {
-        task: usize,
+        task: TaskId,
         restarting: bool,
         changed: Option<Changed>,
+        after_exit: Option<Duration>,
     },
     Stop {
-        task: usize,
+        task: TaskId,
         control: Control,
     },
     /// Decide whether the task is up to date (`dep_ran`: a dep that ran in this run or cycle) and answer with
     /// [`Input::Freshness`] before any other input.
     CheckFreshness {
-        task: usize,
-        dep_ran: Option<usize>,
+        task: TaskId,
+        dep_ran: Option<TaskId>,
     },
     /// Remember how the task ended. `took`: how long it ran (for a service, how long until it was ready).
     Record {
-        task: usize,
+        task: TaskId,
         outcome: Outcome,
         took: Option<Duration>,
     },
@@ -182,7 +188,7 @@ struct Cycle {
     /// Its tasks run whatever their up-to-date checks say: the change is the reason. Not for the first run, after
     /// lost events, or after Irun.toml changed, where the checks decide.
     forced: bool,
-    why: Vec<Option<Why>>,
+    why: PerTask<Option<Why>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -207,12 +213,12 @@ impl Counts {
 pub struct Engine {
     plan: Arc<Plan>,
     /// Per task: its `sources` globs (empty when it has none).
-    sources: Vec<GlobSet>,
+    sources: PerTask<GlobSet>,
     opts: Options,
-    nodes: Vec<Node>,
+    nodes: PerTask<Node>,
     /// Scheduling rank per task (lower first), and the task at each rank.
-    rank: Vec<usize>,
-    by_rank: Vec<usize>,
+    rank: PerTask<usize>,
+    by_rank: Vec<TaskId>,
     /// Ranks of waiting tasks that may have become startable: only these are looked at, so a change of state
     /// costs the number of its dependents, not the size of the graph.
     candidates: BTreeSet<usize>,
@@ -224,11 +230,11 @@ pub struct Engine {
     free_slots: usize,
     counts: Counts,
     /// Per service: how many of the tasks that need it are not done.
-    needers_left: Vec<usize>,
+    needers_left: PerTask<usize>,
     /// Per task: the services it needs (through groups).
-    needs: Vec<Vec<usize>>,
+    needs: PerTask<Vec<TaskId>>,
     /// Per group: the services it gathers (through nested groups).
-    gathered: Vec<Vec<usize>>,
+    gathered: PerTask<Vec<TaskId>>,
     aborting: bool,
     interrupted: Option<Signal>,
     signals: u32,
@@ -247,30 +253,30 @@ impl Engine {
     /// An engine for `plan`. `weights`: per task, how long it took last time (for scheduling priority).
     pub fn new(
         plan: Arc<Plan>,
-        sources: Vec<GlobSet>,
-        weights: &[Option<Duration>],
+        sources: PerTask<GlobSet>,
+        weights: &PerTask<Option<Duration>>,
         opts: Options,
         now: Instant,
     ) -> Engine {
-        let n = plan.selected.len();
+        let n = plan.len();
         let rank = priority::ranks(&plan, weights);
-        let mut by_rank = vec![usize::MAX; plan.order.len()];
+        let mut by_rank = vec![TaskId::new(0); plan.order.len()];
         for &i in &plan.order {
             by_rank[rank[i]] = i;
         }
-        let mut needs = vec![Vec::new(); n];
-        let mut needers_left = vec![0; n];
+        let mut needs = PerTask::filled(n, Vec::new());
+        let mut needers_left = PerTask::filled(n, 0);
         for &s in &plan.order {
-            for &d in &plan.needers[s] {
+            for &d in &plan[s].needers {
                 needs[d].push(s);
             }
-            needers_left[s] = plan.needers[s].len();
+            needers_left[s] = plan[s].needers.len();
         }
-        let gathered = (0..n).map(|g| gathered_services(&plan, g)).collect();
+        let gathered = PerTask::from_fn(n, |g| gathered_services(&plan, g));
         Engine {
             gathered,
             sources,
-            nodes: vec![Node::new(); n],
+            nodes: PerTask::filled(n, Node::new()),
             candidates: plan.order.iter().map(|&i| rank[i]).collect(),
             queue: BTreeSet::new(),
             checking: 0,
@@ -304,7 +310,7 @@ impl Engine {
         &self.opts
     }
 
-    pub fn life(&self, task: usize) -> &Life {
+    pub fn life(&self, task: TaskId) -> &Life {
         &self.nodes[task].life
     }
 
@@ -326,13 +332,9 @@ impl Engine {
     pub fn handle(&mut self, input: Input) -> Vec<Effect> {
         match input {
             Input::Tick(now) => self.now = now,
-            Input::Started { task, pid, port } => self.on_started(task, pid, port),
-            Input::Ready { task, after, probe } => self.on_ready(task, after, probe),
-            Input::Exited { task, end, duration } => self.on_exited(task, end, duration),
-            Input::Restarting { task, attempt, max, exit, delay } => {
-                self.nodes[task].restarting = true;
-                self.emit(Event::TaskRestarting { task: self.name(task), attempt, max, exit, delay });
-            }
+            Input::Task { task, what: Happened::Started { pid, port } } => self.on_started(task, pid, port),
+            Input::Task { task, what: Happened::Ready { after, probe } } => self.on_ready(task, after, probe),
+            Input::Task { task, what: Happened::Exited { end, duration } } => self.on_exited(task, end, duration),
             Input::Signal(sig) => self.on_signal(sig),
             Input::Changed(change) => self.on_change(change),
             Input::Freshness { task, verdict } => self.on_freshness(task, verdict),
@@ -369,17 +371,17 @@ impl Engine {
         self.out.push(Effect::Emit(event));
     }
 
-    fn name(&self, i: usize) -> TaskName {
-        self.plan.names[i].clone()
+    fn name(&self, i: TaskId) -> TaskName {
+        self.plan[i].name.clone()
     }
 
-    fn kind(&self, i: usize) -> TaskKind {
-        self.plan.kinds[i]
+    fn kind(&self, i: TaskId) -> TaskKind {
+        self.plan[i].kind
     }
 
     /// Change a task's life, keeping the counts, and queue what the change may unblock: the task itself if it now
     /// waits, and its waiting dependents.
-    fn set_life(&mut self, i: usize, life: Life) {
+    fn set_life(&mut self, i: TaskId, life: Life) {
         let old = std::mem::replace(&mut self.nodes[i].life, life);
         if old == Life::Checking {
             self.checking -= 1;
@@ -401,26 +403,26 @@ impl Engine {
             }
         }
         self.reconsider(i);
-        for idx in 0..self.plan.dependents[i].len() {
-            self.reconsider(self.plan.dependents[i][idx]);
+        for idx in 0..self.plan[i].dependents.len() {
+            self.reconsider(self.plan[i].dependents[idx]);
         }
     }
 
     /// A waiting task that may have become startable is looked at again.
-    fn reconsider(&mut self, i: usize) {
+    fn reconsider(&mut self, i: TaskId) {
         if self.nodes[i].life == Life::Waiting {
             self.candidates.insert(self.rank[i]);
         }
     }
 
-    fn release_slot(&mut self, i: usize) {
+    fn release_slot(&mut self, i: TaskId) {
         if self.nodes[i].life.holds_slot() {
             self.free_slots += 1;
         }
     }
 
     /// Whether `dep` lets `dependent` start.
-    fn satisfies(&self, dep: usize, dependent: usize) -> bool {
+    fn satisfies(&self, dep: TaskId, dependent: TaskId) -> bool {
         let for_group = self.kind(dependent) == TaskKind::Group;
         match (&self.nodes[dep].life, self.kind(dep)) {
             (Life::Ready, _) => !self.nodes[dep].restarting,
@@ -440,7 +442,7 @@ impl Engine {
     }
 
     /// Why `dep` can never let `dependent` start, if it cannot.
-    fn blocks(&self, dep: usize, dependent: usize) -> Option<Blocked> {
+    fn blocks(&self, dep: TaskId, dependent: TaskId) -> Option<Blocked> {
         let name = self.name(dep);
         match &self.nodes[dep].life {
             Life::Done(_) if self.satisfies(dep, dependent) => None,
@@ -488,19 +490,19 @@ impl Engine {
         while !self.aborting && self.interrupted.is_none() {
             if let Some(r) = self.candidates.pop_first() {
                 let i = self.by_rank[r];
-                if self.nodes[i].life != Life::Waiting || !self.plan.deps[i].iter().all(|&d| self.satisfies(d, i)) {
+                if self.nodes[i].life != Life::Waiting || !self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
                     continue;
                 }
                 match self.kind(i) {
                     TaskKind::Group => {
                         // A group "ran" when any of its deps did: its dependents are then not up to date.
-                        self.nodes[i].ran = self.plan.deps[i].iter().any(|&d| self.nodes[d].ran);
+                        self.nodes[i].ran = self.plan[i].deps.iter().any(|&d| self.nodes[d].ran);
                         self.finish(i, Outcome::Ok, Duration::ZERO);
                     }
                     TaskKind::Service if self.unneeded(i) => self.finish(i, Outcome::NotNeeded, Duration::ZERO),
                     TaskKind::Service => self.enqueue(i),
                     TaskKind::Task => {
-                        let dep_ran = self.plan.deps[i].iter().copied().find(|&d| self.nodes[d].ran);
+                        let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
                         self.set_life(i, Life::Checking);
                         self.out.push(Effect::CheckFreshness { task: i, dep_ran });
                     }
@@ -513,7 +515,7 @@ impl Engine {
                     if self.kind(i) == TaskKind::Service && self.unneeded(i) {
                         // Its needers ended (blocked, say) while it waited for a slot.
                         self.finish(i, Outcome::NotNeeded, Duration::ZERO);
-                    } else if !self.plan.deps[i].iter().all(|&d| self.satisfies(d, i)) {
+                    } else if !self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
                         // A dep stopped satisfying it while it waited (a service crashed): wait again.
                         self.set_life(i, Life::Waiting);
                     } else {
@@ -527,16 +529,16 @@ impl Engine {
     }
 
     /// A service that need not run: outside watch mode, not in the foreground, and every task that needs it done.
-    fn unneeded(&self, i: usize) -> bool {
-        self.opts.watch.is_none() && !self.plan.foreground[i] && self.needers_left[i] == 0
+    fn unneeded(&self, i: TaskId) -> bool {
+        self.opts.watch.is_none() && !self.plan[i].foreground && self.needers_left[i] == 0
     }
 
-    fn enqueue(&mut self, i: usize) {
+    fn enqueue(&mut self, i: TaskId) {
         self.set_life(i, Life::Queued);
         self.queue.insert(self.rank[i]);
     }
 
-    fn spawn(&mut self, i: usize) {
+    fn spawn(&mut self, i: TaskId) {
         self.free_slots -= 1;
         self.set_life(i, Life::Starting);
         let service = self.kind(i) == TaskKind::Service;
@@ -546,18 +548,24 @@ impl Engine {
         node.ready_after = None;
         let restarting = node.spawns > 0;
         node.spawns += 1;
-        let changed = match &self.cycle {
-            Some(c) if c.number > 0 => Some(Changed { paths: c.changed.clone(), unknown: c.rescan }),
-            _ => None,
-        };
-        self.out.push(Effect::Spawn { task: i, restarting, changed });
+        node.restarts = 0;
+        let changed = self.cycle_changes();
+        self.out.push(Effect::Spawn { task: i, restarting, changed, after_exit: None });
     }
 
-    fn on_freshness(&mut self, i: usize, verdict: Verdict) {
+    /// What a task started in a watch cycle (after the first) is told changed.
+    fn cycle_changes(&self) -> Option<Changed> {
+        match &self.cycle {
+            Some(c) if c.number > 0 => Some(Changed { paths: c.changed.clone(), unknown: c.rescan }),
+            _ => None,
+        }
+    }
+
+    fn on_freshness(&mut self, i: TaskId, verdict: Verdict) {
         if self.nodes[i].life != Life::Checking {
             return;
         }
-        let dep_ran = self.plan.deps[i].iter().copied().find(|&d| self.nodes[d].ran);
+        let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
         let verdict = match self.forced_reason(i, dep_ran) {
             Some(why) => Verdict::Run(why),
             None => verdict,
@@ -573,20 +581,20 @@ impl Engine {
         }
     }
 
-    fn on_started(&mut self, i: usize, pid: u32, port: Option<u16>) {
+    fn on_started(&mut self, i: TaskId, pid: u32, port: Option<u16>) {
         if self.nodes[i].life == Life::Starting {
             self.set_life(i, Life::Running);
         }
         self.emit(Event::TaskStarted { task: self.name(i), pid, port });
     }
 
-    fn on_ready(&mut self, i: usize, after: Duration, probe: Option<String>) {
+    fn on_ready(&mut self, i: TaskId, after: Duration, probe: Option<String>) {
         let restarted = std::mem::replace(&mut self.nodes[i].restarting, false);
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
             Life::Ready if restarted => {
                 let plan = self.plan.clone();
-                for &n in plan.needers[i].iter().chain(&plan.dependents[i]) {
+                for &n in plan[i].needers.iter().chain(&plan[i].dependents) {
                     self.reconsider(n);
                 }
             }
@@ -606,20 +614,20 @@ impl Engine {
 }
 
 /// The services group `g` gathers, directly or through nested groups (none for a task or service).
-fn gathered_services(plan: &Plan, g: usize) -> Vec<usize> {
-    if plan.kinds[g] != TaskKind::Group {
+fn gathered_services(plan: &Plan, g: TaskId) -> Vec<TaskId> {
+    if plan[g].kind != TaskKind::Group {
         return Vec::new();
     }
-    let mut seen = vec![false; plan.kinds.len()];
-    let mut stack: Vec<usize> = plan.deps[g].clone();
+    let mut seen = PerTask::filled(plan.len(), false);
+    let mut stack: Vec<TaskId> = plan[g].deps.clone();
     let mut out = Vec::new();
     while let Some(d) = stack.pop() {
         if std::mem::replace(&mut seen[d], true) {
             continue;
         }
-        match plan.kinds[d] {
+        match plan[d].kind {
             TaskKind::Service => out.push(d),
-            TaskKind::Group => stack.extend(&plan.deps[d]),
+            TaskKind::Group => stack.extend(&plan[d].deps),
             TaskKind::Task => {}
         }
     }

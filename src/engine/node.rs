@@ -98,11 +98,13 @@ pub struct Node {
     pub ready_after: Option<Duration>,
     /// A service whose process exited and is being started again (`restart`): not ready until it says so.
     pub restarting: bool,
+    /// How many times its process exited and was started again since the engine last spawned it.
+    pub restarts: u32,
 }
 
 impl Node {
     pub fn new() -> Node {
-        Node { life: Life::Waiting, ran: false, spawns: 0, ready_after: None, restarting: false }
+        Node { life: Life::Waiting, ran: false, spawns: 0, ready_after: None, restarting: false, restarts: 0 }
     }
 }
 

@@ -9,31 +9,31 @@
 
 use std::time::Duration;
 
-use crate::events::TaskKind;
+use crate::config::{PerTask, TaskId, TaskKind};
 use crate::plan::Plan;
 
 /// The rank of every task (lower goes first); unselected tasks rank last.
-pub fn ranks(plan: &Plan, weights: &[Option<Duration>]) -> Vec<usize> {
-    let n = plan.selected.len();
+pub(crate) fn ranks(plan: &Plan, weights: &PerTask<Option<Duration>>) -> PerTask<usize> {
+    let n = plan.len();
     let mut known: Vec<Duration> =
-        plan.order.iter().filter(|&&i| plan.kinds[i] != TaskKind::Group).filter_map(|&i| weights[i]).collect();
+        plan.order.iter().filter(|&&i| plan[i].kind != TaskKind::Group).filter_map(|&i| weights[i]).collect();
     known.sort_unstable();
     let default = known.get(known.len() / 2).copied().unwrap_or(Duration::from_millis(1));
-    let weight = |i: usize| match plan.kinds[i] {
+    let weight = |i: TaskId| match plan[i].kind {
         TaskKind::Group => Duration::ZERO,
         _ => weights[i].unwrap_or(default),
     };
     // Remaining path from each task to the end, dependents first (reverse topological order).
-    let mut remaining = vec![Duration::ZERO; n];
+    let mut remaining = PerTask::filled(n, Duration::ZERO);
     for &i in plan.order.iter().rev() {
-        let after = plan.dependents[i].iter().map(|&d| remaining[d]).max().unwrap_or_default();
+        let after = plan[i].dependents.iter().map(|&d| remaining[d]).max().unwrap_or_default();
         remaining[i] = weight(i) + after;
     }
-    let serves = |i: usize| needs_a_service(plan, i);
-    let mut order: Vec<(bool, std::cmp::Reverse<Duration>, usize, usize)> =
+    let serves = |i: TaskId| needs_a_service(plan, i);
+    let mut order: Vec<(bool, std::cmp::Reverse<Duration>, usize, TaskId)> =
         plan.order.iter().enumerate().map(|(pos, &i)| (!serves(i), std::cmp::Reverse(remaining[i]), pos, i)).collect();
     order.sort_unstable();
-    let mut rank = vec![usize::MAX; n];
+    let mut rank = PerTask::filled(n, usize::MAX);
     for (r, &(_, _, _, i)) in order.iter().enumerate() {
         rank[i] = r;
     }
@@ -41,16 +41,16 @@ pub fn ranks(plan: &Plan, weights: &[Option<Duration>]) -> Vec<usize> {
 }
 
 /// Whether task `i` depends on a service, directly or through groups.
-fn needs_a_service(plan: &Plan, i: usize) -> bool {
-    if plan.kinds[i] == TaskKind::Group {
+fn needs_a_service(plan: &Plan, i: TaskId) -> bool {
+    if plan[i].kind == TaskKind::Group {
         return false;
     }
     let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<usize> = plan.deps[i].clone();
+    let mut stack: Vec<TaskId> = plan[i].deps.clone();
     while let Some(d) = stack.pop() {
-        match plan.kinds[d] {
+        match plan[d].kind {
             TaskKind::Service => return true,
-            TaskKind::Group if seen.insert(d) => stack.extend(&plan.deps[d]),
+            TaskKind::Group if seen.insert(d) => stack.extend(&plan[d].deps),
             _ => {}
         }
     }

@@ -18,9 +18,13 @@ use proptest::prelude::*;
 use super::tests::plan_of;
 use super::*;
 
+fn id(i: usize) -> TaskId {
+    TaskId::new(i)
+}
+
 #[derive(Debug, Clone)]
 struct Spec {
-    /// Per task: kind (0..=5: task, 6..=7: service, 8..=9: group), dep bits (on earlier tasks), has sources.
+    /// Per task: kind (0..=5: task, 6..=7: service (7 restarted once on failure), 8..=9: group), dep bits (on earlier tasks), has sources.
     tasks: Vec<(u8, u16, bool)>,
     jobs: usize,
     keep_going: bool,
@@ -59,6 +63,9 @@ fn toml(spec: &Spec) -> String {
         }
         if (6..8).contains(&kind) {
             out.push_str("daemon = true\n");
+        }
+        if kind == 7 {
+            out.push_str("restart = \"on-failure\"\nmax_restarts = 1\n");
         }
         if sources && !group {
             out.push_str(&format!("sources = [\"f{i}\"]\n"));
@@ -99,11 +106,11 @@ struct Model {
 
 impl Model {
     fn satisfied(&self, dep: usize, dependent: usize) -> bool {
-        let service = self.plan.kinds[dep] == TaskKind::Service;
+        let service = self.plan[id(dep)].kind == TaskKind::Service;
         match &self.seen[dep] {
             Seen::Ready => true,
             Seen::Done(o) if !service => o.is_success(),
-            Seen::Done(Outcome::Ok | Outcome::NotNeeded) => self.plan.kinds[dependent] == TaskKind::Group,
+            Seen::Done(Outcome::Ok | Outcome::NotNeeded) => self.plan[id(dependent)].kind == TaskKind::Group,
             _ => false,
         }
     }
@@ -111,9 +118,22 @@ impl Model {
     fn apply(&mut self, effects: &[Effect]) {
         for e in effects {
             match e {
+                Effect::Spawn { task, after_exit: Some(_), .. } => {
+                    // A service's process exited and it is started again (`restart`): the old instance ended
+                    // (without an end of the task) and a new one takes its place, holding what it held.
+                    let t = task.index();
+                    assert!(self.alive[t], "t{t} restarted without a live instance");
+                    assert_eq!(self.plan[id(t)].kind, TaskKind::Service, "t{t} restarted but is not a service");
+                    self.spawns += 1;
+                    self.ends += 1;
+                    if self.seen[t] != Seen::Stopping {
+                        self.seen[t] = Seen::Starting;
+                    }
+                }
                 Effect::Spawn { task, .. } => {
-                    let t = *task;
-                    for &d in &self.plan.deps[t] {
+                    let t = task.index();
+                    for &d in &self.plan[id(t)].deps {
+                        let d = d.index();
                         assert!(self.satisfied(d, t), "t{t} spawned while dep t{d} is {:?}", self.seen[d]);
                     }
                     assert!(!self.alive[t], "t{t} spawned while an instance is alive");
@@ -132,7 +152,7 @@ impl Model {
                     self.seen[t] = Seen::Starting;
                 }
                 Effect::Stop { task, control } => {
-                    let t = *task;
+                    let t = task.index();
                     assert!(self.alive[t], "stop sent to t{t}, which is not alive");
                     if let Some(prev) = self.control[t] {
                         assert!(prev.weaker_than(*control), "t{t}: {control:?} sent after {prev:?}");
@@ -209,20 +229,20 @@ impl Model {
     fn protect(&mut self, direct: &[usize]) {
         let mut downstream = vec![false; self.seen.len()];
         let broken = (0..self.seen.len()).filter(|&i| match &self.seen[i] {
-            Seen::Done(o) => !o.is_success() || self.plan.kinds[i] == TaskKind::Service,
+            Seen::Done(o) => !o.is_success() || self.plan[id(i)].kind == TaskKind::Service,
             _ => false,
         });
         let mut stack: Vec<usize> = direct.iter().copied().chain(broken).collect();
         while let Some(i) = stack.pop() {
             if !std::mem::replace(&mut downstream[i], true) {
-                stack.extend(&self.plan.dependents[i]);
+                stack.extend(self.plan[id(i)].dependents.iter().map(|d| d.index()));
             }
         }
         self.protected = (0..self.seen.len())
             .filter(|&i| {
-                self.plan.selected[i]
+                self.plan[id(i)].selected
                     && !downstream[i]
-                    && self.plan.kinds[i] == TaskKind::Task
+                    && self.plan[id(i)].kind == TaskKind::Task
                     && matches!(&self.seen[i], Seen::Done(o) if o.is_success())
             })
             .collect();
@@ -234,7 +254,7 @@ impl Model {
 fn run(spec: Spec) {
     let text = toml(&spec);
     let (plan, sources) = plan_of(&text, &[]);
-    let n = plan.names.len();
+    let n = plan.len();
     let watch = match spec.watch {
         0 => None,
         1 => Some(OnBusy::Restart),
@@ -242,7 +262,7 @@ fn run(spec: Spec) {
     };
     let opts = Options { jobs: spec.jobs, keep_going: spec.keep_going, explain: true, watch };
     let t0 = Instant::now();
-    let mut engine = Engine::new(plan.clone(), sources.clone(), &vec![None; n], opts, t0);
+    let mut engine = Engine::new(plan.clone(), sources.clone(), &PerTask::filled(n, None), opts, t0);
     let mut model = Model {
         plan: plan.clone(),
         jobs: spec.jobs,
@@ -279,16 +299,19 @@ fn run(spec: Spec) {
             if !model.alive[t] {
                 continue;
             }
-            let exited = |end| Input::Exited { task: t, end, duration: Duration::from_millis(1) };
+            let exited =
+                |end| Input::Task { task: id(t), what: Happened::Exited { end, duration: Duration::from_millis(1) } };
             match model.seen[t] {
                 Seen::Starting => {
-                    actions.push(Input::Started { task: t, pid: t as u32 + 100, port: None });
+                    actions
+                        .push(Input::Task { task: id(t), what: Happened::Started { pid: t as u32 + 100, port: None } });
                     if scripted {
                         actions.push(exited(End::NotStarted(crate::outcome::Failure::Internal("x".into()))));
                     }
                 }
-                Seen::Running if plan.kinds[t] == TaskKind::Service => {
-                    actions.push(Input::Ready { task: t, after: Duration::from_millis(1), probe: None });
+                Seen::Running if plan[id(t)].kind == TaskKind::Service => {
+                    let ready = Happened::Ready { after: Duration::from_millis(1), probe: None };
+                    actions.push(Input::Task { task: id(t), what: ready });
                     if scripted {
                         actions.push(exited(End::Exited(ChildExit::Code(1))));
                     }
@@ -339,9 +362,9 @@ fn run(spec: Spec) {
             Input::Changed(change) if engine.quiet() && !engine.interrupted() => {
                 let direct: Vec<usize> = (0..n)
                     .filter(|&i| {
-                        plan.selected[i]
-                            && !sources[i].is_empty()
-                            && (change.rescan || change.paths.iter().any(|p| sources[i].is_match(p)))
+                        plan[id(i)].selected
+                            && !sources[id(i)].is_empty()
+                            && (change.rescan || change.paths.iter().any(|p| sources[id(i)].is_match(p)))
                     })
                     .collect();
                 model.protect(&direct);
@@ -359,8 +382,8 @@ fn run(spec: Spec) {
     assert!(model.alive.iter().all(|a| !a), "the run ended with live instances: {:?}", model.alive);
     assert_eq!(model.spawns, model.ends, "every spawned instance ends exactly once");
     assert_eq!(model.holders, 0);
-    let unfinished: Vec<usize> =
-        plan.order.iter().copied().filter(|&i| !matches!(model.seen[i], Seen::Done(_))).collect();
+    let unfinished: Vec<TaskId> =
+        plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
     assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
 }
 
@@ -480,15 +503,16 @@ fn a_long_chain_blocked_by_a_failure_does_not_recurse() {
         text.push_str(&format!("[tasks.t{i}]\ncmd = \"x\"\ndeps = [\"t{}\"]\n", i - 1));
     }
     let (plan, sources) = plan_of(&text, &["t19999"]);
-    let n = plan.names.len();
+    let n = plan.len();
     let opts = Options { jobs: 2, keep_going: true, explain: false, watch: None };
-    let mut engine = Engine::new(plan, sources, &vec![None; n], opts, Instant::now());
+    let mut engine = Engine::new(plan, sources, &PerTask::filled(n, None), opts, Instant::now());
     let mut effects = engine.start(Vec::new());
     while let Some(Effect::CheckFreshness { task, .. }) =
         effects.iter().find(|e| matches!(e, Effect::CheckFreshness { .. })).cloned()
     {
         effects = engine.handle(Input::Freshness { task, verdict: Verdict::Run("x".into()) });
     }
-    engine.handle(Input::Exited { task: 0, end: End::Exited(ChildExit::Code(1)), duration: Duration::ZERO });
+    let exited = Happened::Exited { end: End::Exited(ChildExit::Code(1)), duration: Duration::ZERO };
+    engine.handle(Input::Task { task: id(0), what: exited });
     assert_eq!(engine.finished(), Some(RunOutcome::Failed));
 }

@@ -10,28 +10,27 @@ use nix::sys::signal::Signal;
 use super::*;
 use crate::config;
 use crate::diagnostic::Source;
-use crate::graph::TaskGraph;
 use crate::outcome::StopReason;
 
 /// An engine on an Irun.toml text, fed like the driver feeds it.
 pub(super) struct Sim {
     pub engine: Engine,
-    pub names: HashMap<String, usize>,
+    pub names: HashMap<String, TaskId>,
     /// Verdicts given to freshness checks (default: run).
-    pub fresh: HashMap<usize, Verdict>,
+    pub fresh: HashMap<TaskId, Verdict>,
     pub t0: Instant,
     /// Every effect so far.
     pub log: Vec<Effect>,
 }
 
-pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, Vec<globset::GlobSet>) {
+pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, PerTask<globset::GlobSet>) {
     let config = config::parse(Source::new(Path::new("Irun.toml"), toml), PathBuf::from("/project"))
         .unwrap_or_else(|d| panic!("{}", d.render(false)));
-    let graph = TaskGraph::new(&config).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-    let targets = crate::plan::targets(&config, &graph, &targets).unwrap_or_else(|d| panic!("{}", d.render(false)));
-    let sources = config.tasks.iter().map(|t| config::glob_set(t.sources())).collect();
-    (Arc::new(Plan::new(&graph, &targets)), sources)
+    let request = crate::plan::Request { targets, ..Default::default() };
+    let prepared = crate::plan::prepare(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let sources = prepared.config.tasks.iter().map(|t| config::glob_set(t.sources())).collect();
+    (Arc::new(prepared.plan), sources)
 }
 
 impl Sim {
@@ -41,8 +40,8 @@ impl Sim {
 
     pub fn with(toml: &str, targets: &[&str], opts: Options, weights: &[(&str, u64)]) -> Sim {
         let (plan, sources) = plan_of(toml, targets);
-        let names: HashMap<String, usize> = plan.names.iter().enumerate().map(|(i, n)| (n.to_string(), i)).collect();
-        let mut w = vec![None; plan.names.len()];
+        let names: HashMap<String, TaskId> = plan.tasks().enumerate().map(|(i, t)| (t.name.to_string(), i)).collect();
+        let mut w = PerTask::filled(plan.len(), None);
         for (name, ms) in weights {
             w[names[*name]] = Some(Duration::from_millis(*ms));
         }
@@ -51,7 +50,7 @@ impl Sim {
         Sim { engine, names, fresh: HashMap::new(), t0, log: Vec::new() }
     }
 
-    pub fn i(&self, name: &str) -> usize {
+    pub fn i(&self, name: &str) -> TaskId {
         self.names[name]
     }
 
@@ -94,22 +93,26 @@ impl Sim {
 
     pub fn started(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
-        self.feed(Input::Started { task, pid: 1000 + task as u32, port: None })
+        self.feed(Input::Task { task, what: Happened::Started { pid: 1000 + task.index() as u32, port: None } })
     }
 
     pub fn ready(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
-        self.feed(Input::Ready { task, after: Duration::from_millis(5), probe: None })
+        self.feed(Input::Task { task, what: Happened::Ready { after: Duration::from_millis(5), probe: None } })
     }
 
     pub fn exit(&mut self, name: &str, code: i32) -> Vec<Effect> {
         let task = self.i(name);
-        self.feed(Input::Exited { task, end: End::Exited(ChildExit::Code(code)), duration: Duration::from_millis(1) })
+        let end = End::Exited(ChildExit::Code(code));
+        self.feed(Input::Task { task, what: Happened::Exited { end, duration: Duration::from_millis(1) } })
     }
 
     pub fn stopped(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
-        self.feed(Input::Exited { task, end: End::Stopped, duration: Duration::from_millis(1) })
+        self.feed(Input::Task {
+            task,
+            what: Happened::Exited { end: End::Stopped, duration: Duration::from_millis(1) },
+        })
     }
 
     /// Start a task the engine spawned and let it exit 0.
@@ -123,8 +126,8 @@ impl Sim {
         self.feed(Input::Changed(change))
     }
 
-    pub fn name(&self, i: usize) -> String {
-        self.engine.plan.names[i].to_string()
+    pub fn name(&self, i: TaskId) -> String {
+        self.engine.plan[i].name.to_string()
     }
 
     pub fn outcome(&self, name: &str) -> Option<Outcome> {
@@ -602,17 +605,17 @@ fn tasks_that_need_a_restarting_service_wait_for_it_to_be_ready_again_and_none_i
     let e = sim.ready("svc");
     assert_eq!(spawned(&sim, &e), ["a"]);
     sim.started("a");
-    // svc's process exits while `a` runs: its runner starts it again.
-    let svc = sim.i("svc");
-    let effects = sim.feed(Input::Restarting {
-        task: svc,
-        attempt: 1,
-        max: 3,
-        exit: ChildExit::Code(1),
-        delay: Duration::from_millis(100),
-    });
+    // svc's process exits while `a` runs: the engine starts it again, after a pause, on the same port.
+    let effects = sim.exit("svc", 1);
     assert!(!effects.iter().any(|e| matches!(e, Effect::Stop { .. })), "nothing is stopped: {effects:?}");
     assert!(effects.iter().any(|e| matches!(e, Effect::Emit(Event::TaskRestarting { attempt: 1, .. }))));
+    let again = effects.iter().find_map(|e| match e {
+        Effect::Spawn { task, restarting, after_exit, .. } if sim.name(*task) == "svc" => {
+            Some((*restarting, *after_exit))
+        }
+        _ => None,
+    });
+    assert_eq!(again, Some((true, Some(Duration::from_millis(100)))), "{effects:?}");
     // `a` ends while svc is not ready again: `b` waits.
     let e = sim.exit("a", 0);
     assert!(spawned(&sim, &e).is_empty(), "b waits for svc to be ready again");
@@ -622,4 +625,47 @@ fn tasks_that_need_a_restarting_service_wait_for_it_to_be_ready_again_and_none_i
     sim.run_ok("b");
     assert_eq!(sim.outcome("a"), Some(Outcome::Ok));
     assert_eq!(sim.outcome("b"), Some(Outcome::Ok));
+}
+
+#[test]
+fn a_service_is_restarted_at_most_max_restarts_times_with_a_growing_pause() {
+    let toml = "[tasks.svc]\ncmd = \"s\"\ndaemon = true\nrestart = \"always\"\nmax_restarts = 2\n\
+                [tasks.a]\ncmd = \"a\"\ndeps = [\"svc\"]\n";
+    let mut sim = Sim::new(toml, &["a"], 2, None);
+    sim.start();
+    sim.started("svc");
+    sim.ready("svc");
+    sim.started("a");
+    let mut pauses = Vec::new();
+    for _ in 0..2 {
+        let effects = sim.exit("svc", 0);
+        pauses.extend(effects.iter().filter_map(|e| match e {
+            Effect::Spawn { after_exit: Some(pause), .. } => Some(*pause),
+            _ => None,
+        }));
+        sim.started("svc");
+        sim.ready("svc");
+    }
+    assert_eq!(pauses, [Duration::from_millis(100), Duration::from_millis(200)]);
+    // The third exit is one too many: the service fails, and `a`, which needed it, is stopped.
+    let effects = sim.exit("svc", 0);
+    assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
+    assert!(matches!(sim.outcome("svc"), Some(Outcome::Failed(_))), "{:?}", sim.outcome("svc"));
+    assert_eq!(stops(&sim, &effects), [("a".to_string(), Control::Stop(StopReason::Cancelled))]);
+}
+
+#[test]
+fn a_service_asked_to_stop_is_not_restarted_whatever_its_policy() {
+    let toml =
+        "[tasks.svc]\ncmd = \"s\"\ndaemon = true\nrestart = \"always\"\n[tasks.a]\ncmd = \"a\"\ndeps = [\"svc\"]\n";
+    let mut sim = Sim::new(toml, &["a"], 2, None);
+    sim.start();
+    sim.started("svc");
+    sim.ready("svc");
+    sim.run_ok("a");
+    // Nothing needs svc any more: it is asked to stop, and its exit (with any code) ends it.
+    assert_eq!(stops(&sim, &sim.log.clone()), [("svc".to_string(), Control::Stop(StopReason::NotNeeded))]);
+    let effects = sim.exit("svc", 0);
+    assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
+    assert_eq!(sim.outcome("svc"), Some(Outcome::Ok));
 }

@@ -675,16 +675,8 @@ fn gh_escape(s: &str, property: bool) -> String {
     if property { s.replace(':', "%3A").replace(',', "%2C") } else { s }
 }
 
-/// Durations as the summary shows them.
-///
-/// ```
-/// use std::time::Duration;
-/// use irun::report::terminal::format_duration;
-/// assert_eq!(format_duration(Duration::from_millis(310)), "0.31s");
-/// assert_eq!(format_duration(Duration::from_millis(12_040)), "12.0s");
-/// assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
-/// ```
-pub fn format_duration(d: Duration) -> String {
+/// Durations as the summary shows them: "0.31s", "12.0s", "2m05s".
+pub(crate) fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 10.0 {
         format!("{secs:.2}s")
@@ -796,6 +788,13 @@ mod tests {
         t.flush();
         let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
         assert!(text.contains("irun: passed: 2 ok in"), "{text}");
+    }
+
+    #[test]
+    fn durations_have_three_significant_figures_then_minutes() {
+        assert_eq!(format_duration(Duration::from_millis(310)), "0.31s");
+        assert_eq!(format_duration(Duration::from_millis(12_040)), "12.0s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub fn failure(f: &Failure) -> String {
             let names: Vec<&str> = needed_by.iter().map(|n| &**n).collect();
             format!("exited ({}) while {} still needed it", exit(*e), names.join(", "))
         }
-        Failure::ProbeFailed(why) => why.clone(),
+        Failure::NotReady { timeout, check: c } => {
+            format!("not ready after {}: never saw {}", humantime::format_duration(*timeout), check(c))
+        }
+        Failure::NoFreePort => "no free port could be found on 127.0.0.1 for `ready = { tcp = \"auto\" }`".to_string(),
         Failure::PortInUse { port, key, file } => {
             format!(
                 "port {port} is already in use by another process; stop it, change `ready.{key}` in {file}, or set \

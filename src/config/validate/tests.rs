@@ -15,7 +15,7 @@ fn parse_str(text: &str) -> Result<Config, Diagnostic> {
 
 fn probe_of(ready: &str) -> Result<Check, Diagnostic> {
     let cfg = parse_str(&format!("[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = {ready}\n"))?;
-    Ok(cfg.tasks[0].probe().cloned().unwrap().check)
+    Ok(cfg.tasks[TaskId::new(0)].probe().cloned().unwrap().check)
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn tasks_keep_declaration_order() {
 #[test]
 fn task_env_overrides_global_env() {
     let cfg = parse_str("[env]\nA = \"1\"\nB = \"1\"\n[tasks.t]\ncmd = \"x\"\nenv = { B = \"2\" }\n").unwrap();
-    let env = &cfg.tasks[0].process().unwrap().env;
+    let env = &cfg.tasks[TaskId::new(0)].process().unwrap().env;
     assert!(env.contains(&("A".into(), "1".into())) && env.contains(&("B".into(), "2".into())));
     assert!(!env.contains(&("B".into(), "1".into())));
 }
@@ -37,7 +37,7 @@ fn task_env_overrides_global_env() {
 fn tcp_probes_of_this_machine_are_tried_more_often_than_remote_ones() {
     let interval = |probe: &str| {
         let cfg = parse_str(&format!("[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = {probe}\n")).unwrap();
-        cfg.tasks[0].probe().cloned().unwrap().interval
+        cfg.tasks[TaskId::new(0)].probe().cloned().unwrap().interval
     };
     assert_eq!(interval("{ tcp = 8001 }"), DEFAULT_TCP_INTERVAL);
     assert_eq!(interval("{ tcp = \"localhost:80\" }"), DEFAULT_TCP_INTERVAL);
@@ -97,7 +97,7 @@ fn stop_signals_must_end_a_process() {
 #[test]
 fn signals_accept_short_names() {
     let cfg = parse_str("[tasks.t]\ncmd = \"x\"\nstop_signal = \"int\"\n").unwrap();
-    assert_eq!(cfg.tasks[0].process().unwrap().stop_signal, Signal::SIGINT);
+    assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().stop_signal, Signal::SIGINT);
 }
 
 #[test]
@@ -111,6 +111,6 @@ fn group_keys_that_need_a_command_are_rejected() {
 #[test]
 fn cwd_is_relative_to_the_project_root() {
     let cfg = parse_str("[tasks.t]\ncmd = \"x\"\ncwd = \"sub\"\n[tasks.u]\ncmd = \"x\"\n").unwrap();
-    assert_eq!(cfg.tasks[0].process().unwrap().cwd, PathBuf::from("/project/sub"));
-    assert_eq!(cfg.tasks[1].process().unwrap().cwd, PathBuf::from("/project"));
+    assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().cwd, PathBuf::from("/project/sub"));
+    assert_eq!(cfg.tasks[TaskId::new(1)].process().unwrap().cwd, PathBuf::from("/project"));
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::config::{Check, HttpUrl, Probe, host_port};
-use crate::supervisor;
+use crate::exec::supervisor;
 
 /// A TCP connection attempt never waits longer than this (a dropped SYN must not use up the whole probe timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -22,34 +22,27 @@ pub struct Context<'a> {
     pub log_matched: Option<watch::Receiver<bool>>,
 }
 
-/// Wait until the probe passes. The error says what never happened.
-pub async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> Result<(), String> {
-    let deadline = crate::supervisor::deadline_after(probe.timeout);
-    let never = || {
-        format!(
-            "not ready after {}: never saw {}",
-            humantime::format_duration(probe.timeout),
-            crate::report::text::check(&probe.check)
-        )
-    };
+/// Wait until the probe passes (true), or until its timeout (false).
+pub(crate) async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> bool {
+    let deadline = crate::exec::supervisor::deadline_after(probe.timeout);
     if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
         return match tokio::time::timeout_at(deadline, async { rx.wait_for(|m| *m).await.map(|_| ()) }).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => true,
             // Both output streams closed without a match: no line can match any more.
             Ok(Err(_)) => {
                 tokio::time::sleep_until(deadline).await;
-                Err(never())
+                false
             }
-            Err(_) => Err(never()),
+            Err(_) => false,
         };
     }
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(never());
+            return false;
         }
         if attempt(&probe.check, ctx, remaining).await {
-            return Ok(());
+            return true;
         }
         sleep(probe.interval.min(deadline.saturating_duration_since(Instant::now()))).await;
     }

@@ -381,9 +381,9 @@ fn guard_main(token: &str) -> ! {
     }
     // Processes that left their groups: only if still the same process (same start time), with their own group.
     for (pid, start) in adopted {
-        if pid > 1 && crate::procfs::stat(pid).is_some_and(|s| s.starttime == start) {
+        if pid > 1 && crate::exec::procfs::stat(pid).is_some_and(|s| s.starttime == start) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            if crate::procfs::stat(pid).is_some_and(|s| s.pgrp == pid) {
+            if crate::exec::procfs::stat(pid).is_some_and(|s| s.pgrp == pid) {
                 let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
             }
         }
@@ -392,8 +392,8 @@ fn guard_main(token: &str) -> ! {
     // new is spawned by the dead, so a second pass only catches what the first raced with.
     let prefix = format!("{OWNER_VAR}={token}/");
     for _ in 0..2 {
-        for pid in crate::procfs::pids() {
-            if pid > 1 && crate::procfs::environ_has(pid, &prefix) {
+        for pid in crate::exec::procfs::pids() {
+            if pid > 1 && crate::exec::procfs::environ_has(pid, &prefix) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }

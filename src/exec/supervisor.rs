@@ -23,9 +23,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use crate::config::Cmd;
-use crate::guard::{self, OWNER_VAR};
-use crate::procfs;
-use crate::spawn::{self, SpawnError};
+use crate::exec::guard::{self, OWNER_VAR};
+use crate::exec::procfs;
+use crate::exec::spawn::{self, SpawnError};
 
 /// Last resort when a group ignores even SIGKILL (a process stuck in the kernel): give up waiting after this.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -81,7 +81,7 @@ pub enum Stopped {
 pub fn spawn(spec: &Spec<'_>) -> Result<(Process, Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let owner = format!("{}/{}", guard::run_token(), SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    let invocation = crate::command_line::invocation(spec.cmd);
+    let invocation = crate::exec::command_line::invocation(spec.cmd);
     let env: Vec<(&str, &str)> =
         spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([(OWNER_VAR, owner.as_str())]).collect();
     let request = spawn::Request {

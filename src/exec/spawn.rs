@@ -3,7 +3,7 @@
 //! process group of its own, with an environment built from a copy of irun's taken once, stdin from one
 //! `/dev/null` kept open, and stdout and stderr to pipes.
 //!
-//! What it does not do is decide anything about the process afterwards: see [`crate::supervisor`].
+//! What it does not do is decide anything about the process afterwards: see [`crate::exec::supervisor`].
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
-use crate::command_line::{Invocation, SHELL};
-
-mod vfork;
+use crate::exec::command_line::{Invocation, SHELL};
 
 /// Where a process's stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +124,8 @@ fn launch(program: &Path, argv: &CStrings, env: &Environment, req: &Request<'_>)
     let out_fd = out.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
     let err_fd = err.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
     let stdio = [null.as_raw_fd(), out_fd, err_fd];
-    let (pid, pidfd) = match vfork::spawn(&program, argv.ptrs.as_ptr(), env.ptrs.as_ptr(), stdio, cwd.as_deref()) {
+    let (pid, pidfd) = match super::vfork::spawn(&program, argv.ptrs.as_ptr(), env.ptrs.as_ptr(), stdio, cwd.as_deref())
+    {
         Ok(started) => started,
         Err(Some(e)) => return Err(e),
         Err(None) => (posix_spawn(&program, argv, env, stdio, cwd.as_deref())?, None),
@@ -141,7 +140,7 @@ fn invalid(what: &str) -> io::Error {
 
 /// A pipe, close-on-exec (the child's copy is made by `dup2`, which clears it). Both ends are blocking: the writing
 /// end must be (a child's non-blocking stdout makes its writes fail with EAGAIN when the pipe is full), and the
-/// reading end is made non-blocking only if it is read while the task runs (see [`crate::output`]): pipe2 cannot
+/// reading end is made non-blocking only if it is read while the task runs (see [`crate::exec::output`]): pipe2 cannot
 /// set the flag on one end only.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 /// For a thread irun starts besides the main one: block every signal, so the kernel hands them all to the main
 /// thread. (A signal the main thread blocks for a moment, such as the SIGCHLD of a task that ends while irun
 /// starts another, would otherwise wake this thread for nothing.)
-pub fn leave_to_main_thread() {
+pub(crate) fn leave_to_main_thread() {
     use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
     let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
 }
@@ -28,14 +28,14 @@ struct Counters {
     first: AtomicI32,
 }
 
-pub struct Signals {
-    counters: Arc<Counters>,
-    streams: [tokio::signal::unix::Signal; 3],
+pub(crate) struct Signals {
+    /// None: a driver fed by a test, which no signal reaches.
+    installed: Option<(Arc<Counters>, [tokio::signal::unix::Signal; 3])>,
 }
 
 impl Signals {
     /// Install the handlers. From here on these signals only set irun's own teardown going.
-    pub fn install() -> std::io::Result<Signals> {
+    pub(crate) fn install() -> std::io::Result<Signals> {
         let counters = Arc::new(Counters {
             counts: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
             first: AtomicI32::new(0),
@@ -53,31 +53,38 @@ impl Signals {
         }
         let streams =
             [signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?];
-        Ok(Signals { counters, streams })
+        Ok(Signals { installed: Some((counters, streams)) })
+    }
+
+    /// No signal ever arrives (for a driver under test: the test process's own signals are left alone).
+    #[cfg(test)]
+    pub(crate) fn none() -> Signals {
+        Signals { installed: None }
     }
 
     /// Wait for signals; every delivery since the last call, the earliest first.
-    pub async fn recv(&mut self) -> Vec<Signal> {
-        let [int, term, hup] = &mut self.streams;
+    pub(crate) async fn recv(&mut self) -> Vec<Signal> {
+        let Some((counters, [int, term, hup])) = &mut self.installed else { return std::future::pending().await };
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
             _ = hup.recv() => {}
         }
-        self.take()
+        take(counters)
     }
+}
 
-    fn take(&self) -> Vec<Signal> {
-        let first = Signal::try_from(self.counters.first.swap(0, Ordering::SeqCst)).ok();
-        let mut out = Vec::new();
-        for (n, sig) in HANDLED.into_iter().enumerate() {
-            let count = self.counters.counts[n].swap(0, Ordering::SeqCst);
-            out.extend(std::iter::repeat_n(sig, count as usize));
-        }
-        if let Some(pos) = first.and_then(|f| out.iter().position(|&s| s == f)) {
-            let sig = out.remove(pos);
-            out.insert(0, sig);
-        }
-        out
+/// Every delivery since the last call, the one that came first in front.
+fn take(counters: &Counters) -> Vec<Signal> {
+    let first = Signal::try_from(counters.first.swap(0, Ordering::SeqCst)).ok();
+    let mut out = Vec::new();
+    for (n, sig) in HANDLED.into_iter().enumerate() {
+        let count = counters.counts[n].swap(0, Ordering::SeqCst);
+        out.extend(std::iter::repeat_n(sig, count as usize));
     }
+    if let Some(pos) = first.and_then(|f| out.iter().position(|&s| s == f)) {
+        let sig = out.remove(pos);
+        out.insert(0, sig);
+    }
+    out
 }

@@ -1,0 +1,47 @@
+//! `irun -n`: the plan in words, wave by wave, without running anything.
+
+use std::fmt::Write as _;
+
+use crate::config::PerTask;
+use crate::config::{Config, TaskKind};
+use crate::fresh::Verdict;
+use crate::plan::Plan;
+use crate::report::text;
+
+pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask<Option<Verdict>>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan: {} task{} in {} wave{}, up to {jobs} at a time (dry run: nothing is started)",
+        plan.order.len(),
+        plural(plan.order.len()),
+        plan.waves.len(),
+        plural(plan.waves.len())
+    );
+    for (w, wave) in plan.waves.iter().enumerate() {
+        let items: Vec<String> = wave
+            .iter()
+            .map(|&i| {
+                let task = &config.tasks[i];
+                match (plan[i].kind, task.service()) {
+                    (TaskKind::Group, _) => format!("{} (group)", task.name),
+                    (TaskKind::Service, Some(svc)) => {
+                        let until = if plan[i].foreground { ", kept in the foreground" } else { "" };
+                        match &svc.ready {
+                            Some(p) => format!("{} (service, ready when {}{until})", task.name, text::check(&p.check)),
+                            None => format!("{} (service, ready once started{until})", task.name),
+                        }
+                    }
+                    _ if verdicts[i] == Some(Verdict::UpToDate) => format!("{} (up to date)", task.name),
+                    _ => task.name.clone(),
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "  wave {}: {}", w + 1, items.join(", "));
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,135 @@
+//! Processes: how a command becomes a process ([`command_line`], [`spawn`]), one task's life ([`runner`]), process
+//! groups and what escapes them ([`supervisor`]), the guard that cleans up if irun is killed ([`guard`]),
+//! readiness probes ([`probe`]), output pipes ([`output`]) and what /proc says ([`procfs`]).
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::engine::{End, Happened};
+use crate::events::Event;
+
+pub(crate) mod command_line;
+pub(crate) mod guard;
+pub(crate) mod output;
+pub(crate) mod probe;
+pub(crate) mod procfs;
+pub(crate) mod runner;
+pub(crate) mod spawn;
+pub(crate) mod supervisor;
+mod vfork;
+
+/// How the driver starts task instances and looks after what escapes them: the real process layer
+/// ([`Processes`]), or a fake in the driver's tests, as ninja's `CommandRunner` fake does.
+pub(crate) trait Launcher {
+    /// Start one instance of a task: it reports on `job.reports` (started, ready, exited) until it has ended.
+    fn launch(&mut self, job: runner::Job);
+    /// A task's process ended: what it left may just have been re-parented to irun, so look soon.
+    fn task_ended(&mut self);
+    /// Resolves once the process layer has something to tell the user (processes adopted, the guard restarted).
+    /// Cancel-safe: dropped unfinished, nothing is lost.
+    fn news(&mut self) -> impl Future<Output = Vec<Event>>;
+    /// The run is over: stop every process that escaped its task's group and outlived it; how many there were.
+    fn stop_escaped(&mut self) -> impl Future<Output = usize>;
+}
+
+/// Orphans are looked for this often, and soon after a task's process ends (but never more often than the gap).
+const ADOPTION_SCAN_EVERY: Duration = Duration::from_secs(1);
+const ADOPTION_SCAN_GAP: Duration = Duration::from_millis(50);
+
+/// The process layer, set up: what irun had before it started anything noted, its environment taken, the guard
+/// started, and irun made the subreaper of everything its tasks start.
+pub(crate) struct Processes {
+    next_scan: Instant,
+    last_scan: Instant,
+    /// Readable once the guard has exited (none: no guard, no pidfds, or not looked at yet).
+    guard_exit: Option<AsyncFd<OwnedFd>>,
+}
+
+/// Set up the process layer, in the one order that works: children irun already has are not its tasks'; then the
+/// spawner's snapshot of irun's environment; then the guard, before any task.
+pub(crate) fn start() -> std::io::Result<Processes> {
+    supervisor::note_inherited_children();
+    spawn::prepare();
+    guard::start()?;
+    supervisor::become_subreaper();
+    let now = Instant::now();
+    Ok(Processes { next_scan: now + ADOPTION_SCAN_EVERY, last_scan: now, guard_exit: None })
+}
+
+impl Processes {
+    /// Every task is gone and irun cleaned up after itself: tell the guard, and wait for it to exit.
+    pub(crate) fn finish(self) {
+        drop(self.guard_exit);
+        guard::finish();
+    }
+
+    /// The guard's exit, as something the loop can wait for (none: no guard, or no pidfd on this kernel).
+    fn watch_guard(&mut self) {
+        // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same descriptor) until it is dropped.
+        self.guard_exit =
+            guard::pidfd().and_then(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok());
+    }
+
+    /// Tell the guard about orphans, and start it again if it died (also where no pidfd says it did).
+    fn scan(&mut self) -> Vec<Event> {
+        self.last_scan = Instant::now();
+        self.next_scan = self.last_scan + ADOPTION_SCAN_EVERY;
+        let mut news: Vec<Event> = supervisor::adopt_orphans()
+            .into_iter()
+            .map(|pid| Event::Notice {
+                task: None,
+                message: format!(
+                    "process {pid} left its task's process group and outlived its parent; irun stops it when the run ends"
+                ),
+            })
+            .collect();
+        if let Some(message) = guard::revive() {
+            news.push(Event::Notice { task: None, message });
+            self.watch_guard();
+        }
+        news
+    }
+}
+
+impl Launcher for Processes {
+    fn launch(&mut self, job: runner::Job) {
+        let (reports, instance) = (job.reports.clone(), job.instance);
+        tokio::spawn(async move {
+            // A runner that panics still reports an end (its process group is killed as it unwinds), so the run
+            // cannot wait for it forever.
+            if let Err(e) = tokio::spawn(runner::run(job)).await {
+                let what = Happened::Exited { end: End::Broken(e.to_string()), duration: Duration::ZERO };
+                let _ = reports.send(runner::Report { instance, what });
+            }
+        });
+    }
+
+    fn task_ended(&mut self) {
+        self.next_scan = self.next_scan.min(self.last_scan + ADOPTION_SCAN_GAP);
+    }
+
+    async fn news(&mut self) -> Vec<Event> {
+        if self.guard_exit.is_none() {
+            self.watch_guard();
+        }
+        let exited = async {
+            match &self.guard_exit {
+                Some(fd) => drop(fd.readable().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(self.next_scan.into()) => {}
+            () = exited => {}
+        }
+        self.scan()
+    }
+
+    async fn stop_escaped(&mut self) -> usize {
+        self.guard_exit = None;
+        supervisor::stop_all_escaped(nix::sys::signal::Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT).await
+    }
+}

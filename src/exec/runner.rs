@@ -1,0 +1,420 @@
+//! One instance of a task, in four steps: [`prepare`] what to start from the task's settings (pure), check before
+//! starting ([`Job::preflight`]: a server to reuse, a port still held), [`Job::supervise`] the process (spawn,
+//! output, readiness probe, timeout, stop requests from the engine) and [`Job::finish`] (stop what is left, make
+//! sure the whole process group is gone, read the last output). It reports facts (started, ready, how it ended);
+//! the engine decides what they mean, restarts included.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::config::env::expand_irun;
+use crate::config::{Check, Cmd, Config, Probe, Task, TaskId};
+use crate::engine::{Control, End, Happened};
+use crate::events::{Event, EventSender, Stream, TaskName};
+use crate::exec::output::{self, LogMatch};
+use crate::exec::probe;
+use crate::exec::supervisor::{self, Process, Stopped};
+use crate::outcome::{ChildExit, Failure, StopReason};
+
+/// What a runner tells the driver, about one instance of a task.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) instance: u64,
+    pub(crate) what: Happened,
+}
+
+/// One instance of a task to run.
+pub(crate) struct Job {
+    pub(crate) config: Arc<Config>,
+    pub(crate) task: TaskId,
+    /// Which instance of the task this is: reports carry it.
+    pub(crate) instance: u64,
+    pub(crate) name: TaskName,
+    /// An earlier instance ran in this run: it may take a moment to free its port, and a server already
+    /// answering the probe is that instance, not someone else's to reuse.
+    pub(crate) restarting: bool,
+    /// A service whose process exited, started again (`restart`) after this pause; a stop request ends it.
+    pub(crate) after_exit: Option<Duration>,
+    /// Added to the task's environment (watch mode's `IRUN_CHANGED_PATHS`, `IRUN_PORT`...).
+    pub(crate) extra_env: Vec<(String, String)>,
+    /// The port chosen for this service's `ready = { tcp = "auto" }`.
+    pub(crate) port: Option<u16>,
+    pub(crate) events: EventSender,
+    pub(crate) reports: mpsc::UnboundedSender<Report>,
+    /// Stop requests; only ever escalated (see [`crate::engine::control`]).
+    pub(crate) control: watch::Receiver<Option<Control>>,
+}
+
+/// What starting the task takes, decided from its settings alone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Launch {
+    /// With `${IRUN_…}` expanded in an array command (no shell would).
+    pub(crate) cmd: Cmd,
+    pub(crate) cwd: PathBuf,
+    /// The task's environment and what irun adds to it.
+    pub(crate) env: Vec<(String, String)>,
+    /// The readiness probe (`tcp = "auto"` resolved to the chosen port).
+    pub(crate) probe: Option<Probe>,
+    pub(crate) service: bool,
+    /// A server already answering the probe is used as it is.
+    pub(crate) reuse: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) stop_signal: Signal,
+    pub(crate) stop_timeout: Duration,
+}
+
+/// How the main wait ended.
+enum Ending {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    Stop(StopReason),
+    Kill,
+    NotReady,
+    TimedOut(Duration),
+}
+
+/// Readers get this long to drain the pipes once the process group is gone; only a process that escaped the group
+/// (and still holds the pipe) can make them wait that long.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A task's output is passed on as it comes once the task has run this long; before, it is read when it ends.
+/// Services' output is always read as it comes.
+const LIVE_AFTER: Duration = Duration::from_millis(20);
+
+/// How long a restarted service waits for its port to be released by the previous instance.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Run the job to its end, and report it. (A panic here is reported as an end by the driver.)
+pub(crate) async fn run(mut job: Job) {
+    let started = Instant::now();
+    let end = match job.after_exit {
+        Some(pause) => tokio::select! {
+            () = sleep(pause) => None,
+            _ = next_control(&mut job.control) => Some(End::Stopped),
+        },
+        None => None,
+    };
+    let end = match end {
+        Some(end) => end,
+        None => job.execute().await,
+    };
+    job.report(Happened::Exited { end, duration: started.elapsed() });
+}
+
+/// What starting `task` takes: its command, directory, environment (with `extra_env`) and probe. `port` is the
+/// one chosen for `tcp = "auto"`; without one, such a service cannot start.
+pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<u16>) -> Result<Launch, Failure> {
+    let settings = task.process().expect("groups are not run as processes");
+    let env: Vec<(String, String)> = settings.env.iter().chain(extra_env).cloned().collect();
+    let cmd = match &settings.cmd {
+        // No shell will expand `${IRUN_PORT}` and the like in an array command: irun does.
+        Cmd::Argv(argv) if argv.iter().any(|a| a.contains("${IRUN_")) => {
+            Cmd::Argv(argv.iter().map(|a| expand_irun(a, &env)).collect())
+        }
+        cmd => cmd.clone(),
+    };
+    let probe = match (task.probe(), port) {
+        (Some(p), Some(port)) if p.check == Check::AutoTcp => {
+            Some(Probe { check: Check::Tcp { host: None, port }, interval: p.interval, timeout: p.timeout })
+        }
+        (Some(p), None) if p.check == Check::AutoTcp => return Err(Failure::NoFreePort),
+        (p, _) => p.cloned(),
+    };
+    Ok(Launch {
+        cmd,
+        cwd: settings.cwd.clone(),
+        env,
+        probe,
+        service: task.is_service(),
+        reuse: task.service().is_some_and(|s| s.reuse),
+        timeout: settings.timeout,
+        stop_signal: settings.stop_signal,
+        stop_timeout: settings.stop_timeout,
+    })
+}
+
+impl Job {
+    fn report(&self, what: Happened) {
+        let _ = self.reports.send(Report { instance: self.instance, what });
+    }
+
+    fn report_ready(&self, started: Instant, probe: Option<String>) {
+        self.report(Happened::Ready { after: started.elapsed(), probe });
+    }
+
+    fn notice(&self, message: String) {
+        self.events.send(Event::Notice { task: Some(self.name.clone()), message });
+    }
+
+    async fn execute(&mut self) -> End {
+        let started = Instant::now();
+        let config = self.config.clone();
+        let launch = match prepare(&config.tasks[self.task], &self.extra_env, self.port) {
+            Ok(launch) => launch,
+            Err(failure) => return End::NotStarted(failure),
+        };
+        if let Some(end) = self.preflight(&launch, started).await {
+            return end;
+        }
+        let spec = supervisor::Spec { cmd: &launch.cmd, cwd: &launch.cwd, env: &launch.env, capture_output: true };
+        let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
+            Ok(spawned) => spawned,
+            Err(_) if !launch.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd)),
+            Err(e) => return End::NotStarted(spawn_error(e)),
+        };
+        self.report(Happened::Started { pid: process.pid(), port: self.port });
+        let (ending, readers) = self.supervise(&launch, &mut process, [stdout, stderr], started).await;
+        self.finish(&launch, process, ending, readers).await
+    }
+
+    /// Before anything is started: a server already up to reuse (only before irun's own first start), a port the
+    /// previous instance has not let go of yet, a port someone else holds. `Some`: how it ended without starting.
+    async fn preflight(&mut self, launch: &Launch, started: Instant) -> Option<End> {
+        let probe = launch.probe.as_ref()?;
+        if launch.reuse && !self.restarting {
+            let ctx = probe::Context { cwd: &launch.cwd, env: &launch.env, log_matched: None };
+            if probe::passes_now(probe, &ctx).await {
+                // Someone else's server: used as it is, never signalled.
+                let described = crate::report::text::check(&probe.check);
+                self.notice(format!(
+                    "reusing the server already running ({described}); irun did not start it and will not stop it"
+                ));
+                self.report_ready(started, Some(format!("{described} (already running, reused)")));
+                next_control(&mut self.control).await;
+                return Some(End::Stopped);
+            }
+        }
+        let (host, port) = probe.check.address()?;
+        if self.restarting {
+            // The previous instance may take a moment to let go of the port; a stop request wins.
+            tokio::select! {
+                () = probe::wait_until_free(host, port, PORT_RELEASE_WAIT) => {}
+                _ = next_control(&mut self.control) => return Some(End::Stopped),
+            }
+        }
+        if probe::address_in_use(host, port).await {
+            let file = self.config.file_name();
+            return Some(End::NotStarted(Failure::PortInUse { port, key: probe.check.key(), file }));
+        }
+        None
+    }
+
+    /// The process runs: pass its output on, probe its readiness, enforce its timeout, and wait for it to exit or
+    /// for the engine to ask it to stop. How that wait ended, and the output readers still running.
+    async fn supervise(
+        &mut self,
+        launch: &Launch,
+        process: &mut Process,
+        pipes: [Option<std::os::fd::OwnedFd>; 2],
+        started: Instant,
+    ) -> (Ending, Vec<JoinHandle<()>>) {
+        let (log, log_matched) = match launch.probe.as_ref().map(|p| &p.check) {
+            Some(Check::Log(re)) => {
+                let (tx, rx) = watch::channel(false);
+                (Some(LogMatch { pattern: Arc::new(re.0.clone()), matched: Arc::new(tx) }), Some(rx))
+            }
+            _ => (None, None),
+        };
+        // Read later: a short task's output is read once it has ended (no reader to start, no wake-up for the
+        // pipes closing); one still running after `LIVE_AFTER` gets readers that pass its lines on as they come.
+        let [stdout, stderr] = pipes;
+        let mut unread: Vec<output::Reader> = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
+            .into_iter()
+            .filter_map(|(fd, stream)| Some(self.reader(fd?, stream, log.clone())))
+            .collect();
+        let mut readers: Vec<JoinHandle<()>> = Vec::new();
+        let live = sleep(if launch.service { Duration::ZERO } else { LIVE_AFTER });
+        tokio::pin!(live);
+        let mut ready = !launch.service;
+        if launch.service && launch.probe.is_none() {
+            ready = true;
+            self.report_ready(started, None);
+        }
+        let mut probe_ctx = probe::Context { cwd: &launch.cwd, env: &launch.env, log_matched };
+        let probe_fut = async {
+            match &launch.probe {
+                Some(p) => probe::wait_ready(p, &mut probe_ctx).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(probe_fut);
+        let deadline = sleep(launch.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
+        tokio::pin!(deadline);
+        let ending = loop {
+            tokio::select! {
+                status = process.wait() => break Ending::Exited(status),
+                () = &mut live, if !unread.is_empty() => {
+                    readers.extend(unread.drain(..).map(|r| tokio::spawn(output::pump(r))));
+                }
+                passed = &mut probe_fut, if !ready => {
+                    if !passed {
+                        break Ending::NotReady;
+                    }
+                    ready = true;
+                    self.report_ready(started, launch.probe.as_ref().map(|p| crate::report::text::check(&p.check)));
+                }
+                () = &mut deadline, if launch.timeout.is_some() => break Ending::TimedOut(launch.timeout.unwrap_or_default()),
+                control = next_control(&mut self.control) => match control {
+                    Control::Stop(reason) => break Ending::Stop(reason),
+                    Control::Kill => break Ending::Kill,
+                },
+            }
+        };
+        // Output not read yet is read now, before anything is stopped: what the task wrote comes before the stop,
+        // and a process that writes much while it stops must not block on a full pipe.
+        if !unread.is_empty() {
+            let still_open = match ending {
+                // The leader is gone: what it left in the pipes is read at once, most often all there is.
+                Ending::Exited(_) => output::ended(unread).await,
+                _ => unread,
+            };
+            readers.extend(still_open.into_iter().map(|r| tokio::spawn(output::pump(r))));
+        }
+        (ending, readers)
+    }
+
+    fn reader(&self, fd: std::os::fd::OwnedFd, stream: Stream, log: Option<LogMatch>) -> output::Reader {
+        let (task, events) = (self.name.clone(), self.events.clone());
+        output::Reader { fd, task, stream, events, log, lines: output::Lines::default() }
+    }
+
+    /// The wait is over: stop what is left as it asks, make sure the group is gone, and read the last output.
+    async fn finish(
+        &mut self,
+        launch: &Launch,
+        mut process: Process,
+        ending: Ending,
+        readers: Vec<JoinHandle<()>>,
+    ) -> End {
+        let end = match ending {
+            Ending::Exited(result) => {
+                if process.has_leftovers(launch.service) {
+                    // The leader is gone but processes it started linger in its group: they must not outlive it.
+                    self.stop(&mut process, launch, StopReason::LeftBehind).await;
+                } else {
+                    // Nothing left to signal; just record that the group is gone.
+                    process.wait_gone(Instant::now()).await;
+                }
+                match result {
+                    Err(e) => End::Broken(format!("could not wait for the process: {e}")),
+                    Ok(exit) => End::Exited(ChildExit::from_status(exit)),
+                }
+            }
+            Ending::Stop(reason) => {
+                self.stop(&mut process, launch, reason).await;
+                End::Stopped
+            }
+            Ending::Kill => {
+                process.kill_and_wait().await;
+                End::Stopped
+            }
+            Ending::NotReady => {
+                self.stop(&mut process, launch, StopReason::ProbeFailed).await;
+                let probe = launch.probe.as_ref().expect("only a probe can fail");
+                End::NotReady { timeout: probe.timeout, check: probe.check.clone() }
+            }
+            Ending::TimedOut(after) => {
+                self.stop(&mut process, launch, StopReason::TimedOut).await;
+                End::TimedOut(after)
+            }
+        };
+        // Every line the task wrote is reported before its end.
+        for reader in readers {
+            let abort = reader.abort_handle();
+            if timeout(DRAIN_TIMEOUT, reader).await.is_err() {
+                abort.abort();
+            }
+        }
+        end
+    }
+
+    /// Stop the process group gracefully, switching to SIGKILL at once if a kill is requested meanwhile.
+    async fn stop(&mut self, process: &mut Process, launch: &Launch, reason: StopReason) {
+        self.events.send(Event::TaskStopping { task: self.name.clone(), reason });
+        let graceful = tokio::select! {
+            stopped = process.stop(launch.stop_signal, launch.stop_timeout) => Some(stopped),
+            () = kill_requested(&mut self.control) => None,
+        };
+        match graceful {
+            Some(Stopped::Gracefully) => {}
+            Some(Stopped::Killed) => self.notice(format!(
+                "did not exit within {} of {}; killed it with SIGKILL",
+                humantime::format_duration(launch.stop_timeout),
+                launch.stop_signal.as_str()
+            )),
+            None => process.kill_and_wait().await,
+        }
+    }
+}
+
+/// The next control message; never resolves once the driver has gone.
+async fn next_control(rx: &mut watch::Receiver<Option<Control>>) -> Control {
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if let Some(control) = *rx.borrow_and_update() {
+            return control;
+        }
+    }
+}
+
+async fn kill_requested(rx: &mut watch::Receiver<Option<Control>>) {
+    loop {
+        if *rx.borrow_and_update() == Some(Control::Kill) {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn spawn_error(e: crate::exec::spawn::SpawnError) -> Failure {
+    Failure::SpawnFailed { program: e.program, kind: e.error.kind(), message: e.error.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(toml: &str) -> Task {
+        let config = crate::config::parse(
+            crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), toml),
+            PathBuf::from("/project"),
+        )
+        .unwrap_or_else(|d| panic!("{}", d.render(false)));
+        config.tasks.iter().next().unwrap().clone()
+    }
+
+    #[test]
+    fn an_array_command_gets_irun_s_variables_and_a_chosen_port_becomes_the_probe() {
+        let svc = task(
+            "[tasks.web]\ncmd = [\"serve\", \"--port=${IRUN_PORT}\"]\ndaemon = true\nready = { tcp = \"auto\" }\n",
+        );
+        let env = vec![("IRUN_PORT".to_string(), "4242".to_string())];
+        let launch = prepare(&svc, &env, Some(4242)).unwrap();
+        assert_eq!(launch.cmd, Cmd::Argv(vec!["serve".into(), "--port=4242".into()]));
+        assert_eq!(launch.probe.map(|p| p.check), Some(Check::Tcp { host: None, port: 4242 }));
+        assert!(launch.service && launch.env.contains(&env[0]));
+    }
+
+    #[test]
+    fn a_service_with_an_automatic_port_cannot_start_without_one() {
+        let svc = task("[tasks.web]\ncmd = \"serve\"\ndaemon = true\nready = { tcp = \"auto\" }\n");
+        assert_eq!(prepare(&svc, &[], None), Err(Failure::NoFreePort));
+    }
+
+    #[test]
+    fn a_string_command_is_left_to_its_shell() {
+        let t = task("[tasks.t]\ncmd = \"echo ${IRUN_PORT:-none}\"\ntimeout = \"2s\"\n");
+        let launch = prepare(&t, &[], None).unwrap();
+        assert_eq!(launch.cmd, Cmd::Shell("echo ${IRUN_PORT:-none}".into()));
+        assert_eq!((launch.service, launch.probe, launch.timeout), (false, None, Some(Duration::from_secs(2))));
+    }
+}

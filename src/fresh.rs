@@ -19,19 +19,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::{Cmd, Config, PerTask, Task, glob_set};
-pub use crate::outcome::Verdict;
+use crate::events::TaskName;
+pub(crate) use crate::outcome::Verdict;
+use crate::outcome::{FileChange, RunReason, Setting};
 use crate::state::{FileStamp, HASHING, HASHING_LEGACY, LastRun, State, TaskRecord};
 use crate::watch::Filter;
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     record: TaskRecord,
 }
 
-pub struct Checker {
+pub(crate) struct Checker {
     root: PathBuf,
-    pub state: State,
+    pub(crate) state: State,
     filter: Filter,
     force: bool,
     /// Services' fingerprints in this run: taken when each starts (or when first asked, for `explain`).
@@ -42,7 +44,7 @@ pub struct Checker {
 
 impl Checker {
     /// Load the project's state; the second value is a warning to show when the state could not be used.
-    pub fn new(root: &Path, force: bool) -> (Checker, Option<String>) {
+    pub(crate) fn new(root: &Path, force: bool) -> (Checker, Option<String>) {
         let (state, warning) = State::load(root);
         let above = root.ancestors().filter_map(|d| std::fs::metadata(d).ok()).map(|m| (m.dev(), m.ino())).collect();
         let checker = Checker {
@@ -56,69 +58,68 @@ impl Checker {
         (checker, warning)
     }
 
-    /// Decide whether `task` runs. `dep_ran` names a dep that ran (or will run) in this invocation, if any (services
-    /// do not count: their fingerprint does). The snapshot (for tasks with sources) is what to record if it then runs.
-    pub fn verdict(
+    /// Decide whether `task` runs. `dep_ran` names a dep that ran in this invocation, if any (services do not
+    /// count: their fingerprint does). The snapshot (for tasks with sources) is what to record if it then runs.
+    pub(crate) fn verdict(
         &self,
         config: &Config,
         task: &Task,
-        dep_ran: Option<&str>,
-        dep_verb: &str,
+        dep_ran: Option<&TaskName>,
     ) -> (Verdict, Option<Snapshot>) {
         if task.is_service() {
-            return (Verdict::Run("services always run".into()), None);
+            return (Verdict::Run(RunReason::Service), None);
         }
         if task.sources().is_empty() {
-            return (Verdict::Run("it has no `sources`, so it always runs".into()), None);
+            return (Verdict::Run(RunReason::NoSources), None);
         }
         let deps = config.deps_through_groups(task);
         let previous = self.state.tasks.get(&task.name);
         let snapshot = self.snapshot(config, task, previous, &deps);
-        let run = |why: String| (Verdict::Run(why), Some(snapshot.clone()));
+        let run = |why: RunReason| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
-            return run("forced (--force)".into());
+            return run(RunReason::Forced);
         }
         if task.process().is_some_and(|p| p.always_run) {
-            return run("`always_run = true`".into());
+            return run(RunReason::AlwaysRun);
         }
         // A record without a command (written by an older irun for a task that had no sources) vouches for nothing.
         // (A service's record holds its fingerprint, not a run of this task: it vouches for nothing either.)
         let Some(prev) = previous.filter(|p| !p.command.is_empty() && p.fingerprint.is_empty()) else {
-            return run("never ran".into());
+            return run(RunReason::NeverRan);
         };
         if prev.unfinished {
-            return run("last run did not finish".into());
+            return run(RunReason::LastUnfinished);
         }
         if !prev.ok {
-            return run("last run failed".into());
+            return run(RunReason::LastFailed);
         }
         // Settings recorded by an irun that hashed them differently are compared the way they were hashed.
         let now = if prev.hashing == HASHING_LEGACY { legacy_settings(task) } else { settings(task) };
         for (what, before, after) in [
-            ("command", &prev.command, &now.0),
-            ("env", &prev.env, &now.1),
-            ("cwd", &prev.cwd, &snapshot.record.cwd),
-            ("`sources` or `outputs` in Irun.toml", &prev.globs, &now.2),
+            (Setting::Command, &prev.command, &now.0),
+            (Setting::Env, &prev.env, &now.1),
+            (Setting::Cwd, &prev.cwd, &snapshot.record.cwd),
+            (Setting::Globs, &prev.globs, &now.2),
         ] {
             if before != after {
-                return run(format!("{what} changed"));
+                return run(RunReason::Setting(what));
             }
         }
-        if let Some(why) = compare(&prev.sources, &snapshot.record.sources, "") {
-            return run(why);
+        if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
+            return run(RunReason::Source(change));
         }
         // A declared file (not a glob) must exist, even if the task never produced it.
         if let Some(missing) =
             task.outputs().iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
         {
-            return run(format!("output `{missing}` missing"));
+            return run(RunReason::Output(FileChange::Removed(missing.clone())));
         }
         let outputs = self.stamps(&self.files(task.outputs(), false), &prev.outputs, prev.recorded_at);
-        if let Some(why) = compare(&prev.outputs, &outputs, "output ") {
-            return run(why);
+        if let Some(change) = compare(&prev.outputs, &outputs) {
+            return run(RunReason::Output(change));
         }
         if let Some(dep) = dep_ran {
-            return run(format!("dep `{dep}` {dep_verb}"));
+            return run(RunReason::DepRan(dep.clone()));
         }
         for dep in &deps {
             let now = snapshot.record.deps.get(&dep.name);
@@ -126,8 +127,8 @@ impl Checker {
             match (dep.is_service(), now == then) {
                 (_, true) => {}
                 // A service counts as changed for its dependents only when its own fingerprint did.
-                (true, false) => return run(format!("service `{}` changed since it last ran", dep.name)),
-                (false, false) if then.is_some() => return run(format!("dep `{}` ran since it last ran", dep.name)),
+                (true, false) => return run(RunReason::ServiceChanged(dep.name.as_str().into())),
+                (false, false) if then.is_some() => return run(RunReason::DepRanSince(dep.name.as_str().into())),
                 (false, false) => {}
             }
         }
@@ -135,12 +136,12 @@ impl Checker {
     }
 
     /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
-    pub fn started(&mut self, task: &Task) {
+    pub(crate) fn started(&mut self, task: &Task) {
         self.state.mark_unfinished(&task.name);
     }
 
     /// A service starts: take its fingerprint, which its dependents compare with the one they last ran against.
-    pub fn service_started(&mut self, config: &Config, task: &Task) {
+    pub(crate) fn service_started(&mut self, config: &Config, task: &Task) {
         let previous = self.state.tasks.get(&task.name).cloned();
         let fingerprint = self.fingerprint(config, task, previous.as_ref());
         self.services.borrow_mut().insert(task.name.clone(), fingerprint.0.clone());
@@ -148,12 +149,12 @@ impl Checker {
     }
 
     /// Remember how a task ended, for `graph --status`.
-    pub fn record_status(&mut self, task: &Task, ok: bool) {
+    pub(crate) fn record_status(&mut self, task: &Task, ok: bool) {
         self.state.set_last(&task.name, if ok { LastRun::Ok } else { LastRun::Failed });
     }
 
     /// After the task ran: remember how it went, with the inputs it ran on and the outputs it left.
-    pub fn record(&mut self, task: &Task, snapshot: Snapshot, ok: bool) {
+    pub(crate) fn record(&mut self, task: &Task, snapshot: Snapshot, ok: bool) {
         self.record_status(task, ok);
         let mut record = snapshot.record;
         record.ok = ok;
@@ -300,22 +301,18 @@ impl Checker {
     }
 }
 
-/// The first difference between two sets of file stamps, in words.
-fn compare(before: &BTreeMap<String, FileStamp>, after: &BTreeMap<String, FileStamp>, what: &str) -> Option<String> {
+/// The first difference between two sets of file stamps.
+fn compare(before: &BTreeMap<String, FileStamp>, after: &BTreeMap<String, FileStamp>) -> Option<FileChange> {
     for (path, stamp) in before {
         match after.get(path) {
-            None if what.is_empty() => return Some(format!("`{path}` was removed")),
-            None => return Some(format!("{what}`{path}` missing")),
+            None => return Some(FileChange::Removed(path.clone())),
             Some(now) if now.hash != stamp.hash || now.size != stamp.size => {
-                return Some(format!("{what}`{path}` changed"));
+                return Some(FileChange::Changed(path.clone()));
             }
             Some(_) => {}
         }
     }
-    after
-        .keys()
-        .find(|p| !before.contains_key(*p))
-        .map(|p| if what.is_empty() { format!("`{p}` was added") } else { format!("{what}`{p}` appeared") })
+    after.keys().find(|p| !before.contains_key(*p)).map(|p| FileChange::Added(p.clone()))
 }
 
 /// Size, mtime and content hash of a file. The hash of `previous` is reused when size and mtime match and the
@@ -391,11 +388,15 @@ pub(crate) fn predict(plan: &crate::plan::Plan, config: &Config, checker: &Check
     let mut verdicts: PerTask<Option<Verdict>> = PerTask::filled(config.tasks.len(), None);
     let mut runs = PerTask::filled(config.tasks.len(), false);
     for &i in &plan.order {
-        let dep_runs = plan[i].deps.iter().find(|&&d| runs[d]).map(|&d| plan[d].name.to_string());
+        let dep_runs = plan[i].deps.iter().find(|&&d| runs[d]).map(|&d| &plan[d].name);
         match plan[i].kind {
             TaskKind::Group => runs[i] = dep_runs.is_some(),
             kind => {
-                let (v, _) = checker.verdict(config, &config.tasks[i], dep_runs.as_deref(), "will run");
+                let (v, _) = match checker.verdict(config, &config.tasks[i], dep_runs) {
+                    // Nothing has run yet: the dep will.
+                    (Verdict::Run(RunReason::DepRan(d)), s) => (Verdict::Run(RunReason::DepWillRun(d)), s),
+                    other => other,
+                };
                 runs[i] = match kind {
                     TaskKind::Task => v != Verdict::UpToDate,
                     // A service whose dep runs again will have another fingerprint when it starts.

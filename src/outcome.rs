@@ -7,24 +7,23 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 /// A task's name, shared (the same type as [`crate::events::TaskName`]).
-type TaskName = std::sync::Arc<str>;
+pub(crate) type TaskName = std::sync::Arc<str>;
 
 /// How a child process ended, or that it never started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildExit {
+pub(crate) enum ChildExit {
     Code(i32),
     /// Killed by a signal (the number, for signals nix has no name for).
     Signal(i32),
-    SpawnFailed(std::io::ErrorKind),
 }
 
 impl ChildExit {
-    pub fn success(self) -> bool {
+    pub(crate) fn success(self) -> bool {
         self == ChildExit::Code(0)
     }
 
     /// From a process's wait status.
-    pub fn from_status(status: std::process::ExitStatus) -> ChildExit {
+    pub(crate) fn from_status(status: std::process::ExitStatus) -> ChildExit {
         use std::os::unix::process::ExitStatusExt;
         match (status.code(), status.signal()) {
             (Some(code), _) => ChildExit::Code(code),
@@ -34,7 +33,7 @@ impl ChildExit {
         }
     }
 
-    pub fn signal(self) -> Option<Signal> {
+    pub(crate) fn signal(self) -> Option<Signal> {
         match self {
             ChildExit::Signal(n) => Signal::try_from(n).ok(),
             _ => None,
@@ -44,7 +43,7 @@ impl ChildExit {
 
 /// Why a task failed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// A task's process (or a foreground service) exited unsuccessfully.
     Exit(ChildExit),
     /// A service exited before its readiness probe passed.
@@ -80,7 +79,7 @@ pub enum Failure {
 
 /// Why a task was not run: a dep cannot let it start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Blocked {
+pub(crate) enum Blocked {
     DepFailed(TaskName),
     /// A dep that was cancelled or itself blocked.
     DepDidNotRun(TaskName),
@@ -92,7 +91,7 @@ pub enum Blocked {
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     /// Not run: its last successful run is still valid.
     UpToDate,
@@ -108,31 +107,88 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         matches!(self, Outcome::Failed(_) | Outcome::TimedOut(_))
     }
 
     /// Ended well: ran successfully, or did not need to.
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         matches!(self, Outcome::Ok | Outcome::UpToDate)
     }
 
     /// The task ran to an end of its own (ok, failed or timed out): worth remembering in irun's state.
-    pub fn is_recorded(&self) -> bool {
+    pub(crate) fn is_recorded(&self) -> bool {
         matches!(self, Outcome::Ok | Outcome::Failed(_) | Outcome::TimedOut(_))
     }
 }
 
 /// Whether a task runs, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     UpToDate,
-    Run(String),
+    Run(RunReason),
+}
+
+/// Why a task runs: the first reason found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunReason {
+    /// Services always run.
+    Service,
+    /// Without `sources`, nothing says it is up to date.
+    NoSources,
+    /// `--force`.
+    Forced,
+    /// `always_run = true`.
+    AlwaysRun,
+    NeverRan,
+    LastUnfinished,
+    LastFailed,
+    /// A setting that changes what it does is not what it was.
+    Setting(Setting),
+    /// One of its sources was added, removed or changed.
+    Source(FileChange),
+    /// One of its outputs went missing, changed or appeared.
+    Output(FileChange),
+    /// A dep ran in this run (or cycle).
+    DepRan(TaskName),
+    /// A dep will run (`-n`, `irun explain`).
+    DepWillRun(TaskName),
+    /// A service it depends on is not the one it last ran against.
+    ServiceChanged(TaskName),
+    /// A dep ran since it last ran.
+    DepRanSince(TaskName),
+    /// Watch mode: its sources match these changed paths.
+    WatchChanged(Vec<String>),
+    /// Watch mode: it did not get to run in an earlier cycle.
+    WatchOwed,
+    /// Watch mode: a task of the cycle needs it, and its last run did not succeed.
+    WatchNeededBy(TaskName),
+    /// Watch mode: a dep changed.
+    WatchDepChanged,
+}
+
+/// A task setting that is part of its fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Setting {
+    Command,
+    Env,
+    Cwd,
+    /// Its `sources` or `outputs` globs.
+    Globs,
+}
+
+/// How a file a task reads or writes differs from when it last ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileChange {
+    Added(String),
+    /// Gone (an output: missing).
+    Removed(String),
+    Changed(String),
 }
 
 /// Why a running task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// A service nothing needs any more.
     NotNeeded,
     /// Another task failed (fail-fast).

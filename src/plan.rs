@@ -195,6 +195,7 @@ impl Plan {
     }
 
     /// Every task of Irun.toml with its part in the plan.
+    #[cfg(test)]
     pub(crate) fn tasks(&self) -> &PerTask<Planned> {
         &self.tasks
     }

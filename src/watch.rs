@@ -20,6 +20,8 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
+use crate::events::WatchProblem;
+
 /// Changes seen since the last batch.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
@@ -28,7 +30,7 @@ pub struct Batch {
     /// The kernel dropped events: anything may have changed.
     pub rescan: bool,
     /// Problems worth telling the user (a folder that could not be watched).
-    pub notices: Vec<String>,
+    pub(crate) notices: Vec<WatchProblem>,
     /// When the first and the last event of the batch were seen.
     pub first_seen: Option<Instant>,
     pub last_seen: Option<Instant>,
@@ -226,9 +228,12 @@ impl Watcher {
 
 /// Watch every non-ignored folder under `filter`'s root; batches arrive on the returned channel at the `pace` given
 /// (or at most `MAX_DELAY` after the first change of a burst that never pauses).
-pub fn start(filter: Filter, pace: Pace) -> Result<(Watcher, tokio::sync::mpsc::UnboundedReceiver<Batch>), String> {
+pub fn start(
+    filter: Filter,
+    pace: Pace,
+) -> Result<(Watcher, tokio::sync::mpsc::UnboundedReceiver<Batch>), WatchProblem> {
     let (raw_tx, raw_rx) = mpsc::channel();
-    let watcher = notify::recommended_watcher(raw_tx).map_err(|e| describe_error(&e, &filter.root))?;
+    let watcher = notify::recommended_watcher(raw_tx).map_err(|e| problem(&e, &filter.root))?;
     let watcher = Arc::new(Mutex::new(watcher));
     let mut aliases = Aliases::new();
     let watcher_folders = folders_to_watch(&filter, &filter.root, &mut aliases);
@@ -241,13 +246,14 @@ pub fn start(filter: Filter, pace: Pace) -> Result<(Watcher, tokio::sync::mpsc::
     let outputs = filter.outputs.clone();
     let source_roots = filter.source_roots.clone();
     let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
+    let root = filter.root.clone();
     std::thread::Builder::new()
         .name("irun-watch".into())
         .spawn(move || {
             crate::driver::signals::leave_to_main_thread();
             Debouncer { filter, watcher: handle, pace, unfinished: HashSet::new(), watched, aliases }.run(raw_rx, tx)
         })
-        .map_err(|e| format!("cannot start the watch thread: {e}"))?;
+        .map_err(|e| WatchProblem::Other { path: root, error: format!("no thread to watch it from ({e})") })?;
     Ok((Watcher { _inner: watcher, folders, outputs, source_roots }, rx))
 }
 
@@ -278,9 +284,9 @@ fn folders_to_watch(filter: &Filter, start: &Path, aliases: &mut Aliases) -> Vec
     out
 }
 
-fn watch_folder(watcher: &Mutex<RecommendedWatcher>, dir: &Path) -> Result<(), String> {
+fn watch_folder(watcher: &Mutex<RecommendedWatcher>, dir: &Path) -> Result<(), WatchProblem> {
     let mut w = watcher.lock().unwrap_or_else(|e| e.into_inner());
-    w.watch(dir, RecursiveMode::NonRecursive).map_err(|e| describe_error(&e, dir))
+    w.watch(dir, RecursiveMode::NonRecursive).map_err(|e| problem(&e, dir))
 }
 
 /// A burst that never pauses still yields a batch this long after its first change (or four quiet periods, if that
@@ -403,7 +409,7 @@ impl Debouncer {
         let event = match event {
             Ok(e) => e,
             Err(e) => {
-                batch.notices.push(describe_error(&e, &self.filter.root));
+                batch.notices.push(problem(&e, &self.filter.root));
                 batch.rescan = true;
                 return true;
             }
@@ -540,8 +546,8 @@ impl Debouncer {
     }
 }
 
-/// A watch error, with what to do about the kernel limits behind the common ones.
-pub fn describe_error(e: &notify::Error, path: &Path) -> String {
+/// A watch error, with the kernel limit behind the common ones.
+pub(crate) fn problem(e: &notify::Error, path: &Path) -> WatchProblem {
     let limit = |name: &str| {
         std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
             .map(|v| v.trim().to_string())
@@ -551,23 +557,14 @@ pub fn describe_error(e: &notify::Error, path: &Path) -> String {
         notify::ErrorKind::Io(io) => io.raw_os_error(),
         _ => None,
     };
+    let path = path.to_path_buf();
     if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) || io == Some(nix::libc::ENOSPC) {
-        return format!(
-            "cannot watch {}: the inotify watch limit is reached (fs.inotify.max_user_watches = {}); raise it with \
-             `sudo sysctl fs.inotify.max_user_watches=524288`, or ignore large folders in .gitignore",
-            path.display(),
-            limit("max_user_watches")
-        );
+        return WatchProblem::TooManyWatches { path, limit: limit("max_user_watches") };
     }
     if io == Some(nix::libc::EMFILE) {
-        return format!(
-            "cannot watch {}: too many inotify instances (fs.inotify.max_user_instances = {}); raise it with \
-             `sudo sysctl fs.inotify.max_user_instances=1024`, or stop other watching programs",
-            path.display(),
-            limit("max_user_instances")
-        );
+        return WatchProblem::TooManyInstances { path, limit: limit("max_user_instances") };
     }
-    format!("cannot watch {}: {e}", path.display())
+    WatchProblem::Other { path, error: e.to_string() }
 }
 
 #[cfg(test)]
@@ -694,10 +691,10 @@ mod tests {
     #[test]
     fn watch_limit_errors_say_which_limit_and_how_to_raise_it() {
         let e = notify::Error::new(notify::ErrorKind::MaxFilesWatch);
-        let text = describe_error(&e, Path::new("/p"));
+        let text = crate::report::text::watch_problem(&problem(&e, Path::new("/p")));
         assert!(text.contains("fs.inotify.max_user_watches") && text.contains("sysctl"), "{text}");
         let e = notify::Error::io(std::io::Error::from_raw_os_error(nix::libc::EMFILE));
-        let text = describe_error(&e, Path::new("/p"));
+        let text = crate::report::text::watch_problem(&problem(&e, Path::new("/p")));
         assert!(text.contains("fs.inotify.max_user_instances"), "{text}");
     }
 }

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::exit::Failure;
 use crate::fresh::{self, Checker, Verdict};
 use crate::plan::{self, Request};
+use crate::report::text;
 
 pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<String, Failure> {
     let prepared = plan::prepare(config, &Request { targets: targets.to_vec(), ..Request::default() })?;
@@ -25,7 +26,9 @@ pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<St
                 anstyle::Style::new().dimmed(),
             ),
             Some(Verdict::UpToDate) => ("up to date".to_string(), anstyle::AnsiColor::Green.on_default()),
-            Some(Verdict::Run(why)) => (format!("will run: {why}"), anstyle::AnsiColor::Yellow.on_default()),
+            Some(Verdict::Run(why)) => {
+                (format!("will run: {}", text::run_reason(why)), anstyle::AnsiColor::Yellow.on_default())
+            }
         };
         let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
         out.push_str(&format!("{:<width$}  {text}\n", plan[i].name));

@@ -8,7 +8,7 @@ use super::dry_run;
 use crate::cli::{self, RunArgs};
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
-use crate::events::{self, RunOutcome};
+use crate::events::{self, Event, RunOutcome};
 use crate::exit::{self, Failure};
 use crate::plan::{self, Prepared};
 use crate::report::{self, Reporter};
@@ -33,23 +33,24 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
         watch: args.watch.then_some(args.on_busy),
     };
     let reporters = reporters(args, stdout_color)?;
-    let mut notices: Vec<String> = warning
-        .map(|w| format!("warning: {w}; running every task, as if none had run before"))
+    let mut notices: Vec<Event> = warning
+        .map(|problem| Event::StateIgnored { problem })
         .into_iter()
-        .chain(shard.map(|s| shard_notice(&s)))
+        .chain(shard.map(|s| Event::ShardSelected {
+            shard: s.partition.shard(),
+            partition: s.partition.to_string(),
+            leaves: s.leaves,
+            units: s.units,
+        }))
         .collect();
     let mut processes = exec::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let watching = if args.watch {
         let (outputs, sources) = plan.globs(&config);
         let filter = watch::Filter::new(&config.root, &outputs).with_sources(&sources);
-        let (watcher, changes) = watch::start(filter, watch::Pace::new(args.debounce)).map_err(Failure::Internal)?;
-        notices.push(format!(
-            "watching {} folder{} under {} for changes (Ctrl-C to stop)",
-            watcher.folders,
-            if watcher.folders == 1 { "" } else { "s" },
-            config.root.display()
-        ));
+        let (watcher, changes) = watch::start(filter, watch::Pace::new(args.debounce))
+            .map_err(|problem| Failure::Internal(report::text::watch_problem(&problem)))?;
+        notices.push(Event::Watching { folders: watcher.folders, root: config.root.clone() });
         Some(driver::Watching { changes, watcher, request })
     } else {
         None
@@ -99,23 +100,6 @@ fn drive(
     // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
     Ok((outcome, reporting.join().unwrap_or_default()))
-}
-
-fn shard_notice(shard: &plan::Shard) -> String {
-    let p = shard.partition;
-    if shard.units.is_empty() {
-        // An empty run all the same: reports (JSON, JUnit) are written as for any shard.
-        format!("shard {} ({p}) has none of the plan's {} leaf tasks: nothing to run", p.shard(), shard.leaves)
-    } else {
-        let names: Vec<&str> = shard.units.iter().map(|n| &**n).collect();
-        format!(
-            "shard {} ({p}): {} of the plan's {} leaf tasks: {}",
-            p.shard(),
-            shard.units.len(),
-            shard.leaves,
-            names.join(", ")
-        )
-    }
 }
 
 /// The reporters the command line asks for. Files are created now, so a bad path stops irun before it starts

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub(crate) use model::{
-    Check, Cmd, DEFAULT_STOP_TIMEOUT, HttpUrl, OutputPolicy, PerTask, Probe, Process, Restart, Task, TaskId, host_port,
+    Check, Cmd, DEFAULT_STOP_TIMEOUT, HttpUrl, OutputPolicy, PerTask, Probe, Restart, Task, TaskId, host_port,
     port_variable,
 };
 pub use model::{Config, TaskKind};

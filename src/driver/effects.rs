@@ -33,9 +33,9 @@ impl<L: Launcher> Driver<'_, L> {
                         // Hashing sources can take a while: what happened before is shown first.
                         self.events.flush();
                     }
-                    let dep_ran = dep_ran.map(|d| self.config.tasks[d].name.clone());
+                    let dep_ran = dep_ran.map(|d| self.engine.plan()[d].name.clone());
                     let (verdict, snapshot) =
-                        self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_deref(), "ran");
+                        self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
                     self.snapshots[task] = snapshot;
                     queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
                 }

@@ -42,7 +42,8 @@ pub(crate) struct Setup {
     pub(crate) options: engine::Options,
     pub(crate) checker: Checker,
     pub(crate) watching: Option<Watching>,
-    pub(crate) notices: Vec<String>,
+    /// What the run says first: the state could not be used, which shard this is, which folders are watched.
+    pub(crate) notices: Vec<Event>,
 }
 
 /// Where the driver's inputs come from, besides its runners.
@@ -228,14 +229,9 @@ impl<L: Launcher> Driver<'_, L> {
     async fn finish(&mut self, outcome: RunOutcome, started: Instant) {
         self.save(true, true);
         // Every task is done; anything of this run still alive escaped its group after its task ended.
-        let escaped = self.launcher.stop_escaped().await;
-        if escaped > 0 {
-            let message = format!(
-                "stopped {escaped} process{} that had left {} task's process group and outlived it",
-                if escaped == 1 { "" } else { "es" },
-                if escaped == 1 { "its" } else { "their" }
-            );
-            self.events.send(Event::Notice { task: None, message });
+        let count = self.launcher.stop_escaped().await;
+        if count > 0 {
+            self.events.send(Event::EscapeesStopped { count });
         }
         self.events.send(Event::RunFinished { outcome, elapsed: started.elapsed() });
         self.events.flush();

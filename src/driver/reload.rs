@@ -10,7 +10,7 @@ use super::{Driver, Watching, sources, weights};
 use crate::config::{Config, PerTask, TaskId, TaskKind};
 use crate::diagnostic::{Diagnostic, Source};
 use crate::engine::{Change, Engine, Input};
-use crate::events::Event;
+use crate::events::{Event, PlanDiff};
 use crate::exec::Launcher;
 use crate::plan::{self, Plan, Prepared};
 use crate::watch::Batch;
@@ -38,8 +38,7 @@ impl<L: Launcher> Driver<'_, L> {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                let message = format!("cannot read {}: {e}; still running the previous version", path.display());
-                self.events.send(Event::Notice { task: None, message });
+                self.events.send(Event::ConfigUnreadable { path, error: e.to_string() });
                 return;
             }
         };
@@ -60,12 +59,8 @@ impl<L: Launcher> Driver<'_, L> {
     }
 
     fn reload_rejected(&mut self, rel: &std::path::Path, d: &Diagnostic) {
-        let message = format!(
-            "{} changed but cannot be used; still running the previous version:\n{}",
-            rel.display(),
-            d.render(false).trim_end()
-        );
-        self.events.send(Event::Notice { task: None, message });
+        let diagnostic = d.render(false).trim_end().to_string();
+        self.events.send(Event::ReloadRejected { file: rel.display().to_string(), diagnostic });
         // A valid version waiting to be applied is superseded: the configuration in force stays, and the changes
         // held for the new one are its again.
         if let Some(superseded) = self.reload.take() {
@@ -94,8 +89,8 @@ impl<L: Launcher> Driver<'_, L> {
             return;
         }
         let reload = self.reload.take().expect("checked above");
-        let message = what_changed(&old_plan, &reload);
-        self.events.send(Event::Notice { task: None, message });
+        let diff = what_changed(&old_plan, &reload);
+        self.events.send(Event::ReloadApplied { file: reload.config.file_name(), diff });
         self.snapshots = PerTask::filled(reload.config.tasks.len(), None);
         let (outputs, sources_globs) = reload.plan.globs(&reload.config);
         w.watcher.set_globs(&outputs, &sources_globs);
@@ -114,27 +109,17 @@ impl<L: Launcher> Driver<'_, L> {
     }
 }
 
-/// "Irun.toml changed: added a; changed b; removed c", or that no task changed.
-fn what_changed(old_plan: &Plan, reload: &Reload) -> String {
+/// The tasks a reload adds, changes and removes.
+fn what_changed(old_plan: &Plan, reload: &Reload) -> PlanDiff {
     let new_plan = &reload.plan;
     let old_names: HashSet<&str> = old_plan.order.iter().map(|&i| &*old_plan[i].name).collect();
     let new_names: HashSet<&str> = new_plan.order.iter().map(|&j| &*new_plan[j].name).collect();
-    let replaced: Vec<&str> =
-        new_plan.order.iter().filter(|&&j| reload.map[j].is_none()).map(|&j| &*new_plan[j].name).collect();
-    let added: Vec<&str> = replaced.iter().copied().filter(|n| !old_names.contains(n)).collect();
-    let changed: Vec<&str> = replaced.iter().copied().filter(|n| old_names.contains(n)).collect();
-    let removed: Vec<&str> =
-        old_plan.order.iter().map(|&i| &*old_plan[i].name).filter(|n| !new_names.contains(n)).collect();
-    let what: Vec<String> = [("added", added), ("changed", changed), ("removed", removed)]
-        .into_iter()
-        .filter(|(_, names)| !names.is_empty())
-        .map(|(verb, names)| format!("{verb} {}", names.join(", ")))
-        .collect();
-    let file = reload.config.file_name();
-    if what.is_empty() {
-        format!("{file} changed; no task changed")
-    } else {
-        format!("{file} changed: {}", what.join("; "))
+    let replaced = || new_plan.order.iter().filter(|&&j| reload.map[j].is_none()).map(|&j| &new_plan[j].name);
+    let removed = old_plan.order.iter().map(|&i| &old_plan[i].name).filter(|n| !new_names.contains(&***n));
+    PlanDiff {
+        added: replaced().filter(|n| !old_names.contains(&***n)).cloned().collect(),
+        changed: replaced().filter(|n| old_names.contains(&***n)).cloned().collect(),
+        removed: removed.cloned().collect(),
     }
 }
 

@@ -63,8 +63,7 @@ impl<L: Launcher> Driver<'_, L> {
                 // Said once: the run's result stands, and the next save would fail the same way.
                 if !std::mem::replace(&mut s.warned, true) {
                     let path = crate::state::State::path_for(&self.config.root);
-                    let message = format!("warning: cannot save irun's state to {}: {e}", path.display());
-                    self.events.send(Event::Notice { task: None, message });
+                    self.events.send(Event::StateNotSaved { path, error: e.to_string() });
                 }
             }
         }

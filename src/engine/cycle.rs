@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::{Change, Control, Cycle, Effect, Engine, Life, OnBusy, Phase, Stopping, Then};
 use crate::config::{PerTask, TaskId, TaskKind};
 use crate::events::{Event, RunOutcome, TaskName};
-use crate::outcome::{Outcome, StopReason};
+use crate::outcome::{Outcome, RunReason, StopReason};
 use crate::plan::Plan;
 
 /// How a task stands when a change arrives, as far as the rule above cares.
@@ -178,8 +178,8 @@ impl Engine {
         if self.opts.watch.is_none() || self.interrupted.is_some() {
             return;
         }
-        for message in &change.notices {
-            self.emit(Event::Notice { task: None, message: message.clone() });
+        for problem in &change.notices {
+            self.emit(Event::WatchTrouble { problem: problem.clone() });
         }
         let plan = self.plan.clone();
         // The paths that matter: those some selected task has among its sources.
@@ -203,9 +203,7 @@ impl Engine {
             return;
         }
         if self.cycle.is_some() && self.opts.watch == Some(OnBusy::Queue) {
-            let what = if change.rescan { "events were lost".to_string() } else { list(&relevant) };
-            let message = format!("change during the run: {what}; one more cycle will follow this one");
-            self.emit(Event::Notice { task: None, message });
+            self.emit(Event::ChangeQueued { paths: relevant.iter().cloned().collect(), rescan: change.rescan });
             let queued = self.queued_change.get_or_insert_with(Change::default);
             queued.paths.extend(relevant.iter().map(PathBuf::from));
             queued.rescan |= change.rescan;
@@ -228,16 +226,9 @@ impl Engine {
                 (None, None) => false,
             };
         if self.loops.observe(self_made, relevant) {
-            let tasks: Vec<String> = direct.iter().map(|(i, _)| format!("`{}`", self.plan[*i].name)).collect();
-            let message = format!(
-                "the last {} cycles were each started by changes to {} made while the cycle before ran: {} seems to \
-                 write {} own sources; list them in `outputs` or narrow `sources` in Irun.toml",
-                LOOP_CYCLES,
-                list(relevant),
-                tasks.join(", "),
-                if tasks.len() == 1 { "its" } else { "their" }
-            );
-            self.emit(Event::Notice { task: None, message });
+            let tasks = direct.iter().map(|(i, _)| self.name(*i)).collect();
+            let paths = relevant.iter().cloned().collect();
+            self.emit(Event::FeedbackLoop { cycles: LOOP_CYCLES, paths, tasks });
         }
     }
 
@@ -377,30 +368,18 @@ impl Engine {
     }
 
     /// In a watch cycle started by a change, why task `i` runs whatever its up-to-date check says.
-    pub(super) fn forced_reason(&self, i: TaskId, dep_ran: Option<TaskId>) -> Option<String> {
+    pub(super) fn forced_reason(&self, i: TaskId, dep_ran: Option<TaskId>) -> Option<RunReason> {
         let c = self.cycle.as_ref().filter(|c| c.forced)?;
         Some(match c.why[i].as_ref()? {
-            Why::Changed(paths) => format!("watch: {} changed", list(paths)),
-            Why::Owed => "watch: it did not get to run in an earlier cycle".to_string(),
-            Why::NeededBy(m) => format!("watch: `{}` needs it and its last run did not succeed", self.plan[*m].name),
+            Why::Changed(paths) => RunReason::WatchChanged(paths.clone()),
+            Why::Owed => RunReason::WatchOwed,
+            Why::NeededBy(m) => RunReason::WatchNeededBy(self.name(*m)),
             // Irun.toml changed: the up-to-date checks know what that means for the task.
             Why::Reconfigured => return None,
             Why::Downstream => match dep_ran {
-                Some(d) => format!("dep `{}` ran", self.plan[d].name),
-                None => "watch: a dep changed".to_string(),
+                Some(d) => RunReason::DepRan(self.name(d)),
+                None => RunReason::WatchDepChanged,
             },
         })
     }
-}
-
-/// Up to five items, then how many more.
-fn list<'a>(items: impl IntoIterator<Item = &'a String, IntoIter: ExactSizeIterator>) -> String {
-    const SHOWN: usize = 5;
-    let items = items.into_iter();
-    let n = items.len();
-    let mut text = items.take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
-    if n > SHOWN {
-        text.push_str(&format!(" (+{} more)", n - SHOWN));
-    }
-    text
 }

@@ -72,7 +72,7 @@ pub struct Change {
     pub paths: BTreeSet<PathBuf>,
     /// Events were lost: anything may have changed.
     pub rescan: bool,
-    pub notices: Vec<String>,
+    pub notices: Vec<crate::events::WatchProblem>,
     /// When the first and the last event of the batch were seen.
     pub first: Option<Instant>,
     pub last: Option<Instant>,
@@ -108,7 +108,10 @@ pub(crate) enum Happened {
     },
     Ready {
         after: Duration,
-        probe: Option<String>,
+        /// What was probed (none: ready once started).
+        probe: Option<crate::config::Check>,
+        /// A server irun did not start already answered the probe (`reuse = true`).
+        reused: bool,
     },
     Exited {
         end: End,
@@ -315,11 +318,11 @@ impl Engine {
     }
 
     /// Announce the run and start what can start.
-    pub fn start(&mut self, notices: Vec<String>) -> Vec<Effect> {
+    pub(crate) fn start(&mut self, notices: Vec<Event>) -> Vec<Effect> {
         let watch = self.opts.watch.is_some();
         self.emit(Event::RunStarted { tasks: self.plan.planned_tasks(), jobs: self.opts.jobs, watch });
-        for message in notices {
-            self.emit(Event::Notice { task: None, message });
+        for notice in notices {
+            self.emit(notice);
         }
         if watch {
             let all = self.plan.order.iter().map(|&i| (i, Why::Downstream)).collect();
@@ -333,7 +336,9 @@ impl Engine {
         match input {
             Input::Tick(now) => self.now = now,
             Input::Task { task, what: Happened::Started { pid, port } } => self.on_started(task, pid, port),
-            Input::Task { task, what: Happened::Ready { after, probe } } => self.on_ready(task, after, probe),
+            Input::Task { task, what: Happened::Ready { after, probe, reused } } => {
+                self.on_ready(task, after, probe, reused)
+            }
             Input::Task { task, what: Happened::Exited { end, duration } } => self.on_exited(task, end, duration),
             Input::Signal(sig) => self.on_signal(sig),
             Input::Changed(change) => self.on_change(change),
@@ -574,7 +579,7 @@ impl Engine {
             Verdict::UpToDate => self.finish(i, Outcome::UpToDate, Duration::ZERO),
             Verdict::Run(why) => {
                 if self.opts.explain {
-                    self.emit(Event::Notice { task: Some(self.name(i)), message: format!("will run: {why}") });
+                    self.emit(Event::TaskWillRun { task: self.name(i), reason: why });
                 }
                 self.enqueue(i);
             }
@@ -588,7 +593,7 @@ impl Engine {
         self.emit(Event::TaskStarted { task: self.name(i), pid, port });
     }
 
-    fn on_ready(&mut self, i: TaskId, after: Duration, probe: Option<String>) {
+    fn on_ready(&mut self, i: TaskId, after: Duration, probe: Option<crate::config::Check>, reused: bool) {
         let restarted = std::mem::replace(&mut self.nodes[i].restarting, false);
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
@@ -609,7 +614,10 @@ impl Engine {
             _ => return,
         }
         self.nodes[i].ready_after = Some(after);
-        self.emit(Event::TaskReady { task: self.name(i), after, probe });
+        if let (true, Some(probe)) = (reused, &probe) {
+            self.emit(Event::ServiceReused { task: self.name(i), probe: probe.clone() });
+        }
+        self.emit(Event::TaskReady { task: self.name(i), after, probe, reused });
     }
 }
 

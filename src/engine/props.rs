@@ -17,6 +17,7 @@ use proptest::prelude::*;
 
 use super::tests::plan_of;
 use super::*;
+use crate::outcome::RunReason;
 
 fn id(i: usize) -> TaskId {
     TaskId::new(i)
@@ -310,7 +311,7 @@ fn run(spec: Spec) {
                     }
                 }
                 Seen::Running if plan[id(t)].kind == TaskKind::Service => {
-                    let ready = Happened::Ready { after: Duration::from_millis(1), probe: None };
+                    let ready = Happened::Ready { after: Duration::from_millis(1), probe: None, reused: false };
                     actions.push(Input::Task { task: id(t), what: ready });
                     if scripted {
                         actions.push(exited(End::Exited(ChildExit::Code(1))));
@@ -400,7 +401,7 @@ fn feed(engine: &mut Engine, model: &mut Model, effects: Vec<Effect>, next: &mut
         let mut more = Vec::new();
         for e in &effects {
             if let Effect::CheckFreshness { task, .. } = e {
-                let verdict = if next() % 3 == 0 { Verdict::UpToDate } else { Verdict::Run("random".into()) };
+                let verdict = if next() % 3 == 0 { Verdict::UpToDate } else { Verdict::Run(RunReason::NeverRan) };
                 more.extend(engine.handle(Input::Freshness { task: *task, verdict }));
             }
         }
@@ -510,7 +511,7 @@ fn a_long_chain_blocked_by_a_failure_does_not_recurse() {
     while let Some(Effect::CheckFreshness { task, .. }) =
         effects.iter().find(|e| matches!(e, Effect::CheckFreshness { .. })).cloned()
     {
-        effects = engine.handle(Input::Freshness { task, verdict: Verdict::Run("x".into()) });
+        effects = engine.handle(Input::Freshness { task, verdict: Verdict::Run(RunReason::NeverRan) });
     }
     let exited = Happened::Exited { end: End::Exited(ChildExit::Code(1)), duration: Duration::ZERO };
     engine.handle(Input::Task { task: id(0), what: exited });

@@ -31,6 +31,8 @@ use nix::libc;
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::unistd::{Pid, pipe2};
 
+use crate::events::{ChildExit, GuardNews};
+
 /// The environment variable that marks every process a run started, and their descendants.
 pub const OWNER_VAR: &str = "IRUN_OWNER";
 
@@ -256,29 +258,23 @@ pub fn pidfd() -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// If the guard has died, start a new one and tell it everything the old one knew. Returns what to tell the user.
-pub fn revive() -> Option<String> {
+/// If the guard has died, start a new one and tell it everything the old one knew. How it ended (none: it stopped
+/// reading) and what became of it, for the user.
+pub(crate) fn revive() -> Option<(Option<ChildExit>, GuardNews)> {
     let mut slot = guard();
     let g = slot.as_mut()?;
     let exited = g.child.try_wait().ok().flatten();
     if exited.is_none() && !g.broken {
         return None;
     }
-    let how = match exited {
-        Some(status) => crate::report::text::exit(crate::outcome::ChildExit::from_status(status)),
-        None => "it stopped reading".to_string(),
-    };
+    let how = exited.map(ChildExit::from_status);
     let _ = g.child.kill();
     let _ = g.child.wait();
     let now = std::time::Instant::now();
     g.revived.retain(|&t| now.duration_since(t) < REVIVAL_WINDOW);
     if g.revived.len() >= MAX_REVIVALS {
         *slot = None;
-        return Some(format!(
-            "irun's guard process ended ({how}) again, {MAX_REVIVALS} times in {}s; irun carries on without one: if \
-             irun is killed now, its processes may outlive it (irun still stops them itself when it ends)",
-            REVIVAL_WINDOW.as_secs()
-        ));
+        return Some((how, GuardNews::GivenUp { times: MAX_REVIVALS, within: REVIVAL_WINDOW }));
     }
     // A guard that could not map the shared slots says so by its exit code: its successor is told over the pipe.
     let mut slots = g.slots.take();
@@ -300,15 +296,12 @@ pub fn revive() -> Option<String> {
             new.groups.extend(groups);
             new.adopted = adopted;
             *g = new;
-            Some(format!("irun's guard process ended ({how}); started a new one, which knows every running process"))
+            Some((how, GuardNews::Replaced))
         }
         Err(e) => {
             // The groups stay listed for the run's own cleanup.
             *slot = None;
-            Some(format!(
-                "irun's guard process ended ({how}) and a new one could not be started ({e}); if irun is killed \
-                 now, its processes may outlive it (irun still stops them itself when it ends)"
-            ))
+            Some((how, GuardNews::NotReplaced { error: e.to_string() }))
         }
     }
 }

@@ -77,17 +77,10 @@ impl Processes {
     fn scan(&mut self) -> Vec<Event> {
         self.last_scan = Instant::now();
         self.next_scan = self.last_scan + ADOPTION_SCAN_EVERY;
-        let mut news: Vec<Event> = supervisor::adopt_orphans()
-            .into_iter()
-            .map(|pid| Event::Notice {
-                task: None,
-                message: format!(
-                    "process {pid} left its task's process group and outlived its parent; irun stops it when the run ends"
-                ),
-            })
-            .collect();
-        if let Some(message) = guard::revive() {
-            news.push(Event::Notice { task: None, message });
+        let mut news: Vec<Event> =
+            supervisor::adopt_orphans().into_iter().map(|pid| Event::OrphanAdopted { pid }).collect();
+        if let Some((exit, guard_news)) = guard::revive() {
+            news.push(Event::GuardEnded { exit, news: guard_news });
             self.watch_guard();
         }
         news

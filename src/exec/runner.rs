@@ -143,12 +143,9 @@ impl Job {
         let _ = self.reports.send(Report { instance: self.instance, what });
     }
 
-    fn report_ready(&self, started: Instant, probe: Option<String>) {
-        self.report(Happened::Ready { after: started.elapsed(), probe });
-    }
-
-    fn notice(&self, message: String) {
-        self.events.send(Event::Notice { task: Some(self.name.clone()), message });
+    fn report_ready(&self, started: Instant, probe: Option<&Probe>, reused: bool) {
+        let probe = probe.map(|p| p.check.clone());
+        self.report(Happened::Ready { after: started.elapsed(), probe, reused });
     }
 
     async fn execute(&mut self) -> End {
@@ -180,11 +177,7 @@ impl Job {
             let ctx = probe::Context { cwd: &launch.cwd, env: &launch.env, log_matched: None };
             if probe::passes_now(probe, &ctx).await {
                 // Someone else's server: used as it is, never signalled.
-                let described = crate::report::text::check(&probe.check);
-                self.notice(format!(
-                    "reusing the server already running ({described}); irun did not start it and will not stop it"
-                ));
-                self.report_ready(started, Some(format!("{described} (already running, reused)")));
+                self.report_ready(started, Some(probe), true);
                 next_control(&mut self.control).await;
                 return Some(End::Stopped);
             }
@@ -233,7 +226,7 @@ impl Job {
         let mut ready = !launch.service;
         if launch.service && launch.probe.is_none() {
             ready = true;
-            self.report_ready(started, None);
+            self.report_ready(started, None, false);
         }
         let mut probe_ctx = probe::Context { cwd: &launch.cwd, env: &launch.env, log_matched };
         let probe_fut = async {
@@ -256,7 +249,7 @@ impl Job {
                         break Ending::NotReady;
                     }
                     ready = true;
-                    self.report_ready(started, launch.probe.as_ref().map(|p| crate::report::text::check(&p.check)));
+                    self.report_ready(started, launch.probe.as_ref(), false);
                 }
                 () = &mut deadline, if launch.timeout.is_some() => break Ending::TimedOut(launch.timeout.unwrap_or_default()),
                 control = next_control(&mut self.control) => match control {
@@ -342,11 +335,11 @@ impl Job {
         };
         match graceful {
             Some(Stopped::Gracefully) => {}
-            Some(Stopped::Killed) => self.notice(format!(
-                "did not exit within {} of {}; killed it with SIGKILL",
-                humantime::format_duration(launch.stop_timeout),
-                launch.stop_signal.as_str()
-            )),
+            Some(Stopped::Killed) => self.events.send(Event::TaskKilled {
+                task: self.name.clone(),
+                grace: launch.stop_timeout,
+                signal: launch.stop_signal,
+            }),
             None => process.kill_and_wait().await,
         }
     }

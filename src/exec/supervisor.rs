@@ -186,11 +186,6 @@ impl Process {
         }
     }
 
-    /// SIGKILL the whole group now, without waiting (a second Ctrl-C).
-    pub fn kill_now(&mut self) {
-        self.signal(Signal::SIGKILL);
-    }
-
     /// Stop the whole group and anything that escaped it: `sig`, up to `grace` for every process to exit, then
     /// SIGKILL. Also used after the leader exited on its own, to stop what it left behind.
     pub async fn stop(&mut self, sig: Signal, grace: Duration) -> Stopped {
@@ -454,31 +449,9 @@ fn group_alive(pgid: i32) -> bool {
     alive
 }
 
-/// "exit code 3", "killed by SIGKILL".
-pub fn describe_exit(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(code) = status.code() {
-        format!("exit code {code}")
-    } else if let Some(sig) = status.signal() {
-        match Signal::try_from(sig) {
-            Ok(s) => format!("killed by {}", s.as_str()),
-            Err(_) => format!("killed by signal {sig}"),
-        }
-    } else {
-        "ended abnormally".into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exit_descriptions() {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "exit code 3");
-        assert_eq!(describe_exit(ExitStatus::from_raw(9)), "killed by SIGKILL");
-    }
 
     #[test]
     fn deadlines_saturate() {

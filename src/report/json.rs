@@ -8,13 +8,14 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use crate::events::{Event, Outcome, RunOutcome, Stream, TaskKind};
+use crate::events::{Event, GuardNews, Outcome, RunOutcome, RunReason, Stream, TaskName, WatchProblem};
+use crate::outcome::FileChange;
 use crate::report::text;
 use crate::report::{Reporter, Trouble};
 
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
-pub struct Json<W: Write + Send> {
+pub(crate) struct Json<W: Write + Send> {
     out: W,
     /// Where it goes: "stdout" or the file's path (for messages).
     dest: String,
@@ -26,11 +27,11 @@ pub struct Json<W: Write + Send> {
 }
 
 impl<W: Write + Send> Json<W> {
-    pub fn new(out: W, dest: &str) -> Self {
+    pub(crate) fn new(out: W, dest: &str) -> Self {
         Json { out, dest: dest.to_string(), failed: false, trouble: None, shard: None }
     }
 
-    pub fn with_shard(mut self, shard: Option<String>) -> Self {
+    pub(crate) fn with_shard(mut self, shard: Option<String>) -> Self {
         self.shard = shard;
         self
     }
@@ -41,14 +42,6 @@ impl<W: Write + Send> Json<W> {
                 self.trouble = Some(Trouble::of(&e, "event stream", &self.dest));
             }
         }
-    }
-}
-
-fn kind(k: TaskKind) -> &'static str {
-    match k {
-        TaskKind::Task => "task",
-        TaskKind::Service => "service",
-        TaskKind::Group => "group",
     }
 }
 
@@ -82,7 +75,7 @@ fn planned(tasks: &[crate::events::PlannedTask]) -> Value {
         .map(|t| {
             json!({
                 "name": &*t.name,
-                "kind": kind(t.kind),
+                "kind": t.kind.as_str(),
                 "deps": t.deps.iter().map(|d| &**d).collect::<Vec<_>>(),
                 "output": if t.quiet { "on-failure" } else { "live" },
             })
@@ -91,7 +84,7 @@ fn planned(tasks: &[crate::events::PlannedTask]) -> Value {
 }
 
 /// The event's own fields.
-pub fn fields(event: &Event) -> (&'static str, Value) {
+pub(crate) fn fields(event: &Event) -> (&'static str, Value) {
     match event {
         Event::RunStarted { tasks, jobs, watch } => {
             ("run_started", json!({ "jobs": jobs, "watch": watch, "tasks": planned(tasks) }))
@@ -117,7 +110,8 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
         Event::TaskStarted { task, pid, port: Some(port) } => {
             ("task_started", json!({ "task": &**task, "pid": pid, "port": port }))
         }
-        Event::TaskReady { task, after, probe } => {
+        Event::TaskReady { task, after, probe, reused } => {
+            let probe = text::ready_probe(probe.as_ref(), *reused);
             ("task_ready", json!({ "task": &**task, "after_s": after.as_secs_f64(), "probe": probe }))
         }
         Event::TaskRestarting { task, attempt, max, exit, delay } => (
@@ -147,16 +141,116 @@ pub fn fields(event: &Event) -> (&'static str, Value) {
             v["duration_s"] = json!(duration.as_secs_f64());
             ("task_finished", v)
         }
-        Event::Notice { task, message } => ("notice", json!({ "task": task.as_deref(), "message": message })),
-        // A notice, as before this event had a type of its own.
-        Event::Interrupted { .. } => {
-            ("notice", json!({ "task": null, "message": text::interrupted(event).unwrap_or_default() }))
-        }
         Event::RunFinished { outcome: o, elapsed } => {
             let mut v = outcome(*o);
             v["duration_s"] = json!(elapsed.as_secs_f64());
             ("run_finished", v)
         }
+        _ => notice(event),
+    }
+}
+
+/// A notice: its task (or null), its words (`message`), its `kind` and its own fields.
+fn notice(event: &Event) -> (&'static str, Value) {
+    let paths = |p: &[String]| json!(p);
+    let names = |n: &[TaskName]| json!(n.iter().map(|t| &**t).collect::<Vec<_>>());
+    let (kind, mut v) = match event {
+        Event::TaskKilled { grace, signal, .. } => {
+            ("killed", json!({ "grace_s": grace.as_secs_f64(), "signal": signal.as_str() }))
+        }
+        Event::TaskWillRun { reason, .. } => ("will_run", run_reason(reason)),
+        Event::ServiceReused { probe, .. } => ("reused", json!({ "probe": text::check(probe) })),
+        Event::Interrupted { signal, count, running } => {
+            ("interrupted", json!({ "signal": signal.as_str(), "count": count, "running": running }))
+        }
+        Event::StateIgnored { problem } => ("state_ignored", json!({ "problem": problem })),
+        Event::StateNotSaved { path, error } => ("state_not_saved", json!({ "path": path, "error": error })),
+        Event::ShardSelected { shard, partition, leaves, units } => {
+            ("shard", json!({ "shard": shard, "partition": partition, "leaves": leaves, "units": names(units) }))
+        }
+        Event::Watching { folders, root } => ("watching", json!({ "folders": folders, "root": root })),
+        Event::WatchTrouble { problem } => ("watch_trouble", watch_problem(problem)),
+        Event::ChangeQueued { paths: p, rescan } => ("change_queued", json!({ "paths": paths(p), "rescan": rescan })),
+        Event::FeedbackLoop { cycles, paths: p, tasks } => {
+            ("feedback_loop", json!({ "cycles": cycles, "paths": paths(p), "tasks": names(tasks) }))
+        }
+        Event::ConfigUnreadable { path, error } => ("config_unreadable", json!({ "path": path, "error": error })),
+        Event::ReloadRejected { file, diagnostic } => ("reload_rejected", json!({ "file": file, "error": diagnostic })),
+        Event::ReloadApplied { file, diff } => (
+            "reload_applied",
+            json!({
+                "file": file,
+                "added": names(&diff.added),
+                "changed": names(&diff.changed),
+                "removed": names(&diff.removed),
+            }),
+        ),
+        Event::OrphanAdopted { pid } => ("orphan_adopted", json!({ "pid": pid })),
+        Event::EscapeesStopped { count } => ("escapees_stopped", json!({ "count": count })),
+        Event::GuardEnded { exit, news } => ("guard_ended", guard(*exit, news)),
+        _ => ("other", json!({})),
+    };
+    let (task, message) = text::notice(event).unwrap_or((None, String::new()));
+    v["kind"] = json!(kind);
+    v["task"] = json!(task.map(|t| &**t));
+    v["message"] = json!(message);
+    ("notice", v)
+}
+
+/// Why a task runs, as `reason` (a word) and what it is about.
+fn run_reason(r: &RunReason) -> Value {
+    let (reason, about) = match r {
+        RunReason::Service => ("service", None),
+        RunReason::NoSources => ("no_sources", None),
+        RunReason::Forced => ("forced", None),
+        RunReason::AlwaysRun => ("always_run", None),
+        RunReason::NeverRan => ("never_ran", None),
+        RunReason::LastUnfinished => ("last_unfinished", None),
+        RunReason::LastFailed => ("last_failed", None),
+        RunReason::Setting(_) => ("setting_changed", None),
+        RunReason::Source(change) => ("source_changed", Some(("path", json!(file(change))))),
+        RunReason::Output(change) => ("output_changed", Some(("path", json!(file(change))))),
+        RunReason::DepRan(d) | RunReason::DepWillRun(d) => ("dep_ran", Some(("dep", json!(&**d)))),
+        RunReason::ServiceChanged(d) => ("service_changed", Some(("dep", json!(&**d)))),
+        RunReason::DepRanSince(d) => ("dep_ran_since", Some(("dep", json!(&**d)))),
+        RunReason::WatchChanged(p) => ("watch_changed", Some(("paths", json!(p)))),
+        RunReason::WatchOwed => ("watch_owed", None),
+        RunReason::WatchNeededBy(m) => ("watch_needed_by", Some(("dep", json!(&**m)))),
+        RunReason::WatchDepChanged => ("watch_dep_changed", None),
+    };
+    let mut v = json!({ "reason": reason });
+    if let Some((key, value)) = about {
+        v[key] = value;
+    }
+    v
+}
+
+fn file(change: &FileChange) -> &str {
+    match change {
+        FileChange::Added(p) | FileChange::Removed(p) | FileChange::Changed(p) => p,
+    }
+}
+
+fn watch_problem(problem: &WatchProblem) -> Value {
+    match problem {
+        WatchProblem::TooManyWatches { path, limit } => {
+            json!({ "path": path, "problem": "max_user_watches", "limit": limit })
+        }
+        WatchProblem::TooManyInstances { path, limit } => {
+            json!({ "path": path, "problem": "max_user_instances", "limit": limit })
+        }
+        WatchProblem::Other { path, error } => json!({ "path": path, "problem": "other", "error": error }),
+    }
+}
+
+fn guard(exit: Option<crate::events::ChildExit>, news: &GuardNews) -> Value {
+    let how = exit.map(text::exit);
+    match news {
+        GuardNews::Replaced => json!({ "exit": how, "replaced": true }),
+        GuardNews::GivenUp { times, within } => {
+            json!({ "exit": how, "replaced": false, "times": times, "within_s": within.as_secs_f64() })
+        }
+        GuardNews::NotReplaced { error } => json!({ "exit": how, "replaced": false, "error": error }),
     }
 }
 
@@ -232,6 +326,26 @@ impl<W: Write + Send> Reporter for Json<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notice_keeps_its_words_and_gains_a_kind_and_fields_of_its_own() {
+        let diff = crate::events::PlanDiff { added: vec!["a".into()], changed: vec![], removed: vec!["b".into()] };
+        let (name, v) = fields(&Event::ReloadApplied { file: "Irun.toml".into(), diff });
+        assert_eq!(name, "notice");
+        assert_eq!(v["message"], "Irun.toml changed: added a; removed b");
+        assert_eq!((&v["kind"], &v["task"]), (&json!("reload_applied"), &Value::Null));
+        assert_eq!((&v["added"], &v["changed"], &v["removed"]), (&json!(["a"]), &json!([]), &json!(["b"])));
+
+        let reason = RunReason::DepRan("setup".into());
+        let (name, v) = fields(&Event::TaskWillRun { task: "test".into(), reason });
+        assert_eq!(name, "notice");
+        assert_eq!((&v["task"], &v["message"]), (&json!("test"), &json!("will run: dep `setup` ran")));
+        assert_eq!((&v["kind"], &v["reason"], &v["dep"]), (&json!("will_run"), &json!("dep_ran"), &json!("setup")));
+
+        let (_, v) = fields(&Event::OrphanAdopted { pid: 42 });
+        assert_eq!((&v["kind"], &v["pid"]), (&json!("orphan_adopted"), &json!(42)));
+        assert!(v["message"].as_str().unwrap().starts_with("process 42 left its task's process group"));
+    }
 
     #[test]
     fn output_lines_are_written_exactly_as_the_general_path_writes_them() {

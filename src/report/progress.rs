@@ -132,7 +132,8 @@ impl Progress {
     }
 
     /// How many tasks are done, of how many.
-    pub fn counts(&self) -> (u64, u64) {
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (u64, u64) {
         (self.total.position(), self.total.length().unwrap_or(0))
     }
 

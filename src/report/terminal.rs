@@ -24,16 +24,16 @@ const PALETTE: [AnsiColor; 6] =
     [AnsiColor::Cyan, AnsiColor::Magenta, AnsiColor::Blue, AnsiColor::Yellow, AnsiColor::Green, AnsiColor::BrightBlue];
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    pub color: bool,
+pub(crate) struct Options {
+    pub(crate) color: bool,
     /// Each task's output together when it finishes, failures last (else: lines as they come, prefixed).
-    pub grouped: bool,
+    pub(crate) grouped: bool,
     /// GitHub Actions workflow commands: output in `::group::`, failures as `::error::`.
-    pub github: bool,
+    pub(crate) github: bool,
     /// The live status area (only where stdout is a terminal).
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// How many of a failed task's last lines the summary shows (`--tail`).
-    pub tail: usize,
+    pub(crate) tail: usize,
 }
 
 /// The output of a task with `output = "on-failure"`, held back until it ends.
@@ -45,7 +45,7 @@ struct Held {
     dropped: usize,
 }
 
-pub struct Terminal<W: Write + Send> {
+pub(crate) struct Terminal<W: Write + Send> {
     out: W,
     opts: Options,
     width: usize,
@@ -77,7 +77,7 @@ pub struct Terminal<W: Write + Send> {
 }
 
 impl<W: Write + Send> Terminal<W> {
-    pub fn new(out: W, opts: Options) -> Self {
+    pub(crate) fn new(out: W, opts: Options) -> Self {
         Terminal {
             out,
             opts,
@@ -540,7 +540,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 }
             }
             Event::TaskStarted { task, pid, port } => self.started(at, task, *pid, *port),
-            Event::TaskReady { task, after, probe } => {
+            Event::TaskReady { task, after, probe, reused } => {
                 if let Some(t) = self.timings.get_mut(task) {
                     t.available = Some(at);
                 }
@@ -548,7 +548,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 if let Some(p) = self.progress.as_mut() {
                     if counted { p.finished(task) } else { p.gone(task) }
                 }
-                let how = probe.as_ref().map(|p| format!(": {p}")).unwrap_or_default();
+                let how = text::ready_probe(probe.as_ref(), *reused).map(|p| format!(": {p}")).unwrap_or_default();
                 self.status(task, &format!("ready after {}{how}", format_duration(*after)));
                 if counted {
                     self.ready.retain(|(t, _)| t != task);
@@ -580,8 +580,6 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 let message = text::interrupted(event).unwrap_or_default();
                 self.irun(&message);
             }
-            Event::Notice { task: Some(task), message } => self.status(task, message),
-            Event::Notice { task: None, message } => self.irun(message),
             Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
             Event::RunFinished { outcome, elapsed } => {
                 if let Some(p) = self.progress.as_mut() {
@@ -593,6 +591,11 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 };
                 self.irun(&format!("stopped watching ({how}) after {}", format_duration(*elapsed)));
             }
+            other => match text::notice(other) {
+                Some((Some(task), message)) => self.status(task, &message),
+                Some((None, message)) => self.irun(&message),
+                None => {}
+            },
         }
     }
 
@@ -746,7 +749,10 @@ mod tests {
         for task in ["svc", "b"] {
             send(&mut t, Event::TaskStarted { task: task.into(), pid: 1, port: None });
         }
-        send(&mut t, Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None });
+        send(
+            &mut t,
+            Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None, reused: false },
+        );
         send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2, port: None });
         send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
         let failed = Outcome::Failed(Failure::Exit(ChildExit::Code(1)));

@@ -1,10 +1,11 @@
 //! Words for outcomes, exits and stop reasons: the one place the typed results of a run become text.
 
 use crate::config::{Check, host_port};
-use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
+use crate::events::{Event, GuardNews, PlanDiff, TaskName, WatchProblem};
+use crate::outcome::{Blocked, ChildExit, Failure, FileChange, Outcome, RunReason, Setting, StopReason};
 
 /// What a readiness probe waits for: "port 8001 on 127.0.0.1 or ::1 accepting connections".
-pub fn check(check: &Check) -> String {
+pub(crate) fn check(check: &Check) -> String {
     match check {
         Check::Tcp { host: Some(host), port } => format!("{} accepting connections", host_port(host, *port)),
         Check::Tcp { host: None, port } => format!("port {port} on 127.0.0.1 or ::1 accepting connections"),
@@ -19,7 +20,7 @@ pub fn check(check: &Check) -> String {
 }
 
 /// "exit code 3", "killed by SIGKILL".
-pub fn exit(e: ChildExit) -> String {
+pub(crate) fn exit(e: ChildExit) -> String {
     match e {
         // What shells exit with when they cannot find a command (the shell's own message is in the output). A
         // program may exit 127 for its own reasons, hence the wording.
@@ -29,11 +30,10 @@ pub fn exit(e: ChildExit) -> String {
             Some(s) => format!("killed by {}", s.as_str()),
             None => format!("killed by signal {sig}"),
         },
-        ChildExit::SpawnFailed(kind) => format!("could not be started ({kind})"),
     }
 }
 
-pub fn failure(f: &Failure) -> String {
+pub(crate) fn failure(f: &Failure) -> String {
     match f {
         Failure::Exit(e) => exit(*e),
         Failure::ExitedBeforeReady(e) => format!("exited with {} before it was ready", exit(*e)),
@@ -72,7 +72,7 @@ pub fn failure(f: &Failure) -> String {
     }
 }
 
-pub fn blocked(b: &Blocked) -> String {
+pub(crate) fn blocked(b: &Blocked) -> String {
     match b {
         Blocked::DepFailed(d) => format!("dep `{d}` failed"),
         Blocked::DepDidNotRun(d) => format!("dep `{d}` did not run"),
@@ -82,7 +82,7 @@ pub fn blocked(b: &Blocked) -> String {
 }
 
 /// The one-word status: ok, failed, timed out, cancelled, skipped, up to date, restarted.
-pub fn label(o: &Outcome) -> &'static str {
+pub(crate) fn label(o: &Outcome) -> &'static str {
     match o {
         Outcome::Ok => "ok",
         Outcome::Failed(_) => "failed",
@@ -95,7 +95,7 @@ pub fn label(o: &Outcome) -> &'static str {
 }
 
 /// Why, when there is more to say than the label.
-pub fn detail(o: &Outcome) -> Option<String> {
+pub(crate) fn detail(o: &Outcome) -> Option<String> {
     match o {
         Outcome::Failed(f) => Some(failure(f)),
         Outcome::Blocked(b) => Some(blocked(b)),
@@ -105,7 +105,7 @@ pub fn detail(o: &Outcome) -> Option<String> {
     }
 }
 
-pub fn stop_reason(r: StopReason) -> &'static str {
+pub(crate) fn stop_reason(r: StopReason) -> &'static str {
     match r {
         StopReason::NotNeeded => "no longer needed",
         StopReason::Cancelled => "cancelled after a failure",
@@ -119,7 +119,7 @@ pub fn stop_reason(r: StopReason) -> &'static str {
 }
 
 /// What irun says when it receives a signal (`None` for other events).
-pub fn interrupted(event: &crate::events::Event) -> Option<String> {
+pub(crate) fn interrupted(event: &crate::events::Event) -> Option<String> {
     let crate::events::Event::Interrupted { signal, count, running } = event else { return None };
     if *signal == nix::sys::signal::Signal::SIGPIPE {
         let plural = if *running == 1 { "" } else { "s" };
@@ -136,6 +136,193 @@ pub fn interrupted(event: &crate::events::Event) -> Option<String> {
         (_, 0) => format!("received {} again; nothing is left to kill", signal.as_str()),
         (_, _) => format!("received {} again; killing everything now", signal.as_str()),
     })
+}
+
+/// Why a task runs: "dep `setup` ran", "`src/a.rs` changed".
+pub(crate) fn run_reason(r: &RunReason) -> String {
+    match r {
+        RunReason::Service => "services always run".to_string(),
+        RunReason::NoSources => "it has no `sources`, so it always runs".to_string(),
+        RunReason::Forced => "forced (--force)".to_string(),
+        RunReason::AlwaysRun => "`always_run = true`".to_string(),
+        RunReason::NeverRan => "never ran".to_string(),
+        RunReason::LastUnfinished => "last run did not finish".to_string(),
+        RunReason::LastFailed => "last run failed".to_string(),
+        RunReason::Setting(setting) => format!("{} changed", self::setting(*setting)),
+        RunReason::Source(FileChange::Added(p)) => format!("`{p}` was added"),
+        RunReason::Source(FileChange::Removed(p)) => format!("`{p}` was removed"),
+        RunReason::Source(FileChange::Changed(p)) => format!("`{p}` changed"),
+        RunReason::Output(FileChange::Added(p)) => format!("output `{p}` appeared"),
+        RunReason::Output(FileChange::Removed(p)) => format!("output `{p}` missing"),
+        RunReason::Output(FileChange::Changed(p)) => format!("output `{p}` changed"),
+        RunReason::DepRan(d) => format!("dep `{d}` ran"),
+        RunReason::DepWillRun(d) => format!("dep `{d}` will run"),
+        RunReason::ServiceChanged(d) => format!("service `{d}` changed since it last ran"),
+        RunReason::DepRanSince(d) => format!("dep `{d}` ran since it last ran"),
+        RunReason::WatchChanged(paths) => format!("watch: {} changed", list(paths)),
+        RunReason::WatchOwed => "watch: it did not get to run in an earlier cycle".to_string(),
+        RunReason::WatchNeededBy(m) => format!("watch: `{m}` needs it and its last run did not succeed"),
+        RunReason::WatchDepChanged => "watch: a dep changed".to_string(),
+    }
+}
+
+fn setting(s: Setting) -> &'static str {
+    match s {
+        Setting::Command => "command",
+        Setting::Env => "env",
+        Setting::Cwd => "cwd",
+        Setting::Globs => "`sources` or `outputs` in Irun.toml",
+    }
+}
+
+/// Up to five items, then how many more.
+pub(crate) fn list<'a>(items: impl IntoIterator<Item = &'a String, IntoIter: ExactSizeIterator>) -> String {
+    const SHOWN: usize = 5;
+    let items = items.into_iter();
+    let n = items.len();
+    let mut text = items.take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if n > SHOWN {
+        text.push_str(&format!(" (+{} more)", n - SHOWN));
+    }
+    text
+}
+
+fn plural(n: usize, one: &'static str, more: &'static str) -> &'static str {
+    if n == 1 { one } else { more }
+}
+
+/// The words for an event that is a notice (not a task's status), and the task it is about: `None` for any other
+/// event.
+pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
+    fn about(task: &TaskName, words: String) -> Option<(Option<&TaskName>, String)> {
+        Some((Some(task), words))
+    }
+    let run = |words: String| Some((None, words));
+    match event {
+        Event::TaskKilled { task, grace, signal } => about(
+            task,
+            format!(
+                "did not exit within {} of {}; killed it with SIGKILL",
+                humantime::format_duration(*grace),
+                signal.as_str()
+            ),
+        ),
+        Event::TaskWillRun { task, reason } => about(task, format!("will run: {}", run_reason(reason))),
+        Event::ServiceReused { task, probe } => about(
+            task,
+            format!(
+                "reusing the server already running ({}); irun did not start it and will not stop it",
+                check(probe)
+            ),
+        ),
+        Event::Interrupted { .. } => interrupted(event).map(|words| (None, words)),
+        Event::StateIgnored { problem } => {
+            run(format!("warning: {problem}; running every task, as if none had run before"))
+        }
+        Event::StateNotSaved { path, error } => {
+            run(format!("warning: cannot save irun's state to {}: {error}", path.display()))
+        }
+        Event::ShardSelected { shard, partition, leaves, units } if units.is_empty() => {
+            run(format!("shard {shard} ({partition}) has none of the plan's {leaves} leaf tasks: nothing to run"))
+        }
+        Event::ShardSelected { shard, partition, leaves, units } => {
+            let names: Vec<&str> = units.iter().map(|n| &**n).collect();
+            let n = units.len();
+            run(format!("shard {shard} ({partition}): {n} of the plan's {leaves} leaf tasks: {}", names.join(", ")))
+        }
+        Event::Watching { folders, root } => run(format!(
+            "watching {folders} folder{} under {} for changes (Ctrl-C to stop)",
+            plural(*folders, "", "s"),
+            root.display()
+        )),
+        Event::WatchTrouble { problem } => run(watch_problem(problem)),
+        Event::ChangeQueued { paths, rescan } => {
+            let what = if *rescan { "events were lost".to_string() } else { list(paths) };
+            run(format!("change during the run: {what}; one more cycle will follow this one"))
+        }
+        Event::FeedbackLoop { cycles, paths, tasks } => run(feedback_loop(*cycles, paths, tasks)),
+        Event::ConfigUnreadable { path, error } => {
+            run(format!("cannot read {}: {error}; still running the previous version", path.display()))
+        }
+        Event::ReloadRejected { file, diagnostic } => {
+            run(format!("{file} changed but cannot be used; still running the previous version:\n{diagnostic}"))
+        }
+        Event::ReloadApplied { file, diff } => run(reload_applied(file, diff)),
+        Event::OrphanAdopted { pid } => run(format!(
+            "process {pid} left its task's process group and outlived its parent; irun stops it when the run ends"
+        )),
+        Event::EscapeesStopped { count } => run(format!(
+            "stopped {count} process{} that had left {} task's process group and outlived it",
+            plural(*count, "", "es"),
+            plural(*count, "its", "their")
+        )),
+        Event::GuardEnded { exit: how, news } => run(guard(*how, news)),
+        _ => None,
+    }
+}
+
+/// Why a folder cannot be watched, with what to do about the kernel limits behind the common causes.
+pub(crate) fn watch_problem(problem: &WatchProblem) -> String {
+    match problem {
+        WatchProblem::TooManyWatches { path, limit } => format!(
+            "cannot watch {}: the inotify watch limit is reached (fs.inotify.max_user_watches = {limit}); raise it \
+             with `sudo sysctl fs.inotify.max_user_watches=524288`, or ignore large folders in .gitignore",
+            path.display()
+        ),
+        WatchProblem::TooManyInstances { path, limit } => format!(
+            "cannot watch {}: too many inotify instances (fs.inotify.max_user_instances = {limit}); raise it with \
+             `sudo sysctl fs.inotify.max_user_instances=1024`, or stop other watching programs",
+            path.display()
+        ),
+        WatchProblem::Other { path, error } => format!("cannot watch {}: {error}", path.display()),
+    }
+}
+
+fn feedback_loop(cycles: u32, paths: &[String], tasks: &[TaskName]) -> String {
+    let names: Vec<String> = tasks.iter().map(|t| format!("`{t}`")).collect();
+    format!(
+        "the last {cycles} cycles were each started by changes to {} made while the cycle before ran: {} seems to \
+         write {} own sources; list them in `outputs` or narrow `sources` in Irun.toml",
+        list(paths),
+        names.join(", "),
+        plural(names.len(), "its", "their")
+    )
+}
+
+fn reload_applied(file: &str, diff: &PlanDiff) -> String {
+    let what: Vec<String> = [("added", &diff.added), ("changed", &diff.changed), ("removed", &diff.removed)]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(verb, names)| format!("{verb} {}", names.iter().map(|n| &**n).collect::<Vec<_>>().join(", ")))
+        .collect();
+    if what.is_empty() {
+        format!("{file} changed; no task changed")
+    } else {
+        format!("{file} changed: {}", what.join("; "))
+    }
+}
+
+fn guard(how: Option<ChildExit>, news: &GuardNews) -> String {
+    let how = how.map_or("it stopped reading".to_string(), exit);
+    let risk = "if irun is killed now, its processes may outlive it (irun still stops them itself when it ends)";
+    match news {
+        GuardNews::Replaced => {
+            format!("irun's guard process ended ({how}); started a new one, which knows every running process")
+        }
+        GuardNews::GivenUp { times, within } => format!(
+            "irun's guard process ended ({how}) again, {times} times in {}s; irun carries on without one: {risk}",
+            within.as_secs()
+        ),
+        GuardNews::NotReplaced { error } => {
+            format!("irun's guard process ended ({how}) and a new one could not be started ({error}); {risk}")
+        }
+    }
+}
+
+/// What a ready service's probe saw, as the ready line and JSON say it.
+pub(crate) fn ready_probe(probe: Option<&Check>, reused: bool) -> Option<String> {
+    let probe = check(probe?);
+    Some(if reused { format!("{probe} (already running, reused)") } else { probe })
 }
 
 #[cfg(test)]

@@ -1,137 +1,15 @@
-//! A run as a stream of events. The engine and the task runners emit them; reporters only listen.
+//! How events travel from the run (the runtime's thread) to the reporters (a thread of their own): in batches,
+//! never blocking the sender, with only task output throttled.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use crate::outcome::{Outcome, StopReason};
-
-pub type TaskName = Arc<str>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-pub use crate::config::TaskKind;
-
-#[derive(Debug, Clone)]
-pub struct PlannedTask {
-    pub name: TaskName,
-    pub kind: TaskKind,
-    pub deps: Vec<TaskName>,
-    /// `output = "on-failure"`: its output is shown only if it fails.
-    pub quiet: bool,
-}
-
-/// How the whole run ended; maps to irun's exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    Passed,
-    Failed,
-    Interrupted(nix::sys::signal::Signal),
-}
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    RunStarted {
-        tasks: Vec<PlannedTask>,
-        jobs: usize,
-        watch: bool,
-    },
-    /// Watch mode: Irun.toml was edited and reloaded; from now on these are the tasks.
-    PlanChanged {
-        tasks: Vec<PlannedTask>,
-        jobs: usize,
-    },
-    /// Watch mode: a cycle begins (cycle 0 is the initial run), for these changed paths and tasks. With
-    /// `restarted`, a change arrived during the previous cycle, which this one replaces: `changed` and `tasks` then
-    /// cover both.
-    CycleStarted {
-        cycle: u32,
-        changed: Vec<String>,
-        rescan: bool,
-        tasks: Vec<TaskName>,
-        restarted: bool,
-    },
-    /// Watch mode: every task of the cycle has finished (services stay up); irun waits for the next change.
-    CycleFinished {
-        cycle: u32,
-        outcome: RunOutcome,
-        elapsed: Duration,
-    },
-    TaskStarted {
-        task: TaskName,
-        pid: u32,
-        /// The port chosen for a service with `ready = { tcp = "auto" }`.
-        port: Option<u16>,
-    },
-    /// A service's readiness probe passed (or it has none); its dependents may start.
-    TaskReady {
-        task: TaskName,
-        after: Duration,
-        probe: Option<String>,
-    },
-    /// A service's process exited and is started again after `delay` (`restart`), restart `attempt` of `max`.
-    TaskRestarting {
-        task: TaskName,
-        attempt: u32,
-        max: u32,
-        exit: crate::outcome::ChildExit,
-        delay: Duration,
-    },
-    /// A service no longer needed, or a task being cancelled, is being stopped.
-    TaskStopping {
-        task: TaskName,
-        reason: StopReason,
-    },
-    /// Output of a task: one or more complete lines, separated by `\n`, without the last line's ending (a line
-    /// longer than 64 KiB arrives in pieces). Bytes are passed through as they came. Use [`Event::lines`].
-    Output {
-        task: TaskName,
-        stream: Stream,
-        text: Vec<u8>,
-    },
-    TaskFinished {
-        task: TaskName,
-        outcome: Outcome,
-        duration: Duration,
-    },
-    /// irun received a signal: the first stops everything gracefully, any further one kills at once.
-    Interrupted {
-        signal: nix::sys::signal::Signal,
-        /// 1 for the first signal of the run.
-        count: u32,
-        /// Tasks and services being stopped.
-        running: usize,
-    },
-    /// Something the user should know that is not a task's status (a SIGKILL escalation, an interrupt).
-    Notice {
-        task: Option<TaskName>,
-        message: String,
-    },
-    RunFinished {
-        outcome: RunOutcome,
-        elapsed: Duration,
-    },
-}
-
-impl Event {
-    /// The lines of an `Output` event (none for other events).
-    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let text = match self {
-            Event::Output { text, .. } => Some(text),
-            _ => None,
-        };
-        text.into_iter().flat_map(|t| t.split(|&b| b == b'\n'))
-    }
-}
+use super::{Event, Stream, TaskName};
 
 /// An event and when it happened.
 #[derive(Debug, Clone)]
-pub struct Stamped {
-    pub at: std::time::SystemTime,
-    pub event: Event,
+pub(crate) struct Stamped {
+    pub(crate) at: std::time::SystemTime,
+    pub(crate) event: Event,
 }
 
 /// Bytes of task output that may wait for reporters before output readers are slowed down.
@@ -149,7 +27,7 @@ const BATCH_BYTES: usize = 256 << 10;
 /// Events sent while the runtime works are collected and handed over together when it goes idle: the reporter
 /// thread wakes (and writes) once per burst, not once per event.
 #[derive(Clone)]
-pub struct EventSender {
+pub(crate) struct EventSender {
     shared: Arc<Shared>,
 }
 
@@ -184,14 +62,14 @@ impl Drop for Shared {
     }
 }
 
-pub struct EventReceiver {
+pub(crate) struct EventReceiver {
     rx: tokio::sync::mpsc::UnboundedReceiver<Vec<Stamped>>,
     budget: Arc<tokio::sync::Semaphore>,
     /// The rest of the batch being handed out.
     current: std::collections::VecDeque<Stamped>,
 }
 
-pub fn channel() -> (EventSender, EventReceiver) {
+pub(crate) fn channel() -> (EventSender, EventReceiver) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let budget = Arc::new(tokio::sync::Semaphore::new(OUTPUT_BUDGET));
     let shared = Shared { tx, budget: budget.clone(), batch: std::sync::Mutex::new(Batch::default()) };
@@ -199,7 +77,7 @@ pub fn channel() -> (EventSender, EventReceiver) {
 }
 
 impl EventSender {
-    pub fn send(&self, event: Event) {
+    pub(crate) fn send(&self, event: Event) {
         let bytes = match &event {
             Event::Output { text, .. } => text.len(),
             _ => 0,
@@ -217,13 +95,13 @@ impl EventSender {
     }
 
     /// Hand over what was collected.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         self.shared.flush();
     }
 
     /// What the runtime calls before it goes idle (`on_thread_park`): hands over what was collected. It does not
     /// keep the channel open.
-    pub fn flusher(&self) -> impl Fn() + Send + Sync + 'static {
+    pub(crate) fn flusher(&self) -> impl Fn() + Send + Sync + 'static {
         let shared = Arc::downgrade(&self.shared);
         move || {
             if let Some(shared) = shared.upgrade() {
@@ -233,7 +111,7 @@ impl EventSender {
     }
 
     /// Send a line of output once the reporters have room for it.
-    pub async fn send_output(&self, task: TaskName, stream: Stream, line: Vec<u8>) {
+    pub(crate) async fn send_output(&self, task: TaskName, stream: Stream, line: Vec<u8>) {
         let cost = line.len().clamp(1, OUTPUT_BUDGET) as u32;
         match self.shared.budget.try_acquire_many(cost) {
             Ok(permit) => permit.forget(),
@@ -252,7 +130,7 @@ impl EventSender {
 
 impl EventReceiver {
     /// The next event, blocking this (non-async) thread; `None` once every sender is gone.
-    pub fn blocking_recv(&mut self) -> Option<Stamped> {
+    pub(crate) fn blocking_recv(&mut self) -> Option<Stamped> {
         while self.current.is_empty() {
             self.current = self.rx.blocking_recv()?.into();
         }
@@ -264,7 +142,7 @@ impl EventReceiver {
     }
 
     /// No event is waiting: the reporters may write what they hold.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.current.is_empty() && self.rx.is_empty()
     }
 }

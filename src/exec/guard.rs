@@ -20,21 +20,20 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use nix::fcntl::OFlag;
-use nix::libc;
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::unistd::{Pid, pipe2};
 
+use super::sys;
 use crate::events::{ChildExit, GuardNews};
 
 /// The environment variable that marks every process a run started, and their descendants.
-pub const OWNER_VAR: &str = "IRUN_OWNER";
+pub(crate) const OWNER_VAR: &str = "IRUN_OWNER";
 
 /// Set (to the run token) in the environment of the guard process only: irun started as the guard.
 const GUARD_VAR: &str = "IRUN_GUARD";
@@ -45,7 +44,10 @@ const SHARED_ARG: &str = "shared-slots";
 /// The guard's exit code when it was handed shared slots it could not map.
 const NO_SHARED_SLOTS: i32 = 3;
 
-struct Guard {
+/// irun's handle on its guard process.
+pub(crate) struct Guard {
+    /// What identifies this run (see [`super::table::Table::token`]): the guard kills what carries it.
+    token: String,
     pipe: File,
     child: Child,
     /// The groups irun owns, shared with the guard (and with the next one, if this one dies).
@@ -63,38 +65,11 @@ struct Guard {
 const REVIVAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_REVIVALS: usize = 3;
 
-static GUARD: OnceLock<Mutex<Option<Guard>>> = OnceLock::new();
-
-fn guard() -> MutexGuard<'static, Option<Guard>> {
-    GUARD.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What identifies this run among every irun on the machine: its pid and start time.
-pub fn run_token() -> &'static str {
-    static TOKEN: OnceLock<String> = OnceLock::new();
-    TOKEN.get_or_init(|| {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        format!("{}-{nanos}", std::process::id())
-    })
-}
-
-/// The guard's pid, so irun does not mistake it for an adopted orphan.
-pub fn pid() -> Option<i32> {
-    guard().as_ref().map(|g| g.child.id() as i32)
-}
-
 /// If this process was started as a guard, be the guard and never return.
-pub fn run_if_guard() {
+pub(crate) fn run_if_guard() {
     if let Some(token) = std::env::var_os(GUARD_VAR) {
         guard_main(&token.to_string_lossy())
     }
-}
-
-/// Start the guard.
-pub fn start() -> std::io::Result<()> {
-    let g = spawn(Slots::new(), HashSet::new())?;
-    *guard() = Some(g);
-    Ok(())
 }
 
 /// Slots for this many groups at once; the memory is only touched as far as it is used.
@@ -112,14 +87,8 @@ struct Slots {
 
 impl Slots {
     fn new() -> Option<Slots> {
-        // SAFETY: memfd_create takes a name and flags and returns a new descriptor (or -1).
-        let fd = unsafe { libc::memfd_create(c"irun-guard".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: a non-negative return is a descriptor this process now owns.
-        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let table = map(memfd.as_fd(), true)?;
+        let memfd = sys::memfd(c"irun-guard", SLOTS * std::mem::size_of::<AtomicI32>())?;
+        let table = sys::map_shared(memfd.as_fd(), SLOTS, true)?;
         table[0].store(1, Ordering::Release);
         Some(Slots { memfd, table, used: HashMap::new(), free: Vec::new(), next: 1 })
     }
@@ -148,120 +117,112 @@ impl Slots {
     }
 }
 
-/// Map the slots of a memfd (`create`: size it first), shared, for the life of the process.
-fn map(fd: BorrowedFd<'_>, create: bool) -> Option<&'static [AtomicI32]> {
-    let len = SLOTS * std::mem::size_of::<AtomicI32>();
-    // SAFETY: ftruncate and mmap on a descriptor we hold; the mapping is never unmapped, so a 'static slice over it
-    // stays valid, and AtomicI32 has the size and alignment of the i32s the other process reads and writes.
-    unsafe {
-        if create && libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
-            return None;
-        }
-        let prot = if create { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
-        let at = libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), 0);
-        if at == libc::MAP_FAILED {
-            return None;
-        }
-        Some(std::slice::from_raw_parts(at as *const AtomicI32, SLOTS))
+impl Guard {
+    /// Start the guard of the run `token` names.
+    pub(crate) fn start(token: &str) -> std::io::Result<Guard> {
+        Guard::spawn(token, Slots::new(), HashSet::new())
     }
-}
 
-/// Start a guard that reads `slots` (or, without them, is told about groups over its pipe; `groups` are told now).
-fn spawn(slots: Option<Slots>, mut groups: HashSet<i32>) -> std::io::Result<Guard> {
-    let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-    let mut command = Command::new("/proc/self/exe");
-    command.arg0("irun-guard").env(GUARD_VAR, run_token()).stdin(Stdio::from(read)).stderr(Stdio::null());
-    // The shared slots are the guard's stdout: the one way to hand it a descriptor without a hook in the child.
-    let slots = match slots.map(|s| (s.memfd.try_clone(), s)) {
-        Some((Ok(fd), s)) => {
-            command.arg(SHARED_ARG).stdout(Stdio::from(fd));
-            Some(s)
-        }
-        Some((Err(_), s)) => {
-            // No way to share them: the groups they hold go over the pipe from now on.
-            groups.extend(s.used.keys());
-            command.stdout(Stdio::null());
-            None
-        }
-        None => {
-            command.stdout(Stdio::null());
-            None
-        }
-    };
-    // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
-    let child = command.process_group(0).spawn()?;
-    let mut g = Guard {
-        pipe: File::from(write),
-        child,
-        slots,
-        groups: HashSet::new(),
-        adopted: HashMap::new(),
-        broken: false,
-        revived: Vec::new(),
-    };
-    for pgid in groups {
-        g.groups.insert(pgid);
-        tell(&mut g, &format!("g+{pgid}\n"));
-    }
-    Ok(g)
-}
-
-fn tell(g: &mut Guard, line: &str) {
-    // Lines are far shorter than PIPE_BUF, so each write is atomic.
-    if g.pipe.write_all(line.as_bytes()).is_err() {
-        g.broken = true;
-    }
-}
-
-/// Record that irun owns process group `pgid`.
-pub fn watch(pgid: i32) {
-    if let Some(g) = guard().as_mut() {
-        if !g.slots.as_mut().is_some_and(|s| s.insert(pgid)) {
+    /// Start a guard that reads `slots` (or, without them, is told about groups over its pipe; `groups` are told
+    /// now).
+    fn spawn(token: &str, slots: Option<Slots>, mut groups: HashSet<i32>) -> std::io::Result<Guard> {
+        let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+        let mut command = Command::new("/proc/self/exe");
+        command.arg0("irun-guard").env(GUARD_VAR, token).stdin(Stdio::from(read)).stderr(Stdio::null());
+        // The shared slots are the guard's stdout: the one way to hand it a descriptor without a hook in the child.
+        let slots = match slots.map(|s| (s.memfd.try_clone(), s)) {
+            Some((Ok(fd), s)) => {
+                command.arg(SHARED_ARG).stdout(Stdio::from(fd));
+                Some(s)
+            }
+            Some((Err(_), s)) => {
+                // No way to share them: the groups they hold go over the pipe from now on.
+                groups.extend(s.used.keys());
+                command.stdout(Stdio::null());
+                None
+            }
+            None => {
+                command.stdout(Stdio::null());
+                None
+            }
+        };
+        // Out of the terminal's foreground group: Ctrl-C is for irun, not for its guard.
+        let child = command.process_group(0).spawn()?;
+        let mut g = Guard {
+            token: token.to_string(),
+            pipe: File::from(write),
+            child,
+            slots,
+            groups: HashSet::new(),
+            adopted: HashMap::new(),
+            broken: false,
+            revived: Vec::new(),
+        };
+        for pgid in groups {
             g.groups.insert(pgid);
-            tell(g, &format!("g+{pgid}\n"));
+            g.tell(&format!("g+{pgid}\n"));
+        }
+        Ok(g)
+    }
+
+    fn tell(&mut self, line: &str) {
+        // Lines are far shorter than PIPE_BUF, so each write is atomic.
+        if self.pipe.write_all(line.as_bytes()).is_err() {
+            self.broken = true;
         }
     }
-}
 
-/// Record that process group `pgid` is gone, so the guard must never signal it (the id may be reused).
-pub fn forget(pgid: i32) {
-    if let Some(g) = guard().as_mut() {
-        if !g.slots.as_mut().is_some_and(|s| s.remove(pgid)) && g.groups.remove(&pgid) {
-            tell(g, &format!("g-{pgid}\n"));
+    /// The guard's pid, so irun does not mistake it for an adopted orphan.
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// A pidfd of the guard: readable once the guard has exited.
+    pub(crate) fn pidfd(&self) -> Option<OwnedFd> {
+        sys::pidfd_open(self.pid())
+    }
+
+    /// Record that irun owns process group `pgid`.
+    pub(crate) fn watch(&mut self, pgid: i32) {
+        if !self.slots.as_mut().is_some_and(|s| s.insert(pgid)) {
+            self.groups.insert(pgid);
+            self.tell(&format!("g+{pgid}\n"));
         }
     }
-}
 
-/// Record a process that left its task's group and was re-parented to irun (`start`: its start time).
-pub fn adopt(pid: i32, start: u64) {
-    if let Some(g) = guard().as_mut() {
-        g.adopted.insert(pid, start);
-        tell(g, &format!("p+{pid} {start}\n"));
-    }
-}
-
-/// Record that an adopted process is gone.
-pub fn release(pid: i32) {
-    if let Some(g) = guard().as_mut() {
-        if g.adopted.remove(&pid).is_some() {
-            tell(g, &format!("p-{pid}\n"));
+    /// Record that process group `pgid` is gone, so the guard must never signal it (the id may be reused).
+    pub(crate) fn forget(&mut self, pgid: i32) {
+        if !self.slots.as_mut().is_some_and(|s| s.remove(pgid)) && self.groups.remove(&pgid) {
+            self.tell(&format!("g-{pgid}\n"));
         }
     }
+
+    /// Record a process that left its task's group and was re-parented to irun (`start`: its start time).
+    pub(crate) fn adopt(&mut self, pid: i32, start: u64) {
+        self.adopted.insert(pid, start);
+        self.tell(&format!("p+{pid} {start}\n"));
+    }
+
+    /// Record that an adopted process is gone.
+    pub(crate) fn release(&mut self, pid: i32) {
+        if self.adopted.remove(&pid).is_some() {
+            self.tell(&format!("p-{pid}\n"));
+        }
+    }
+
+    /// Tell the guard that irun cleaned up after itself, close the pipe, and wait for the guard to exit.
+    pub(crate) fn finish(mut self) {
+        self.tell("done\n");
+        // Closing our end is the guard's signal to exit.
+        drop(self.pipe);
+        let _ = self.child.wait();
+    }
 }
 
-/// A pidfd of the guard: readable once the guard has exited.
-pub fn pidfd() -> Option<OwnedFd> {
-    let pid = pid()?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1); nothing else is touched.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a non-negative return is a descriptor this process now owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// If the guard has died, start a new one and tell it everything the old one knew. How it ended (none: it stopped
+/// If the guard in `slot` has died, start a new one and tell it everything the old one knew (or, after too many
+/// deaths or a failure to start one, carry on without: `slot` is then empty). How it ended (none: it stopped
 /// reading) and what became of it, for the user.
-pub(crate) fn revive() -> Option<(Option<ChildExit>, GuardNews)> {
-    let mut slot = guard();
+pub(crate) fn revive(slot: &mut Option<Guard>) -> Option<(Option<ChildExit>, GuardNews)> {
     let g = slot.as_mut()?;
     let exited = g.child.try_wait().ok().flatten();
     if exited.is_none() && !g.broken {
@@ -282,16 +243,16 @@ pub(crate) fn revive() -> Option<(Option<ChildExit>, GuardNews)> {
     if exited.and_then(|s| s.code()) == Some(NO_SHARED_SLOTS) {
         told.extend(slots.take().into_iter().flat_map(|s| s.used.into_keys()));
     }
-    match spawn(slots, told) {
+    match Guard::spawn(&g.token, slots, told) {
         Ok(mut new) => {
             let (groups, adopted) = (std::mem::take(&mut g.groups), std::mem::take(&mut g.adopted));
             new.revived = std::mem::take(&mut g.revived);
             new.revived.push(now);
             for &pgid in &groups {
-                tell(&mut new, &format!("g+{pgid}\n"));
+                new.tell(&format!("g+{pgid}\n"));
             }
             for (&pid, &start) in &adopted {
-                tell(&mut new, &format!("p+{pid} {start}\n"));
+                new.tell(&format!("p+{pid} {start}\n"));
             }
             new.groups.extend(groups);
             new.adopted = adopted;
@@ -306,16 +267,6 @@ pub(crate) fn revive() -> Option<(Option<ChildExit>, GuardNews)> {
     }
 }
 
-/// Tell the guard that irun cleaned up after itself, close the pipe, and wait for the guard to exit.
-pub fn finish() {
-    if let Some(mut g) = guard().take() {
-        tell(&mut g, "done\n");
-        // Closing our end is the guard's signal to exit.
-        drop(g.pipe);
-        let _ = g.child.wait();
-    }
-}
-
 fn guard_main(token: &str) -> ! {
     let _ = nix::sys::prctl::set_name(c"irun-guard");
     // Deaf to the signals meant for irun: the guard must outlive it.
@@ -326,7 +277,7 @@ fn guard_main(token: &str) -> ! {
     // The shared slots come as stdout; mapped before stdout goes to /dev/null (the mapping outlives the descriptor).
     let shared = if std::env::args_os().nth(1).is_some_and(|a| a == SHARED_ARG) {
         // SAFETY: fd 1 is open (Rust's runtime sees to that) and stays open while borrowed here.
-        match map(unsafe { BorrowedFd::borrow_raw(1) }, false) {
+        match sys::map_shared(unsafe { BorrowedFd::borrow_raw(1) }, SLOTS, false) {
             Some(table) => Some(table),
             // irun would write groups where nobody reads them: end, so it starts a guard it tells over the pipe.
             None => std::process::exit(NO_SHARED_SLOTS),

@@ -3,15 +3,17 @@
 //! readiness probes ([`probe`]), output pipes ([`output`]) and what /proc says ([`procfs`]).
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::engine::{End, Happened};
 use crate::events::Event;
+use table::Table;
 
 pub(crate) mod command_line;
+mod escapees;
 pub(crate) mod guard;
 pub(crate) mod output;
 pub(crate) mod probe;
@@ -19,6 +21,8 @@ pub(crate) mod procfs;
 pub(crate) mod runner;
 pub(crate) mod spawn;
 pub(crate) mod supervisor;
+mod sys;
+mod table;
 mod vfork;
 
 /// How the driver starts task instances and looks after what escapes them: the real process layer
@@ -39,38 +43,36 @@ pub(crate) trait Launcher {
 const ADOPTION_SCAN_EVERY: Duration = Duration::from_secs(1);
 const ADOPTION_SCAN_GAP: Duration = Duration::from_millis(50);
 
-/// The process layer, set up: what irun had before it started anything noted, its environment taken, the guard
-/// started, and irun made the subreaper of everything its tasks start.
+/// The process layer, set up: the run's [`table::Table`], and when to look for orphans and at the guard.
 pub(crate) struct Processes {
+    table: Arc<Table>,
     next_scan: Instant,
     last_scan: Instant,
     /// Readable once the guard has exited (none: no guard, no pidfds, or not looked at yet).
     guard_exit: Option<AsyncFd<OwnedFd>>,
 }
 
-/// Set up the process layer, in the one order that works: children irun already has are not its tasks'; then the
-/// spawner's snapshot of irun's environment; then the guard, before any task.
+/// Set up the process layer (see [`Table::new`]).
 pub(crate) fn start() -> std::io::Result<Processes> {
-    supervisor::note_inherited_children();
-    spawn::prepare();
-    guard::start()?;
-    supervisor::become_subreaper();
     let now = Instant::now();
-    Ok(Processes { next_scan: now + ADOPTION_SCAN_EVERY, last_scan: now, guard_exit: None })
+    Ok(Processes {
+        table: Arc::new(Table::new()?),
+        next_scan: now + ADOPTION_SCAN_EVERY,
+        last_scan: now,
+        guard_exit: None,
+    })
 }
 
 impl Processes {
     /// Every task is gone and irun cleaned up after itself: tell the guard, and wait for it to exit.
     pub(crate) fn finish(self) {
         drop(self.guard_exit);
-        guard::finish();
+        self.table.finish();
     }
 
     /// The guard's exit, as something the loop can wait for (none: no guard, or no pidfd on this kernel).
     fn watch_guard(&mut self) {
-        // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same descriptor) until it is dropped.
-        self.guard_exit =
-            guard::pidfd().and_then(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok());
+        self.guard_exit = self.table.guard_pidfd().and_then(sys::watch_readable);
     }
 
     /// Tell the guard about orphans, and start it again if it died (also where no pidfd says it did).
@@ -78,8 +80,9 @@ impl Processes {
         self.last_scan = Instant::now();
         self.next_scan = self.last_scan + ADOPTION_SCAN_EVERY;
         let mut news: Vec<Event> =
-            supervisor::adopt_orphans().into_iter().map(|pid| Event::OrphanAdopted { pid }).collect();
-        if let Some((exit, guard_news)) = guard::revive() {
+            escapees::adopt_orphans(&self.table).into_iter().map(|pid| Event::OrphanAdopted { pid }).collect();
+        let revived = guard::revive(&mut self.table.guard());
+        if let Some((exit, guard_news)) = revived {
             news.push(Event::GuardEnded { exit, news: guard_news });
             self.watch_guard();
         }
@@ -89,11 +92,11 @@ impl Processes {
 
 impl Launcher for Processes {
     fn launch(&mut self, job: runner::Job) {
-        let (reports, instance) = (job.reports.clone(), job.instance);
+        let (reports, instance, table) = (job.reports.clone(), job.instance, self.table.clone());
         tokio::spawn(async move {
             // A runner that panics still reports an end (its process group is killed as it unwinds), so the run
             // cannot wait for it forever.
-            if let Err(e) = tokio::spawn(runner::run(job)).await {
+            if let Err(e) = tokio::spawn(runner::run(job, table)).await {
                 let what = Happened::Exited { end: End::Broken(e.to_string()), duration: Duration::ZERO };
                 let _ = reports.send(runner::Report { instance, what });
             }
@@ -123,6 +126,7 @@ impl Launcher for Processes {
 
     async fn stop_escaped(&mut self) -> usize {
         self.guard_exit = None;
-        supervisor::stop_all_escaped(nix::sys::signal::Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT).await
+        let (sig, grace) = (nix::sys::signal::Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT);
+        escapees::stop_all_escaped(&self.table, sig, grace).await
     }
 }

@@ -1,87 +1,91 @@
 //! Reading a task's output: split into lines (bytes kept as they are), sent as events, and checked against a
 //! service's `ready.log` pattern. The pipe is drained continuously, so a chatty task never blocks on a full pipe.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use super::sys;
 use crate::events::{EventSender, Stream, TaskName};
 
 /// A longer line is passed on in pieces of this size, so one endless line cannot exhaust memory.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// Signals a `log` readiness probe when a line matches.
 #[derive(Clone)]
-pub struct LogMatch {
-    pub pattern: Arc<regex::Regex>,
-    pub matched: Arc<watch::Sender<bool>>,
+pub(crate) struct LogMatch {
+    pub(crate) pattern: Arc<regex::Regex>,
+    pub(crate) matched: Arc<watch::Sender<bool>>,
 }
 
 /// At most this many reads (of up to 64 KiB) by [`Reader::drain_now`] before a pipe is left to a pump.
 const DRAIN_NOW_READS: usize = 16;
 
-/// Read buffers no pump is using: a short task costs no allocation (or zeroing) of one.
-static BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+/// Read buffers no reader is using: a short task costs no allocation (or zeroing) of one.
+#[derive(Default)]
+pub(crate) struct Buffers(Mutex<Vec<Box<[u8]>>>);
 
-struct Buffer(Option<Box<[u8]>>);
+/// A read buffer, back to its pool when dropped.
+struct Buffer<'a> {
+    pool: &'a Buffers,
+    buffer: Option<Box<[u8]>>,
+}
 
-impl Buffer {
-    fn take() -> Buffer {
-        let pooled = BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        Buffer(Some(pooled.unwrap_or_else(|| vec![0; MAX_LINE].into_boxed_slice())))
+impl Buffers {
+    fn take(&self) -> Buffer<'_> {
+        let pooled = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        Buffer { pool: self, buffer: Some(pooled.unwrap_or_else(|| vec![0; MAX_LINE].into_boxed_slice())) }
     }
 }
 
-impl Drop for Buffer {
+impl Drop for Buffer<'_> {
     fn drop(&mut self) {
-        if let Some(b) = self.0.take() {
-            BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+        if let Some(b) = self.buffer.take() {
+            self.pool.0.lock().unwrap_or_else(|e| e.into_inner()).push(b);
         }
     }
 }
 
 /// One output stream of a task and where its lines go.
-pub struct Reader {
-    pub fd: OwnedFd,
-    pub task: TaskName,
-    pub stream: Stream,
-    pub events: EventSender,
-    pub log: Option<LogMatch>,
-    pub lines: Lines,
+pub(crate) struct Reader {
+    pub(crate) fd: OwnedFd,
+    pub(crate) task: TaskName,
+    pub(crate) stream: Stream,
+    pub(crate) events: EventSender,
+    pub(crate) log: Option<LogMatch>,
+    pub(crate) lines: Lines,
+    pub(crate) buffers: Arc<Buffers>,
 }
 
 impl Reader {
     /// Make the pipe non-blocking, as [`pump`] and [`Reader::drain_now`] need. Pipes are created blocking: a task that
     /// ends quickly and wrote nothing never needs this (see [`ended`]).
-    pub fn set_nonblocking(&self) {
-        // A new pipe has no other status flags to keep, so no F_GETFL is needed.
-        // SAFETY: fcntl on a descriptor the reader owns.
-        unsafe { nix::libc::fcntl(self.fd.as_raw_fd(), nix::libc::F_SETFL, nix::libc::O_NONBLOCK) };
+    fn set_nonblocking(&self) {
+        sys::set_nonblocking(self.fd.as_fd());
     }
 
     /// Read what the pipe holds now, without waiting: done at end-of-file, or the reader back if the pipe is still
     /// open for writing (a process that outlived its task holds it) and must be [`pump`]ed.
-    pub async fn drain_now(mut self) -> Option<Reader> {
+    async fn drain_now(mut self) -> Option<Reader> {
         self.set_nonblocking();
-        let mut buffer = Buffer::take();
-        let buf = buffer.0.as_deref_mut().expect("taken buffers hold one");
+        let buffers = self.buffers.clone();
+        let mut buffer = buffers.take();
+        let buf = buffer.buffer.as_deref_mut().expect("taken buffers hold one");
         let mut pieces = Vec::new();
         // A pipe that keeps refilling (a process that outlived its task writes on) is left to a pump, whose wait is
         // bounded: after this many reads.
         for _ in 0..DRAIN_NOW_READS {
-            // SAFETY: read into a buffer this function owns, from a descriptor the reader owns.
-            let n = unsafe { nix::libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            match n {
-                0 => return self.finish().await,
-                n if n > 0 => {
-                    self.lines.feed(&buf[..n as usize], &mut pieces);
+            match sys::read(self.fd.as_fd(), buf) {
+                Ok(0) => return self.finish().await,
+                Ok(n) => {
+                    self.lines.feed(&buf[..n], &mut pieces);
                     for piece in pieces.drain(..) {
                         emit(piece, &self.task, self.stream, &self.events, self.log.as_ref()).await;
                     }
                 }
-                _ => match std::io::Error::last_os_error().kind() {
+                Err(e) => match e.kind() {
                     std::io::ErrorKind::Interrupted => {}
                     std::io::ErrorKind::WouldBlock => return Some(self),
                     _ => return self.finish().await,
@@ -106,16 +110,10 @@ impl Reader {
 /// The task's process has ended: read what its pipes hold. One `poll` tells, for all of them at once, which are at
 /// end-of-file with nothing to read (the common case: nothing more to do); the others are read now, and those still
 /// held open by a process that outlived the task are returned, to be [`pump`]ed.
-pub async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
-    let mut fds: Vec<nix::libc::pollfd> = readers
-        .iter()
-        .map(|r| nix::libc::pollfd { fd: r.fd.as_raw_fd(), events: nix::libc::POLLIN, revents: 0 })
-        .collect();
-    // SAFETY: poll reads and writes the array it is given, of the length given; timeout 0 never blocks.
-    let polled = unsafe { nix::libc::poll(fds.as_mut_ptr(), fds.len() as nix::libc::nfds_t, 0) };
+pub(crate) async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
+    let finished = sys::hung_up(&readers.iter().map(|r| r.fd.as_fd()).collect::<Vec<_>>());
     let mut open = Vec::new();
-    for (reader, fd) in readers.into_iter().zip(fds) {
-        let finished = polled >= 0 && fd.revents & nix::libc::POLLIN == 0 && fd.revents & nix::libc::POLLHUP != 0;
+    for (reader, finished) in readers.into_iter().zip(finished) {
         if finished {
             reader.finish().await;
         } else if let Some(still_open) = reader.drain_now().await {
@@ -126,13 +124,13 @@ pub async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
 }
 
 /// Drain the reader's pipe (its non-blocking reading end) until end-of-file, sending its lines as events.
-pub async fn pump(reader: Reader) {
+pub(crate) async fn pump(reader: Reader) {
     reader.set_nonblocking();
-    let Reader { fd, task, stream, events, log, mut lines } = reader;
-    // The descriptor is a pipe's reading end, made non-blocking when the pipe was created.
+    let Reader { fd, task, stream, events, log, mut lines, buffers } = reader;
+    // The descriptor is a pipe's reading end, made non-blocking just above.
     let Ok(rx) = pipe::Receiver::from_owned_fd_unchecked(fd) else { return };
-    let mut buffer = Buffer::take();
-    let buf = buffer.0.as_deref_mut().expect("taken buffers hold one");
+    let mut buffer = buffers.take();
+    let buf = buffer.buffer.as_deref_mut().expect("taken buffers hold one");
     let mut pieces = Vec::new();
     loop {
         // Registering reports the pipe's state at once: no read is tried before there is something to read.
@@ -159,7 +157,7 @@ pub async fn pump(reader: Reader) {
 /// Splits a byte stream into events: every complete line of a read goes out as one event (a chatty task costs one
 /// event per read, not one per line); a line longer than [`MAX_LINE`] goes out in pieces of that size.
 #[derive(Default)]
-pub struct Lines {
+pub(crate) struct Lines {
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
     /// The last piece was cut at MAX_LINE: a newline right after it ends that line, not a new empty one.
@@ -168,7 +166,7 @@ pub struct Lines {
 
 impl Lines {
     /// Take the bytes of one read (at most [`MAX_LINE`]); what is complete is added to `out`.
-    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<Vec<u8>>) {
+    pub(crate) fn feed(&mut self, mut data: &[u8], out: &mut Vec<Vec<u8>>) {
         while !data.is_empty() {
             if std::mem::take(&mut self.just_cut) && data[0] == b'\n' {
                 data = &data[1..];
@@ -210,7 +208,7 @@ impl Lines {
     }
 
     /// The stream ended: a last line without a newline.
-    pub fn finish(self, out: &mut Vec<Vec<u8>>) {
+    pub(crate) fn finish(self, out: &mut Vec<Vec<u8>>) {
         if !self.partial.is_empty() {
             split_long(self.partial, out);
         }

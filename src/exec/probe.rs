@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,22 +10,25 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
+use super::supervisor;
+use super::table::Table;
 use crate::config::{Check, HttpUrl, Probe, host_port};
-use crate::exec::supervisor;
 
 /// A TCP connection attempt never waits longer than this (a dropped SYN must not use up the whole probe timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct Context<'a> {
-    pub cwd: &'a Path,
-    pub env: &'a [(String, String)],
+pub(crate) struct Context<'a> {
+    /// The run's processes (an `exec` probe starts one).
+    pub(crate) table: &'a Arc<Table>,
+    pub(crate) cwd: &'a Path,
+    pub(crate) env: &'a [(String, String)],
     /// Flipped to true by the output reader when a line matches a `log` probe.
-    pub log_matched: Option<watch::Receiver<bool>>,
+    pub(crate) log_matched: Option<watch::Receiver<bool>>,
 }
 
 /// Wait until the probe passes (true), or until its timeout (false).
 pub(crate) async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> bool {
-    let deadline = crate::exec::supervisor::deadline_after(probe.timeout);
+    let deadline = super::escapees::deadline_after(probe.timeout);
     if let (Check::Log(_), Some(rx)) = (&probe.check, ctx.log_matched.as_mut()) {
         return match tokio::time::timeout_at(deadline, async { rx.wait_for(|m| *m).await.map(|_| ()) }).await {
             Ok(Ok(_)) => true,
@@ -49,7 +53,7 @@ pub(crate) async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> bool {
 }
 
 /// Whether the probe passes at once (one attempt), for a service that may already be running.
-pub async fn passes_now(probe: &Probe, ctx: &Context<'_>) -> bool {
+pub(crate) async fn passes_now(probe: &Probe, ctx: &Context<'_>) -> bool {
     !matches!(probe.check, Check::Log(_) | Check::AutoTcp)
         && attempt(&probe.check, ctx, probe.timeout.min(CONNECT_TIMEOUT)).await
 }
@@ -66,7 +70,7 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
         },
         Check::Exec(cmd) => {
             let spec = supervisor::Spec { cmd, cwd: ctx.cwd, env: ctx.env, capture_output: false };
-            let Ok((mut process, _, _)) = supervisor::spawn(&spec) else { return false };
+            let Ok((mut process, _)) = supervisor::spawn(ctx.table, &spec) else { return false };
             let ok = matches!(timeout(limit, process.wait()).await, Ok(Ok(s)) if s.success());
             process.kill_and_wait().await;
             ok
@@ -128,12 +132,12 @@ async fn accepts(host: Option<&str>, port: u16, limit: Duration) -> bool {
 
 /// Whether something already accepts connections at the probe's address, on any address it names (it would fool
 /// the probe).
-pub async fn address_in_use(host: Option<&str>, port: u16) -> bool {
+pub(crate) async fn address_in_use(host: Option<&str>, port: u16) -> bool {
     accepts(host, port, Duration::from_millis(500)).await
 }
 
 /// Wait (up to `limit`) until nothing accepts connections at the address any more.
-pub async fn wait_until_free(host: Option<&str>, port: u16, limit: Duration) {
+pub(crate) async fn wait_until_free(host: Option<&str>, port: u16, limit: Duration) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline && address_in_use(host, port).await {
         sleep(Duration::from_millis(10)).await;

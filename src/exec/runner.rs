@@ -20,6 +20,7 @@ use crate::events::{Event, EventSender, Stream, TaskName};
 use crate::exec::output::{self, LogMatch};
 use crate::exec::probe;
 use crate::exec::supervisor::{self, Process, Stopped};
+use crate::exec::table::Table;
 use crate::outcome::{ChildExit, Failure, StopReason};
 
 /// What a runner tells the driver, about one instance of a task.
@@ -89,8 +90,9 @@ const LIVE_AFTER: Duration = Duration::from_millis(20);
 /// How long a restarted service waits for its port to be released by the previous instance.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
-/// Run the job to its end, and report it. (A panic here is reported as an end by the driver.)
-pub(crate) async fn run(mut job: Job) {
+/// Run the job to its end, with the run's processes in `table`, and report it. (A panic here is reported as an end
+/// by the launcher.)
+pub(crate) async fn run(mut job: Job, table: Arc<Table>) {
     let started = Instant::now();
     let end = match job.after_exit {
         Some(pause) => tokio::select! {
@@ -101,7 +103,7 @@ pub(crate) async fn run(mut job: Job) {
     };
     let end = match end {
         Some(end) => end,
-        None => job.execute().await,
+        None => job.execute(&table).await,
     };
     job.report(Happened::Exited { end, duration: started.elapsed() });
 }
@@ -148,33 +150,33 @@ impl Job {
         self.report(Happened::Ready { after: started.elapsed(), probe, reused });
     }
 
-    async fn execute(&mut self) -> End {
+    async fn execute(&mut self, table: &Arc<Table>) -> End {
         let started = Instant::now();
         let config = self.config.clone();
         let launch = match prepare(&config.tasks[self.task], &self.extra_env, self.port) {
             Ok(launch) => launch,
             Err(failure) => return End::NotStarted(failure),
         };
-        if let Some(end) = self.preflight(&launch, started).await {
+        if let Some(end) = self.preflight(table, &launch, started).await {
             return end;
         }
         let spec = supervisor::Spec { cmd: &launch.cmd, cwd: &launch.cwd, env: &launch.env, capture_output: true };
-        let (mut process, stdout, stderr) = match supervisor::spawn(&spec) {
+        let (mut process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
             Err(_) if !launch.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd)),
             Err(e) => return End::NotStarted(spawn_error(e)),
         };
         self.report(Happened::Started { pid: process.pid(), port: self.port });
-        let (ending, readers) = self.supervise(&launch, &mut process, [stdout, stderr], started).await;
+        let (ending, readers) = self.supervise(table, &launch, &mut process, [stdout, stderr], started).await;
         self.finish(&launch, process, ending, readers).await
     }
 
     /// Before anything is started: a server already up to reuse (only before irun's own first start), a port the
     /// previous instance has not let go of yet, a port someone else holds. `Some`: how it ended without starting.
-    async fn preflight(&mut self, launch: &Launch, started: Instant) -> Option<End> {
+    async fn preflight(&mut self, table: &Arc<Table>, launch: &Launch, started: Instant) -> Option<End> {
         let probe = launch.probe.as_ref()?;
         if launch.reuse && !self.restarting {
-            let ctx = probe::Context { cwd: &launch.cwd, env: &launch.env, log_matched: None };
+            let ctx = probe::Context { table, cwd: &launch.cwd, env: &launch.env, log_matched: None };
             if probe::passes_now(probe, &ctx).await {
                 // Someone else's server: used as it is, never signalled.
                 self.report_ready(started, Some(probe), true);
@@ -201,6 +203,7 @@ impl Job {
     /// for the engine to ask it to stop. How that wait ended, and the output readers still running.
     async fn supervise(
         &mut self,
+        table: &Arc<Table>,
         launch: &Launch,
         process: &mut Process,
         pipes: [Option<std::os::fd::OwnedFd>; 2],
@@ -218,7 +221,7 @@ impl Job {
         let [stdout, stderr] = pipes;
         let mut unread: Vec<output::Reader> = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
             .into_iter()
-            .filter_map(|(fd, stream)| Some(self.reader(fd?, stream, log.clone())))
+            .filter_map(|(fd, stream)| Some(self.reader(table, fd?, stream, log.clone())))
             .collect();
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let live = sleep(if launch.service { Duration::ZERO } else { LIVE_AFTER });
@@ -228,7 +231,7 @@ impl Job {
             ready = true;
             self.report_ready(started, None, false);
         }
-        let mut probe_ctx = probe::Context { cwd: &launch.cwd, env: &launch.env, log_matched };
+        let mut probe_ctx = probe::Context { table, cwd: &launch.cwd, env: &launch.env, log_matched };
         let probe_fut = async {
             match &launch.probe {
                 Some(p) => probe::wait_ready(p, &mut probe_ctx).await,
@@ -271,9 +274,9 @@ impl Job {
         (ending, readers)
     }
 
-    fn reader(&self, fd: std::os::fd::OwnedFd, stream: Stream, log: Option<LogMatch>) -> output::Reader {
-        let (task, events) = (self.name.clone(), self.events.clone());
-        output::Reader { fd, task, stream, events, log, lines: output::Lines::default() }
+    fn reader(&self, table: &Table, fd: std::os::fd::OwnedFd, stream: Stream, log: Option<LogMatch>) -> output::Reader {
+        let (task, events, buffers) = (self.name.clone(), self.events.clone(), table.buffers.clone());
+        output::Reader { fd, task, stream, events, log, lines: output::Lines::default(), buffers }
     }
 
     /// The wait is over: stop what is left as it asks, make sure the group is gone, and read the last output.

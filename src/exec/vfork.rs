@@ -40,20 +40,27 @@ unsafe impl Send for Stack {}
 
 const STACK_SIZE: usize = 256 * 1024;
 
-static STACK: Mutex<Option<Stack>> = Mutex::new(None);
+/// What the cheap clone keeps between spawns: the child's stack, and which signals irun catches.
+#[derive(Default)]
+pub(crate) struct Vfork {
+    stack: Mutex<Option<Stack>>,
+    /// The signals irun catches, and when that was read.
+    caught: Mutex<Option<(u64, std::time::Instant)>>,
+}
 
 /// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
 /// the leader of a new process group. Returns the child's pid and a pidfd for it (kernels since 5.2 make one with the
 /// child), or why it could not be started (the exec's error included). `Err(None)` means this way of starting is
 /// not available here: use `posix_spawn`.
-pub fn spawn(
+pub(crate) fn spawn(
+    vfork: &Vfork,
     program: &CStr,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     stdio: [RawFd; 3],
     cwd: Option<&CStr>,
 ) -> Result<(i32, Option<OwnedFd>), Option<io::Error>> {
-    let reset = caught_signals().ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
+    let reset = caught_signals(&vfork.caught).ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
     let plan = Plan {
         program: program.as_ptr(),
         argv,
@@ -63,7 +70,7 @@ pub fn spawn(
         reset,
         error: AtomicI32::new(0),
     };
-    let mut stack = STACK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stack = vfork.stack.lock().unwrap_or_else(|e| e.into_inner());
     if stack.is_none() {
         // SAFETY: an anonymous private mapping, checked below; never unmapped.
         let at = unsafe {
@@ -116,9 +123,7 @@ pub fn spawn(
         0 => Ok((pid, pidfd)),
         errno => {
             // It exited (127) without exec'ing: reap it, so no zombie is left.
-            let mut status = 0;
-            // SAFETY: waits for our own child, which has exited or is about to.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            super::sys::reap(pid);
             Err(Some(io::Error::from_raw_os_error(errno)))
         }
     }
@@ -142,12 +147,10 @@ const fn bit(sig: libc::c_int) -> u64 {
 /// one it may add later (SIGCHLD, where there are no pidfds) is reset in every child anyway.
 const CAUGHT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
-static CAUGHT: Mutex<Option<(u64, std::time::Instant)>> = Mutex::new(None);
-
 /// The signals irun catches (has a handler for), from `SigCgt` in /proc/self/status, read at most once a second
 /// (instead of asking for each of the 64 dispositions at every spawn, as glibc does).
-fn caught_signals() -> Option<u64> {
-    let mut cached = CAUGHT.lock().unwrap_or_else(|e| e.into_inner());
+fn caught_signals(cache: &Mutex<Option<(u64, std::time::Instant)>>) -> Option<u64> {
+    let mut cached = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((mask, at)) = *cached {
         if at.elapsed() < CAUGHT_FOR {
             return Some(mask);

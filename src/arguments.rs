@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostic;
 
 /// Append `args` to the command of the one non-group task among `targets` (the command line's, or `default`'s when
 /// none were named). Names that are not tasks are left for the planner to report.
-pub fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result<(), Diagnostic> {
+pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result<(), Diagnostic> {
     if args.is_empty() {
         return Ok(());
     }
@@ -55,7 +55,7 @@ pub fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result
 }
 
 /// `arg` as one word for `sh`: unchanged when it has nothing the shell would read specially, else single-quoted.
-pub fn quote(arg: &str) -> String {
+pub(crate) fn quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-+=.,:/@%^".contains(c);
     if !arg.is_empty() && arg.chars().all(plain) {
         arg.to_string()

@@ -9,18 +9,18 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 /// The text of a configuration file, kept so errors found after parsing can still quote it.
 #[derive(Debug, Clone)]
-pub struct Source {
-    pub path: PathBuf,
-    pub text: Arc<str>,
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
+    pub(crate) text: Arc<str>,
 }
 
 impl Source {
-    pub fn new(path: &Path, text: &str) -> Self {
+    pub(crate) fn new(path: &Path, text: &str) -> Self {
         Source { path: path.to_path_buf(), text: text.into() }
     }
 
     /// 1-based line and column of a byte offset, columns counted in characters.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -31,27 +31,27 @@ impl Source {
 
 /// One error for the user: what went wrong, where, and what to do about it.
 #[derive(Debug)]
-pub struct Diagnostic {
-    pub message: String,
-    pub location: Option<(Source, Range<usize>)>,
-    pub help: Option<String>,
+pub(crate) struct Diagnostic {
+    pub(crate) message: String,
+    pub(crate) location: Option<(Source, Range<usize>)>,
+    pub(crate) help: Option<String>,
 }
 
 impl Diagnostic {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Diagnostic { message: message.into(), location: None, help: None }
     }
 
-    pub fn at(source: &Source, span: Range<usize>, message: impl Into<String>) -> Self {
+    pub(crate) fn at(source: &Source, span: Range<usize>, message: impl Into<String>) -> Self {
         Diagnostic { message: message.into(), location: Some((source.clone(), span)), help: None }
     }
 
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
-    pub fn render(&self, color: bool) -> String {
+    pub(crate) fn render(&self, color: bool) -> String {
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
         let Some((source, span)) = &self.location else {
             let mut out = format!("error: {}", self.message);
@@ -85,7 +85,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The closest candidate to `word`, if any is close enough to be worth suggesting.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -95,7 +95,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// ", did you mean `x`?" or nothing.
-pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     did_you_mean(word, candidates).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
 }
 

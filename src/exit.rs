@@ -2,13 +2,13 @@
 
 use crate::diagnostic::Diagnostic;
 
-pub const PASSED: i32 = 0;
-pub const FAILED: i32 = 1;
-pub const USAGE: i32 = 2;
+pub(crate) const PASSED: i32 = 0;
+pub(crate) const FAILED: i32 = 1;
+pub(crate) const USAGE: i32 = 2;
 // A run interrupted by a signal exits 128 + its number: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP).
 
 /// Why a command could not do its job.
-pub enum Failure {
+pub(crate) enum Failure {
     /// Bad command line or Irun.toml: nothing was started.
     Usage(Diagnostic),
     /// irun itself could not do its job (no runtime, no guard process).

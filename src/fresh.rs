@@ -20,10 +20,10 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::{Cmd, Config, PerTask, Task, glob_set};
 use crate::events::TaskName;
+use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
 use crate::state::{FileStamp, HASHING, HASHING_LEGACY, LastRun, State, TaskRecord};
-use crate::watch::Filter;
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
 #[derive(Debug, Clone)]

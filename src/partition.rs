@@ -18,9 +18,9 @@ pub(crate) enum Scheme {
 /// Shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Partition {
-    pub scheme: Scheme,
-    pub index: u32,
-    pub count: u32,
+    pub(crate) scheme: Scheme,
+    pub(crate) index: u32,
+    pub(crate) count: u32,
 }
 
 impl fmt::Display for Partition {
@@ -138,9 +138,9 @@ mod tests {
             std::path::PathBuf::from("/p"),
         )
         .unwrap();
-        let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-        let request = crate::plan::Request { targets, ..Default::default() };
-        crate::plan::prepare(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false))).plan
+        let graph = crate::graph::TaskGraph::new(&config).unwrap();
+        let targets: Vec<TaskId> = targets.iter().map(|t| config.id(t).unwrap()).collect();
+        Plan::new(&config, &graph, &targets)
     }
 
     fn names(plan: &Plan, tasks: &[TaskId]) -> Vec<String> {

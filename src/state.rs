@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub const DIR: &str = ".irun";
+pub(crate) const DIR: &str = ".irun";
 const FILE: &str = "state.json";
 const LOCK: &str = "state.lock";
 const LEGACY_FILE: &str = "state.toml";
@@ -23,17 +23,17 @@ const TOOL: &str = "irun";
 const VERSION: u32 = 2;
 
 /// How a record's settings were hashed: 1 from `Debug` text (the TOML state's era), 2 from canonical JSON.
-pub const HASHING_LEGACY: u8 = 1;
-pub const HASHING: u8 = 2;
+pub(crate) const HASHING_LEGACY: u8 = 1;
+pub(crate) const HASHING: u8 = 2;
 
 /// What a file looked like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileStamp {
-    pub size: u64,
+pub(crate) struct FileStamp {
+    pub(crate) size: u64,
     /// Modification time, nanoseconds since the epoch.
-    pub mtime: i64,
+    pub(crate) mtime: i64,
     /// xxh3-128 of the content, hex.
-    pub hash: String,
+    pub(crate) hash: String,
 }
 
 fn current_hashing() -> u8 {
@@ -42,32 +42,32 @@ fn current_hashing() -> u8 {
 
 /// A task's last run (tasks with sources), or a service's fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskRecord {
-    pub ok: bool,
+pub(crate) struct TaskRecord {
+    pub(crate) ok: bool,
     /// It was started (or decided to run) but never finished: killed, cancelled, interrupted.
     #[serde(default)]
-    pub unfinished: bool,
+    pub(crate) unfinished: bool,
     /// When the fingerprints were taken (nanoseconds since the epoch): files modified around then are re-hashed.
-    pub recorded_at: i64,
+    pub(crate) recorded_at: i64,
     /// Hashes of the settings that change what the task does.
-    pub command: String,
-    pub env: String,
-    pub cwd: String,
-    pub globs: String,
+    pub(crate) command: String,
+    pub(crate) env: String,
+    pub(crate) cwd: String,
+    pub(crate) globs: String,
     #[serde(default)]
-    pub sources: BTreeMap<String, FileStamp>,
+    pub(crate) sources: BTreeMap<String, FileStamp>,
     #[serde(default)]
-    pub outputs: BTreeMap<String, FileStamp>,
+    pub(crate) outputs: BTreeMap<String, FileStamp>,
     /// For each dep: what it was when this task ran (a task's `recorded_at`, a service's fingerprint). A dep that
     /// has changed since makes this task stale, even in a later invocation.
     #[serde(default)]
-    pub deps: BTreeMap<String, String>,
+    pub(crate) deps: BTreeMap<String, String>,
     /// How `command`, `env` and `globs` were hashed ([`HASHING`] for records written now).
     #[serde(default = "current_hashing")]
-    pub hashing: u8,
+    pub(crate) hashing: u8,
     /// A service's fingerprint: its settings, sources and deps as it was last started.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
 impl Default for TaskRecord {
@@ -92,7 +92,7 @@ impl Default for TaskRecord {
 /// How every task's last run ended (for `irun graph --status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LastRun {
+pub(crate) enum LastRun {
     Ok,
     Failed,
     Unfinished,
@@ -125,12 +125,12 @@ struct Maps {
 }
 
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     dir: PathBuf,
-    pub tasks: BTreeMap<String, TaskRecord>,
-    pub last: BTreeMap<String, LastRun>,
+    pub(crate) tasks: BTreeMap<String, TaskRecord>,
+    pub(crate) last: BTreeMap<String, LastRun>,
     /// How long each task last took, in milliseconds (a service: until it was ready), for scheduling priority.
-    pub durations: BTreeMap<String, u64>,
+    pub(crate) durations: BTreeMap<String, u64>,
     /// Tasks whose entry this run changed: a save writes only these over what is on disk.
     touched: BTreeSet<String>,
     /// Entries read from the previous format: a save writes them only where the file has none, never over what
@@ -145,12 +145,12 @@ pub struct State {
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl State {
-    pub fn path_for(root: &Path) -> PathBuf {
+    pub(crate) fn path_for(root: &Path) -> PathBuf {
         root.join(DIR).join(FILE)
     }
 
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
-    pub fn load(root: &Path) -> (State, Option<String>) {
+    pub(crate) fn load(root: &Path) -> (State, Option<String>) {
         let dir = root.join(DIR);
         let (maps, disk, legacy, warning) = match read(&dir) {
             Ok(Read { maps, file, legacy }) => (maps, file, legacy, None),
@@ -174,27 +174,27 @@ impl State {
     }
 
     /// Whether this run has something a save would write.
-    pub fn unsaved(&self) -> bool {
+    pub(crate) fn unsaved(&self) -> bool {
         !self.touched.is_empty() || !self.migrated.is_empty()
     }
 
-    pub fn set_record(&mut self, name: &str, record: TaskRecord) {
+    pub(crate) fn set_record(&mut self, name: &str, record: TaskRecord) {
         self.tasks.insert(name.to_string(), record);
         self.touched.insert(name.to_string());
     }
 
-    pub fn set_last(&mut self, name: &str, last: LastRun) {
+    pub(crate) fn set_last(&mut self, name: &str, last: LastRun) {
         self.last.insert(name.to_string(), last);
         self.touched.insert(name.to_string());
     }
 
-    pub fn set_duration(&mut self, name: &str, ms: u64) {
+    pub(crate) fn set_duration(&mut self, name: &str, ms: u64) {
         self.durations.insert(name.to_string(), ms);
         self.touched.insert(name.to_string());
     }
 
     /// Until it succeeds again, the task's record vouches for nothing.
-    pub fn mark_unfinished(&mut self, name: &str) {
+    pub(crate) fn mark_unfinished(&mut self, name: &str) {
         if let Some(r) = self.tasks.get_mut(name) {
             r.unfinished = true;
         }
@@ -205,7 +205,7 @@ impl State {
     /// this run touched on it, and write it atomically. What other runs wrote meanwhile is kept, and becomes part
     /// of this state too. Without `wait`, a lock held by another run's save means "not now" (`Ok(false)`): irun's
     /// loop must not freeze behind a run that was suspended while saving.
-    pub fn save(&mut self, wait: bool) -> std::io::Result<bool> {
+    pub(crate) fn save(&mut self, wait: bool) -> std::io::Result<bool> {
         std::fs::create_dir_all(&self.dir)?;
         let ignore = self.dir.join(".gitignore");
         if !ignore.exists() {

@@ -3,11 +3,11 @@
 use crate::config::Config;
 use crate::exit::Failure;
 use crate::fresh::{self, Checker, Verdict};
-use crate::plan::{self, Request};
 use crate::report::text;
+use crate::request::{self, Request};
 
 pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<String, Failure> {
-    let prepared = plan::prepare(config, &Request { targets: targets.to_vec(), ..Request::default() })?;
+    let prepared = request::plan(config, &Request { targets: targets.to_vec(), ..Request::default() })?;
     let (config, plan) = (&prepared.config, &prepared.plan);
     let (checker, warning) = Checker::new(&config.root, false);
     if let Some(w) = warning {

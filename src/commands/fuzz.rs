@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use crate::config::parse;
 use crate::diagnostic::Source;
-use crate::plan::{Request, prepare};
+use crate::request::{Request, plan};
 
 /// What sees untrusted text: parsing, the graph (DOT and Mermaid), the listing, and planning every task. Errors
 /// are fine; panics are not.
@@ -17,7 +17,7 @@ fn load(text: &str) {
     let _ = super::list::text(&config, true, false, false);
     let _ = super::list::text(&config, false, false, false);
     let targets = config.names().into_iter().map(str::to_string).collect();
-    let _ = prepare(config, &Request { targets, ..Request::default() });
+    let _ = plan(config, &Request { targets, ..Request::default() });
 }
 
 fn key() -> impl Strategy<Value = String> {

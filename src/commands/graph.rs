@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::config::{Config, PerTask, TaskId, TaskKind};
 use crate::diagnostic::Diagnostic;
 use crate::graph::TaskGraph;
-use crate::plan;
+use crate::request;
 use crate::state::{LastRun, State};
 
 /// The graph of `targets` and what they depend on (every task when none are named).
@@ -17,7 +17,7 @@ pub(super) fn text(config: &Config, targets: &[String], mermaid: bool, status: b
     let selected = if targets.is_empty() {
         PerTask::filled(config.tasks.len(), true)
     } else {
-        graph.closure(&plan::resolve(config, targets)?)
+        graph.closure(&request::resolve(config, targets)?)
     };
     let last_runs = status.then(|| {
         let (state, warning) = State::load(&config.root);

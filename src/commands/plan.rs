@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::config::{Config, TaskId};
 use crate::exit::Failure;
 use crate::partition::{self, Partition, Scheme};
-use crate::plan::{self, Request};
+use crate::request::{self, Request};
 
 /// Which shards to describe.
 pub(super) struct Describe {
@@ -20,7 +20,7 @@ pub(super) struct Describe {
 
 /// `targets` as given (empty: `default`) are repeated in each shard's arguments.
 pub(super) fn json(config: Config, targets: &[String], req: &Describe) -> Result<String, Failure> {
-    let plan = &plan::prepare(config, &Request { targets: targets.to_vec(), ..Request::default() })?.plan;
+    let plan = &request::plan(config, &Request { targets: targets.to_vec(), ..Request::default() })?.plan;
     let scheme = req.scheme;
     let names = |tasks: &[TaskId]| tasks.iter().map(|&i| json!(&*plan[i].name)).collect::<Vec<Value>>();
     let hash = partition::plan_hash(plan);

@@ -10,13 +10,13 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::events::{self, Event, RunOutcome};
 use crate::exit::{self, Failure};
-use crate::plan::{self, Prepared};
 use crate::report::{self, Reporter};
+use crate::request::{self, Prepared};
 use crate::{driver, engine, exec, fresh, watch};
 
 pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<i32, Failure> {
     let request = args.request();
-    let Prepared { config, plan, jobs, shard } = plan::prepare(config, &request)?;
+    let Prepared { config, plan, jobs, shard } = request::plan(config, &request)?;
     let (checker, warning) = fresh::Checker::new(&config.root, args.force);
     if args.dry_run {
         if let Some(w) = &warning {
@@ -47,7 +47,7 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let watching = if args.watch {
         let (outputs, sources) = plan.globs(&config);
-        let filter = watch::Filter::new(&config.root, &outputs).with_sources(&sources);
+        let filter = crate::ignore::Filter::new(&config.root, &outputs).with_sources(&sources);
         let (watcher, changes) = watch::start(filter, watch::Pace::new(args.debounce))
             .map_err(|problem| Failure::Internal(report::text::watch_problem(&problem)))?;
         notices.push(Event::Watching { folders: watcher.folders, root: config.root.clone() });

@@ -16,7 +16,7 @@ pub(crate) use model::{
     Check, Cmd, DEFAULT_STOP_TIMEOUT, HttpUrl, OutputPolicy, PerTask, Probe, Restart, Task, TaskId, host_port,
     port_variable,
 };
-pub use model::{Config, TaskKind};
+pub(crate) use model::{Config, TaskKind};
 
 use crate::diagnostic::{Diagnostic, Source, suggestion};
 
@@ -71,7 +71,7 @@ pub(crate) fn load(path: &Path) -> Result<Config, Diagnostic> {
 }
 
 /// Parse and validate the text of an Irun.toml whose commands run in `root`.
-pub fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic> {
+pub(crate) fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic> {
     let raw: raw::RawConfig = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
     let shell: HashMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();

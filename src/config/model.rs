@@ -107,7 +107,7 @@ impl<T> IntoIterator for PerTask<T> {
 
 /// A validated Irun.toml.
 #[derive(Debug)]
-pub struct Config {
+pub(crate) struct Config {
     pub(crate) source: Source,
     /// The directory holding Irun.toml: commands run here unless a task sets `cwd`.
     pub(crate) root: PathBuf,
@@ -131,7 +131,7 @@ impl Config {
     }
 
     /// The tasks' names, in the order they are written.
-    pub fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.tasks.iter().map(|t| t.name.as_str()).collect()
     }
 
@@ -212,7 +212,7 @@ pub(crate) enum Kind {
 
 /// The kind of a task, without its settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskKind {
+pub(crate) enum TaskKind {
     Task,
     Service,
     Group,
@@ -331,17 +331,6 @@ pub(crate) enum Restart {
     OnFailure,
     /// After any exit.
     Always,
-}
-
-impl Restart {
-    /// Whether a process that exited so is started again.
-    pub(crate) fn after(self, exit: crate::outcome::ChildExit) -> bool {
-        match self {
-            Restart::No => false,
-            Restart::OnFailure => !exit.success(),
-            Restart::Always => true,
-        }
-    }
 }
 
 /// When a task's output is shown (`output` in Irun.toml).

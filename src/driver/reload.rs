@@ -12,7 +12,8 @@ use crate::diagnostic::{Diagnostic, Source};
 use crate::engine::{Change, Engine, Input};
 use crate::events::{Event, PlanDiff};
 use crate::exec::Launcher;
-use crate::plan::{self, Plan, Prepared};
+use crate::plan::Plan;
+use crate::request::{self, Prepared};
 use crate::watch::Batch;
 
 /// A valid new Irun.toml waiting to be applied once the engine is quiet.
@@ -47,7 +48,7 @@ impl<L: Launcher> Driver<'_, L> {
         }
         self.config_text = text.clone();
         let planned = crate::config::parse(Source::new(&path, &text), self.config.root.clone())
-            .and_then(|config| plan::prepare(config, &w.request));
+            .and_then(|config| request::plan(config, &w.request));
         match planned {
             Err(d) => self.reload_rejected(&rel, &d),
             Ok(Prepared { config, plan, jobs, .. }) => {

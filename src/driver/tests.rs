@@ -13,7 +13,7 @@ use crate::engine::{End, Options};
 use crate::events::{EventReceiver, Outcome, TaskName};
 use crate::exec::runner::Job;
 use crate::outcome::ChildExit;
-use crate::plan::{self, Request};
+use crate::request::{self, Request};
 
 /// What a fake task instance does once started.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +85,7 @@ fn run_with(dir: &Path, toml: &str, targets: &[&str], fake: &mut Fake) -> (RunOu
     let config = crate::config::parse(Source::new(&dir.join("Irun.toml"), toml), dir.to_path_buf())
         .unwrap_or_else(|d| panic!("{}", d.render(false)));
     let request = Request { targets: targets.iter().map(|t| t.to_string()).collect(), ..Request::default() };
-    let prepared = plan::prepare(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let prepared = request::plan(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let (checker, _) = Checker::new(dir, false);
     let options = Options { jobs: 2, keep_going: false, explain: true, watch: None };
     let setup = Setup {

@@ -4,7 +4,7 @@
 use crate::outcome::StopReason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// Stop gracefully: the task's stop signal, its grace period, then SIGKILL.
     Stop(StopReason),
     /// SIGKILL now (a second Ctrl-C).
@@ -25,13 +25,13 @@ impl Control {
     }
 
     /// Whether `next` asks for more than `self` already does.
-    pub fn weaker_than(self, next: Control) -> bool {
+    pub(crate) fn weaker_than(self, next: Control) -> bool {
         self.level() < next.level()
     }
 }
 
 /// The control a runner should obey once `next` arrives, given what it was told before (if anything).
-pub fn merge(current: Option<Control>, next: Control) -> Control {
+pub(crate) fn merge(current: Option<Control>, next: Control) -> Control {
     current.map_or(next, |c| c.escalate(next))
 }
 

@@ -20,7 +20,7 @@ use crate::plan::Plan;
 
 /// How a task stands when a change arrives, as far as the rule above cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
+pub(crate) enum Standing {
     /// Done well (ok, up to date), or a service that is ready: lets its dependents start.
     Satisfies,
     /// Failed, or a service that is no longer running: its dependents cannot start until it runs again.
@@ -35,7 +35,7 @@ pub enum Standing {
 
 /// Why a task is in a cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// Its sources match these changed paths.
     Changed(Vec<String>),
     /// A task it depends on is in the cycle.
@@ -49,7 +49,11 @@ pub enum Why {
 }
 
 /// Which tasks the cycle runs: `Some(why)` for each member. `direct` are the tasks the change names (with why).
-pub fn members(plan: &Plan, standing: impl Fn(TaskId) -> Standing, direct: Vec<(TaskId, Why)>) -> PerTask<Option<Why>> {
+pub(crate) fn members(
+    plan: &Plan,
+    standing: impl Fn(TaskId) -> Standing,
+    direct: Vec<(TaskId, Why)>,
+) -> PerTask<Option<Why>> {
     let mut why: PerTask<Option<Why>> = PerTask::filled(plan.len(), None);
     let mut downstream: Vec<TaskId> = Vec::new();
     for (i, w) in direct {
@@ -108,16 +112,16 @@ pub fn members(plan: &Plan, standing: impl Fn(TaskId) -> Standing, direct: Vec<(
 
 /// Consecutive cycles started only by changes made while the previous cycle ran before irun says the cycle seems
 /// to feed itself.
-pub const LOOP_CYCLES: u32 = 3;
+pub(crate) const LOOP_CYCLES: u32 = 3;
 
 /// How late after a cycle's end an event may be seen and still count as written during it: the watcher thread
 /// notes an event a moment after the write.
-pub const LOOP_SLACK: Duration = Duration::from_millis(250);
+pub(crate) const LOOP_SLACK: Duration = Duration::from_millis(250);
 
 /// Notices cycles that keep starting themselves: each started by changes to the same paths, all made while the
 /// cycle before it ran (a task writing its own sources).
 #[derive(Debug, Default, Clone)]
-pub struct Loops {
+pub(crate) struct Loops {
     streak: u32,
     paths: BTreeSet<String>,
     said: Vec<BTreeSet<String>>,
@@ -126,7 +130,7 @@ pub struct Loops {
 impl Loops {
     /// A change to `paths` starts a cycle; `self_made` when every event of it came while a cycle ran. True when
     /// this makes the streak long enough to say so (once per set of paths).
-    pub fn observe(&mut self, self_made: bool, paths: &BTreeSet<String>) -> bool {
+    pub(crate) fn observe(&mut self, self_made: bool, paths: &BTreeSet<String>) -> bool {
         if !self_made || paths.is_empty() {
             self.streak = 0;
             return false;
@@ -147,7 +151,7 @@ impl Loops {
 
 /// Whether a change seen from `first` to `last` was made while a cycle ran from `start` to `end` (`None`: it is
 /// still running).
-pub fn during(first: Instant, last: Instant, start: Instant, end: Option<Instant>) -> bool {
+pub(crate) fn during(first: Instant, last: Instant, start: Instant, end: Option<Instant>) -> bool {
     first >= start && end.is_none_or(|end| last <= end + LOOP_SLACK)
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{Control, Effect, End, Engine, Life, Phase, Stopping, Then};
-use crate::config::{TaskId, TaskKind};
+use crate::config::{Restart, TaskId, TaskKind};
 use crate::events::{Event, TaskName};
 use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
 
@@ -45,7 +45,12 @@ impl Engine {
     fn restart(&mut self, i: TaskId, life: &Life, exit: ChildExit) -> bool {
         let planned = &self.plan[i];
         let node = &self.nodes[i];
-        let wanted = planned.restart.after(exit) && node.restarts < planned.max_restarts;
+        let policy = match planned.restart {
+            Restart::No => false,
+            Restart::OnFailure => !exit.success(),
+            Restart::Always => true,
+        };
+        let wanted = policy && node.restarts < planned.max_restarts;
         if !wanted || matches!(life, Life::Stopping(_)) || self.interrupted.is_some() {
             return false;
         }
@@ -257,7 +262,7 @@ impl Engine {
     }
 
     /// Irun.toml changed: stop these tasks (gone from it, or changed), before a new engine takes over.
-    pub fn retire(&mut self, tasks: &[TaskId]) -> Vec<Effect> {
+    pub(crate) fn retire(&mut self, tasks: &[TaskId]) -> Vec<Effect> {
         for &i in tasks {
             self.stop(i, Control::Stop(StopReason::Reconfigured), Then::End);
         }

@@ -15,14 +15,15 @@
 //! - The first signal stops everything gracefully; every further one kills at once. Controls only escalate.
 //! - Watch cycles follow [`cycle`].
 //!
-//! This file holds the inputs and effects and how tasks start; `ending.rs` how they end (outcomes, failures,
-//! signals, stop requests); [`cycle`] watch mode; [`priority`] the order of the queue.
+//! [`io`] holds what goes in and comes out; this file how tasks start; `ending.rs` how they end (outcomes, failures,
+//! signals, stop requests); [`node`] a task's life; [`cycle`] watch mode; [`priority`] the order of the queue.
 
-pub mod control;
-pub mod cycle;
+pub(crate) mod control;
+pub(crate) mod cycle;
 mod ending;
-pub mod node;
-pub mod priority;
+pub(crate) mod io;
+pub(crate) mod node;
+pub(crate) mod priority;
 
 #[cfg(test)]
 mod props;
@@ -30,153 +31,21 @@ mod props;
 mod tests;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use globset::GlobSet;
 use nix::sys::signal::Signal;
 
-pub use control::Control;
+pub(crate) use control::Control;
 use cycle::Why;
-pub use node::{Life, Node, Phase, Stopping, Then};
+pub(crate) use io::{Change, Changed, Effect, End, Happened, Input, OnBusy, Options};
+pub(crate) use node::{Life, Node, Phase, Stopping, Then};
 
 use crate::config::{PerTask, TaskId, TaskKind};
 use crate::events::{Event, RunOutcome, TaskName};
-use crate::outcome::{Blocked, ChildExit, Failure, Outcome, Verdict};
+use crate::outcome::{Blocked, Outcome, Verdict};
 use crate::plan::Plan;
-
-/// What watch mode does with a change that arrives while a cycle is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnBusy {
-    /// Stop the affected running tasks and restart the cycle for the union of changes.
-    Restart,
-    /// Let the cycle finish, then run one more for everything that changed meanwhile.
-    Queue,
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub jobs: usize,
-    pub keep_going: bool,
-    /// Say why each task runs.
-    pub explain: bool,
-    /// Watch mode, and its policy for changes during a cycle.
-    pub watch: Option<OnBusy>,
-}
-
-/// A batch of changed paths from the watcher.
-#[derive(Debug, Clone, Default)]
-pub struct Change {
-    /// Relative to the project root.
-    pub paths: BTreeSet<PathBuf>,
-    /// Events were lost: anything may have changed.
-    pub rescan: bool,
-    pub notices: Vec<crate::events::WatchProblem>,
-    /// When the first and the last event of the batch were seen.
-    pub first: Option<Instant>,
-    pub last: Option<Instant>,
-}
-
-/// How a runner says its task ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum End {
-    /// The main process exited by itself (whatever it left behind in its group was stopped).
-    Exited(ChildExit),
-    /// Stopped at the engine's request.
-    Stopped,
-    TimedOut(Duration),
-    /// Its readiness probe did not pass within `timeout`.
-    NotReady {
-        timeout: Duration,
-        check: crate::config::Check,
-    },
-    /// It could not be started; nothing ran.
-    NotStarted(Failure),
-    /// irun lost track of it (it could not wait for it, or the runner broke).
-    Broken(String),
-}
-
-/// What a task's runner reports about the instance it runs, in this order: started (unless it could not be),
-/// ready (a service, once its probe passes), exited.
-#[derive(Debug, Clone)]
-pub(crate) enum Happened {
-    Started {
-        pid: u32,
-        /// The port chosen for a service with `tcp = "auto"`.
-        port: Option<u16>,
-    },
-    Ready {
-        after: Duration,
-        /// What was probed (none: ready once started).
-        probe: Option<crate::config::Check>,
-        /// A server irun did not start already answered the probe (`reuse = true`).
-        reused: bool,
-    },
-    Exited {
-        end: End,
-        duration: Duration,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Input {
-    /// The time is now: the engine has no clock of its own.
-    Tick(Instant),
-    /// A task's runner says what happened to its instance.
-    Task {
-        task: TaskId,
-        what: Happened,
-    },
-    /// One delivery of a signal to irun (two deliveries are two inputs, however close together).
-    Signal(Signal),
-    Changed(Change),
-    Freshness {
-        task: TaskId,
-        verdict: Verdict,
-    },
-}
-
-/// The changed paths a task of a watch cycle is told about (`IRUN_CHANGED_PATHS`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changed {
-    pub paths: Arc<BTreeSet<String>>,
-    /// Events were lost: which paths changed is unknown.
-    pub unknown: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// Start the task. `restarting`: an earlier instance ran in this run (its port may take a moment to be free).
-    /// `after_exit`: a service whose process exited is started again (`restart`) after this pause, on its port.
-    Spawn {
-        task: TaskId,
-        restarting: bool,
-        changed: Option<Changed>,
-        after_exit: Option<Duration>,
-    },
-    Stop {
-        task: TaskId,
-        control: Control,
-    },
-    /// Decide whether the task is up to date (`dep_ran`: a dep that ran in this run or cycle) and answer with
-    /// [`Input::Freshness`] before any other input.
-    CheckFreshness {
-        task: TaskId,
-        dep_ran: Option<TaskId>,
-    },
-    /// Remember how the task ended. `took`: how long it ran (for a service, how long until it was ready).
-    Record {
-        task: TaskId,
-        outcome: Outcome,
-        took: Option<Duration>,
-    },
-    /// Write the state now (`urgent`: a cycle or the run ended) or when convenient.
-    SaveState {
-        urgent: bool,
-    },
-    Emit(Event),
-}
 
 /// Watch mode's cycle in progress.
 #[derive(Debug, Clone)]
@@ -213,7 +82,7 @@ impl Counts {
     }
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     plan: Arc<Plan>,
     /// Per task: its `sources` globs (empty when it has none).
     sources: PerTask<GlobSet>,
@@ -254,7 +123,7 @@ pub struct Engine {
 
 impl Engine {
     /// An engine for `plan`. `weights`: per task, how long it took last time (for scheduling priority).
-    pub fn new(
+    pub(crate) fn new(
         plan: Arc<Plan>,
         sources: PerTask<GlobSet>,
         weights: &PerTask<Option<Duration>>,
@@ -305,15 +174,15 @@ impl Engine {
         }
     }
 
-    pub fn plan(&self) -> Arc<Plan> {
+    pub(crate) fn plan(&self) -> Arc<Plan> {
         self.plan.clone()
     }
 
-    pub fn options(&self) -> &Options {
+    pub(crate) fn options(&self) -> &Options {
         &self.opts
     }
 
-    pub fn life(&self, task: TaskId) -> &Life {
+    pub(crate) fn life(&self, task: TaskId) -> &Life {
         &self.nodes[task].life
     }
 
@@ -332,7 +201,7 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+    pub(crate) fn handle(&mut self, input: Input) -> Vec<Effect> {
         match input {
             Input::Tick(now) => self.now = now,
             Input::Task { task, what: Happened::Started { pid, port } } => self.on_started(task, pid, port),
@@ -349,18 +218,18 @@ impl Engine {
     }
 
     /// The run is over: every task is done (and, in watch mode, irun was interrupted). How it went.
-    pub fn finished(&self) -> Option<RunOutcome> {
+    pub(crate) fn finished(&self) -> Option<RunOutcome> {
         let over =
             self.counts.done == self.plan.order.len() && (self.opts.watch.is_none() || self.interrupted.is_some());
         over.then(|| self.outcome())
     }
 
     /// Watch mode: no cycle is running and nothing is starting or stopping (services may be up).
-    pub fn quiet(&self) -> bool {
+    pub(crate) fn quiet(&self) -> bool {
         self.cycle.is_none() && self.counts.pending == 0 && self.counts.active == 0
     }
 
-    pub fn interrupted(&self) -> bool {
+    pub(crate) fn interrupted(&self) -> bool {
         self.interrupted.is_some()
     }
 

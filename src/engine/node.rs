@@ -7,7 +7,7 @@ use crate::outcome::Outcome;
 
 /// Where a task is in its life. Every selected task is in exactly one of these.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Life {
+pub(crate) enum Life {
     /// Not started in this run (or watch cycle): waits for its deps.
     Waiting,
     /// Its deps are met; the driver is asked whether it is up to date.
@@ -26,18 +26,18 @@ pub enum Life {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopping {
-    pub control: Control,
-    pub then: Then,
+pub(crate) struct Stopping {
+    pub(crate) control: Control,
+    pub(crate) then: Then,
     /// It still holds a job slot (it was not ready when asked to stop).
-    pub slot: bool,
+    pub(crate) slot: bool,
     /// It had become ready (a service).
-    pub ready: bool,
+    pub(crate) ready: bool,
 }
 
 /// What happens once a stopping task has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Then {
+pub(crate) enum Then {
     /// It is done: its outcome follows from how it was stopped.
     End,
     /// Watch mode: it is started again (its instance ends as `Restarted`).
@@ -46,7 +46,7 @@ pub enum Then {
 
 /// The coarse groups the engine counts, so that "is anything still running?" costs nothing on big graphs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Waiting, Checking or Queued: not started.
     Pending,
     /// Starting, Running or Stopping: a process may be alive and will report its end.
@@ -56,7 +56,7 @@ pub enum Phase {
 }
 
 impl Life {
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         match self {
             Life::Waiting | Life::Checking | Life::Queued => Phase::Pending,
             Life::Starting | Life::Running | Life::Stopping(_) => Phase::Active,
@@ -66,7 +66,7 @@ impl Life {
     }
 
     /// Whether it occupies a job slot.
-    pub fn holds_slot(&self) -> bool {
+    pub(crate) fn holds_slot(&self) -> bool {
         match self {
             Life::Starting | Life::Running => true,
             Life::Stopping(s) => s.slot,
@@ -75,11 +75,11 @@ impl Life {
     }
 
     /// A process of it may be alive (it was spawned and has not reported its end).
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         matches!(self.phase(), Phase::Active | Phase::Ready)
     }
 
-    pub fn outcome(&self) -> Option<&Outcome> {
+    pub(crate) fn outcome(&self) -> Option<&Outcome> {
         match self {
             Life::Done(o) => Some(o),
             _ => None,
@@ -88,22 +88,22 @@ impl Life {
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
-    pub life: Life,
+pub(crate) struct Node {
+    pub(crate) life: Life,
     /// It ran (was spawned; for a group, a dep ran) in this run or watch cycle: its dependents are not up to date.
-    pub ran: bool,
+    pub(crate) ran: bool,
     /// How many times it was spawned in this run: a service started again waits for its old port to be free.
-    pub spawns: u32,
+    pub(crate) spawns: u32,
     /// When its current instance became ready (services).
-    pub ready_after: Option<Duration>,
+    pub(crate) ready_after: Option<Duration>,
     /// A service whose process exited and is being started again (`restart`): not ready until it says so.
-    pub restarting: bool,
+    pub(crate) restarting: bool,
     /// How many times its process exited and was started again since the engine last spawned it.
-    pub restarts: u32,
+    pub(crate) restarts: u32,
 }
 
 impl Node {
-    pub fn new() -> Node {
+    pub(crate) fn new() -> Node {
         Node { life: Life::Waiting, ran: false, spawns: 0, ready_after: None, restarting: false, restarts: 0 }
     }
 }

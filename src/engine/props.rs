@@ -17,7 +17,7 @@ use proptest::prelude::*;
 
 use super::tests::plan_of;
 use super::*;
-use crate::outcome::RunReason;
+use crate::outcome::{ChildExit, RunReason};
 
 fn id(i: usize) -> TaskId {
     TaskId::new(i)

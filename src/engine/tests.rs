@@ -10,36 +10,36 @@ use nix::sys::signal::Signal;
 use super::*;
 use crate::config;
 use crate::diagnostic::Source;
-use crate::outcome::RunReason;
 use crate::outcome::StopReason;
+use crate::outcome::{ChildExit, RunReason};
 
 /// An engine on an Irun.toml text, fed like the driver feeds it.
 pub(super) struct Sim {
-    pub engine: Engine,
-    pub names: HashMap<String, TaskId>,
+    pub(crate) engine: Engine,
+    pub(crate) names: HashMap<String, TaskId>,
     /// Verdicts given to freshness checks (default: run).
-    pub fresh: HashMap<TaskId, Verdict>,
-    pub t0: Instant,
+    pub(crate) fresh: HashMap<TaskId, Verdict>,
+    pub(crate) t0: Instant,
     /// Every effect so far.
-    pub log: Vec<Effect>,
+    pub(crate) log: Vec<Effect>,
 }
 
 pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, PerTask<globset::GlobSet>) {
     let config = config::parse(Source::new(Path::new("Irun.toml"), toml), PathBuf::from("/project"))
         .unwrap_or_else(|d| panic!("{}", d.render(false)));
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-    let request = crate::plan::Request { targets, ..Default::default() };
-    let prepared = crate::plan::prepare(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let request = crate::request::Request { targets, ..Default::default() };
+    let prepared = crate::request::plan(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let sources = prepared.config.tasks.iter().map(|t| config::glob_set(t.sources())).collect();
     (Arc::new(prepared.plan), sources)
 }
 
 impl Sim {
-    pub fn new(toml: &str, targets: &[&str], jobs: usize, watch: Option<OnBusy>) -> Sim {
+    pub(crate) fn new(toml: &str, targets: &[&str], jobs: usize, watch: Option<OnBusy>) -> Sim {
         Sim::with(toml, targets, Options { jobs, keep_going: false, explain: false, watch }, &[])
     }
 
-    pub fn with(toml: &str, targets: &[&str], opts: Options, weights: &[(&str, u64)]) -> Sim {
+    pub(crate) fn with(toml: &str, targets: &[&str], opts: Options, weights: &[(&str, u64)]) -> Sim {
         let (plan, sources) = plan_of(toml, targets);
         let names: HashMap<String, TaskId> = plan.tasks().enumerate().map(|(i, t)| (t.name.to_string(), i)).collect();
         let mut w = PerTask::filled(plan.len(), None);
@@ -51,11 +51,11 @@ impl Sim {
         Sim { engine, names, fresh: HashMap::new(), t0, log: Vec::new() }
     }
 
-    pub fn i(&self, name: &str) -> TaskId {
+    pub(crate) fn i(&self, name: &str) -> TaskId {
         self.names[name]
     }
 
-    pub fn up_to_date(&mut self, names: &[&str]) {
+    pub(crate) fn up_to_date(&mut self, names: &[&str]) {
         for n in names {
             self.fresh.insert(self.i(n), Verdict::UpToDate);
         }
@@ -78,26 +78,26 @@ impl Sim {
         all
     }
 
-    pub fn start(&mut self) -> Vec<Effect> {
+    pub(crate) fn start(&mut self) -> Vec<Effect> {
         let effects = self.engine.start(Vec::new());
         self.answer(effects)
     }
 
-    pub fn feed(&mut self, input: Input) -> Vec<Effect> {
+    pub(crate) fn feed(&mut self, input: Input) -> Vec<Effect> {
         let effects = self.engine.handle(input);
         self.answer(effects)
     }
 
-    pub fn at(&mut self, ms: u64) {
+    pub(crate) fn at(&mut self, ms: u64) {
         self.feed(Input::Tick(self.t0 + Duration::from_millis(ms)));
     }
 
-    pub fn started(&mut self, name: &str) -> Vec<Effect> {
+    pub(crate) fn started(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
         self.feed(Input::Task { task, what: Happened::Started { pid: 1000 + task.index() as u32, port: None } })
     }
 
-    pub fn ready(&mut self, name: &str) -> Vec<Effect> {
+    pub(crate) fn ready(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
         self.feed(Input::Task {
             task,
@@ -105,13 +105,13 @@ impl Sim {
         })
     }
 
-    pub fn exit(&mut self, name: &str, code: i32) -> Vec<Effect> {
+    pub(crate) fn exit(&mut self, name: &str, code: i32) -> Vec<Effect> {
         let task = self.i(name);
         let end = End::Exited(ChildExit::Code(code));
         self.feed(Input::Task { task, what: Happened::Exited { end, duration: Duration::from_millis(1) } })
     }
 
-    pub fn stopped(&mut self, name: &str) -> Vec<Effect> {
+    pub(crate) fn stopped(&mut self, name: &str) -> Vec<Effect> {
         let task = self.i(name);
         self.feed(Input::Task {
             task,
@@ -120,21 +120,21 @@ impl Sim {
     }
 
     /// Start a task the engine spawned and let it exit 0.
-    pub fn run_ok(&mut self, name: &str) -> Vec<Effect> {
+    pub(crate) fn run_ok(&mut self, name: &str) -> Vec<Effect> {
         self.started(name);
         self.exit(name, 0)
     }
 
-    pub fn change(&mut self, paths: &[&str]) -> Vec<Effect> {
+    pub(crate) fn change(&mut self, paths: &[&str]) -> Vec<Effect> {
         let change = Change { paths: paths.iter().map(PathBuf::from).collect(), ..Change::default() };
         self.feed(Input::Changed(change))
     }
 
-    pub fn name(&self, i: TaskId) -> String {
+    pub(crate) fn name(&self, i: TaskId) -> String {
         self.engine.plan[i].name.to_string()
     }
 
-    pub fn outcome(&self, name: &str) -> Option<Outcome> {
+    pub(crate) fn outcome(&self, name: &str) -> Option<Outcome> {
         self.engine.life(self.i(name)).outcome().cloned()
     }
 }
@@ -356,7 +356,6 @@ fn the_first_signal_with_nothing_running_says_so() {
     let effects = sim.feed(Input::Signal(Signal::SIGINT));
     let interrupted = events(&effects).into_iter().find(|e| matches!(e, Event::Interrupted { .. })).unwrap();
     assert!(matches!(interrupted, Event::Interrupted { running: 0, count: 1, .. }));
-    assert_eq!(crate::report::text::interrupted(interrupted).unwrap(), "received SIGINT; stopping");
     assert_eq!(sim.engine.finished(), Some(RunOutcome::Interrupted(Signal::SIGINT)));
 }
 

@@ -7,20 +7,20 @@
 use crate::config::Cmd;
 
 /// The shell used for commands that need one, by absolute path (never looked up on PATH).
-pub const SHELL: &str = "/bin/sh";
+pub(crate) const SHELL: &str = "/bin/sh";
 
 /// What to execute for a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     /// The program as written (`true`, `./x`, `/bin/sh`): looked up on PATH when it has no `/`.
-    pub program: String,
+    pub(crate) program: String,
     /// Every argument, `argv[0]` (the program as written) included.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// Run through `/bin/sh -c`.
-    pub shell: bool,
+    pub(crate) shell: bool,
 }
 
-pub fn invocation(cmd: &Cmd) -> Invocation {
+pub(crate) fn invocation(cmd: &Cmd) -> Invocation {
     match cmd {
         Cmd::Argv(argv) => Invocation { program: argv[0].clone(), argv: argv.clone(), shell: false },
         Cmd::Shell(script) => match simple_words(script) {
@@ -124,7 +124,7 @@ const SHELL_WORDS: &[&str] = &[
 ];
 
 /// The words of a command without shell syntax, or `None` if it needs a shell.
-pub fn simple_words(script: &str) -> Option<Vec<String>> {
+pub(crate) fn simple_words(script: &str) -> Option<Vec<String>> {
     if script.contains(SHELL_CHARS) {
         return None;
     }

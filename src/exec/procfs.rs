@@ -1,26 +1,26 @@
 //! The few facts irun reads from /proc (Linux): process state, parent and group, and a process's environment.
 
 /// Every pid in /proc.
-pub fn pids() -> Vec<i32> {
+pub(crate) fn pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()
 }
 
-pub struct Stat {
-    pub state: char,
-    pub ppid: i32,
-    pub pgrp: i32,
+pub(crate) struct Stat {
+    pub(crate) state: char,
+    pub(crate) ppid: i32,
+    pub(crate) pgrp: i32,
     /// When the process started (clock ticks since boot): with the pid, it names one process for good.
-    pub starttime: u64,
+    pub(crate) starttime: u64,
 }
 
 impl Stat {
-    pub fn is_zombie(&self) -> bool {
+    pub(crate) fn is_zombie(&self) -> bool {
         matches!(self.state, 'Z' | 'X')
     }
 }
 
-pub fn stat(pid: i32) -> Option<Stat> {
+pub(crate) fn stat(pid: i32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
@@ -38,14 +38,14 @@ fn parse_stat(text: &str) -> Option<Stat> {
 }
 
 /// Whether one of `pid`'s environment entries starts with `prefix` (false if unreadable, e.g. a zombie).
-pub fn environ_has(pid: i32, prefix: &str) -> bool {
+pub(crate) fn environ_has(pid: i32, prefix: &str) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
     env.split(|&b| b == 0).any(|entry| entry.starts_with(prefix.as_bytes()))
 }
 
 /// The children of process `parent`: from the kernel's `children` files of its threads where the kernel has them
 /// (cheap), else by a scan of /proc.
-pub fn children(parent: i32) -> Vec<(i32, Stat)> {
+pub(crate) fn children(parent: i32) -> Vec<(i32, Stat)> {
     if let Some(pids) = children_from_task_files(parent) {
         return pids.into_iter().filter_map(|pid| stat(pid).filter(|s| s.ppid == parent).map(|s| (pid, s))).collect();
     }
@@ -62,7 +62,7 @@ fn children_from_task_files(parent: i32) -> Option<Vec<i32>> {
 }
 
 /// Whether the environment entry `name=value` is exactly present.
-pub fn environ_is(pid: i32, name: &str, value: &str) -> bool {
+pub(crate) fn environ_is(pid: i32, name: &str, value: &str) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
     let want = [name.as_bytes(), b"=", value.as_bytes()].concat();
     env.split(|&b| b == 0).any(|entry| entry == want.as_slice())

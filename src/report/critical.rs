@@ -10,16 +10,16 @@ use crate::events::{TaskKind, TaskName};
 
 /// What a reporter saw of one task.
 #[derive(Debug, Clone)]
-pub struct Timing {
-    pub kind: TaskKind,
-    pub deps: Vec<TaskName>,
-    pub started: Option<SystemTime>,
+pub(crate) struct Timing {
+    pub(crate) kind: TaskKind,
+    pub(crate) deps: Vec<TaskName>,
+    pub(crate) started: Option<SystemTime>,
     /// When dependents could go: finished (tasks, groups) or ready (services).
-    pub available: Option<SystemTime>,
+    pub(crate) available: Option<SystemTime>,
 }
 
 /// The chain, first task first; empty when nothing ran.
-pub fn critical_path(timings: &HashMap<TaskName, Timing>) -> Vec<TaskName> {
+pub(crate) fn critical_path(timings: &HashMap<TaskName, Timing>) -> Vec<TaskName> {
     let ran = |t: &Timing| t.started.is_some() && t.available.is_some();
     let Some(last) = timings
         .iter()

@@ -13,7 +13,7 @@ use crate::report::{Reporter, Trouble};
 /// Output kept per task for the report: the end of it, if it is longer.
 const KEEP_BYTES: usize = 1 << 20;
 
-pub struct Junit {
+pub(crate) struct Junit {
     path: PathBuf,
     file: Option<std::fs::File>,
     kinds: HashMap<TaskName, TaskKind>,
@@ -29,7 +29,7 @@ pub struct Junit {
 
 impl Junit {
     /// `file` is `path`, already created (so a bad path is reported before anything runs).
-    pub fn new(path: PathBuf, file: std::fs::File) -> Self {
+    pub(crate) fn new(path: PathBuf, file: std::fs::File) -> Self {
         Junit {
             path,
             file: Some(file),
@@ -43,7 +43,7 @@ impl Junit {
         }
     }
 
-    pub fn with_shard(mut self, shard: Option<String>) -> Self {
+    pub(crate) fn with_shard(mut self, shard: Option<String>) -> Self {
         self.shard = shard;
         self
     }

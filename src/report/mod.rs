@@ -1,19 +1,19 @@
 //! Reporters consume the event stream. They never influence the run, with one exception: when irun's own stdout is
 //! closed (`irun | head -1`), the run is stopped as if interrupted, since nobody reads it any more.
 
-pub mod critical;
-pub mod json;
-pub mod junit;
-pub mod progress;
-pub mod tail;
-pub mod terminal;
-pub mod text;
+pub(crate) mod critical;
+pub(crate) mod json;
+pub(crate) mod junit;
+pub(crate) mod progress;
+pub(crate) mod tail;
+pub(crate) mod terminal;
+pub(crate) mod text;
 
 use std::time::SystemTime;
 
 use crate::events::{Event, EventReceiver};
 
-pub trait Reporter: Send {
+pub(crate) trait Reporter: Send {
     fn event(&mut self, at: SystemTime, event: &Event);
     /// Called when no event is waiting, so output can be buffered under load and still appear at once when idle.
     fn flush(&mut self) {}
@@ -25,7 +25,7 @@ pub trait Reporter: Send {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trouble {
+pub(crate) enum Trouble {
     /// irun's stdout was closed: its reader went away.
     OutputClosed,
     /// A report could not be written; the message names the file.
@@ -34,7 +34,7 @@ pub enum Trouble {
 
 impl Trouble {
     /// The trouble an error writing to `dest` ("stdout", or a file's path) is.
-    pub fn of(error: &std::io::Error, what: &str, dest: &str) -> Trouble {
+    pub(crate) fn of(error: &std::io::Error, what: &str, dest: &str) -> Trouble {
         if error.kind() == std::io::ErrorKind::BrokenPipe && dest == STDOUT {
             Trouble::OutputClosed
         } else {
@@ -44,12 +44,16 @@ impl Trouble {
 }
 
 /// How reports name irun's standard output.
-pub const STDOUT: &str = "stdout";
+pub(crate) const STDOUT: &str = "stdout";
 
 /// Feed every event to every reporter until the last sender is gone. Runs on its own thread, so a blocked
 /// stdout never stalls the scheduler. A report that cannot be written is said at once, on stderr; `closed` is
 /// called (once) if stdout is closed. Returns the failures, so the exit code can say a report is missing.
-pub fn drive(mut events: EventReceiver, mut reporters: Vec<Box<dyn Reporter>>, closed: impl Fn()) -> Vec<String> {
+pub(crate) fn drive(
+    mut events: EventReceiver,
+    mut reporters: Vec<Box<dyn Reporter>>,
+    closed: impl Fn(),
+) -> Vec<String> {
     let mut failures = Vec::new();
     let mut check = |reporters: &mut Vec<Box<dyn Reporter>>| {
         for r in reporters.iter_mut() {

@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, T
 
 use crate::events::TaskName;
 
-pub struct Progress {
+pub(crate) struct Progress {
     area: MultiProgress,
     total: ProgressBar,
     tasks: HashMap<TaskName, ProgressBar>,
@@ -72,7 +72,7 @@ impl TermLike for Margin {
 
 impl Progress {
     /// A status area on stdout (drawn only if stdout is a terminal).
-    pub fn new(total: usize, width: usize, color: bool) -> Progress {
+    pub(crate) fn new(total: usize, width: usize, color: bool) -> Progress {
         let target = if cfg!(test) {
             // Unit tests count; they draw nothing.
             ProgressDrawTarget::hidden()
@@ -96,7 +96,7 @@ impl Progress {
         self.total.set_message(format!("{running} running"));
     }
 
-    pub fn started(&mut self, task: &TaskName, service: bool) {
+    pub(crate) fn started(&mut self, task: &TaskName, service: bool) {
         let what = if service { "service, waiting until it is ready" } else { "running" };
         let template = format!("  {{prefix:{}}} {{elapsed:>4}} {{msg}}", self.width);
         let bar = ProgressBar::new_spinner()
@@ -110,7 +110,7 @@ impl Progress {
     }
 
     /// A service became ready, or a task ended: it leaves the area.
-    pub fn gone(&mut self, task: &TaskName) {
+    pub(crate) fn gone(&mut self, task: &TaskName) {
         if let Some(bar) = self.tasks.remove(task) {
             bar.finish_and_clear();
             self.area.remove(&bar);
@@ -120,13 +120,13 @@ impl Progress {
 
     /// A task reached its end for this run or cycle (finished; in watch mode, a service became ready): it leaves
     /// the area and counts as done.
-    pub fn finished(&mut self, task: &TaskName) {
+    pub(crate) fn finished(&mut self, task: &TaskName) {
         self.gone(task);
         self.total.inc(1);
     }
 
     /// Watch mode: a change during a cycle changed what the cycle runs.
-    pub fn recount(&mut self, done: usize, total: usize) {
+    pub(crate) fn recount(&mut self, done: usize, total: usize) {
         self.total.set_length(total as u64);
         self.total.set_position(done as u64);
     }
@@ -138,12 +138,12 @@ impl Progress {
     }
 
     /// Write above the status area.
-    pub fn print(&self, out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn print(&self, out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
         self.area.suspend(|| out.write_all(bytes).and_then(|()| out.flush()))
     }
 
     /// Remove the area for good (before the summary).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         for (_, bar) in self.tasks.drain() {
             bar.finish_and_clear();
         }

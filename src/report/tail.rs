@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
-pub struct Tail {
+pub(crate) struct Tail {
     limit: usize,
     recent: VecDeque<Vec<u8>>,
     /// Lines with a location that left `recent`, the latest `limit` of them.
@@ -13,22 +13,22 @@ pub struct Tail {
 }
 
 impl Tail {
-    pub fn new(limit: usize) -> Tail {
+    pub(crate) fn new(limit: usize) -> Tail {
         Tail { limit, ..Tail::default() }
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.recent.clear();
         self.located.clear();
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.recent.is_empty()
     }
 
     /// One output event: `\n`-separated lines, the last without its newline. Lines that scroll out are only looked
     /// at where they have a `:` or `", line ` (found with SIMD searches): a chatty task costs little here.
-    pub fn push(&mut self, text: &[u8]) {
+    pub(crate) fn push(&mut self, text: &[u8]) {
         if self.limit == 0 {
             return;
         }
@@ -74,7 +74,7 @@ impl Tail {
 
     /// What the summary shows: the located lines that scrolled out (then `None`, for an elision mark), then the
     /// last lines.
-    pub fn lines(&self) -> Vec<Option<&[u8]>> {
+    pub(crate) fn lines(&self) -> Vec<Option<&[u8]>> {
         let mut out: Vec<Option<&[u8]>> = self.located.iter().map(|l| Some(l.as_slice())).collect();
         if !out.is_empty() {
             out.push(None);
@@ -83,7 +83,7 @@ impl Tail {
         out
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.recent.len()
     }
 }
@@ -108,7 +108,7 @@ fn located_lines(text: &[u8]) -> Vec<&[u8]> {
 
 /// Whether a line points at a place in a file: `name.ext:LINE` (as compilers, linters and test runners print), or
 /// Python's `File "...", line N`.
-pub fn has_location(line: &[u8]) -> bool {
+pub(crate) fn has_location(line: &[u8]) -> bool {
     if memchr::memmem::find(line, b"\", line ").is_some() {
         return true;
     }

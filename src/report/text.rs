@@ -330,6 +330,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_interruption_with_nothing_running_says_only_that_irun_stops() {
+        let event = Event::Interrupted { signal: nix::sys::signal::Signal::SIGINT, count: 1, running: 0 };
+        assert_eq!(interrupted(&event).unwrap(), "received SIGINT; stopping");
+        let event = Event::Interrupted { signal: nix::sys::signal::Signal::SIGINT, count: 1, running: 2 };
+        assert!(interrupted(&event).unwrap().contains("stopping 2 running tasks (send it again"));
+    }
+
+    #[test]
+    fn watch_limits_say_which_limit_and_how_to_raise_it() {
+        let path = std::path::PathBuf::from("/p");
+        let text = watch_problem(&WatchProblem::TooManyWatches { path: path.clone(), limit: "8192".into() });
+        assert!(text.contains("fs.inotify.max_user_watches = 8192") && text.contains("sysctl"), "{text}");
+        let text = watch_problem(&WatchProblem::TooManyInstances { path, limit: "128".into() });
+        assert!(text.contains("fs.inotify.max_user_instances = 128"), "{text}");
+    }
+
+    #[test]
     fn exits_in_words() {
         assert_eq!(exit(ChildExit::Code(3)), "exit code 3");
         assert_eq!(exit(ChildExit::Signal(9)), "killed by SIGKILL");

@@ -263,27 +263,18 @@ impl Engine {
                 node.ran = false;
             }
         }
-        let mut tasks = Vec::new();
-        for idx in 0..plan.order.len() {
-            let i = plan.order[idx];
-            if why[i].is_none() {
-                continue;
-            }
-            tasks.push(self.name(i));
-            self.nodes[i].ran = false;
-            match self.nodes[i].life.clone() {
-                Life::Done(_) => self.set_life(i, Life::Waiting),
-                Life::Starting | Life::Running | Life::Ready => {
-                    self.stop(i, Control::Stop(StopReason::Restart), Then::Rerun);
-                }
-                Life::Stopping(s) => self.nodes[i].life = Life::Stopping(Stopping { then: Then::Rerun, ..s }),
-                Life::Queued => {
-                    self.queue.remove(&self.rank[i]);
-                    self.set_life(i, Life::Waiting);
-                }
-                Life::Waiting | Life::Checking => {}
-            }
-        }
+        let tasks: Vec<TaskName> = plan
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| why[i].is_some())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|i| {
+                self.run_again(i);
+                self.name(i)
+            })
+            .collect();
         let number = self.cycles_begun;
         self.cycles_begun += 1;
         let restarted = self.cycle.is_some();
@@ -320,6 +311,23 @@ impl Engine {
         });
         self.cycle = Some(Cycle { number, since, began, changed, rescan, forced, why });
         self.aborting = false;
+    }
+
+    /// A member of a new cycle: stopped first if it runs (to run again), waiting again if it is done.
+    fn run_again(&mut self, i: TaskId) {
+        self.nodes[i].ran = false;
+        match self.nodes[i].life.clone() {
+            Life::Done(_) => self.set_life(i, Life::Waiting),
+            Life::Starting | Life::Running | Life::Ready => {
+                self.stop(i, Control::Stop(StopReason::Restart), Then::Rerun);
+            }
+            Life::Stopping(s) => self.nodes[i].life = Life::Stopping(Stopping { then: Then::Rerun, ..s }),
+            Life::Queued => {
+                self.queue.remove(&self.rank[i]);
+                self.set_life(i, Life::Waiting);
+            }
+            Life::Waiting | Life::Checking => {}
+        }
     }
 
     pub(super) fn end_cycle(&mut self) {

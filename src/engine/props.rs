@@ -119,51 +119,9 @@ impl Model {
     fn apply(&mut self, effects: &[Effect]) {
         for e in effects {
             match e {
-                Effect::Spawn { task, after_exit: Some(_), .. } => {
-                    // A service's process exited and it is started again (`restart`): the old instance ended
-                    // (without an end of the task) and a new one takes its place, holding what it held.
-                    let t = task.index();
-                    assert!(self.alive[t], "t{t} restarted without a live instance");
-                    assert_eq!(self.plan[id(t)].kind, TaskKind::Service, "t{t} restarted but is not a service");
-                    self.spawns += 1;
-                    self.ends += 1;
-                    if self.seen[t] != Seen::Stopping {
-                        self.seen[t] = Seen::Starting;
-                    }
-                }
-                Effect::Spawn { task, .. } => {
-                    let t = task.index();
-                    for &d in &self.plan[id(t)].deps {
-                        let d = d.index();
-                        assert!(self.satisfied(d, t), "t{t} spawned while dep t{d} is {:?}", self.seen[d]);
-                    }
-                    assert!(!self.alive[t], "t{t} spawned while an instance is alive");
-                    if self.checking_cycle {
-                        assert!(!self.protected.contains(&t), "t{t} was up to date and not affected, yet it ran");
-                        if let Some(m) = &self.members {
-                            assert!(m.contains(&t), "t{t} is not in the cycle, yet it runs");
-                        }
-                    }
-                    self.alive[t] = true;
-                    self.spawns += 1;
-                    self.slot[t] = true;
-                    self.holders += 1;
-                    assert!(self.holders <= self.jobs, "{} tasks hold slots, jobs = {}", self.holders, self.jobs);
-                    self.control[t] = None;
-                    self.seen[t] = Seen::Starting;
-                }
-                Effect::Stop { task, control } => {
-                    let t = task.index();
-                    assert!(self.alive[t], "stop sent to t{t}, which is not alive");
-                    if let Some(prev) = self.control[t] {
-                        assert!(prev.weaker_than(*control), "t{t}: {control:?} sent after {prev:?}");
-                    }
-                    if let (true, Some(m)) = (self.checking_cycle, &self.members) {
-                        assert!(m.contains(&t), "t{t} is not in the cycle, yet it is stopped");
-                    }
-                    self.control[t] = Some(*control);
-                    self.seen[t] = Seen::Stopping;
-                }
+                Effect::Spawn { task, after_exit: Some(_), .. } => self.restarted(task.index()),
+                Effect::Spawn { task, .. } => self.spawned(task.index()),
+                Effect::Stop { task, control } => self.stopped(task.index(), *control),
                 Effect::Emit(Event::TaskStarted { task, .. }) => {
                     let t = self.index(task);
                     if self.seen[t] == Seen::Starting {
@@ -179,27 +137,7 @@ impl Model {
                         self.seen[t] = Seen::Ready;
                     }
                 }
-                Effect::Emit(Event::TaskFinished { task, outcome, .. }) => {
-                    let t = self.index(task);
-                    // (A process may end by itself any time; only ends the engine decides are checked.)
-                    if self.checking_cycle && !self.alive[t] {
-                        assert!(!self.protected.contains(&t), "t{t} was not affected, yet it ended: {outcome:?}");
-                        if let Some(m) = &self.members {
-                            assert!(m.contains(&t), "t{t} is not in the cycle, yet it ended: {outcome:?}");
-                        }
-                    }
-                    if self.alive[t] {
-                        self.alive[t] = false;
-                        self.ends += 1;
-                        if std::mem::take(&mut self.slot[t]) {
-                            self.holders -= 1;
-                        }
-                    } else {
-                        assert!(!matches!(outcome, Outcome::Restarted), "t{t} restarted without a live instance");
-                    }
-                    self.seen[t] =
-                        if *outcome == Outcome::Restarted { Seen::Waiting } else { Seen::Done(outcome.clone()) };
-                }
+                Effect::Emit(Event::TaskFinished { task, outcome, .. }) => self.finished(self.index(task), outcome),
                 Effect::Emit(Event::CycleStarted { tasks, restarted, .. }) => {
                     let members: BTreeSet<usize> = tasks.iter().map(|t| self.index(t)).collect();
                     if *restarted {
@@ -218,6 +156,71 @@ impl Model {
                 _ => {}
             }
         }
+    }
+
+    /// A service's process exited and it is started again (`restart`): the old instance ended (without an end of
+    /// the task) and a new one takes its place, holding what it held.
+    fn restarted(&mut self, t: usize) {
+        assert!(self.alive[t], "t{t} restarted without a live instance");
+        assert_eq!(self.plan[id(t)].kind, TaskKind::Service, "t{t} restarted but is not a service");
+        self.spawns += 1;
+        self.ends += 1;
+        if self.seen[t] != Seen::Stopping {
+            self.seen[t] = Seen::Starting;
+        }
+    }
+
+    fn spawned(&mut self, t: usize) {
+        for &d in &self.plan[id(t)].deps {
+            let d = d.index();
+            assert!(self.satisfied(d, t), "t{t} spawned while dep t{d} is {:?}", self.seen[d]);
+        }
+        assert!(!self.alive[t], "t{t} spawned while an instance is alive");
+        if self.checking_cycle {
+            assert!(!self.protected.contains(&t), "t{t} was up to date and not affected, yet it ran");
+            if let Some(m) = &self.members {
+                assert!(m.contains(&t), "t{t} is not in the cycle, yet it runs");
+            }
+        }
+        self.alive[t] = true;
+        self.spawns += 1;
+        self.slot[t] = true;
+        self.holders += 1;
+        assert!(self.holders <= self.jobs, "{} tasks hold slots, jobs = {}", self.holders, self.jobs);
+        self.control[t] = None;
+        self.seen[t] = Seen::Starting;
+    }
+
+    fn stopped(&mut self, t: usize, control: Control) {
+        assert!(self.alive[t], "stop sent to t{t}, which is not alive");
+        if let Some(prev) = self.control[t] {
+            assert!(prev.weaker_than(control), "t{t}: {control:?} sent after {prev:?}");
+        }
+        if let (true, Some(m)) = (self.checking_cycle, &self.members) {
+            assert!(m.contains(&t), "t{t} is not in the cycle, yet it is stopped");
+        }
+        self.control[t] = Some(control);
+        self.seen[t] = Seen::Stopping;
+    }
+
+    fn finished(&mut self, t: usize, outcome: &Outcome) {
+        // (A process may end by itself any time; only ends the engine decides are checked.)
+        if self.checking_cycle && !self.alive[t] {
+            assert!(!self.protected.contains(&t), "t{t} was not affected, yet it ended: {outcome:?}");
+            if let Some(m) = &self.members {
+                assert!(m.contains(&t), "t{t} is not in the cycle, yet it ended: {outcome:?}");
+            }
+        }
+        if self.alive[t] {
+            self.alive[t] = false;
+            self.ends += 1;
+            if std::mem::take(&mut self.slot[t]) {
+                self.holders -= 1;
+            }
+        } else {
+            assert!(!matches!(outcome, Outcome::Restarted), "t{t} restarted without a live instance");
+        }
+        self.seen[t] = if *outcome == Outcome::Restarted { Seen::Waiting } else { Seen::Done(outcome.clone()) };
     }
 
     fn index(&self, name: &str) -> usize {
@@ -264,20 +267,7 @@ fn run(spec: Spec) {
     let opts = Options { jobs: spec.jobs, keep_going: spec.keep_going, explain: true, watch };
     let t0 = Instant::now();
     let mut engine = Engine::new(plan.clone(), sources.clone(), &PerTask::filled(n, None), opts, t0);
-    let mut model = Model {
-        plan: plan.clone(),
-        jobs: spec.jobs,
-        seen: vec![Seen::Waiting; n],
-        slot: vec![false; n],
-        holders: 0,
-        control: vec![None; n],
-        alive: vec![false; n],
-        spawns: 0,
-        ends: 0,
-        protected: BTreeSet::new(),
-        members: None,
-        checking_cycle: false,
-    };
+    let mut model = Model::new(plan.clone(), spec.jobs);
     let mut choices = spec.choices.iter().copied().chain(std::iter::repeat(0)).enumerate();
     let mut next =
         move || choices.next().map(|(k, c)| c.wrapping_add((k as u32).wrapping_mul(2654435761))).unwrap_or(0);
@@ -295,57 +285,13 @@ fn run(spec: Spec) {
         let effects = engine_tick(&mut engine, t0, now);
         feed(&mut engine, &mut model, effects, &mut next);
         let scripted = step <= spec.choices.len();
-        let mut actions: Vec<Input> = Vec::new();
-        for t in 0..n {
-            if !model.alive[t] {
-                continue;
-            }
-            let exited =
-                |end| Input::Task { task: id(t), what: Happened::Exited { end, duration: Duration::from_millis(1) } };
-            match model.seen[t] {
-                Seen::Starting => {
-                    actions
-                        .push(Input::Task { task: id(t), what: Happened::Started { pid: t as u32 + 100, port: None } });
-                    if scripted {
-                        actions.push(exited(End::NotStarted(crate::outcome::Failure::Internal("x".into()))));
-                    }
-                }
-                Seen::Running if plan[id(t)].kind == TaskKind::Service => {
-                    let ready = Happened::Ready { after: Duration::from_millis(1), probe: None, reused: false };
-                    actions.push(Input::Task { task: id(t), what: ready });
-                    if scripted {
-                        actions.push(exited(End::Exited(ChildExit::Code(1))));
-                    }
-                }
-                Seen::Running => {
-                    actions.push(exited(End::Exited(ChildExit::Code(0))));
-                    if scripted {
-                        actions.push(exited(End::Exited(ChildExit::Code(2))));
-                        actions.push(exited(End::TimedOut(Duration::from_secs(1))));
-                    }
-                }
-                Seen::Ready if scripted => actions.push(exited(End::Exited(ChildExit::Code(0)))),
-                Seen::Stopping => {
-                    actions.push(exited(End::Stopped));
-                    if scripted {
-                        actions.push(exited(End::Exited(ChildExit::Code(0))));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let mut actions: Vec<Input> = (0..n).flat_map(|t| model.reports(t, scripted)).collect();
         if watch.is_some() && scripted {
             let changed: BTreeSet<PathBuf> =
                 (0..n).filter(|_| next() % 3 == 0).map(|i| PathBuf::from(format!("f{i}"))).collect();
-            let rescan = next() % 17 == 0;
-            let at = t0 + Duration::from_millis(now);
-            actions.push(Input::Changed(Change {
-                paths: changed,
-                rescan,
-                notices: Vec::new(),
-                first: Some(at),
-                last: Some(at),
-            }));
+            let (rescan, at) = (next() % 17 == 0, t0 + Duration::from_millis(now));
+            let change = Change { paths: changed, rescan, notices: Vec::new(), first: Some(at), last: Some(at) };
+            actions.push(Input::Changed(change));
         }
         if signals < 2 && (!scripted || next() % 23 == 0) {
             actions.push(Input::Signal(if next() % 2 == 0 { Signal::SIGINT } else { Signal::SIGTERM }));
@@ -355,25 +301,8 @@ fn run(spec: Spec) {
             actions.push(Input::Signal(Signal::SIGINT));
         }
         let input = actions.swap_remove(next() as usize % actions.len());
-        match &input {
-            Input::Signal(_) => {
-                signals += 1;
-                model.checking_cycle = false;
-            }
-            Input::Changed(change) if engine.quiet() && !engine.interrupted() => {
-                let direct: Vec<usize> = (0..n)
-                    .filter(|&i| {
-                        plan[id(i)].selected
-                            && !sources[id(i)].is_empty()
-                            && (change.rescan || change.paths.iter().any(|p| sources[id(i)].is_match(p)))
-                    })
-                    .collect();
-                model.protect(&direct);
-            }
-            // During a cycle a change merges into it (or is queued): its members are the engine's to decide.
-            Input::Changed(_) => model.checking_cycle = false,
-            _ => {}
-        }
+        signals += usize::from(matches!(input, Input::Signal(_)));
+        model.before(&input, &engine, &sources);
         if trace() {
             eprintln!("INPUT {input:?}");
         }
@@ -386,6 +315,86 @@ fn run(spec: Spec) {
     let unfinished: Vec<TaskId> =
         plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
     assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
+}
+
+impl Model {
+    fn new(plan: Arc<Plan>, jobs: usize) -> Model {
+        let n = plan.len();
+        Model {
+            plan,
+            jobs,
+            seen: vec![Seen::Waiting; n],
+            slot: vec![false; n],
+            holders: 0,
+            control: vec![None; n],
+            alive: vec![false; n],
+            spawns: 0,
+            ends: 0,
+            protected: BTreeSet::new(),
+            members: None,
+            checking_cycle: false,
+        }
+    }
+
+    /// What task `t`'s runner could report next (more choices while the script runs).
+    fn reports(&self, t: usize, scripted: bool) -> Vec<Input> {
+        if !self.alive[t] {
+            return Vec::new();
+        }
+        let task = |what| Input::Task { task: id(t), what };
+        let exited = |end| task(Happened::Exited { end, duration: Duration::from_millis(1) });
+        let mut out = Vec::new();
+        match self.seen[t] {
+            Seen::Starting => {
+                out.push(task(Happened::Started { pid: t as u32 + 100, port: None }));
+                if scripted {
+                    out.push(exited(End::NotStarted(crate::outcome::Failure::Internal("x".into()))));
+                }
+            }
+            Seen::Running if self.plan[id(t)].kind == TaskKind::Service => {
+                out.push(task(Happened::Ready { after: Duration::from_millis(1), probe: None, reused: false }));
+                if scripted {
+                    out.push(exited(End::Exited(ChildExit::Code(1))));
+                }
+            }
+            Seen::Running => {
+                out.push(exited(End::Exited(ChildExit::Code(0))));
+                if scripted {
+                    out.push(exited(End::Exited(ChildExit::Code(2))));
+                    out.push(exited(End::TimedOut(Duration::from_secs(1))));
+                }
+            }
+            Seen::Ready if scripted => out.push(exited(End::Exited(ChildExit::Code(0)))),
+            Seen::Stopping => {
+                out.push(exited(End::Stopped));
+                if scripted {
+                    out.push(exited(End::Exited(ChildExit::Code(0))));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Before the engine sees `input`: what the watch checks expect of it.
+    fn before(&mut self, input: &Input, engine: &Engine, sources: &PerTask<globset::GlobSet>) {
+        match input {
+            Input::Signal(_) => self.checking_cycle = false,
+            Input::Changed(change) if engine.quiet() && !engine.interrupted() => {
+                let direct: Vec<usize> = (0..self.seen.len())
+                    .filter(|&i| {
+                        self.plan[id(i)].selected
+                            && !sources[id(i)].is_empty()
+                            && (change.rescan || change.paths.iter().any(|p| sources[id(i)].is_match(p)))
+                    })
+                    .collect();
+                self.protect(&direct);
+            }
+            // During a cycle a change merges into it (or is queued): its members are the engine's to decide.
+            Input::Changed(_) => self.checking_cycle = false,
+            _ => {}
+        }
+    }
 }
 
 /// Let the model see the effects, answering freshness checks at once (with random verdicts), as the driver does.

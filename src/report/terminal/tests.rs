@@ -1,0 +1,119 @@
+//! The terminal reporter, fed events by hand.
+
+use std::time::{Duration, SystemTime};
+
+use super::github::gh_escape;
+use super::*;
+use crate::events::{Outcome, PlannedTask, RunOutcome};
+use crate::outcome::{ChildExit, Failure};
+
+fn at(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn planned(name: &str, kind: TaskKind, deps: &[&str]) -> PlannedTask {
+    PlannedTask { name: name.into(), kind, deps: deps.iter().map(|d| TaskName::from(*d)).collect(), quiet: false }
+}
+
+fn names(list: &[&str]) -> Vec<TaskName> {
+    list.iter().map(|n| TaskName::from(*n)).collect()
+}
+
+#[test]
+fn a_quiet_service_stays_quiet_at_the_end_of_a_grouped_watch_cycle() {
+    let opts = Options { color: false, grouped: true, github: false, progress: false, tail: 10 };
+    let mut t = Terminal::new(Vec::new(), opts);
+    let quiet = PlannedTask { quiet: true, ..planned("svc", TaskKind::Service, &[]) };
+    t.event(
+        at(1),
+        &Event::RunStarted { tasks: vec![quiet, planned("loud", TaskKind::Service, &[])], jobs: 2, watch: true },
+    );
+    for (i, task) in ["svc", "loud"].into_iter().enumerate() {
+        t.event(at(2), &Event::TaskStarted { task: task.into(), pid: i as u32, port: None });
+        let text = format!("{task} chatter").into_bytes();
+        t.event(at(3), &Event::Output { task: task.into(), stream: crate::events::Stream::Stdout, text });
+    }
+    t.event(at(4), &Event::CycleFinished { cycle: 0, outcome: RunOutcome::Passed, elapsed: Duration::ZERO });
+    t.flush();
+    let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+    assert!(text.contains("loud chatter") && !text.contains("svc chatter"), "{text}");
+}
+
+/// The counts the status area shows, and the ones the summary line gives, for a watch cycle.
+#[test]
+fn the_status_area_and_the_summary_count_the_same_tasks() {
+    let opts = Options { color: false, grouped: false, github: false, progress: true, tail: 10 };
+    let mut t = Terminal::new(Vec::new(), opts);
+    let mut clock = 0;
+    let mut send = |t: &mut Terminal<Vec<u8>>, e: Event| {
+        clock += 10;
+        t.event(at(clock), &e);
+    };
+    let tasks = vec![
+        planned("svc", TaskKind::Service, &[]),
+        planned("a", TaskKind::Task, &["svc"]),
+        planned("b", TaskKind::Task, &[]),
+        planned("all", TaskKind::Group, &["a", "b"]),
+    ];
+    send(&mut t, Event::RunStarted { tasks, jobs: 2, watch: true });
+    let cycle0 = names(&["svc", "b", "a", "all"]);
+    send(&mut t, Event::CycleStarted { cycle: 0, changed: vec![], rescan: false, tasks: cycle0, restarted: false });
+    for task in ["svc", "b"] {
+        send(&mut t, Event::TaskStarted { task: task.into(), pid: 1, port: None });
+    }
+    send(&mut t, Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None, reused: false });
+    send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2, port: None });
+    send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+    let failed = Outcome::Failed(Failure::Exit(ChildExit::Code(1)));
+    send(&mut t, Event::TaskFinished { task: "b".into(), outcome: failed, duration: Duration::ZERO });
+    send(&mut t, Event::TaskFinished { task: "all".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+    assert_eq!(t.progress.as_ref().unwrap().counts(), (3, 3), "svc (ready), a and b; not the group");
+
+    // A change restarts the cycle: a runs again, and the count follows.
+    let cycle1 = names(&["a", "all"]);
+    send(&mut t, Event::CycleFinished { cycle: 0, outcome: RunOutcome::Failed, elapsed: Duration::ZERO });
+    t.flush();
+    let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+    assert!(text.contains("irun: failed: 1 ready, 1 ok, 1 failed in"), "{text}");
+    send(
+        &mut t,
+        Event::CycleStarted { cycle: 1, changed: vec!["x".into()], rescan: false, tasks: cycle1, restarted: false },
+    );
+    send(&mut t, Event::TaskStarted { task: "a".into(), pid: 3, port: None });
+    send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+    assert_eq!(t.progress.as_ref().unwrap().counts(), (1, 1));
+    let cycle2 = names(&["a", "b", "all"]);
+    send(
+        &mut t,
+        Event::CycleStarted {
+            cycle: 2,
+            changed: vec!["x".into(), "y".into()],
+            rescan: false,
+            tasks: cycle2,
+            restarted: true,
+        },
+    );
+    assert_eq!(t.progress.as_ref().unwrap().counts(), (0, 2), "a runs again, and b joins");
+    for task in ["a", "b"] {
+        send(&mut t, Event::TaskStarted { task: task.into(), pid: 4, port: None });
+        send(&mut t, Event::TaskFinished { task: task.into(), outcome: Outcome::Ok, duration: Duration::ZERO });
+    }
+    assert_eq!(t.progress.as_ref().unwrap().counts(), (2, 2));
+    send(&mut t, Event::CycleFinished { cycle: 2, outcome: RunOutcome::Passed, elapsed: Duration::ZERO });
+    t.flush();
+    let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+    assert!(text.contains("irun: passed: 2 ok in"), "{text}");
+}
+
+#[test]
+fn durations_have_three_significant_figures_then_minutes() {
+    assert_eq!(format_duration(Duration::from_millis(310)), "0.31s");
+    assert_eq!(format_duration(Duration::from_millis(12_040)), "12.0s");
+    assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+}
+
+#[test]
+fn github_escaping() {
+    assert_eq!(gh_escape("a%b\nc", false), "a%25b%0Ac");
+    assert_eq!(gh_escape("x: y, z", true), "x%3A y%2C z");
+}

@@ -1,0 +1,145 @@
+//! The state file: saved, merged, locked, read back, and refused when it is not irun's.
+
+use super::*;
+
+#[test]
+fn round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, warning) = State::load(dir.path());
+    assert!(warning.is_none() && s.tasks.is_empty());
+    let mut rec = TaskRecord { ok: true, command: "c".into(), ..Default::default() };
+    rec.sources.insert("a b/ü.txt".into(), FileStamp { size: 3, mtime: 5, hash: "ff".into() });
+    s.set_record("setup", rec.clone());
+    s.set_last("setup", LastRun::Ok);
+    s.set_duration("setup", 12);
+    s.save(true).unwrap();
+    let (back, warning) = State::load(dir.path());
+    assert!(warning.is_none());
+    assert_eq!(back.tasks["setup"], rec);
+    assert_eq!((back.last["setup"], back.durations["setup"]), (LastRun::Ok, 12));
+    assert!(dir.path().join(".irun/.gitignore").exists());
+}
+
+#[test]
+fn a_save_keeps_what_another_run_saved_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _) = State::load(dir.path());
+    let (mut second, _) = State::load(dir.path());
+    second.set_record("x", TaskRecord { ok: false, command: "x".into(), ..Default::default() });
+    second.set_last("x", LastRun::Failed);
+    second.save(true).unwrap();
+    // The first run loaded the state before the second saved; it only touched y.
+    first.set_last("y", LastRun::Ok);
+    first.save(true).unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "x's failure survives y's save");
+    assert!(!after.tasks["x"].ok);
+    assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
+    assert_eq!(first.last.get("x"), Some(&LastRun::Failed), "and the first run now knows it too");
+}
+
+/// A project whose state is a TOML state of irun's first format with this body.
+fn legacy_state(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
+    let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes()));
+    let text = format!("tool = \"irun\"\nversion = 1\ndigest = \"{digest}\"\n\n{body}");
+    std::fs::write(dir.path().join(DIR).join(LEGACY_FILE), text).unwrap();
+    dir
+}
+
+#[test]
+fn a_run_that_read_the_old_format_never_writes_it_over_a_newer_save() {
+    let dir = legacy_state("[last]\nx = \"ok\"\n");
+    let (mut a, _) = State::load(dir.path());
+    let (mut b, _) = State::load(dir.path());
+    b.set_last("x", LastRun::Failed);
+    b.save(true).unwrap();
+    a.set_last("y", LastRun::Ok);
+    a.save(true).unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "b's newer result stands");
+    assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
+}
+
+#[test]
+fn saves_in_between_are_seen_however_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, _) = State::load(dir.path());
+    a.set_last("a", LastRun::Ok);
+    a.save(true).unwrap();
+    let (mut b, _) = State::load(dir.path());
+    for n in 0..3 {
+        b.set_duration("b", n);
+        b.save(true).unwrap();
+    }
+    a.set_last("a", LastRun::Failed);
+    a.save(true).unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!(after.durations.get("b"), Some(&2));
+    assert_eq!(after.last.get("a"), Some(&LastRun::Failed));
+}
+
+#[test]
+fn a_lock_held_by_another_save_means_not_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = State::load(dir.path());
+    s.set_last("a", LastRun::Ok);
+    s.save(true).unwrap();
+    let held = lock(&dir.path().join(DIR).join(LOCK), true).unwrap();
+    s.set_last("a", LastRun::Failed);
+    assert!(!s.save(false).unwrap(), "not saved while the lock is held");
+    assert!(s.unsaved());
+    drop(held);
+    assert!(s.save(false).unwrap());
+}
+
+#[test]
+fn a_toml_state_of_an_earlier_version_is_read_and_replaced() {
+    let dir = legacy_state(
+        "[last]\na = \"ok\"\n\n[tasks.a]\nok = true\nrecorded_at = 7\ncommand = \"c\"\nenv = \"e\"\ncwd = \"/p\"\nglobs = \"g\"\n\n[tasks.a.deps]\nb = 5\n",
+    );
+    let (mut s, warning) = State::load(dir.path());
+    assert!(warning.is_none(), "{warning:?}");
+    let a = &s.tasks["a"];
+    assert_eq!((a.ok, a.hashing, a.deps["b"].as_str()), (true, HASHING_LEGACY, "5"));
+    s.set_last("c", LastRun::Ok);
+    s.save(true).unwrap();
+    assert!(!dir.path().join(DIR).join(LEGACY_FILE).exists());
+    let (back, _) = State::load(dir.path());
+    assert_eq!(back.tasks["a"].hashing, HASHING_LEGACY, "the record keeps its hashing until it is written anew");
+}
+
+#[test]
+fn a_state_cut_short_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = State::load(dir.path());
+    for name in ["a", "b"] {
+        s.set_record(name, TaskRecord { ok: true, command: "c".into(), ..Default::default() });
+    }
+    s.save(true).unwrap();
+    let text = std::fs::read_to_string(State::path_for(dir.path())).unwrap();
+    let cut = &text[..text.len() / 2];
+    std::fs::write(State::path_for(dir.path()), cut).unwrap();
+    let (s, warning) = State::load(dir.path());
+    assert!(s.tasks.is_empty());
+    assert!(warning.unwrap().contains("is unreadable"));
+}
+
+#[test]
+fn garbage_and_foreign_files_are_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
+    for (content, expect) in [
+        (&b"\xff\xfe garbage"[..], "unreadable"),
+        (b"{\"tool\": \"irun\", \"version\": 2, \"tasks\": {\"a\": {\"last\": \"o", "unreadable"),
+        (b"{\"tool\": \"other\", \"version\": 2}", "written by other"),
+        (b"{\"tool\": \"irun\", \"version\": 99}", "format 99"),
+    ] {
+        std::fs::write(State::path_for(dir.path()), content).unwrap();
+        let (s, warning) = State::load(dir.path());
+        assert!(s.tasks.is_empty());
+        let warning = warning.unwrap();
+        assert!(warning.contains(expect), "{warning}");
+    }
+}

@@ -9,6 +9,7 @@ mod config_errors;
 mod cycles;
 mod discovery;
 mod faults;
+mod layout;
 mod output;
 mod partition;
 mod ports;

@@ -65,26 +65,10 @@ pub(crate) fn parse(s: &str) -> Result<Partition, String> {
 /// The plan's leaf tasks, in plan order: selected non-group tasks that no selected non-group task depends on
 /// (directly, or through groups).
 pub(crate) fn leaves(plan: &Plan) -> Vec<TaskId> {
-    let n = plan.len();
-    let mut needed = PerTask::filled(n, false);
-    for &i in &plan.order {
-        if plan[i].kind == TaskKind::Group {
-            continue;
-        }
-        // What this task depends on, groups looked through.
-        let mut stack: Vec<TaskId> = plan[i].deps.clone();
-        let mut seen = PerTask::filled(0, false);
-        while let Some(d) = stack.pop() {
-            if plan[d].kind == TaskKind::Group {
-                if seen.is_empty() {
-                    seen = PerTask::filled(n, false);
-                }
-                if !std::mem::replace(&mut seen[d], true) {
-                    stack.extend(&plan[d].deps);
-                }
-            } else {
-                needed[d] = true;
-            }
+    let mut needed = PerTask::filled(plan.len(), false);
+    for &i in plan.order.iter().filter(|&&i| plan[i].kind != TaskKind::Group) {
+        for d in plan.through_groups(&plan[i].deps, |p| &p.deps) {
+            needed[d] = true;
         }
     }
     plan.order.iter().copied().filter(|&i| plan[i].kind != TaskKind::Group && !needed[i]).collect()

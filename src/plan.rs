@@ -52,7 +52,7 @@ impl Plan {
         let selected = graph.closure(targets);
         let waves = graph.waves(&selected);
         let order: Vec<TaskId> = waves.iter().flatten().copied().collect();
-        let mut tasks: PerTask<Planned> = config
+        let tasks: PerTask<Planned> = config
             .tasks
             .enumerate()
             .map(|(i, t)| {
@@ -71,14 +71,36 @@ impl Plan {
                 }
             })
             .collect();
-        for &s in &order {
-            if tasks[s].kind == TaskKind::Service {
-                let needers = needers(&tasks, s);
-                tasks[s].foreground = targets.contains(&s) || needers.is_empty();
-                tasks[s].needers = needers;
+        let mut plan = Plan { order, targets: targets.to_vec(), waves, tasks };
+        for idx in 0..plan.order.len() {
+            let s = plan.order[idx];
+            if plan[s].kind == TaskKind::Service {
+                let mut needers = plan.through_groups(&plan[s].dependents, |p| &p.dependents);
+                needers.sort_unstable();
+                plan.tasks[s].foreground = targets.contains(&s) || needers.is_empty();
+                plan.tasks[s].needers = needers;
             }
         }
-        Plan { order, targets: targets.to_vec(), waves, tasks }
+        plan
+    }
+
+    /// The tasks `from` leads to, following `next` (deps or dependents) through groups: a group stands for what it
+    /// gathers (or for what depends on it). Tasks and services, each once; groups are transparent.
+    pub(crate) fn through_groups(&self, from: &[TaskId], next: impl Fn(&Planned) -> &[TaskId]) -> Vec<TaskId> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = from.to_vec();
+        let mut out = Vec::new();
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
+            if self[d].kind == TaskKind::Group {
+                stack.extend(next(&self[d]));
+            } else {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// How many tasks Irun.toml has (selected or not).
@@ -125,23 +147,4 @@ impl Plan {
             tasks().flat_map(|t| t.sources().iter().cloned()).collect(),
         )
     }
-}
-
-/// The selected non-group tasks that need service `s` running, looking through groups.
-fn needers(tasks: &PerTask<Planned>, s: TaskId) -> Vec<TaskId> {
-    let mut seen = PerTask::filled(tasks.len(), false);
-    let mut stack: Vec<TaskId> = tasks[s].dependents.clone();
-    let mut out = Vec::new();
-    while let Some(d) = stack.pop() {
-        if std::mem::replace(&mut seen[d], true) {
-            continue;
-        }
-        if tasks[d].kind == TaskKind::Group {
-            stack.extend(&tasks[d].dependents);
-        } else {
-            out.push(d);
-        }
-    }
-    out.sort_unstable();
-    out
 }

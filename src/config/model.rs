@@ -35,7 +35,7 @@ impl TaskId {
 }
 
 /// One value per task of Irun.toml, indexed by [`TaskId`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PerTask<T>(Vec<T>);
 
 impl<T> PerTask<T> {
@@ -46,10 +46,6 @@ impl<T> PerTask<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     pub(crate) fn ids(&self) -> impl DoubleEndedIterator<Item = TaskId> + use<T> {

@@ -495,19 +495,8 @@ fn gathered_services(plan: &Plan, g: TaskId) -> Vec<TaskId> {
     if plan[g].kind != TaskKind::Group {
         return Vec::new();
     }
-    let mut seen = PerTask::filled(plan.len(), false);
-    let mut stack: Vec<TaskId> = plan[g].deps.clone();
-    let mut out = Vec::new();
-    while let Some(d) = stack.pop() {
-        if std::mem::replace(&mut seen[d], true) {
-            continue;
-        }
-        match plan[d].kind {
-            TaskKind::Service => out.push(d),
-            TaskKind::Group => stack.extend(&plan[d].deps),
-            TaskKind::Task => {}
-        }
-    }
+    let mut out = plan.through_groups(&plan[g].deps, |p| &p.deps);
+    out.retain(|&d| plan[d].kind == TaskKind::Service);
     out.sort_unstable();
     out
 }

@@ -42,17 +42,6 @@ pub(crate) fn ranks(plan: &Plan, weights: &PerTask<Option<Duration>>) -> PerTask
 
 /// Whether task `i` depends on a service, directly or through groups.
 fn needs_a_service(plan: &Plan, i: TaskId) -> bool {
-    if plan[i].kind == TaskKind::Group {
-        return false;
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<TaskId> = plan[i].deps.clone();
-    while let Some(d) = stack.pop() {
-        match plan[d].kind {
-            TaskKind::Service => return true,
-            TaskKind::Group if seen.insert(d) => stack.extend(&plan[d].deps),
-            _ => {}
-        }
-    }
-    false
+    plan[i].kind != TaskKind::Group
+        && plan.through_groups(&plan[i].deps, |p| &p.deps).iter().any(|&d| plan[d].kind == TaskKind::Service)
 }

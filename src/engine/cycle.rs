@@ -363,10 +363,10 @@ impl Engine {
         for &j in &plan.order {
             match map[j] {
                 Some(i) => {
-                    self.nodes[j].ran = false;
-                    self.nodes[j].spawns = old.nodes[i].spawns;
-                    self.nodes[j].ready_after = old.nodes[i].ready_after;
-                    self.set_life(j, old.nodes[i].life.clone());
+                    // It carries on as it was, restarts and all (only "a dep ran" is the new cycle's to say).
+                    let life = old.nodes[i].life.clone();
+                    self.nodes[j] = crate::engine::Node { life: Life::Waiting, ran: false, ..old.nodes[i].clone() };
+                    self.set_life(j, life);
                 }
                 None => direct.push((j, Why::Reconfigured)),
             }

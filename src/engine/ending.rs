@@ -18,9 +18,12 @@ impl Engine {
         }
         if let End::Exited(exit) = end {
             if self.restart(i, &life, exit) {
+                self.nodes[i].earlier += duration;
                 return;
             }
         }
+        // Its end is the end of every instance it ran since the engine spawned it.
+        let duration = duration + std::mem::take(&mut self.nodes[i].earlier);
         if let Life::Stopping(Stopping { then: Then::Rerun, .. }) = life {
             if self.interrupted.is_none() {
                 // Stopped to be run again (watch mode): back to waiting. Reporters see this instance end.
@@ -61,7 +64,8 @@ impl Engine {
         node.restarting = true;
         let max = planned.max_restarts;
         self.emit(Event::TaskRestarting { task: self.name(i), attempt, max, exit, delay });
-        let changed = self.cycle_changes();
+        // Told what its first instance was told.
+        let changed = self.nodes[i].changed.clone();
         self.out.push(Effect::Spawn { task: i, restarting: true, changed, after_exit: Some(delay) });
         true
     }

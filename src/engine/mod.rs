@@ -423,7 +423,9 @@ impl Engine {
         let restarting = node.spawns > 0;
         node.spawns += 1;
         node.restarts = 0;
+        node.earlier = Duration::ZERO;
         let changed = self.cycle_changes();
+        self.nodes[i].changed = changed.clone();
         self.out.push(Effect::Spawn { task: i, restarting, changed, after_exit: None });
     }
 

@@ -100,11 +100,24 @@ pub(crate) struct Node {
     pub(crate) restarting: bool,
     /// How many times its process exited and was started again since the engine last spawned it.
     pub(crate) restarts: u32,
+    /// How long the instances that ended in such a restart ran: its end counts them all.
+    pub(crate) earlier: Duration,
+    /// What its instance was told changed (watch mode), so an instance started again is told the same.
+    pub(crate) changed: Option<super::Changed>,
 }
 
 impl Node {
     pub(crate) fn new() -> Node {
-        Node { life: Life::Waiting, ran: false, spawns: 0, ready_after: None, restarting: false, restarts: 0 }
+        Node {
+            life: Life::Waiting,
+            ran: false,
+            spawns: 0,
+            ready_after: None,
+            restarting: false,
+            restarts: 0,
+            earlier: Duration::ZERO,
+            changed: None,
+        }
     }
 }
 

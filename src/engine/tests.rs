@@ -672,3 +672,79 @@ fn a_service_asked_to_stop_is_not_restarted_whatever_its_policy() {
     assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
     assert_eq!(sim.outcome("svc"), Some(Outcome::Ok));
 }
+
+/// A service that restarts on failure, needed by a client, in watch mode: started, ready, its client ran.
+fn watched_restarting_service() -> Sim {
+    let toml = "[tasks.svc]\ncmd = \"s\"\ndaemon = true\nrestart = \"on-failure\"\nmax_restarts = 1\n\
+                sources = [\"svc.txt\"]\n[tasks.client]\ncmd = \"c\"\ndeps = [\"svc\"]\n";
+    let mut sim = Sim::new(toml, &["client"], 2, Some(OnBusy::Restart));
+    sim.start();
+    sim.started("svc");
+    sim.ready("svc");
+    sim.run_ok("client");
+    sim
+}
+
+#[test]
+fn an_instance_started_again_is_told_what_its_first_instance_was_told_and_its_end_counts_them_all() {
+    let mut sim = watched_restarting_service();
+    // A change restarts svc for cycle 1; the cycle ends once svc is ready and the client has run.
+    let effects = sim.change(&["svc.txt"]);
+    sim.stopped("svc");
+    let told = |effects: &[Effect]| {
+        effects.iter().find_map(|e| match e {
+            Effect::Spawn { changed, .. } => Some(changed.clone()),
+            _ => None,
+        })
+    };
+    assert!(stops(&sim, &effects).iter().any(|(t, _)| t == "svc"));
+    let first = sim.log.iter().rev().find_map(|e| match e {
+        Effect::Spawn { changed: Some(c), .. } => Some(c.clone()),
+        _ => None,
+    });
+    assert!(first.as_ref().is_some_and(|c| c.paths.contains("svc.txt")), "{first:?}");
+    sim.started("svc");
+    sim.ready("svc");
+    sim.run_ok("client");
+    // Later, with no cycle running, svc's process exits: it is started again, told the same as before.
+    let effects = sim.feed(Input::Task {
+        task: sim.i("svc"),
+        what: Happened::Exited { end: End::Exited(ChildExit::Code(1)), duration: Duration::from_millis(700) },
+    });
+    assert_eq!(told(&effects), Some(first), "{effects:?}");
+    // It exits again, one restart too many: its end counts both instances' time.
+    sim.started("svc");
+    let effects = sim.feed(Input::Task {
+        task: sim.i("svc"),
+        what: Happened::Exited { end: End::Exited(ChildExit::Code(1)), duration: Duration::from_millis(300) },
+    });
+    let took = events(&effects).into_iter().find_map(|e| match e {
+        Event::TaskFinished { task, duration, .. } if &**task == "svc" => Some(*duration),
+        _ => None,
+    });
+    assert_eq!(took, Some(Duration::from_millis(1000)));
+}
+
+#[test]
+fn a_reload_keeps_what_a_service_has_used_of_its_restarts() {
+    let mut sim = watched_restarting_service();
+    // svc's process exits and is started again: its one restart is used.
+    sim.exit("svc", 1);
+    sim.started("svc");
+    sim.ready("svc");
+    // Irun.toml changes, the service's definition does not: a new engine takes over and keeps it as it is.
+    let (plan, sources) = plan_of(
+        "[tasks.svc]\ncmd = \"s\"\ndaemon = true\nrestart = \"on-failure\"\nmax_restarts = 1\n\
+         sources = [\"svc.txt\"]\n[tasks.client]\ncmd = \"c --verbose\"\ndeps = [\"svc\"]\n",
+        &["client"],
+    );
+    let opts = sim.engine.options().clone();
+    let map = PerTask::from_fn(plan.len(), |j| Some(j));
+    let mut engine = Engine::new(plan, sources, &PerTask::filled(2, None), opts, sim.t0);
+    engine.reconfigured(&sim.engine, &map, "Irun.toml".into());
+    sim.engine = engine;
+    // Its next exit fails it: no restart is left.
+    let effects = sim.exit("svc", 1);
+    assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
+    assert!(matches!(sim.outcome("svc"), Some(Outcome::Failed(_))), "{:?}", sim.outcome("svc"));
+}

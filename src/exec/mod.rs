@@ -48,8 +48,10 @@ pub(crate) struct Processes {
     table: Arc<Table>,
     next_scan: Instant,
     last_scan: Instant,
-    /// Readable once the guard has exited (none: no guard, no pidfds, or not looked at yet).
+    /// Readable once the guard has exited (none: no guard, or no pidfds).
     guard_exit: Option<AsyncFd<OwnedFd>>,
+    /// `guard_exit` was set up (it needs the runtime, so not before the first look).
+    guard_watched: bool,
 }
 
 /// Set up the process layer (see [`Table::new`]).
@@ -60,6 +62,7 @@ pub(crate) fn start() -> std::io::Result<Processes> {
         next_scan: now + ADOPTION_SCAN_EVERY,
         last_scan: now,
         guard_exit: None,
+        guard_watched: false,
     })
 }
 
@@ -108,7 +111,8 @@ impl Launcher for Processes {
     }
 
     async fn news(&mut self) -> Vec<Event> {
-        if self.guard_exit.is_none() {
+        if !self.guard_watched {
+            self.guard_watched = true;
             self.watch_guard();
         }
         let exited = async {

@@ -96,8 +96,10 @@ pub(crate) async fn run(mut job: Job, table: Arc<Table>) {
     let started = Instant::now();
     let end = match job.after_exit {
         Some(pause) => tokio::select! {
-            () = sleep(pause) => None,
+            // A stop asked for during the pause wins, even if the pause ended at the same moment.
+            biased;
             _ = next_control(&mut job.control) => Some(End::Stopped),
+            () = sleep(pause) => job.control.borrow().is_some().then_some(End::Stopped),
         },
         None => None,
     };

@@ -47,7 +47,10 @@ pub(crate) fn failure(f: &Failure) -> String {
         Failure::NotReady { timeout, check: c } => {
             format!("not ready after {}: never saw {}", humantime::format_duration(*timeout), check(c))
         }
-        Failure::NoFreePort => "no free port could be found on 127.0.0.1 for `ready = { tcp = \"auto\" }`".to_string(),
+        Failure::NoFreePort => {
+            "internal error in irun: no free port could be found on 127.0.0.1 for `ready = { tcp = \"auto\" }`"
+                .to_string()
+        }
         Failure::PortInUse { port, key, file } => {
             format!(
                 "port {port} is already in use by another process; stop it, change `ready.{key}` in {file}, or set \

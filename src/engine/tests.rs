@@ -739,7 +739,7 @@ fn a_reload_keeps_what_a_service_has_used_of_its_restarts() {
         &["client"],
     );
     let opts = sim.engine.options().clone();
-    let map = PerTask::from_fn(plan.len(), |j| Some(j));
+    let map = PerTask::from_fn(plan.len(), Some);
     let mut engine = Engine::new(plan, sources, &PerTask::filled(2, None), opts, sim.t0);
     engine.reconfigured(&sim.engine, &map, "Irun.toml".into());
     sim.engine = engine;

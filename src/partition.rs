@@ -9,9 +9,9 @@ use crate::plan::Plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Scheme {
-    /// Leaves dealt in plan order: the K-th, the K+N-th, ...
+    // Leaves dealt in plan order: the K-th, the K+N-th, ... (a plain comment: clap would show a doc comment)
     Slice,
-    /// By a stable hash of the task's name: adding a task moves no other.
+    // By a stable hash of the task's name: adding a task moves no other.
     Hash,
 }
 

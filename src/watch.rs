@@ -88,7 +88,6 @@ pub(crate) fn start(
     let outputs = filter.outputs.clone();
     let source_roots = filter.source_roots.clone();
     let watched: HashSet<PathBuf> = watcher_folders.into_iter().collect();
-    let root = filter.root.clone();
     std::thread::Builder::new()
         .name("irun-watch".into())
         .spawn(move || {
@@ -97,7 +96,7 @@ pub(crate) fn start(
             let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&all), None);
             Debouncer { filter, watcher: handle, pace, unfinished: HashSet::new(), watched, aliases }.run(raw_rx, tx)
         })
-        .map_err(|e| WatchProblem::Other { path: root, error: format!("no thread to watch it from ({e})") })?;
+        .map_err(|e| WatchProblem::NoThread { error: e.to_string() })?;
     Ok((Watcher { _inner: watcher, folders, outputs, source_roots }, rx))
 }
 

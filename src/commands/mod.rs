@@ -51,7 +51,12 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
         Some(Command::Schema) => config::schema::json(),
         None => return run::run(&cli.run, load(&cli)?, stdout_color),
         Some(Command::Run(args)) => return run::run(args, load(&cli)?, stdout_color),
-        Some(Command::List { json, names }) => list::text(&load(&cli)?, *json, *names, stdout_color),
+        Some(Command::List { json, names }) => {
+            let config = load(&cli)?;
+            // A listing of a file with a dependency cycle would list tasks no run can run: the cycle is the error.
+            crate::graph::TaskGraph::new(&config)?;
+            list::text(&config, *json, *names, stdout_color)
+        }
         Some(Command::Graph { targets, mermaid, status, .. }) => graph::text(&load(&cli)?, targets, *mermaid, *status)?,
         Some(Command::Plan { shards, scheme, partition, targets, .. }) => {
             let file = cli.file.as_ref().map(|f| f.display().to_string());

@@ -202,8 +202,8 @@ pub(crate) enum Kind {
     Task(Process),
     /// A command kept running while something needs it (`daemon = true`).
     Service(Box<Service>),
-    /// No command: it gathers its deps.
-    Group,
+    /// No command: it gathers its deps. Its `sources`, in watch mode, rerun what depends on it.
+    Group { sources: Vec<String> },
 }
 
 /// The kind of a task, without its settings.
@@ -260,12 +260,12 @@ impl Task {
         match self.kind {
             Kind::Task(_) => TaskKind::Task,
             Kind::Service(_) => TaskKind::Service,
-            Kind::Group => TaskKind::Group,
+            Kind::Group { .. } => TaskKind::Group,
         }
     }
 
     pub(crate) fn is_group(&self) -> bool {
-        self.kind == Kind::Group
+        matches!(self.kind, Kind::Group { .. })
     }
 
     pub(crate) fn is_service(&self) -> bool {
@@ -277,7 +277,7 @@ impl Task {
         match &self.kind {
             Kind::Task(p) => Some(p),
             Kind::Service(s) => Some(&s.process),
-            Kind::Group => None,
+            Kind::Group { .. } => None,
         }
     }
 
@@ -285,7 +285,7 @@ impl Task {
         match &mut self.kind {
             Kind::Task(p) => Some(p),
             Kind::Service(s) => Some(&mut s.process),
-            Kind::Group => None,
+            Kind::Group { .. } => None,
         }
     }
 
@@ -301,9 +301,12 @@ impl Task {
         self.service().and_then(|s| s.ready.as_ref())
     }
 
-    /// Its `sources` globs (none for a group).
+    /// Its `sources` globs.
     pub(crate) fn sources(&self) -> &[String] {
-        self.process().map_or(&[], |p| &p.sources)
+        match &self.kind {
+            Kind::Group { sources } => sources,
+            _ => self.process().map_or(&[], |p| &p.sources),
+        }
     }
 
     /// Its `outputs` globs (none for a group).

@@ -176,8 +176,8 @@ table! {
     }
 }
 
-/// What a group may have: it only gathers its deps.
-pub(crate) const GROUP_KEYS: [&str; 2] = ["description", "deps"];
+/// What a group may have: it gathers its deps (its `sources`, in watch mode, rerun what depends on it).
+pub(crate) const GROUP_KEYS: [&str; 3] = ["description", "deps", "sources"];
 
 /// What only a service may have.
 pub(crate) const SERVICE_KEYS: [&str; 4] = ["ready", "reuse", "restart", "max_restarts"];

@@ -10,17 +10,22 @@ use super::raw::RawConfig;
 
 /// The schema, as `irun schema` prints it.
 pub(crate) fn json() -> String {
-    let generator = SchemaSettings::draft2020_12().with_transform(RecursiveTransform(no_null)).into_generator();
+    let generator = SchemaSettings::draft2020_12().with_transform(RecursiveTransform(tidy)).into_generator();
     let schema = generator.into_root_schema_for::<RawConfig>();
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
 }
 
-/// TOML has no null: an optional key is there or not, so the `null` schemars allows for an `Option` goes.
-fn no_null(schema: &mut Schema) {
+/// TOML has no null: an optional key is there or not, so the `null` schemars allows for an `Option` goes. A
+/// description is one line (doc comments wrap), and integers need no `format`.
+fn tidy(schema: &mut Schema) {
     let is_null = |v: &Value| v.get("type").and_then(Value::as_str) == Some("null");
     if let Some(obj) = schema.as_object_mut() {
+        obj.remove("format");
+        if let Some(Value::String(d)) = obj.get_mut("description") {
+            *d = d.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
         if let Some(Value::Array(types)) = obj.get_mut("type") {
             types.retain(|t| t != "null");
             if let [only] = types.as_slice() {
@@ -37,7 +42,7 @@ fn no_null(schema: &mut Schema) {
             obj.extend(kept);
         }
     }
-    transform_subschemas(&mut no_null, schema);
+    transform_subschemas(&mut tidy, schema);
 }
 
 #[cfg(test)]
@@ -79,14 +84,14 @@ mod tests {
     }
 
     #[test]
-    fn a_group_may_hold_only_its_description_and_deps() {
+    fn a_group_may_hold_only_its_description_deps_and_sources() {
         let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
         let forbidden = &schema["$defs"]["task"]["allOf"][0]["then"]["not"]["anyOf"];
         let keys: BTreeSet<&str> =
             forbidden.as_array().unwrap().iter().map(|r| r["required"][0].as_str().unwrap()).collect();
         let all = accepted_keys("[tasks.a]\nzzz = 1\n");
         let expected: BTreeSet<&str> =
-            all.iter().map(String::as_str).filter(|k| !["cmd", "description", "deps"].contains(k)).collect();
+            all.iter().map(String::as_str).filter(|k| !["cmd", "description", "deps", "sources"].contains(k)).collect();
         assert_eq!(keys, expected);
     }
 }

@@ -465,6 +465,9 @@ impl Engine {
     }
 
     fn on_ready(&mut self, i: TaskId, after: Duration, probe: Option<crate::config::Check>, reused: bool) {
+        if let (true, Some(probe)) = (reused, &probe) {
+            self.emit(Event::ServiceReused { task: self.name(i), probe: probe.clone() });
+        }
         let restarted = std::mem::replace(&mut self.nodes[i].restarting, false);
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
@@ -485,9 +488,6 @@ impl Engine {
             _ => return,
         }
         self.nodes[i].ready_after = Some(after);
-        if let (true, Some(probe)) = (reused, &probe) {
-            self.emit(Event::ServiceReused { task: self.name(i), probe: probe.clone() });
-        }
         self.emit(Event::TaskReady { task: self.name(i), after, probe, reused });
     }
 }

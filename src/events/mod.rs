@@ -56,6 +56,10 @@ pub(crate) enum WatchProblem {
         path: PathBuf,
         error: String,
     },
+    /// The watcher's thread could not be started.
+    NoThread {
+        error: String,
+    },
 }
 
 /// What became of irun's guard process, which had ended.

@@ -164,17 +164,19 @@ fn notice(event: &Event) -> (&'static str, Value) {
             ("interrupted", json!({ "signal": signal.as_str(), "count": count, "running": running }))
         }
         Event::StateIgnored { problem } => ("state_ignored", json!({ "problem": problem })),
-        Event::StateNotSaved { path, error } => ("state_not_saved", json!({ "path": path, "error": error })),
+        Event::StateNotSaved { path, error } => ("state_not_saved", json!({ "path": lossy(path), "error": error })),
         Event::ShardSelected { shard, partition, leaves, units } => {
             ("shard", json!({ "shard": shard, "partition": partition, "leaves": leaves, "units": names(units) }))
         }
-        Event::Watching { folders, root } => ("watching", json!({ "folders": folders, "root": root })),
+        Event::Watching { folders, root } => ("watching", json!({ "folders": folders, "root": lossy(root) })),
         Event::WatchTrouble { problem } => ("watch_trouble", watch_problem(problem)),
         Event::ChangeQueued { paths: p, rescan } => ("change_queued", json!({ "paths": paths(p), "rescan": rescan })),
         Event::FeedbackLoop { cycles, paths: p, tasks } => {
             ("feedback_loop", json!({ "cycles": cycles, "paths": paths(p), "tasks": names(tasks) }))
         }
-        Event::ConfigUnreadable { path, error } => ("config_unreadable", json!({ "path": path, "error": error })),
+        Event::ConfigUnreadable { path, error } => {
+            ("config_unreadable", json!({ "path": lossy(path), "error": error }))
+        }
         Event::ReloadRejected { file, diagnostic } => ("reload_rejected", json!({ "file": file, "error": diagnostic })),
         Event::ReloadApplied { file, diff } => (
             "reload_applied",
@@ -225,6 +227,11 @@ fn run_reason(r: &RunReason) -> Value {
     v
 }
 
+/// A path as JSON text (bytes that are not UTF-8 replaced by U+FFFD, as in output lines).
+fn lossy(path: &std::path::Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
 fn file(change: &FileChange) -> &str {
     match change {
         FileChange::Added(p) | FileChange::Removed(p) | FileChange::Changed(p) => p,
@@ -234,12 +241,13 @@ fn file(change: &FileChange) -> &str {
 fn watch_problem(problem: &WatchProblem) -> Value {
     match problem {
         WatchProblem::TooManyWatches { path, limit } => {
-            json!({ "path": path, "problem": "max_user_watches", "limit": limit })
+            json!({ "path": lossy(path), "problem": "max_user_watches", "limit": limit })
         }
         WatchProblem::TooManyInstances { path, limit } => {
-            json!({ "path": path, "problem": "max_user_instances", "limit": limit })
+            json!({ "path": lossy(path), "problem": "max_user_instances", "limit": limit })
         }
-        WatchProblem::Other { path, error } => json!({ "path": path, "problem": "other", "error": error }),
+        WatchProblem::Other { path, error } => json!({ "path": lossy(path), "problem": "other", "error": error }),
+        WatchProblem::NoThread { error } => json!({ "problem": "no_thread", "error": error }),
     }
 }
 
@@ -345,6 +353,14 @@ mod tests {
         let (_, v) = fields(&Event::OrphanAdopted { pid: 42 });
         assert_eq!((&v["kind"], &v["pid"]), (&json!("orphan_adopted"), &json!(42)));
         assert!(v["message"].as_str().unwrap().starts_with("process 42 left its task's process group"));
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf_8_is_written_with_replacement_characters() {
+        use std::os::unix::ffi::OsStrExt;
+        let root = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/nu\xff"));
+        let (_, v) = fields(&Event::Watching { folders: 1, root });
+        assert_eq!(v["root"], "/tmp/nu\u{fffd}");
     }
 
     #[test]

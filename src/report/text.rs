@@ -278,6 +278,7 @@ pub(crate) fn watch_problem(problem: &WatchProblem) -> String {
             path.display()
         ),
         WatchProblem::Other { path, error } => format!("cannot watch {}: {error}", path.display()),
+        WatchProblem::NoThread { error } => format!("cannot start the watch thread: {error}"),
     }
 }
 

@@ -188,3 +188,10 @@ fn usage_errors_exit_2() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(!p.exists("ran"));
 }
+
+#[test]
+fn listing_a_file_with_a_dependency_cycle_is_an_error_too() {
+    let err =
+        rejected("[tasks.a]\ncmd = \"true\"\ndeps = [\"b\"]\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n", &["list"]);
+    assert!(err.contains("dependency cycle: a -> b -> a"), "{err}");
+}

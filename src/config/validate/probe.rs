@@ -19,7 +19,9 @@ const ONE_PROBE: &str =
 impl Validator<'_> {
     pub(super) fn probe(&self, ready: &At<RawReady>, vars: &Layers) -> Result<Probe, Diagnostic> {
         let raw = ready.get();
-        let given: Vec<&str> = raw.given().into_iter().map(|(k, _)| k).filter(|k| PROBE_KEYS.contains(k)).collect();
+        // Named in a fixed order, whatever the order written.
+        let written: Vec<&str> = raw.given().into_iter().map(|(k, _)| k).collect();
+        let given: Vec<&str> = PROBE_KEYS.into_iter().filter(|k| written.contains(k)).collect();
         if given.is_empty() {
             return Err(self.err(ready.span(), "`ready` has no probe").with_help(ONE_PROBE));
         }

@@ -1,6 +1,7 @@
 //! A command and the settings of its process: `cmd`, `cwd`, `timeout`, `stop_signal`, `stop_timeout`, `sources`,
 //! `outputs`, `always_run`, `output`; and for a service `reuse`, `restart` and `max_restarts`.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,19 +10,37 @@ use nix::sys::signal::Signal;
 use super::Validator;
 use crate::config::env::Layers;
 use crate::config::model::{
-    Check, Cmd, DEFAULT_MAX_RESTARTS, DEFAULT_STOP_TIMEOUT, OutputPolicy, Process, Restart, Service,
+    Check, Cmd, DEFAULT_MAX_RESTARTS, DEFAULT_STOP_TIMEOUT, OutputPolicy, Probe, Process, Restart, Service,
 };
 use crate::config::raw::{At, RawTask};
 use crate::diagnostic::{Diagnostic, suggestion};
 
+/// Where and how a command runs.
+pub(super) struct Runs {
+    cwd: PathBuf,
+    timeout: Option<Duration>,
+    stop_signal: Signal,
+    stop_timeout: Duration,
+}
+
+/// A service's own settings, before its process is known.
+pub(super) struct ServiceKeys {
+    ready: Option<Probe>,
+    reuse: bool,
+    restart: Restart,
+    max_restarts: u32,
+}
+
+impl ServiceKeys {
+    pub(super) fn with(self, process: Process) -> Service {
+        let ServiceKeys { ready, reuse, restart, max_restarts } = self;
+        Service { process, ready, reuse, restart, max_restarts }
+    }
+}
+
 impl Validator<'_> {
-    pub(super) fn process(
-        &self,
-        raw: &RawTask,
-        cmd: Cmd,
-        env: Vec<(String, String)>,
-        vars: &Layers,
-    ) -> Result<Process, Diagnostic> {
+    /// Where and how the command runs: `cwd`, `timeout`, `stop_timeout`, `stop_signal`.
+    pub(super) fn runs(&self, raw: &RawTask, vars: &Layers) -> Result<Runs, Diagnostic> {
         let cwd = match &raw.cwd {
             None => self.root.to_path_buf(),
             Some(c) if c.get().trim().is_empty() => {
@@ -40,6 +59,18 @@ impl Validator<'_> {
             Some(s) => self.signal(s)?,
             None => Signal::SIGTERM,
         };
+        Ok(Runs { cwd, timeout, stop_signal, stop_timeout })
+    }
+
+    /// The process: its command and environment, how it runs, and its `sources`, `outputs`, `always_run`, `output`.
+    pub(super) fn process(
+        &self,
+        raw: &RawTask,
+        cmd: Cmd,
+        env: Vec<(String, String)>,
+        runs: Runs,
+    ) -> Result<Process, Diagnostic> {
+        let Runs { cwd, timeout, stop_signal, stop_timeout } = runs;
         Ok(Process {
             cmd,
             env,
@@ -52,27 +83,24 @@ impl Validator<'_> {
             always_run: raw.always_run.as_ref().is_some_and(|a| *a.get()),
             output: match &raw.output {
                 None => OutputPolicy::Live,
-                Some(o) => {
-                    self.choice(o, "output", &[("live", OutputPolicy::Live), ("on-failure", OutputPolicy::OnFailure)])?
-                }
+                Some(o) => self.choice(
+                    o,
+                    &[("live", OutputPolicy::Live), ("on-failure", OutputPolicy::OnFailure)],
+                    "write `output = \"live\"` (the default) or `output = \"on-failure\"`",
+                )?,
             },
         })
     }
 
-    pub(super) fn service(
-        &self,
-        task_name: &str,
-        raw: &RawTask,
-        process: Process,
-        vars: &Layers,
-    ) -> Result<Service, Diagnostic> {
+    /// What only a service has: `ready`, `restart`, `max_restarts`, `reuse`. Its process is added later.
+    pub(super) fn service(&self, task_name: &str, raw: &RawTask, vars: &Layers) -> Result<ServiceKeys, Diagnostic> {
         let ready = raw.ready.as_ref().map(|r| self.probe(r, vars)).transpose()?;
         let restart = match &raw.restart {
             None => Restart::No,
             Some(r) => self.choice(
                 r,
-                "restart",
                 &[("no", Restart::No), ("on-failure", Restart::OnFailure), ("always", Restart::Always)],
+                "write `restart = \"no\"` (the default), `\"on-failure\"` or `\"always\"`",
             )?,
         };
         let max_restarts = match &raw.max_restarts {
@@ -96,21 +124,17 @@ impl Validator<'_> {
                     .with_help("reuse needs a service with a `tcp`, `http` or `exec` probe, or remove `reuse`"));
             }
         }
-        Ok(Service { process, ready, reuse, restart, max_restarts })
+        Ok(ServiceKeys { ready, reuse, restart, max_restarts })
     }
 
-    /// One of a key's few words (`output = "on-failure"`), with a suggestion for a misspelt one.
-    fn choice<T: Copy>(&self, value: &At<String>, key: &str, words: &[(&str, T)]) -> Result<T, Diagnostic> {
+    /// One of a key's few words (`output = "on-failure"`), with a suggestion for a misspelt one and `help`.
+    fn choice<T: Copy>(&self, value: &At<String>, words: &[(&str, T)], help: &str) -> Result<T, Diagnostic> {
         if let Some((_, choice)) = words.iter().find(|(w, _)| *w == value.get()) {
             return Ok(*choice);
         }
+        let key = help.split('`').nth(1).and_then(|k| k.split(' ').next()).unwrap_or_default();
         let hint = suggestion(value.get(), words.iter().map(|(w, _)| *w));
-        let others: Vec<String> = words[1..].iter().map(|(w, _)| format!("`\"{w}\"`")).collect();
-        Err(self.err(value.span(), format!("unknown `{key}` {:?}{hint}", value.get())).with_help(format!(
-            "write `{key} = \"{}\"` (the default) or {}",
-            words[0].0,
-            others.join(" or ")
-        )))
+        Err(self.err(value.span(), format!("unknown `{key}` {:?}{hint}", value.get())).with_help(help))
     }
 
     /// A command: a string (run with `sh -c` when it needs a shell) or an array (executed directly), each string's
@@ -156,7 +180,7 @@ impl Validator<'_> {
         }
     }
 
-    fn globs(&self, list: Option<&At<Vec<At<String>>>>, key: &str) -> Result<Vec<String>, Diagnostic> {
+    pub(super) fn globs(&self, list: Option<&At<Vec<At<String>>>>, key: &str) -> Result<Vec<String>, Diagnostic> {
         let mut out = Vec::new();
         for g in list.map(|l| l.get().as_slice()).unwrap_or_default() {
             if let Err(e) = crate::config::glob(g.get()) {

@@ -22,47 +22,63 @@ impl Validator<'_> {
         if task_name.trim().is_empty() {
             return Err(self.err(name.span(), "a task name cannot be empty"));
         }
-        let kind = match &raw.cmd {
+        let (deps, kind) = match &raw.cmd {
             None => {
                 self.group(task_name, name.span(), raw)?;
-                Kind::Group
+                let deps = self.deps(task_name, raw, names)?;
+                (deps, Kind::Group { sources: self.globs(raw.sources.as_ref(), "sources")? })
             }
-            Some(cmd) => {
-                let daemon = raw.daemon.as_ref().is_some_and(|d| *d.get());
-                if !daemon {
-                    self.service_only(task_name, raw)?;
-                }
-                // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's
-                // environment, else the dotenv files (the task's, then the top level's).
-                let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
-                let below: [&[(String, String)]; 2] = [&dotenv, &shared.dotenv];
-                let task_env = match &raw.env {
-                    Some(e) => self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?,
-                    None => Vec::new(),
-                };
-                let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
-                let cmd = self.cmd(cmd, "cmd", &vars)?;
-                let env = self.environment(shared, &dotenv, &task_env);
-                let process = self.process(raw, cmd, env, &vars)?;
-                if daemon {
-                    Kind::Service(Box::new(self.service(task_name, raw, process, &vars)?))
-                } else {
-                    Kind::Task(process)
-                }
-            }
+            Some(cmd) => self.command_task(task_name, raw, cmd, shared, names)?,
         };
         Ok(Task {
             name: task_name.clone(),
             span: name.span(),
             description: raw.description.as_ref().map(|d| d.get().clone()),
-            deps: self.deps(task_name, raw, names)?,
+            deps,
             kind,
         })
     }
 
-    /// A group only gathers deps; settings that shape a process make no sense on it.
+    /// A task or a service: its environment, command, deps and settings, in the order they are checked.
+    fn command_task(
+        &self,
+        task_name: &str,
+        raw: &RawTask,
+        cmd: &At<toml::Value>,
+        shared: &Shared,
+        names: &HashSet<&str>,
+    ) -> Result<(Vec<Named>, Kind), Diagnostic> {
+        // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's environment, else
+        // the dotenv files (the task's, then the top level's).
+        let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+        let below: [&[(String, String)]; 2] = [&dotenv, &shared.dotenv];
+        let task_env = match &raw.env {
+            Some(e) => self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?,
+            None => Vec::new(),
+        };
+        let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
+        let cmd = self.cmd(cmd, "cmd", &vars)?;
+        let deps = self.deps(task_name, raw, names)?;
+        let env = self.environment(shared, &dotenv, &task_env);
+        let runs = self.runs(raw, &vars)?;
+        let service = if raw.daemon.as_ref().is_some_and(|d| *d.get()) {
+            Some(self.service(task_name, raw, &vars)?)
+        } else {
+            self.service_only(task_name, raw)?;
+            None
+        };
+        let process = self.process(raw, cmd, env, runs)?;
+        let kind = match service {
+            Some(service) => Kind::Service(Box::new(service.with(process))),
+            None => Kind::Task(process),
+        };
+        Ok((deps, kind))
+    }
+
+    /// A group only gathers deps; settings that shape a process make no sense on it (`ready` is named first).
     fn group(&self, task_name: &str, span: Range<usize>, raw: &RawTask) -> Result<(), Diagnostic> {
-        let given = raw.given();
+        let mut given = raw.given();
+        given.sort_by_key(|(k, _)| *k != "ready");
         if let Some((key, span)) = given.into_iter().find(|(k, _)| !GROUP_KEYS.contains(k)) {
             return Err(if key == "ready" {
                 self.err(span, format!("task `{task_name}` is a group (it has no `cmd`) and cannot have `ready`"))
@@ -80,14 +96,20 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// A task that is not a service has none of a service's keys.
+    /// A task that is not a service has none of a service's keys (`reuse = false` says nothing, and is let be).
     fn service_only(&self, task_name: &str, raw: &RawTask) -> Result<(), Diagnostic> {
-        let given = raw.given();
+        let reuse_false = raw.reuse.as_ref().is_some_and(|r| !*r.get());
+        let given = raw.given().into_iter().filter(|(k, _)| !(reuse_false && *k == "reuse"));
         let Some((key, span)) = given.into_iter().find(|(k, _)| SERVICE_KEYS.contains(k)) else { return Ok(()) };
-        let message = match key {
-            "reuse" => format!("`reuse` on task `{task_name}`: only a service (`daemon = true`) can be reused"),
-            _ => format!("`{key}` is only for services, and task `{task_name}` is not one"),
-        };
+        if key == "reuse" {
+            return Err(self
+                .err(
+                    span,
+                    format!("`reuse = true` on task `{task_name}`: only a service (`daemon = true`) can be reused"),
+                )
+                .with_help("reuse needs a service with a `tcp`, `http` or `exec` probe, or remove `reuse`"));
+        }
+        let message = format!("`{key}` is only for services, and task `{task_name}` is not one");
         Err(self.err(span, message).with_help(format!("add `daemon = true` to task `{task_name}`, or remove `{key}`")))
     }
 

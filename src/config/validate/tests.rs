@@ -114,3 +114,21 @@ fn cwd_is_relative_to_the_project_root() {
     assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().cwd, PathBuf::from("/project/sub"));
     assert_eq!(cfg.tasks[TaskId::new(1)].process().unwrap().cwd, PathBuf::from("/project"));
 }
+
+#[test]
+fn a_task_may_say_reuse_false_and_a_group_may_have_sources() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\nreuse = false\n[tasks.g]\ndeps = [\"t\"]\nsources = [\"src/**\"]\n")
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(cfg.tasks[TaskId::new(1)].sources(), ["src/**".to_string()]);
+    let err = parse_str("[tasks.t]\ncmd = \"x\"\nreuse = true\n").unwrap_err();
+    assert!(err.message.contains("`reuse = true` on task `t`: only a service"), "{err}");
+}
+
+#[test]
+fn several_probes_are_named_in_one_order_and_a_group_s_ready_first() {
+    let err = probe_of("{ http = \"http://h/\", tcp = 1 }").unwrap_err();
+    assert!(err.message.contains("more than one probe: tcp, http"), "{err}");
+    let err = parse_str("[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\ntimeout = \"1s\"\nready = { tcp = 1 }\n")
+        .unwrap_err();
+    assert!(err.message.contains("cannot have `ready`"), "{err}");
+}

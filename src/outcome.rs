@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-/// A task's name, shared (the same type as [`crate::events::TaskName`]).
+/// A task's name, shared by every event and outcome that names it.
 pub(crate) type TaskName = std::sync::Arc<str>;
 
 /// How a child process ended, or that it never started.

@@ -4,17 +4,14 @@
 mod channel;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::config::Check;
 pub(crate) use crate::config::TaskKind;
-pub(crate) use crate::outcome::{ChildExit, Outcome, RunReason, StopReason};
+pub(crate) use crate::outcome::{ChildExit, Outcome, RunReason, StopReason, TaskName};
 pub(crate) use channel::{EventReceiver, EventSender, channel};
-
-pub(crate) type TaskName = Arc<str>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stream {

@@ -1,6 +1,8 @@
-//! Processes: how a command becomes a process ([`command_line`], [`spawn`]), one task's life ([`runner`]), process
-//! groups and what escapes them ([`supervisor`]), the guard that cleans up if irun is killed ([`guard`]),
-//! readiness probes ([`probe`]), output pipes ([`output`]) and what /proc says ([`procfs`]).
+//! Processes: how a command becomes a process ([`command_line`], [`spawn`], with the cheap clone in `vfork`), one
+//! task instance ([`runner`]), process groups ([`supervisor`]) and what escapes them (`escapees`), the guard that
+//! cleans up if irun is killed ([`guard`]), readiness probes ([`probe`]), output pipes ([`output`]), what /proc
+//! says ([`procfs`]) and the raw system calls (`sys`). What the run knows of its processes is one value, `Table`;
+//! the driver reaches all of it through the [`Launcher`] seam.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;

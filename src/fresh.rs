@@ -7,6 +7,10 @@
 //! its sources and its own deps) as when this task last passed. Content is compared by hash; a file whose size and
 //! modification time are unchanged (and not suspiciously recent) is not read again. Symbolic links to folders
 //! are followed (each folder once, so a link loop ends).
+//!
+//! A task with `outputs` and no `sources` follows make's rule for a target without prerequisites: it is up to date
+//! while it last succeeded with the same settings, each of its outputs exists (a glob matches a file), and none of
+//! its deps ran since. What its outputs hold does not count. A task with neither always runs.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -69,7 +73,9 @@ impl Checker {
         if task.is_service() {
             return (Verdict::Run(RunReason::Service), None);
         }
-        if task.sources().is_empty() {
+        // Without `sources` nor `outputs` nothing says what the task depends on or makes: it always runs.
+        let outputs_only = task.sources().is_empty();
+        if outputs_only && task.outputs().is_empty() {
             return (Verdict::Run(RunReason::NoSources), None);
         }
         let deps = config.deps_through_groups(task);
@@ -108,14 +114,7 @@ impl Checker {
         if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
             return run(RunReason::Source(change));
         }
-        // A declared file (not a glob) must exist, even if the task never produced it.
-        if let Some(missing) =
-            task.outputs().iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
-        {
-            return run(RunReason::Output(FileChange::Removed(missing.clone())));
-        }
-        let outputs = self.stamps(&self.files(task.outputs(), false), &prev.outputs, prev.recorded_at);
-        if let Some(change) = compare(&prev.outputs, &outputs) {
+        if let Some(change) = self.outputs_changed(task, prev, outputs_only) {
             return run(RunReason::Output(change));
         }
         if let Some(dep) = dep_ran {
@@ -133,6 +132,25 @@ impl Checker {
             }
         }
         (Verdict::UpToDate, Some(snapshot))
+    }
+
+    /// How the task's outputs differ from what its last run left: a declared file is missing; with sources, any
+    /// output changed, appeared or went; without (make's rule), a glob matches nothing.
+    fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Option<FileChange> {
+        // A declared file (not a glob) must exist, even if the task never produced it.
+        if let Some(missing) =
+            task.outputs().iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
+        {
+            return Some(FileChange::Removed(missing.clone()));
+        }
+        if outputs_only {
+            // A server may write to what it made (a database's data folder): not a reason to make it again.
+            let missing =
+                |glob: &&String| !is_literal(glob) && self.files(std::slice::from_ref(*glob), false).is_empty();
+            return task.outputs().iter().find(missing).map(|glob| FileChange::Removed(glob.clone()));
+        }
+        let outputs = self.stamps(&self.files(task.outputs(), false), &prev.outputs, prev.recorded_at);
+        compare(&prev.outputs, &outputs)
     }
 
     /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
@@ -160,7 +178,8 @@ impl Checker {
         record.ok = ok;
         record.unfinished = false;
         record.recorded_at = now_ns();
-        if ok {
+        // (Only a task with sources compares what its outputs hold; one without only needs them to exist.)
+        if ok && !task.sources().is_empty() {
             let outputs = self.files(task.outputs(), false);
             record.outputs = self.stamps(&outputs, &BTreeMap::new(), 0);
         }
@@ -407,6 +426,24 @@ pub(crate) fn predict(plan: &crate::plan::Plan, config: &Config, checker: &Check
         }
     }
     verdicts
+}
+
+/// Per service, with the verdicts [`predict`] gives: whether a run would leave it unstarted, as the engine does with
+/// a service that is not a target and none of whose needers will run (a service needer: none that is started).
+pub(crate) fn not_started(plan: &crate::plan::Plan, verdicts: &PerTask<Option<Verdict>>) -> PerTask<bool> {
+    use crate::config::TaskKind;
+    let mut idle = PerTask::filled(verdicts.len(), false);
+    // Needers come after the services they need: walk back.
+    for &s in plan.order.iter().rev() {
+        if plan[s].kind != TaskKind::Service || plan[s].foreground {
+            continue;
+        }
+        idle[s] = plan[s].needers.iter().all(|&n| match plan[n].kind {
+            TaskKind::Service => idle[n],
+            _ => verdicts[n] == Some(Verdict::UpToDate),
+        });
+    }
+    idle
 }
 
 fn is_literal(glob: &str) -> bool {

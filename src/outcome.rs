@@ -155,6 +155,8 @@ pub(crate) enum RunReason {
     DepWillRun(TaskName),
     /// A service it depends on is not the one it last ran against.
     ServiceChanged(TaskName),
+    /// A service it ran against was started again (a new instance: new port, maybe new data).
+    ServiceRestarted(TaskName),
     /// A dep ran since it last ran.
     DepRanSince(TaskName),
     /// Watch mode: its sources match these changed paths.

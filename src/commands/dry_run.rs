@@ -9,6 +9,7 @@ use crate::plan::Plan;
 use crate::report::text;
 
 pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask<Option<Verdict>>) -> String {
+    let idle = crate::fresh::not_started(plan, verdicts);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -25,6 +26,9 @@ pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask
                 let task = &config.tasks[i];
                 match (plan[i].kind, task.service()) {
                     (TaskKind::Group, _) => format!("{} (group)", task.name),
+                    (TaskKind::Service, Some(_)) if idle[i] => {
+                        format!("{} (service, not started: every task that needs it is up to date)", task.name)
+                    }
                     (TaskKind::Service, Some(svc)) => {
                         let until = if plan[i].foreground { ", kept in the foreground" } else { "" };
                         match &svc.ready {

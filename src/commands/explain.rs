@@ -14,6 +14,7 @@ pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<St
         eprintln!("irun: warning: {w}; every task would run");
     }
     let verdicts = fresh::predict(plan, config, &checker);
+    let idle = fresh::not_started(plan, &verdicts);
     let width = plan.order.iter().map(|&i| plan[i].name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     for &i in &plan.order {
@@ -24,6 +25,10 @@ pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<St
                     config.tasks[i].deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
                 anstyle::Style::new().dimmed(),
+            ),
+            Some(_) if idle[i] => (
+                "not started: every task that needs it is up to date".to_string(),
+                anstyle::AnsiColor::Green.on_default(),
             ),
             Some(Verdict::UpToDate) => ("up to date".to_string(), anstyle::AnsiColor::Green.on_default()),
             Some(Verdict::Run(why)) => {

@@ -46,6 +46,8 @@ pub(crate) enum Why {
     NeededBy(TaskId),
     /// Irun.toml was edited: the task is new or its definition changed.
     Reconfigured,
+    /// It ran against this service, which was started again.
+    ServiceRestarted(TaskId),
 }
 
 /// Which tasks the cycle runs: `Some(why)` for each member. `direct` are the tasks the change names (with why).
@@ -386,6 +388,7 @@ impl Engine {
             Why::Changed(paths) => RunReason::WatchChanged(paths.clone()),
             Why::Owed => RunReason::WatchOwed,
             Why::NeededBy(m) => RunReason::WatchNeededBy(self.name(*m)),
+            Why::ServiceRestarted(s) => RunReason::ServiceRestarted(self.name(*s)),
             // Irun.toml changed: the up-to-date checks know what that means for the task.
             Why::Reconfigured => return None,
             Why::Downstream => match dep_ran {

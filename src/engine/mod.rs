@@ -5,7 +5,14 @@
 //! The rules, each stated once:
 //! - A task starts when every dep is satisfied: done well (ok or up to date) or, for a service, ready. A group
 //!   finishes as soon as its deps are; for a group, a service that served and stopped still counts.
-//! - A task (not a service or group) whose deps are met is checked for freshness first; up to date, it is done.
+//! - A task (not a service or group) is checked for freshness once its deps are settled: done well, and the
+//!   services it needs able to start (not necessarily started). Up to date, it is done; otherwise it waits for
+//!   its services to be ready, then for a slot.
+//! - Outside watch mode a service starts only when it is wanted: it is a target (in the foreground), or a task
+//!   that needs it will run (it was decided to run, or a task upstream of it was). One whose needers are all up
+//!   to date is never started.
+//! - A service started again (its process exited and `restart` brought it back) is a new instance: the tasks that
+//!   need it and ran against the old one run again before the tasks after them (in watch mode, in a new cycle).
 //! - At most `jobs` tasks hold a job slot; a service gives its slot back once ready. Free slots go by
 //!   [`priority`].
 //! - Outside watch mode a service is stopped as soon as every task that needs it is done, unless it runs in the
@@ -20,6 +27,7 @@
 
 pub(crate) mod control;
 pub(crate) mod cycle;
+mod demand;
 mod ending;
 pub(crate) mod io;
 pub(crate) mod node;
@@ -44,7 +52,7 @@ pub(crate) use node::{Life, Node, Phase, Stopping, Then};
 
 use crate::config::{PerTask, TaskId, TaskKind};
 use crate::events::{Event, RunOutcome, TaskName};
-use crate::outcome::{Blocked, Outcome, Verdict};
+use crate::outcome::{Blocked, Outcome, RunReason, Verdict};
 use crate::plan::Plan;
 
 /// Watch mode's cycle in progress.
@@ -266,11 +274,20 @@ impl Engine {
         let (was, is) = (old.phase(), self.nodes[i].life.phase());
         *self.counts.slot(was) -= 1;
         *self.counts.slot(is) += 1;
+        if is == Phase::Pending && was != Phase::Pending {
+            // Waiting again (to run again): what was decided for its last run no longer holds.
+            let node = &mut self.nodes[i];
+            (node.decided, node.will_run, node.forced) = (false, false, None);
+        }
         if (was == Phase::Done) != (is == Phase::Done) {
             for idx in 0..self.needs[i].len() {
                 let s = self.needs[i][idx];
                 if is == Phase::Done {
                     self.needers_left[s] -= 1;
+                    // The last task that needed it is done: a service that waits is not started at all.
+                    if self.needers_left[s] == 0 {
+                        self.reconsider(s);
+                    }
                 } else {
                     self.needers_left[s] += 1;
                 }
@@ -364,22 +381,8 @@ impl Engine {
         while !self.aborting && self.interrupted.is_none() {
             if let Some(r) = self.candidates.pop_first() {
                 let i = self.by_rank[r];
-                if self.nodes[i].life != Life::Waiting || !self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
-                    continue;
-                }
-                match self.kind(i) {
-                    TaskKind::Group => {
-                        // A group "ran" when any of its deps did: its dependents are then not up to date.
-                        self.nodes[i].ran = self.plan[i].deps.iter().any(|&d| self.nodes[d].ran);
-                        self.finish(i, Outcome::Ok, Duration::ZERO);
-                    }
-                    TaskKind::Service if self.unneeded(i) => self.finish(i, Outcome::NotNeeded, Duration::ZERO),
-                    TaskKind::Service => self.enqueue(i),
-                    TaskKind::Task => {
-                        let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
-                        self.set_life(i, Life::Checking);
-                        self.out.push(Effect::CheckFreshness { task: i, dep_ran });
-                    }
+                if self.nodes[i].life == Life::Waiting {
+                    self.consider(i);
                 }
                 continue;
             }
@@ -399,6 +402,50 @@ impl Engine {
                 }
             }
             break;
+        }
+    }
+
+    /// A waiting task that may be able to move on: a group finishes, a service starts if it is wanted, a task is
+    /// checked for freshness once its deps are settled and queued once its services are ready too.
+    fn consider(&mut self, i: TaskId) {
+        let deps = &self.plan[i].deps;
+        match self.kind(i) {
+            TaskKind::Group => {
+                if deps.iter().all(|&d| self.settled(d, i)) {
+                    // A group "ran" when any of its deps did: its dependents are then not up to date.
+                    self.nodes[i].ran = deps.iter().any(|&d| self.nodes[d].ran);
+                    self.finish(i, Outcome::Ok, Duration::ZERO);
+                }
+            }
+            TaskKind::Service if self.unneeded(i) => self.finish(i, Outcome::NotNeeded, Duration::ZERO),
+            TaskKind::Service => match (deps.iter().all(|&d| self.satisfies(d, i)), self.wanted(i)) {
+                (true, true) => self.enqueue(i),
+                // Wanted, but a service it needs is not ready: that one is wanted too.
+                (false, true) => self.reconsider_all(self.needs[i].clone()),
+                // Settled but not wanted (yet): its needers may now decide whether they run.
+                (true, false) => {
+                    let plan = self.plan.clone();
+                    self.reconsider_all(plan[i].dependents.clone());
+                }
+                (false, false) => {}
+            },
+            TaskKind::Task if !deps.iter().all(|&d| self.settled(d, i)) => {}
+            TaskKind::Task if self.nodes[i].decided => {
+                if deps.iter().all(|&d| self.satisfies(d, i)) {
+                    self.enqueue(i);
+                }
+            }
+            TaskKind::Task => {
+                let dep_ran = deps.iter().copied().find(|&d| self.nodes[d].ran);
+                self.set_life(i, Life::Checking);
+                self.out.push(Effect::CheckFreshness { task: i, dep_ran });
+            }
+        }
+    }
+
+    fn reconsider_all(&mut self, tasks: Vec<TaskId>) {
+        for t in tasks {
+            self.reconsider(t);
         }
     }
 
@@ -442,9 +489,13 @@ impl Engine {
             return;
         }
         let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
-        let verdict = match self.forced_reason(i, dep_ran) {
-            Some(why) => Verdict::Run(why),
-            None => verdict,
+        let forced = self.nodes[i].forced.take().or_else(|| self.forced_reason(i, dep_ran));
+        let verdict = match (forced, verdict, dep_ran) {
+            (Some(why), _, _) => Verdict::Run(why),
+            // A task after one that ran runs (the up-to-date checks say so too; the services wanted for it rely
+            // on it).
+            (None, Verdict::UpToDate, Some(d)) => Verdict::Run(RunReason::DepRan(self.name(d))),
+            (None, verdict, _) => verdict,
         };
         match verdict {
             Verdict::UpToDate => self.finish(i, Outcome::UpToDate, Duration::ZERO),
@@ -452,7 +503,14 @@ impl Engine {
                 if self.opts.explain {
                     self.emit(Event::TaskWillRun { task: self.name(i), reason: why });
                 }
-                self.enqueue(i);
+                self.nodes[i].decided = true;
+                self.doom(i);
+                if self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
+                    self.enqueue(i);
+                } else {
+                    // Its services are not ready yet (they are wanted now).
+                    self.set_life(i, Life::Waiting);
+                }
             }
         }
     }
@@ -472,6 +530,7 @@ impl Engine {
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
             Life::Ready if restarted => {
+                self.ran_against_old_instance(i);
                 let plan = self.plan.clone();
                 for &n in plan[i].needers.iter().chain(&plan[i].dependents) {
                     self.reconsider(n);
@@ -480,6 +539,9 @@ impl Engine {
             Life::Running | Life::Starting => {
                 self.release_slot(i);
                 self.set_life(i, Life::Ready);
+                // Tasks that need it through a group that is already done wait for it too.
+                let plan = self.plan.clone();
+                self.reconsider_all(plan[i].needers.clone());
             }
             Life::Stopping(s) => {
                 self.release_slot(i);

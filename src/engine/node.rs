@@ -104,6 +104,13 @@ pub(crate) struct Node {
     pub(crate) earlier: Duration,
     /// What its instance was told changed (watch mode), so an instance started again is told the same.
     pub(crate) changed: Option<super::Changed>,
+    /// A task whose up-to-date check said it runs: it waits only for its services to be ready.
+    pub(crate) decided: bool,
+    /// It will run in this run or cycle unless something fails: it was decided to run, or a task upstream of it
+    /// was. The services it needs are then wanted.
+    pub(crate) will_run: bool,
+    /// Why it must run whatever its up-to-date check says (a service it ran against was started again).
+    pub(crate) forced: Option<crate::outcome::RunReason>,
 }
 
 impl Node {
@@ -117,6 +124,9 @@ impl Node {
             restarts: 0,
             earlier: Duration::ZERO,
             changed: None,
+            decided: false,
+            will_run: false,
+            forced: None,
         }
     }
 }

@@ -47,11 +47,20 @@ fn spec() -> impl Strategy<Value = Spec> {
         .prop_map(|(tasks, jobs, keep_going, watch, choices)| Spec { tasks, jobs, keep_going, watch, choices })
 }
 
-/// The Irun.toml text of a spec: t0..tN, every task selected through `default`.
+/// The Irun.toml text of a spec: t0..tN, every task but the services selected through `default`.
 fn toml(spec: &Spec) -> String {
     let mut out = String::new();
     let names: Vec<String> = (0..spec.tasks.len()).map(|i| format!("t{i}")).collect();
-    out.push_str(&format!("default = [{}]\n", names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")));
+    // Services are targets only when nothing else is (a target service is kept in the foreground).
+    let mut targets: Vec<&String> =
+        names.iter().zip(&spec.tasks).filter(|(_, t)| !(6..8).contains(&t.0)).map(|(n, _)| n).collect();
+    if targets.is_empty() {
+        targets = names.iter().collect();
+    }
+    out.push_str(&format!(
+        "default = [{}]\n",
+        targets.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    ));
     for (i, &(kind, bits, sources)) in spec.tasks.iter().enumerate() {
         let deps: Vec<String> = (0..i).filter(|j| bits & (1 << (j % 16)) != 0).map(|j| format!("\"t{j}\"")).collect();
         out.push_str(&format!("[tasks.t{i}]\n"));
@@ -97,6 +106,8 @@ struct Model {
     control: Vec<Option<Control>>,
     /// Per task: a live instance exists (spawned, not yet finished).
     alive: Vec<bool>,
+    /// Per task: it was spawned at least once.
+    started: Vec<bool>,
     spawns: usize,
     ends: usize,
     /// Watch checks for the cycle in progress: tasks that must not change, and the cycle's own members.
@@ -183,6 +194,7 @@ impl Model {
             }
         }
         self.alive[t] = true;
+        self.started[t] = true;
         self.spawns += 1;
         self.slot[t] = true;
         self.holders += 1;
@@ -315,6 +327,17 @@ fn run(spec: Spec) {
     let unfinished: Vec<TaskId> =
         plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
     assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
+    if watch.is_none() {
+        // A service runs only for a task that runs: if every task that needs it was up to date (or, a service,
+        // not needed), it was never started.
+        for &s in plan.order.iter().filter(|&&s| plan[s].kind == TaskKind::Service && !plan[s].foreground) {
+            let idle = plan[s]
+                .needers
+                .iter()
+                .all(|n| matches!(model.seen[n.index()], Seen::Done(Outcome::UpToDate | Outcome::NotNeeded)));
+            assert!(!(idle && model.started[s.index()]), "{s:?} started though nothing that needs it ran");
+        }
+    }
 }
 
 impl Model {
@@ -328,6 +351,7 @@ impl Model {
             holders: 0,
             control: vec![None; n],
             alive: vec![false; n],
+            started: vec![false; n],
             spawns: 0,
             ends: 0,
             protected: BTreeSet::new(),

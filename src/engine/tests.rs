@@ -594,7 +594,7 @@ fn the_engine_stays_pure() {
 }
 
 #[test]
-fn tasks_that_need_a_restarting_service_wait_for_it_to_be_ready_again_and_none_is_cancelled() {
+fn tasks_that_need_a_restarting_service_wait_for_it_and_those_that_ran_against_the_old_instance_run_first() {
     let mut sim = Sim::new(
         "[tasks.svc]\ncmd = \"s\"\ndaemon = true\nrestart = \"on-failure\"\nready = { tcp = 1 }\n\
          [tasks.a]\ncmd = \"a\"\ndeps = [\"svc\"]\n[tasks.b]\ncmd = \"b\"\ndeps = [\"a\", \"svc\"]\n",
@@ -623,7 +623,10 @@ fn tasks_that_need_a_restarting_service_wait_for_it_to_be_ready_again_and_none_i
     let e = sim.exit("a", 0);
     assert!(spawned(&sim, &e).is_empty(), "b waits for svc to be ready again");
     sim.started("svc");
+    // `a` ran against the instance that exited: it runs again against the new one, before `b`.
     let e = sim.ready("svc");
+    assert_eq!(spawned(&sim, &e), ["a"]);
+    let e = sim.run_ok("a");
     assert_eq!(spawned(&sim, &e), ["b"]);
     sim.run_ok("b");
     assert_eq!(sim.outcome("a"), Some(Outcome::Ok));
@@ -747,4 +750,126 @@ fn a_reload_keeps_what_a_service_has_used_of_its_restarts() {
     let effects = sim.exit("svc", 1);
     assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
     assert!(matches!(sim.outcome("svc"), Some(Outcome::Failed(_))), "{:?}", sim.outcome("svc"));
+}
+
+// -- services start only when something that needs them will run -------------------------------------------------
+
+const NEEDED: &str = "[tasks.build]\ncmd = \"b\"\n[tasks.svc]\ncmd = \"s\"\ndaemon = true\nready = { tcp = 1 }\n\
+                      [tasks.client]\ncmd = \"c\"\ndeps = [\"svc\", \"build\"]\n";
+
+#[test]
+fn a_service_whose_needers_are_all_up_to_date_is_never_started() {
+    let mut sim = Sim::new(NEEDED, &["client"], 4, None);
+    sim.up_to_date(&["build", "client"]);
+    let effects = sim.start();
+    assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
+    assert_eq!(sim.outcome("svc"), Some(Outcome::NotNeeded));
+    assert_eq!(sim.outcome("client"), Some(Outcome::UpToDate));
+    assert_eq!(sim.engine.finished(), Some(RunOutcome::Passed));
+}
+
+#[test]
+fn a_service_starts_alongside_a_dep_that_will_run_and_its_needer_waits_for_it() {
+    let mut sim = Sim::new(NEEDED, &["client"], 4, None);
+    let effects = sim.start();
+    let mut first = spawned(&sim, &effects);
+    first.sort();
+    assert_eq!(first, ["build", "svc"], "client will run after build, so svc is wanted at once");
+    let effects = sim.run_ok("build");
+    assert!(spawned(&sim, &effects).is_empty(), "client waits for svc to be ready");
+    sim.started("svc");
+    let effects = sim.ready("svc");
+    assert_eq!(spawned(&sim, &effects), ["client"]);
+}
+
+#[test]
+fn a_service_starts_once_its_needer_is_found_to_run() {
+    let mut sim = Sim::new(NEEDED, &["client"], 4, None);
+    sim.up_to_date(&["build"]);
+    // build is up to date, so only client's own check can want svc: it is checked before svc starts.
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["svc"]);
+    let checked =
+        effects.iter().position(|e| matches!(e, Effect::CheckFreshness { task, .. } if sim.name(*task) == "client"));
+    let spawn = effects.iter().position(|e| matches!(e, Effect::Spawn { .. }));
+    assert!(checked < spawn, "{effects:?}");
+}
+
+#[test]
+fn a_service_named_as_a_target_starts_even_if_its_needers_are_up_to_date() {
+    let mut sim = Sim::new(NEEDED, &["svc", "client"], 4, None);
+    sim.up_to_date(&["build", "client"]);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["svc"]);
+}
+
+#[test]
+fn a_service_behind_a_group_or_another_service_starts_only_when_wanted() {
+    let toml = "[tasks.db]\ncmd = \"d\"\ndaemon = true\nready = { tcp = 1 }\n\
+                [tasks.api]\ncmd = \"a\"\ndaemon = true\nready = { tcp = 2 }\ndeps = [\"db\"]\n\
+                [tasks.stack]\ndeps = [\"api\"]\n[tasks.test]\ncmd = \"t\"\ndeps = [\"stack\"]\n";
+    let mut sim = Sim::new(toml, &["test"], 4, None);
+    sim.up_to_date(&["test"]);
+    let effects = sim.start();
+    assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
+    assert_eq!(sim.outcome("db"), Some(Outcome::NotNeeded));
+    assert_eq!(sim.outcome("api"), Some(Outcome::NotNeeded));
+
+    let mut sim = Sim::new(toml, &["test"], 4, None);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["db"], "test runs: api is wanted, so db is");
+    sim.started("db");
+    let effects = sim.ready("db");
+    assert_eq!(spawned(&sim, &effects), ["api"]);
+    sim.started("api");
+    let effects = sim.ready("api");
+    assert_eq!(spawned(&sim, &effects), ["test"], "test waits for the service its group gathers");
+}
+
+/// db restarts on failure; createdb (setup against it) and tests after it.
+const CREATEDB: &str = "[tasks.db]\ncmd = \"d\"\ndaemon = true\nrestart = \"on-failure\"\nready = { tcp = 1 }\n\
+                        [tasks.createdb]\ncmd = \"c\"\ndeps = [\"db\"]\n\
+                        [tasks.tests]\ncmd = \"t\"\ndeps = [\"db\", \"createdb\", \"slow\"]\n[tasks.slow]\ncmd = \"s\"\n";
+
+#[test]
+fn a_setup_task_that_was_up_to_date_runs_again_when_its_service_comes_back() {
+    let mut sim = Sim::new(CREATEDB, &["tests"], 4, None);
+    sim.up_to_date(&["createdb"]);
+    sim.start();
+    sim.started("db");
+    sim.ready("db");
+    assert_eq!(sim.outcome("createdb"), Some(Outcome::UpToDate));
+    sim.started("slow");
+    // db crashes and comes back (a new instance, maybe without the database): createdb must run before tests.
+    sim.exit("db", 1);
+    sim.started("db");
+    let effects = sim.ready("db");
+    assert_eq!(spawned(&sim, &effects), ["createdb"]);
+    assert!(effects.iter().any(|e| matches!(e, Effect::CheckFreshness { task, .. } if sim.name(*task) == "createdb")));
+    let effects = sim.exit("slow", 0);
+    assert!(spawned(&sim, &effects).is_empty(), "tests waits for createdb to run again");
+    let effects = sim.run_ok("createdb");
+    assert_eq!(spawned(&sim, &effects), ["tests"]);
+}
+
+#[test]
+fn in_watch_mode_a_service_that_came_back_reruns_what_ran_against_it_in_a_new_cycle() {
+    let mut sim = Sim::new(CREATEDB, &["tests"], 4, Some(OnBusy::Restart));
+    sim.start();
+    sim.started("db");
+    sim.ready("db");
+    sim.run_ok("slow");
+    sim.run_ok("createdb");
+    sim.run_ok("tests");
+    sim.exit("db", 1);
+    sim.started("db");
+    let effects = sim.ready("db");
+    let cycle = events(&effects).into_iter().find_map(|e| match e {
+        Event::CycleStarted { tasks, .. } => Some(tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
+        _ => None,
+    });
+    assert_eq!(cycle, Some(vec!["createdb".to_string(), "tests".to_string()]));
+    assert_eq!(spawned(&sim, &effects), ["createdb"]);
+    let effects = sim.run_ok("createdb");
+    assert_eq!(spawned(&sim, &effects), ["tests"]);
 }

@@ -214,6 +214,7 @@ fn run_reason(r: &RunReason) -> Value {
         RunReason::Output(change) => ("output_changed", Some(("path", json!(file(change))))),
         RunReason::DepRan(d) | RunReason::DepWillRun(d) => ("dep_ran", Some(("dep", json!(&**d)))),
         RunReason::ServiceChanged(d) => ("service_changed", Some(("dep", json!(&**d)))),
+        RunReason::ServiceRestarted(d) => ("service_restarted", Some(("dep", json!(&**d)))),
         RunReason::DepRanSince(d) => ("dep_ran_since", Some(("dep", json!(&**d)))),
         RunReason::WatchChanged(p) => ("watch_changed", Some(("paths", json!(p)))),
         RunReason::WatchOwed => ("watch_owed", None),

@@ -16,6 +16,10 @@ pub(crate) fn check(check: &Check) -> String {
         Check::Exec(cmd) => format!("`{cmd}` exiting 0"),
         Check::Log(re) => format!("a line of output matching `{}`", re.0.as_str()),
         Check::AutoTcp => "a port chosen as it starts (IRUN_PORT) accepting connections".to_string(),
+        Check::Later { key: "tcp", text, .. } => format!("{text} accepting connections"),
+        Check::Later { key: "http", text, status: Some(s) } => format!("{text} answering {s}"),
+        Check::Later { key: "http", text, .. } => format!("{text} answering 2xx or 3xx"),
+        Check::Later { text, .. } => format!("a line of output matching `{text}`"),
     }
 }
 
@@ -161,6 +165,7 @@ pub(crate) fn run_reason(r: &RunReason) -> String {
         RunReason::DepRan(d) => format!("dep `{d}` ran"),
         RunReason::DepWillRun(d) => format!("dep `{d}` will run"),
         RunReason::ServiceChanged(d) => format!("service `{d}` changed since it last ran"),
+        RunReason::ServiceRestarted(d) => format!("service `{d}` was started again since it ran against it"),
         RunReason::DepRanSince(d) => format!("dep `{d}` ran since it last ran"),
         RunReason::WatchChanged(paths) => format!("watch: {} changed", list(paths)),
         RunReason::WatchOwed => "watch: it did not get to run in an earlier cycle".to_string(),

@@ -211,9 +211,14 @@ daemon = true
 ready = { log = "up" }
 stop_timeout = "10m"
 
-[tasks.client]
+# `client` is checked (big.bin hashed) once `late` is done, which is after svc is ready.
+[tasks.late]
 cmd = "true"
 deps = ["svc"]
+
+[tasks.client]
+cmd = "true"
+deps = ["svc", "late"]
 sources = ["big.bin"]
 "#,
     );

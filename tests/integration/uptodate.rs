@@ -233,7 +233,7 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
 }
 
 #[test]
-fn services_always_run_and_their_dependents_only_when_the_service_changed() {
+fn a_service_starts_only_for_a_dependent_that_runs_and_that_one_reruns_only_when_the_service_changed() {
     let p = Project::new(
         "[tasks.setup]\ncmd = \"echo run >> setup.log\"\nsources = [\"setup.cfg\"]\n\
          [tasks.svc]\ncmd = \"echo run >> svc.log; echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\ndeps = [\"setup\"]\n\
@@ -241,10 +241,11 @@ fn services_always_run_and_their_dependents_only_when_the_service_changed() {
     );
     p.file("svc.cfg", "").file("client.cfg", "").file("setup.cfg", "");
     run_ok(&p, &["client"]);
-    // Nothing changed: the service runs (services always do), its client is up to date.
+    // Nothing changed: its client is up to date, so the service is not even started.
     let out = run_ok(&p, &["client"]);
-    assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (2, 1), "{out:?}");
+    assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (1, 1), "{out:?}");
     assert!(out.stdout.contains("client * up to date"), "{out:?}");
+    assert!(out.stdout.contains("svc    * skipped: nothing that needs it is left to run"), "{out:?}");
     assert!(explain(&p, "client").ends_with("up to date"), "{}", explain(&p, "client"));
     // The service's own source changed: its fingerprint did, and the client runs again.
     p.file("svc.cfg", "changed\n");
@@ -254,7 +255,7 @@ fn services_always_run_and_their_dependents_only_when_the_service_changed() {
         explain(&p, "client")
     );
     run_ok(&p, &["client"]);
-    assert_eq!(runs(&p, "client.log"), 2);
+    assert_eq!((runs(&p, "svc.log"), runs(&p, "client.log")), (2, 2));
     // A dep of the service ran: that changes the service too.
     p.file("setup.cfg", "changed\n");
     let out = run_ok(&p, &["--explain", "client"]);

@@ -1,0 +1,113 @@
+//! Which services a run wants, and what a service started again means. Outside watch mode a service starts only
+//! once something that needs it will run: a task is checked for freshness as soon as its deps are settled (done,
+//! or a service able to start), and a task that will run (or is downstream of one that will) wants the services it
+//! needs. A service that comes back after its process exited is a new instance: what ran against the old one runs
+//! again.
+
+use super::{Engine, Life, Phase};
+use crate::config::{TaskId, TaskKind};
+use crate::outcome::{Outcome, RunReason};
+
+impl Engine {
+    /// Whether `dep` is as far as it needs to be for `dependent` to decide whether it runs: what `satisfies` asks,
+    /// except that a service (or a group's gathered service) need not be ready yet, only able to start: it is
+    /// started once something that needs it will run.
+    pub(super) fn settled(&self, dep: TaskId, dependent: TaskId) -> bool {
+        if self.satisfies(dep, dependent) {
+            return true;
+        }
+        let service_can_start = |s: TaskId| match self.nodes[s].life {
+            Life::Done(_) | Life::Stopping(_) => false,
+            Life::Waiting => self.plan[s].deps.iter().all(|&d| self.settled(d, s)),
+            _ => true,
+        };
+        match (&self.nodes[dep].life, self.kind(dep)) {
+            (_, TaskKind::Service) => service_can_start(dep),
+            (Life::Done(o), TaskKind::Group) if o.is_success() => {
+                self.gathered[dep].iter().all(|&s| self.nodes[s].life == Life::Ready || service_can_start(s))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether service `s` should start: in watch mode or in the foreground always; otherwise once a task that
+    /// needs it will run (or a service that needs it is wanted). One whose needers are all up to date never starts.
+    pub(super) fn wanted(&self, s: TaskId) -> bool {
+        self.opts.watch.is_some()
+            || self.plan[s].foreground
+            || self.plan[s].needers.iter().any(|&n| match (&self.nodes[n].life, self.kind(n)) {
+                (Life::Done(_), _) => false,
+                (Life::Waiting, TaskKind::Service) => self.wanted(n),
+                (_, TaskKind::Service) => true,
+                _ => self.nodes[n].will_run,
+            })
+    }
+
+    /// Task `i` will run: so will every task downstream of it (a task after it sees a dep that ran; a service after
+    /// it gets another fingerprint). The services they need are wanted.
+    pub(super) fn doom(&mut self, i: TaskId) {
+        let plan = self.plan.clone();
+        let mut stack = vec![i];
+        while let Some(x) = stack.pop() {
+            if std::mem::replace(&mut self.nodes[x].will_run, true) {
+                continue;
+            }
+            for idx in 0..self.needs[x].len() {
+                self.reconsider(self.needs[x][idx]);
+            }
+            stack.extend(plan[x].dependents.iter().copied().filter(|&d| self.nodes[d].life.phase() != Phase::Done));
+        }
+    }
+
+    /// Service `s` is ready again after its process exited and was started again: the tasks that need it and ran
+    /// (or were up to date) against the old instance run again, before the tasks after them. Outside watch mode
+    /// only those with something after them still to run; in watch mode all of them, in a new cycle.
+    pub(super) fn ran_against_old_instance(&mut self, s: TaskId) {
+        let plan = self.plan.clone();
+        let watch = self.opts.watch.is_some();
+        let stale: Vec<TaskId> = plan[s]
+            .needers
+            .iter()
+            .copied()
+            .filter(|&n| self.kind(n) == TaskKind::Task)
+            .filter(|&n| matches!(self.nodes[n].life, Life::Done(Outcome::Ok | Outcome::UpToDate)))
+            .filter(|&n| {
+                watch
+                    || plan
+                        .through_groups(&plan[n].dependents, |p| &p.dependents)
+                        .iter()
+                        .any(|&d| self.nodes[d].life.phase() != Phase::Done)
+            })
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let reason = RunReason::ServiceRestarted(self.name(s));
+        if watch {
+            let direct = stale.iter().map(|&n| (n, super::cycle::Why::ServiceRestarted(s))).collect();
+            self.begin_cycle(direct, std::sync::Arc::default(), false, true, self.now);
+        } else {
+            for &n in &stale {
+                self.set_life(n, Life::Waiting);
+                self.wait_again_through_groups(n);
+            }
+        }
+        for n in stale {
+            self.nodes[n].forced = Some(reason.clone());
+        }
+    }
+
+    /// Groups after `n` that are done wait again, so that what comes after them waits for `n` too.
+    fn wait_again_through_groups(&mut self, n: TaskId) {
+        let plan = self.plan.clone();
+        let mut stack = vec![n];
+        while let Some(x) = stack.pop() {
+            for &d in &plan[x].dependents {
+                if self.kind(d) == TaskKind::Group && matches!(self.nodes[d].life, Life::Done(_)) {
+                    self.set_life(d, Life::Waiting);
+                    stack.push(d);
+                }
+            }
+        }
+    }
+}

@@ -79,8 +79,14 @@ fn json(config: &Config) -> String {
                         }
                         Check::Exec(cmd) => v["command"] = json!(cmd.to_string()),
                         Check::Log(re) => v["pattern"] = json!(re.0.as_str()),
+                        Check::Later { key: "tcp", text, .. } => v["port"] = json!(text),
+                        Check::Later { key: "http", text, status } => {
+                            v["url"] = json!(text);
+                            v["status"] = json!(status);
+                        }
+                        Check::Later { text, .. } => v["pattern"] = json!(text),
                     }
-                    if !matches!(p.check, Check::Log(_)) {
+                    if p.check.key() != "log" {
                         v["interval_s"] = json!(p.interval.as_secs_f64());
                     }
                     v

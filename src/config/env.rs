@@ -43,6 +43,24 @@ pub(crate) enum Problem {
     Malformed { at: usize },
 }
 
+/// The references to a port chosen as a service starts in `text`: `${IRUN_PORT}`, `${IRUN_PORT_<NAME>}` (with or
+/// without a default) and `$IRUN_PORT…` without braces, each as (byte offset of the name, name).
+pub(crate) fn port_refs(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("IRUN_PORT") {
+        let at = from + i;
+        let end = text[at..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(text.len(), |n| at + n);
+        let before = &text[..at];
+        let escaped = before.ends_with("$${");
+        if !escaped && (before.ends_with("${") || (before.ends_with('$') && !before.ends_with("$$"))) {
+            out.push((at, &text[at..end]));
+        }
+        from = end;
+    }
+    out
+}
+
 /// Expand `text`, looking each name up with `lookup`.
 pub(crate) fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
     expand_with(text, lookup, false)

@@ -9,6 +9,8 @@ mod raw;
 pub(crate) mod schema;
 mod validate;
 
+pub(crate) use validate::resolve as resolve_probe;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -253,6 +253,8 @@ pub(crate) struct Service {
     /// Started again (after a backoff) when its process exits, at most `max_restarts` times.
     pub(crate) restart: Restart,
     pub(crate) max_restarts: u32,
+    /// `port = "auto"` (or `tcp = "auto"`): a free port is chosen for it as it starts.
+    pub(crate) auto_port: bool,
 }
 
 impl Task {
@@ -381,6 +383,13 @@ pub(crate) enum Check {
     Log(Pattern),
     /// `tcp = "auto"`: a free port chosen as the service starts (given to it as `IRUN_PORT`), then as `Tcp`.
     AutoTcp,
+    /// A `tcp`, `http` or `log` probe whose text names a port chosen as a service starts (`${IRUN_PORT}`,
+    /// `${IRUN_PORT_<NAME>}`): checked at load with a stand-in port, read for real once the ports are known.
+    Later {
+        key: &'static str,
+        text: String,
+        status: Option<u16>,
+    },
 }
 
 impl Check {
@@ -401,6 +410,7 @@ impl Check {
             Check::Http { .. } => "http",
             Check::Exec(_) => "exec",
             Check::Log(_) => "log",
+            Check::Later { key, .. } => key,
         }
     }
 }

@@ -173,6 +173,10 @@ table! {
         /// How many restarts at most (default 3); the next exit fails the service.
         #[schemars(range(min = 0))]
         max_restarts: i64,
+        /// "auto": a free port chosen as the service starts, given to it as IRUN_PORT and to it and every task
+        /// after it as IRUN_PORT_<NAME>; any probe, `env` value or command may use ${IRUN_PORT}.
+        #[schemars(schema_with = "port_choice")]
+        port: String,
     }
 }
 
@@ -180,7 +184,7 @@ table! {
 pub(crate) const GROUP_KEYS: [&str; 3] = ["description", "deps", "sources"];
 
 /// What only a service may have.
-pub(crate) const SERVICE_KEYS: [&str; 4] = ["ready", "reuse", "restart", "max_restarts"];
+pub(crate) const SERVICE_KEYS: [&str; 5] = ["ready", "reuse", "restart", "max_restarts", "port"];
 
 table! {
     /// A service's readiness probe: exactly one of tcp, http, exec, log.
@@ -279,6 +283,10 @@ fn stop_signal(_: &mut SchemaGenerator) -> Schema {
 
 fn output_policy(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "enum": ["live", "on-failure"] })
+}
+
+fn port_choice(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "enum": ["auto"] })
 }
 
 fn restart_policy(_: &mut SchemaGenerator) -> Schema {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Driver;
-use crate::config::{Check, TaskId, port_variable};
+use crate::config::{TaskId, port_variable};
 use crate::engine::{self, Changed, Effect, Input};
 use crate::exec::Launcher;
 use crate::exec::runner::Job;
@@ -91,7 +91,7 @@ impl<L: Launcher> Driver<'_, L> {
     /// that depend on it. `None` for any other task (or if no port could be had: its runner says so).
     fn choose_port(&mut self, task: TaskId) -> Option<u16> {
         let def = &self.config.tasks[task];
-        if !def.probe().is_some_and(|p| p.check == Check::AutoTcp) {
+        if !def.service().is_some_and(|s| s.auto_port) {
             return None;
         }
         let port = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).ok()?.port();

@@ -54,7 +54,7 @@ pub(crate) async fn wait_ready(probe: &Probe, ctx: &mut Context<'_>) -> bool {
 
 /// Whether the probe passes at once (one attempt), for a service that may already be running.
 pub(crate) async fn passes_now(probe: &Probe, ctx: &Context<'_>) -> bool {
-    !matches!(probe.check, Check::Log(_) | Check::AutoTcp)
+    !matches!(probe.check, Check::Log(_) | Check::AutoTcp | Check::Later { .. })
         && attempt(&probe.check, ctx, probe.timeout.min(CONNECT_TIMEOUT)).await
 }
 
@@ -75,8 +75,8 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
             process.kill_and_wait().await;
             ok
         }
-        // Resolved to `Tcp` by the runner before it probes.
-        Check::Log(_) | Check::AutoTcp => false,
+        // Resolved by the runner before it probes.
+        Check::Log(_) | Check::AutoTcp | Check::Later { .. } => false,
     }
 }
 

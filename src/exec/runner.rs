@@ -114,20 +114,28 @@ pub(crate) async fn run(mut job: Job, table: Arc<Table>) {
 /// one chosen for `tcp = "auto"`; without one, such a service cannot start.
 pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<u16>) -> Result<Launch, Failure> {
     let settings = task.process().expect("groups are not run as processes");
-    let env: Vec<(String, String)> = settings.env.iter().chain(extra_env).cloned().collect();
-    let cmd = match &settings.cmd {
-        // No shell will expand `${IRUN_PORT}` and the like in an array command: irun does.
-        Cmd::Argv(argv) if argv.iter().any(|a| a.contains("${IRUN_")) => {
-            Cmd::Argv(argv.iter().map(|a| expand_irun(a, &env)).collect())
-        }
-        cmd => cmd.clone(),
-    };
+    if port.is_none() && task.service().is_some_and(|s| s.auto_port) {
+        return Err(Failure::NoFreePort);
+    }
+    let mut env: Vec<(String, String)> = settings.env.iter().chain(extra_env).cloned().collect();
+    // `env` values may name the ports chosen as services start (`BASE_URL = "http://127.0.0.1:${IRUN_PORT_WEB}"`).
+    let resolved: Vec<String> = env.iter().map(|(_, v)| expand_irun(v, extra_env)).collect();
+    for ((_, value), resolved) in env.iter_mut().zip(resolved) {
+        *value = resolved;
+    }
+    let cmd = argv_expanded(&settings.cmd, &env);
     let probe = match (task.probe(), port) {
         (Some(p), Some(port)) if p.check == Check::AutoTcp => {
             Some(Probe { check: Check::Tcp { host: None, port }, interval: p.interval, timeout: p.timeout })
         }
-        (Some(p), None) if p.check == Check::AutoTcp => return Err(Failure::NoFreePort),
-        (p, _) => p.cloned(),
+        (Some(p), _) => {
+            let check = match &p.check {
+                Check::Exec(cmd) => Check::Exec(argv_expanded(cmd, &env)),
+                check => crate::config::resolve_probe(check, &env).map_err(Failure::Internal)?,
+            };
+            Some(Probe { check, ..p.clone() })
+        }
+        (None, _) => None,
     };
     Ok(Launch {
         cmd,
@@ -140,6 +148,16 @@ pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<
         stop_signal: settings.stop_signal,
         stop_timeout: settings.stop_timeout,
     })
+}
+
+/// No shell will expand `${IRUN_PORT}` and the like in an array command: irun does.
+fn argv_expanded(cmd: &Cmd, env: &[(String, String)]) -> Cmd {
+    match cmd {
+        Cmd::Argv(argv) if argv.iter().any(|a| a.contains("${IRUN_")) => {
+            Cmd::Argv(argv.iter().map(|a| expand_irun(a, env)).collect())
+        }
+        cmd => cmd.clone(),
+    }
 }
 
 impl Job {
@@ -409,10 +427,36 @@ mod tests {
     }
 
     #[test]
+    fn env_values_and_every_probe_get_the_chosen_ports() {
+        let svc = task(
+            "[tasks.web]\ncmd = \"serve\"\ndaemon = true\nport = \"auto\"\n\
+             env = { BASE_URL = \"http://127.0.0.1:${IRUN_PORT_WEB}/\", PLAIN = \"$HOME\" }\n\
+             ready = { http = \"http://127.0.0.1:${IRUN_PORT}/health\" }\n",
+        );
+        let env =
+            vec![("IRUN_PORT".to_string(), "4242".to_string()), ("IRUN_PORT_WEB".to_string(), "4242".to_string())];
+        let launch = prepare(&svc, &env, Some(4242)).unwrap();
+        assert!(launch.env.contains(&("BASE_URL".into(), "http://127.0.0.1:4242/".into())), "{:?}", launch.env);
+        assert!(launch.env.contains(&("PLAIN".into(), "$HOME".into())), "{:?}", launch.env);
+        let Some(Check::Http { url, .. }) = launch.probe.map(|p| p.check) else { panic!("not an http probe") };
+        assert_eq!((url.port, url.path.as_str()), (4242, "/health"));
+        // No port to be had: it cannot start.
+        assert!(matches!(prepare(&svc, &env, None), Err(Failure::NoFreePort)));
+        let exec = task(
+            "[tasks.db]\ncmd = \"x\"\ndaemon = true\nport = \"auto\"\nready = { exec = [\"isready\", \"-p\", \"${IRUN_PORT}\"] }\n",
+        );
+        let launch = prepare(&exec, &env, Some(4242)).unwrap();
+        assert_eq!(
+            launch.probe.map(|p| p.check),
+            Some(Check::Exec(Cmd::Argv(vec!["isready".into(), "-p".into(), "4242".into()])))
+        );
+    }
+
+    #[test]
     fn a_string_command_is_left_to_its_shell() {
-        let t = task("[tasks.t]\ncmd = \"echo ${IRUN_PORT:-none}\"\ntimeout = \"2s\"\n");
+        let t = task("[tasks.t]\ncmd = \"echo ${IRUN_CHANGED_PATHS:-none}\"\ntimeout = \"2s\"\n");
         let launch = prepare(&t, &[], None).unwrap();
-        assert_eq!(launch.cmd, Cmd::Shell("echo ${IRUN_PORT:-none}".into()));
+        assert_eq!(launch.cmd, Cmd::Shell("echo ${IRUN_CHANGED_PATHS:-none}".into()));
         assert_eq!((launch.service, launch.probe, launch.timeout), (false, None, Some(Duration::from_secs(2))));
     }
 }

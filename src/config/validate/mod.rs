@@ -3,6 +3,7 @@
 //! `dotenv`, `${NAME}`) in [`vars`]. Anything that would only fail later (a bad duration, port, regex, signal) is
 //! rejected here, before a single process starts, with the place it is written.
 
+mod ports;
 mod probe;
 mod process;
 mod task;
@@ -14,6 +15,8 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
+
+pub(crate) use probe::resolve;
 
 use super::env::Layers;
 use super::model::{Named, Task};
@@ -85,6 +88,7 @@ impl Validator<'_> {
         for (name, task) in &tasks {
             out.push(self.task(name, task, &shared, &names)?);
         }
+        self.port_references(&tasks, &out)?;
         Ok(Validated { default, jobs, tasks: out })
     }
 

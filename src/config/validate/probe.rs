@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::Validator;
-use crate::config::env::Layers;
+use crate::config::env::{self, Layers};
 use crate::config::model::{
     Check, DEFAULT_EXEC_INTERVAL, DEFAULT_HTTP_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_REMOTE_TCP_INTERVAL,
     DEFAULT_TCP_INTERVAL, HttpUrl, Pattern, Probe,
@@ -53,7 +53,14 @@ impl Validator<'_> {
             Ok(At::new(v.span(), self.expand(v.get(), v.span(), key, vars)?))
         };
         if let Some(tcp) = &raw.tcp {
-            let check = self.tcp(&self.expand_value(tcp, "ready.tcp", vars)?)?;
+            let value = self.expand_value(tcp, "ready.tcp", vars)?;
+            if let toml::Value::String(s) = value.get() {
+                let parse = |v: &At<String>| self.tcp(&At::new(v.span(), toml::Value::String(v.get().clone())));
+                if let Some(later) = self.later(&At::new(value.span(), s.clone()), "tcp", None, parse)? {
+                    return Ok((later, DEFAULT_TCP_INTERVAL));
+                }
+            }
+            let check = self.tcp(&value)?;
             // Refused connections on this machine cost microseconds; a named or remote host is asked less often.
             let local = matches!(&check, Check::Tcp { host: None, .. } | Check::AutoTcp)
                 || matches!(&check, Check::Tcp { host: Some(h), .. } if is_loopback(h));
@@ -69,7 +76,11 @@ impl Validator<'_> {
                         .with_help("an HTTP status is a number from 100 to 599"));
                 }
             };
-            let url = self.http_url(&text(http, "ready.http")?)?;
+            let http = text(http, "ready.http")?;
+            if let Some(later) = self.later(&http, "http", status, |v| self.http_url(v).map(|_| Check::AutoTcp))? {
+                return Ok((later, DEFAULT_HTTP_INTERVAL));
+            }
+            let url = self.http_url(&http)?;
             return Ok((Check::Http { url, status }, DEFAULT_HTTP_INTERVAL));
         }
         if let Some(exec) = &raw.exec {
@@ -81,9 +92,34 @@ impl Validator<'_> {
                 .err(interval.span(), "`interval` has no effect on a `log` probe: every line is checked as it arrives")
                 .with_help("remove `interval`"));
         }
+        if let Some(later) = self.later(&log, "log", None, |v| self.log_pattern(v))? {
+            return Ok((later, Duration::ZERO));
+        }
+        Ok((self.log_pattern(&log)?, Duration::ZERO))
+    }
+
+    fn log_pattern(&self, log: &At<String>) -> Result<Check, Diagnostic> {
         let re = regex::Regex::new(log.get())
             .map_err(|e| self.err(log.span(), format!("invalid regular expression in `ready.log`: {e}")))?;
-        Ok((Check::Log(Pattern(re)), Duration::ZERO))
+        Ok(Check::Log(Pattern(re)))
+    }
+
+    /// A probe's text that names a port chosen as a service starts: checked now with a stand-in port, kept to be
+    /// read once the port is known (see [`resolve`]). `None` when it names none.
+    fn later(
+        &self,
+        text: &At<String>,
+        key: &'static str,
+        status: Option<u16>,
+        parse: impl Fn(&At<String>) -> Result<Check, Diagnostic>,
+    ) -> Result<Option<Check>, Diagnostic> {
+        let refs = env::port_refs(text.get());
+        if refs.is_empty() {
+            return Ok(None);
+        }
+        let stand_in: Vec<(String, String)> = refs.iter().map(|(_, n)| (n.to_string(), "65535".to_string())).collect();
+        parse(&At::new(text.span(), env::expand_irun(text.get(), &stand_in)))?;
+        Ok(Some(Check::Later { key, text: text.get().clone(), status }))
     }
 
     fn port(&self, n: i64, span: Range<usize>) -> Result<u16, Diagnostic> {
@@ -160,6 +196,24 @@ impl Validator<'_> {
             path: path.to_string(),
         })
     }
+}
+
+/// A probe that names a port chosen as a service starts ([`Check::Later`]), read now that `env` holds the ports;
+/// any other probe as it is. (Its text was checked at load with a stand-in port, so this does not fail unless a
+/// port is missing.)
+pub(crate) fn resolve(check: &Check, env: &[(String, String)]) -> Result<Check, String> {
+    let Check::Later { key, text, status } = check else { return Ok(check.clone()) };
+    let expanded = env::expand_irun(text, env);
+    let source = crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), &expanded);
+    let shell = std::collections::HashMap::new();
+    let v = Validator { source: &source, root: std::path::Path::new("/"), shell: &shell };
+    let at = At::new(0..expanded.len(), expanded.clone());
+    let check = match *key {
+        "tcp" => v.tcp(&At::new(at.span(), toml::Value::String(expanded.clone()))),
+        "http" => v.http_url(&at).map(|url| Check::Http { url, status: *status }),
+        _ => v.log_pattern(&at),
+    };
+    check.map_err(|d| format!("`ready.{key}` = {expanded:?}: {}", d.message))
 }
 
 /// `localhost`, or an address of this machine's loopback interface.

@@ -29,12 +29,13 @@ pub(super) struct ServiceKeys {
     reuse: bool,
     restart: Restart,
     max_restarts: u32,
+    auto_port: bool,
 }
 
 impl ServiceKeys {
     pub(super) fn with(self, process: Process) -> Service {
-        let ServiceKeys { ready, reuse, restart, max_restarts } = self;
-        Service { process, ready, reuse, restart, max_restarts }
+        let ServiceKeys { ready, reuse, restart, max_restarts, auto_port } = self;
+        Service { process, ready, reuse, restart, max_restarts, auto_port }
     }
 }
 
@@ -110,12 +111,17 @@ impl Validator<'_> {
                     .with_help(format!("remove it for the default of {DEFAULT_MAX_RESTARTS}"))
             })?,
         };
+        let auto_port = match &raw.port {
+            None => ready.as_ref().is_some_and(|p| p.check == Check::AutoTcp),
+            Some(p) => self.choice(p, &[("auto", true)], "write `port = \"auto\"`, or remove `port`")?,
+        };
         let reuse = raw.reuse.as_ref().is_some_and(|r| *r.get());
         if let Some(r) = raw.reuse.as_ref().filter(|_| reuse) {
             let why = match ready.as_ref().map(|p| &p.check) {
                 None => Some("a service is reused when its `ready` probe already passes, and it has none"),
                 Some(Check::Log(_)) => Some("a `log` probe cannot tell that a server irun did not start is up"),
                 Some(Check::AutoTcp) => Some("a port chosen as the service starts cannot already be in use"),
+                Some(_) if auto_port => Some("a port chosen as the service starts cannot already be in use"),
                 Some(_) => None,
             };
             if let Some(why) = why {
@@ -124,7 +130,7 @@ impl Validator<'_> {
                     .with_help("reuse needs a service with a `tcp`, `http` or `exec` probe, or remove `reuse`"));
             }
         }
-        Ok(ServiceKeys { ready, reuse, restart, max_restarts })
+        Ok(ServiceKeys { ready, reuse, restart, max_restarts, auto_port })
     }
 
     /// One of a key's few words (`output = "on-failure"`), with a suggestion for a misspelt one and `help`.

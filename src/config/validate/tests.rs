@@ -132,3 +132,68 @@ fn several_probes_are_named_in_one_order_and_a_group_s_ready_first() {
         .unwrap_err();
     assert!(err.message.contains("cannot have `ready`"), "{err}");
 }
+
+// -- chosen ports ---------------------------------------------------------------------------------------------------
+
+const DB: &str = "[tasks.db]\ncmd = \"serve\"\ndaemon = true\nport = \"auto\"\n\
+                  ready = { exec = \"pg_isready -p ${IRUN_PORT}\" }\n";
+
+#[test]
+fn port_auto_gives_a_service_a_port_with_any_probe_or_none() {
+    let cfg = parse_str(DB).unwrap();
+    assert!(cfg.tasks[TaskId::new(0)].service().unwrap().auto_port);
+    let cfg = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\nport = \"auto\"\n").unwrap();
+    assert!(cfg.tasks[TaskId::new(0)].service().unwrap().auto_port);
+    // `tcp = "auto"` stays the shorthand.
+    let cfg = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\nready = { tcp = \"auto\" }\n").unwrap();
+    assert!(cfg.tasks[TaskId::new(0)].service().unwrap().auto_port);
+    let err = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\nport = \"8001\"\n").unwrap_err();
+    assert!(err.message.contains("unknown `port` \"8001\""), "{err}");
+    let err = parse_str("[tasks.s]\ncmd = \"x\"\nport = \"auto\"\n").unwrap_err();
+    assert!(err.message.contains("`port`"), "{err}");
+}
+
+#[test]
+fn a_probe_may_name_the_chosen_port_and_is_still_checked_at_load() {
+    let later = |ready: &str| {
+        let toml = format!("[tasks.s]\ncmd = \"x\"\ndaemon = true\nport = \"auto\"\nready = {ready}\n");
+        parse_str(&toml).map(|cfg| cfg.tasks[TaskId::new(0)].probe().cloned().unwrap().check)
+    };
+    let check = later("{ http = \"http://127.0.0.1:${IRUN_PORT}/health\", status = 204 }").unwrap();
+    assert_eq!(
+        check,
+        Check::Later { key: "http", text: "http://127.0.0.1:${IRUN_PORT}/health".into(), status: Some(204) }
+    );
+    assert!(matches!(later("{ tcp = \"${IRUN_PORT}\" }").unwrap(), Check::Later { key: "tcp", .. }));
+    assert!(matches!(later("{ log = \"listening on :${IRUN_PORT}\" }").unwrap(), Check::Later { key: "log", .. }));
+    // The rest of the text is checked with a stand-in port.
+    let err = later("{ http = \"https://127.0.0.1:${IRUN_PORT}/\" }").unwrap_err();
+    assert!(err.message.contains("only http:// URLs can be probed"), "{err}");
+    let err = later("{ log = \"(${IRUN_PORT}\" }").unwrap_err();
+    assert!(err.message.contains("invalid regular expression"), "{err}");
+}
+
+#[test]
+fn a_port_name_a_task_does_not_get_is_an_error_naming_those_it_gets() {
+    let toml = format!(
+        "{DB}[tasks.tests]\ncmd = \"pytest\"\ndeps = [\"db\"]\nenv = {{ DSN = \"postgres://127.0.0.1:${{IRUN_PORT_DBB}}/x\" }}\n"
+    );
+    let err = parse_str(&toml).unwrap_err();
+    assert!(err.message.contains("`IRUN_PORT_DBB` is not a port task `tests` gets"), "{err}");
+    assert!(err.message.contains("did you mean `IRUN_PORT_DB`"), "{err}");
+    assert_eq!(err.help.as_deref(), Some("task `tests` gets IRUN_PORT_DB"));
+    let (_, span) = err.location.clone().unwrap();
+    assert_eq!(&toml[span], "IRUN_PORT_DBB");
+    // IRUN_PORT is a service's own: a task after it has only IRUN_PORT_DB.
+    let err = parse_str(&format!("{DB}[tasks.tests]\ncmd = \"echo $IRUN_PORT\"\ndeps = [\"db\"]\n")).unwrap_err();
+    assert!(err.message.contains("`IRUN_PORT` is not a port task `tests` gets"), "{err}");
+    // A task that gets no port is told how to get one.
+    let err = parse_str("[tasks.t]\ncmd = \"echo ${IRUN_PORT_WEB}\"\n").unwrap_err();
+    assert!(err.help.unwrap().contains("gets no chosen port"));
+    // Through a task and a group, and `$$` escapes: fine.
+    let ok = format!(
+        "{DB}[tasks.mk]\ncmd = \"x\"\ndeps = [\"db\"]\n[tasks.g]\ndeps = [\"mk\"]\n\
+         [tasks.t]\ncmd = \"echo ${{IRUN_PORT_DB}} $${{IRUN_PORT_X}}\"\ndeps = [\"g\"]\n"
+    );
+    parse_str(&ok).unwrap_or_else(|e| panic!("{e}"));
+}

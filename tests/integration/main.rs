@@ -7,6 +7,7 @@ mod arguments;
 mod cli;
 mod config_errors;
 mod cycles;
+mod database;
 mod discovery;
 mod faults;
 mod layout;

@@ -462,3 +462,34 @@ fn a_state_that_cannot_be_written_is_a_warning_said_once_not_a_failure() {
     assert_eq!(out.stdout.matches("warning: cannot save irun's state to").count(), 1, "{out:?}");
     assert!(out.stdout.contains(".irun/state.json"), "names the file: {out:?}");
 }
+
+#[test]
+fn a_task_with_outputs_and_no_sources_runs_again_only_when_an_output_is_gone_or_a_dep_ran() {
+    // make's rule for a target without prerequisites: `init` (like initdb) makes a folder that others then write to.
+    let p = Project::new(
+        "[tasks.gen]\ncmd = \"echo run >> gen.log\"\nsources = [\"gen.cfg\"]\n\
+         [tasks.init]\ncmd = \"mkdir -p data && echo 15 > data/VERSION && echo run >> init.log\"\n\
+         outputs = [\"data/VERSION\", \"data/*.db\"]\ndeps = [\"gen\"]\n\
+         [tasks.fill]\ncmd = \"echo row >> data/main.db; echo run >> fill.log\"\ndeps = [\"init\"]\n",
+    );
+    p.file("gen.cfg", "");
+    p.file("data/main.db", "");
+    run_ok(&p, &["fill"]);
+    // `fill` changed what `init` made (as a server changes its data): `init` is still up to date.
+    let out = run_ok(&p, &["fill"]);
+    assert_eq!((runs(&p, "init.log"), runs(&p, "fill.log")), (1, 2), "{out:?}");
+    assert!(out.stdout.contains("init * up to date"), "{out:?}");
+    // A glob that matches nothing any more counts as a missing output.
+    std::fs::remove_file(p.path("data/main.db")).unwrap();
+    assert!(explain(&p, "init").ends_with("will run: output `data/*.db` missing"), "{}", explain(&p, "init"));
+    p.file("data/main.db", "");
+    // A declared file gone.
+    std::fs::remove_file(p.path("data/VERSION")).unwrap();
+    run_ok(&p, &["fill"]);
+    assert_eq!(runs(&p, "init.log"), 2);
+    // A dep ran.
+    p.file("gen.cfg", "changed\n");
+    let out = run_ok(&p, &["--explain", "fill"]);
+    assert_eq!(runs(&p, "init.log"), 3, "{out:?}");
+    assert!(out.stdout.contains("init * will run: dep `gen` ran"), "{out:?}");
+}

@@ -104,6 +104,7 @@ fn json(config: &Config) -> String {
                 "sources": t.sources(),
                 "outputs": t.outputs(),
                 "ready": ready,
+                "port": t.service().map(|s| if s.auto_port { json!("auto") } else { json!(null) }),
                 "default": defaults.contains(&t.name.as_str()),
             })
         })

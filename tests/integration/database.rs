@@ -170,4 +170,12 @@ env = { BASE_URL = "http://127.0.0.1:${IRUN_PORT_WEB}/" }
     let port = line.rsplit("port ").next().unwrap().trim_end_matches(')');
     assert!(out.stdout.contains(&format!("e2e | 200 http://127.0.0.1:{port}/")), "{out:?}");
     assert!(out.stdout.contains(&format!("http://127.0.0.1:{port}/ answering 2xx or 3xx")), "{out:?}");
+    let listing = run_ok(&p, &["list", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&listing.stdout).unwrap();
+    let web = &doc["tasks"][0];
+    assert_eq!(
+        (web["port"].as_str(), web["ready"]["url"].as_str()),
+        (Some("auto"), Some("http://127.0.0.1:${IRUN_PORT}/"))
+    );
+    assert!(doc["tasks"][1]["port"].is_null(), "a task has no port: {listing:?}");
 }

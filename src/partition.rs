@@ -15,6 +15,10 @@ pub(crate) enum Scheme {
     Hash,
 }
 
+/// The most shards `irun plan --json --shards N` describes: each is an entry of the document, and no CI system's
+/// job matrix comes near (GitHub Actions allows 256 jobs, GitLab 200).
+pub(crate) const MAX_SHARDS: u32 = 10_000;
+
 /// Shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Partition {
@@ -98,6 +102,18 @@ pub(crate) fn units_of(plan: &Plan, p: Partition) -> Vec<TaskId> {
     units.into_iter().zip(shards).filter(|&(_, s)| s == p.index).map(|(u, _)| u).collect()
 }
 
+/// The units of each of `count` shards (1 to `count`, in that order), each in plan order: one pass over the leaves,
+/// whatever the count.
+pub(crate) fn deal(plan: &Plan, scheme: Scheme, count: u32) -> Vec<Vec<TaskId>> {
+    let units = leaves(plan);
+    let shards = assign(plan, &units, scheme, count);
+    let mut out = vec![Vec::new(); count as usize];
+    for (unit, shard) in units.into_iter().zip(shards) {
+        out[shard as usize - 1].push(unit);
+    }
+    out
+}
+
 /// A hash of the plan's shape: its targets and its tasks with their kinds and deps, in plan order. Shards built
 /// from plans with the same hash split the same work.
 pub(crate) fn plan_hash(plan: &Plan) -> String {
@@ -156,6 +172,18 @@ mod tests {
             let shard = (name_hash(&p[unit].name) % 3) as u32 + 1;
             let mine = units_of(&p, Partition { scheme: Scheme::Hash, index: shard, count: 3 });
             assert!(mine.contains(&unit));
+        }
+    }
+
+    #[test]
+    fn dealing_every_shard_at_once_gives_each_its_units() {
+        let p = plan(SUITE, &["all"]);
+        for scheme in [Scheme::Slice, Scheme::Hash] {
+            let dealt = deal(&p, scheme, 5);
+            assert_eq!(dealt.len(), 5);
+            for (k, mine) in dealt.iter().enumerate() {
+                assert_eq!(*mine, units_of(&p, Partition { scheme, index: k as u32 + 1, count: 5 }));
+            }
         }
     }
 

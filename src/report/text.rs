@@ -51,7 +51,13 @@ pub(crate) fn failure(f: &Failure) -> String {
             "internal error in irun: no free port could be found on 127.0.0.1 for `ready = { tcp = \"auto\" }`"
                 .to_string()
         }
-        Failure::PortInUse { port, key, file } => {
+        Failure::PortInUse { port, key, file, reuse: true } => {
+            format!(
+                "port {port} is already in use by another process that does not pass the service's `ready.{key}` \
+                 probe, so `reuse = true` cannot use it; stop that process, or change `ready.{key}` in {file}"
+            )
+        }
+        Failure::PortInUse { port, key, file, reuse: false } => {
             format!(
                 "port {port} is already in use by another process; stop it, change `ready.{key}` in {file}, or set \
                  `reuse = true` on the service to use the server already running"

@@ -137,12 +137,7 @@ impl Validator<'_> {
         dotenv: &[(String, String)],
         task_env: &[(String, String)],
     ) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = Vec::new();
         let added = shared.dotenv.iter().chain(dotenv).filter(|(k, _)| !self.shell.contains_key(k));
-        for (k, v) in added.chain(&shared.env).chain(task_env) {
-            env.retain(|(existing, _)| existing != k);
-            env.push((k.clone(), v.clone()));
-        }
-        env
+        crate::config::env::last_wins(added.chain(&shared.env).chain(task_env).cloned().collect())
     }
 }

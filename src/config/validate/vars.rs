@@ -72,32 +72,28 @@ impl Validator<'_> {
     pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vec<(String, String)>, Diagnostic> {
         let mut out: Vec<(String, String)> = Vec::new();
         for file in list.map(Vec::as_slice).unwrap_or_default() {
+            let unusable = |why: String| {
+                self.err(file.span(), format!("cannot use dotenv file {:?}: {why}", file.get().trim_start_matches('?')))
+                    .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)")
+            };
             let (written, optional) = match file.get().strip_prefix('?') {
                 Some(rest) => (rest, true),
                 None => (file.get().as_str(), false),
             };
             let path = self.root.join(written);
             match env::read_dotenv(&path) {
-                Ok(vars) => {
-                    for (k, v) in vars {
-                        out.retain(|(existing, _)| *existing != k);
-                        out.push((k, v));
-                    }
-                }
+                Ok(vars) => out.extend(vars),
                 Err(DotenvError::Missing) if optional => {}
                 Err(DotenvError::Missing) => {
                     return Err(self
                         .err(file.span(), format!("dotenv file {written:?} does not exist ({})", path.display()))
                         .with_help(format!("create it, or write \"?{written}\" to use it only when it exists")));
                 }
-                Err(DotenvError::Unreadable(why)) => {
-                    return Err(self
-                        .err(file.span(), format!("cannot use dotenv file {written:?}: {why}"))
-                        .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)"));
-                }
+                Err(DotenvError::Line { line, why }) => return Err(unusable(format!("{written}:{line}: {why}"))),
+                Err(DotenvError::Unreadable(why)) => return Err(unusable(why)),
             }
         }
-        Ok(out)
+        Ok(env::last_wins(out))
     }
 
     /// An `env` table: names checked, values made strings, `${NAME}`s resolved from `vars`.

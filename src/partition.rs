@@ -69,10 +69,14 @@ pub(crate) fn parse(s: &str) -> Result<Partition, String> {
 /// The plan's leaf tasks, in plan order: selected non-group tasks that no selected non-group task depends on
 /// (directly, or through groups).
 pub(crate) fn leaves(plan: &Plan) -> Vec<TaskId> {
+    // One walk from every non-group task's deps, each group entered once (many tasks over one long chain of groups
+    // cost the chain once).
     let mut needed = PerTask::filled(plan.len(), false);
-    for &i in plan.order.iter().filter(|&&i| plan[i].kind != TaskKind::Group) {
-        for d in plan.through_groups(&plan[i].deps, |p| &p.deps) {
-            needed[d] = true;
+    let mut stack: Vec<TaskId> =
+        plan.order.iter().filter(|&&i| plan[i].kind != TaskKind::Group).flat_map(|&i| plan[i].deps.clone()).collect();
+    while let Some(d) = stack.pop() {
+        if !std::mem::replace(&mut needed[d], true) && plan[d].kind == TaskKind::Group {
+            stack.extend(&plan[d].deps);
         }
     }
     plan.order.iter().copied().filter(|&i| plan[i].kind != TaskKind::Group && !needed[i]).collect()

@@ -748,3 +748,23 @@ fn a_reload_keeps_what_a_service_has_used_of_its_restarts() {
     assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
     assert!(matches!(sim.outcome("svc"), Some(Outcome::Failed(_))), "{:?}", sim.outcome("svc"));
 }
+
+#[test]
+fn groups_gather_the_services_below_them_through_nested_groups() {
+    let (plan, _) = plan_of(
+        "[tasks.db]\ncmd = \"d\"\ndaemon = true\n[tasks.cache]\ncmd = \"c\"\ndaemon = true\n[tasks.t]\ncmd = \"t\"\n\
+         [tasks.inner]\ndeps = [\"db\", \"t\"]\n[tasks.other]\ndeps = [\"cache\", \"inner\"]\n\
+         [tasks.outer]\ndeps = [\"inner\", \"other\"]\n[tasks.none]\ndeps = [\"t\"]\n\
+         [tasks.top]\ncmd = \"x\"\ndeps = [\"outer\", \"none\"]\n",
+        &["top"],
+    );
+    let gathered = gathered_services(&plan);
+    let names = |g: &str| -> Vec<String> {
+        let i = plan.order.iter().copied().find(|&i| &*plan[i].name == g).unwrap();
+        gathered[i].iter().map(|&s| plan[s].name.to_string()).collect()
+    };
+    assert_eq!(names("inner"), ["db"]);
+    assert_eq!(names("other"), ["db", "cache"], "sorted by task id, each once");
+    assert_eq!(names("outer"), ["db", "cache"]);
+    assert!(names("none").is_empty() && names("top").is_empty() && names("db").is_empty());
+}

@@ -66,6 +66,9 @@ impl Validator<'_> {
         let mut tasks: Vec<(&At<String>, &RawTask)> = raw.tasks.iter().map(|(n, t)| (n, &**t)).collect();
         tasks.sort_unstable_by_key(|(name, _)| name.span().start);
         let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get().as_str()).collect();
+        for (name, _) in &tasks {
+            self.name(name)?;
+        }
 
         let default = match raw.default {
             None => None,
@@ -92,7 +95,7 @@ impl Validator<'_> {
         let hint = suggestion(name.get(), names.iter().copied());
         let mut known: Vec<&str> = names.iter().copied().collect();
         known.sort_unstable();
-        self.err(name.span(), format!("{what} `{}`{hint}", name.get()))
+        self.err(name.span(), format!("{what} {}{hint}", crate::diagnostic::shown(name.get())))
             .with_help(format!("tasks defined in Irun.toml: {}", known.join(", ")))
     }
 }

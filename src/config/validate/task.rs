@@ -19,9 +19,6 @@ impl Validator<'_> {
         names: &HashSet<&str>,
     ) -> Result<Task, Diagnostic> {
         let task_name = name.get();
-        if task_name.trim().is_empty() {
-            return Err(self.err(name.span(), "a task name cannot be empty"));
-        }
         let (deps, kind) = match &raw.cmd {
             None => {
                 self.group(task_name, name.span(), raw)?;
@@ -37,6 +34,23 @@ impl Validator<'_> {
             deps,
             kind,
         })
+    }
+
+    /// A task's name is printed at the start of its output lines, in the summary, in `list`: it must be
+    /// something, and hold nothing a terminal would act on (a newline, a tab, an escape sequence, a bidi override).
+    pub(super) fn name(&self, name: &At<String>) -> Result<(), Diagnostic> {
+        if name.get().trim().is_empty() {
+            return Err(self.err(name.span(), "a task name cannot be empty"));
+        }
+        if name.get().chars().any(crate::diagnostic::unprintable) {
+            return Err(self
+                .err(name.span(), format!("task name {:?} contains a control character", name.get()))
+                .with_help(
+                    "rename the task: a name is printed on every line of its output, so it cannot hold newlines, \
+                     tabs, escapes or other control characters (spaces, quotes and any other Unicode are fine)",
+                ));
+        }
+        Ok(())
     }
 
     /// A task or a service: its environment, command, deps and settings, in the order they are checked.

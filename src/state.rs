@@ -141,12 +141,14 @@ pub(crate) struct State {
     disk: Option<File>,
 }
 
-/// How long the last save waits for another run's save (the lock) before giving up with a warning.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
 impl State {
     pub(crate) fn path_for(root: &Path) -> PathBuf {
         root.join(DIR).join(FILE)
+    }
+
+    /// The lock a save takes, for the project at `root`.
+    pub(crate) fn lock_path_for(root: &Path) -> PathBuf {
+        root.join(DIR).join(LOCK)
     }
 
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
@@ -203,9 +205,9 @@ impl State {
 
     /// Write this run's changes: under the lock, read the file again if another run replaced it, put the entries
     /// this run touched on it, and write it atomically. What other runs wrote meanwhile is kept, and becomes part
-    /// of this state too. Without `wait`, a lock held by another run's save means "not now" (`Ok(false)`): irun's
-    /// loop must not freeze behind a run that was suspended while saving.
-    pub(crate) fn save(&mut self, wait: bool) -> std::io::Result<bool> {
+    /// of this state too. A lock held by another run's save means "not now" (`Ok(false)`): irun's loop must not
+    /// freeze behind a run that was suspended while saving (and waits, if it must, where a signal can reach it).
+    pub(crate) fn save(&mut self) -> std::io::Result<bool> {
         std::fs::create_dir_all(&self.dir)?;
         // Written only where there is nothing at all (not through a link or into a pipe someone left there).
         let ignore = self.dir.join(".gitignore");
@@ -213,7 +215,7 @@ impl State {
             let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&ignore)?;
             f.write_all(b"# irun's state; not for version control\n*\n")?;
         }
-        let Some(_lock) = lock(&self.dir.join(LOCK), wait)? else { return Ok(false) };
+        let Some(_lock) = lock(&self.dir.join(LOCK))? else { return Ok(false) };
         clean_leftovers(&self.dir);
         let unchanged = match (&self.disk, std::fs::metadata(self.dir.join(FILE))) {
             (Some(file), Ok(now)) => file.metadata().is_ok_and(|then| same_file(&then, &now)),
@@ -251,38 +253,22 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
-/// Take the state's lock: at once, or (with `wait`) within [`LOCK_PATIENCE`]. `None`: another run holds it.
-fn lock(path: &Path, wait: bool) -> std::io::Result<Option<nix::fcntl::Flock<File>>> {
+/// Take the state's lock, at once. `None`: another run holds it.
+fn lock(path: &Path) -> std::io::Result<Option<nix::fcntl::Flock<File>>> {
     use nix::fcntl::{Flock, FlockArg};
     use std::os::unix::fs::OpenOptionsExt;
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
     // Without blocking: a named pipe there fails at once (no reader) instead of waiting forever.
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(Some(lock)),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
-                if !wait {
-                    return Ok(None);
-                }
-                if std::time::Instant::now() >= deadline {
-                    return Err(std::io::Error::other(format!(
-                        "another irun has held {} for {}s",
-                        path.display(),
-                        LOCK_PATIENCE.as_secs()
-                    )));
-                }
-                file = f;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err((_, errno)) => return Err(errno.into()),
-        }
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(errno.into()),
     }
 }
 

@@ -228,6 +228,10 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
         Event::StateIgnored { problem } => {
             run(format!("warning: {problem}; running every task, as if none had run before"))
         }
+        Event::StateLockWait { lock } => run(format!(
+            "waiting for another irun to release {} before saving this run's state (Ctrl-C: stop without saving)",
+            lock.display()
+        )),
         Event::StateNotSaved { path, error } => {
             run(format!("warning: cannot save irun's state to {}: {error}", path.display()))
         }

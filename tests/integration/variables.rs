@@ -109,6 +109,25 @@ fn a_dotenv_file_of_200_000_lines_is_read_in_one_pass() {
 }
 
 #[test]
+fn references_to_a_big_dotenv_file_are_looked_up_not_searched() {
+    // Each `${NAME}` was found by a scan of every variable: 20,000 references into 200,000 lines took minutes (the
+    // harness gives up after one); looked up by name they take no time.
+    let mut env = String::new();
+    for i in 0..200_000 {
+        env += &format!("VARIABLE_NUMBER_{i:08}=v{i}\n");
+    }
+    let refs: Vec<String> = (0..20_000).map(|i| format!("${{VARIABLE_NUMBER_{:08}}}", i % 100)).collect();
+    let p = Project::new(&format!("dotenv = [\".env\"]\n[tasks.t]\ncmd = \"echo {}\"\n", refs.join(" ")));
+    p.file(".env", &env);
+    let out = p.irun().args(["list", "--json"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let cmd = doc["tasks"][0]["cmd"].as_str().unwrap();
+    assert!(cmd.starts_with("echo v0 v1 v2 ") && cmd.ends_with(" v98 v99"), "{}", &cmd[..100]);
+    assert_eq!(cmd.split(' ').count(), 20_001);
+}
+
+#[test]
 fn a_reference_has_the_value_the_task_sees() {
     // `${PORT}` (resolved by irun) and `$PORT` (the task's environment) agree, whichever layers set it.
     let p = Project::new(

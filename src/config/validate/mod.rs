@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
-use super::env::Layers;
+use super::env::{Layers, Vars};
 use super::model::{Named, Task};
 use super::raw::{At, RawConfig, RawTask};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
@@ -37,9 +37,9 @@ pub(super) struct Validator<'a> {
 /// What the top level of Irun.toml gives every task.
 struct Shared {
     /// From the top-level `dotenv` files, later files winning.
-    dotenv: Vec<(String, String)>,
+    dotenv: Vars,
     /// `[env]`, expanded.
-    env: Vec<(String, String)>,
+    env: Vars,
 }
 
 impl Validator<'_> {
@@ -58,7 +58,7 @@ impl Validator<'_> {
             }
         };
         let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
-        let env = self.env(&raw.env, &Layers::new(&[], self.shell, &[dotenv.as_slice()]))?;
+        let env = Vars::new(self.env(&raw.env, &Layers::new(&[], self.shell, &[&dotenv]))?);
         let shared = Shared { dotenv, env };
 
         // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References

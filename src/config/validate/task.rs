@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::{Shared, Validator, named};
-use crate::config::env::Layers;
+use crate::config::env::{Layers, Vars};
 use crate::config::model::{Kind, Named, Task};
 use crate::config::raw::{At, GROUP_KEYS, RawTask, SERVICE_KEYS};
 use crate::diagnostic::Diagnostic;
@@ -65,10 +65,10 @@ impl Validator<'_> {
         // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's environment, else
         // the dotenv files (the task's, then the top level's).
         let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
-        let below: [&[(String, String)]; 2] = [&dotenv, &shared.dotenv];
+        let below = [&dotenv, &shared.dotenv];
         let task_env = match &raw.env {
-            Some(e) => self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?,
-            None => Vec::new(),
+            Some(e) => Vars::new(self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?),
+            None => Vars::default(),
         };
         let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
         let cmd = self.cmd(cmd, "cmd", &vars)?;
@@ -145,13 +145,9 @@ impl Validator<'_> {
 
     /// The task's environment: irun's, then what the dotenv files add to it (a variable irun already has keeps its
     /// value), overridden by `[env]`, overridden by the task's `env`.
-    fn environment(
-        &self,
-        shared: &Shared,
-        dotenv: &[(String, String)],
-        task_env: &[(String, String)],
-    ) -> Vec<(String, String)> {
-        let added = shared.dotenv.iter().chain(dotenv).filter(|(k, _)| !self.shell.contains_key(k));
-        crate::config::env::last_wins(added.chain(&shared.env).chain(task_env).cloned().collect())
+    fn environment(&self, shared: &Shared, dotenv: &Vars, task_env: &Vars) -> Vec<(String, String)> {
+        let added = shared.dotenv.list().iter().chain(dotenv.list()).filter(|(k, _)| !self.shell.contains_key(k));
+        let all = added.chain(shared.env.list()).chain(task_env.list());
+        crate::config::env::last_wins(all.cloned().collect())
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::Validator;
-use crate::config::env::{self, DotenvError, Layers, Problem};
+use crate::config::env::{self, DotenvError, Layers, Problem, Vars};
 use crate::config::raw::At;
 use crate::diagnostic::Diagnostic;
 
@@ -69,16 +69,16 @@ impl Validator<'_> {
 
     /// The variables of the listed dotenv files, in order (a later file's value wins); `?` before a path makes the
     /// file optional.
-    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vec<(String, String)>, Diagnostic> {
+    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vars, Diagnostic> {
         let mut out: Vec<(String, String)> = Vec::new();
         for file in list.map(Vec::as_slice).unwrap_or_default() {
-            let unusable = |why: String| {
-                self.err(file.span(), format!("cannot use dotenv file {:?}: {why}", file.get().trim_start_matches('?')))
-                    .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)")
-            };
             let (written, optional) = match file.get().strip_prefix('?') {
                 Some(rest) => (rest, true),
                 None => (file.get().as_str(), false),
+            };
+            let unusable = |why: String| {
+                self.err(file.span(), format!("cannot use dotenv file {written:?}: {why}"))
+                    .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)")
             };
             let path = self.root.join(written);
             match env::read_dotenv(&path) {
@@ -93,7 +93,7 @@ impl Validator<'_> {
                 Err(DotenvError::Unreadable(why)) => return Err(unusable(why)),
             }
         }
-        Ok(env::last_wins(out))
+        Ok(Vars::new(out))
     }
 
     /// An `env` table: names checked, values made strings, `${NAME}`s resolved from `vars`.

@@ -233,8 +233,13 @@ pub(crate) enum Command {
         /// JSON output (the only form)
         #[arg(long, required = true)]
         json: bool,
-        /// Describe this many shards
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "partition")]
+        /// Describe this many shards (at most 10000; shards past the plan's leaf tasks are empty)
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::partition::MAX_SHARDS)),
+            conflicts_with = "partition"
+        )]
         shards: Option<u32>,
         /// With --shards: deal the leaf tasks in plan order (`slice`) or by a hash of their names (`hash`)
         #[arg(long, value_enum, default_value_t = crate::partition::Scheme::Slice, requires = "shards")]

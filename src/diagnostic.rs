@@ -85,6 +85,18 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The closest candidate to `word`, if any is close enough to be worth suggesting.
+/// A character a terminal acts on rather than shows: control characters (newline, tab, ESC, DEL, C1) and the
+/// invisible marks that reorder or hide text (bidi controls, zero-width spaces, byte order mark).
+pub(crate) fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}')
+}
+
+/// A name as an error message shows it: as written, or quoted with escapes if a terminal would act on part of it.
+pub(crate) fn shown(name: &str) -> String {
+    if name.chars().any(unprintable) { format!("{name:?}") } else { format!("`{name}`") }
+}
+
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()

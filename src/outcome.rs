@@ -65,6 +65,8 @@ pub(crate) enum Failure {
         port: u16,
         key: &'static str,
         file: String,
+        /// The service has `reuse = true`: what holds the port did not pass its probe.
+        reuse: bool,
     },
     NoWorkingDirectory(PathBuf),
     /// The program could not be started.

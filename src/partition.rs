@@ -15,6 +15,10 @@ pub(crate) enum Scheme {
     Hash,
 }
 
+/// The most shards `irun plan --json --shards N` describes: each is an entry of the document, and no CI system's
+/// job matrix comes near (GitHub Actions allows 256 jobs, GitLab 200).
+pub(crate) const MAX_SHARDS: u32 = 10_000;
+
 /// Shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Partition {
@@ -65,10 +69,14 @@ pub(crate) fn parse(s: &str) -> Result<Partition, String> {
 /// The plan's leaf tasks, in plan order: selected non-group tasks that no selected non-group task depends on
 /// (directly, or through groups).
 pub(crate) fn leaves(plan: &Plan) -> Vec<TaskId> {
+    // One walk from every non-group task's deps, each group entered once (many tasks over one long chain of groups
+    // cost the chain once).
     let mut needed = PerTask::filled(plan.len(), false);
-    for &i in plan.order.iter().filter(|&&i| plan[i].kind != TaskKind::Group) {
-        for d in plan.through_groups(&plan[i].deps, |p| &p.deps) {
-            needed[d] = true;
+    let mut stack: Vec<TaskId> =
+        plan.order.iter().filter(|&&i| plan[i].kind != TaskKind::Group).flat_map(|&i| plan[i].deps.clone()).collect();
+    while let Some(d) = stack.pop() {
+        if !std::mem::replace(&mut needed[d], true) && plan[d].kind == TaskKind::Group {
+            stack.extend(&plan[d].deps);
         }
     }
     plan.order.iter().copied().filter(|&i| plan[i].kind != TaskKind::Group && !needed[i]).collect()
@@ -96,6 +104,18 @@ pub(crate) fn units_of(plan: &Plan, p: Partition) -> Vec<TaskId> {
     let units = leaves(plan);
     let shards = assign(plan, &units, p.scheme, p.count);
     units.into_iter().zip(shards).filter(|&(_, s)| s == p.index).map(|(u, _)| u).collect()
+}
+
+/// The units of each of `count` shards (1 to `count`, in that order), each in plan order: one pass over the leaves,
+/// whatever the count.
+pub(crate) fn deal(plan: &Plan, scheme: Scheme, count: u32) -> Vec<Vec<TaskId>> {
+    let units = leaves(plan);
+    let shards = assign(plan, &units, scheme, count);
+    let mut out = vec![Vec::new(); count as usize];
+    for (unit, shard) in units.into_iter().zip(shards) {
+        out[shard as usize - 1].push(unit);
+    }
+    out
 }
 
 /// A hash of the plan's shape: its targets and its tasks with their kinds and deps, in plan order. Shards built
@@ -156,6 +176,18 @@ mod tests {
             let shard = (name_hash(&p[unit].name) % 3) as u32 + 1;
             let mine = units_of(&p, Partition { scheme: Scheme::Hash, index: shard, count: 3 });
             assert!(mine.contains(&unit));
+        }
+    }
+
+    #[test]
+    fn dealing_every_shard_at_once_gives_each_its_units() {
+        let p = plan(SUITE, &["all"]);
+        for scheme in [Scheme::Slice, Scheme::Hash] {
+            let dealt = deal(&p, scheme, 5);
+            assert_eq!(dealt.len(), 5);
+            for (k, mine) in dealt.iter().enumerate() {
+                assert_eq!(*mine, units_of(&p, Partition { scheme, index: k as u32 + 1, count: 5 }));
+            }
         }
     }
 

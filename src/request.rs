@@ -101,11 +101,13 @@ pub(crate) fn resolve(config: &Config, names: &[String]) -> Result<Vec<TaskId>, 
     for name in names {
         let Some(i) = config.id(name) else {
             let hint = suggestion(name, config.names());
-            return Err(Diagnostic::new(format!("unknown task `{name}`{hint}")).with_help(format!(
-                "tasks defined in {}: {} (`irun list` describes them)",
-                config.source.path.display(),
-                config.names().join(", ")
-            )));
+            return Err(Diagnostic::new(format!("unknown task {}{hint}", crate::diagnostic::shown(name))).with_help(
+                format!(
+                    "tasks defined in {}: {} (`irun list` describes them)",
+                    config.source.path.display(),
+                    config.names().join(", ")
+                ),
+            ));
         };
         if !out.contains(&i) {
             out.push(i);

@@ -141,12 +141,14 @@ pub(crate) struct State {
     disk: Option<File>,
 }
 
-/// How long the last save waits for another run's save (the lock) before giving up with a warning.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
 impl State {
     pub(crate) fn path_for(root: &Path) -> PathBuf {
         root.join(DIR).join(FILE)
+    }
+
+    /// The lock a save takes, for the project at `root`.
+    pub(crate) fn lock_path_for(root: &Path) -> PathBuf {
+        root.join(DIR).join(LOCK)
     }
 
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
@@ -203,15 +205,17 @@ impl State {
 
     /// Write this run's changes: under the lock, read the file again if another run replaced it, put the entries
     /// this run touched on it, and write it atomically. What other runs wrote meanwhile is kept, and becomes part
-    /// of this state too. Without `wait`, a lock held by another run's save means "not now" (`Ok(false)`): irun's
-    /// loop must not freeze behind a run that was suspended while saving.
-    pub(crate) fn save(&mut self, wait: bool) -> std::io::Result<bool> {
+    /// of this state too. A lock held by another run's save means "not now" (`Ok(false)`): irun's loop must not
+    /// freeze behind a run that was suspended while saving (and waits, if it must, where a signal can reach it).
+    pub(crate) fn save(&mut self) -> std::io::Result<bool> {
         std::fs::create_dir_all(&self.dir)?;
+        // Written only where there is nothing at all (not through a link or into a pipe someone left there).
         let ignore = self.dir.join(".gitignore");
-        if !ignore.exists() {
-            std::fs::write(&ignore, "# irun's state; not for version control\n*\n")?;
+        if std::fs::symlink_metadata(&ignore).is_err() {
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&ignore)?;
+            f.write_all(b"# irun's state; not for version control\n*\n")?;
         }
-        let Some(_lock) = lock(&self.dir.join(LOCK), wait)? else { return Ok(false) };
+        let Some(_lock) = lock(&self.dir.join(LOCK))? else { return Ok(false) };
         clean_leftovers(&self.dir);
         let unchanged = match (&self.disk, std::fs::metadata(self.dir.join(FILE))) {
             (Some(file), Ok(now)) => file.metadata().is_ok_and(|then| same_file(&then, &now)),
@@ -249,30 +253,22 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
-/// Take the state's lock: at once, or (with `wait`) within [`LOCK_PATIENCE`]. `None`: another run holds it.
-fn lock(path: &Path, wait: bool) -> std::io::Result<Option<nix::fcntl::Flock<File>>> {
+/// Take the state's lock, at once. `None`: another run holds it.
+fn lock(path: &Path) -> std::io::Result<Option<nix::fcntl::Flock<File>>> {
     use nix::fcntl::{Flock, FlockArg};
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(Some(lock)),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
-                if !wait {
-                    return Ok(None);
-                }
-                if std::time::Instant::now() >= deadline {
-                    return Err(std::io::Error::other(format!(
-                        "another irun has held {} for {}s",
-                        path.display(),
-                        LOCK_PATIENCE.as_secs()
-                    )));
-                }
-                file = f;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err((_, errno)) => return Err(errno.into()),
-        }
+    use std::os::unix::fs::OpenOptionsExt;
+    // Without blocking: a named pipe there fails at once (no reader) instead of waiting forever.
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(errno.into()),
     }
 }
 
@@ -316,22 +312,60 @@ struct Read {
 
 /// The state in `dir`: the JSON file, else the TOML file of earlier versions, else nothing.
 fn read(dir: &Path) -> Result<Read, String> {
-    use std::io::Read as _;
     let path = dir.join(FILE);
-    match File::open(&path) {
-        Ok(mut file) => {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match read_regular(&path)? {
+        Some((bytes, file)) => {
             let maps = parse(&bytes).map_err(|why| format!("{} {why}", path.display()))?;
             Ok(Read { maps, file: Some(file), legacy: false })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match legacy::read(&dir.join(LEGACY_FILE)) {
+        None => match legacy::read(&dir.join(LEGACY_FILE)) {
             Ok(Some(maps)) => Ok(Read { maps, file: None, legacy: true }),
             Ok(None) => Ok(Read { maps: Maps::default(), file: None, legacy: false }),
             Err(why) => Err(why),
         },
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
+}
+
+/// The most of a state file irun reads: far more than any project's state, far less than fills memory.
+const MAX_BYTES: u64 = 256 << 20;
+
+/// The content of the regular file at `path` and the file, open (`None`: there is none). Anything else there (a
+/// named pipe, a link to /dev/zero, a folder) is refused without reading from it, and so is a file over
+/// [`MAX_BYTES`]: it is opened without blocking (a pipe with no writer would wait forever) and checked once open.
+fn read_regular(path: &Path) -> Result<Option<(Vec<u8>, File)>, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits())
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let kind = meta.file_type();
+    let what = match () {
+        _ if kind.is_file() => None,
+        _ if kind.is_fifo() => Some("a named pipe"),
+        _ if kind.is_char_device() || kind.is_block_device() => Some("a device"),
+        _ if kind.is_dir() => Some("a folder"),
+        _ => Some("not a file"),
+    };
+    if let Some(what) = what {
+        return Err(format!("{} is not a regular file ({what})", path.display()));
+    }
+    let too_big = || format!("{} is larger than {} MiB", path.display(), MAX_BYTES >> 20);
+    if meta.len() > MAX_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&file).take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(too_big());
+    }
+    Ok(Some((bytes, file)))
 }
 
 fn parse(bytes: &[u8]) -> Result<Maps, String> {
@@ -396,7 +430,9 @@ fn write(
     text.push(b'\n');
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A new file of its own: never through whatever a killed run (or anyone) left at that name.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(&text)?;
         f.sync_all()?;
         std::fs::rename(&tmp, dir.join(FILE))?;
@@ -452,11 +488,7 @@ mod legacy {
 
     /// `Ok(None)`: there is no such file.
     pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
+        let Some((bytes, _)) = super::read_regular(path)? else { return Ok(None) };
         let unreadable = |why: String| format!("{} is unreadable ({why})", path.display());
         let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.to_string()))?;
         let file: File = toml::from_str(text).map_err(|e| unreadable(e.message().to_string()))?;

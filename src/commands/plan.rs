@@ -25,16 +25,18 @@ pub(super) fn json(config: Config, targets: &[String], req: &Describe) -> Result
     let names = |tasks: &[TaskId]| tasks.iter().map(|&i| json!(&*plan[i].name)).collect::<Vec<Value>>();
     let hash = partition::plan_hash(plan);
     let units = partition::leaves(plan);
-    let shards: Vec<Partition> = match (req.partition, req.shards) {
-        (Some(p), _) => vec![p],
-        (None, Some(n)) => (1..=n).map(|index| Partition { scheme, index, count: n }).collect(),
+    // The leaves are dealt once, for every shard (clap keeps `--shards` within MAX_SHARDS).
+    let shards: Vec<(Partition, Vec<TaskId>)> = match (req.partition, req.shards) {
+        (Some(p), _) => vec![(p, partition::units_of(plan, p))],
+        (None, Some(n)) => {
+            (1..=n).map(|index| Partition { scheme, index, count: n }).zip(partition::deal(plan, scheme, n)).collect()
+        }
         (None, None) => Vec::new(),
     };
     let shards: Vec<Value> = shards
-        .iter()
-        .map(|&p| {
-            let mine = partition::units_of(plan, p);
-            let tasks = plan.closure(&mine);
+        .into_iter()
+        .map(|(p, mine)| {
+            let tasks = if mine.is_empty() { Vec::new() } else { plan.closure(&mine) };
             let mut args: Vec<String> = Vec::new();
             if let Some(f) = &req.file {
                 args.extend(["-f".to_string(), f.clone()]);

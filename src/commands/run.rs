@@ -32,6 +32,7 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
         explain: args.explain,
         watch: args.watch.then_some(args.on_busy),
     };
+    distinct_reports(args, &config.source.path)?;
     let reporters = reporters(args, stdout_color)?;
     let mut notices: Vec<Event> = warning
         .map(|problem| Event::StateIgnored { problem })
@@ -100,6 +101,51 @@ fn drive(
     // Output readers the runners gave up on (a process that escaped and kept the pipe) go with the runtime.
     drop(runtime);
     Ok((outcome, reporting.join().unwrap_or_default()))
+}
+
+/// The report files (`--junit`, `--events`) each name a file of their own, and not the Irun.toml irun reads: two
+/// writers of one file would interleave into something neither format can read.
+fn distinct_reports(args: &RunArgs, irun_toml: &std::path::Path) -> Result<(), Failure> {
+    let files: Vec<(&str, &std::path::Path)> = [("--junit", &args.junit), ("--events", &args.events)]
+        .into_iter()
+        .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+        .collect();
+    for (n, &(flag, path)) in files.iter().enumerate() {
+        if same_file(path, irun_toml) {
+            return Err(Failure::Usage(
+                Diagnostic::new(format!("{flag} {} names the Irun.toml irun reads", path.display()))
+                    .with_help(format!("write the report to another file, such as `{flag} report`")),
+            ));
+        }
+        if let Some((other, other_path)) = files[..n].iter().find(|(_, p)| same_file(p, path)) {
+            return Err(Failure::Usage(
+                Diagnostic::new(format!(
+                    "{other} {} and {flag} {} name the same file",
+                    other_path.display(),
+                    path.display()
+                ))
+                .with_help("give each report a file of its own"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one file, however spelt (`./x`, `d/../x`, a link): the same inode if both exist, else
+/// the same name in the same (resolved) folder.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        (Err(_), Err(_)) => {
+            let place = |p: &std::path::Path| {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                Some((std::fs::canonicalize(parent).ok()?, p.file_name()?.to_owned()))
+            };
+            place(a).is_some_and(|pa| place(b).is_some_and(|pb| pa == pb))
+        }
+        _ => false,
+    }
 }
 
 /// The reporters the command line asks for. Files are created now, so a bad path stops irun before it starts

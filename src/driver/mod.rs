@@ -144,8 +144,7 @@ pub(crate) async fn run<L: Launcher>(
             }
         }
     };
-    d.finish(outcome, started).await;
-    outcome
+    d.finish(outcome, started, &mut signals).await
 }
 
 async fn next_batch(watching: &mut Option<Watching>) -> Option<Batch> {
@@ -226,9 +225,13 @@ impl<L: Launcher> Driver<'_, L> {
         }
     }
 
-    /// The run is over: save the state, stop what escaped, and say how it went.
-    async fn finish(&mut self, outcome: RunOutcome, started: Instant) {
-        self.save(true, true);
+    /// The run is over: save the state, stop what escaped, and say how it went: as the engine decided, or
+    /// interrupted if a signal came while the save waited for another run's lock.
+    async fn finish(&mut self, outcome: RunOutcome, started: Instant, signals: &mut Signals) -> RunOutcome {
+        let outcome = match self.save_last(signals).await {
+            Some(sig) => RunOutcome::Interrupted(sig),
+            None => outcome,
+        };
         // Every task is done; anything of this run still alive escaped its group after its task ended.
         let count = self.launcher.stop_escaped().await;
         if count > 0 {
@@ -236,5 +239,6 @@ impl<L: Launcher> Driver<'_, L> {
         }
         self.events.send(Event::RunFinished { outcome, elapsed: started.elapsed() });
         self.events.flush();
+        outcome
     }
 }

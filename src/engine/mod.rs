@@ -152,7 +152,7 @@ impl Engine {
             }
             needers_left[s] = plan[s].needers.len();
         }
-        let gathered = PerTask::from_fn(n, |g| gathered_services(&plan, g));
+        let gathered = gathered_services(&plan);
         Engine {
             gathered,
             sources,
@@ -492,9 +492,18 @@ impl Engine {
         let forced = self.nodes[i].forced.take().or_else(|| self.forced_reason(i, dep_ran));
         let verdict = match (forced, verdict, dep_ran) {
             (Some(why), _, _) => Verdict::Run(why),
-            // A task after one that ran runs (the up-to-date checks say so too; the services wanted for it rely
-            // on it).
+            // A task after one that ran runs, and so does one after a service whose dep ran (it has another
+            // fingerprint). The up-to-date checks say so too; the services wanted for it rely on it.
             (None, Verdict::UpToDate, Some(d)) => Verdict::Run(RunReason::DepRan(self.name(d))),
+            (None, Verdict::UpToDate, None) if self.nodes[i].will_run => {
+                match self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].will_run) {
+                    Some(d) if self.kind(d) == TaskKind::Service => {
+                        Verdict::Run(RunReason::ServiceChanged(self.name(d)))
+                    }
+                    Some(d) => Verdict::Run(RunReason::DepRan(self.name(d))),
+                    None => Verdict::UpToDate,
+                }
+            }
             (None, verdict, _) => verdict,
         };
         match verdict {
@@ -554,13 +563,38 @@ impl Engine {
     }
 }
 
-/// The services group `g` gathers, directly or through nested groups (none for a task or service).
-fn gathered_services(plan: &Plan, g: TaskId) -> Vec<TaskId> {
-    if plan[g].kind != TaskKind::Group {
-        return Vec::new();
+/// For each group, the services it gathers, directly or through nested groups, sorted (none for a task or service).
+/// Each group's list is made once, from its deps' lists: a chain of groups costs its length, not its square.
+pub(super) fn gathered_services(plan: &Plan) -> PerTask<Vec<TaskId>> {
+    let is_group = |i: TaskId| plan[i].kind == TaskKind::Group;
+    let mut out: PerTask<Option<Vec<TaskId>>> = PerTask::filled(plan.len(), None);
+    let mut stack = Vec::new();
+    for root in out.ids().filter(|&i| is_group(i)) {
+        stack.push(root);
+        while let Some(&g) = stack.last() {
+            if out[g].is_some() {
+                stack.pop();
+                continue;
+            }
+            // Nested groups first (the graph has no cycles); then this one, from theirs.
+            let before = stack.len();
+            stack.extend(plan[g].deps.iter().filter(|&&d| is_group(d) && out[d].is_none()));
+            if stack.len() > before {
+                continue;
+            }
+            let mut mine = Vec::new();
+            for &d in &plan[g].deps {
+                match plan[d].kind {
+                    TaskKind::Service => mine.push(d),
+                    TaskKind::Group => mine.extend(out[d].iter().flatten()),
+                    TaskKind::Task => {}
+                }
+            }
+            mine.sort_unstable();
+            mine.dedup();
+            out[g] = Some(mine);
+            stack.pop();
+        }
     }
-    let mut out = plan.through_groups(&plan[g].deps, |p| &p.deps);
-    out.retain(|&d| plan[d].kind == TaskKind::Service);
-    out.sort_unstable();
-    out
+    out.iter().map(|g| g.clone().unwrap_or_default()).collect()
 }

@@ -29,7 +29,8 @@ pub(crate) fn ranks(plan: &Plan, weights: &PerTask<Option<Duration>>) -> PerTask
         let after = plan[i].dependents.iter().map(|&d| remaining[d]).max().unwrap_or_default();
         remaining[i] = weight(i) + after;
     }
-    let serves = |i: TaskId| needs_a_service(plan, i);
+    let needs = needs_a_service(plan);
+    let serves = |i: TaskId| needs[i];
     let mut order: Vec<(bool, std::cmp::Reverse<Duration>, usize, TaskId)> =
         plan.order.iter().enumerate().map(|(pos, &i)| (!serves(i), std::cmp::Reverse(remaining[i]), pos, i)).collect();
     order.sort_unstable();
@@ -40,8 +41,22 @@ pub(crate) fn ranks(plan: &Plan, weights: &PerTask<Option<Duration>>) -> PerTask
     rank
 }
 
-/// Whether task `i` depends on a service, directly or through groups.
-fn needs_a_service(plan: &Plan, i: TaskId) -> bool {
-    plan[i].kind != TaskKind::Group
-        && plan.through_groups(&plan[i].deps, |p| &p.deps).iter().any(|&d| plan[d].kind == TaskKind::Service)
+/// Whether each task depends on a service, directly or through groups: for a group, whether it gathers one. Deps
+/// come first in plan order, so each task looks at its own deps only (many tasks over a long chain of groups cost
+/// the chain once).
+fn needs_a_service(plan: &Plan) -> PerTask<bool> {
+    let mut needs = PerTask::filled(plan.len(), false);
+    for &i in &plan.order {
+        needs[i] = plan[i].deps.iter().any(|&d| match plan[d].kind {
+            TaskKind::Service => true,
+            TaskKind::Group => needs[d],
+            TaskKind::Task => false,
+        });
+    }
+    for &i in &plan.order {
+        if plan[i].kind == TaskKind::Group {
+            needs[i] = false;
+        }
+    }
+    needs
 }

@@ -328,14 +328,20 @@ fn run(spec: Spec) {
         plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
     assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
     if watch.is_none() {
-        // A service runs only for a task that runs: if every task that needs it was up to date (or, a service,
-        // not needed), it was never started.
-        for &s in plan.order.iter().filter(|&&s| plan[s].kind == TaskKind::Service && !plan[s].foreground) {
-            let idle = plan[s]
-                .needers
-                .iter()
-                .all(|n| matches!(model.seen[n.index()], Seen::Done(Outcome::UpToDate | Outcome::NotNeeded)));
-            assert!(!(idle && model.started[s.index()]), "{s:?} started though nothing that needs it ran");
+        // A service runs only for a task that runs: if every task that needs it was up to date (through the
+        // services that need it, too), it was never started.
+        fn idle(plan: &Plan, model: &Model, s: TaskId) -> bool {
+            !plan[s].foreground
+                && plan[s].needers.iter().all(|&n| match plan[n].kind {
+                    TaskKind::Service => idle(plan, model, n),
+                    _ => model.seen[n.index()] == Seen::Done(Outcome::UpToDate),
+                })
+        }
+        for &s in plan.order.iter().filter(|&&s| plan[s].kind == TaskKind::Service) {
+            assert!(
+                !(idle(&plan, &model, s) && model.started[s.index()]),
+                "{s:?} started though nothing that needs it ran"
+            );
         }
     }
 }
@@ -549,4 +555,42 @@ fn a_long_chain_blocked_by_a_failure_does_not_recurse() {
     let exited = Happened::Exited { end: End::Exited(ChildExit::Code(1)), duration: Duration::ZERO };
     engine.handle(Input::Task { task: id(0), what: exited });
     assert_eq!(engine.finished(), Some(RunOutcome::Failed));
+}
+
+#[test]
+fn found_by_proptest_a_service_wanted_only_by_a_service_that_ends_not_needed() {
+    run(Spec {
+        tasks: vec![
+            (0, 0, false),
+            (6, 26204, false),
+            (6, 39642, false),
+            (0, 16237, false),
+            (0, 15224, false),
+            (0, 33096, false),
+            (6, 0, false),
+        ],
+        jobs: 2,
+        keep_going: true,
+        watch: 0,
+        choices: vec![68670757, 0, 3739074442],
+    });
+}
+
+#[test]
+fn found_by_proptest_a_service_wanted_through_another_service() {
+    run(Spec {
+        tasks: vec![
+            (0, 0, false),
+            (6, 3086, false),
+            (6, 11493, false),
+            (0, 25000, false),
+            (0, 49006, false),
+            (6, 0, false),
+            (0, 6612, false),
+        ],
+        jobs: 2,
+        keep_going: false,
+        watch: 0,
+        choices: vec![46582558, 1540241387, 0, 1469130737, 0, 1799514158, 3913261300],
+    });
 }

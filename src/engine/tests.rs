@@ -873,3 +873,23 @@ fn in_watch_mode_a_service_that_came_back_reruns_what_ran_against_it_in_a_new_cy
     let effects = sim.run_ok("createdb");
     assert_eq!(spawned(&sim, &effects), ["tests"]);
 }
+
+#[test]
+fn groups_gather_the_services_below_them_through_nested_groups() {
+    let (plan, _) = plan_of(
+        "[tasks.db]\ncmd = \"d\"\ndaemon = true\n[tasks.cache]\ncmd = \"c\"\ndaemon = true\n[tasks.t]\ncmd = \"t\"\n\
+         [tasks.inner]\ndeps = [\"db\", \"t\"]\n[tasks.other]\ndeps = [\"cache\", \"inner\"]\n\
+         [tasks.outer]\ndeps = [\"inner\", \"other\"]\n[tasks.none]\ndeps = [\"t\"]\n\
+         [tasks.top]\ncmd = \"x\"\ndeps = [\"outer\", \"none\"]\n",
+        &["top"],
+    );
+    let gathered = gathered_services(&plan);
+    let names = |g: &str| -> Vec<String> {
+        let i = plan.order.iter().copied().find(|&i| &*plan[i].name == g).unwrap();
+        gathered[i].iter().map(|&s| plan[s].name.to_string()).collect()
+    };
+    assert_eq!(names("inner"), ["db"]);
+    assert_eq!(names("other"), ["db", "cache"], "sorted by task id, each once");
+    assert_eq!(names("outer"), ["db", "cache"]);
+    assert!(names("none").is_empty() && names("top").is_empty() && names("db").is_empty());
+}

@@ -175,6 +175,10 @@ pub(crate) enum Event {
     StateIgnored {
         problem: String,
     },
+    /// The run is over and another irun holds the state's lock: irun waits for it (a signal ends the wait).
+    StateLockWait {
+        lock: PathBuf,
+    },
     /// irun's state could not be saved (said once a run).
     StateNotSaved {
         path: PathBuf,

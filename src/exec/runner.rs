@@ -214,7 +214,8 @@ impl Job {
         }
         if probe::address_in_use(host, port).await {
             let file = self.config.file_name();
-            return Some(End::NotStarted(Failure::PortInUse { port, key: probe.check.key(), file }));
+            let (key, reuse) = (probe.check.key(), launch.reuse);
+            return Some(End::NotStarted(Failure::PortInUse { port, key, file, reuse }));
         }
         None
     }

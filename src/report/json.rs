@@ -164,6 +164,7 @@ fn notice(event: &Event) -> (&'static str, Value) {
             ("interrupted", json!({ "signal": signal.as_str(), "count": count, "running": running }))
         }
         Event::StateIgnored { problem } => ("state_ignored", json!({ "problem": problem })),
+        Event::StateLockWait { lock } => ("state_lock_wait", json!({ "lock": lossy(lock) })),
         Event::StateNotSaved { path, error } => ("state_not_saved", json!({ "path": lossy(path), "error": error })),
         Event::ShardSelected { shard, partition, leaves, units } => {
             ("shard", json!({ "shard": shard, "partition": partition, "leaves": leaves, "units": names(units) }))

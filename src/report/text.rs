@@ -55,7 +55,13 @@ pub(crate) fn failure(f: &Failure) -> String {
             "internal error in irun: no free port could be found on 127.0.0.1 for `ready = { tcp = \"auto\" }`"
                 .to_string()
         }
-        Failure::PortInUse { port, key, file } => {
+        Failure::PortInUse { port, key, file, reuse: true } => {
+            format!(
+                "port {port} is already in use by another process that does not pass the service's `ready.{key}` \
+                 probe, so `reuse = true` cannot use it; stop that process, or change `ready.{key}` in {file}"
+            )
+        }
+        Failure::PortInUse { port, key, file, reuse: false } => {
             format!(
                 "port {port} is already in use by another process; stop it, change `ready.{key}` in {file}, or set \
                  `reuse = true` on the service to use the server already running"
@@ -227,6 +233,10 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
         Event::StateIgnored { problem } => {
             run(format!("warning: {problem}; running every task, as if none had run before"))
         }
+        Event::StateLockWait { lock } => run(format!(
+            "waiting for another irun to release {} before saving this run's state (Ctrl-C: stop without saving)",
+            lock.display()
+        )),
         Event::StateNotSaved { path, error } => {
             run(format!("warning: cannot save irun's state to {}: {error}", path.display()))
         }

@@ -12,7 +12,7 @@ fn round_trip() {
     s.set_record("setup", rec.clone());
     s.set_last("setup", LastRun::Ok);
     s.set_duration("setup", 12);
-    s.save(true).unwrap();
+    s.save().unwrap();
     let (back, warning) = State::load(dir.path());
     assert!(warning.is_none());
     assert_eq!(back.tasks["setup"], rec);
@@ -27,10 +27,10 @@ fn a_save_keeps_what_another_run_saved_meanwhile() {
     let (mut second, _) = State::load(dir.path());
     second.set_record("x", TaskRecord { ok: false, command: "x".into(), ..Default::default() });
     second.set_last("x", LastRun::Failed);
-    second.save(true).unwrap();
+    second.save().unwrap();
     // The first run loaded the state before the second saved; it only touched y.
     first.set_last("y", LastRun::Ok);
-    first.save(true).unwrap();
+    first.save().unwrap();
     let (after, _) = State::load(dir.path());
     assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "x's failure survives y's save");
     assert!(!after.tasks["x"].ok);
@@ -54,9 +54,9 @@ fn a_run_that_read_the_old_format_never_writes_it_over_a_newer_save() {
     let (mut a, _) = State::load(dir.path());
     let (mut b, _) = State::load(dir.path());
     b.set_last("x", LastRun::Failed);
-    b.save(true).unwrap();
+    b.save().unwrap();
     a.set_last("y", LastRun::Ok);
-    a.save(true).unwrap();
+    a.save().unwrap();
     let (after, _) = State::load(dir.path());
     assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "b's newer result stands");
     assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
@@ -67,14 +67,14 @@ fn saves_in_between_are_seen_however_many() {
     let dir = tempfile::tempdir().unwrap();
     let (mut a, _) = State::load(dir.path());
     a.set_last("a", LastRun::Ok);
-    a.save(true).unwrap();
+    a.save().unwrap();
     let (mut b, _) = State::load(dir.path());
     for n in 0..3 {
         b.set_duration("b", n);
-        b.save(true).unwrap();
+        b.save().unwrap();
     }
     a.set_last("a", LastRun::Failed);
-    a.save(true).unwrap();
+    a.save().unwrap();
     let (after, _) = State::load(dir.path());
     assert_eq!(after.durations.get("b"), Some(&2));
     assert_eq!(after.last.get("a"), Some(&LastRun::Failed));
@@ -85,13 +85,13 @@ fn a_lock_held_by_another_save_means_not_now() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = State::load(dir.path());
     s.set_last("a", LastRun::Ok);
-    s.save(true).unwrap();
-    let held = lock(&dir.path().join(DIR).join(LOCK), true).unwrap();
+    s.save().unwrap();
+    let held = lock(&dir.path().join(DIR).join(LOCK)).unwrap().expect("nobody else holds it");
     s.set_last("a", LastRun::Failed);
-    assert!(!s.save(false).unwrap(), "not saved while the lock is held");
+    assert!(!s.save().unwrap(), "not saved while the lock is held");
     assert!(s.unsaved());
     drop(held);
-    assert!(s.save(false).unwrap());
+    assert!(s.save().unwrap());
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn a_toml_state_of_an_earlier_version_is_read_and_replaced() {
     let a = &s.tasks["a"];
     assert_eq!((a.ok, a.hashing, a.deps["b"].as_str()), (true, HASHING_LEGACY, "5"));
     s.set_last("c", LastRun::Ok);
-    s.save(true).unwrap();
+    s.save().unwrap();
     assert!(!dir.path().join(DIR).join(LEGACY_FILE).exists());
     let (back, _) = State::load(dir.path());
     assert_eq!(back.tasks["a"].hashing, HASHING_LEGACY, "the record keeps its hashing until it is written anew");
@@ -117,7 +117,7 @@ fn a_state_cut_short_is_not_trusted() {
     for name in ["a", "b"] {
         s.set_record(name, TaskRecord { ok: true, command: "c".into(), ..Default::default() });
     }
-    s.save(true).unwrap();
+    s.save().unwrap();
     let text = std::fs::read_to_string(State::path_for(dir.path())).unwrap();
     let cut = &text[..text.len() / 2];
     std::fs::write(State::path_for(dir.path()), cut).unwrap();

@@ -195,3 +195,44 @@ fn listing_a_file_with_a_dependency_cycle_is_an_error_too() {
         rejected("[tasks.a]\ncmd = \"true\"\ndeps = [\"b\"]\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n", &["list"]);
     assert!(err.contains("dependency cycle: a -> b -> a"), "{err}");
 }
+
+#[test]
+fn a_task_name_with_a_control_character_is_rejected_naming_file_and_line() {
+    for (written, shown) in [
+        ("\"two\\nlines\"", "\"two\\nlines\""),
+        ("\"tab\\tbed\"", "\"tab\\tbed\""),
+        ("\"red\\u001b[31m\"", "\"red\\u{1b}[31m\""),
+        ("\"bell\\u0007\"", "\"bell\\u{7}\""),
+        ("\"back\\u202eward\"", "\"back\\u{202e}ward\""),
+    ] {
+        let err = rejected(&format!("[tasks.ok]\ncmd = \"true\"\n[tasks.{written}]\ncmd = \"true\"\n"), &["ok"]);
+        assert!(err.contains("Irun.toml:3:"), "{written}: {err}");
+        assert!(err.contains(&format!("task name {shown} contains a control character")), "{written}: {err}");
+        assert!(err.contains("help: rename the task"), "{written}: {err}");
+        assert!(!err.contains('\u{1b}') && !err.contains('\u{7}') && !err.contains('\u{202e}'), "{err:?}");
+    }
+    // Nor does a reference to such a name reach the terminal as it is.
+    let err = rejected("[tasks.a]\ncmd = \"true\"\ndeps = [\"x\\u001b[2J\"]\n", &["a"]);
+    assert!(err.contains("unknown task \"x\\u{1b}[2J\""), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+#[test]
+fn task_names_with_spaces_quotes_and_unicode_print_as_written() {
+    let p = Project::new(
+        "[tasks.\"my task\"]\ncmd = \"echo spaced\"\n[tasks.'say \"hi\"']\ncmd = \"echo quoted\"\n\
+         [tasks.\"café ☕\"]\ncmd = \"echo unicode\"\ndeps = [\"my task\", 'say \"hi\"']\n",
+    );
+    let out = p.irun().args(["--progress", "never", "café ☕"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    // Each name starts its lines as written (padded to a common width).
+    for (name, rest) in [("my task ", "| spaced"), ("say \"hi\" ", "| quoted"), ("café ☕ ", "| unicode")] {
+        let found = out
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(name) && l.ends_with(rest) && l[name.len()..].trim_start() == rest);
+        assert!(found, "{name:?} {rest:?}: {out:?}");
+    }
+    let list = p.irun().args(["list", "--names"]).run();
+    assert_eq!(list.stdout, "my task\nsay \"hi\"\ncafé ☕\n", "{list:?}");
+}

@@ -296,3 +296,28 @@ fn the_readme_gitlab_job_runs_every_leaf_once_in_its_parallel_jobs() {
     assert_eq!(seen.len(), 9, "{seen:?}");
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
 }
+
+#[test]
+fn a_huge_shard_count_is_a_usage_error_and_a_huge_partition_works() {
+    let p = Project::new(&layered(false));
+    let out = p.irun().args(["plan", "--json", "--shards", "4294967295"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--shards") && out.stderr.contains("1..=10000"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    // The most it describes: shards past the leaves are there, empty.
+    let doc = plan(&p, &["--shards", "10000"]);
+    let shards = doc["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 10000);
+    assert_eq!(strings(&shards[0]["units"]), ["leaf-0"]);
+    assert!(
+        shards[9999]["units"].as_array().unwrap().is_empty() && shards[9999]["tasks"].as_array().unwrap().is_empty()
+    );
+    assert_eq!(shards[9999]["shard"], "10000/10000");
+    // One shard of a partition of any size is described, and runs.
+    let one = plan(&p, &["--partition", "slice:4294967295/4294967295"]);
+    assert!(one["shards"][0]["units"].as_array().unwrap().is_empty(), "{one}");
+    let first = plan(&p, &["--partition", "hash:1/4294967295"]);
+    assert_eq!(first["shards"].as_array().unwrap().len(), 1, "{first}");
+    let run = p.irun().args(["--partition", "slice:1/4294967295", "-n"]).run();
+    assert_eq!(run.code, 0, "{run:?}");
+}

@@ -84,6 +84,36 @@ fn a_server_already_running_is_reused_and_left_running() {
 }
 
 #[test]
+fn with_reuse_a_port_held_by_a_server_the_probe_rejects_says_so_instead_of_suggesting_reuse() {
+    // Something answers on the port, but not what the probe waits for (HTTP 200, not 204): not the server to reuse.
+    let port = crate::harness::free_port();
+    let p = Project::new(&format!(
+        "[tasks.web]\ncmd = \"touch web-was-started; exec sleep 600\"\ndaemon = true\nreuse = true\n\
+         ready = {{ http = \"http://127.0.0.1:{port}/\", status = 204 }}\n"
+    ));
+    p.file("serve.py", crate::harness::SERVE_PY);
+    let other = crate::harness::Bystander(
+        std::process::Command::new("python3")
+            .args(["serve.py", &port.to_string(), "0"])
+            .current_dir(p.root())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    p.wait_for_file("listening");
+    let out = p.irun().args(["--progress", "never", "web"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains(&format!("port {port} is already in use by another process")), "{out:?}");
+    assert!(!out.stdout.contains("set `reuse = true`"), "reuse = true is already set: {out:?}");
+    assert!(
+        out.stdout.contains("does not pass the service's `ready.http` probe, so `reuse = true` cannot use it"),
+        "{out:?}"
+    );
+    assert!(!p.exists("web-was-started"));
+    assert!(crate::harness::alive(other.pid()));
+}
+
+#[test]
 fn with_reuse_and_nothing_running_irun_starts_and_stops_the_service_as_usual() {
     let port = crate::harness::free_port();
     let p = Project::new(&format!(

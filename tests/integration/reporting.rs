@@ -129,6 +129,39 @@ fn an_unwritable_report_path_is_an_error_before_anything_runs() {
     assert!(!p.exists("ran"));
 }
 
+#[test]
+fn two_reports_to_one_file_are_refused_before_anything_runs() {
+    let p = Project::new("[tasks.a]\ncmd = \"touch ran\"\n");
+    std::fs::create_dir(p.path("sub")).unwrap();
+    std::fs::write(p.path("old.xml"), "old\n").unwrap();
+    std::os::unix::fs::symlink("old.xml", p.path("link.xml")).unwrap();
+    for (junit, events) in [
+        ("report.xml", "report.xml"),
+        ("./report.xml", "report.xml"),
+        ("sub/../report.xml", "report.xml"),
+        ("old.xml", "link.xml"),
+    ] {
+        let out = p.irun().args(["--junit", junit, "--events", events, "a"]).run();
+        assert_eq!(out.code, 2, "{junit} {events}: {out:?}");
+        assert!(out.stderr.contains(&format!("--junit {junit} and --events {events} name the same file")), "{out:?}");
+        assert!(out.stderr.contains("help: give each report a file of its own"), "{out:?}");
+        assert!(!p.exists("ran"), "nothing ran");
+        assert!(!p.exists("report.xml"), "nothing was written");
+        assert_eq!(p.read("old.xml"), "old\n", "nothing was truncated");
+    }
+    // Nor may a report overwrite the Irun.toml in use.
+    let toml = p.read("Irun.toml");
+    let out = p.irun().args(["--junit", "./Irun.toml", "a"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--junit ./Irun.toml names the Irun.toml irun reads"), "{out:?}");
+    assert_eq!(p.read("Irun.toml"), toml);
+    assert!(!p.exists("ran"));
+    // Two files of their own are fine.
+    let out = p.irun().args(["--junit", "report.xml", "--events", "sub/events.jsonl", "a"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(p.read("report.xml").starts_with("<?xml"));
+}
+
 /// A Python venv with the tools in tests/requirements.txt, made once per test binary.
 fn tools_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -431,9 +464,11 @@ fn github_annotations_come_with_prefixed_output_too() {
 
 #[test]
 fn junit_survives_characters_xml_cannot_carry() {
-    let p =
-        Project::new("[tasks.\"odd\\u0007name\"]\ncmd = \"printf 'a\\\\357\\\\277\\\\276b\\\\001c\\\\n'; exit 1\"\n");
-    let out = p.irun().args(["--junit", "junit.xml", "odd\u{7}name"]).run();
+    // A name may not hold a control character (an error at load), but may hold what XML cannot carry or must escape.
+    let p = Project::new(
+        "[tasks.\"odd\\ufffe<&>name\"]\ncmd = \"printf 'a\\\\357\\\\277\\\\276b\\\\001c\\\\n'; exit 1\"\n",
+    );
+    let out = p.irun().args(["--junit", "junit.xml", "odd\u{fffe}<&>name"]).run();
     assert_eq!(out.code, 1, "{out:?}");
     let xsd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit-10.xsd");
     let check = python(

@@ -245,3 +245,25 @@ deps = ["svc"]
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(p.read("order.log"), "client\nother\n", "{out:?}");
 }
+
+#[test]
+fn a_chain_of_50_000_groups_is_walked_once() {
+    // g1 -> g2 -> ... -> g50000 -> (a, db): each group's services were gathered by walking the whole chain below it
+    // (5,000 groups took 5 s, 50,000 minutes; the harness gives up after one); gathered once each, it takes
+    // seconds at most.
+    let n = 50_000;
+    let mut toml = String::from(
+        "[tasks.a]\ncmd = \"echo a\"\n[tasks.b]\ncmd = \"echo b\"\n[tasks.db]\ncmd = \"exec sleep 600\"\ndaemon = true\n",
+    );
+    for i in 1..=n {
+        let deps = if i < n { format!("\"g{}\"", i + 1) } else { "\"a\", \"db\"".to_string() };
+        toml += &format!("[tasks.g{i}]\ndeps = [{deps}]\n");
+    }
+    toml += "[tasks.top]\ncmd = \"echo top\"\ndeps = [\"g1\", \"b\"]\n";
+    let p = Project::new(&toml);
+    let out = p.irun().args(["--progress", "never", "top"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    // db, gathered at the bottom of the chain, is up for top and stopped after it.
+    let at = |line: &str| out.stdout.find(line).unwrap_or_else(|| panic!("no {line:?}: {out:?}"));
+    assert!(at("db     * ready") < at("top    | top") && at("top    | top") < at("db     * stopping"), "{out:?}");
+}

@@ -338,3 +338,37 @@ fn sigkill_of_irun_stops_a_task_that_cleared_its_environment_through_the_guards_
     run.wait();
     wait_all_dead(&pids);
 }
+
+/// A run that ends while another irun holds the state's lock waits for it, says so, and a signal during that wait
+/// ends irun at once with the signal's exit code, the state not saved.
+fn interrupted_waiting_for_the_state_lock(sig: Signal, code: i32) {
+    let p = Project::new("[tasks.a]\ncmd = \"echo a ran\"\nsources = [\"Irun.toml\"]\n");
+    std::fs::create_dir(p.path(".irun")).unwrap();
+    let file = std::fs::File::create(p.path(".irun/state.lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
+    let mut run = p.irun().args(["--progress", "never", "a"]).spawn();
+    run.wait_for_line("a ran");
+    let waiting = run.wait_for_line("irun: waiting for another irun to release ");
+    assert!(waiting.contains("/.irun/state.lock before saving this run's state (Ctrl-C: stop without saving)"));
+    run.signal(sig);
+    let out = run.wait();
+    assert_eq!(out.code, code, "{out:?}");
+    let signal = sig.as_str();
+    assert!(
+        out.stdout.contains("warning: cannot save irun's state to ")
+            && out.stdout.contains(&format!(": interrupted by {signal} while waiting for another irun")),
+        "{out:?}"
+    );
+    assert!(!p.exists(".irun/state.json"), "nothing was saved: {out:?}");
+    drop(held);
+}
+
+#[test]
+fn sigint_while_waiting_for_the_state_lock_exits_130() {
+    interrupted_waiting_for_the_state_lock(Signal::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_state_lock_exits_143() {
+    interrupted_waiting_for_the_state_lock(Signal::SIGTERM, 143);
+}

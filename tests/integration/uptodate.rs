@@ -188,6 +188,35 @@ fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
 }
 
 #[test]
+fn a_state_that_is_not_a_regular_file_is_ignored_with_a_warning_and_replaced() {
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    let state = p.path(".irun/state.json");
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("a named pipe", &|| nix::unistd::mkfifo(&state, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()),
+        ("a device", &|| std::os::unix::fs::symlink("/dev/zero", &state).unwrap()),
+        // A sparse file: 1 GiB that takes no room, but would take 1 GiB of memory to read.
+        ("larger than 256 MiB", &|| std::fs::File::create(&state).unwrap().set_len(1 << 30).unwrap()),
+    ];
+    for (n, (what, make)) in cases.into_iter().enumerate() {
+        std::fs::remove_file(&state).unwrap();
+        make();
+        let out = run_ok(&p, &["use"]);
+        let warning = out.stdout.lines().filter(|l| l.contains("irun: warning: ")).collect::<Vec<_>>();
+        assert_eq!(warning.len(), 1, "one notice: {out:?}");
+        let said = [format!("state.json is not a regular file ({what})"), format!("state.json is {what}")];
+        assert!(said.iter().any(|s| warning[0].contains(s.as_str())), "{out:?}");
+        assert!(warning[0].contains("running every task"), "{out:?}");
+        assert_eq!(runs(&p, "gen.log"), n + 2, "{out:?}");
+        // The save replaced it (by a rename: nothing was written through it) with a state that works.
+        assert!(std::fs::symlink_metadata(&state).unwrap().is_file(), "{what} replaced");
+        let again = run_ok(&p, &["use"]);
+        assert!(!again.stdout.contains("warning"), "{again:?}");
+        assert_eq!(runs(&p, "gen.log"), n + 2, "up to date again");
+    }
+}
+
+#[test]
 fn sigkill_while_saving_state_leaves_a_usable_state() {
     // Many tasks with sources make the state file large enough that saving takes a moment.
     let mut toml = String::new();

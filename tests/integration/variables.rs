@@ -72,7 +72,59 @@ fn a_missing_dotenv_file_is_an_error_unless_optional() {
     p.file("bad.env", "OK=1\nBROKEN='unclosed\n");
     let out = p.irun().args(["t"]).run();
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("cannot use dotenv file \"bad.env\": line 2"), "{out:?}");
+    assert!(out.stderr.contains("cannot use dotenv file \"bad.env\": bad.env:2: the quote (')"), "{out:?}");
+}
+
+#[test]
+fn an_unterminated_quote_in_a_dotenv_file_is_reported_at_its_line() {
+    let p = Project::new("dotenv = [\"bad.env\"]\n[tasks.t]\ncmd = \"true\"\n");
+    p.file("bad.env", "OK=1\n\n# a comment\nMULTI=\"two\nlines\"\nBROKEN='never closed\nNEXT=2\nLAST=3\n");
+    let out = p.irun().args(["t"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot use dotenv file \"bad.env\": bad.env:6: the quote (') opened here is never closed"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("line 0"), "{out:?}");
+}
+
+#[test]
+fn a_dotenv_file_of_200_000_lines_is_read_in_one_pass() {
+    // Each variable once replaced what came before it by a scan of all of them: 200,000 lines took minutes (the
+    // harness gives up after a minute); in one pass they take well under a second.
+    let mut env = String::from("DUP=first\n");
+    for i in 0..200_000 {
+        env += &format!("VARIABLE_NUMBER_{i:08}=value-{i}\n");
+    }
+    env += "DUP=last\n";
+    let p = Project::new(
+        "dotenv = [\".env\"]\n[env]\nX = \"${VARIABLE_NUMBER_00000007}\"\n\
+         [tasks.t]\ncmd = \"echo ${DUP} ${VARIABLE_NUMBER_00123456} ${X}\"\n",
+    );
+    p.file(".env", &env);
+    let out = p.irun().args(["list", "--json"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["tasks"][0]["cmd"], "echo last value-123456 value-7", "the last value of a name wins: {doc}");
+}
+
+#[test]
+fn references_to_a_big_dotenv_file_are_looked_up_not_searched() {
+    // Each `${NAME}` was found by a scan of every variable: 20,000 references into 200,000 lines took minutes (the
+    // harness gives up after one); looked up by name they take no time.
+    let mut env = String::new();
+    for i in 0..200_000 {
+        env += &format!("VARIABLE_NUMBER_{i:08}=v{i}\n");
+    }
+    let refs: Vec<String> = (0..20_000).map(|i| format!("${{VARIABLE_NUMBER_{:08}}}", i % 100)).collect();
+    let p = Project::new(&format!("dotenv = [\".env\"]\n[tasks.t]\ncmd = \"echo {}\"\n", refs.join(" ")));
+    p.file(".env", &env);
+    let out = p.irun().args(["list", "--json"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let cmd = doc["tasks"][0]["cmd"].as_str().unwrap();
+    assert!(cmd.starts_with("echo v0 v1 v2 ") && cmd.ends_with(" v98 v99"), "{}", &cmd[..100]);
+    assert_eq!(cmd.split(' ').count(), 20_001);
 }
 
 #[test]

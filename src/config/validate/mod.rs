@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub(crate) use probe::resolve;
 
-use super::env::Layers;
+use super::env::{Layers, Vars};
 use super::model::{Named, Task};
 use super::raw::{At, RawConfig, RawTask};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
@@ -40,9 +40,9 @@ pub(super) struct Validator<'a> {
 /// What the top level of Irun.toml gives every task.
 struct Shared {
     /// From the top-level `dotenv` files, later files winning.
-    dotenv: Vec<(String, String)>,
+    dotenv: Vars,
     /// `[env]`, expanded.
-    env: Vec<(String, String)>,
+    env: Vars,
 }
 
 impl Validator<'_> {
@@ -61,7 +61,7 @@ impl Validator<'_> {
             }
         };
         let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
-        let env = self.env(&raw.env, &Layers::new(&[], self.shell, &[dotenv.as_slice()]))?;
+        let env = Vars::new(self.env(&raw.env, &Layers::new(&[], self.shell, &[&dotenv]))?);
         let shared = Shared { dotenv, env };
 
         // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
@@ -69,6 +69,9 @@ impl Validator<'_> {
         let mut tasks: Vec<(&At<String>, &RawTask)> = raw.tasks.iter().map(|(n, t)| (n, &**t)).collect();
         tasks.sort_unstable_by_key(|(name, _)| name.span().start);
         let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get().as_str()).collect();
+        for (name, _) in &tasks {
+            self.name(name)?;
+        }
 
         let default = match raw.default {
             None => None,
@@ -96,7 +99,7 @@ impl Validator<'_> {
         let hint = suggestion(name.get(), names.iter().copied());
         let mut known: Vec<&str> = names.iter().copied().collect();
         known.sort_unstable();
-        self.err(name.span(), format!("{what} `{}`{hint}", name.get()))
+        self.err(name.span(), format!("{what} {}{hint}", crate::diagnostic::shown(name.get())))
             .with_help(format!("tasks defined in Irun.toml: {}", known.join(", ")))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::{Shared, Validator, named};
-use crate::config::env::Layers;
+use crate::config::env::{Layers, Vars};
 use crate::config::model::{Kind, Named, Task};
 use crate::config::raw::{At, GROUP_KEYS, RawTask, SERVICE_KEYS};
 use crate::diagnostic::Diagnostic;
@@ -19,9 +19,6 @@ impl Validator<'_> {
         names: &HashSet<&str>,
     ) -> Result<Task, Diagnostic> {
         let task_name = name.get();
-        if task_name.trim().is_empty() {
-            return Err(self.err(name.span(), "a task name cannot be empty"));
-        }
         let (deps, kind) = match &raw.cmd {
             None => {
                 self.group(task_name, name.span(), raw)?;
@@ -39,6 +36,23 @@ impl Validator<'_> {
         })
     }
 
+    /// A task's name is printed at the start of its output lines, in the summary, in `list`: it must be
+    /// something, and hold nothing a terminal would act on (a newline, a tab, an escape sequence, a bidi override).
+    pub(super) fn name(&self, name: &At<String>) -> Result<(), Diagnostic> {
+        if name.get().trim().is_empty() {
+            return Err(self.err(name.span(), "a task name cannot be empty"));
+        }
+        if name.get().chars().any(crate::diagnostic::unprintable) {
+            return Err(self
+                .err(name.span(), format!("task name {:?} contains a control character", name.get()))
+                .with_help(
+                    "rename the task: a name is printed on every line of its output, so it cannot hold newlines, \
+                     tabs, escapes or other control characters (spaces, quotes and any other Unicode are fine)",
+                ));
+        }
+        Ok(())
+    }
+
     /// A task or a service: its environment, command, deps and settings, in the order they are checked.
     fn command_task(
         &self,
@@ -51,10 +65,10 @@ impl Validator<'_> {
         // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's environment, else
         // the dotenv files (the task's, then the top level's).
         let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
-        let below: [&[(String, String)]; 2] = [&dotenv, &shared.dotenv];
+        let below = [&dotenv, &shared.dotenv];
         let task_env = match &raw.env {
-            Some(e) => self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?,
-            None => Vec::new(),
+            Some(e) => Vars::new(self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?),
+            None => Vars::default(),
         };
         let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
         let cmd = self.cmd(cmd, "cmd", &vars)?;
@@ -131,18 +145,9 @@ impl Validator<'_> {
 
     /// The task's environment: irun's, then what the dotenv files add to it (a variable irun already has keeps its
     /// value), overridden by `[env]`, overridden by the task's `env`.
-    fn environment(
-        &self,
-        shared: &Shared,
-        dotenv: &[(String, String)],
-        task_env: &[(String, String)],
-    ) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = Vec::new();
-        let added = shared.dotenv.iter().chain(dotenv).filter(|(k, _)| !self.shell.contains_key(k));
-        for (k, v) in added.chain(&shared.env).chain(task_env) {
-            env.retain(|(existing, _)| existing != k);
-            env.push((k.clone(), v.clone()));
-        }
-        env
+    fn environment(&self, shared: &Shared, dotenv: &Vars, task_env: &Vars) -> Vec<(String, String)> {
+        let added = shared.dotenv.list().iter().chain(dotenv.list()).filter(|(k, _)| !self.shell.contains_key(k));
+        let all = added.chain(shared.env.list()).chain(task_env.list());
+        crate::config::env::last_wins(all.cloned().collect())
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::Validator;
-use crate::config::env::{self, DotenvError, Layers, Problem};
+use crate::config::env::{self, DotenvError, Layers, Problem, Vars};
 use crate::config::raw::At;
 use crate::diagnostic::Diagnostic;
 
@@ -69,35 +69,31 @@ impl Validator<'_> {
 
     /// The variables of the listed dotenv files, in order (a later file's value wins); `?` before a path makes the
     /// file optional.
-    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vec<(String, String)>, Diagnostic> {
+    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vars, Diagnostic> {
         let mut out: Vec<(String, String)> = Vec::new();
         for file in list.map(Vec::as_slice).unwrap_or_default() {
             let (written, optional) = match file.get().strip_prefix('?') {
                 Some(rest) => (rest, true),
                 None => (file.get().as_str(), false),
             };
+            let unusable = |why: String| {
+                self.err(file.span(), format!("cannot use dotenv file {written:?}: {why}"))
+                    .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)")
+            };
             let path = self.root.join(written);
             match env::read_dotenv(&path) {
-                Ok(vars) => {
-                    for (k, v) in vars {
-                        out.retain(|(existing, _)| *existing != k);
-                        out.push((k, v));
-                    }
-                }
+                Ok(vars) => out.extend(vars),
                 Err(DotenvError::Missing) if optional => {}
                 Err(DotenvError::Missing) => {
                     return Err(self
                         .err(file.span(), format!("dotenv file {written:?} does not exist ({})", path.display()))
                         .with_help(format!("create it, or write \"?{written}\" to use it only when it exists")));
                 }
-                Err(DotenvError::Unreadable(why)) => {
-                    return Err(self
-                        .err(file.span(), format!("cannot use dotenv file {written:?}: {why}"))
-                        .with_help("fix the file (lines are `NAME=value`, `export NAME=value` or `# comments`)"));
-                }
+                Err(DotenvError::Line { line, why }) => return Err(unusable(format!("{written}:{line}: {why}"))),
+                Err(DotenvError::Unreadable(why)) => return Err(unusable(why)),
             }
         }
-        Ok(out)
+        Ok(Vars::new(out))
     }
 
     /// An `env` table: names checked, values made strings, `${NAME}`s resolved from `vars`.

@@ -254,7 +254,7 @@ impl Engine {
         self.emit(Event::Interrupted { signal: sig, count: self.signals, running });
         if self.interrupted.is_none() {
             self.interrupted = Some(sig);
-            self.abort(StopReason::Interrupted);
+            self.abort(StopReason::for_signal(sig));
         } else {
             for idx in 0..self.plan.order.len() {
                 let i = self.plan.order[idx];

@@ -133,6 +133,8 @@ pub(crate) enum Event {
     TaskStopping {
         task: TaskName,
         reason: StopReason,
+        /// The signal sent first (see [`StopReason::signal`]); SIGKILL follows after the task's grace period.
+        signal: Signal,
     },
     /// A task did not exit within `grace` of its stop signal and was killed with SIGKILL.
     TaskKilled {

@@ -17,6 +17,7 @@ use crate::config::env::expand_irun;
 use crate::config::{Check, Cmd, Config, Probe, Task, TaskId};
 use crate::engine::{Control, End, Happened};
 use crate::events::{Event, EventSender, Stream, TaskName};
+use crate::exec::guard::StopPlan;
 use crate::exec::output::{self, LogMatch};
 use crate::exec::probe;
 use crate::exec::supervisor::{self, Process, Stopped};
@@ -162,7 +163,9 @@ impl Job {
         if let Some(end) = self.preflight(table, &launch, started).await {
             return end;
         }
-        let spec = supervisor::Spec { cmd: &launch.cmd, cwd: &launch.cwd, env: &launch.env, capture_output: true };
+        let stop = StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout };
+        let spec =
+            supervisor::Spec { cmd: &launch.cmd, cwd: &launch.cwd, env: &launch.env, capture_output: true, stop };
         let (mut process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
             Err(_) if !launch.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd)),
@@ -333,18 +336,17 @@ impl Job {
 
     /// Stop the process group gracefully, switching to SIGKILL at once if a kill is requested meanwhile.
     async fn stop(&mut self, process: &mut Process, launch: &Launch, reason: StopReason) {
-        self.events.send(Event::TaskStopping { task: self.name.clone(), reason });
+        let signal = reason.signal(launch.stop_signal);
+        self.events.send(Event::TaskStopping { task: self.name.clone(), reason, signal });
         let graceful = tokio::select! {
-            stopped = process.stop(launch.stop_signal, launch.stop_timeout) => Some(stopped),
+            stopped = process.stop(signal, launch.stop_timeout) => Some(stopped),
             () = kill_requested(&mut self.control) => None,
         };
         match graceful {
             Some(Stopped::Gracefully) => {}
-            Some(Stopped::Killed) => self.events.send(Event::TaskKilled {
-                task: self.name.clone(),
-                grace: launch.stop_timeout,
-                signal: launch.stop_signal,
-            }),
+            Some(Stopped::Killed) => {
+                self.events.send(Event::TaskKilled { task: self.name.clone(), grace: launch.stop_timeout, signal })
+            }
             None => process.kill_and_wait().await,
         }
     }

@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::escapees::{self, KILL_WAIT, deadline_after, group_alive};
-use super::guard::OWNER_VAR;
+use super::guard::{OWNER_VAR, StopPlan};
 use super::spawn::{self, SpawnError};
 use super::sys;
 use super::table::Table;
@@ -27,6 +27,8 @@ pub(crate) struct Spec<'a> {
     pub(crate) cwd: &'a Path,
     pub(crate) env: &'a [(String, String)],
     pub(crate) capture_output: bool,
+    /// How the guard stops the group if irun dies.
+    pub(crate) stop: StopPlan,
 }
 
 /// A running process group started by irun.
@@ -74,7 +76,7 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
     let pgid = child.pid;
     children.spawned.insert(pgid);
     drop(children);
-    table.guard_group(pgid, true);
+    table.guard_group(pgid, Some(spec.stop));
     let exited = child.pidfd.or_else(|| sys::pidfd_open(pgid)).and_then(sys::watch_readable);
     let process = Process { table: table.clone(), pgid, exited, owner, status: None, gone: false };
     Ok((process, (child.stdout, child.stderr)))
@@ -124,7 +126,7 @@ impl Process {
     fn mark_gone(&mut self) {
         if !self.gone {
             self.gone = true;
-            self.table.guard_group(self.pgid, false);
+            self.table.guard_group(self.pgid, None);
         }
     }
 
@@ -202,7 +204,7 @@ impl Drop for Process {
             self.signal(Signal::SIGKILL);
             self.gone = true;
             // SIGKILL cannot be caught, so the guard need not (and, once the id is reused, must not) act on it.
-            self.table.guard_group(self.pgid, false);
+            self.table.guard_group(self.pgid, None);
         }
         if self.status.is_none() {
             let reaped = matches!(sys::try_reap(self.pgid), Ok(Some(_)));

@@ -124,9 +124,10 @@ pub(crate) fn fields(event: &Event) -> (&'static str, Value) {
                 "delay_s": delay.as_secs_f64(),
             }),
         ),
-        Event::TaskStopping { task, reason } => {
-            ("task_stopping", json!({ "task": &**task, "reason": text::stop_reason(*reason) }))
-        }
+        Event::TaskStopping { task, reason, signal } => (
+            "task_stopping",
+            json!({ "task": &**task, "reason": text::stop_reason(*reason), "signal": signal.as_str() }),
+        ),
         Event::Output { task, stream, text } => (
             "output",
             json!({

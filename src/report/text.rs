@@ -113,6 +113,7 @@ pub(crate) fn stop_reason(r: StopReason) -> &'static str {
         StopReason::NotNeeded => "no longer needed",
         StopReason::Cancelled => "cancelled after a failure",
         StopReason::Interrupted => "interrupted",
+        StopReason::Terminated => "irun was asked to stop",
         StopReason::Restart => "restarting: its inputs changed",
         StopReason::Reconfigured => "Irun.toml changed",
         StopReason::LeftBehind => "its main process exited and left processes behind",

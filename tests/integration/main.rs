@@ -19,6 +19,7 @@ mod restarts;
 mod scheduling;
 mod services;
 mod spawning;
+mod stopping;
 mod suite;
 mod teardown;
 mod uptodate;

@@ -181,8 +181,8 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 let message = self.paint(AnsiColor::Yellow.on_default(), &message);
                 self.status(task, &message);
             }
-            Event::TaskStopping { task, reason } => {
-                self.status(task, &format!("stopping ({})", text::stop_reason(*reason)));
+            Event::TaskStopping { task, reason, signal } => {
+                self.status(task, &format!("stopping ({}) with {}", text::stop_reason(*reason), signal.as_str()));
             }
             Event::Output { task, text, .. } => self.output(task, text),
             Event::TaskFinished { task, outcome, duration } => self.finished(at, task, outcome, *duration),

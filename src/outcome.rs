@@ -75,6 +75,11 @@ pub(crate) enum Failure {
     },
     /// irun could not wait for the process, or a runner broke.
     Internal(String),
+    /// It tried to read (SIGTTIN) or set up (SIGTTOU) the terminal from the background and was stopped; irun
+    /// stopped it for good rather than wait forever.
+    WantedTerminal {
+        signal: Signal,
+    },
 }
 
 /// Why a task was not run: a dep cannot let it start.
@@ -205,6 +210,8 @@ pub(crate) enum StopReason {
     LeftBehind,
     ProbeFailed,
     TimedOut,
+    /// It was stopped by SIGTTIN or SIGTTOU: it wants the terminal, which only an `interactive` task gets.
+    WantsTerminal,
 }
 
 impl StopReason {
@@ -243,6 +250,7 @@ mod tests {
             StopReason::LeftBehind,
             StopReason::ProbeFailed,
             StopReason::TimedOut,
+            StopReason::WantsTerminal,
         ];
         for reason in others {
             assert_eq!(reason.signal(Signal::SIGQUIT), Signal::SIGQUIT, "{reason:?}");

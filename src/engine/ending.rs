@@ -76,6 +76,7 @@ impl Engine {
         let exit = match end {
             End::NotStarted(f) => return Outcome::Failed(f),
             End::Broken(why) => return Outcome::Failed(Failure::Internal(why)),
+            End::WantedTerminal(signal) => return Outcome::Failed(Failure::WantedTerminal { signal }),
             End::TimedOut(after) => return Outcome::TimedOut(after),
             End::NotReady { timeout, check } => return Outcome::Failed(Failure::NotReady { timeout, check }),
             End::Exited(exit) => Some(exit),

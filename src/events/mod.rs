@@ -136,6 +136,11 @@ pub(crate) enum Event {
         /// The signal sent first (see [`StopReason::signal`]); SIGKILL follows after the task's grace period.
         signal: Signal,
     },
+    /// A task was stopped by `signal` (SIGTTIN or SIGTTOU): it wants the terminal, which it does not have.
+    WaitingForTerminal {
+        task: TaskName,
+        signal: Signal,
+    },
     /// A task did not exit within `grace` of its stop signal and was killed with SIGKILL.
     TaskKilled {
         task: TaskName,

@@ -78,6 +78,8 @@ enum Ending {
     Kill,
     NotReady,
     TimedOut(Duration),
+    /// Stopped by SIGTTIN or SIGTTOU: it wants the terminal.
+    WantsTerminal(Signal),
 }
 
 /// Readers get this long to drain the pipes once the process group is gone; only a process that escaped the group
@@ -246,6 +248,8 @@ impl Job {
         tokio::pin!(probe_fut);
         let deadline = sleep(launch.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
         tokio::pin!(deadline);
+        let terminal = supervisor::stopped_for_terminal(process.pid() as i32, LIVE_AFTER);
+        tokio::pin!(terminal);
         let ending = loop {
             tokio::select! {
                 status = process.wait() => break Ending::Exited(status),
@@ -260,6 +264,7 @@ impl Job {
                     self.report_ready(started, launch.probe.as_ref(), false);
                 }
                 () = &mut deadline, if launch.timeout.is_some() => break Ending::TimedOut(launch.timeout.unwrap_or_default()),
+                signal = &mut terminal => break Ending::WantsTerminal(signal),
                 control = next_control(&mut self.control) => match control {
                     Control::Stop(reason) => break Ending::Stop(reason),
                     Control::Kill => break Ending::Kill,
@@ -322,6 +327,11 @@ impl Job {
             Ending::TimedOut(after) => {
                 self.stop(&mut process, launch, StopReason::TimedOut).await;
                 End::TimedOut(after)
+            }
+            Ending::WantsTerminal(signal) => {
+                self.events.send(Event::WaitingForTerminal { task: self.name.clone(), signal });
+                self.stop(&mut process, launch, StopReason::WantsTerminal).await;
+                End::WantedTerminal(signal)
             }
         };
         // Every line the task wrote is reported before its end.

@@ -218,6 +218,24 @@ impl Drop for Process {
     }
 }
 
+/// Resolves once child `pid` (a group leader irun has not reaped) is stopped by SIGTTIN or SIGTTOU: it used the
+/// terminal from the background, and would wait for it forever. Looked at on every SIGCHLD (a child that stops
+/// sends one), first after `after`, so a short task costs nothing.
+pub(crate) async fn stopped_for_terminal(pid: i32, after: Duration) -> Signal {
+    sleep(after).await;
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(sig @ (Signal::SIGTTIN | Signal::SIGTTOU)) = sys::stopped_by(pid) {
+            return sig;
+        }
+        if sigchld.recv().await.is_none() {
+            return std::future::pending().await;
+        }
+    }
+}
+
 /// Where pidfds are not available: wait for SIGCHLD, and check again at least every 50ms (a signal that arrived
 /// before the listener was in place is not delivered again).
 async fn wait_for_sigchld(pid: i32) -> io::Result<ExitStatus> {

@@ -72,6 +72,10 @@ pub(crate) fn failure(f: &Failure) -> String {
             _ => format!("cannot start `{program}`: {message}"),
         },
         Failure::Internal(why) => format!("internal error in irun: {why}"),
+        Failure::WantedTerminal { signal } => format!(
+            "stopped by {}: it waited for terminal input; mark it `interactive = true` in Irun.toml",
+            signal.as_str()
+        ),
     }
 }
 
@@ -119,6 +123,7 @@ pub(crate) fn stop_reason(r: StopReason) -> &'static str {
         StopReason::LeftBehind => "its main process exited and left processes behind",
         StopReason::ProbeFailed => "its readiness probe failed",
         StopReason::TimedOut => "it timed out",
+        StopReason::WantsTerminal => "it is waiting for terminal input",
     }
 }
 
@@ -208,6 +213,13 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
             format!(
                 "did not exit within {} of {}; killed it with SIGKILL",
                 humantime::format_duration(*grace),
+                signal.as_str()
+            ),
+        ),
+        Event::WaitingForTerminal { task, signal } => about(
+            task,
+            format!(
+                "is waiting for terminal input (stopped by {}); mark it `interactive = true` in Irun.toml",
                 signal.as_str()
             ),
         ),

@@ -22,6 +22,7 @@ mod spawning;
 mod stopping;
 mod suite;
 mod teardown;
+mod terminal;
 mod uptodate;
 mod variables;
 mod watch;

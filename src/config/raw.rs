@@ -173,6 +173,10 @@ table! {
         /// How many restarts at most (default 3); the next exit fails the service.
         #[schemars(range(min = 0))]
         max_restarts: i64,
+        /// A task (not a service) that talks to the terminal (ssh, sudo, a prompt): it runs in the terminal's
+        /// foreground with irun's stdin, stdout and stderr, its output neither captured nor prefixed; one at a
+        /// time. Without a terminal it just gets irun's stdin.
+        interactive: bool,
     }
 }
 
@@ -329,7 +333,17 @@ fn group_and_service_rules(schema: &mut Schema) {
         },
         { "dependentSchemas": service_only }
     ]);
+    let mut rules = rules;
+    if let Some(rules) = rules.as_array_mut() {
+        rules.push(not_a_service_if_interactive());
+    }
     schema.insert("allOf".into(), rules);
+}
+
+/// `interactive = true` is for a task, not a service.
+fn not_a_service_if_interactive() -> serde_json::Value {
+    let set = |key: &str| serde_json::json!({ "required": [key], "properties": { key: { "const": true } } });
+    serde_json::json!({ "if": set("interactive"), "then": { "not": set("daemon") } })
 }
 
 /// Exactly one probe; `status` only with `http`; no `interval` with `log`.

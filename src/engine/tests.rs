@@ -748,3 +748,20 @@ fn a_reload_keeps_what_a_service_has_used_of_its_restarts() {
     assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
     assert!(matches!(sim.outcome("svc"), Some(Outcome::Failed(_))), "{:?}", sim.outcome("svc"));
 }
+
+#[test]
+fn one_interactive_task_at_a_time_while_others_run_beside_it() {
+    let toml = "[tasks.ask1]\ncmd = \"x\"\ninteractive = true\n[tasks.ask2]\ncmd = \"x\"\ninteractive = true\n[tasks.plain]\ncmd = \"x\"\n";
+    let mut sim = Sim::new(toml, &["ask1", "ask2", "plain"], 3, None);
+    let effects = sim.start();
+    let first = spawned(&sim, &effects);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.contains(&"plain".to_string()), "{first:?}");
+    let asking = first.iter().find(|n| n.starts_with("ask")).unwrap().clone();
+    let other = if asking == "ask1" { "ask2" } else { "ask1" };
+    sim.started(&asking);
+    let effects = sim.run_ok("plain");
+    assert!(spawned(&sim, &effects).is_empty(), "the other interactive task waits for the terminal");
+    let effects = sim.exit(&asking, 0);
+    assert_eq!(spawned(&sim, &effects), [other]);
+}

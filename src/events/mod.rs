@@ -136,6 +136,10 @@ pub(crate) enum Event {
         /// The signal sent first (see [`StopReason::signal`]); SIGKILL follows after the task's grace period.
         signal: Signal,
     },
+    /// An interactive task was given irun's terminal: its output goes there directly, until it exits.
+    TerminalHandedOver {
+        task: TaskName,
+    },
     /// A task was stopped by `signal` (SIGTTIN or SIGTTOU): it wants the terminal, which it does not have.
     WaitingForTerminal {
         task: TaskName,

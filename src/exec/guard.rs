@@ -447,7 +447,7 @@ fn live_groups(groups: impl Iterator<Item = i32>) -> HashSet<i32> {
     }
     crate::exec::procfs::pids()
         .into_iter()
-        .filter_map(|pid| crate::exec::procfs::stat(pid))
+        .filter_map(crate::exec::procfs::stat)
         .filter(|stat| !stat.is_zombie() && maybe.contains(&stat.pgrp))
         .map(|stat| stat.pgrp)
         .collect()

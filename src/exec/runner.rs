@@ -22,6 +22,7 @@ use crate::exec::output::{self, LogMatch};
 use crate::exec::probe;
 use crate::exec::supervisor::{self, Process, Stopped};
 use crate::exec::table::Table;
+use crate::exec::{spawn, terminal};
 use crate::outcome::{ChildExit, Failure, StopReason};
 
 /// What a runner tells the driver, about one instance of a task.
@@ -69,6 +70,8 @@ pub(crate) struct Launch {
     pub(crate) timeout: Option<Duration>,
     pub(crate) stop_signal: Signal,
     pub(crate) stop_timeout: Duration,
+    /// It gets irun's stdin, and irun's terminal if there is one.
+    pub(crate) interactive: bool,
 }
 
 /// How the main wait ended.
@@ -142,6 +145,7 @@ pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<
         timeout: settings.timeout,
         stop_signal: settings.stop_signal,
         stop_timeout: settings.stop_timeout,
+        interactive: task.is_interactive(),
     })
 }
 
@@ -165,17 +169,38 @@ impl Job {
         if let Some(end) = self.preflight(table, &launch, started).await {
             return end;
         }
-        let stop = StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout };
-        let spec =
-            supervisor::Spec { cmd: &launch.cmd, cwd: &launch.cwd, env: &launch.env, capture_output: true, stop };
+        // An interactive task talks to irun's terminal itself (if irun has one), in its foreground.
+        let terminal = if launch.interactive { terminal::foreground() } else { None };
+        let spec = supervisor::Spec {
+            cmd: &launch.cmd,
+            cwd: &launch.cwd,
+            env: &launch.env,
+            output: if terminal.is_some() { spawn::Output::Inherited } else { spawn::Output::Piped },
+            stdin_inherited: launch.interactive,
+            stop: StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout },
+        };
         let (mut process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
             Err(_) if !launch.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd)),
             Err(e) => return End::NotStarted(spawn_error(e)),
         };
+        let handover = terminal.map(|t| t.hand_to(process.pid() as i32));
+        if handover.is_some() {
+            self.events.send(Event::TerminalHandedOver { task: self.name.clone() });
+        }
         self.report(Happened::Started { pid: process.pid(), port: self.port });
-        let (ending, readers) = self.supervise(table, &launch, &mut process, [stdout, stderr], started).await;
-        self.finish(&launch, process, ending, readers).await
+        let pipes = [stdout, stderr];
+        let (ending, readers) = self.supervise(table, &launch, &mut process, pipes, started, handover.is_some()).await;
+        let end = self.finish(&launch, process, ending, readers).await;
+        if handover.is_some() {
+            drop(handover);
+            // Ctrl-C went to the task, which had the terminal: as a shell does, irun acts on it too once the task
+            // has ended of it, so the rest of the run stops as interrupted.
+            if end == End::Exited(ChildExit::Signal(Signal::SIGINT as i32)) {
+                let _ = nix::sys::signal::raise(Signal::SIGINT);
+            }
+        }
+        end
     }
 
     /// Before anything is started: a server already up to reuse (only before irun's own first start), a port the
@@ -215,6 +240,7 @@ impl Job {
         process: &mut Process,
         pipes: [Option<std::os::fd::OwnedFd>; 2],
         started: Instant,
+        has_terminal: bool,
     ) -> (Ending, Vec<JoinHandle<()>>) {
         let (log, log_matched) = match launch.probe.as_ref().map(|p| &p.check) {
             Some(Check::Log(re)) => {
@@ -264,7 +290,7 @@ impl Job {
                     self.report_ready(started, launch.probe.as_ref(), false);
                 }
                 () = &mut deadline, if launch.timeout.is_some() => break Ending::TimedOut(launch.timeout.unwrap_or_default()),
-                signal = &mut terminal => break Ending::WantsTerminal(signal),
+                signal = &mut terminal, if !has_terminal => break Ending::WantsTerminal(signal),
                 control = next_control(&mut self.control) => match control {
                     Control::Stop(reason) => break Ending::Stop(reason),
                     Control::Kill => break Ending::Kill,

@@ -26,7 +26,9 @@ pub(crate) struct Spec<'a> {
     pub(crate) cmd: &'a Cmd,
     pub(crate) cwd: &'a Path,
     pub(crate) env: &'a [(String, String)],
-    pub(crate) capture_output: bool,
+    pub(crate) output: spawn::Output,
+    /// irun's stdin instead of /dev/null (an interactive task).
+    pub(crate) stdin_inherited: bool,
     /// How the guard stops the group if irun dies.
     pub(crate) stop: StopPlan,
 }
@@ -66,7 +68,8 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
         invocation: &invocation,
         cwd: spec.cwd,
         env: &env,
-        output: if spec.capture_output { spawn::Output::Piped } else { spawn::Output::Discarded },
+        output: spec.output,
+        stdin_inherited: spec.stdin_inherited,
     };
     // If irun dies, the guard kills the process groups it was told about, and sweeps anything carrying this run's
     // IRUN_OWNER marker, which covers the moment between spawning and telling the guard.

@@ -159,6 +159,7 @@ fn notice(event: &Event) -> (&'static str, Value) {
         Event::TaskKilled { grace, signal, .. } => {
             ("killed", json!({ "grace_s": grace.as_secs_f64(), "signal": signal.as_str() }))
         }
+        Event::TerminalHandedOver { .. } => ("terminal_handed_over", json!({})),
         Event::WaitingForTerminal { signal, .. } => ("waiting_for_terminal", json!({ "signal": signal.as_str() })),
         Event::TaskWillRun { reason, .. } => ("will_run", run_reason(reason)),
         Event::ServiceReused { probe, .. } => ("reused", json!({ "probe": text::check(probe) })),

@@ -216,6 +216,7 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
                 signal.as_str()
             ),
         ),
+        Event::TerminalHandedOver { task } => about(task, terminal_handed_over().to_string()),
         Event::WaitingForTerminal { task, signal } => about(
             task,
             format!(
@@ -275,6 +276,11 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
         Event::GuardEnded { exit: how, news } => run(guard(*how, news)),
         _ => None,
     }
+}
+
+/// An interactive task was given the terminal.
+pub(crate) fn terminal_handed_over() -> &'static str {
+    "has the terminal until it exits"
 }
 
 /// Why a folder cannot be watched, with what to do about the kernel limits behind the common causes.

@@ -127,3 +127,40 @@ fn a_task_that_reads_the_terminal_from_the_background_is_reported_and_fails_inst
     );
     assert!(!out.contains("got"), "{out}");
 }
+
+#[test]
+fn an_interactive_task_reads_what_is_typed_on_the_terminal_and_the_run_succeeds() {
+    let p = Project::new(
+        "[tasks.ask]\ncmd = \"printf 'name? '; read name; echo \\\"hello $name\\\"\"\ninteractive = true\n[tasks.after]\ncmd = \"echo after ran\"\ndeps = [\"ask\"]\n",
+    );
+    let mut irun = OnTerminal::start(&p, &["after"]);
+    irun.wait_for("name? ");
+    irun.type_line("world");
+    let code = irun.wait();
+    let out = irun.printed();
+    assert_eq!(code, 0, "{out}");
+    // Its output went to the terminal as it is, not through irun's prefixes.
+    assert!(out.contains("hello world"), "{out}");
+    assert!(!out.contains("| hello"), "{out}");
+    assert!(out.contains("after | after ran"), "{out}");
+}
+
+#[test]
+fn without_a_terminal_an_interactive_task_reads_irun_s_stdin() {
+    let p = Project::new("[tasks.ask]\ncmd = \"read name; echo \\\"hello $name\\\"\"\ninteractive = true\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_irun"))
+        .env_remove("NO_COLOR")
+        .env("TERM", "dumb")
+        .current_dir(p.root())
+        .arg("ask")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"world\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ask | hello world"), "{stdout}");
+}

@@ -132,3 +132,14 @@ fn several_probes_are_named_in_one_order_and_a_group_s_ready_first() {
         .unwrap_err();
     assert!(err.message.contains("cannot have `ready`"), "{err}");
 }
+
+#[test]
+fn only_a_task_can_be_interactive() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\ninteractive = true\n[tasks.u]\ncmd = \"y\"\n").unwrap();
+    assert!(cfg.tasks[TaskId::new(0)].is_interactive() && !cfg.tasks[TaskId::new(1)].is_interactive());
+    let err = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = true\n").unwrap_err();
+    assert!(err.message.contains("`interactive = true` on service `s`: only a task can have the terminal"), "{err}");
+    let err = parse_str("[tasks.g]\ndeps = [\"t\"]\ninteractive = true\n[tasks.t]\ncmd = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("`interactive` has no effect"), "{err}");
+    assert!(parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = false\n").is_ok());
+}

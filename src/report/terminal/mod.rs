@@ -196,6 +196,14 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 let message = text::interrupted(event).unwrap_or_default();
                 self.irun(&message);
             }
+            Event::TerminalHandedOver { task } => {
+                // The task draws on the terminal itself: a status area drawn over it would garble both.
+                if let Some(mut p) = self.progress.take() {
+                    p.clear();
+                }
+                self.opts.progress = false;
+                self.status(task, text::terminal_handed_over());
+            }
             Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
             Event::RunFinished { outcome, elapsed } => self.stopped_watching(*outcome, *elapsed),
             other => match text::notice(other) {

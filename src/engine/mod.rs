@@ -12,7 +12,8 @@
 //!   foreground; one whose needers are all done before it starts is not started.
 //! - The first failure cancels what has not started and stops what runs (fail-fast); with keep-going, only what
 //!   depends on it is blocked. In watch mode a failure ends the cycle, and services stay up.
-//! - At most one `interactive` task runs at a time (it has the terminal); others run beside it.
+//! - At most one `interactive` task runs at a time (it has the terminal); others run beside it. One that ends by
+//!   SIGINT got the terminal's Ctrl-C: it counts as Ctrl-C to irun.
 //! - The first signal stops everything gracefully; every further one kills at once. Controls only escalate.
 //! - Watch cycles follow [`cycle`].
 //!

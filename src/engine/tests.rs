@@ -765,3 +765,21 @@ fn one_interactive_task_at_a_time_while_others_run_beside_it() {
     let effects = sim.exit(&asking, 0);
     assert_eq!(spawned(&sim, &effects), [other]);
 }
+
+#[test]
+fn an_interactive_task_ended_by_ctrl_c_interrupts_the_run_as_ctrl_c_to_irun_would() {
+    let toml = "[tasks.ask]\ncmd = \"x\"\ninteractive = true\n[tasks.other]\ncmd = \"x\"\n";
+    let mut sim = Sim::new(toml, &["ask", "other"], 2, None);
+    sim.start();
+    sim.started("ask");
+    sim.started("other");
+    let task = sim.i("ask");
+    let end = End::Exited(ChildExit::Signal(Signal::SIGINT as i32));
+    let effects = sim.feed(Input::Task { task, what: Happened::Exited { end, duration: Duration::from_millis(1) } });
+    assert_eq!(stops(&sim, &effects), [("other".to_string(), Control::Stop(StopReason::Interrupted))]);
+    assert!(
+        events(&effects).iter().any(|e| matches!(e, Event::Interrupted { signal: Signal::SIGINT, running: 1, .. })),
+        "{effects:?}"
+    );
+    assert!(matches!(sim.outcome("ask"), Some(Outcome::Failed(_))));
+}

@@ -192,14 +192,8 @@ impl Job {
         let pipes = [stdout, stderr];
         let (ending, readers) = self.supervise(table, &launch, &mut process, pipes, started, handover.is_some()).await;
         let end = self.finish(&launch, process, ending, readers).await;
-        if handover.is_some() {
-            drop(handover);
-            // Ctrl-C went to the task, which had the terminal: as a shell does, irun acts on it too once the task
-            // has ended of it, so the rest of the run stops as interrupted.
-            if end == End::Exited(ChildExit::Signal(Signal::SIGINT as i32)) {
-                let _ = nix::sys::signal::raise(Signal::SIGINT);
-            }
-        }
+        // irun takes the terminal back (a Ctrl-C that ended the task is the engine's to act on).
+        drop(handover);
         end
     }
 

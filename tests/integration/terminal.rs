@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::mpsc;
@@ -25,13 +25,16 @@ struct OnTerminal {
 
 impl OnTerminal {
     fn start(p: &Project, args: &[&str]) -> OnTerminal {
-        // SAFETY: plain libc calls on a descriptor this function owns; ptsname's buffer is copied at once.
+        // SAFETY: plain libc calls on a descriptor this function owns; ptsname_r writes into the buffer it is given.
         let (master, slave_path) = unsafe {
             let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
             assert!(fd >= 0, "no pseudo-terminal: {}", std::io::Error::last_os_error());
             assert_eq!(libc::grantpt(fd), 0);
             assert_eq!(libc::unlockpt(fd), 0);
-            let name = std::ffi::CStr::from_ptr(libc::ptsname(fd)).to_string_lossy().into_owned();
+            // ptsname_r: tests run on parallel threads, and ptsname's buffer is shared.
+            let mut buf = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
+            let name = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
             (OwnedFd::from_raw_fd(fd), name)
         };
         let slave = std::fs::OpenOptions::new().read(true).write(true).open(&slave_path).unwrap();
@@ -108,7 +111,6 @@ impl Drop for OnTerminal {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = self.master.as_raw_fd();
     }
 }
 
@@ -163,4 +165,23 @@ fn without_a_terminal_an_interactive_task_reads_irun_s_stdin() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("ask | hello world"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_while_an_interactive_task_has_the_terminal_stops_the_run_with_sigint() {
+    let p = Project::new(
+        "[tasks.ask]\ncmd = \"printf 'name? '; read name\"\ninteractive = true\n\
+         [tasks.trap]\ncmd = \"trap 'echo INT > got; exit 0' INT; trap 'echo TERM > got; exit 0' TERM; echo trap up; while true; do sleep 0.05; done\"\n",
+    );
+    let mut irun = OnTerminal::start(&p, &["-j2", "ask", "trap"]);
+    irun.wait_for("trap | trap up");
+    irun.wait_for("has the terminal until it exits");
+    irun.wait_for("name? ");
+    // Ctrl-C, as typed: the terminal sends SIGINT to its foreground group, the interactive task's.
+    irun.master.write_all(b"\x03").unwrap();
+    let code = irun.wait();
+    let out = irun.printed();
+    assert_eq!(code, 130, "{out}");
+    assert!(out.contains("received SIGINT"), "{out}");
+    assert_eq!(p.read("got"), "INT\n", "the other task was stopped as by Ctrl-C: {out}");
 }

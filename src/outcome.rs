@@ -77,6 +77,11 @@ pub(crate) enum Failure {
     },
     /// irun could not wait for the process, or a runner broke.
     Internal(String),
+    /// It tried to read (SIGTTIN) or set up (SIGTTOU) the terminal from the background and was stopped; irun
+    /// stopped it for good rather than wait forever.
+    WantedTerminal {
+        signal: Signal,
+    },
 }
 
 /// Why a task was not run: a dep cannot let it start.
@@ -197,8 +202,10 @@ pub(crate) enum StopReason {
     NotNeeded,
     /// Another task failed (fail-fast).
     Cancelled,
-    /// irun received SIGINT, SIGTERM or SIGHUP.
+    /// irun received SIGINT (Ctrl-C): the task gets SIGINT too, as a shell's foreground job would.
     Interrupted,
+    /// irun received SIGTERM or SIGHUP.
+    Terminated,
     /// Watch mode: its inputs changed (or a dep reran); it will be started again.
     Restart,
     /// Irun.toml was edited: the task changed or is gone.
@@ -207,4 +214,50 @@ pub(crate) enum StopReason {
     LeftBehind,
     ProbeFailed,
     TimedOut,
+    /// It was stopped by SIGTTIN or SIGTTOU: it wants the terminal, which only an `interactive` task gets.
+    WantsTerminal,
+}
+
+impl StopReason {
+    /// Why irun stops its tasks when it receives `sig`.
+    pub(crate) fn for_signal(sig: Signal) -> StopReason {
+        if sig == Signal::SIGINT { StopReason::Interrupted } else { StopReason::Terminated }
+    }
+
+    /// The signal that starts the stop, given the task's `stop_signal`: SIGINT after Ctrl-C, as a terminal sends
+    /// it to the job in the foreground; the task's own stop signal for every other reason.
+    pub(crate) fn signal(self, stop_signal: Signal) -> Signal {
+        match self {
+            StopReason::Interrupted => Signal::SIGINT,
+            _ => stop_signal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_c_stops_with_sigint_and_every_other_reason_with_the_task_s_stop_signal() {
+        assert_eq!(StopReason::for_signal(Signal::SIGINT).signal(Signal::SIGTERM), Signal::SIGINT);
+        assert_eq!(StopReason::for_signal(Signal::SIGINT).signal(Signal::SIGQUIT), Signal::SIGINT);
+        for sig in [Signal::SIGTERM, Signal::SIGHUP] {
+            assert_eq!(StopReason::for_signal(sig), StopReason::Terminated);
+        }
+        let others = [
+            StopReason::NotNeeded,
+            StopReason::Cancelled,
+            StopReason::Terminated,
+            StopReason::Restart,
+            StopReason::Reconfigured,
+            StopReason::LeftBehind,
+            StopReason::ProbeFailed,
+            StopReason::TimedOut,
+            StopReason::WantsTerminal,
+        ];
+        for reason in others {
+            assert_eq!(reason.signal(Signal::SIGQUIT), Signal::SIGQUIT, "{reason:?}");
+        }
+    }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Planned {
     pub(crate) foreground: bool,
     /// `output = "on-failure"`: its output is shown only if it fails.
     pub(crate) quiet: bool,
+    /// `interactive = true`: it has the terminal while it runs, so no other interactive task runs meanwhile.
+    pub(crate) interactive: bool,
     /// A service: when it is started again after it exits, and how often at most.
     pub(crate) restart: Restart,
     pub(crate) max_restarts: u32,
@@ -66,6 +68,7 @@ impl Plan {
                     needers: Vec::new(),
                     foreground: false,
                     quiet: t.process().is_some_and(|p| p.output == crate::config::OutputPolicy::OnFailure),
+                    interactive: t.is_interactive(),
                     restart: service.map_or(Restart::No, |s| s.restart),
                     max_restarts: service.map_or(0, |s| s.max_restarts),
                 }

@@ -198,8 +198,8 @@ pub(crate) struct Task {
 /// What a task is, with the settings that kind has.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
-    /// A command run to its end.
-    Task(Process),
+    /// A command run to its end; `interactive`: in the terminal's foreground, its stdio irun's own.
+    Task { process: Process, interactive: bool },
     /// A command kept running while something needs it (`daemon = true`).
     Service(Box<Service>),
     /// No command: it gathers its deps. Its `sources`, in watch mode, rerun what depends on it.
@@ -260,7 +260,7 @@ pub(crate) struct Service {
 impl Task {
     pub(crate) fn tag(&self) -> TaskKind {
         match self.kind {
-            Kind::Task(_) => TaskKind::Task,
+            Kind::Task { .. } => TaskKind::Task,
             Kind::Service(_) => TaskKind::Service,
             Kind::Group { .. } => TaskKind::Group,
         }
@@ -277,15 +277,20 @@ impl Task {
     /// The command and its settings (tasks and services).
     pub(crate) fn process(&self) -> Option<&Process> {
         match &self.kind {
-            Kind::Task(p) => Some(p),
+            Kind::Task { process, .. } => Some(process),
             Kind::Service(s) => Some(&s.process),
             Kind::Group { .. } => None,
         }
     }
 
+    /// A task that runs in the terminal's foreground (`interactive = true`).
+    pub(crate) fn is_interactive(&self) -> bool {
+        matches!(self.kind, Kind::Task { interactive: true, .. })
+    }
+
     pub(crate) fn process_mut(&mut self) -> Option<&mut Process> {
         match &mut self.kind {
-            Kind::Task(p) => Some(p),
+            Kind::Task { process, .. } => Some(process),
             Kind::Service(s) => Some(&mut s.process),
             Kind::Group { .. } => None,
         }

@@ -177,6 +177,10 @@ table! {
         /// after it as IRUN_PORT_<NAME>; any probe, `env` value or command may use ${IRUN_PORT}.
         #[schemars(schema_with = "port_choice")]
         port: String,
+        /// A task (not a service) that talks to the terminal (ssh, sudo, a prompt): it runs in the terminal's
+        /// foreground with irun's stdin, stdout and stderr, its output neither captured nor prefixed; one at a
+        /// time. Without a terminal it just gets irun's stdin.
+        interactive: bool,
     }
 }
 
@@ -337,7 +341,17 @@ fn group_and_service_rules(schema: &mut Schema) {
         },
         { "dependentSchemas": service_only }
     ]);
+    let mut rules = rules;
+    if let Some(rules) = rules.as_array_mut() {
+        rules.push(not_a_service_if_interactive());
+    }
     schema.insert("allOf".into(), rules);
+}
+
+/// `interactive = true` is for a task, not a service.
+fn not_a_service_if_interactive() -> serde_json::Value {
+    let set = |key: &str| serde_json::json!({ "required": [key], "properties": { key: { "const": true } } });
+    serde_json::json!({ "if": set("interactive"), "then": { "not": set("daemon") } })
 }
 
 /// Exactly one probe; `status` only with `http`; no `interval` with `log`.

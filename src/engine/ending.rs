@@ -12,9 +12,12 @@ use crate::outcome::{Blocked, ChildExit, Failure, Outcome, StopReason};
 
 impl Engine {
     pub(super) fn on_exited(&mut self, i: TaskId, end: End, duration: Duration) {
-        let life = self.nodes[i].life.clone();
+        let mut life = self.nodes[i].life.clone();
         if !life.alive() {
             return;
+        }
+        if self.plan[i].interactive && end == End::Exited(ChildExit::Signal(Signal::SIGINT as i32)) {
+            life = self.ctrl_c_through(i, life);
         }
         if let End::Exited(exit) = end {
             if self.restart(i, &life, exit) {
@@ -76,6 +79,7 @@ impl Engine {
         let exit = match end {
             End::NotStarted(f) => return Outcome::Failed(f),
             End::Broken(why) => return Outcome::Failed(Failure::Internal(why)),
+            End::WantedTerminal(signal) => return Outcome::Failed(Failure::WantedTerminal { signal }),
             End::TimedOut(after) => return Outcome::TimedOut(after),
             End::NotReady { timeout, check } => return Outcome::Failed(Failure::NotReady { timeout, check }),
             End::Exited(exit) => Some(exit),
@@ -248,13 +252,37 @@ impl Engine {
         }
     }
 
+    /// Ctrl-C reached the interactive task `i` (it had the terminal), not irun: as a shell does, irun takes it as
+    /// its own Ctrl-C once the task has ended of it. The task, already gone, is not asked to stop (nor counted as
+    /// running); the rest stop as interrupted (SIGINT), not as cancelled after a failure. Its life from here on.
+    fn ctrl_c_through(&mut self, i: TaskId, life: Life) -> Life {
+        if self.interrupted.is_some() {
+            return life;
+        }
+        let control = Control::Stop(StopReason::Interrupted);
+        let stopping = Life::Stopping(Stopping { control, then: Then::End, slot: life.holds_slot(), ready: false });
+        self.set_life(i, stopping.clone());
+        let running = self.running() - 1;
+        self.interrupt(Signal::SIGINT, running);
+        stopping
+    }
+
+    fn running(&self) -> usize {
+        self.plan.order.iter().filter(|&&i| self.nodes[i].life.alive()).count()
+    }
+
     pub(super) fn on_signal(&mut self, sig: Signal) {
+        let running = self.running();
+        self.interrupt(sig, running);
+    }
+
+    /// Signal `sig` for irun, with `running` tasks alive: the first stops everything gracefully, the next kill.
+    fn interrupt(&mut self, sig: Signal, running: usize) {
         self.signals += 1;
-        let running = self.plan.order.iter().filter(|&&i| self.nodes[i].life.alive()).count();
         self.emit(Event::Interrupted { signal: sig, count: self.signals, running });
         if self.interrupted.is_none() {
             self.interrupted = Some(sig);
-            self.abort(StopReason::Interrupted);
+            self.abort(StopReason::for_signal(sig));
         } else {
             for idx in 0..self.plan.order.len() {
                 let i = self.plan.order[idx];

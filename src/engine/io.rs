@@ -62,6 +62,8 @@ pub(crate) enum End {
     NotStarted(Failure),
     /// irun lost track of it (it could not wait for it, or the runner broke).
     Broken(String),
+    /// It was stopped by `signal` (SIGTTIN or SIGTTOU) for using the terminal from the background; irun stopped it.
+    WantedTerminal(Signal),
 }
 
 /// What a task's runner reports about the instance it runs, in this order: started (unless it could not be),

@@ -19,6 +19,8 @@
 //!   foreground; one whose needers are all done before it starts is not started.
 //! - The first failure cancels what has not started and stops what runs (fail-fast); with keep-going, only what
 //!   depends on it is blocked. In watch mode a failure ends the cycle, and services stay up.
+//! - At most one `interactive` task runs at a time (it has the terminal); others run beside it. One that ends by
+//!   SIGINT got the terminal's Ctrl-C: it counts as Ctrl-C to irun.
 //! - The first signal stops everything gracefully; every further one kills at once. Controls only escalate.
 //! - Watch cycles follow [`cycle`].
 //!
@@ -108,6 +110,8 @@ pub(crate) struct Engine {
     /// answers at once), so a task checked a moment later cannot lose its slot to one of lower priority.
     checking: usize,
     free_slots: usize,
+    /// Interactive tasks alive (spawned, not ended): at most one.
+    interactive_alive: usize,
     counts: Counts,
     /// Per service: how many of the tasks that need it are not done.
     needers_left: PerTask<usize>,
@@ -163,6 +167,7 @@ impl Engine {
             rank,
             by_rank,
             free_slots: opts.jobs.max(1),
+            interactive_alive: 0,
             counts: Counts { pending: plan.order.len(), ..Counts::default() },
             needers_left,
             needs,
@@ -270,6 +275,9 @@ impl Engine {
         }
         if self.nodes[i].life == Life::Checking {
             self.checking += 1;
+        }
+        if self.plan[i].interactive && old.alive() != self.nodes[i].life.alive() {
+            if old.alive() { self.interactive_alive -= 1 } else { self.interactive_alive += 1 }
         }
         let (was, is) = (old.phase(), self.nodes[i].life.phase());
         *self.counts.slot(was) -= 1;
@@ -387,7 +395,7 @@ impl Engine {
                 continue;
             }
             if self.free_slots > 0 && self.checking == 0 {
-                if let Some(r) = self.queue.pop_first() {
+                if let Some(r) = self.next_in_queue() {
                     let i = self.by_rank[r];
                     if self.kind(i) == TaskKind::Service && self.unneeded(i) {
                         // Its needers ended (blocked, say) while it waited for a slot.
@@ -447,6 +455,16 @@ impl Engine {
         for t in tasks {
             self.reconsider(t);
         }
+    }
+
+    /// The first task in the queue that may start now: an interactive one waits while another has the terminal.
+    fn next_in_queue(&mut self) -> Option<usize> {
+        if self.interactive_alive == 0 {
+            return self.queue.pop_first();
+        }
+        let r = *self.queue.iter().find(|&&r| !self.plan[self.by_rank[r]].interactive)?;
+        self.queue.remove(&r);
+        Some(r)
     }
 
     /// A service that need not run: outside watch mode, not in the foreground, and every task that needs it done.

@@ -893,3 +893,38 @@ fn groups_gather_the_services_below_them_through_nested_groups() {
     assert_eq!(names("outer"), ["db", "cache"]);
     assert!(names("none").is_empty() && names("top").is_empty() && names("db").is_empty());
 }
+
+#[test]
+fn one_interactive_task_at_a_time_while_others_run_beside_it() {
+    let toml = "[tasks.ask1]\ncmd = \"x\"\ninteractive = true\n[tasks.ask2]\ncmd = \"x\"\ninteractive = true\n[tasks.plain]\ncmd = \"x\"\n";
+    let mut sim = Sim::new(toml, &["ask1", "ask2", "plain"], 3, None);
+    let effects = sim.start();
+    let first = spawned(&sim, &effects);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.contains(&"plain".to_string()), "{first:?}");
+    let asking = first.iter().find(|n| n.starts_with("ask")).unwrap().clone();
+    let other = if asking == "ask1" { "ask2" } else { "ask1" };
+    sim.started(&asking);
+    let effects = sim.run_ok("plain");
+    assert!(spawned(&sim, &effects).is_empty(), "the other interactive task waits for the terminal");
+    let effects = sim.exit(&asking, 0);
+    assert_eq!(spawned(&sim, &effects), [other]);
+}
+
+#[test]
+fn an_interactive_task_ended_by_ctrl_c_interrupts_the_run_as_ctrl_c_to_irun_would() {
+    let toml = "[tasks.ask]\ncmd = \"x\"\ninteractive = true\n[tasks.other]\ncmd = \"x\"\n";
+    let mut sim = Sim::new(toml, &["ask", "other"], 2, None);
+    sim.start();
+    sim.started("ask");
+    sim.started("other");
+    let task = sim.i("ask");
+    let end = End::Exited(ChildExit::Signal(Signal::SIGINT as i32));
+    let effects = sim.feed(Input::Task { task, what: Happened::Exited { end, duration: Duration::from_millis(1) } });
+    assert_eq!(stops(&sim, &effects), [("other".to_string(), Control::Stop(StopReason::Interrupted))]);
+    assert!(
+        events(&effects).iter().any(|e| matches!(e, Event::Interrupted { signal: Signal::SIGINT, running: 1, .. })),
+        "{effects:?}"
+    );
+    assert!(matches!(sim.outcome("ask"), Some(Outcome::Failed(_))));
+}

@@ -133,6 +133,17 @@ pub(crate) enum Event {
     TaskStopping {
         task: TaskName,
         reason: StopReason,
+        /// The signal sent first (see [`StopReason::signal`]); SIGKILL follows after the task's grace period.
+        signal: Signal,
+    },
+    /// An interactive task was given irun's terminal: its output goes there directly, until it exits.
+    TerminalHandedOver {
+        task: TaskName,
+    },
+    /// A task was stopped by `signal` (SIGTTIN or SIGTTOU): it wants the terminal, which it does not have.
+    WaitingForTerminal {
+        task: TaskName,
+        signal: Signal,
     },
     /// A task did not exit within `grace` of its stop signal and was killed with SIGKILL.
     TaskKilled {

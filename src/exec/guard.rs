@@ -2,13 +2,15 @@
 //! irun dies without cleaning up (even by SIGKILL, which no handler can catch).
 //!
 //! irun keeps the list of process groups it owns in memory it shares with the guard (a memfd mapped by both: one
-//! slot per running group, written by irun as groups start and end, at no cost per task, and read by the guard only
-//! when irun is gone). Over a pipe it tells the guard about each process that left its task's group and was
-//! re-parented to irun (`p+PID START`, `p-PID`; START is the process's start time, so a reused pid is never mistaken
-//! for it); where no shared memory can be had, groups go over the pipe too (`g+PGID`, `g-PGID`). The write end is
-//! close-on-exec and held only by irun, so the guard sees end-of-file exactly when irun has exited, for whatever
-//! reason. It then sends SIGKILL to the groups and processes still listed, and to anything carrying the run's
-//! `IRUN_OWNER` marker. After a normal exit (`done`) the lists are empty and it does nothing.
+//! slot per running group with its task's stop signal and grace period, written by irun as groups start and end, at
+//! no cost per task, and read by the guard only when irun is gone). Over a pipe it tells the guard about each
+//! process that left its task's group and was re-parented to irun (`p+PID START`, `p-PID`; START is the process's
+//! start time, so a reused pid is never mistaken for it); where no shared memory can be had, groups go over the pipe
+//! too (`g+PGID SIGNAL GRACE_MS`, `g-PGID`). The write end is close-on-exec and held only by irun, so the guard sees
+//! end-of-file exactly when irun has exited, for whatever reason. It then stops the groups still listed as irun
+//! would have: each group's stop signal, up to its grace period for the group to empty, then SIGKILL; then SIGKILL
+//! to the processes still listed and to anything carrying the run's `IRUN_OWNER` marker. After a normal exit
+//! (`done`) the lists are empty and it does nothing.
 //!
 //! The guard is irun's own binary started again (`/proc/self/exe` with `IRUN_GUARD` set), not a fork: irun can
 //! start a new one at any time, even with threads running. If the guard dies, irun notices at once (a pidfd),
@@ -24,6 +26,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
@@ -44,6 +47,31 @@ const SHARED_ARG: &str = "shared-slots";
 /// The guard's exit code when it was handed shared slots it could not map.
 const NO_SHARED_SLOTS: i32 = 3;
 
+/// How the guard stops a process group if irun dies: its task's stop signal, then SIGKILL once `grace` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StopPlan {
+    pub(crate) signal: Signal,
+    pub(crate) grace: Duration,
+}
+
+impl StopPlan {
+    /// SIGKILL at once (a probe's command).
+    pub(crate) const KILL: StopPlan = StopPlan { signal: Signal::SIGKILL, grace: Duration::ZERO };
+
+    /// The plan as two integers (signal number, grace in milliseconds), for the shared slots and the pipe.
+    fn encode(self) -> (i32, i32) {
+        (self.signal as i32, self.grace.as_millis().min(i32::MAX as u128) as i32)
+    }
+
+    /// Read back; anything unreadable is SIGKILL at once.
+    fn decode(signal: i32, grace_ms: i32) -> StopPlan {
+        match Signal::try_from(signal) {
+            Ok(signal) => StopPlan { signal, grace: Duration::from_millis(grace_ms.max(0) as u64) },
+            Err(_) => StopPlan::KILL,
+        }
+    }
+}
+
 /// irun's handle on its guard process.
 pub(crate) struct Guard {
     /// What identifies this run (see [`super::table::Table::token`]): the guard kills what carries it.
@@ -53,7 +81,7 @@ pub(crate) struct Guard {
     /// The groups irun owns, shared with the guard (and with the next one, if this one dies).
     slots: Option<Slots>,
     /// What the guard has been told over the pipe and not told to forget, so a new guard can be told again.
-    groups: HashSet<i32>,
+    groups: HashMap<i32, StopPlan>,
     adopted: HashMap<i32, u64>,
     /// A write failed: the guard is gone.
     broken: bool,
@@ -75,8 +103,11 @@ pub(crate) fn run_if_guard() {
 /// Slots for this many groups at once; the memory is only touched as far as it is used.
 const SLOTS: usize = 1 << 20;
 
+/// Integers per slot: the group id, its stop signal, its grace period in milliseconds.
+const STRIDE: usize = 3;
+
 /// The shared list of process groups: slot 0 holds how many slots have ever been used, each other slot a group id
-/// (0: free).
+/// (0: free) and how to stop it ([`StopPlan::encode`]).
 struct Slots {
     memfd: OwnedFd,
     table: &'static [AtomicI32],
@@ -87,14 +118,14 @@ struct Slots {
 
 impl Slots {
     fn new() -> Option<Slots> {
-        let memfd = sys::memfd(c"irun-guard", SLOTS * std::mem::size_of::<AtomicI32>())?;
-        let table = sys::map_shared(memfd.as_fd(), SLOTS, true)?;
+        let memfd = sys::memfd(c"irun-guard", SLOTS * STRIDE * std::mem::size_of::<AtomicI32>())?;
+        let table = sys::map_shared(memfd.as_fd(), SLOTS * STRIDE, true)?;
         table[0].store(1, Ordering::Release);
         Some(Slots { memfd, table, used: HashMap::new(), free: Vec::new(), next: 1 })
     }
 
     /// Record a group; false if every slot is taken.
-    fn insert(&mut self, pgid: i32) -> bool {
+    fn insert(&mut self, pgid: i32, stop: StopPlan) -> bool {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None if self.next < SLOTS => {
@@ -104,28 +135,47 @@ impl Slots {
             }
             None => return false,
         };
-        self.table[slot].store(pgid, Ordering::Release);
+        // How to stop it is written first: the group id, stored last, publishes the slot.
+        let (signal, grace) = stop.encode();
+        self.table[slot * STRIDE + 1].store(signal, Ordering::Relaxed);
+        self.table[slot * STRIDE + 2].store(grace, Ordering::Relaxed);
+        self.table[slot * STRIDE].store(pgid, Ordering::Release);
         self.used.insert(pgid, slot);
         true
     }
 
     fn remove(&mut self, pgid: i32) -> bool {
         let Some(slot) = self.used.remove(&pgid) else { return false };
-        self.table[slot].store(0, Ordering::Release);
+        self.table[slot * STRIDE].store(0, Ordering::Release);
         self.free.push(slot);
         true
     }
+
+    /// Every group in the slots and how to stop it.
+    fn entries(&self) -> HashMap<i32, StopPlan> {
+        self.used.iter().map(|(&pgid, &slot)| (pgid, read_slot(self.table, slot).1)).collect()
+    }
+}
+
+/// A slot's group id (0: free) and how to stop the group.
+fn read_slot(table: &[AtomicI32], slot: usize) -> (i32, StopPlan) {
+    let pgid = table[slot * STRIDE].load(Ordering::Acquire);
+    let plan = StopPlan::decode(
+        table[slot * STRIDE + 1].load(Ordering::Relaxed),
+        table[slot * STRIDE + 2].load(Ordering::Relaxed),
+    );
+    (pgid, plan)
 }
 
 impl Guard {
     /// Start the guard of the run `token` names.
     pub(crate) fn start(token: &str) -> std::io::Result<Guard> {
-        Guard::spawn(token, Slots::new(), HashSet::new())
+        Guard::spawn(token, Slots::new(), HashMap::new())
     }
 
     /// Start a guard that reads `slots` (or, without them, is told about groups over its pipe; `groups` are told
     /// now).
-    fn spawn(token: &str, slots: Option<Slots>, mut groups: HashSet<i32>) -> std::io::Result<Guard> {
+    fn spawn(token: &str, slots: Option<Slots>, mut groups: HashMap<i32, StopPlan>) -> std::io::Result<Guard> {
         let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
         let mut command = Command::new("/proc/self/exe");
         command.arg0("irun-guard").env(GUARD_VAR, token).stdin(Stdio::from(read)).stderr(Stdio::null());
@@ -137,7 +187,7 @@ impl Guard {
             }
             Some((Err(_), s)) => {
                 // No way to share them: the groups they hold go over the pipe from now on.
-                groups.extend(s.used.keys());
+                groups.extend(s.entries());
                 command.stdout(Stdio::null());
                 None
             }
@@ -153,14 +203,13 @@ impl Guard {
             pipe: File::from(write),
             child,
             slots,
-            groups: HashSet::new(),
+            groups: HashMap::new(),
             adopted: HashMap::new(),
             broken: false,
             revived: Vec::new(),
         };
-        for pgid in groups {
-            g.groups.insert(pgid);
-            g.tell(&format!("g+{pgid}\n"));
+        for (pgid, stop) in groups {
+            g.tell_group(pgid, stop);
         }
         Ok(g)
     }
@@ -170,6 +219,12 @@ impl Guard {
         if self.pipe.write_all(line.as_bytes()).is_err() {
             self.broken = true;
         }
+    }
+
+    fn tell_group(&mut self, pgid: i32, stop: StopPlan) {
+        self.groups.insert(pgid, stop);
+        let (signal, grace) = stop.encode();
+        self.tell(&format!("g+{pgid} {signal} {grace}\n"));
     }
 
     /// The guard's pid, so irun does not mistake it for an adopted orphan.
@@ -182,17 +237,16 @@ impl Guard {
         sys::pidfd_open(self.pid())
     }
 
-    /// Record that irun owns process group `pgid`.
-    pub(crate) fn watch(&mut self, pgid: i32) {
-        if !self.slots.as_mut().is_some_and(|s| s.insert(pgid)) {
-            self.groups.insert(pgid);
-            self.tell(&format!("g+{pgid}\n"));
+    /// Record that irun owns process group `pgid`, and how the guard is to stop it.
+    pub(crate) fn watch(&mut self, pgid: i32, stop: StopPlan) {
+        if !self.slots.as_mut().is_some_and(|s| s.insert(pgid, stop)) {
+            self.tell_group(pgid, stop);
         }
     }
 
     /// Record that process group `pgid` is gone, so the guard must never signal it (the id may be reused).
     pub(crate) fn forget(&mut self, pgid: i32) {
-        if !self.slots.as_mut().is_some_and(|s| s.remove(pgid)) && self.groups.remove(&pgid) {
+        if !self.slots.as_mut().is_some_and(|s| s.remove(pgid)) && self.groups.remove(&pgid).is_some() {
             self.tell(&format!("g-{pgid}\n"));
         }
     }
@@ -239,17 +293,17 @@ pub(crate) fn revive(slot: &mut Option<Guard>) -> Option<(Option<ChildExit>, Gua
     }
     // A guard that could not map the shared slots says so by its exit code: its successor is told over the pipe.
     let mut slots = g.slots.take();
-    let mut told = HashSet::new();
+    let mut told = HashMap::new();
     if exited.and_then(|s| s.code()) == Some(NO_SHARED_SLOTS) {
-        told.extend(slots.take().into_iter().flat_map(|s| s.used.into_keys()));
+        told.extend(slots.take().into_iter().flat_map(|s| s.entries()));
     }
     match Guard::spawn(&g.token, slots, told) {
         Ok(mut new) => {
             let (groups, adopted) = (std::mem::take(&mut g.groups), std::mem::take(&mut g.adopted));
             new.revived = std::mem::take(&mut g.revived);
             new.revived.push(now);
-            for &pgid in &groups {
-                new.tell(&format!("g+{pgid}\n"));
+            for (&pgid, &stop) in &groups {
+                new.tell_group(pgid, stop);
             }
             for (&pid, &start) in &adopted {
                 new.tell(&format!("p+{pid} {start}\n"));
@@ -277,7 +331,7 @@ fn guard_main(token: &str) -> ! {
     // The shared slots come as stdout; mapped before stdout goes to /dev/null (the mapping outlives the descriptor).
     let shared = if std::env::args_os().nth(1).is_some_and(|a| a == SHARED_ARG) {
         // SAFETY: fd 1 is open (Rust's runtime sees to that) and stays open while borrowed here.
-        match sys::map_shared(unsafe { BorrowedFd::borrow_raw(1) }, SLOTS, false) {
+        match sys::map_shared(unsafe { BorrowedFd::borrow_raw(1) }, SLOTS * STRIDE, false) {
             Some(table) => Some(table),
             // irun would write groups where nobody reads them: end, so it starts a guard it tells over the pipe.
             None => std::process::exit(NO_SHARED_SLOTS),
@@ -287,7 +341,7 @@ fn guard_main(token: &str) -> ! {
     };
     close_other_fds();
 
-    let mut groups: HashSet<i32> = HashSet::new();
+    let mut groups: HashMap<i32, StopPlan> = HashMap::new();
     let mut adopted: HashMap<i32, u64> = HashMap::new();
     let mut reader = BufReader::new(std::io::stdin().lock());
     let mut line = String::new();
@@ -302,8 +356,8 @@ fn guard_main(token: &str) -> ! {
             // irun finished its own cleanup; the ids it left listed may already belong to someone else.
             std::process::exit(0);
         }
-        if let Some(id) = l.strip_prefix("g+").and_then(|s| s.parse().ok()) {
-            groups.insert(id);
+        if let Some((id, stop)) = l.strip_prefix("g+").and_then(parse_group) {
+            groups.insert(id, stop);
         } else if let Some(id) = l.strip_prefix("g-").and_then(|s| s.parse::<i32>().ok()) {
             groups.remove(&id);
         } else if let Some((pid, start)) = l.strip_prefix("p+").and_then(|s| s.split_once(' ')) {
@@ -316,13 +370,9 @@ fn guard_main(token: &str) -> ! {
     }
     if let Some(table) = shared {
         let used = (table[0].load(Ordering::Acquire).max(0) as usize).min(SLOTS);
-        groups.extend(table.get(1..used).unwrap_or(&[]).iter().map(|slot| slot.load(Ordering::Acquire)));
+        groups.extend((1..used).map(|slot| read_slot(table, slot)).filter(|&(pgid, _)| pgid != 0));
     }
-    for pgid in groups {
-        if pgid > 1 {
-            let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
-        }
-    }
+    stop_groups(groups);
     // Processes that left their groups: only if still the same process (same start time), with their own group.
     for (pid, start) in adopted {
         if pid > 1 && crate::exec::procfs::stat(pid).is_some_and(|s| s.starttime == start) {
@@ -343,6 +393,64 @@ fn guard_main(token: &str) -> ! {
         }
     }
     std::process::exit(0)
+}
+
+/// `PGID SIGNAL GRACE_MS`, as irun writes it.
+fn parse_group(line: &str) -> Option<(i32, StopPlan)> {
+    let mut fields = line.split(' ').map(|f| f.parse::<i32>().ok());
+    let (pgid, signal, grace) = (fields.next()??, fields.next()??, fields.next()??);
+    Some((pgid, StopPlan::decode(signal, grace)))
+}
+
+/// Stop the groups irun left as irun would have: each its stop signal (and SIGCONT, in case it was stopped), then
+/// SIGKILL for those not empty by the end of their grace period.
+fn stop_groups(groups: HashMap<i32, StopPlan>) {
+    let start = Instant::now();
+    let mut left: Vec<(i32, Instant)> = Vec::new();
+    for (pgid, stop) in groups {
+        if pgid <= 1 {
+            continue;
+        }
+        let group = Pid::from_raw(-pgid);
+        if stop.grace.is_zero() || stop.signal == Signal::SIGKILL {
+            let _ = kill(group, Signal::SIGKILL);
+        } else if kill(group, stop.signal).is_ok() {
+            let _ = kill(group, Signal::SIGCONT);
+            left.push((pgid, start + stop.grace));
+        }
+    }
+    let mut pause = Duration::from_millis(1);
+    while !left.is_empty() {
+        let alive = live_groups(left.iter().map(|&(pgid, _)| pgid));
+        let now = Instant::now();
+        left.retain(|&(pgid, deadline)| {
+            if !alive.contains(&pgid) {
+                return false;
+            }
+            if now >= deadline {
+                let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+                return false;
+            }
+            true
+        });
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Which of `groups` still have a member that is not a zombie (whoever inherited irun's children may be slow to
+/// reap them, or never do).
+fn live_groups(groups: impl Iterator<Item = i32>) -> HashSet<i32> {
+    let maybe: HashSet<i32> = groups.filter(|&pgid| kill(Pid::from_raw(-pgid), None).is_ok()).collect();
+    if maybe.is_empty() {
+        return maybe;
+    }
+    crate::exec::procfs::pids()
+        .into_iter()
+        .filter_map(crate::exec::procfs::stat)
+        .filter(|stat| !stat.is_zombie() && maybe.contains(&stat.pgrp))
+        .map(|stat| stat.pgrp)
+        .collect()
 }
 
 /// Keep only stdin (the pipe): holding irun's stdout or a test harness's pipes open would make readers wait for us.

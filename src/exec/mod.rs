@@ -25,6 +25,7 @@ pub(crate) mod spawn;
 pub(crate) mod supervisor;
 mod sys;
 mod table;
+pub(crate) mod terminal;
 mod vfork;
 
 /// How the driver starts task instances and looks after what escapes them: the real process layer

@@ -10,8 +10,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use super::supervisor;
+use super::guard::StopPlan;
 use super::table::Table;
+use super::{spawn, supervisor};
 use crate::config::{Check, HttpUrl, Probe, host_port};
 
 /// A TCP connection attempt never waits longer than this (a dropped SYN must not use up the whole probe timeout).
@@ -69,7 +70,14 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
             _ => false,
         },
         Check::Exec(cmd) => {
-            let spec = supervisor::Spec { cmd, cwd: ctx.cwd, env: ctx.env, capture_output: false };
+            let spec = supervisor::Spec {
+                cmd,
+                cwd: ctx.cwd,
+                env: ctx.env,
+                output: spawn::Output::Discarded,
+                stdin_inherited: false,
+                stop: StopPlan::KILL,
+            };
             let Ok((mut process, _)) = supervisor::spawn(ctx.table, &spec) else { return false };
             let ok = matches!(timeout(limit, process.wait()).await, Ok(Ok(s)) if s.success());
             process.kill_and_wait().await;

@@ -17,10 +17,12 @@ use crate::config::env::expand_irun;
 use crate::config::{Check, Cmd, Config, Probe, Task, TaskId};
 use crate::engine::{Control, End, Happened};
 use crate::events::{Event, EventSender, Stream, TaskName};
+use crate::exec::guard::StopPlan;
 use crate::exec::output::{self, LogMatch};
 use crate::exec::probe;
 use crate::exec::supervisor::{self, Process, Stopped};
 use crate::exec::table::Table;
+use crate::exec::{spawn, terminal};
 use crate::outcome::{ChildExit, Failure, StopReason};
 
 /// What a runner tells the driver, about one instance of a task.
@@ -68,6 +70,8 @@ pub(crate) struct Launch {
     pub(crate) timeout: Option<Duration>,
     pub(crate) stop_signal: Signal,
     pub(crate) stop_timeout: Duration,
+    /// It gets irun's stdin, and irun's terminal if there is one.
+    pub(crate) interactive: bool,
 }
 
 /// How the main wait ended.
@@ -77,6 +81,8 @@ enum Ending {
     Kill,
     NotReady,
     TimedOut(Duration),
+    /// Stopped by SIGTTIN or SIGTTOU: it wants the terminal.
+    WantsTerminal(Signal),
 }
 
 /// Readers get this long to drain the pipes once the process group is gone; only a process that escaped the group
@@ -147,6 +153,7 @@ pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<
         timeout: settings.timeout,
         stop_signal: settings.stop_signal,
         stop_timeout: settings.stop_timeout,
+        interactive: task.is_interactive(),
     })
 }
 
@@ -180,15 +187,32 @@ impl Job {
         if let Some(end) = self.preflight(table, &launch, started).await {
             return end;
         }
-        let spec = supervisor::Spec { cmd: &launch.cmd, cwd: &launch.cwd, env: &launch.env, capture_output: true };
+        // An interactive task talks to irun's terminal itself (if irun has one), in its foreground.
+        let terminal = if launch.interactive { terminal::foreground() } else { None };
+        let spec = supervisor::Spec {
+            cmd: &launch.cmd,
+            cwd: &launch.cwd,
+            env: &launch.env,
+            output: if terminal.is_some() { spawn::Output::Inherited } else { spawn::Output::Piped },
+            stdin_inherited: launch.interactive,
+            stop: StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout },
+        };
         let (mut process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
             Err(_) if !launch.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd)),
             Err(e) => return End::NotStarted(spawn_error(e)),
         };
+        let handover = terminal.map(|t| t.hand_to(process.pid() as i32));
+        if handover.is_some() {
+            self.events.send(Event::TerminalHandedOver { task: self.name.clone() });
+        }
         self.report(Happened::Started { pid: process.pid(), port: self.port });
-        let (ending, readers) = self.supervise(table, &launch, &mut process, [stdout, stderr], started).await;
-        self.finish(&launch, process, ending, readers).await
+        let pipes = [stdout, stderr];
+        let (ending, readers) = self.supervise(table, &launch, &mut process, pipes, started, handover.is_some()).await;
+        let end = self.finish(&launch, process, ending, readers).await;
+        // irun takes the terminal back (a Ctrl-C that ended the task is the engine's to act on).
+        drop(handover);
+        end
     }
 
     /// Before anything is started: a server already up to reuse (only before irun's own first start), a port the
@@ -229,6 +253,7 @@ impl Job {
         process: &mut Process,
         pipes: [Option<std::os::fd::OwnedFd>; 2],
         started: Instant,
+        has_terminal: bool,
     ) -> (Ending, Vec<JoinHandle<()>>) {
         let (log, log_matched) = match launch.probe.as_ref().map(|p| &p.check) {
             Some(Check::Log(re)) => {
@@ -262,6 +287,8 @@ impl Job {
         tokio::pin!(probe_fut);
         let deadline = sleep(launch.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
         tokio::pin!(deadline);
+        let terminal = supervisor::stopped_for_terminal(process.pid() as i32, LIVE_AFTER);
+        tokio::pin!(terminal);
         let ending = loop {
             tokio::select! {
                 status = process.wait() => break Ending::Exited(status),
@@ -276,6 +303,7 @@ impl Job {
                     self.report_ready(started, launch.probe.as_ref(), false);
                 }
                 () = &mut deadline, if launch.timeout.is_some() => break Ending::TimedOut(launch.timeout.unwrap_or_default()),
+                signal = &mut terminal, if !has_terminal => break Ending::WantsTerminal(signal),
                 control = next_control(&mut self.control) => match control {
                     Control::Stop(reason) => break Ending::Stop(reason),
                     Control::Kill => break Ending::Kill,
@@ -339,6 +367,11 @@ impl Job {
                 self.stop(&mut process, launch, StopReason::TimedOut).await;
                 End::TimedOut(after)
             }
+            Ending::WantsTerminal(signal) => {
+                self.events.send(Event::WaitingForTerminal { task: self.name.clone(), signal });
+                self.stop(&mut process, launch, StopReason::WantsTerminal).await;
+                End::WantedTerminal(signal)
+            }
         };
         // Every line the task wrote is reported before its end.
         for reader in readers {
@@ -352,18 +385,17 @@ impl Job {
 
     /// Stop the process group gracefully, switching to SIGKILL at once if a kill is requested meanwhile.
     async fn stop(&mut self, process: &mut Process, launch: &Launch, reason: StopReason) {
-        self.events.send(Event::TaskStopping { task: self.name.clone(), reason });
+        let signal = reason.signal(launch.stop_signal);
+        self.events.send(Event::TaskStopping { task: self.name.clone(), reason, signal });
         let graceful = tokio::select! {
-            stopped = process.stop(launch.stop_signal, launch.stop_timeout) => Some(stopped),
+            stopped = process.stop(signal, launch.stop_timeout) => Some(stopped),
             () = kill_requested(&mut self.control) => None,
         };
         match graceful {
             Some(Stopped::Gracefully) => {}
-            Some(Stopped::Killed) => self.events.send(Event::TaskKilled {
-                task: self.name.clone(),
-                grace: launch.stop_timeout,
-                signal: launch.stop_signal,
-            }),
+            Some(Stopped::Killed) => {
+                self.events.send(Event::TaskKilled { task: self.name.clone(), grace: launch.stop_timeout, signal })
+            }
             None => process.kill_and_wait().await,
         }
     }

@@ -28,6 +28,8 @@ pub(crate) enum Output {
     Piped,
     /// To `/dev/null`.
     Discarded,
+    /// irun's own (an interactive task that has the terminal).
+    Inherited,
 }
 
 pub(crate) struct Request<'a> {
@@ -36,6 +38,8 @@ pub(crate) struct Request<'a> {
     /// Added to irun's own environment; a later entry wins over an earlier one with the same name.
     pub(crate) env: &'a [(&'a str, &'a str)],
     pub(crate) output: Output,
+    /// irun's own stdin (an interactive task) instead of `/dev/null`.
+    pub(crate) stdin_inherited: bool,
 }
 
 /// A started process: the leader of its own process group, whose id is its pid.
@@ -125,11 +129,16 @@ impl Spawner {
         let null = self.null.as_ref().map_err(|e| io::Error::new(e.kind(), format!("cannot open /dev/null: {e}")))?;
         let (out, err) = match req.output {
             Output::Piped => (Some(sys::pipe()?), Some(sys::pipe()?)),
-            Output::Discarded => (None, None),
+            Output::Discarded | Output::Inherited => (None, None),
         };
-        let out_fd = out.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
-        let err_fd = err.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
-        let stdio = [null.as_raw_fd(), out_fd, err_fd];
+        let (default_out, default_err) = match req.output {
+            Output::Inherited => (1, 2),
+            _ => (null.as_raw_fd(), null.as_raw_fd()),
+        };
+        let out_fd = out.as_ref().map_or(default_out, |(_, w)| w.as_raw_fd());
+        let err_fd = err.as_ref().map_or(default_err, |(_, w)| w.as_raw_fd());
+        let stdin = if req.stdin_inherited { 0 } else { null.as_raw_fd() };
+        let stdio = [stdin, out_fd, err_fd];
         let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
         let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref()) {
             Ok(started) => started,

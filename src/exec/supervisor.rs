@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::escapees::{self, KILL_WAIT, deadline_after, group_alive};
-use super::guard::OWNER_VAR;
+use super::guard::{OWNER_VAR, StopPlan};
 use super::spawn::{self, SpawnError};
 use super::sys;
 use super::table::Table;
@@ -26,7 +26,11 @@ pub(crate) struct Spec<'a> {
     pub(crate) cmd: &'a Cmd,
     pub(crate) cwd: &'a Path,
     pub(crate) env: &'a [(String, String)],
-    pub(crate) capture_output: bool,
+    pub(crate) output: spawn::Output,
+    /// irun's stdin instead of /dev/null (an interactive task).
+    pub(crate) stdin_inherited: bool,
+    /// How the guard stops the group if irun dies.
+    pub(crate) stop: StopPlan,
 }
 
 /// A running process group started by irun.
@@ -64,7 +68,8 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
         invocation: &invocation,
         cwd: spec.cwd,
         env: &env,
-        output: if spec.capture_output { spawn::Output::Piped } else { spawn::Output::Discarded },
+        output: spec.output,
+        stdin_inherited: spec.stdin_inherited,
     };
     // If irun dies, the guard kills the process groups it was told about, and sweeps anything carrying this run's
     // IRUN_OWNER marker, which covers the moment between spawning and telling the guard.
@@ -74,7 +79,7 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
     let pgid = child.pid;
     children.spawned.insert(pgid);
     drop(children);
-    table.guard_group(pgid, true);
+    table.guard_group(pgid, Some(spec.stop));
     let exited = child.pidfd.or_else(|| sys::pidfd_open(pgid)).and_then(sys::watch_readable);
     let process = Process { table: table.clone(), pgid, exited, owner, status: None, gone: false };
     Ok((process, (child.stdout, child.stderr)))
@@ -124,7 +129,7 @@ impl Process {
     fn mark_gone(&mut self) {
         if !self.gone {
             self.gone = true;
-            self.table.guard_group(self.pgid, false);
+            self.table.guard_group(self.pgid, None);
         }
     }
 
@@ -202,7 +207,7 @@ impl Drop for Process {
             self.signal(Signal::SIGKILL);
             self.gone = true;
             // SIGKILL cannot be caught, so the guard need not (and, once the id is reused, must not) act on it.
-            self.table.guard_group(self.pgid, false);
+            self.table.guard_group(self.pgid, None);
         }
         if self.status.is_none() {
             let reaped = matches!(sys::try_reap(self.pgid), Ok(Some(_)));
@@ -212,6 +217,24 @@ impl Drop for Process {
                 children.dropped.insert(self.pgid);
             }
             children.spawned.remove(&self.pgid);
+        }
+    }
+}
+
+/// Resolves once child `pid` (a group leader irun has not reaped) is stopped by SIGTTIN or SIGTTOU: it used the
+/// terminal from the background, and would wait for it forever. Looked at on every SIGCHLD (a child that stops
+/// sends one), first after `after`, so a short task costs nothing.
+pub(crate) async fn stopped_for_terminal(pid: i32, after: Duration) -> Signal {
+    sleep(after).await;
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(sig @ (Signal::SIGTTIN | Signal::SIGTTOU)) = sys::stopped_by(pid) {
+            return sig;
+        }
+        if sigchld.recv().await.is_none() {
+            return std::future::pending().await;
         }
     }
 }

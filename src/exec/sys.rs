@@ -46,6 +46,20 @@ pub(crate) fn try_reap(pid: i32) -> io::Result<Option<ExitStatus>> {
     }
 }
 
+/// The signal that stopped child `pid`, if it is stopped now (left to be reported again: nothing is reaped).
+pub(crate) fn stopped_by(pid: i32) -> Option<nix::sys::signal::Signal> {
+    // SAFETY: waitid writes into the siginfo it is given, which is zeroed first (si_pid stays 0 if nothing is to
+    // report); the accessors read fields the kernel filled in for a CLD_STOPPED report.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) != 0 || info.si_pid() != pid {
+            return None;
+        }
+        (info.si_code == libc::CLD_STOPPED).then(|| nix::sys::signal::Signal::try_from(info.si_status()).ok())?
+    }
+}
+
 /// Wait for child `pid`, which has exited or is about to, and forget its status.
 pub(crate) fn reap(pid: i32) {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::guard::Guard;
+use super::guard::{Guard, StopPlan};
 use super::output::Buffers;
 use super::spawn::Spawner;
 use super::{procfs, sys};
@@ -77,10 +77,13 @@ impl Table {
         self.guard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Tell the guard to watch process group `pgid`, or to forget it.
-    pub(crate) fn guard_group(&self, pgid: i32, watch: bool) {
+    /// Tell the guard to watch process group `pgid` (and how to stop it if irun dies: `Some`), or to forget it.
+    pub(crate) fn guard_group(&self, pgid: i32, watch: Option<StopPlan>) {
         if let Some(g) = self.guard().as_mut() {
-            if watch { g.watch(pgid) } else { g.forget(pgid) }
+            match watch {
+                Some(stop) => g.watch(pgid, stop),
+                None => g.forget(pgid),
+            }
         }
     }
 

@@ -124,9 +124,10 @@ pub(crate) fn fields(event: &Event) -> (&'static str, Value) {
                 "delay_s": delay.as_secs_f64(),
             }),
         ),
-        Event::TaskStopping { task, reason } => {
-            ("task_stopping", json!({ "task": &**task, "reason": text::stop_reason(*reason) }))
-        }
+        Event::TaskStopping { task, reason, signal } => (
+            "task_stopping",
+            json!({ "task": &**task, "reason": text::stop_reason(*reason), "signal": signal.as_str() }),
+        ),
         Event::Output { task, stream, text } => (
             "output",
             json!({
@@ -158,6 +159,8 @@ fn notice(event: &Event) -> (&'static str, Value) {
         Event::TaskKilled { grace, signal, .. } => {
             ("killed", json!({ "grace_s": grace.as_secs_f64(), "signal": signal.as_str() }))
         }
+        Event::TerminalHandedOver { .. } => ("terminal_handed_over", json!({})),
+        Event::WaitingForTerminal { signal, .. } => ("waiting_for_terminal", json!({ "signal": signal.as_str() })),
         Event::TaskWillRun { reason, .. } => ("will_run", run_reason(reason)),
         Event::ServiceReused { probe, .. } => ("reused", json!({ "probe": text::check(probe) })),
         Event::Interrupted { signal, count, running } => {

@@ -82,6 +82,10 @@ pub(crate) fn failure(f: &Failure) -> String {
             _ => format!("cannot start `{program}`: {message}"),
         },
         Failure::Internal(why) => format!("internal error in irun: {why}"),
+        Failure::WantedTerminal { signal } => format!(
+            "stopped by {}: it waited for terminal input; mark it `interactive = true` in Irun.toml",
+            signal.as_str()
+        ),
     }
 }
 
@@ -123,11 +127,13 @@ pub(crate) fn stop_reason(r: StopReason) -> &'static str {
         StopReason::NotNeeded => "no longer needed",
         StopReason::Cancelled => "cancelled after a failure",
         StopReason::Interrupted => "interrupted",
+        StopReason::Terminated => "irun was asked to stop",
         StopReason::Restart => "restarting: its inputs changed",
         StopReason::Reconfigured => "Irun.toml changed",
         StopReason::LeftBehind => "its main process exited and left processes behind",
         StopReason::ProbeFailed => "its readiness probe failed",
         StopReason::TimedOut => "it timed out",
+        StopReason::WantsTerminal => "it is waiting for terminal input",
     }
 }
 
@@ -221,6 +227,14 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
                 signal.as_str()
             ),
         ),
+        Event::TerminalHandedOver { task } => about(task, terminal_handed_over().to_string()),
+        Event::WaitingForTerminal { task, signal } => about(
+            task,
+            format!(
+                "is waiting for terminal input (stopped by {}); mark it `interactive = true` in Irun.toml",
+                signal.as_str()
+            ),
+        ),
         Event::TaskWillRun { task, reason } => about(task, format!("will run: {}", run_reason(reason))),
         Event::ServiceReused { task, probe } => about(
             task,
@@ -277,6 +291,11 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
         Event::GuardEnded { exit: how, news } => run(guard(*how, news)),
         _ => None,
     }
+}
+
+/// An interactive task was given the terminal.
+pub(crate) fn terminal_handed_over() -> &'static str {
+    "has the terminal until it exits"
 }
 
 /// Why a folder cannot be watched, with what to do about the kernel limits behind the common causes.

@@ -427,6 +427,8 @@ fn the_schema_rejects_what_irun_rejects() {
         "[tasks.t]\ncmd = \"x\"\ndaemon = true\nmax_restarts = -1\n",
         "[tasks.t]\ncmd = \"x\"\noutput = \"quiet\"\n",
         "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\ndotenv = [\".env\"]\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = true\n",
+        "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\ninteractive = true\n",
     ];
     for (n, case) in cases.iter().enumerate() {
         let file = format!("case{n}.toml");

@@ -76,6 +76,7 @@ impl Validator<'_> {
         let env = self.environment(shared, &dotenv, &task_env);
         let runs = self.runs(raw, &vars)?;
         let service = if raw.daemon.as_ref().is_some_and(|d| *d.get()) {
+            self.not_interactive(task_name, raw)?;
             Some(self.service(task_name, raw, &vars)?)
         } else {
             self.service_only(task_name, raw)?;
@@ -84,7 +85,7 @@ impl Validator<'_> {
         let process = self.process(raw, cmd, env, runs)?;
         let kind = match service {
             Some(service) => Kind::Service(Box::new(service.with(process))),
-            None => Kind::Task(process),
+            None => Kind::Task { process, interactive: raw.interactive.as_ref().is_some_and(|i| *i.get()) },
         };
         Ok((deps, kind))
     }
@@ -125,6 +126,19 @@ impl Validator<'_> {
         }
         let message = format!("`{key}` is only for services, and task `{task_name}` is not one");
         Err(self.err(span, message).with_help(format!("add `daemon = true` to task `{task_name}`, or remove `{key}`")))
+    }
+
+    /// A service runs in the background for as long as it is needed: it cannot have the terminal.
+    fn not_interactive(&self, task_name: &str, raw: &RawTask) -> Result<(), Diagnostic> {
+        match &raw.interactive {
+            Some(i) if *i.get() => Err(self
+                .err(
+                    i.span(),
+                    format!("`interactive = true` on service `{task_name}`: only a task can have the terminal"),
+                )
+                .with_help(format!("remove `interactive`, or `daemon = true` to make `{task_name}` a task"))),
+            _ => Ok(()),
+        }
     }
 
     fn deps(&self, task_name: &str, raw: &RawTask, names: &HashSet<&str>) -> Result<Vec<Named>, Diagnostic> {

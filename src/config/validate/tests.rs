@@ -197,3 +197,14 @@ fn a_port_name_a_task_does_not_get_is_an_error_naming_those_it_gets() {
     );
     parse_str(&ok).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn only_a_task_can_be_interactive() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\ninteractive = true\n[tasks.u]\ncmd = \"y\"\n").unwrap();
+    assert!(cfg.tasks[TaskId::new(0)].is_interactive() && !cfg.tasks[TaskId::new(1)].is_interactive());
+    let err = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = true\n").unwrap_err();
+    assert!(err.message.contains("`interactive = true` on service `s`: only a task can have the terminal"), "{err}");
+    let err = parse_str("[tasks.g]\ndeps = [\"t\"]\ninteractive = true\n[tasks.t]\ncmd = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("`interactive` has no effect"), "{err}");
+    assert!(parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = false\n").is_ok());
+}

@@ -181,8 +181,8 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 let message = self.paint(AnsiColor::Yellow.on_default(), &message);
                 self.status(task, &message);
             }
-            Event::TaskStopping { task, reason } => {
-                self.status(task, &format!("stopping ({})", text::stop_reason(*reason)));
+            Event::TaskStopping { task, reason, signal } => {
+                self.status(task, &format!("stopping ({}) with {}", text::stop_reason(*reason), signal.as_str()));
             }
             Event::Output { task, text, .. } => self.output(task, text),
             Event::TaskFinished { task, outcome, duration } => self.finished(at, task, outcome, *duration),
@@ -195,6 +195,14 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 self.opts.progress = false;
                 let message = text::interrupted(event).unwrap_or_default();
                 self.irun(&message);
+            }
+            Event::TerminalHandedOver { task } => {
+                // The task draws on the terminal itself: a status area drawn over it would garble both.
+                if let Some(mut p) = self.progress.take() {
+                    p.clear();
+                }
+                self.opts.progress = false;
+                self.status(task, text::terminal_handed_over());
             }
             Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
             Event::RunFinished { outcome, elapsed } => self.stopped_watching(*outcome, *elapsed),

@@ -7,8 +7,10 @@
 //! re-parented to irun (`p+PID START`, `p-PID`; START is the process's start time, so a reused pid is never mistaken
 //! for it); where no shared memory can be had, groups go over the pipe too (`g+PGID`, `g-PGID`). The write end is
 //! close-on-exec and held only by irun, so the guard sees end-of-file exactly when irun has exited, for whatever
-//! reason. It then sends SIGKILL to the groups and processes still listed, and to anything carrying the run's
-//! `IRUN_OWNER` marker. After a normal exit (`done`) the lists are empty and it does nothing.
+//! reason. It then sends SIGKILL to the groups and processes still listed (and to what left those groups while its
+//! parent stayed in them, found by descent first), to anything carrying the run's `IRUN_OWNER` marker, and to the
+//! run's cgroup if it has one ([`super::cgroup`]), which it then removes. After a normal exit (`done`) the lists are
+//! empty and it does nothing.
 //!
 //! The guard is irun's own binary started again (`/proc/self/exe` with `IRUN_GUARD` set), not a fork: irun can
 //! start a new one at any time, even with threads running. If the guard dies, irun notices at once (a pidfd),
@@ -318,6 +320,7 @@ fn guard_main(token: &str) -> ! {
         let used = (table[0].load(Ordering::Acquire).max(0) as usize).min(SLOTS);
         groups.extend(table.get(1..used).unwrap_or(&[]).iter().map(|slot| slot.load(Ordering::Acquire)));
     }
+    adopted.extend(crate::exec::escapees::outside(&groups.iter().copied().collect::<Vec<_>>()));
     for pgid in groups {
         if pgid > 1 {
             let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
@@ -342,6 +345,7 @@ fn guard_main(token: &str) -> ! {
             }
         }
     }
+    crate::exec::cgroup::guard_cleanup(token);
     std::process::exit(0)
 }
 

@@ -69,7 +69,7 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
             _ => false,
         },
         Check::Exec(cmd) => {
-            let spec = supervisor::Spec { cmd, cwd: ctx.cwd, env: ctx.env, capture_output: false };
+            let spec = supervisor::Spec { cmd, cwd: ctx.cwd, env: ctx.env, capture_output: false, task: None };
             let Ok((mut process, _)) = supervisor::spawn(ctx.table, &spec) else { return false };
             let ok = matches!(timeout(limit, process.wait()).await, Ok(Ok(s)) if s.success());
             process.kill_and_wait().await;

@@ -36,6 +36,8 @@ pub(crate) struct Request<'a> {
     /// Added to irun's own environment; a later entry wins over an earlier one with the same name.
     pub(crate) env: &'a [(&'a str, &'a str)],
     pub(crate) output: Output,
+    /// The cgroup the process starts in (none: irun's own).
+    pub(crate) cgroup: Option<&'a super::cgroup::TaskCgroup>,
 }
 
 /// A started process: the leader of its own process group, whose id is its pid.
@@ -131,10 +133,19 @@ impl Spawner {
         let err_fd = err.as_ref().map_or(null.as_raw_fd(), |(_, w)| w.as_raw_fd());
         let stdio = [null.as_raw_fd(), out_fd, err_fd];
         let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
-        let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref()) {
+        let cgroup = req.cgroup.map(|c| c.procs().as_raw_fd());
+        let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref(), cgroup) {
             Ok(started) => started,
             Err(Some(e)) => return Err(e),
-            Err(None) => (sys::posix_spawn(&program, argv, envp, stdio, cwd.as_deref())?, None),
+            Err(None) => {
+                let pid = sys::posix_spawn(&program, argv, envp, stdio, cwd.as_deref())?;
+                // posix_spawn has no way to start a child in a cgroup: it is moved in now (what it started in
+                // the meantime, if anything, is left to its process group).
+                if let Some(c) = req.cgroup {
+                    let _ = c.join(pid);
+                }
+                (pid, None)
+            }
         };
         // The writing ends now belong to the child; dropping them here closes irun's copies.
         Ok(Spawned { pid, pidfd, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })

@@ -8,6 +8,7 @@ mod cli;
 mod config_errors;
 mod cycles;
 mod discovery;
+mod escapees;
 mod faults;
 mod layout;
 mod output;

@@ -274,3 +274,51 @@ fn with_cgroups_nothing_leaves_its_task_and_nothing_is_said_to() {
         assert!(!out.stdout.contains("orphan_adopted"), "{out:?}");
     }
 }
+
+/// A service whose first instance leaves a server running in a session of its own (with an empty environment where
+/// `clear` is `env -i`) and exits 1 once it listens; the restarted instance starts its own on the same port, and is
+/// ready once it listens (it fails, and so does the run, if the first one still holds the port).
+fn crash_after_escaping(port: u16, clear: &str) -> Project {
+    let p = Project::new(&format!(
+        r#"
+[tasks.web]
+cmd = '''PY=$(command -v python3); if [ -e once ]; then rm -f listening; fi; setsid {clear} sh -c "$PY serve.py {port} 0 || touch failed" & echo $! >> esc.pids; until [ -e listening ] || [ -e failed ]; do sleep 0.01; done; [ -e listening ] || exit 7; if [ -e once ]; then echo second; exec sleep 1000; fi; touch once; exit 1'''
+daemon = true
+restart = "on-failure"
+max_restarts = 1
+ready = {{ log = "second" }}
+
+[tasks.client]
+cmd = "true"
+deps = ["web"]
+"#
+    ));
+    p.file("serve.py", crate::harness::SERVE_PY);
+    p
+}
+
+fn a_service_restarted_after_a_crash_gets_its_port_back(mode: Mode, clear: &str) {
+    let port = free_port();
+    let p = crash_after_escaping(port, clear);
+    let out = irun(&p, mode).args(["--json", "client"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains(r#""event":"task_restarting""#), "{out:?}");
+    assert!(!out.stdout.contains("already in use"), "{out:?}");
+    let esc = p.pids("esc.pids");
+    assert_eq!(esc.len(), 2, "{out:?}");
+    assert_all_dead(&esc);
+}
+
+#[test]
+fn a_service_restarted_after_a_crash_gets_its_port_back_from_an_escapee_without_its_marker_with_cgroups() {
+    if !cgroups_writable() {
+        // Process groups cannot tell whose it is once its parent is gone (see the test below).
+        return;
+    }
+    a_service_restarted_after_a_crash_gets_its_port_back(Mode::Cgroups, "env -i");
+}
+
+#[test]
+fn a_service_restarted_after_a_crash_gets_its_port_back_from_an_escapee_with_its_marker_with_process_groups() {
+    a_service_restarted_after_a_crash_gets_its_port_back(Mode::ProcessGroups, "");
+}

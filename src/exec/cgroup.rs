@@ -16,6 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -31,6 +32,22 @@ pub(crate) const MODE_VAR: &str = "IRUN_CGROUP";
 pub(crate) struct Cgroups {
     dir: PathBuf,
     next: AtomicU64,
+    /// Emptied cgroups kept for the next processes: making and removing one costs more than the rest together.
+    spare: Spare,
+}
+
+type Spare = Arc<Mutex<Vec<Slot>>>;
+
+/// At most this many emptied cgroups are kept.
+const SPARE_MAX: usize = 64;
+
+/// One cgroup of the run, with the files irun uses open.
+struct Slot {
+    dir: PathBuf,
+    /// Its `cgroup.procs`, open for writing: the child writes `0` to it to join.
+    procs: File,
+    /// Its `cgroup.events`: `populated 0|1`, pollable (POLLPRI) for changes.
+    events: File,
 }
 
 impl Cgroups {
@@ -49,7 +66,7 @@ impl Cgroups {
             let _ = std::fs::remove_dir(&dir);
             return None;
         }
-        Some(Cgroups { dir, next: AtomicU64::new(0) })
+        Some(Cgroups { dir, next: AtomicU64::new(0), spare: Spare::default() })
     }
 
     /// The run's cgroup (a directory of the cgroup2 file system).
@@ -57,8 +74,17 @@ impl Cgroups {
         &self.dir
     }
 
-    /// A new cgroup for one process and everything it starts.
+    /// An empty cgroup for one process and everything it starts.
     pub(crate) fn task(&self) -> io::Result<TaskCgroup> {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let slot = match spare {
+            Some(slot) if !populated(&slot.events) => slot,
+            _ => self.make()?,
+        };
+        Ok(TaskCgroup { slot: Some(slot), spare: self.spare.clone() })
+    }
+
+    fn make(&self) -> io::Result<Slot> {
         let dir = self.dir.join(format!("t{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&dir)?;
         let opened = (|| {
@@ -67,7 +93,7 @@ impl Cgroups {
             Ok((procs, events))
         })();
         match opened {
-            Ok((procs, events)) => Ok(TaskCgroup { dir, procs, events }),
+            Ok((procs, events)) => Ok(Slot { dir, procs, events }),
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
                 Err(e)
@@ -77,44 +103,48 @@ impl Cgroups {
 
     /// The run is over: kill whatever is still in the run's cgroup, wait for it to empty, and remove it.
     pub(crate) fn finish(&self) {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
         kill_and_remove(&self.dir, Duration::from_secs(10));
     }
 }
 
 /// The cgroup of one spawned process.
 pub(crate) struct TaskCgroup {
-    dir: PathBuf,
-    /// Its `cgroup.procs`, open for writing: the child writes `0` to it to join.
-    procs: File,
-    /// Its `cgroup.events`: `populated 0|1`, pollable (POLLPRI) for changes.
-    events: File,
+    /// Always there until dropped.
+    slot: Option<Slot>,
+    /// Where it goes once empty.
+    spare: Spare,
 }
 
 impl TaskCgroup {
+    fn slot(&self) -> &Slot {
+        self.slot.as_ref().expect("a task's cgroup has its slot until dropped")
+    }
+
     /// What the child writes `0` to, before it execs, to join the cgroup.
     pub(crate) fn procs(&self) -> BorrowedFd<'_> {
-        self.procs.as_fd()
+        self.slot().procs.as_fd()
     }
 
     /// Move process `pid` in, from irun (where the child could not join by itself: `posix_spawn`).
     pub(crate) fn join(&self, pid: i32) -> io::Result<()> {
-        (&self.procs).write_all(pid.to_string().as_bytes())
+        (&self.slot().procs).write_all(pid.to_string().as_bytes())
     }
 
     /// Whether any live process is in the cgroup (zombies are not).
     pub(crate) fn populated(&self) -> bool {
-        populated(&self.events)
+        populated(&self.slot().events)
     }
 
     /// The processes in the cgroup.
     pub(crate) fn members(&self) -> Vec<i32> {
-        members(&self.dir)
+        members(&self.slot().dir)
     }
 
     /// Send `sig` to every process in the cgroup; SIGKILL through `cgroup.kill`, which nothing can slip past.
     pub(crate) fn signal(&self, sig: Signal) {
         if sig == Signal::SIGKILL {
-            kill_all(&self.dir);
+            kill_all(&self.slot().dir);
             return;
         }
         for pid in self.members() {
@@ -125,7 +155,7 @@ impl TaskCgroup {
     /// Wait until no live process is left in the cgroup, or until `deadline`; whether it is empty.
     pub(crate) async fn wait_empty(&self, deadline: Instant) -> bool {
         // Watched before the first look, so a change between the look and the wait is not missed.
-        let changes = self.events.try_clone().ok().map(OwnedFd::from).and_then(sys::watch_priority);
+        let changes = self.slot().events.try_clone().ok().map(OwnedFd::from).and_then(sys::watch_priority);
         loop {
             if !self.populated() {
                 return true;
@@ -148,11 +178,19 @@ impl TaskCgroup {
 
 impl Drop for TaskCgroup {
     fn drop(&mut self) {
-        // Nothing of a task outlives it; an emptied cgroup is removed now, one still emptying with the run's.
-        if self.populated() {
-            kill_all(&self.dir);
+        let Some(slot) = self.slot.take() else { return };
+        // Nothing of a task outlives it; one still emptying is removed with the run's cgroup.
+        if populated(&slot.events) {
+            kill_all(&slot.dir);
+            return;
         }
-        let _ = std::fs::remove_dir(&self.dir);
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_MAX {
+            spare.push(slot);
+        } else {
+            drop(spare);
+            let _ = std::fs::remove_dir(&slot.dir);
+        }
     }
 }
 

@@ -45,6 +45,7 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
         }))
         .collect();
     let mut processes = exec::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
+    notices.push(processes.isolation());
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let watching = if args.watch {
         let (outputs, sources) = plan.globs(&config);

@@ -242,6 +242,15 @@ pub(crate) enum Event {
     /// A process left its task's process group and outlived its parent; irun stops it when the run ends.
     OrphanAdopted {
         pid: i32,
+        /// Its name (`comm`) and command line.
+        program: String,
+        command: String,
+        /// Its task (none: not known, it cleared its environment).
+        task: Option<TaskName>,
+    },
+    /// How the run holds its tasks' processes: a cgroup each, under this one, or (none) process groups alone.
+    Isolation {
+        cgroup: Option<PathBuf>,
     },
     /// At the end of the run: processes that had left their task's group and outlived it were stopped.
     EscapeesStopped {

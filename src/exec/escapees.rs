@@ -1,8 +1,13 @@
 //! Processes that left their task's process group (`setsid`, daemonising): irun is their subreaper, so once their
 //! parent dies they become irun's children, and the `IRUN_OWNER` marker in their environment says which task they
-//! came from. They are told to the guard as they are found, and stopped with their task or at the run's end.
+//! came from. They are told to the guard as they are found, and stopped with their task or at the run's end. A
+//! process re-parented to irun that is still in its task's group (or, with cgroups, in its task's cgroup, which
+//! nothing leaves) has not escaped: it goes with its task.
+//!
+//! While its parent lives, an escapee is found by descent instead: a task's processes outside its group when it is
+//! stopped ([`outside`]), which the guard looks for too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -11,8 +16,9 @@ use nix::unistd::Pid;
 use tokio::time::{Instant, sleep};
 
 use super::guard::OWNER_VAR;
-use super::table::Table;
-use super::{procfs, sys};
+use super::table::{Children, Table};
+use super::{cgroup, procfs, sys};
+use crate::events::TaskName;
 
 /// Last resort when a process ignores even SIGKILL (stuck in the kernel): give up waiting after this.
 pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -23,24 +29,60 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
     now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
 }
 
+/// A process that left its task's group, as irun tells of it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Orphan {
+    pub(crate) pid: i32,
+    /// Its name (`comm`) and its command line.
+    pub(crate) program: String,
+    pub(crate) command: String,
+    /// Its task, from its `IRUN_OWNER` marker (none: it cleared its environment).
+    pub(crate) task: Option<TaskName>,
+}
+
+/// Note a task's process group, and the marker and task of its leader (none: a probe's command).
+pub(crate) fn track(children: &mut Children, pgid: i32, owner: &str, task: Option<&TaskName>) {
+    children.groups.insert(pgid, task.cloned());
+    if let Some(task) = task {
+        children.owners.insert(owner.to_string(), task.clone());
+    }
+}
+
+/// The group is empty: a process in a group of that id is no longer one of a task's.
+pub(crate) fn untrack(children: &mut Children, pgid: i32) {
+    children.groups.remove(&pgid);
+}
+
 /// Processes that left their task's group and have just been re-parented to irun: the guard is told about them (so
 /// they die with irun even if it is killed), and they are returned so irun can say so. The run's end stops them.
-pub(crate) fn adopt_orphans(table: &Table) -> Vec<i32> {
+/// One still in its task's group, or in the run's cgroup, has left nothing: it goes with its task, unsaid.
+pub(crate) fn adopt_orphans(table: &Table) -> Vec<Orphan> {
     let mut new = Vec::new();
-    for (pid, start) in adopted(table) {
-        if table.children().adopted.insert(pid) {
-            if let Some(g) = table.guard().as_mut() {
-                g.adopt(pid, start);
+    for (pid, stat) in adopted(table) {
+        {
+            let children = table.children();
+            if children.adopted.contains(&pid) || children.groups.contains_key(&stat.pgrp) {
+                continue;
             }
-            new.push(pid);
         }
+        if table.cgroups.as_ref().is_some_and(|c| cgroup::in_run(pid, c.dir())) {
+            continue;
+        }
+        let task = procfs::environ_value(pid, OWNER_VAR).and_then(|o| table.children().owners.get(&o).cloned());
+        table.children().adopted.insert(pid);
+        if let Some(g) = table.guard().as_mut() {
+            g.adopt(pid, stat.starttime);
+        }
+        let program = procfs::comm(pid).unwrap_or_default();
+        let command = procfs::cmdline(pid).filter(|c| !c.is_empty()).unwrap_or_else(|| program.clone());
+        new.push(Orphan { pid, program, command, task });
     }
     new
 }
 
 /// irun's live children that it did not spawn itself, that are not its guard and that it did not inherit, with
-/// their start times. Zombies among them are reaped.
-fn adopted(table: &Table) -> Vec<(i32, u64)> {
+/// what /proc says of them. Zombies among them are reaped.
+fn adopted(table: &Table) -> Vec<(i32, procfs::Stat)> {
     let me = std::process::id() as i32;
     let guard_pid = table.guard().as_ref().map(|g| g.pid());
     let mut found = Vec::new();
@@ -62,7 +104,7 @@ fn adopted(table: &Table) -> Vec<(i32, u64)> {
         if stat.is_zombie() {
             table.reap_adopted(pid);
         } else {
-            found.push((pid, stat.starttime));
+            found.push((pid, stat));
         }
     }
     found
@@ -83,24 +125,44 @@ pub(crate) fn escapees(table: &Table, owner: Option<&str>) -> Vec<i32> {
 /// it came from (`sig`, `grace`, then SIGKILL). Returns how many processes were found.
 pub(crate) async fn stop_all_escaped(table: &Table, sig: Signal, grace: Duration) -> usize {
     let mut signalled = HashSet::new();
-    if !stop_escaped(table, None, sig, deadline_after(grace), &mut signalled).await {
-        stop_escaped(table, None, Signal::SIGKILL, deadline_after(KILL_WAIT), &mut HashSet::new()).await;
+    let all = Found { owner: None, outside: &[] };
+    if !stop_escaped(table, all, sig, deadline_after(grace), &mut signalled).await {
+        stop_escaped(table, all, Signal::SIGKILL, deadline_after(KILL_WAIT), &mut HashSet::new()).await;
     }
     signalled.len()
 }
 
-/// Signal every escapee (of the task `owner` names, or all) once with `sig`, and wait (until `deadline`) for all
-/// to be gone.
+/// Which escapees to stop: those re-parented to irun (of the task whose marker is `owner`, or all), and those
+/// found by descent before the task was signalled (pid and start time: a reused pid is left alone).
+#[derive(Clone, Copy)]
+pub(crate) struct Found<'a> {
+    pub(crate) owner: Option<&'a str>,
+    pub(crate) outside: &'a [(i32, u64)],
+}
+
+impl Found<'_> {
+    fn now(&self, table: &Table) -> Vec<i32> {
+        let mut pids = escapees(table, self.owner);
+        for &(pid, start) in self.outside {
+            if !pids.contains(&pid) && procfs::stat(pid).is_some_and(|s| s.starttime == start && !s.is_zombie()) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+/// Signal every escapee `found` names once with `sig`, and wait (until `deadline`) for all to be gone.
 pub(crate) async fn stop_escaped(
     table: &Table,
-    owner: Option<&str>,
+    found: Found<'_>,
     sig: Signal,
     deadline: Instant,
     signalled: &mut HashSet<i32>,
 ) -> bool {
     let mut pause = Duration::from_millis(1);
     loop {
-        let found = escapees(table, owner);
+        let found = found.now(table);
         if found.is_empty() {
             return true;
         }
@@ -120,6 +182,40 @@ pub(crate) async fn stop_escaped(
         sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         pause = (pause * 2).min(Duration::from_millis(20));
     }
+}
+
+/// The live processes descended from members of the groups `pgids` (through parents that are alive) that are in
+/// none of those groups, with their start times: what left the groups while its ancestors stayed.
+pub(crate) fn outside(pgids: &[i32]) -> Vec<(i32, u64)> {
+    // Never 0 (a free slot of the guard's list; also the group of init and kernel threads in some containers: the
+    // whole machine descends from them) nor 1.
+    let pgids: Vec<i32> = pgids.iter().copied().filter(|&g| g > 1).collect();
+    if pgids.is_empty() {
+        return Vec::new();
+    }
+    let all: Vec<(i32, procfs::Stat)> =
+        procfs::pids().into_iter().filter_map(|pid| Some((pid, procfs::stat(pid)?))).collect();
+    let mut children: HashMap<i32, Vec<usize>> = HashMap::new();
+    for (i, (_, s)) in all.iter().enumerate() {
+        children.entry(s.ppid).or_default().push(i);
+    }
+    let mut todo: Vec<i32> =
+        all.iter().filter(|(_, s)| pgids.contains(&s.pgrp) && !s.is_zombie()).map(|(pid, _)| *pid).collect();
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    while let Some(parent) = todo.pop() {
+        for &i in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
+            let (pid, s) = &all[i];
+            if s.is_zombie() || !seen.insert(*pid) {
+                continue;
+            }
+            if !pgids.contains(&s.pgrp) && *pid > 1 {
+                found.push((*pid, s.starttime));
+            }
+            todo.push(*pid);
+        }
+    }
+    found
 }
 
 /// Whether any live (non-zombie) process is in group `pgid`. Adopted zombies in it are reaped on the way; the
@@ -150,6 +246,12 @@ pub(crate) fn group_alive(table: &Table, pgid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nothing_descends_from_group_0_or_1() {
+        // Free slots of the guard's list are 0, and init and kernel threads are in group 0 in some containers.
+        assert!(outside(&[0, 1, -1]).is_empty());
+    }
 
     #[test]
     fn deadlines_saturate() {

@@ -9,8 +9,9 @@
 //! too (`g+PGID SIGNAL GRACE_MS`, `g-PGID`). The write end is close-on-exec and held only by irun, so the guard sees
 //! end-of-file exactly when irun has exited, for whatever reason. It then stops the groups still listed as irun
 //! would have: each group's stop signal, up to its grace period for the group to empty, then SIGKILL; then SIGKILL
-//! to the processes still listed and to anything carrying the run's `IRUN_OWNER` marker. After a normal exit
-//! (`done`) the lists are empty and it does nothing.
+//! to the processes still listed (and to what left those groups while its parent stayed in them, found by descent
+//! first), to anything carrying the run's `IRUN_OWNER` marker, and to the run's cgroup if it has one
+//! ([`super::cgroup`]), which it then removes. After a normal exit (`done`) the lists are empty and it does nothing.
 //!
 //! The guard is irun's own binary started again (`/proc/self/exe` with `IRUN_GUARD` set), not a fork: irun can
 //! start a new one at any time, even with threads running. If the guard dies, irun notices at once (a pidfd),
@@ -372,6 +373,7 @@ fn guard_main(token: &str) -> ! {
         let used = (table[0].load(Ordering::Acquire).max(0) as usize).min(SLOTS);
         groups.extend((1..used).map(|slot| read_slot(table, slot)).filter(|&(pgid, _)| pgid != 0));
     }
+    adopted.extend(crate::exec::escapees::outside(&groups.keys().copied().collect::<Vec<_>>()));
     stop_groups(groups);
     // Processes that left their groups: only if still the same process (same start time), with their own group.
     for (pid, start) in adopted {
@@ -392,6 +394,7 @@ fn guard_main(token: &str) -> ! {
             }
         }
     }
+    crate::exec::cgroup::guard_cleanup(token);
     std::process::exit(0)
 }
 

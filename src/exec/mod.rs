@@ -1,5 +1,6 @@
 //! Processes: how a command becomes a process ([`command_line`], [`spawn`], with the cheap clone in `vfork`), one
-//! task instance ([`runner`]), process groups ([`supervisor`]) and what escapes them (`escapees`), the guard that
+//! task instance ([`runner`]), process groups ([`supervisor`]), what escapes them (`escapees`) and the cgroups nothing
+//! escapes (`cgroup`, where irun may make them), the guard that
 //! cleans up if irun is killed ([`guard`]), readiness probes ([`probe`]), output pipes ([`output`]), what /proc
 //! says ([`procfs`]) and the raw system calls (`sys`). What the run knows of its processes is one value, `Table`;
 //! the driver reaches all of it through the [`Launcher`] seam.
@@ -14,6 +15,7 @@ use crate::engine::{End, Happened};
 use crate::events::Event;
 use table::Table;
 
+mod cgroup;
 pub(crate) mod command_line;
 mod escapees;
 pub(crate) mod guard;
@@ -70,6 +72,11 @@ pub(crate) fn start() -> std::io::Result<Processes> {
 }
 
 impl Processes {
+    /// How the run holds its tasks' processes, for the user.
+    pub(crate) fn isolation(&self) -> Event {
+        Event::Isolation { cgroup: self.table.cgroups.as_ref().map(|c| c.dir().to_path_buf()) }
+    }
+
     /// Every task is gone and irun cleaned up after itself: tell the guard, and wait for it to exit.
     pub(crate) fn finish(self) {
         drop(self.guard_exit);
@@ -85,8 +92,10 @@ impl Processes {
     fn scan(&mut self) -> Vec<Event> {
         self.last_scan = Instant::now();
         self.next_scan = self.last_scan + ADOPTION_SCAN_EVERY;
-        let mut news: Vec<Event> =
-            escapees::adopt_orphans(&self.table).into_iter().map(|pid| Event::OrphanAdopted { pid }).collect();
+        let mut news: Vec<Event> = escapees::adopt_orphans(&self.table)
+            .into_iter()
+            .map(|o| Event::OrphanAdopted { pid: o.pid, program: o.program, command: o.command, task: o.task })
+            .collect();
         let revived = guard::revive(&mut self.table.guard());
         if let Some((exit, guard_news)) = revived {
             news.push(Event::GuardEnded { exit, news: guard_news });

@@ -1,11 +1,14 @@
 //! Reading a task's output: split into lines (bytes kept as they are), sent as events, and checked against a
 //! service's `ready.log` pattern. The pipe is drained continuously, so a chatty task never blocks on a full pipe.
+//! Reading ends when the pipe closes, or once the task's processes are all gone ([`Pumps::finish`]): what a
+//! process that left the task still holds open does not keep the task running.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::sys;
 use crate::events::{EventSender, Stream, TaskName};
@@ -123,8 +126,38 @@ pub(crate) async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
     open
 }
 
-/// Drain the reader's pipe (its non-blocking reading end) until end-of-file, sending its lines as events.
-pub(crate) async fn pump(reader: Reader) {
+/// The readers of one task's pipes, each running on its own until its pipe closes or the task is over.
+pub(crate) struct Pumps {
+    running: Vec<JoinHandle<()>>,
+    /// Set once no process of the task is left.
+    gone: watch::Sender<bool>,
+}
+
+impl Default for Pumps {
+    fn default() -> Pumps {
+        Pumps { running: Vec::new(), gone: watch::Sender::new(false) }
+    }
+}
+
+impl Pumps {
+    /// Pass the reader's lines on as they come.
+    pub(crate) fn start(&mut self, reader: Reader) {
+        self.running.push(tokio::spawn(pump(reader, self.gone.subscribe())));
+    }
+
+    /// The task's processes are all gone (or given up on): every pipe is read to its end, or, if something still
+    /// holds it open (a process that left the task), as far as it holds now. Returns once every line is passed on.
+    pub(crate) async fn finish(self) {
+        self.gone.send_replace(true);
+        for reader in self.running {
+            let _ = reader.await;
+        }
+    }
+}
+
+/// Drain the reader's pipe (its non-blocking reading end) until end-of-file, sending its lines as events; once
+/// `gone` is set, only what the pipe holds then.
+async fn pump(reader: Reader, mut gone: watch::Receiver<bool>) {
     reader.set_nonblocking();
     let Reader { fd, task, stream, events, log, mut lines, buffers } = reader;
     // The descriptor is a pipe's reading end, made non-blocking just above.
@@ -132,15 +165,30 @@ pub(crate) async fn pump(reader: Reader) {
     let mut buffer = buffers.take();
     let buf = buffer.buffer.as_deref_mut().expect("taken buffers hold one");
     let mut pieces = Vec::new();
+    // After the task is gone, a pipe that keeps refilling is read at most this many more times.
+    let mut last_reads: Option<usize> = None;
     loop {
-        // Registering reports the pipe's state at once: no read is tried before there is something to read.
-        if rx.readable().await.is_err() {
-            break;
+        if last_reads.is_none() {
+            // Registering reports the pipe's state at once: no read is tried before there is something to read.
+            tokio::select! {
+                readable = rx.readable() => if readable.is_err() { break },
+                _ = gone.wait_for(|gone| *gone) => last_reads = Some(DRAIN_NOW_READS),
+            }
         }
-        let n = match rx.try_read(buf) {
+        if let Some(left) = last_reads.as_mut() {
+            if *left == 0 {
+                break;
+            }
+            *left -= 1;
+        }
+        // Once the task is gone, the pipe is read as it is: the reactor may not have seen it readable yet.
+        let read = if last_reads.is_some() { sys::read(rx.as_fd(), buf) } else { rx.try_read(buf) };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // Nothing there: wait for more, unless the task is over.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && last_reads.is_none() => continue,
             Err(_) => break,
         };
         lines.feed(&buf[..n], &mut pieces);
@@ -255,6 +303,33 @@ mod tests {
         assert_eq!(run(&[b"a\nb\nc"]), vec![b"a\nb".to_vec(), b"c".to_vec()]);
         assert_eq!(run(&[b"a\nb", b"c\nd\n"]), vec![b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]);
         assert_eq!(run(&[b"\n\n"]), vec![b"\n".to_vec()]);
+    }
+
+    #[test]
+    fn pumps_finish_once_the_task_is_gone_though_a_pipe_is_still_held_open_and_pass_on_what_it_held() {
+        let (events, mut rx) = crate::events::channel();
+        let (read, write) = sys::pipe().unwrap();
+        nix::unistd::write(&write, b"before\n").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut pumps = Pumps::default();
+            let buffers = Arc::default();
+            let (task, stream, lines) = (TaskName::from("t"), Stream::Stdout, Lines::default());
+            pumps.start(Reader { fd: read, task, stream, events: events.clone(), log: None, lines, buffers });
+            // `write` stays open (a process that left the task holds it): a pump waiting for end-of-file would
+            // never end.
+            pumps.finish().await;
+        });
+        events.flush();
+        drop(events);
+        let texts: Vec<Vec<u8>> = std::iter::from_fn(|| rx.blocking_recv())
+            .filter_map(|e| match e.event {
+                crate::events::Event::Output { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, vec![b"before".to_vec()]);
+        drop(write);
     }
 
     #[test]

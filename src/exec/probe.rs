@@ -77,6 +77,7 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
                 output: spawn::Output::Discarded,
                 stdin_inherited: false,
                 stop: StopPlan::KILL,
+                task: None,
             };
             let Ok((mut process, _)) = supervisor::spawn(ctx.table, &spec) else { return false };
             let ok = matches!(timeout(limit, process.wait()).await, Ok(Ok(s)) if s.success());

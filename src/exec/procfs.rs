@@ -1,4 +1,5 @@
-//! The few facts irun reads from /proc (Linux): process state, parent and group, and a process's environment.
+//! The few facts irun reads from /proc (Linux): process state, parent and group, a process's environment, its name
+//! and command line.
 
 /// Every pid in /proc.
 pub(crate) fn pids() -> Vec<i32> {
@@ -61,6 +62,35 @@ fn children_from_task_files(parent: i32) -> Option<Vec<i32>> {
     Some(out)
 }
 
+/// The value of the environment entry `name`, if `pid` has one (and it can be read).
+pub(crate) fn environ_value(pid: i32, name: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = [name.as_bytes(), b"="].concat();
+    let entry = env.split(|&b| b == 0).find(|entry| entry.starts_with(&prefix))?;
+    Some(String::from_utf8_lossy(&entry[prefix.len()..]).into_owned())
+}
+
+/// A process's name (`comm`: its program's, at most 15 bytes).
+pub(crate) fn comm(pid: i32) -> Option<String> {
+    let text = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    Some(String::from_utf8_lossy(&text).trim_end().to_string())
+}
+
+/// A command line longer than this is cut (and ends with `…`).
+const CMDLINE_MAX: usize = 200;
+
+/// A process's command line, its arguments joined by spaces (empty for a kernel thread or a zombie).
+pub(crate) fn cmdline(pid: i32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> =
+        raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let line = args.join(" ");
+    Some(match line.char_indices().nth(CMDLINE_MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    })
+}
+
 /// Whether the environment entry `name=value` is exactly present.
 pub(crate) fn environ_is(pid: i32, name: &str, value: &str) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
@@ -86,5 +116,8 @@ mod tests {
         assert!(!s.is_zombie());
         assert!(environ_has(me, "PATH="));
         assert!(!environ_is(me, "PATH", "surely-not-this"));
+        assert_eq!(environ_value(me, "PATH"), std::env::var("PATH").ok());
+        assert!(comm(me).is_some_and(|c| !c.is_empty()));
+        assert!(cmdline(me).is_some_and(|c| !c.is_empty()));
     }
 }

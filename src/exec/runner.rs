@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 
 use crate::config::env::expand_irun;
 use crate::config::{Check, Cmd, Config, Probe, Task, TaskId};
@@ -84,10 +83,6 @@ enum Ending {
     /// Stopped by SIGTTIN or SIGTTOU: it wants the terminal.
     WantsTerminal(Signal),
 }
-
-/// Readers get this long to drain the pipes once the process group is gone; only a process that escaped the group
-/// (and still holds the pipe) can make them wait that long.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A task's output is passed on as it comes once the task has run this long; before, it is read when it ends.
 /// Services' output is always read as it comes.
@@ -196,6 +191,7 @@ impl Job {
             output: if terminal.is_some() { spawn::Output::Inherited } else { spawn::Output::Piped },
             stdin_inherited: launch.interactive,
             stop: StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout },
+            task: Some(&self.name),
         };
         let (mut process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
@@ -254,7 +250,7 @@ impl Job {
         pipes: [Option<std::os::fd::OwnedFd>; 2],
         started: Instant,
         has_terminal: bool,
-    ) -> (Ending, Vec<JoinHandle<()>>) {
+    ) -> (Ending, output::Pumps) {
         let (log, log_matched) = match launch.probe.as_ref().map(|p| &p.check) {
             Some(Check::Log(re)) => {
                 let (tx, rx) = watch::channel(false);
@@ -269,7 +265,7 @@ impl Job {
             .into_iter()
             .filter_map(|(fd, stream)| Some(self.reader(table, fd?, stream, log.clone())))
             .collect();
-        let mut readers: Vec<JoinHandle<()>> = Vec::new();
+        let mut readers = output::Pumps::default();
         let live = sleep(if launch.service { Duration::ZERO } else { LIVE_AFTER });
         tokio::pin!(live);
         let mut ready = !launch.service;
@@ -293,7 +289,7 @@ impl Job {
             tokio::select! {
                 status = process.wait() => break Ending::Exited(status),
                 () = &mut live, if !unread.is_empty() => {
-                    readers.extend(unread.drain(..).map(|r| tokio::spawn(output::pump(r))));
+                    unread.drain(..).for_each(|r| readers.start(r));
                 }
                 passed = &mut probe_fut, if !ready => {
                     if !passed {
@@ -318,7 +314,7 @@ impl Job {
                 Ending::Exited(_) => output::ended(unread).await,
                 _ => unread,
             };
-            readers.extend(still_open.into_iter().map(|r| tokio::spawn(output::pump(r))));
+            still_open.into_iter().for_each(|r| readers.start(r));
         }
         (ending, readers)
     }
@@ -329,13 +325,7 @@ impl Job {
     }
 
     /// The wait is over: stop what is left as it asks, make sure the group is gone, and read the last output.
-    async fn finish(
-        &mut self,
-        launch: &Launch,
-        mut process: Process,
-        ending: Ending,
-        readers: Vec<JoinHandle<()>>,
-    ) -> End {
+    async fn finish(&mut self, launch: &Launch, mut process: Process, ending: Ending, readers: output::Pumps) -> End {
         let end = match ending {
             Ending::Exited(result) => {
                 if process.has_leftovers(launch.service) {
@@ -373,13 +363,9 @@ impl Job {
                 End::WantedTerminal(signal)
             }
         };
-        // Every line the task wrote is reported before its end.
-        for reader in readers {
-            let abort = reader.abort_handle();
-            if timeout(DRAIN_TIMEOUT, reader).await.is_err() {
-                abort.abort();
-            }
-        }
+        // Every line the task wrote is reported before its end; a pipe still held by a process that left the task
+        // does not hold the end back.
+        readers.finish().await;
         end
     }
 

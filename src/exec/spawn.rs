@@ -40,6 +40,8 @@ pub(crate) struct Request<'a> {
     pub(crate) output: Output,
     /// irun's own stdin (an interactive task) instead of `/dev/null`.
     pub(crate) stdin_inherited: bool,
+    /// The cgroup the process starts in (none: irun's own).
+    pub(crate) cgroup: Option<&'a super::cgroup::TaskCgroup>,
 }
 
 /// A started process: the leader of its own process group, whose id is its pid.
@@ -140,10 +142,19 @@ impl Spawner {
         let stdin = if req.stdin_inherited { 0 } else { null.as_raw_fd() };
         let stdio = [stdin, out_fd, err_fd];
         let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
-        let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref()) {
+        let cgroup = req.cgroup.map(|c| c.procs().as_raw_fd());
+        let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref(), cgroup) {
             Ok(started) => started,
             Err(Some(e)) => return Err(e),
-            Err(None) => (sys::posix_spawn(&program, argv, envp, stdio, cwd.as_deref())?, None),
+            Err(None) => {
+                let pid = sys::posix_spawn(&program, argv, envp, stdio, cwd.as_deref())?;
+                // posix_spawn has no way to start a child in a cgroup: it is moved in now (what it started in
+                // the meantime, if anything, is left to its process group).
+                if let Some(c) = req.cgroup {
+                    let _ = c.join(pid);
+                }
+                (pid, None)
+            }
         };
         // The writing ends now belong to the child; dropping them here closes irun's copies.
         Ok(Spawned { pid, pidfd, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })

@@ -1,6 +1,7 @@
 //! Process supervision: every task runs as the leader of its own process group, and irun stops the whole group
 //! (stop signal, grace period, SIGKILL) and waits until no member is left. It never signals anything else.
-//! Processes that leave the group are found too ([`super::escapees`]).
+//! Processes that leave the group are found too ([`super::escapees`]). Where irun can make cgroups, each task also
+//! has one ([`super::cgroup`]), which nothing can leave: it stands for the group in every signal and wait.
 
 use std::collections::HashSet;
 use std::io;
@@ -15,12 +16,14 @@ use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{Instant, sleep, timeout_at};
 
+use super::cgroup::TaskCgroup;
 use super::escapees::{self, KILL_WAIT, deadline_after, group_alive};
 use super::guard::{OWNER_VAR, StopPlan};
 use super::spawn::{self, SpawnError};
 use super::sys;
 use super::table::Table;
 use crate::config::Cmd;
+use crate::events::TaskName;
 
 pub(crate) struct Spec<'a> {
     pub(crate) cmd: &'a Cmd,
@@ -31,6 +34,8 @@ pub(crate) struct Spec<'a> {
     pub(crate) stdin_inherited: bool,
     /// How the guard stops the group if irun dies.
     pub(crate) stop: StopPlan,
+    /// The task the process is for (none: a probe's command), to name it when something leaves its group.
+    pub(crate) task: Option<&'a TaskName>,
 }
 
 /// A running process group started by irun.
@@ -44,6 +49,10 @@ pub(crate) struct Process {
     status: Option<ExitStatus>,
     /// Set once the leader is reaped and no member of the group remains.
     gone: bool,
+    /// The task's cgroup (none: irun makes none, or could not make this one).
+    cgroup: Option<TaskCgroup>,
+    /// Processes that had left the group when it was told to stop, with their start times (process groups only).
+    outside: Vec<(i32, u64)>,
 }
 
 /// How a stop went.
@@ -64,12 +73,15 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
     let invocation = super::command_line::invocation(spec.cmd);
     let env: Vec<(&str, &str)> =
         spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([(OWNER_VAR, owner.as_str())]).collect();
+    // A cgroup that cannot be made leaves this process to its process group, as where there are none.
+    let cgroup = table.cgroups.as_ref().and_then(|c| c.task().ok());
     let request = spawn::Request {
         invocation: &invocation,
         cwd: spec.cwd,
         env: &env,
         output: spec.output,
         stdin_inherited: spec.stdin_inherited,
+        cgroup: cgroup.as_ref(),
     };
     // If irun dies, the guard kills the process groups it was told about, and sweeps anything carrying this run's
     // IRUN_OWNER marker, which covers the moment between spawning and telling the guard.
@@ -78,10 +90,12 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
     let child = table.spawner.spawn(&request)?;
     let pgid = child.pid;
     children.spawned.insert(pgid);
+    escapees::track(&mut children, pgid, &owner, spec.task);
     drop(children);
     table.guard_group(pgid, Some(spec.stop));
     let exited = child.pidfd.or_else(|| sys::pidfd_open(pgid)).and_then(sys::watch_readable);
-    let process = Process { table: table.clone(), pgid, exited, owner, status: None, gone: false };
+    let process =
+        Process { table: table.clone(), pgid, exited, owner, status: None, gone: false, cgroup, outside: Vec::new() };
     Ok((process, (child.stdout, child.stderr)))
 }
 
@@ -119,17 +133,29 @@ impl Process {
     /// Signal the group, unless it is known to be gone: once the leader is reaped and the group empty, its id may
     /// be reused by a stranger.
     fn signal(&mut self, sig: Signal) {
-        if self.gone || (self.status.is_some() && !group_alive(&self.table, self.pgid)) {
+        if self.gone || (self.status.is_some() && !self.members_alive()) {
             self.mark_gone();
             return;
         }
-        let _ = kill(Pid::from_raw(-self.pgid), sig);
+        match &self.cgroup {
+            Some(cgroup) => cgroup.signal(sig),
+            None => drop(kill(Pid::from_raw(-self.pgid), sig)),
+        }
+    }
+
+    /// Whether any live process is in the group (or the cgroup, which holds the group and whatever left it).
+    fn members_alive(&self) -> bool {
+        match &self.cgroup {
+            Some(cgroup) => cgroup.populated(),
+            None => group_alive(&self.table, self.pgid),
+        }
     }
 
     fn mark_gone(&mut self) {
         if !self.gone {
             self.gone = true;
             self.table.guard_group(self.pgid, None);
+            escapees::untrack(&mut self.table.children(), self.pgid);
         }
     }
 
@@ -137,6 +163,7 @@ impl Process {
     /// SIGKILL. Also used after the leader exited on its own, to stop what it left behind.
     pub(crate) async fn stop(&mut self, sig: Signal, grace: Duration) -> Stopped {
         let deadline = deadline_after(grace);
+        self.note_outside();
         self.signal(sig);
         // A stopped (SIGTSTP) process would not act on the signal until continued.
         self.signal(Signal::SIGCONT);
@@ -151,6 +178,7 @@ impl Process {
     /// SIGKILL the group and anything that escaped it, and wait until all are gone.
     pub(crate) async fn kill_and_wait(&mut self) {
         let deadline = deadline_after(KILL_WAIT);
+        self.note_outside();
         self.signal(Signal::SIGKILL);
         self.wait_gone(deadline).await;
         self.stop_escapees(Signal::SIGKILL, deadline, &mut HashSet::new()).await;
@@ -161,14 +189,23 @@ impl Process {
     /// ([`escapees::stop_all_escaped`]) finds them anyway.
     pub(crate) fn has_leftovers(&mut self, escaped: bool) -> bool {
         if !self.gone {
-            if group_alive(&self.table, self.pgid) {
+            if self.members_alive() {
                 return true;
             }
             if self.status.is_some() {
                 self.mark_gone();
             }
         }
-        escaped && !escapees::escapees(&self.table, Some(&self.owner)).is_empty()
+        // Nothing leaves a cgroup: an empty one is all there is to know.
+        escaped && self.cgroup.is_none() && !escapees::escapees(&self.table, Some(&self.owner)).is_empty()
+    }
+
+    /// Before the group is signalled, while the processes that left it still descend from its members: note them,
+    /// so they are stopped with it even if they cleared their environment (process groups only).
+    fn note_outside(&mut self) {
+        if self.cgroup.is_none() && !self.gone && self.outside.is_empty() {
+            self.outside = escapees::outside(&[self.pgid]);
+        }
     }
 
     /// Wait until the leader is reaped and no member of the group is left, or until `deadline`.
@@ -178,6 +215,13 @@ impl Process {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => return false,
             }
+        }
+        if let Some(cgroup) = &self.cgroup {
+            let empty = self.gone || cgroup.wait_empty(deadline).await;
+            if empty {
+                self.mark_gone();
+            }
+            return empty;
         }
         // No notification exists for "process group empty": poll, quickly at first.
         let mut pause = Duration::from_millis(1);
@@ -196,7 +240,11 @@ impl Process {
 
     /// Signal every escaped process of this task once with `sig`, and wait (until `deadline`) for all to be gone.
     async fn stop_escapees(&self, sig: Signal, deadline: Instant, signalled: &mut HashSet<i32>) -> bool {
-        escapees::stop_escaped(&self.table, Some(&self.owner), sig, deadline, signalled).await
+        if self.cgroup.is_some() {
+            return true;
+        }
+        let found = escapees::Found { owner: Some(&self.owner), outside: &self.outside };
+        escapees::stop_escaped(&self.table, found, sig, deadline, signalled).await
     }
 }
 

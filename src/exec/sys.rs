@@ -27,6 +27,20 @@ pub(crate) fn watch_readable(fd: OwnedFd) -> Option<tokio::io::unix::AsyncFd<Own
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
 }
 
+/// A descriptor registered with the reactor, to wait for priority events on it (a cgroup's `cgroup.events`: its
+/// contents changed).
+pub(crate) fn watch_priority(fd: OwnedFd) -> Option<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: as in `watch_readable`.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::PRIORITY) }.ok()
+}
+
+/// Block until `fd` has a priority event (a cgroup's `cgroup.events` changed) or `timeout` has passed.
+pub(crate) fn wait_priority(fd: BorrowedFd<'_>, timeout: std::time::Duration) {
+    let mut polled = [PollFd::new(fd, PollFlags::POLLPRI)];
+    let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
+    let _ = poll(&mut polled, ms);
+}
+
 /// Reap child `pid` if it has exited (its status as the standard library reports it), without waiting.
 pub(crate) fn try_reap(pid: i32) -> io::Result<Option<ExitStatus>> {
     use std::os::unix::process::ExitStatusExt;

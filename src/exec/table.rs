@@ -3,14 +3,16 @@
 //! process layer owns it and lends it (an `Arc`) to each runner; there is no process-wide state besides it but
 //! the signal handlers' counters (see [`crate::driver::signals`]), which a signal handler can only reach that way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::cgroup::Cgroups;
 use super::guard::{Guard, StopPlan};
 use super::output::Buffers;
 use super::spawn::Spawner;
 use super::{procfs, sys};
+use crate::events::TaskName;
 
 pub(crate) struct Table {
     /// What identifies this run among every irun on the machine (its pid and start time): every process the run
@@ -21,6 +23,9 @@ pub(crate) struct Table {
     pub(crate) spawner: Spawner,
     /// Read buffers no output reader is using.
     pub(crate) buffers: Arc<Buffers>,
+    /// The run's cgroup, where irun may make one (each process it spawns gets its own under it): none where only
+    /// process groups hold a task's processes.
+    pub(crate) cgroups: Option<Cgroups>,
     guard: Mutex<Option<Guard>>,
     children: Mutex<Children>,
 }
@@ -38,6 +43,10 @@ pub(crate) struct Children {
     pub(crate) inherited: Vec<(i32, u64)>,
     /// Orphans re-parented to irun that the guard has been told about.
     pub(crate) adopted: HashSet<i32>,
+    /// The process groups of running tasks (until they are empty), and the task each is for (none: a probe's).
+    pub(crate) groups: HashMap<i32, Option<TaskName>>,
+    /// Which task each `IRUN_OWNER` marker of the run was given to, for the run's length.
+    pub(crate) owners: HashMap<String, TaskName>,
 }
 
 impl Table {
@@ -51,6 +60,8 @@ impl Table {
         let spawner = Spawner::new();
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let token = format!("{me}-{nanos}");
+        // Before the guard, which removes it if irun dies.
+        let cgroups = Cgroups::setup(&token);
         let guard = Guard::start(&token)?;
         let _ = nix::sys::prctl::set_child_subreaper(true);
         Ok(Table {
@@ -58,6 +69,7 @@ impl Table {
             sequence: AtomicU64::new(0),
             spawner,
             buffers: Arc::default(),
+            cgroups,
             guard: Mutex::new(Some(guard)),
             children: Mutex::new(Children { inherited, ..Children::default() }),
         })
@@ -103,6 +115,9 @@ impl Table {
 
     /// Every task is gone and irun cleaned up after itself: tell the guard, and wait for it to exit.
     pub(crate) fn finish(&self) {
+        if let Some(c) = &self.cgroups {
+            c.finish();
+        }
         if let Some(g) = self.guard().take() {
             g.finish();
         }

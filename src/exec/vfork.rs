@@ -25,6 +25,8 @@ struct Plan {
     stdio: [RawFd; 3],
     /// Null: stay in irun's directory.
     cwd: *const libc::c_char,
+    /// A cgroup's `cgroup.procs`, open for writing, for the child to join before anything else (-1: none).
+    cgroup: RawFd,
     /// Signals (bit `n - 1` for signal `n`) to set back to their default disposition before anything is unblocked.
     reset: u64,
     /// The error that stopped the child before or at exec (0: it exec'ed).
@@ -49,7 +51,7 @@ pub(crate) struct Vfork {
 }
 
 /// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
-/// the leader of a new process group. Returns the child's pid and a pidfd for it (kernels since 5.2 make one with the
+/// the leader of a new process group, in the cgroup whose `cgroup.procs` is open as `cgroup` (if any). Returns the child's pid and a pidfd for it (kernels since 5.2 make one with the
 /// child), or why it could not be started (the exec's error included). `Err(None)` means this way of starting is
 /// not available here: use `posix_spawn`.
 pub(crate) fn spawn(
@@ -59,6 +61,7 @@ pub(crate) fn spawn(
     envp: *const *const libc::c_char,
     stdio: [RawFd; 3],
     cwd: Option<&CStr>,
+    cgroup: Option<RawFd>,
 ) -> Result<(i32, Option<OwnedFd>), Option<io::Error>> {
     let reset = caught_signals(&vfork.caught).ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
     let plan = Plan {
@@ -67,6 +70,7 @@ pub(crate) fn spawn(
         envp,
         stdio,
         cwd: cwd.map_or(std::ptr::null(), CStr::as_ptr),
+        cgroup: cgroup.unwrap_or(-1),
         reset,
         error: AtomicI32::new(0),
     };
@@ -174,6 +178,10 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
             plan.error.store(if errno == 0 { libc::EINVAL } else { errno }, Ordering::Release);
             127
         };
+        // Into the task's cgroup first: irun is suspended until the exec, so nothing can start before it is in.
+        if plan.cgroup >= 0 && libc::write(plan.cgroup, b"0".as_ptr().cast(), 1) != 1 {
+            return fail(plan);
+        }
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         let mut sig = 1;

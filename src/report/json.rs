@@ -89,6 +89,13 @@ pub(crate) fn fields(event: &Event) -> (&'static str, Value) {
         Event::RunStarted { tasks, jobs, watch } => {
             ("run_started", json!({ "jobs": jobs, "watch": watch, "tasks": planned(tasks) }))
         }
+        Event::Isolation { cgroup } => (
+            "processes",
+            json!({
+                "isolation": if cgroup.is_some() { "cgroup" } else { "process_group" },
+                "cgroup": cgroup.as_deref().map(lossy),
+            }),
+        ),
         Event::PlanChanged { tasks, jobs } => ("plan_changed", json!({ "jobs": jobs, "tasks": planned(tasks) })),
         Event::CycleStarted { cycle, changed, rescan, tasks, restarted } => (
             "cycle_started",
@@ -191,7 +198,9 @@ fn notice(event: &Event) -> (&'static str, Value) {
                 "removed": names(&diff.removed),
             }),
         ),
-        Event::OrphanAdopted { pid } => ("orphan_adopted", json!({ "pid": pid })),
+        Event::OrphanAdopted { pid, program, command, .. } => {
+            ("orphan_adopted", json!({ "pid": pid, "program": program, "command": command }))
+        }
         Event::EscapeesStopped { count } => ("escapees_stopped", json!({ "count": count })),
         Event::GuardEnded { exit, news } => ("guard_ended", guard(*exit, news)),
         _ => ("other", json!({})),
@@ -355,9 +364,29 @@ mod tests {
         assert_eq!((&v["task"], &v["message"]), (&json!("test"), &json!("will run: dep `setup` ran")));
         assert_eq!((&v["kind"], &v["reason"], &v["dep"]), (&json!("will_run"), &json!("dep_ran"), &json!("setup")));
 
-        let (_, v) = fields(&Event::OrphanAdopted { pid: 42 });
-        assert_eq!((&v["kind"], &v["pid"]), (&json!("orphan_adopted"), &json!(42)));
-        assert!(v["message"].as_str().unwrap().starts_with("process 42 left its task's process group"));
+        let orphan = |task: Option<&str>| Event::OrphanAdopted {
+            pid: 42,
+            program: "sleep".into(),
+            command: "sleep 300".into(),
+            task: task.map(TaskName::from),
+        };
+        let (_, v) = fields(&orphan(Some("web")));
+        assert_eq!((&v["kind"], &v["pid"], &v["task"]), (&json!("orphan_adopted"), &json!(42), &json!("web")));
+        assert_eq!((&v["program"], &v["command"]), (&json!("sleep"), &json!("sleep 300")));
+        assert!(v["message"].as_str().unwrap().starts_with("process 42 (sleep 300) left its task's process group"));
+        let (_, v) = fields(&orphan(None));
+        assert!(v["task"].is_null() && v["message"].as_str().unwrap().contains("is not known"), "{v}");
+    }
+
+    #[test]
+    fn the_run_says_how_it_holds_its_processes() {
+        let (name, v) = fields(&Event::Isolation { cgroup: Some("/sys/fs/cgroup/irun-1-2".into()) });
+        assert_eq!(
+            (name, &v["isolation"], &v["cgroup"]),
+            ("processes", &json!("cgroup"), &json!("/sys/fs/cgroup/irun-1-2"))
+        );
+        let (_, v) = fields(&Event::Isolation { cgroup: None });
+        assert_eq!((&v["isolation"], &v["cgroup"]), (&json!("process_group"), &Value::Null));
     }
 
     #[test]

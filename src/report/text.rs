@@ -280,8 +280,16 @@ pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
             run(format!("{file} changed but cannot be used; still running the previous version:\n{diagnostic}"))
         }
         Event::ReloadApplied { file, diff } => run(reload_applied(file, diff)),
-        Event::OrphanAdopted { pid } => run(format!(
-            "process {pid} left its task's process group and outlived its parent; irun stops it when the run ends"
+        Event::OrphanAdopted { pid, command, task: Some(task), .. } => about(
+            task,
+            format!(
+                "process {pid} ({command}) left its task's process group and outlived its parent; irun stops it when \
+                 the run ends"
+            ),
+        ),
+        Event::OrphanAdopted { pid, command, task: None, .. } => run(format!(
+            "process {pid} ({command}) left its task's process group and outlived its parent (which task it came \
+             from is not known: it cleared its environment); irun stops it when the run ends"
         )),
         Event::EscapeesStopped { count } => run(format!(
             "stopped {count} process{} that had left {} task's process group and outlived it",

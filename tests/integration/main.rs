@@ -9,6 +9,7 @@ mod config_errors;
 mod cycles;
 mod database;
 mod discovery;
+mod escapees;
 mod faults;
 mod layout;
 mod output;

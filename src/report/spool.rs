@@ -135,3 +135,64 @@ impl Spool {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes that say where they are: any loss, repeat or reordering shows.
+    fn numbered(from: usize, to: usize) -> Vec<u8> {
+        (from..to).flat_map(|i| format!("{i}\n").into_bytes()).collect()
+    }
+
+    fn fill(spool: &mut Spool, bytes: &[u8]) {
+        // Pieces of varied sizes, as output events come.
+        let mut rest = bytes;
+        let mut size = 1;
+        while !rest.is_empty() {
+            let (piece, after) = rest.split_at(size.min(rest.len()));
+            spool.push(piece).unwrap();
+            rest = after;
+            size = size * 7 % 100_003 + 1;
+        }
+    }
+
+    fn drained(spool: Spool) -> Vec<u8> {
+        let mut out = Vec::new();
+        spool.drain(|chunk| out.extend_from_slice(chunk)).unwrap();
+        out
+    }
+
+    #[test]
+    fn past_its_memory_a_spool_spills_to_a_file_and_gives_every_byte_back_in_order() {
+        let small = numbered(0, 1000);
+        let mut spool = Spool::default();
+        fill(&mut spool, &small);
+        assert!(!spool.spilled(), "a little output stays in memory");
+        assert_eq!(drained(spool), small);
+
+        let big = numbered(0, 2_000_000);
+        assert!(big.len() > 3 * MEMORY);
+        let mut spool = Spool::default();
+        fill(&mut spool, &big);
+        assert!(spool.spilled());
+        assert_eq!(spool.memory.len(), MEMORY, "memory holds the first bytes, no more");
+        assert!(spool.after.len() < CHUNK, "the rest is in the file but for a chunk");
+        assert_eq!(spool.newlines(), 2_000_000);
+        assert_eq!(drained(spool), big);
+    }
+
+    #[test]
+    fn a_spool_appended_to_another_keeps_both_in_order() {
+        let (first, second) = (numbered(0, 10), numbered(10, 1_500_000));
+        let mut spool = Spool::default();
+        fill(&mut spool, &first);
+        let mut other = Spool::default();
+        fill(&mut other, &second);
+        assert!(other.spilled());
+        spool.append(other).unwrap();
+        spool.push(b"end\n").unwrap();
+        assert!(spool.memory.len() <= MEMORY);
+        assert_eq!(drained(spool), [first, second, b"end\n".to_vec()].concat());
+    }
+}

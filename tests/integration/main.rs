@@ -10,6 +10,7 @@ mod cycles;
 mod discovery;
 mod faults;
 mod layout;
+mod memory;
 mod output;
 mod partition;
 mod ports;

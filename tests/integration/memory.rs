@@ -248,8 +248,9 @@ fn spill_project() -> (Project, std::path::PathBuf) {
     (p, tmp)
 }
 
-#[test]
-fn grouped_output_spills_to_an_unnamed_file_gone_after_an_interrupted_run() {
+/// A grouped run whose task printed past what memory keeps: once its spool file is open (unnamed, not inherited),
+/// irun gets `sig`. What it printed, and TMPDIR.
+fn spilled_then(sig: nix::sys::signal::Signal) -> (crate::harness::Output, Project, std::path::PathBuf) {
     let (p, tmp) = spill_project();
     let mut run = p
         .irun()
@@ -268,14 +269,29 @@ fn grouped_output_spills_to_an_unnamed_file_gone_after_an_interrupted_run() {
     };
     assert!(spilled.iter().all(|f| f.ends_with(" (deleted)")), "the file has no name: {spilled:?}");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "nothing in TMPDIR carries a name");
-    for pid in processes_of_run(run.pid()) {
+    let tasks = processes_of_run(run.pid());
+    assert!(!tasks.is_empty());
+    for pid in tasks {
         assert!(open_in(pid, &tmp).is_empty(), "the task (pid {pid}) does not inherit the spool file");
     }
-    run.signal(nix::sys::signal::Signal::SIGINT);
-    let out = run.wait();
+    run.signal(sig);
+    (run.wait(), p, tmp)
+}
+
+#[test]
+fn grouped_output_spills_to_an_unnamed_file_gone_after_an_interrupted_run() {
+    let (out, _p, tmp) = spilled_then(nix::sys::signal::Signal::SIGINT);
     assert_eq!(out.code, 130, "{out:?}");
     let lines = out.stdout.lines().filter(|l| l.len() == 100 && l.bytes().all(|b| b.is_ascii_digit())).count();
     assert_eq!(lines, 100_000, "the interrupted task's block is still shown whole");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "TMPDIR is empty");
+    assert!(anyone_open_in(&tmp).is_empty(), "no process holds the spool file: {:?}", anyone_open_in(&tmp));
+}
+
+#[test]
+fn grouped_output_spill_file_is_gone_when_irun_is_killed() {
+    let (out, _p, tmp) = spilled_then(nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(out.code, 137, "{out:?}");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "TMPDIR is empty");
     assert!(anyone_open_in(&tmp).is_empty(), "no process holds the spool file: {:?}", anyone_open_in(&tmp));
 }

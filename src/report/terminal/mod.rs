@@ -252,7 +252,8 @@ impl<W: Write + Send> Terminal<W> {
         }
     }
 
-    /// Keep grouped output for later; a spool file that failed is said once, on stderr.
+    /// How keeping grouped output for later went: a spool file that could not be made or written is said once, on
+    /// stderr (the output stays in memory, nothing is lost).
     fn spooled(&mut self, result: Result<(), SpillFailed>) {
         if let Err(SpillFailed(e)) = result {
             if !std::mem::replace(&mut self.spill_failed, true) {

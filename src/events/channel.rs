@@ -1,5 +1,6 @@
 //! How events travel from the run (the runtime's thread) to the reporters (a thread of their own): in batches,
-//! never blocking the sender, with only task output throttled.
+//! never blocking the sender, with only task output throttled: a task's pipe is read only as fast as the reporters
+//! write what it says.
 
 use std::sync::Arc;
 
@@ -12,8 +13,13 @@ pub(crate) struct Stamped {
     pub(crate) event: Event,
 }
 
-/// Bytes of task output that may wait for reporters before output readers are slowed down.
+/// Bytes of task output that may be queued for the reporters or held by them, not yet written, before output
+/// readers are slowed down.
 const OUTPUT_BUDGET: usize = 4 << 20;
+
+/// Bytes of output handed to the reporters after which they write what they hold (and give the budget back), even
+/// while more events wait: a quarter of the budget, so readers keep reading while the reporters write.
+const WRITE_AT: usize = OUTPUT_BUDGET / 4;
 
 /// Events are handed to the reporters in batches: when the runtime has nothing left to do (see
 /// [`EventSender::flusher`]), or once a batch holds this many events or bytes of output.
@@ -21,8 +27,10 @@ const BATCH_EVENTS: usize = 512;
 const BATCH_BYTES: usize = 256 << 10;
 
 /// Where events go. Sending never blocks, so the scheduler stays responsive (timeouts, Ctrl-C) even when irun's
-/// stdout is slow or blocked; only task output is throttled: when reporters fall `OUTPUT_BUDGET` bytes behind,
-/// output readers wait, and the task's pipe fills, as if it wrote to that stdout directly.
+/// stdout is slow or blocked; only task output is throttled: when `OUTPUT_BUDGET` bytes are queued or held by the
+/// reporters and not yet written, output readers wait, and the task's pipe fills, as if it wrote to that stdout
+/// directly. The budget comes back when the reporters have written the bytes ([`EventReceiver::written`]), not when
+/// they take the event: a reporter that holds output back and writes it later cannot make memory grow.
 ///
 /// Events sent while the runtime works are collected and handed over together when it goes idle: the reporter
 /// thread wakes (and writes) once per burst, not once per event.
@@ -67,13 +75,15 @@ pub(crate) struct EventReceiver {
     budget: Arc<tokio::sync::Semaphore>,
     /// The rest of the batch being handed out.
     current: std::collections::VecDeque<Stamped>,
+    /// Budget taken by output handed out and not yet written.
+    unwritten: usize,
 }
 
 pub(crate) fn channel() -> (EventSender, EventReceiver) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let budget = Arc::new(tokio::sync::Semaphore::new(OUTPUT_BUDGET));
     let shared = Shared { tx, budget: budget.clone(), batch: std::sync::Mutex::new(Batch::default()) };
-    (EventSender { shared: Arc::new(shared) }, EventReceiver { rx, budget, current: Default::default() })
+    (EventSender { shared: Arc::new(shared) }, EventReceiver { rx, budget, current: Default::default(), unwritten: 0 })
 }
 
 impl EventSender {
@@ -119,7 +129,7 @@ impl EventSender {
                 // The reporters are behind: let them have what was collected, then wait for room.
                 self.shared.flush();
                 if let Ok(permit) = self.shared.budget.acquire_many(cost).await {
-                    // Returned by the receiver once the line has been handled.
+                    // Returned once the reporters have written the line (see `EventReceiver::written`).
                     permit.forget();
                 }
             }
@@ -136,9 +146,21 @@ impl EventReceiver {
         }
         let event = self.current.pop_front()?;
         if let Event::Output { text: line, .. } = &event.event {
-            self.budget.add_permits(line.len().clamp(1, OUTPUT_BUDGET));
+            self.unwritten += line.len().clamp(1, OUTPUT_BUDGET);
         }
         Some(event)
+    }
+
+    /// Whether the reporters should write what they hold now, though more events wait: a share of the budget
+    /// ([`WRITE_AT`] bytes of output) was handed out since the last [`EventReceiver::written`].
+    pub(crate) fn write_due(&self) -> bool {
+        self.unwritten >= WRITE_AT
+    }
+
+    /// The reporters have written (or stored within their bounds) every output event handed out so far: its budget
+    /// goes back to the output readers.
+    pub(crate) fn written(&mut self) {
+        self.budget.add_permits(std::mem::take(&mut self.unwritten));
     }
 
     /// No event is waiting: the reporters may write what they hold.

@@ -10,7 +10,7 @@ use crate::events::{Event, Outcome, TaskKind, TaskName};
 use crate::report::text;
 use crate::report::{Reporter, Trouble};
 
-/// Output kept per task for the report: the end of it, if it is longer.
+/// Output kept per task for the report: the end of it, if it is longer (up to twice this while the task runs).
 const KEEP_BYTES: usize = 1 << 20;
 
 pub(crate) struct Junit {
@@ -83,7 +83,13 @@ impl Junit {
             None => case.set_classname(format!("irun.{kind}")),
         };
         case.set_time(duration);
-        if let Some(out) = self.output.remove(task) {
+        if let Some(mut out) = self.output.remove(task) {
+            // Cases wait for the end of the run: each keeps its last MiB, from the start of a line.
+            if out.len() > KEEP_BYTES {
+                let cut = out.len() - KEEP_BYTES;
+                let start = memchr::memchr(b'\n', &out[cut..]).map_or(cut, |i| cut + i + 1);
+                out.drain(..start);
+            }
             case.set_system_out(xml_text(&String::from_utf8_lossy(&out)));
         }
         case

@@ -5,6 +5,7 @@ pub(crate) mod critical;
 pub(crate) mod json;
 pub(crate) mod junit;
 pub(crate) mod progress;
+pub(crate) mod spool;
 pub(crate) mod tail;
 pub(crate) mod terminal;
 pub(crate) mod text;
@@ -15,7 +16,10 @@ use crate::events::{Event, EventReceiver};
 
 pub(crate) trait Reporter: Send {
     fn event(&mut self, at: SystemTime, event: &Event);
-    /// Called when no event is waiting, so output can be buffered under load and still appear at once when idle.
+    /// Write what the reporter holds. Called when no event is waiting (so output can be buffered under load and
+    /// still appear at once when idle) and after every megabyte or so of output: by then every output event
+    /// given to [`Reporter::event`] must be written, or kept within a bound of the reporter's own (a tail, a spool
+    /// file), since the output readers' budget is given back.
     fn flush(&mut self) {}
     /// What went wrong writing this report since the last call, if anything (each trouble is given once; a reporter
     /// that failed writes nothing more).
@@ -71,10 +75,16 @@ pub(crate) fn drive(
         for r in &mut reporters {
             r.event(stamped.at, &stamped.event);
         }
-        if events.is_empty() {
+        // Written when nothing waits, and after each share of the output budget: what reporters hold stays small,
+        // and the budget returns only once the bytes are out (a slow stdout slows the tasks' pipes down).
+        let idle = events.is_empty();
+        if idle || events.write_due() {
             for r in &mut reporters {
                 r.flush();
             }
+            events.written();
+        }
+        if idle {
             check(&mut reporters);
         }
     }

@@ -324,6 +324,23 @@ pub(crate) fn watch_problem(problem: &WatchProblem) -> String {
     }
 }
 
+/// Grouped output could not go to its temporary file (it stays in memory).
+pub(crate) fn spill_failed(error: &std::io::Error) -> String {
+    format!(
+        "cannot keep grouped output in a temporary file in {} ({error}); keeping it in memory instead. Set TMPDIR to \
+         a writable folder with free space, or use `--output prefixed`",
+        std::env::temp_dir().display()
+    )
+}
+
+/// Grouped output kept in a temporary file could not be read back.
+pub(crate) fn spool_lost(error: &std::io::Error) -> String {
+    format!(
+        "part of a task's grouped output is lost: its temporary file in {} could not be read back ({error})",
+        std::env::temp_dir().display()
+    )
+}
+
 fn feedback_loop(cycles: u32, paths: &[String], tasks: &[TaskName]) -> String {
     let names: Vec<String> = tasks.iter().map(|t| format!("`{t}`")).collect();
     format!(

@@ -12,6 +12,7 @@ mod discovery;
 mod escapees;
 mod faults;
 mod layout;
+mod memory;
 mod output;
 mod partition;
 mod ports;

@@ -102,7 +102,7 @@ impl<W: Write + Send> Terminal<W> {
             return None;
         }
         let grouped_lines = if self.opts.grouped && !outcome.is_failure() {
-            self.buffered.remove(task).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+            self.buffered.remove(task).map_or(0, |b| b.newlines() as usize)
         } else {
             0
         };
@@ -122,29 +122,32 @@ impl<W: Write + Send> Terminal<W> {
     }
 
     /// Grouped output: a finished task's block (header, then its lines), in GitHub's `::group::` when asked.
+    /// The task's lines stream out of their spool (memory, then file): a block costs no more memory than its spool.
     pub(super) fn block(&mut self, task: &TaskName, status: &Outcome, headline: &str) {
         let lines = self.buffered.remove(task).unwrap_or_default();
-        let mut block = Vec::new();
-        if self.opts.github {
-            block.extend_from_slice(
-                format!("::group::{}\n", gh_escape(&format!("{task}: {headline}"), false)).as_bytes(),
-            );
+        let head = if self.opts.github {
+            format!("::group::{}\n", gh_escape(&format!("{task}: {headline}"), false))
         } else {
             let head = format!("── {task}: {headline}");
-            block.extend_from_slice(format!("{}\n", self.paint(status_style(status).bold(), &head)).as_bytes());
-        }
-        block.extend_from_slice(&lines);
+            format!("{}\n", self.paint(status_style(status).bold(), &head))
+        };
+        let mut foot = String::new();
         if self.opts.github {
-            block.extend_from_slice(b"::endgroup::\n");
+            foot.push_str("::endgroup::\n");
+            if status.is_failure() {
+                foot.push_str(&gh_error(task, status));
+            }
         }
         if status.is_failure() {
-            if self.opts.github {
-                block.extend_from_slice(gh_error(task, status).as_bytes());
-            }
             // Failures are shown last, so they are the last thing on screen.
-            self.failed_blocks.extend_from_slice(&block);
+            let mut failed = std::mem::take(&mut self.failed_blocks);
+            let kept = failed.push(head.as_bytes()).and(failed.append(lines)).and(failed.push(foot.as_bytes()));
+            self.failed_blocks = failed;
+            self.spooled(kept);
         } else {
-            self.write(&block);
+            self.write(head.as_bytes());
+            self.put_spool(lines);
+            self.write(foot.as_bytes());
         }
     }
 
@@ -181,9 +184,9 @@ impl<W: Write + Send> Terminal<W> {
                 held.dropped += 1;
             }
         } else if self.opts.grouped {
-            let buf = self.buffered.entry(task.clone()).or_default();
-            buf.extend_from_slice(text);
-            buf.push(b'\n');
+            let spool = self.buffered.entry(task.clone()).or_default();
+            let kept = spool.push(text).and(spool.push(b"\n"));
+            self.spooled(kept);
         } else {
             self.note_prefix(task);
             let prefix = &self.prefixes[task];

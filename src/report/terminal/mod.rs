@@ -21,6 +21,7 @@ use anstyle::{AnsiColor, Style};
 use crate::events::{Event, TaskKind, TaskName};
 use crate::report::critical::Timing;
 use crate::report::progress::Progress;
+use crate::report::spool::{SpillFailed, Spool};
 use crate::report::text;
 use crate::report::{Reporter, Trouble};
 
@@ -56,10 +57,12 @@ pub(crate) struct Terminal<W: Write + Send> {
     prefixes: HashMap<TaskName, Vec<u8>>,
     /// This run's (or watch cycle's) results, one per task (groups excluded), in the order they came.
     results: summary::Results,
-    /// Grouped output: each running task's lines so far.
-    buffered: HashMap<TaskName, Vec<u8>>,
+    /// Grouped output: each running task's lines so far (a few MiB in memory, the rest in a file).
+    buffered: HashMap<TaskName, Spool>,
     /// Grouped output: blocks of failed tasks, shown last.
-    failed_blocks: Vec<u8>,
+    failed_blocks: Spool,
+    /// A spool file could not be made or written (said once).
+    spill_failed: bool,
     /// Written at the next flush.
     pending: Vec<u8>,
     progress: Option<Progress>,
@@ -88,7 +91,8 @@ impl<W: Write + Send> Terminal<W> {
             prefixes: HashMap::new(),
             results: summary::Results::default(),
             buffered: HashMap::new(),
-            failed_blocks: Vec::new(),
+            failed_blocks: Spool::default(),
+            spill_failed: false,
             pending: Vec::new(),
             progress: None,
             watch: false,
@@ -215,16 +219,28 @@ impl<W: Write + Send> Reporter for Terminal<W> {
     }
 
     fn flush(&mut self) {
-        if self.pending.is_empty() || self.trouble_seen {
-            self.pending.clear();
+        let pending = std::mem::take(&mut self.pending);
+        self.put(&pending);
+        // Cleared, not dropped: the next batch reuses the buffer.
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    fn trouble(&mut self) -> Option<Trouble> {
+        self.trouble.take()
+    }
+}
+
+impl<W: Write + Send> Terminal<W> {
+    /// Write bytes to stdout now, above the status area if there is one.
+    fn put(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.trouble_seen {
             return;
         }
         let written = match &self.progress {
-            Some(p) => p.print(&mut self.out, &self.pending),
-            None => self.out.write_all(&self.pending).and_then(|()| self.out.flush()),
+            Some(p) => p.print(&mut self.out, bytes),
+            None => self.out.write_all(bytes).and_then(|()| self.out.flush()),
         };
-        // Cleared, not dropped: the next batch reuses the buffer.
-        self.pending.clear();
         if let Err(e) = written {
             // Nothing more is written: the status area goes too.
             self.trouble_seen = true;
@@ -235,12 +251,25 @@ impl<W: Write + Send> Reporter for Terminal<W> {
         }
     }
 
-    fn trouble(&mut self) -> Option<Trouble> {
-        self.trouble.take()
+    /// Write what is pending, then a spool's bytes as they are read back: its file streams out a chunk at a time.
+    fn put_spool(&mut self, spool: Spool) {
+        Reporter::flush(self);
+        if let Err(e) = spool.drain(|chunk| self.put(chunk)) {
+            let line = text::spool_lost(&e);
+            self.irun(&line);
+        }
     }
-}
 
-impl<W: Write + Send> Terminal<W> {
+    /// How keeping grouped output for later went: a spool file that could not be made or written is said once, on
+    /// stderr (the output stays in memory, nothing is lost).
+    fn spooled(&mut self, result: Result<(), SpillFailed>) {
+        if let Err(SpillFailed(e)) = result {
+            if !std::mem::replace(&mut self.spill_failed, true) {
+                eprintln!("irun: warning: {}", text::spill_failed(&e));
+            }
+        }
+    }
+
     /// A service passed its readiness probe (`how`: what it saw).
     fn ready(&mut self, at: SystemTime, task: &TaskName, after: Duration, how: Option<String>) {
         if let Some(t) = self.timings.get_mut(task) {

@@ -21,7 +21,7 @@ impl<W: Write + Send> Terminal<W> {
             p.clear();
         }
         let failed = std::mem::take(&mut self.failed_blocks);
-        self.write(&failed);
+        self.put_spool(failed);
         self.irun("summary");
         let results = std::mem::take(&mut self.results).into_vec();
         let mut counts: Vec<(&'static str, usize)> = Vec::new();

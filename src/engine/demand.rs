@@ -1,14 +1,60 @@
-//! Which services a run wants, and what a service started again means. Outside watch mode a service starts only
+//! Which services a run wants, how a waiting task moves on, and what a service started again means. Outside watch mode a service starts only
 //! once something that needs it will run: a task is checked for freshness as soon as its deps are settled (done,
 //! or a service able to start), and a task that will run (or is downstream of one that will) wants the services it
 //! needs. A service that comes back after its process exited is a new instance: what ran against the old one runs
 //! again.
 
-use super::{Engine, Life, Phase};
+use std::time::Duration;
+
+use super::{Effect, Engine, Life, Phase};
 use crate::config::{TaskId, TaskKind};
 use crate::outcome::{Outcome, RunReason};
 
 impl Engine {
+    /// A waiting task that may be able to move on: a group finishes, a service starts if it is wanted, a task is
+    /// checked for freshness once its deps are settled and queued once its services are ready too.
+    pub(super) fn consider(&mut self, i: TaskId) {
+        let deps = &self.plan[i].deps;
+        match self.kind(i) {
+            TaskKind::Group => {
+                if deps.iter().all(|&d| self.settled(d, i)) {
+                    // A group "ran" when any of its deps did: its dependents are then not up to date.
+                    self.nodes[i].ran = deps.iter().any(|&d| self.nodes[d].ran);
+                    self.finish(i, Outcome::Ok, Duration::ZERO);
+                }
+            }
+            TaskKind::Service if self.unneeded(i) => self.finish(i, Outcome::NotNeeded, Duration::ZERO),
+            TaskKind::Service => match (deps.iter().all(|&d| self.satisfies(d, i)), self.wanted(i)) {
+                (true, true) => self.enqueue(i),
+                // Wanted, but a service it needs is not ready: that one is wanted too.
+                (false, true) => self.reconsider_all(self.needs[i].clone()),
+                // Settled but not wanted (yet): its needers may now decide whether they run.
+                (true, false) => {
+                    let plan = self.plan.clone();
+                    self.reconsider_all(plan[i].dependents.clone());
+                }
+                (false, false) => {}
+            },
+            TaskKind::Task if !deps.iter().all(|&d| self.settled(d, i)) => {}
+            TaskKind::Task if self.nodes[i].decided => {
+                if deps.iter().all(|&d| self.satisfies(d, i)) {
+                    self.enqueue(i);
+                }
+            }
+            TaskKind::Task => {
+                let dep_ran = deps.iter().copied().find(|&d| self.nodes[d].ran);
+                self.set_life(i, Life::Checking);
+                self.out.push(Effect::CheckFreshness { task: i, dep_ran });
+            }
+        }
+    }
+
+    pub(super) fn reconsider_all(&mut self, tasks: Vec<TaskId>) {
+        for t in tasks {
+            self.reconsider(t);
+        }
+    }
+
     /// Whether `dep` is as far as it needs to be for `dependent` to decide whether it runs: what `satisfies` asks,
     /// except that a service (or a group's gathered service) need not be ready yet, only able to start: it is
     /// started once something that needs it will run.

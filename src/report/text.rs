@@ -214,89 +214,100 @@ fn plural(n: usize, one: &'static str, more: &'static str) -> &'static str {
 /// The words for an event that is a notice (not a task's status), and the task it is about: `None` for any other
 /// event.
 pub(crate) fn notice(event: &Event) -> Option<(Option<&TaskName>, String)> {
-    fn about(task: &TaskName, words: String) -> Option<(Option<&TaskName>, String)> {
-        Some((Some(task), words))
+    match task_notice(event) {
+        Some((task, words)) => Some((Some(task), words)),
+        None => run_notice(event).map(|words| (None, words)),
     }
-    let run = |words: String| Some((None, words));
+}
+
+/// A notice about one task: the task and the words.
+fn task_notice(event: &Event) -> Option<(&TaskName, String)> {
     match event {
-        Event::TaskKilled { task, grace, signal } => about(
+        Event::TaskKilled { task, grace, signal } => Some((
             task,
             format!(
                 "did not exit within {} of {}; killed it with SIGKILL",
                 humantime::format_duration(*grace),
                 signal.as_str()
             ),
-        ),
-        Event::TerminalHandedOver { task } => about(task, terminal_handed_over().to_string()),
-        Event::WaitingForTerminal { task, signal } => about(
+        )),
+        Event::TerminalHandedOver { task } => Some((task, terminal_handed_over().to_string())),
+        Event::WaitingForTerminal { task, signal } => Some((
             task,
             format!(
                 "is waiting for terminal input (stopped by {}); mark it `interactive = true` in Irun.toml",
                 signal.as_str()
             ),
-        ),
-        Event::TaskWillRun { task, reason } => about(task, format!("will run: {}", run_reason(reason))),
-        Event::ServiceReused { task, probe } => about(
+        )),
+        Event::TaskWillRun { task, reason } => Some((task, format!("will run: {}", run_reason(reason)))),
+        Event::ServiceReused { task, probe } => Some((
             task,
             format!(
                 "reusing the server already running ({}); irun did not start it and will not stop it",
                 check(probe)
             ),
-        ),
-        Event::Interrupted { .. } => interrupted(event).map(|words| (None, words)),
-        Event::StateIgnored { problem } => {
-            run(format!("warning: {problem}; running every task, as if none had run before"))
-        }
-        Event::StateLockWait { lock } => run(format!(
-            "waiting for another irun to release {} before saving this run's state (Ctrl-C: stop without saving)",
-            lock.display()
         )),
-        Event::StateNotSaved { path, error } => {
-            run(format!("warning: cannot save irun's state to {}: {error}", path.display()))
-        }
-        Event::ShardSelected { shard, partition, leaves, units } if units.is_empty() => {
-            run(format!("shard {shard} ({partition}) has none of the plan's {leaves} leaf tasks: nothing to run"))
-        }
-        Event::ShardSelected { shard, partition, leaves, units } => {
-            let names: Vec<&str> = units.iter().map(|n| &**n).collect();
-            let n = units.len();
-            run(format!("shard {shard} ({partition}): {n} of the plan's {leaves} leaf tasks: {}", names.join(", ")))
-        }
-        Event::Watching { folders, root } => run(format!(
-            "watching {folders} folder{} under {} for changes (Ctrl-C to stop)",
-            plural(*folders, "", "s"),
-            root.display()
-        )),
-        Event::WatchTrouble { problem } => run(watch_problem(problem)),
-        Event::ChangeQueued { paths, rescan } => {
-            let what = if *rescan { "events were lost".to_string() } else { list(paths) };
-            run(format!("change during the run: {what}; one more cycle will follow this one"))
-        }
-        Event::FeedbackLoop { cycles, paths, tasks } => run(feedback_loop(*cycles, paths, tasks)),
-        Event::ConfigUnreadable { path, error } => {
-            run(format!("cannot read {}: {error}; still running the previous version", path.display()))
-        }
-        Event::ReloadRejected { file, diagnostic } => {
-            run(format!("{file} changed but cannot be used; still running the previous version:\n{diagnostic}"))
-        }
-        Event::ReloadApplied { file, diff } => run(reload_applied(file, diff)),
-        Event::OrphanAdopted { pid, command, task: Some(task), .. } => about(
+        Event::OrphanAdopted { pid, command, task: Some(task), .. } => Some((
             task,
             format!(
                 "process {pid} ({command}) left its task's process group and outlived its parent; irun stops it when \
                  the run ends"
             ),
-        ),
-        Event::OrphanAdopted { pid, command, task: None, .. } => run(format!(
+        )),
+        _ => None,
+    }
+}
+
+/// A notice about the run as a whole.
+fn run_notice(event: &Event) -> Option<String> {
+    match event {
+        Event::Interrupted { .. } => interrupted(event),
+        Event::StateIgnored { problem } => {
+            Some(format!("warning: {problem}; running every task, as if none had run before"))
+        }
+        Event::StateLockWait { lock } => Some(format!(
+            "waiting for another irun to release {} before saving this run's state (Ctrl-C: stop without saving)",
+            lock.display()
+        )),
+        Event::StateNotSaved { path, error } => {
+            Some(format!("warning: cannot save irun's state to {}: {error}", path.display()))
+        }
+        Event::ShardSelected { shard, partition, leaves, units } if units.is_empty() => {
+            Some(format!("shard {shard} ({partition}) has none of the plan's {leaves} leaf tasks: nothing to run"))
+        }
+        Event::ShardSelected { shard, partition, leaves, units } => {
+            let names: Vec<&str> = units.iter().map(|n| &**n).collect();
+            let n = units.len();
+            Some(format!("shard {shard} ({partition}): {n} of the plan's {leaves} leaf tasks: {}", names.join(", ")))
+        }
+        Event::Watching { folders, root } => Some(format!(
+            "watching {folders} folder{} under {} for changes (Ctrl-C to stop)",
+            plural(*folders, "", "s"),
+            root.display()
+        )),
+        Event::WatchTrouble { problem } => Some(watch_problem(problem)),
+        Event::ChangeQueued { paths, rescan } => {
+            let what = if *rescan { "events were lost".to_string() } else { list(paths) };
+            Some(format!("change during the run: {what}; one more cycle will follow this one"))
+        }
+        Event::FeedbackLoop { cycles, paths, tasks } => Some(feedback_loop(*cycles, paths, tasks)),
+        Event::ConfigUnreadable { path, error } => {
+            Some(format!("cannot read {}: {error}; still running the previous version", path.display()))
+        }
+        Event::ReloadRejected { file, diagnostic } => {
+            Some(format!("{file} changed but cannot be used; still running the previous version:\n{diagnostic}"))
+        }
+        Event::ReloadApplied { file, diff } => Some(reload_applied(file, diff)),
+        Event::OrphanAdopted { pid, command, task: None, .. } => Some(format!(
             "process {pid} ({command}) left its task's process group and outlived its parent (which task it came \
              from is not known: it cleared its environment); irun stops it when the run ends"
         )),
-        Event::EscapeesStopped { count } => run(format!(
+        Event::EscapeesStopped { count } => Some(format!(
             "stopped {count} process{} that had left {} task's process group and outlived it",
             plural(*count, "", "es"),
             plural(*count, "its", "their")
         )),
-        Event::GuardEnded { exit: how, news } => run(guard(*how, news)),
+        Event::GuardEnded { exit: how, news } => Some(guard(*how, news)),
         _ => None,
     }
 }

@@ -4,16 +4,18 @@
 //! with it, and dies with it (`cgroup.kill`), and the kernel says when the last of them is gone (`populated 0` in
 //! `cgroup.events`, which can be waited for).
 //!
-//! The run gets a cgroup of its own under irun's (`irun-<run token>`), each spawned process a child of it; the
-//! child joins its cgroup itself, before it execs (it writes to `cgroup.procs`, opened by irun), so it cannot start
-//! anything before it is in. The guard finds the run's cgroup by the same name (it shares irun's cgroup) and kills
+//! The run gets a cgroup of its own under irun's (`irun-<run token>`), each spawned process a child of it. The
+//! child starts in its cgroup (`clone3` with CLONE_INTO_CGROUP, see [`super::vfork`]); where that is refused it joins
+//! by itself before it execs (it writes to `cgroup.procs`, opened by irun). Either way it cannot start anything
+//! before it is in. (Moving a process costs the kernel an RCU grace period when nothing else moved lately: about
+//! 14 ms before a service's dependent could start, measured with `bench/run`'s readiness figure.) The guard finds the run's cgroup by the same name (it shares irun's cgroup) and kills
 //! it if irun dies. Where any of this is missing, or `IRUN_CGROUP=off`, irun uses process groups alone (see
 //! [`super::supervisor`] and [`super::escapees`]).
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,8 @@ const SPARE_MAX: usize = 64;
 /// One cgroup of the run, with the files irun uses open.
 struct Slot {
     dir: PathBuf,
+    /// The cgroup's folder, open (O_PATH): a child is started straight into it (`clone3`, CLONE_INTO_CGROUP).
+    handle: OwnedFd,
     /// Its `cgroup.procs`, open for writing: the child writes `0` to it to join.
     procs: File,
     /// Its `cgroup.events`: `populated 0|1`, pollable (POLLPRI) for changes.
@@ -90,10 +94,14 @@ impl Cgroups {
         let opened = (|| {
             let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
             let events = File::open(dir.join("cgroup.events"))?;
-            Ok((procs, events))
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
+                .open(&dir)?;
+            Ok((procs, events, OwnedFd::from(handle)))
         })();
         match opened {
-            Ok((procs, events)) => Ok(Slot { dir, procs, events }),
+            Ok((procs, events, handle)) => Ok(Slot { dir, handle, procs, events }),
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
                 Err(e)
@@ -119,6 +127,11 @@ pub(crate) struct TaskCgroup {
 impl TaskCgroup {
     fn slot(&self) -> &Slot {
         self.slot.as_ref().expect("a task's cgroup has its slot until dropped")
+    }
+
+    /// The cgroup's folder, to start a child straight into it.
+    pub(crate) fn handle(&self) -> BorrowedFd<'_> {
+        self.slot().handle.as_fd()
     }
 
     /// What the child writes `0` to, before it execs, to join the cgroup.

@@ -142,7 +142,7 @@ impl Spawner {
         let stdin = if req.stdin_inherited { 0 } else { null.as_raw_fd() };
         let stdio = [stdin, out_fd, err_fd];
         let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
-        let cgroup = req.cgroup.map(|c| c.procs().as_raw_fd());
+        let cgroup = req.cgroup.map(|c| vfork::Cgroup { handle: c.handle().as_raw_fd(), procs: c.procs().as_raw_fd() });
         let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref(), cgroup) {
             Ok(started) => started,
             Err(Some(e)) => return Err(e),

@@ -1,7 +1,8 @@
 //! Starting a child the way `posix_spawn` does, with less work per child: a `clone` that shares irun's memory and
 //! suspends irun until the child has exec'ed (CLONE_VM | CLONE_VFORK), on a stack kept for the purpose (glibc maps
 //! and unmaps one per call), and, in the child, only the signal dispositions that need it reset (glibc queries all
-//! 64). Falls back to `posix_spawn` (see the caller) where `clone` fails.
+//! 64). A child that has a cgroup starts in it (`clone3` with CLONE_INTO_CGROUP, on x86-64). Falls back to
+//! `posix_spawn` (see the caller) where `clone` fails.
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
 //! allocation, no locks, nothing that can panic), on its own stack, with every signal blocked until the
@@ -48,6 +49,15 @@ pub(crate) struct Vfork {
     stack: Mutex<Option<Stack>>,
     /// The signals irun catches, and when that was read.
     caught: Mutex<Option<(u64, std::time::Instant)>>,
+    /// `clone3` with CLONE_INTO_CGROUP was refused here once: the child joins its cgroup itself.
+    no_clone3: std::sync::atomic::AtomicBool,
+}
+
+/// The cgroup a child starts in: its folder (O_PATH), and its `cgroup.procs` open for writing.
+#[derive(Clone, Copy)]
+pub(crate) struct Cgroup {
+    pub(crate) handle: RawFd,
+    pub(crate) procs: RawFd,
 }
 
 /// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
@@ -61,7 +71,7 @@ pub(crate) fn spawn(
     envp: *const *const libc::c_char,
     stdio: [RawFd; 3],
     cwd: Option<&CStr>,
-    cgroup: Option<RawFd>,
+    cgroup: Option<Cgroup>,
 ) -> Result<(i32, Option<OwnedFd>), Option<io::Error>> {
     let reset = caught_signals(&vfork.caught).ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
     let plan = Plan {
@@ -70,7 +80,7 @@ pub(crate) fn spawn(
         envp,
         stdio,
         cwd: cwd.map_or(std::ptr::null(), CStr::as_ptr),
-        cgroup: cgroup.unwrap_or(-1),
+        cgroup: cgroup.map_or(-1, |c| c.procs),
         reset,
         error: AtomicI32::new(0),
     };
@@ -96,21 +106,39 @@ pub(crate) fn spawn(
     // The stack grows down from its (16-byte aligned) top.
     // SAFETY: within the mapping.
     let top = unsafe { base.add(STACK_SIZE) };
+    let mut pidfd: libc::c_int = -1;
+    let into = cgroup.filter(|_| !vfork.no_clone3.load(Ordering::Relaxed));
+    let mut plan = plan;
     // SAFETY: every signal is blocked around the clone (restored right after), so no handler runs in the child
     // before it has reset the dispositions; `plan` and the stack outlive the child's use of them, because with
     // CLONE_VFORK this thread is suspended until the child has exec'ed or exited.
-    let mut pidfd: libc::c_int = -1;
     let pid = unsafe {
         let all: u64 = !0;
         let mut old: u64 = 0;
         set_mask(&all, &mut old);
-        let pid = libc::clone(
-            child,
-            top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-            (&plan as *const Plan).cast_mut().cast(),
-            &mut pidfd as *mut libc::c_int,
-        );
+        let mut pid = match into {
+            // Started in its cgroup (no migration afterwards: moving a process costs the kernel an RCU grace
+            // period, milliseconds, when nothing else moved lately). The child then need not join it itself.
+            Some(c) => {
+                plan.cgroup = -1;
+                clone3_into(&plan, base, c.handle, &mut pidfd)
+            }
+            None => -1,
+        };
+        if pid < 0 && into.is_some() {
+            // Not here (an older kernel, another architecture): the child joins its cgroup itself, from now on.
+            vfork.no_clone3.store(true, Ordering::Relaxed);
+            plan.cgroup = cgroup.map_or(-1, |c| c.procs);
+        }
+        if into.is_none() || pid < 0 {
+            pid = libc::clone(
+                child,
+                top.cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+                (&plan as *const Plan).cast_mut().cast(),
+                &mut pidfd as *mut libc::c_int,
+            );
+        }
         let clone_error = io::Error::last_os_error();
         set_mask(&old, std::ptr::null_mut());
         if pid < 0 {
@@ -131,6 +159,90 @@ pub(crate) fn spawn(
             Err(Some(io::Error::from_raw_os_error(errno)))
         }
     }
+}
+
+/// `clone3(2)`'s arguments (the kernel's `struct clone_args`, as of 5.7).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// As the `clone` above, but with `clone3` and CLONE_INTO_CGROUP: the child starts in the cgroup whose folder is open
+/// as `cgroup`. glibc has no `clone3` that runs a function on a new stack, so this is the few instructions its
+/// `__clone3` has: in the child (on the stack at `base`, nothing of the parent's frame), call [`child`] with `plan`
+/// and exit with what it returns. The child's pid, or -1 with errno set.
+///
+/// # Safety
+/// As for `clone` with CLONE_VM | CLONE_VFORK: `plan` and the stack stay valid until the child has exec'ed or exited
+/// (this thread is suspended until then), and every signal is blocked.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_into(plan: &Plan, base: *mut u8, cgroup: RawFd, pidfd: &mut libc::c_int) -> libc::c_int {
+    let args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        pidfd: pidfd as *mut libc::c_int as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base as u64,
+        stack_size: STACK_SIZE as u64,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup as u64,
+    };
+    let ret: i64;
+    let entry: extern "C" fn(*mut libc::c_void) -> libc::c_int = child;
+    // SAFETY: see above. In the parent, only rax, rcx and r11 change (the syscall's clobbers); the child never comes
+    // back here: it runs `child` on its own stack (the kernel points rsp at its 16-byte aligned top) and exits.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "mov edi, eax",
+            "mov eax, {exit}",
+            "syscall",
+            "ud2",
+            "2:",
+            exit = const libc::SYS_exit,
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") &args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") (plan as *const Plan).cast_mut().cast::<libc::c_void>(),
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    if ret < 0 {
+        // SAFETY: this thread's errno.
+        unsafe { *libc::__errno_location() = -ret as libc::c_int };
+        return -1;
+    }
+    ret as libc::c_int
+}
+
+/// Elsewhere the child joins its cgroup itself (see [`child`]).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone3_into(_: &Plan, _: *mut u8, _: RawFd, _: &mut libc::c_int) -> libc::c_int {
+    // SAFETY: this thread's errno.
+    unsafe { *libc::__errno_location() = libc::ENOSYS };
+    -1
 }
 
 /// Set this thread's signal mask, every signal included (glibc's own functions leave out the ones it uses

@@ -322,3 +322,32 @@ fn a_service_restarted_after_a_crash_gets_its_port_back_from_an_escapee_without_
 fn a_service_restarted_after_a_crash_gets_its_port_back_from_an_escapee_with_its_marker_with_process_groups() {
     a_service_restarted_after_a_crash_gets_its_port_back(Mode::ProcessGroups, "");
 }
+
+#[test]
+fn a_task_is_in_its_own_cgroup_from_its_first_instruction() {
+    if !cgroups_writable() {
+        eprintln!("cgroup v2 is not writable here: nothing to check");
+        return;
+    }
+    // The task's program is `cat` itself, executed directly: what it prints is where it was at exec.
+    let p = Project::new(
+        "[tasks.a]\ncmd = [\"cat\", \"/proc/self/cgroup\"]\n[tasks.b]\ncmd = [\"cat\", \"/proc/self/cgroup\"]\n",
+    );
+    let out = irun(&p, Mode::Cgroups).args(["--json", "a", "b"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let (mode, run) = isolation(&out.stdout);
+    assert_eq!(mode, "cgroup", "{out:?}");
+    let run = run.unwrap();
+    let run_name = run.file_name().unwrap().to_string_lossy().to_string();
+    let places: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(r#""event":"output""#) && l.contains("0::"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(places.len(), 2, "{out:?}");
+    for place in &places {
+        // Its own cgroup, below the run's (`0::/…/irun-…/t3`).
+        assert!(place.contains(&format!("/{run_name}/t")), "{place} is not under the run's cgroup {run_name}");
+    }
+}

@@ -8,10 +8,6 @@ use crate::harness::{Project, Running, alive, assert_all_dead, free_port, proces
 
 const CYCLE_DONE: &str = "irun: waiting for changes";
 
-fn lines(p: &Project, rel: &str) -> usize {
-    std::fs::read_to_string(p.path(rel)).unwrap_or_default().lines().count()
-}
-
 fn stop(mut run: Running) -> crate::harness::Output {
     let pid = run.pid();
     run.signal(Signal::SIGINT);
@@ -64,29 +60,29 @@ fn watch_reruns_exactly_what_a_change_affects_and_leaves_a_state_the_next_run_tr
     let p = scratch();
     let first = p.irun().run();
     assert_eq!(first.code, 0, "{first:?}");
-    assert_eq!((lines(&p, "setup.log"), lines(&p, "other.log")), (1, 1));
+    assert_eq!((p.count_lines("setup.log"), p.count_lines("other.log")), (1, 1));
 
     let mut run = p.irun().args(["--watch"]).spawn();
     run.wait_for_count(CYCLE_DONE, 1);
     let printed = run.printed();
     assert!(printed.contains("setup  * up to date") && printed.contains("other  * up to date"), "{printed}");
-    assert_eq!((lines(&p, "setup.log"), lines(&p, "other.log")), (1, 1), "nothing up to date ran: {printed}");
+    assert_eq!((p.count_lines("setup.log"), p.count_lines("other.log")), (1, 1), "nothing up to date ran: {printed}");
     assert_eq!(p.pids("svc.pids").len(), 2, "the service started");
     assert!(
         printed.contains("client * up to date"),
         "the service did not change, so neither did its client: {printed}"
     );
-    assert_eq!(lines(&p, "client.log"), 1);
+    assert_eq!(p.count_lines("client.log"), 1);
 
     // The client's source: only the client reruns; the service keeps its pid.
     p.file("client.txt", "2\n");
     run.wait_for_count(CYCLE_DONE, 2);
     assert!(run.printed().contains("irun: ── change 1: client.txt; running client\n"), "{}", run.printed());
-    assert_eq!(lines(&p, "client.log"), 2);
+    assert_eq!(p.count_lines("client.log"), 2);
     let svc = p.pids("svc.pids");
     assert_eq!(svc.len(), 2, "the service was not restarted");
     assert!(alive(svc[1]));
-    assert_eq!((lines(&p, "setup.log"), lines(&p, "other.log")), (1, 1));
+    assert_eq!((p.count_lines("setup.log"), p.count_lines("other.log")), (1, 1));
 
     // The service's source: it restarts and its client reruns; nothing else.
     p.file("svc.txt", "2\n");
@@ -95,17 +91,17 @@ fn watch_reruns_exactly_what_a_change_affects_and_leaves_a_state_the_next_run_tr
     let svc = p.pids("svc.pids");
     assert_eq!(svc.len(), 3, "the service restarted");
     assert!(!alive(svc[1]) && alive(svc[2]));
-    assert_eq!(lines(&p, "client.log"), 3);
-    assert_eq!((lines(&p, "setup.log"), lines(&p, "other.log")), (1, 1));
+    assert_eq!(p.count_lines("client.log"), 3);
+    assert_eq!((p.count_lines("setup.log"), p.count_lines("other.log")), (1, 1));
 
     // setup's source: setup reruns, the service restarts, client and other run again.
     p.file("setup.txt", "2\n");
     run.wait_for_count(CYCLE_DONE, 4);
     let svc = p.pids("svc.pids");
-    assert_eq!((lines(&p, "setup.log"), lines(&p, "other.log")), (2, 2), "{}", run.printed());
+    assert_eq!((p.count_lines("setup.log"), p.count_lines("other.log")), (2, 2), "{}", run.printed());
     assert_eq!(svc.len(), 4, "a service whose dep reran is restarted: {}", run.printed());
     assert!(!alive(svc[2]) && alive(svc[3]));
-    assert_eq!(lines(&p, "client.log"), 4, "and its client runs against the new instance");
+    assert_eq!(p.count_lines("client.log"), 4, "and its client runs against the new instance");
 
     stop(run);
     assert_all_dead(&p.pids("svc.pids"));
@@ -115,7 +111,7 @@ fn watch_reruns_exactly_what_a_change_affects_and_leaves_a_state_the_next_run_tr
     assert_eq!(after.code, 0, "{after:?}");
     assert!(after.stdout.contains("setup  * up to date"), "{after:?}");
     assert!(after.stdout.contains("other  * up to date"), "{after:?}");
-    assert_eq!((lines(&p, "setup.log"), lines(&p, "other.log")), (2, 2));
+    assert_eq!((p.count_lines("setup.log"), p.count_lines("other.log")), (2, 2));
 }
 
 #[test]
@@ -183,7 +179,12 @@ ready = {{ tcp = {port} }}
     assert!(error.starts_with("irun: Irun.toml changed"), "{error}");
     p.file("a.txt", "2\n");
     run.wait_for_count(CYCLE_DONE, 2);
-    assert_eq!((lines(&p, "a.log"), lines(&p, "b.log")), (2, 2), "the old configuration still runs: {}", run.printed());
+    assert_eq!(
+        (p.count_lines("a.log"), p.count_lines("b.log")),
+        (2, 2),
+        "the old configuration still runs: {}",
+        run.printed()
+    );
 
     // A valid edit: b changed, c added, svc removed.
     let edited = original
@@ -195,14 +196,14 @@ ready = {{ tcp = {port} }}
     run.wait_for_count(CYCLE_DONE, 3);
     let printed = run.printed();
     assert_eq!(std::fs::read_to_string(p.path("b.log")).unwrap().lines().last(), Some("v2"), "{printed}");
-    assert_eq!(lines(&p, "c.log"), 1, "the new task ran: {printed}");
-    assert_eq!(lines(&p, "a.log"), 2, "a was unchanged and up to date: {printed}");
+    assert_eq!(p.count_lines("c.log"), 1, "the new task ran: {printed}");
+    assert_eq!(p.count_lines("a.log"), 2, "a was unchanged and up to date: {printed}");
     crate::harness::wait_all_dead(&svc);
 
     // And the new configuration is the one that reacts to changes.
     p.file("a.txt", "3\n");
     run.wait_for_count(CYCLE_DONE, 4);
-    assert_eq!((lines(&p, "a.log"), lines(&p, "c.log")), (3, 2), "{}", run.printed());
+    assert_eq!((p.count_lines("a.log"), p.count_lines("c.log")), (3, 2), "{}", run.printed());
     stop(run);
 }
 

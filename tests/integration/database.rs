@@ -2,7 +2,7 @@
 //! probed with `exec` on a chosen port (`port = "auto"`), a data folder made once (`outputs`, no `sources`), a
 //! database created against the running server, and tests that reach it through `env`.
 
-use crate::harness::{Output, Project};
+use crate::harness::Project;
 
 /// The server: accepts connections at once but answers `starting` for `warmup` seconds; keeps its databases in
 /// `data/` like PostgreSQL (or, with `memory`, in memory: a new instance has none, like a server on a tmpfs).
@@ -77,34 +77,24 @@ env = {{ DSN = "fake://127.0.0.1:${{IRUN_PORT_DB}}/app" }}
     p
 }
 
-fn lines(p: &Project, file: &str) -> usize {
-    if p.exists(file) { p.read(file).lines().count() } else { 0 }
-}
-
-fn run_ok(p: &Project, args: &[&str]) -> Output {
-    let out = p.irun().args(args).run();
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
-
 #[test]
 fn a_database_project_runs_once_then_starts_no_server_while_everything_is_up_to_date() {
     let p = database_project("", "", "");
     // The exec probe waits until the server answers queries (a tcp probe would let createdb in too early).
-    run_ok(&p, &["tests"]);
-    let counts = |p: &Project| ["initdb.log", "db.log", "createdb.log", "tests.log"].map(|f| lines(p, f));
+    p.run_ok(&["tests"]);
+    let counts = |p: &Project| ["initdb.log", "db.log", "createdb.log", "tests.log"].map(|f| p.count_lines(f));
     assert_eq!(counts(&p), [1, 1, 1, 1]);
     // Nothing changed: no server process is started at all, and `-n` and `explain` say so beforehand.
-    let plan = run_ok(&p, &["-n", "tests"]);
+    let plan = p.run_ok(&["-n", "tests"]);
     assert!(plan.stdout.contains("db (service, not started: every task that needs it is up to date)"), "{plan:?}");
-    let explain = run_ok(&p, &["explain", "tests"]);
+    let explain = p.run_ok(&["explain", "tests"]);
     assert!(explain.stdout.contains("not started: every task that needs it is up to date"), "{explain:?}");
-    let out = run_ok(&p, &["tests"]);
+    let out = p.run_ok(&["tests"]);
     assert_eq!(counts(&p), [1, 1, 1, 1], "{out:?}");
     assert!(out.stdout.contains("skipped: nothing that needs it is left to run"), "{out:?}");
     // The tests changed: the server starts for them (on a new port), and only they run.
     p.file("tests.cfg", "changed\n");
-    run_ok(&p, &["tests"]);
+    p.run_ok(&["tests"]);
     assert_eq!(counts(&p), [1, 2, 1, 2]);
 }
 
@@ -126,8 +116,12 @@ deps = ["createdb"]
         .read("Irun.toml")
         .replace("deps = [\"db\", \"createdb\"]\nsources", "deps = [\"db\", \"createdb\", \"crash\"]\nsources");
     p.file("Irun.toml", &irun_toml);
-    let out = run_ok(&p, &["--explain", "tests"]);
-    assert_eq!((lines(&p, "db.log"), lines(&p, "createdb.log"), lines(&p, "tests.log")), (2, 2, 1), "{out:?}");
+    let out = p.run_ok(&["--explain", "tests"]);
+    assert_eq!(
+        (p.count_lines("db.log"), p.count_lines("createdb.log"), p.count_lines("tests.log")),
+        (2, 2, 1),
+        "{out:?}"
+    );
     assert!(
         out.stdout.contains("createdb * will run: service `db` was started again since it ran against it"),
         "{out:?}"
@@ -165,12 +159,12 @@ deps = ["web"]
 env = { BASE_URL = "http://127.0.0.1:${IRUN_PORT_WEB}/" }
 "#,
     );
-    let out = run_ok(&p, &["--progress", "never", "e2e"]);
+    let out = p.run_ok(&["--progress", "never", "e2e"]);
     let line = out.stdout.lines().find(|l| l.contains("web * started (pid ")).unwrap();
     let port = line.rsplit("port ").next().unwrap().trim_end_matches(')');
     assert!(out.stdout.contains(&format!("e2e | 200 http://127.0.0.1:{port}/")), "{out:?}");
     assert!(out.stdout.contains(&format!("http://127.0.0.1:{port}/ answering 2xx or 3xx")), "{out:?}");
-    let listing = run_ok(&p, &["list", "--json"]);
+    let listing = p.run_ok(&["list", "--json"]);
     let doc: serde_json::Value = serde_json::from_str(&listing.stdout).unwrap();
     let web = &doc["tasks"][0];
     assert_eq!(

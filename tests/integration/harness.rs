@@ -56,6 +56,18 @@ impl Project {
         self.path(rel).exists()
     }
 
+    /// How many lines `rel` has (none if it is not there): a task that appends a line each time it runs.
+    pub fn count_lines(&self, rel: &str) -> usize {
+        std::fs::read_to_string(self.path(rel)).map_or(0, |s| s.lines().count())
+    }
+
+    /// Run irun with `args` and expect it to pass.
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.irun().args(args).run();
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    }
+
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
     }

@@ -29,13 +29,11 @@ fn pipeline() -> Project {
 }
 
 fn runs(p: &Project, log: &str) -> usize {
-    std::fs::read_to_string(p.path(log)).map_or(0, |s| s.lines().count())
+    p.count_lines(log)
 }
 
 fn run_ok(p: &Project, args: &[&str]) -> Output {
-    let out = p.irun().args(args).run();
-    assert_eq!(out.code, 0, "{out:?}");
-    out
+    p.run_ok(args)
 }
 
 /// `irun explain` line for `task`.

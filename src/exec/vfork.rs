@@ -61,8 +61,8 @@ pub(crate) struct Cgroup {
 }
 
 /// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
-/// the leader of a new process group, in the cgroup whose `cgroup.procs` is open as `cgroup` (if any). Returns the child's pid and a pidfd for it (kernels since 5.2 make one with the
-/// child), or why it could not be started (the exec's error included). `Err(None)` means this way of starting is
+/// the leader of a new process group, in `cgroup` (if any). Returns the child's pid and a pidfd for it (kernels
+/// since 5.2 make one with the child), or why it could not be started (the exec's error included). `Err(None)` means this way of starting is
 /// not available here: use `posix_spawn`.
 pub(crate) fn spawn(
     vfork: &Vfork,
@@ -86,28 +86,10 @@ pub(crate) fn spawn(
     };
     let mut stack = vfork.stack.lock().unwrap_or_else(|e| e.into_inner());
     if stack.is_none() {
-        // SAFETY: an anonymous private mapping, checked below; never unmapped.
-        let at = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                STACK_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if at == libc::MAP_FAILED {
-            return Err(None);
-        }
-        *stack = Some(Stack(at.cast()));
+        *stack = Some(map_stack().ok_or(None)?);
     }
     let base = stack.as_ref().map(|s| s.0).ok_or(None)?;
-    // The stack grows down from its (16-byte aligned) top.
-    // SAFETY: within the mapping.
-    let top = unsafe { base.add(STACK_SIZE) };
     let mut pidfd: libc::c_int = -1;
-    let into = cgroup.filter(|_| !vfork.no_clone3.load(Ordering::Relaxed));
     let mut plan = plan;
     // SAFETY: every signal is blocked around the clone (restored right after), so no handler runs in the child
     // before it has reset the dispositions; `plan` and the stack outlive the child's use of them, because with
@@ -116,29 +98,7 @@ pub(crate) fn spawn(
         let all: u64 = !0;
         let mut old: u64 = 0;
         set_mask(&all, &mut old);
-        let mut pid = match into {
-            // Started in its cgroup (no migration afterwards: moving a process costs the kernel an RCU grace
-            // period, milliseconds, when nothing else moved lately). The child then need not join it itself.
-            Some(c) => {
-                plan.cgroup = -1;
-                clone3_into(&plan, base, c.handle, &mut pidfd)
-            }
-            None => -1,
-        };
-        if pid < 0 && into.is_some() {
-            // Not here (an older kernel, another architecture): the child joins its cgroup itself, from now on.
-            vfork.no_clone3.store(true, Ordering::Relaxed);
-            plan.cgroup = cgroup.map_or(-1, |c| c.procs);
-        }
-        if into.is_none() || pid < 0 {
-            pid = libc::clone(
-                child,
-                top.cast(),
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-                (&plan as *const Plan).cast_mut().cast(),
-                &mut pidfd as *mut libc::c_int,
-            );
-        }
+        let pid = clone_child(vfork, &mut plan, base, cgroup, &mut pidfd);
         let clone_error = io::Error::last_os_error();
         set_mask(&old, std::ptr::null_mut());
         if pid < 0 {
@@ -159,6 +119,61 @@ pub(crate) fn spawn(
             Err(Some(io::Error::from_raw_os_error(errno)))
         }
     }
+}
+
+/// The clone itself: into the child's cgroup with `clone3` where it can, else with `clone` (the child then joins its
+/// cgroup by itself). The child's pid, or -1 with errno set.
+///
+/// # Safety
+/// As for `clone` with CLONE_VM | CLONE_VFORK: every signal blocked; `plan` and the stack at `base` valid until the
+/// child has exec'ed or exited.
+unsafe fn clone_child(
+    vfork: &Vfork,
+    plan: &mut Plan,
+    base: *mut u8,
+    cgroup: Option<Cgroup>,
+    pidfd: &mut libc::c_int,
+) -> libc::c_int {
+    if let Some(c) = cgroup.filter(|_| !vfork.no_clone3.load(Ordering::Relaxed)) {
+        // Started in its cgroup (no move afterwards: moving a process costs the kernel an RCU grace period,
+        // milliseconds, when nothing else moved lately). The child then need not join it itself.
+        plan.cgroup = -1;
+        // SAFETY: as for this function.
+        let pid = unsafe { clone3_into(plan, base, c.handle, pidfd) };
+        if pid >= 0 {
+            return pid;
+        }
+        // Not here (an older kernel, another architecture): the child joins its cgroup itself, from now on.
+        vfork.no_clone3.store(true, Ordering::Relaxed);
+        plan.cgroup = c.procs;
+    }
+    // The stack grows down from its (16-byte aligned) top.
+    // SAFETY: as for this function; the top is the end of the mapping.
+    unsafe {
+        libc::clone(
+            child,
+            base.add(STACK_SIZE).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            (plan as *const Plan).cast_mut().cast(),
+            pidfd as *mut libc::c_int,
+        )
+    }
+}
+
+/// A new stack for the children (never unmapped), or none if no memory could be mapped.
+fn map_stack() -> Option<Stack> {
+    // SAFETY: an anonymous private mapping, checked below.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    (at != libc::MAP_FAILED).then(|| Stack(at.cast()))
 }
 
 /// `clone3(2)`'s arguments (the kernel's `struct clone_args`, as of 5.7).

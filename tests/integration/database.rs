@@ -173,3 +173,29 @@ env = { BASE_URL = "http://127.0.0.1:${IRUN_PORT_WEB}/" }
     );
     assert!(doc["tasks"][1]["port"].is_null(), "a task has no port: {listing:?}");
 }
+
+#[test]
+fn in_watch_mode_a_server_that_crashed_and_came_back_gets_its_database_again_before_the_tests() {
+    // The server keeps its databases in memory: the instance `restart` brings back has none.
+    let p = database_project("memory", "restart = \"on-failure\"", "");
+    let mut run = p.irun().args(["--watch", "--explain", "--progress", "never", "tests"]).spawn();
+    run.wait_for_line("irun: waiting for changes");
+    assert_eq!((p.count_lines("createdb.log"), p.count_lines("tests.log")), (1, 1));
+    let old = p.read("db.pid").trim().parse::<i32>().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // createdb runs again against the new instance, then the tests, which pass only if the database is there.
+    run.wait_for_count("irun: waiting for changes", 2);
+    let printed = run.printed();
+    assert!(
+        printed.contains("createdb * will run: service `db` was started again since it ran against it"),
+        "{printed}"
+    );
+    assert_eq!(
+        (p.count_lines("db.log"), p.count_lines("createdb.log"), p.count_lines("tests.log")),
+        (2, 2, 2),
+        "{printed}"
+    );
+    assert!(!printed.contains("tests    * FAILED"), "{printed}");
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    run.wait();
+}

@@ -7,7 +7,7 @@
 //! While its parent lives, an escapee is found by descent instead: a task's processes outside its group when it is
 //! stopped ([`outside`]), which the guard looks for too.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -184,40 +184,6 @@ pub(crate) async fn stop_escaped(
     }
 }
 
-/// The live processes descended from members of the groups `pgids` (through parents that are alive) that are in
-/// none of those groups, with their start times: what left the groups while its ancestors stayed.
-pub(crate) fn outside(pgids: &[i32]) -> Vec<(i32, u64)> {
-    // Never 0 (a free slot of the guard's list; also the group of init and kernel threads in some containers: the
-    // whole machine descends from them) nor 1.
-    let pgids: Vec<i32> = pgids.iter().copied().filter(|&g| g > 1).collect();
-    if pgids.is_empty() {
-        return Vec::new();
-    }
-    let all: Vec<(i32, procfs::Stat)> =
-        procfs::pids().into_iter().filter_map(|pid| Some((pid, procfs::stat(pid)?))).collect();
-    let mut children: HashMap<i32, Vec<usize>> = HashMap::new();
-    for (i, (_, s)) in all.iter().enumerate() {
-        children.entry(s.ppid).or_default().push(i);
-    }
-    let mut todo: Vec<i32> =
-        all.iter().filter(|(_, s)| pgids.contains(&s.pgrp) && !s.is_zombie()).map(|(pid, _)| *pid).collect();
-    let mut found = Vec::new();
-    let mut seen = HashSet::new();
-    while let Some(parent) = todo.pop() {
-        for &i in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-            let (pid, s) = &all[i];
-            if s.is_zombie() || !seen.insert(*pid) {
-                continue;
-            }
-            if !pgids.contains(&s.pgrp) && *pid > 1 {
-                found.push((*pid, s.starttime));
-            }
-            todo.push(*pid);
-        }
-    }
-    found
-}
-
 /// Whether any live (non-zombie) process is in group `pgid`. Adopted zombies in it are reaped on the way; the
 /// leader (reaped by its [`super::supervisor::Process`]) is left alone.
 pub(crate) fn group_alive(table: &Table, pgid: i32) -> bool {
@@ -246,12 +212,6 @@ pub(crate) fn group_alive(table: &Table, pgid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nothing_descends_from_group_0_or_1() {
-        // Free slots of the guard's list are 0, and init and kernel threads are in group 0 in some containers.
-        assert!(outside(&[0, 1, -1]).is_empty());
-    }
 
     #[test]
     fn deadlines_saturate() {

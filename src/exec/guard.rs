@@ -373,7 +373,7 @@ fn guard_main(token: &str) -> ! {
         let used = (table[0].load(Ordering::Acquire).max(0) as usize).min(SLOTS);
         groups.extend((1..used).map(|slot| read_slot(table, slot)).filter(|&(pgid, _)| pgid != 0));
     }
-    adopted.extend(crate::exec::escapees::outside(&groups.keys().copied().collect::<Vec<_>>()));
+    adopted.extend(crate::exec::procfs::outside(&groups.keys().copied().collect::<Vec<_>>()));
     stop_groups(groups);
     // Processes that left their groups: only if still the same process (same start time), with their own group.
     for (pid, start) in adopted {

@@ -1,5 +1,7 @@
 //! The few facts irun reads from /proc (Linux): process state, parent and group, a process's environment, its name
-//! and command line.
+//! and command line; and what descends from a set of process groups without being in them.
+
+use std::collections::{HashMap, HashSet};
 
 /// Every pid in /proc.
 pub(crate) fn pids() -> Vec<i32> {
@@ -98,8 +100,47 @@ pub(crate) fn environ_is(pid: i32, name: &str, value: &str) -> bool {
     env.split(|&b| b == 0).any(|entry| entry == want.as_slice())
 }
 
+/// The live processes descended from members of the groups `pgids` (through parents that are alive) that are in
+/// none of those groups, with their start times: what left the groups while its ancestors stayed.
+pub(crate) fn outside(pgids: &[i32]) -> Vec<(i32, u64)> {
+    // Never 0 (a free slot of the guard's list; also the group of init and kernel threads in some containers: the
+    // whole machine descends from them) nor 1.
+    let pgids: Vec<i32> = pgids.iter().copied().filter(|&g| g > 1).collect();
+    if pgids.is_empty() {
+        return Vec::new();
+    }
+    let all: Vec<(i32, Stat)> = pids().into_iter().filter_map(|pid| Some((pid, stat(pid)?))).collect();
+    let mut children: HashMap<i32, Vec<usize>> = HashMap::new();
+    for (i, (_, s)) in all.iter().enumerate() {
+        children.entry(s.ppid).or_default().push(i);
+    }
+    let mut todo: Vec<i32> =
+        all.iter().filter(|(_, s)| pgids.contains(&s.pgrp) && !s.is_zombie()).map(|(pid, _)| *pid).collect();
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    while let Some(parent) = todo.pop() {
+        for &i in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
+            let (pid, s) = &all[i];
+            if s.is_zombie() || !seen.insert(*pid) {
+                continue;
+            }
+            if !pgids.contains(&s.pgrp) && *pid > 1 {
+                found.push((*pid, s.starttime));
+            }
+            todo.push(*pid);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nothing_descends_from_group_0_or_1() {
+        // Free slots of the guard's list are 0, and init and kernel threads are in group 0 in some containers.
+        assert!(super::outside(&[0, 1, -1]).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -204,7 +204,7 @@ impl Process {
     /// so they are stopped with it even if they cleared their environment (process groups only).
     fn note_outside(&mut self) {
         if self.cgroup.is_none() && !self.gone && self.outside.is_empty() {
-            self.outside = escapees::outside(&[self.pgid]);
+            self.outside = super::procfs::outside(&[self.pgid]);
         }
     }
 

@@ -28,12 +28,12 @@ impl Engine {
                 (true, true) => self.enqueue(i),
                 // Wanted, but a service it needs is not ready: that one is wanted too.
                 (false, true) => self.reconsider_all(self.needs[i].clone()),
-                // Settled but not wanted (yet): its needers may now decide whether they run.
-                (true, false) => {
+                // Not wanted (yet), but able to start: its needers may now decide whether they run.
+                (_, false) if deps.iter().all(|&d| self.settled(d, i)) => {
                     let plan = self.plan.clone();
                     self.reconsider_all(plan[i].dependents.clone());
                 }
-                (false, false) => {}
+                (_, false) => {}
             },
             TaskKind::Task if !deps.iter().all(|&d| self.settled(d, i)) => {}
             TaskKind::Task if self.nodes[i].decided => {
@@ -117,12 +117,14 @@ impl Engine {
             .copied()
             .filter(|&n| self.kind(n) == TaskKind::Task)
             .filter(|&n| matches!(self.nodes[n].life, Life::Done(Outcome::Ok | Outcome::UpToDate)))
+            // Outside watch mode, only for a task after it that has not started: one that runs already ran against
+            // the old instance too (it cannot wait for this one any more).
             .filter(|&n| {
                 watch
                     || plan
                         .through_groups(&plan[n].dependents, |p| &p.dependents)
                         .iter()
-                        .any(|&d| self.nodes[d].life.phase() != Phase::Done)
+                        .any(|&d| matches!(self.nodes[d].life, Life::Waiting | Life::Queued))
             })
             .collect();
         if stale.is_empty() {

@@ -327,6 +327,14 @@ fn run(spec: Spec) {
     let unfinished: Vec<TaskId> =
         plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
     assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
+    // Nothing failed and nothing was interrupted: nothing is blocked either (the engine never gives up on a task it
+    // could have run).
+    let failed = model.seen.iter().any(|s| matches!(s, Seen::Done(o) if o.is_failure() || *o == Outcome::Cancelled));
+    if signals == 0 && !failed {
+        let blocked: Vec<usize> =
+            (0..n).filter(|&t| matches!(model.seen[t], Seen::Done(Outcome::Blocked(_)))).collect();
+        assert!(blocked.is_empty(), "blocked though nothing failed: {blocked:?}");
+    }
     if watch.is_none() {
         // A service runs only for a task that runs: if every task that needs it was up to date (through the
         // services that need it, too), it was never started.

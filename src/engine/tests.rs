@@ -928,3 +928,40 @@ fn an_interactive_task_ended_by_ctrl_c_interrupts_the_run_as_ctrl_c_to_irun_woul
     );
     assert!(matches!(sim.outcome("ask"), Some(Outcome::Failed(_))));
 }
+
+#[test]
+fn a_service_able_to_start_behind_a_service_lets_its_needers_decide() {
+    // `s` needs `s0` (not started: nothing wants it yet) and `x` (being checked). Once `x` is up to date, `s` can
+    // start as soon as something wants it: `t` must get to decide, and it runs.
+    let toml = "[tasks.x]\ncmd = \"x\"\n[tasks.s0]\ncmd = \"a\"\ndaemon = true\n\
+                [tasks.s]\ncmd = \"b\"\ndaemon = true\ndeps = [\"s0\", \"x\"]\n[tasks.t]\ncmd = \"t\"\ndeps = [\"s\"]\n";
+    let mut sim = Sim::new(toml, &["t"], 4, None);
+    sim.up_to_date(&["x"]);
+    let effects = sim.start();
+    assert_eq!(spawned(&sim, &effects), ["s0"], "t will run, so s is wanted, so s0 is");
+    sim.started("s0");
+    let effects = sim.ready("s0");
+    assert_eq!(spawned(&sim, &effects), ["s"]);
+    sim.started("s");
+    let effects = sim.ready("s");
+    assert_eq!(spawned(&sim, &effects), ["t"]);
+    sim.run_ok("t");
+    assert_eq!(sim.outcome("t"), Some(Outcome::Ok));
+}
+
+#[test]
+fn a_setup_task_is_not_run_again_under_a_task_already_running_against_the_old_instance() {
+    // `tests` already runs when db comes back: createdb running again now would not be before it.
+    let mut sim = Sim::new(CREATEDB, &["tests"], 4, None);
+    sim.start();
+    sim.started("db");
+    sim.ready("db");
+    sim.run_ok("slow");
+    sim.run_ok("createdb");
+    sim.started("tests");
+    sim.exit("db", 1);
+    sim.started("db");
+    let effects = sim.ready("db");
+    assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
+    assert_eq!(sim.outcome("createdb"), Some(Outcome::Ok));
+}

@@ -81,17 +81,31 @@ pub(crate) fn port_refs(text: &str) -> Vec<(usize, &str)> {
 
 /// Expand `text`, looking each name up with `lookup`.
 pub(crate) fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
-    expand_with(text, lookup, false)
+    expand_with(text, lookup, Pass::Load { again: false })
+}
+
+/// As [`expand`], for a value irun expands again as the task starts (an `env` value): `$${IRUN_...}` stays escaped
+/// until then, so that it still writes a literal `${IRUN_...}`.
+pub(crate) fn expand_before_start(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+    expand_with(text, lookup, Pass::Load { again: true })
+}
+
+/// Which expansion this is: at load (and whether the value is expanded again as the task starts), or as it starts.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    Load { again: bool },
+    Start,
 }
 
 /// As a task starts: expand the `${IRUN_...}` references that [`expand`] left (in a command run without a shell,
 /// nothing else would), from the task's environment. One that is not set, without a default, is left as written.
 pub(crate) fn expand_irun(text: &str, env: &[(String, String)]) -> String {
     let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    expand_with(text, &lookup, true).unwrap_or_else(|_| text.to_string())
+    expand_with(text, &lookup, Pass::Start).unwrap_or_else(|_| text.to_string())
 }
 
-fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, irun: bool) -> Result<String, Problem> {
+fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, pass: Pass) -> Result<String, Problem> {
+    let irun = pass == Pass::Start;
     if !text.contains("${") {
         return Ok(text.to_string());
     }
@@ -103,7 +117,9 @@ fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, irun: bool) 
         let at = offset + i;
         let after = &rest[i..];
         if let Some(escaped) = after.strip_prefix("$${") {
-            out.push_str("${");
+            // Kept for the expansion at start, which undoes it.
+            let keep = pass == (Pass::Load { again: true }) && escaped.starts_with("IRUN_");
+            out.push_str(if keep { "$${" } else { "${" });
             rest = escaped;
             offset = at + 3;
             continue;
@@ -114,16 +130,23 @@ fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, irun: bool) 
             offset = at + 1;
             continue;
         }
-        let body_start = 2;
-        let Some(close) = after.find('}') else { return Err(Problem::Malformed { at }) };
-        let body = &after[body_start..close];
-        let (name, default) = match body.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (body, None),
-        };
-        if !is_name(name) {
+        let reference = after.find('}').map(|close| {
+            let body = &after[2..close];
+            match body.split_once(":-") {
+                Some((name, default)) => (close, name, Some(default)),
+                None => (close, body, None),
+            }
+        });
+        let Some((close, name, default)) = reference.filter(|(_, name, _)| is_name(name)) else {
+            if irun {
+                // As a task starts, what is not a reference was a literal `${` (load found no fault in it).
+                out.push('$');
+                rest = &after[1..];
+                offset = at + 1;
+                continue;
+            }
             return Err(Problem::Malformed { at });
-        }
+        };
         if name.starts_with("IRUN_") != irun {
             out.push_str(&after[..=close]);
         } else {

@@ -100,7 +100,7 @@ impl<L: Launcher> Driver<'_, L> {
     }
 
     /// `IRUN_PORT` for a service's own chosen port, and `IRUN_PORT_<NAME>` for it and for every service with a
-    /// chosen port that the task depends on (directly, or through other tasks and groups).
+    /// chosen port that the task needs (depends on directly or through groups).
     fn port_env(&self, task: TaskId, own: Option<u16>) -> Vec<(String, String)> {
         let mut env = Vec::new();
         if let Some(port) = own {
@@ -120,7 +120,10 @@ impl<L: Launcher> Driver<'_, L> {
             if let Some(port) = self.ports.get(name) {
                 env.push((port_variable(name), port.to_string()));
             }
-            stack.extend(plan[i].deps.iter().copied());
+            // Only the services it needs (up while it runs): through groups, not through other tasks.
+            if i == task || plan[i].kind == crate::config::TaskKind::Group {
+                stack.extend(plan[i].deps.iter().copied());
+            }
         }
         env
     }

@@ -472,6 +472,18 @@ mod tests {
     }
 
     #[test]
+    fn an_escaped_port_reference_in_env_stays_literal_and_the_others_are_read() {
+        let t = task(
+            "[tasks.web]\ncmd = \"serve\"\ndaemon = true\nport = \"auto\"\n\
+             env = { A = \"$${IRUN_PORT_WEB} ${IRUN_PORT_WEB} $${1} $${HOME}\" }\n",
+        );
+        let env =
+            vec![("IRUN_PORT".to_string(), "4242".to_string()), ("IRUN_PORT_WEB".to_string(), "4242".to_string())];
+        let launch = prepare(&t, &env, Some(4242)).unwrap();
+        assert!(launch.env.contains(&("A".into(), "${IRUN_PORT_WEB} 4242 ${1} ${HOME}".into())), "{:?}", launch.env);
+    }
+
+    #[test]
     fn a_string_command_is_left_to_its_shell() {
         let t = task("[tasks.t]\ncmd = \"echo ${IRUN_CHANGED_PATHS:-none}\"\ntimeout = \"2s\"\n");
         let launch = prepare(&t, &[], None).unwrap();

@@ -143,8 +143,12 @@ unsafe fn clone_child(
         if pid >= 0 {
             return pid;
         }
-        // Not here (an older kernel, another architecture): the child joins its cgroup itself, from now on.
-        vfork.no_clone3.store(true, Ordering::Relaxed);
+        // Not here (an older kernel, another architecture): the child joins its cgroup itself, from now on. (Any
+        // other error, such as a cgroup's process limit, is for this child alone: it joins by itself this time.)
+        let refused = io::Error::last_os_error().raw_os_error();
+        if matches!(refused, Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL)) {
+            vfork.no_clone3.store(true, Ordering::Relaxed);
+        }
         plan.cgroup = c.procs;
     }
     // The stack grows down from its (16-byte aligned) top.

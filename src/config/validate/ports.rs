@@ -1,6 +1,7 @@
 //! `${IRUN_PORT…}` references, checked once every task is known: each must name a port the task gets. A service
-//! with `port = "auto"` (or `tcp = "auto"`) gets `IRUN_PORT`; it and every task after it (directly, or through
-//! other tasks and groups) get `IRUN_PORT_<NAME>`. A misspelt name would otherwise reach the task as written.
+//! with `port = "auto"` (or `tcp = "auto"`) gets `IRUN_PORT`; it and every task that needs it (depends on it
+//! directly or through groups, so that it is up while the task runs) get `IRUN_PORT_<NAME>`. A misspelt name would
+//! otherwise reach the task as written.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -46,6 +47,7 @@ impl Validator<'_> {
             let list: Vec<&str> = gets.iter().map(String::as_str).collect();
             format!("task `{}` gets {}", task.name, list.join(", "))
         };
+        let help = format!("{help} (a task gets the ports of the services it depends on, directly or through groups)");
         self.err(span, format!("`{name}` is not a port task `{}` gets{hint}", task.name)).with_help(help)
     }
 }
@@ -60,7 +62,7 @@ fn value_spans(task: &RawTask) -> Vec<Range<usize>> {
 }
 
 /// The port variables task `k` gets: its own (a service with a chosen port) and those of the services with a
-/// chosen port it depends on, transitively.
+/// chosen port it needs (its deps, looking through groups).
 fn ports_of(k: usize, tasks: &[Task], index: &HashMap<&str, usize>) -> BTreeSet<String> {
     let mut gets = BTreeSet::new();
     if tasks[k].service().is_some_and(|s| s.auto_port) {
@@ -75,7 +77,9 @@ fn ports_of(k: usize, tasks: &[Task], index: &HashMap<&str, usize>) -> BTreeSet<
         if tasks[i].service().is_some_and(|s| s.auto_port) {
             gets.insert(port_variable(&tasks[i].name));
         }
-        stack.extend(tasks[i].deps.iter().filter_map(|d| index.get(d.name.as_str()).copied()));
+        if i == k || tasks[i].is_group() {
+            stack.extend(tasks[i].deps.iter().filter_map(|d| index.get(d.name.as_str()).copied()));
+        }
     }
     gets
 }

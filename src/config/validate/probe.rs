@@ -49,8 +49,9 @@ impl Validator<'_> {
 
     /// The one probe given, and how often it is tried unless `interval` says otherwise.
     fn check(&self, raw: &RawReady, vars: &Layers) -> Result<(Check, Duration), Diagnostic> {
+        // Read again as the service starts, for the ports chosen then: `$${IRUN_...}` stays escaped till then.
         let text = |v: &At<String>, key: &str| -> Result<At<String>, Diagnostic> {
-            Ok(At::new(v.span(), self.expand(v.get(), v.span(), key, vars)?))
+            Ok(At::new(v.span(), self.expand_by(env::expand_before_start, v.get(), v.span(), key, vars)?))
         };
         if let Some(tcp) = &raw.tcp {
             let value = self.expand_value(tcp, "ready.tcp", vars)?;
@@ -116,6 +117,16 @@ impl Validator<'_> {
         let refs = env::port_refs(text.get());
         if refs.is_empty() {
             return Ok(None);
+        }
+        // irun reads the text, not a shell: only `${...}` is a reference there.
+        if let Some((_, name)) = refs.iter().find(|(at, _)| !text.get()[..*at].ends_with("${")) {
+            let written = self.source.text.get(text.span()).unwrap_or_default();
+            let span = written
+                .find(&format!("${name}"))
+                .map_or(text.span(), |i| text.span().start + i..text.span().start + i + name.len() + 1);
+            return Err(self
+                .err(span, format!("`${name}` in `ready.{key}` is not read as a port"))
+                .with_help(format!("write `${{{name}}}`, with braces")));
         }
         let stand_in: Vec<(String, String)> = refs.iter().map(|(_, n)| (n.to_string(), "65535".to_string())).collect();
         parse(&At::new(text.span(), env::expand_irun(text.get(), &stand_in)))?;

@@ -166,6 +166,10 @@ fn a_probe_may_name_the_chosen_port_and_is_still_checked_at_load() {
     );
     assert!(matches!(later("{ tcp = \"${IRUN_PORT}\" }").unwrap(), Check::Later { key: "tcp", .. }));
     assert!(matches!(later("{ log = \"listening on :${IRUN_PORT}\" }").unwrap(), Check::Later { key: "log", .. }));
+    // irun reads a probe's text itself: only `${IRUN_PORT}` is a reference there.
+    let err = later("{ http = \"http://127.0.0.1:$IRUN_PORT/\" }").unwrap_err();
+    assert!(err.message.contains("`$IRUN_PORT` in `ready.http` is not read as a port"), "{err}");
+    assert_eq!(err.help.as_deref(), Some("write `${IRUN_PORT}`, with braces"));
     // The rest of the text is checked with a stand-in port.
     let err = later("{ http = \"https://127.0.0.1:${IRUN_PORT}/\" }").unwrap_err();
     assert!(err.message.contains("only http:// URLs can be probed"), "{err}");
@@ -181,7 +185,7 @@ fn a_port_name_a_task_does_not_get_is_an_error_naming_those_it_gets() {
     let err = parse_str(&toml).unwrap_err();
     assert!(err.message.contains("`IRUN_PORT_DBB` is not a port task `tests` gets"), "{err}");
     assert!(err.message.contains("did you mean `IRUN_PORT_DB`"), "{err}");
-    assert_eq!(err.help.as_deref(), Some("task `tests` gets IRUN_PORT_DB"));
+    assert!(err.help.as_deref().unwrap().starts_with("task `tests` gets IRUN_PORT_DB"), "{err}");
     let (_, span) = err.location.clone().unwrap();
     assert_eq!(&toml[span], "IRUN_PORT_DBB");
     // IRUN_PORT is a service's own: a task after it has only IRUN_PORT_DB.
@@ -190,12 +194,18 @@ fn a_port_name_a_task_does_not_get_is_an_error_naming_those_it_gets() {
     // A task that gets no port is told how to get one.
     let err = parse_str("[tasks.t]\ncmd = \"echo ${IRUN_PORT_WEB}\"\n").unwrap_err();
     assert!(err.help.unwrap().contains("gets no chosen port"));
-    // Through a task and a group, and `$$` escapes: fine.
+    // Through a group, and `$$` escapes: fine.
     let ok = format!(
-        "{DB}[tasks.mk]\ncmd = \"x\"\ndeps = [\"db\"]\n[tasks.g]\ndeps = [\"mk\"]\n\
-         [tasks.t]\ncmd = \"echo ${{IRUN_PORT_DB}} $${{IRUN_PORT_X}}\"\ndeps = [\"g\"]\n"
+        "{DB}[tasks.g]\ndeps = [\"db\"]\n[tasks.outer]\ndeps = [\"g\"]\n\
+         [tasks.t]\ncmd = \"echo ${{IRUN_PORT_DB}} $${{IRUN_PORT_X}}\"\ndeps = [\"outer\"]\n"
     );
     parse_str(&ok).unwrap_or_else(|e| panic!("{e}"));
+    // Through another task: db may be stopped (or never started) by the time `t` runs.
+    let through_task = format!(
+        "{DB}[tasks.mk]\ncmd = \"x\"\ndeps = [\"db\"]\n[tasks.t]\ncmd = \"echo ${{IRUN_PORT_DB}}\"\ndeps = [\"mk\"]\n"
+    );
+    let err = parse_str(&through_task).unwrap_err();
+    assert!(err.message.contains("`IRUN_PORT_DB` is not a port task `t` gets"), "{err}");
 }
 
 #[test]

@@ -18,7 +18,19 @@ impl Validator<'_> {
         key: &str,
         vars: &Layers,
     ) -> Result<String, Diagnostic> {
-        env::expand(text, &|name| vars.get(name)).map_err(|problem| {
+        self.expand_by(env::expand, text, span, key, vars)
+    }
+
+    /// As [`Validator::expand`], with `how` to expand.
+    pub(super) fn expand_by(
+        &self,
+        how: fn(&str, &dyn Fn(&str) -> Option<String>) -> Result<String, Problem>,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        vars: &Layers,
+    ) -> Result<String, Diagnostic> {
+        how(text, &|name| vars.get(name)).map_err(|problem| {
             // Point at the reference itself when it is written as is in the file (no escapes before it).
             let written = self.source.text.get(span.clone()).unwrap_or_default();
             let at = |needle: &str| {
@@ -126,7 +138,8 @@ impl Validator<'_> {
             if value.contains('\0') {
                 return Err(self.err(v.span(), format!("environment variable `{k}` contains a NUL byte")));
             }
-            let value = self.expand(&value, v.span(), &format!("env.{k}"), vars)?;
+            // Expanded again as the task starts (for the ports chosen then): `$${IRUN_...}` stays escaped till then.
+            let value = self.expand_by(env::expand_before_start, &value, v.span(), &format!("env.{k}"), vars)?;
             out.push((k.clone(), value));
         }
         Ok(out)

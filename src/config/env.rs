@@ -90,6 +90,9 @@ pub(crate) fn expand_before_start(text: &str, lookup: &dyn Fn(&str) -> Option<St
     expand_with(text, lookup, Pass::Load { again: true })
 }
 
+/// A way to expand a value at load: [`expand`] or [`expand_before_start`].
+pub(crate) type Expansion = fn(&str, &dyn Fn(&str) -> Option<String>) -> Result<String, Problem>;
+
 /// Which expansion this is: at load (and whether the value is expanded again as the task starts), or as it starts.
 #[derive(Clone, Copy, PartialEq)]
 enum Pass {

@@ -116,6 +116,41 @@ struct Model {
     checking_cycle: bool,
 }
 
+/// What must hold once the run is over.
+fn check_end(plan: &Plan, model: &Model, signals: usize, watch: bool) {
+    assert!(model.alive.iter().all(|a| !a), "the run ended with live instances: {:?}", model.alive);
+    assert_eq!(model.spawns, model.ends, "every spawned instance ends exactly once");
+    assert_eq!(model.holders, 0);
+    let unfinished: Vec<TaskId> =
+        plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
+    assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
+    // Nothing failed and nothing was interrupted: nothing is blocked either (the engine never gives up on a task it
+    // could have run).
+    let failed = model.seen.iter().any(|s| matches!(s, Seen::Done(o) if o.is_failure() || *o == Outcome::Cancelled));
+    if signals == 0 && !failed {
+        let blocked: Vec<usize> =
+            (0..plan.len()).filter(|&t| matches!(model.seen[t], Seen::Done(Outcome::Blocked(_)))).collect();
+        assert!(blocked.is_empty(), "blocked though nothing failed: {blocked:?}");
+    }
+    if !watch {
+        // A service runs only for a task that runs: if every task that needs it was up to date (through the
+        // services that need it, too), it was never started.
+        fn idle(plan: &Plan, model: &Model, s: TaskId) -> bool {
+            !plan[s].foreground
+                && plan[s].needers.iter().all(|&n| match plan[n].kind {
+                    TaskKind::Service => idle(plan, model, n),
+                    _ => model.seen[n.index()] == Seen::Done(Outcome::UpToDate),
+                })
+        }
+        for &s in plan.order.iter().filter(|&&s| plan[s].kind == TaskKind::Service) {
+            assert!(
+                !(idle(plan, model, s) && model.started[s.index()]),
+                "{s:?} started though nothing that needs it ran"
+            );
+        }
+    }
+}
+
 impl Model {
     fn satisfied(&self, dep: usize, dependent: usize) -> bool {
         let service = self.plan[id(dep)].kind == TaskKind::Service;
@@ -321,37 +356,7 @@ fn run(spec: Spec) {
         let effects = engine.handle(input);
         feed(&mut engine, &mut model, effects, &mut next);
     }
-    assert!(model.alive.iter().all(|a| !a), "the run ended with live instances: {:?}", model.alive);
-    assert_eq!(model.spawns, model.ends, "every spawned instance ends exactly once");
-    assert_eq!(model.holders, 0);
-    let unfinished: Vec<TaskId> =
-        plan.order.iter().copied().filter(|&i| !matches!(model.seen[i.index()], Seen::Done(_))).collect();
-    assert!(unfinished.is_empty(), "tasks never finished: {unfinished:?}");
-    // Nothing failed and nothing was interrupted: nothing is blocked either (the engine never gives up on a task it
-    // could have run).
-    let failed = model.seen.iter().any(|s| matches!(s, Seen::Done(o) if o.is_failure() || *o == Outcome::Cancelled));
-    if signals == 0 && !failed {
-        let blocked: Vec<usize> =
-            (0..n).filter(|&t| matches!(model.seen[t], Seen::Done(Outcome::Blocked(_)))).collect();
-        assert!(blocked.is_empty(), "blocked though nothing failed: {blocked:?}");
-    }
-    if watch.is_none() {
-        // A service runs only for a task that runs: if every task that needs it was up to date (through the
-        // services that need it, too), it was never started.
-        fn idle(plan: &Plan, model: &Model, s: TaskId) -> bool {
-            !plan[s].foreground
-                && plan[s].needers.iter().all(|&n| match plan[n].kind {
-                    TaskKind::Service => idle(plan, model, n),
-                    _ => model.seen[n.index()] == Seen::Done(Outcome::UpToDate),
-                })
-        }
-        for &s in plan.order.iter().filter(|&&s| plan[s].kind == TaskKind::Service) {
-            assert!(
-                !(idle(&plan, &model, s) && model.started[s.index()]),
-                "{s:?} started though nothing that needs it ran"
-            );
-        }
-    }
+    check_end(&plan, &model, signals, watch.is_some());
 }
 
 impl Model {

@@ -24,7 +24,7 @@ impl Validator<'_> {
     /// As [`Validator::expand`], with `how` to expand.
     pub(super) fn expand_by(
         &self,
-        how: fn(&str, &dyn Fn(&str) -> Option<String>) -> Result<String, Problem>,
+        how: env::Expansion,
         text: &str,
         span: Range<usize>,
         key: &str,

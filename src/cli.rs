@@ -23,6 +23,7 @@ Examples:
   irun list                 describe every task
   irun explain setup        why setup would run, or that it is up to date
   irun -B                   run everything, up to date or not
+  irun --rerun test         run test even if it is up to date (its deps only if they are not)
   irun graph --dot | dot -Tsvg > graph.svg
   irun --junit report.xml   also write a JUnit report for CI
   irun completions zsh      shell completions
@@ -81,6 +82,11 @@ pub(crate) struct RunArgs {
     /// Run every selected task, even those that are up to date
     #[arg(short = 'B', long = "force")]
     pub(crate) force: bool,
+
+    /// Run the named targets (a group: the tasks it gathers) even if they are up to date; their deps run only if
+    /// they are not [default targets: `default` in Irun.toml]
+    #[arg(long, conflicts_with = "force")]
+    pub(crate) rerun: bool,
 
     /// Say why each task runs (or is skipped as up to date) as the run goes
     #[arg(long)]
@@ -156,6 +162,7 @@ const RUN_ONLY: &[(&str, &str)] = &[
     ("keep_going", "-k/--keep-going"),
     ("dry_run", "-n/--dry-run"),
     ("force", "-B/--force"),
+    ("rerun", "--rerun"),
     ("explain", "--explain"),
     ("watch", "-w/--watch"),
     ("debounce", "--debounce"),

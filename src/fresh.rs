@@ -40,6 +40,8 @@ pub(crate) struct Checker {
     pub(crate) state: State,
     filter: Filter,
     force: bool,
+    /// `--rerun`: tasks that run even if up to date, until they have started once.
+    rerun: HashSet<String>,
     /// Services' fingerprints in this run: taken when each starts (or when first asked, for `explain`).
     services: RefCell<HashMap<String, String>>,
     /// The project's folder and the folders above it (device, inode): a link to one of them is not followed.
@@ -56,10 +58,17 @@ impl Checker {
             state,
             filter: Filter::new(root, &[]),
             force,
+            rerun: HashSet::new(),
             services: RefCell::new(HashMap::new()),
             above,
         };
         (checker, warning)
+    }
+
+    /// `--rerun`: these tasks run even if they are up to date, the first time each is checked and started.
+    pub(crate) fn with_rerun(mut self, tasks: impl IntoIterator<Item = String>) -> Checker {
+        self.rerun = tasks.into_iter().collect();
+        self
     }
 
     /// Decide whether `task` runs. `dep_ran` names a dep that ran in this invocation, if any (services do not
@@ -84,6 +93,9 @@ impl Checker {
         let run = |why: RunReason| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
             return run(RunReason::Forced);
+        }
+        if self.rerun.contains(&task.name) {
+            return run(RunReason::Rerun);
         }
         if task.process().is_some_and(|p| p.always_run) {
             return run(RunReason::AlwaysRun);
@@ -155,6 +167,8 @@ impl Checker {
 
     /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
     pub(crate) fn started(&mut self, task: &Task) {
+        // `--rerun` asked for one run: later cycles (watch mode) decide as usual.
+        self.rerun.remove(&task.name);
         self.state.mark_unfinished(&task.name);
     }
 

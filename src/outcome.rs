@@ -145,6 +145,8 @@ pub(crate) enum RunReason {
     NoSources,
     /// `--force`.
     Forced,
+    /// `--rerun`: it was named (or gathered by a group that was).
+    Rerun,
     /// `always_run = true`.
     AlwaysRun,
     NeverRan,

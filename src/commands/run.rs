@@ -18,6 +18,9 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
     let request = args.request();
     let Prepared { config, plan, jobs, shard } = request::plan(config, &request)?;
     let (checker, warning) = fresh::Checker::new(&config.root, args.force);
+    // `--rerun`: the targets, a group standing for the tasks it gathers.
+    let rerun = if args.rerun { plan.through_groups(&plan.targets, |p| &p.deps) } else { Vec::new() };
+    let checker = checker.with_rerun(rerun.into_iter().map(|i| config.tasks[i].name.clone()));
     if args.dry_run {
         if let Some(w) = &warning {
             eprintln!("irun: warning: {w}; every task would run");

@@ -218,6 +218,7 @@ fn run_reason(r: &RunReason) -> Value {
         RunReason::Service => ("service", None),
         RunReason::NoSources => ("no_sources", None),
         RunReason::Forced => ("forced", None),
+        RunReason::Rerun => ("rerun", None),
         RunReason::AlwaysRun => ("always_run", None),
         RunReason::NeverRan => ("never_ran", None),
         RunReason::LastUnfinished => ("last_unfinished", None),

@@ -163,6 +163,7 @@ pub(crate) fn run_reason(r: &RunReason) -> String {
         RunReason::Service => "services always run".to_string(),
         RunReason::NoSources => "it has no `sources`, so it always runs".to_string(),
         RunReason::Forced => "forced (--force)".to_string(),
+        RunReason::Rerun => "asked for with --rerun".to_string(),
         RunReason::AlwaysRun => "`always_run = true`".to_string(),
         RunReason::NeverRan => "never ran".to_string(),
         RunReason::LastUnfinished => "last run did not finish".to_string(),

@@ -165,6 +165,32 @@ fn force_runs_everything() {
 }
 
 #[test]
+fn rerun_runs_the_named_targets_and_only_the_deps_that_are_not_up_to_date() {
+    let p = Project::new(&format!("{PIPELINE}\n[tasks.all]\ndeps = [\"use\"]\n"));
+    p.file("src/a.txt", "a\n");
+    run_ok(&p, &["use"]);
+    let out = run_ok(&p, &["--rerun", "--explain", "use"]);
+    assert!(out.stdout.contains("use * will run: asked for with --rerun"), "{out:?}");
+    assert!(out.stdout.contains("gen * up to date"), "{out:?}");
+    assert_eq!((runs(&p, "gen.log"), runs(&p, "use.log")), (1, 2));
+    // A group named with --rerun stands for the tasks it gathers; the JSON reason says it was asked for.
+    let out = run_ok(&p, &["--rerun", "--explain", "--json", "all"]);
+    let reason = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["kind"] == "will_run" && e["task"] == "use")
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(reason["reason"], "rerun", "{reason}");
+    assert_eq!((runs(&p, "gen.log"), runs(&p, "use.log")), (1, 3));
+    let dry = run_ok(&p, &["-n", "--rerun", "use"]);
+    assert!(dry.stdout.contains("wave 1: gen (up to date)") && dry.stdout.contains("wave 2: use\n"), "{dry:?}");
+    // -B still means everything.
+    run_ok(&p, &["-B", "use"]);
+    assert_eq!((runs(&p, "gen.log"), runs(&p, "use.log")), (2, 4));
+}
+
+#[test]
 fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
     let p = pipeline();
     run_ok(&p, &["use"]);

@@ -11,11 +11,17 @@ use crate::report::text;
 pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask<Option<Verdict>>) -> String {
     let idle = crate::fresh::not_started(plan, verdicts);
     let mut out = String::new();
+    // Groups run nothing: they are counted apart.
+    let groups = plan.order.iter().filter(|&&i| plan[i].kind == TaskKind::Group).count();
+    let tasks = plan.order.len() - groups;
+    let grouped = match groups {
+        0 => String::new(),
+        n => format!(" and {n} group{}", plural(n)),
+    };
     let _ = writeln!(
         out,
-        "plan: {} task{} in {} wave{}, up to {jobs} at a time (dry run: nothing is started)",
-        plan.order.len(),
-        plural(plan.order.len()),
+        "plan: {tasks} task{}{grouped} in {} wave{}, up to {jobs} at a time (dry run: nothing is started)",
+        plural(tasks),
         plan.waves.len(),
         plural(plan.waves.len())
     );
@@ -32,7 +38,11 @@ pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask
                     (TaskKind::Service, Some(svc)) => {
                         let until = if plan[i].foreground { ", kept in the foreground" } else { "" };
                         match &svc.ready {
-                            Some(p) => format!("{} (service, ready when {}{until})", task.name, text::check(&p.check)),
+                            Some(p) => format!(
+                                "{} (service, ready once irun sees {}{until})",
+                                task.name,
+                                text::check(&p.check)
+                            ),
                             None => format!("{} (service, ready once started{until})", task.name),
                         }
                     }

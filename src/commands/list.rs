@@ -30,7 +30,7 @@ fn plain(config: &Config, color: bool) -> String {
         }
         if let Some(svc) = t.service() {
             match &svc.ready {
-                Some(p) => extra.push(format!("ready when {}", crate::report::text::check(&p.check))),
+                Some(p) => extra.push(format!("ready once irun sees {}", crate::report::text::check(&p.check))),
                 None => extra.push("ready once started".into()),
             }
         }

@@ -15,7 +15,7 @@ pub(crate) fn check(check: &Check) -> String {
         },
         Check::Exec(cmd) => format!("`{cmd}` exiting 0"),
         Check::Log(re) => format!("a line of output matching `{}`", re.0.as_str()),
-        Check::AutoTcp => "a port chosen as it starts (IRUN_PORT) accepting connections".to_string(),
+        Check::AutoTcp => "the free port chosen for it as it starts (IRUN_PORT) accepting connections".to_string(),
         Check::Later { key: "tcp", text, .. } => format!("{text} accepting connections"),
         Check::Later { key: "http", text, status: Some(s) } => format!("{text} answering {s}"),
         Check::Later { key: "http", text, .. } => format!("{text} answering 2xx or 3xx"),

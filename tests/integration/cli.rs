@@ -40,7 +40,7 @@ fn list_describes_tasks_kinds_deps_and_default() {
         lines[1].starts_with("server") && lines[1].contains("service") && lines[1].contains("deps: setup"),
         "{out:?}"
     );
-    assert!(lines[1].contains("ready when port 1 on 127.0.0.1 or ::1 accepting connections"), "{out:?}");
+    assert!(lines[1].contains("ready once irun sees port 1 on 127.0.0.1 or ::1 accepting connections"), "{out:?}");
     assert!(lines[3].starts_with("all") && lines[3].contains("group"), "{out:?}");
     assert!(out.stdout.contains("default: all"), "{out:?}");
 }
@@ -99,14 +99,28 @@ fn graph_escapes_awkward_names() {
 }
 
 #[test]
+fn dry_run_counts_tasks_and_services_but_not_groups() {
+    let p = Project::new(
+        "[tasks.a]\ncmd = \"true\"\n[tasks.svc]\ncmd = \"sleep 9\"\ndaemon = true\n[tasks.b]\ncmd = \"true\"\ndeps = [\"svc\"]\n",
+    );
+    let out = p.irun().args(["-n", "a", "b"]).run();
+    assert!(out.stdout.starts_with("plan: 3 tasks in 2 waves,"), "{out:?}");
+    let p = Project::new("[tasks.a]\ncmd = \"true\"\n[tasks.g]\ndeps = [\"a\"]\n[tasks.h]\ndeps = [\"g\"]\n");
+    let out = p.irun().args(["-n", "h"]).run();
+    assert!(out.stdout.starts_with("plan: 1 task and 2 groups in 3 waves,"), "{out:?}");
+}
+
+#[test]
 fn dry_run_prints_waves_and_starts_nothing() {
     let p = Project::new(SUITE);
     let out = p.irun().args(["--dry-run"]).run();
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("4 tasks in 4 waves"), "{out:?}");
+    assert!(out.stdout.contains("3 tasks and 1 group in 4 waves"), "{out:?}");
     assert!(out.stdout.contains("wave 1: setup\n"), "{out:?}");
     assert!(
-        out.stdout.contains("wave 2: server (service, ready when port 1 on 127.0.0.1 or ::1 accepting connections)"),
+        out.stdout.contains(
+            "wave 2: server (service, ready once irun sees port 1 on 127.0.0.1 or ::1 accepting connections)"
+        ),
         "{out:?}"
     );
     assert!(out.stdout.contains("wave 3: client\n"), "{out:?}");

@@ -57,7 +57,12 @@ fn the_chosen_port_is_shown_when_the_service_starts() {
     let port = line.rsplit("port ").next().unwrap().trim_end_matches(')');
     assert!(out.stdout.contains(&format!("a fetched from port {port}")), "{out:?}");
     let listing = p.irun().args(["list"]).run();
-    assert!(listing.stdout.contains("a port chosen as it starts (IRUN_PORT)"), "{listing:?}");
+    assert!(
+        listing.stdout.contains(
+            "ready once irun sees the free port chosen for it as it starts (IRUN_PORT) accepting connections"
+        ),
+        "{listing:?}"
+    );
 }
 
 #[test]

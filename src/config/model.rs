@@ -321,10 +321,19 @@ impl Task {
         self.process().map_or(&[], |p| &p.outputs)
     }
 
-    /// Whether `other` does exactly what this task does: the same name, deps, kind and settings. Its description and
-    /// place in the file do not count.
+    /// Whether `other` does exactly what this task does: the same name, deps, kind and settings. What only changes
+    /// how it is shown (its description, `output`) and its place in the file do not count.
     pub(crate) fn same_definition(&self, other: &Task) -> bool {
-        self.name == other.name && self.deps == other.deps && self.kind == other.kind
+        let shown_alike = |t: &Task| {
+            let mut kind = t.kind.clone();
+            if let Kind::Task { process, .. } = &mut kind {
+                process.output = OutputPolicy::default();
+            } else if let Kind::Service(s) = &mut kind {
+                s.process.output = OutputPolicy::default();
+            }
+            kind
+        };
+        self.name == other.name && self.deps == other.deps && shown_alike(self) == shown_alike(other)
     }
 }
 

@@ -208,6 +208,33 @@ ready = {{ tcp = {port} }}
 }
 
 #[test]
+fn a_display_only_edit_keeps_a_service_running_and_its_new_output_policy_applies() {
+    let original = r#"default = ["client"]
+
+[tasks.svc]
+cmd = "echo $$ >> svc.pids; while [ ! -e ping ]; do sleep 0.05; done; echo pong; exit 1"
+daemon = true
+description = "v1"
+
+[tasks.client]
+cmd = "echo ok >> client.log"
+deps = ["svc"]
+"#;
+    let p = Project::new(original);
+    let mut run = p.irun().args(["--watch", "--progress", "never"]).spawn();
+    run.wait_for_count(CYCLE_DONE, 1);
+    p.file("Irun.toml", &original.replace("description = \"v1\"", "description = \"v2\"\noutput = \"on-failure\""));
+    run.wait_for_line("irun: Irun.toml changed; no task changed");
+    // The service that carried on follows its new `output`: what it says is held back until it fails.
+    p.file("ping", "");
+    run.wait_for_line("output held back until it failed");
+    run.wait_for_line("| pong");
+    assert_eq!(p.pids("svc.pids").len(), 1, "the service was not restarted: {}", run.printed());
+    assert_eq!(p.count_lines("client.log"), 1, "{}", run.printed());
+    stop(run);
+}
+
+#[test]
 fn a_task_that_writes_its_own_sources_is_named_once() {
     let p = Project::new("[tasks.gen]\ncmd = \"echo x >> gen.txt\"\nsources = [\"gen.txt\"]\n");
     let mut run = p.irun().args(["--watch", "gen"]).spawn();

@@ -37,8 +37,9 @@ impl<W: Write + Send> Terminal<W> {
         for t in tasks {
             if t.quiet {
                 self.quiet.insert(t.name.clone());
-            } else {
-                self.quiet.remove(&t.name);
+            } else if self.quiet.remove(&t.name) {
+                // `output` became live (a reload): what was held back is dropped, what comes next is shown.
+                self.held.remove(&t.name);
             }
             if !self.styles.contains_key(&t.name) {
                 let colour = PALETTE[self.styles.len() % PALETTE.len()];

@@ -39,9 +39,14 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
         )));
     };
     let Some(task) = config.task_mut(taker) else { return Ok(()) };
-    match task.process_mut().map(|p| &mut p.cmd) {
-        Some(Cmd::Argv(argv)) => argv.extend(args.iter().cloned()),
-        Some(Cmd::Shell(line)) => {
+    let Some(process) = task.process_mut() else { return Ok(()) };
+    match &mut process.cmd {
+        Cmd::Argv(argv) => {
+            argv.extend(args.iter().cloned());
+            process.passed += args.len();
+        }
+        // Single-quoted (or plain) words: neither irun nor the shell expands them.
+        Cmd::Shell(line) => {
             // After the command's last word, not after a trailing newline (which would start another command).
             line.truncate(line.trim_end().len());
             for arg in args {
@@ -49,7 +54,6 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
                 line.push_str(&quote(arg));
             }
         }
-        None => {}
     }
     Ok(())
 }
@@ -86,6 +90,7 @@ mod tests {
             c.task("a").unwrap().process().map(|p| p.cmd.clone()),
             Some(Cmd::Argv(args(&["echo", "x", "-k", "it's here"])))
         );
+        assert_eq!(c.task("a").unwrap().process().map(|p| p.passed), Some(2), "the runner leaves these as given");
         assert_eq!(
             c.task("b").unwrap().process().map(|p| p.cmd.clone()),
             Some(Cmd::Shell(r"echo x -k 'it'\''s here' '$HOME' ''".to_string()))

@@ -79,3 +79,19 @@ fn irun_run_runs_a_task_named_like_a_subcommand_with_run_options() {
     assert_eq!(listing.code, 0, "{listing:?}");
     assert!(!listing.stdout.contains("started") && listing.stdout.contains("list"), "`irun list` lists: {listing:?}");
 }
+
+#[test]
+fn arguments_after_dashes_reach_the_task_exactly_as_given() {
+    let p = Project::new(
+        "[tasks.srv]\ncmd = [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"${IRUN_PORT}\"]\n\
+         daemon = true\nready = { tcp = \"auto\" }\n\
+         [tasks.arr]\ncmd = [\"sh\", \"-c\", \"printf '<%s>' \\\"$@\\\"; echo\", \"arr\", \"${IRUN_PORT_SRV}\"]\n\
+         deps = [\"srv\"]\n",
+    );
+    let out =
+        p.irun().args(["--progress", "never", "arr", "--", "${IRUN_PORT}", "${IRUN_PORT_SRV:-x}", "$${IRUN_X}"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let line = out.stdout.lines().find(|l| l.starts_with("arr |")).unwrap_or_default().to_string();
+    assert!(line.ends_with("><${IRUN_PORT}><${IRUN_PORT_SRV:-x}><$${IRUN_X}>"), "{out:?}");
+    assert!(!line.contains("<${IRUN_PORT_SRV}>"), "the command's own reference is still expanded: {out:?}");
+}

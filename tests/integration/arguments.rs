@@ -95,3 +95,21 @@ fn arguments_after_dashes_reach_the_task_exactly_as_given() {
     assert!(line.ends_with("><${IRUN_PORT}><${IRUN_PORT_SRV:-x}><$${IRUN_X}>"), "{out:?}");
     assert!(!line.contains("<${IRUN_PORT_SRV}>"), "the command's own reference is still expanded: {out:?}");
 }
+
+#[test]
+fn explain_and_plan_take_arguments_after_dashes() {
+    let p = Project::new("[tasks.t]\ncmd = \"echo ran\"\nsources = [\"in.txt\"]\n");
+    p.file("in.txt", "x");
+    assert_eq!(p.irun().args(["--progress", "never", "t", "--", "-k", "one"]).run().code, 0);
+    let same = p.irun().args(["explain", "t", "--", "-k", "one"]).run();
+    assert_eq!(same.code, 0, "{same:?}");
+    assert!(same.stdout.contains("t  up to date"), "the same arguments are up to date: {same:?}");
+    let other = p.irun().args(["explain", "t", "--", "-k", "two"]).run();
+    assert_eq!(other.code, 0, "{other:?}");
+    assert!(other.stdout.contains("t  will run"), "other arguments would run it: {other:?}");
+    let plan = p.irun().args(["plan", "--json", "--shards", "1", "t", "--", "-k", "two"]).run();
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let args: Vec<&str> = doc["shards"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.ends_with(&["t", "--", "-k", "two"]), "each shard runs with the arguments: {args:?}");
+}

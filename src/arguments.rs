@@ -5,7 +5,8 @@ use crate::config::{Cmd, Config};
 use crate::diagnostic::Diagnostic;
 
 /// Append `args` to the command of the one non-group task among `targets` (the command line's, or `default`'s when
-/// none were named). Names that are not tasks are left for the planner to report.
+/// none were named); when the targets are all groups, of the one task they hold (through groups inside them). Names
+/// that are not tasks are left for the planner to report.
 pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result<(), Diagnostic> {
     if args.is_empty() {
         return Ok(());
@@ -18,7 +19,12 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
     if named.iter().any(|n| config.task(n).is_none()) {
         return Ok(());
     }
-    let takers: Vec<&String> = named.iter().filter(|n| config.task(n).is_some_and(|t| !t.is_group())).collect();
+    let mut takers: Vec<String> =
+        named.iter().filter(|n| config.task(n).is_some_and(|t| !t.is_group())).cloned().collect();
+    let in_groups = takers.is_empty();
+    if in_groups {
+        takers = held(config, &named);
+    }
     let shown = args.join(" ");
     let [taker] = takers.as_slice() else {
         let message = if takers.is_empty() {
@@ -32,7 +38,12 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
             }
         } else {
             let names = takers.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            format!("arguments after `--` go to one task, but {} targets are tasks: {names}", takers.len())
+            let n = takers.len();
+            if in_groups {
+                format!("arguments after `--` go to one task, but the groups named hold {n} tasks: {names}")
+            } else {
+                format!("arguments after `--` go to one task, but {n} targets are tasks: {names}")
+            }
         };
         return Err(Diagnostic::new(message).with_help(format!(
             "name the one task the arguments are for, e.g. `irun TASK -- {shown}`, and run the others separately"
@@ -58,6 +69,27 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
     Ok(())
 }
 
+/// The tasks (not groups) the groups `named` hold, through the groups inside them, each once.
+fn held(config: &Config, named: &[String]) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    let mut todo: Vec<&str> = named.iter().map(String::as_str).collect();
+    while let Some(name) = todo.pop() {
+        // A name seen before (a group in two places, or a cycle, which the planner reports) is looked at once.
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let Some(task) = config.task(name) else { continue };
+        if task.is_group() {
+            todo.extend(task.deps.iter().rev().map(|d| d.name.as_str()));
+        } else {
+            out.push(task.name.clone());
+        }
+    }
+    out
+}
+
 /// `arg` as one word for `sh`: unchanged when it has nothing the shell would read specially, else single-quoted.
 pub(crate) fn quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-+=.,:/@%^".contains(c);
@@ -79,6 +111,24 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn groups_that_hold_one_task_give_it_the_arguments() {
+        let mut c = config(
+            "default = [\"all\"]\n[tasks.all]\ndeps = [\"inner\", \"inner\"]\n[tasks.inner]\ndeps = [\"t\"]\n\
+             [tasks.t]\ncmd = [\"true\"]\n[tasks.u]\ncmd = [\"true\"]\n[tasks.two]\ndeps = [\"inner\", \"u\"]\n\
+             [tasks.loop]\ndeps = [\"loop2\"]\n[tasks.loop2]\ndeps = [\"loop\", \"t\"]\n",
+        );
+        apply(&mut c, &[], &args(&["1"])).unwrap();
+        apply(&mut c, &args(&["inner", "all"]), &args(&["2"])).unwrap();
+        apply(&mut c, &args(&["loop"]), &args(&["3"])).unwrap();
+        assert_eq!(
+            c.task("t").unwrap().process().map(|p| p.cmd.clone()),
+            Some(Cmd::Argv(args(&["true", "1", "2", "3"])))
+        );
+        let two = apply(&mut c, &args(&["two"]), &args(&["x"])).unwrap_err();
+        assert!(two.render(false).contains("the groups named hold 2 tasks: `t`, `u`"), "{}", two.render(false));
     }
 
     #[test]
@@ -114,8 +164,6 @@ mod tests {
         assert_eq!(c.task("t").unwrap().process().map(|p| p.cmd.clone()), Some(Cmd::Argv(args(&["true", "1", "2"]))));
         let two = apply(&mut c, &args(&["t", "u"]), &args(&["x"])).unwrap_err();
         assert!(two.render(false).contains("2 targets are tasks: `t`, `u`"), "{}", two.render(false));
-        let group = apply(&mut c, &args(&["g"]), &args(&["x"])).unwrap_err();
-        assert!(group.render(false).contains("are groups"), "{}", group.render(false));
         // A misspelt target is the planner's to report (with its suggestions).
         assert!(apply(&mut c, &args(&["tt"]), &args(&["x"])).is_ok());
     }

@@ -51,7 +51,7 @@ fn arguments_need_exactly_one_target_that_is_a_task() {
     assert!(!two.stdout.contains("started"), "nothing ran: {two:?}");
     let group = p.irun().args(["g", "--", "x"]).run();
     assert_eq!(group.code, 2, "{group:?}");
-    assert!(group.stderr.contains("are groups, which run no command"), "{group:?}");
+    assert!(group.stderr.contains("the groups named hold 2 tasks: `a`, `b`"), "{group:?}");
     // A group beside the task, or the `default` target, leaves one task to take them.
     let out = p.irun().args(["--progress", "never", "g", "a", "--", "x"]).run();
     assert_eq!(out.code, 0, "{out:?}");
@@ -112,4 +112,15 @@ fn explain_and_plan_take_arguments_after_dashes() {
     let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
     let args: Vec<&str> = doc["shards"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(args.ends_with(&["t", "--", "-k", "two"]), "each shard runs with the arguments: {args:?}");
+}
+
+#[test]
+fn a_default_group_of_one_task_gives_it_the_arguments() {
+    let p = Project::new(
+        "default = [\"all\"]\n[tasks.all]\ndeps = [\"inner\"]\n[tasks.inner]\ndeps = [\"t\"]\n\
+         [tasks.t]\ncmd = [\"echo\", \"t\"]\n",
+    );
+    let out = p.irun().args(["--progress", "never", "--", "-k", "x"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("t ") && l.ends_with("| t -k x")), "{out:?}");
 }

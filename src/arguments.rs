@@ -5,7 +5,8 @@ use crate::config::{Cmd, Config};
 use crate::diagnostic::Diagnostic;
 
 /// Append `args` to the command of the one non-group task among `targets` (the command line's, or `default`'s when
-/// none were named). Names that are not tasks are left for the planner to report.
+/// none were named); when the targets are all groups, of the one task they hold (through groups inside them). Names
+/// that are not tasks are left for the planner to report.
 pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) -> Result<(), Diagnostic> {
     if args.is_empty() {
         return Ok(());
@@ -18,7 +19,12 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
     if named.iter().any(|n| config.task(n).is_none()) {
         return Ok(());
     }
-    let takers: Vec<&String> = named.iter().filter(|n| config.task(n).is_some_and(|t| !t.is_group())).collect();
+    let mut takers: Vec<String> =
+        named.iter().filter(|n| config.task(n).is_some_and(|t| !t.is_group())).cloned().collect();
+    let in_groups = takers.is_empty();
+    if in_groups {
+        takers = held(config, &named);
+    }
     let shown = args.join(" ");
     let [taker] = takers.as_slice() else {
         let message = if takers.is_empty() {
@@ -32,16 +38,26 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
             }
         } else {
             let names = takers.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            format!("arguments after `--` go to one task, but {} targets are tasks: {names}", takers.len())
+            let n = takers.len();
+            if in_groups {
+                format!("arguments after `--` go to one task, but the groups named hold {n} tasks: {names}")
+            } else {
+                format!("arguments after `--` go to one task, but {n} targets are tasks: {names}")
+            }
         };
         return Err(Diagnostic::new(message).with_help(format!(
             "name the one task the arguments are for, e.g. `irun TASK -- {shown}`, and run the others separately"
         )));
     };
     let Some(task) = config.task_mut(taker) else { return Ok(()) };
-    match task.process_mut().map(|p| &mut p.cmd) {
-        Some(Cmd::Argv(argv)) => argv.extend(args.iter().cloned()),
-        Some(Cmd::Shell(line)) => {
+    let Some(process) = task.process_mut() else { return Ok(()) };
+    match &mut process.cmd {
+        Cmd::Argv(argv) => {
+            argv.extend(args.iter().cloned());
+            process.passed += args.len();
+        }
+        // Single-quoted (or plain) words: neither irun nor the shell expands them.
+        Cmd::Shell(line) => {
             // After the command's last word, not after a trailing newline (which would start another command).
             line.truncate(line.trim_end().len());
             for arg in args {
@@ -49,9 +65,29 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
                 line.push_str(&quote(arg));
             }
         }
-        None => {}
     }
     Ok(())
+}
+
+/// The tasks (not groups) the groups `named` hold, through the groups inside them, each once.
+fn held(config: &Config, named: &[String]) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    let mut todo: Vec<&str> = named.iter().map(String::as_str).collect();
+    while let Some(name) = todo.pop() {
+        // A name seen before (a group in two places, or a cycle, which the planner reports) is looked at once.
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let Some(task) = config.task(name) else { continue };
+        if task.is_group() {
+            todo.extend(task.deps.iter().rev().map(|d| d.name.as_str()));
+        } else {
+            out.push(task.name.clone());
+        }
+    }
+    out
 }
 
 /// `arg` as one word for `sh`: unchanged when it has nothing the shell would read specially, else single-quoted.
@@ -78,6 +114,24 @@ mod tests {
     }
 
     #[test]
+    fn groups_that_hold_one_task_give_it_the_arguments() {
+        let mut c = config(
+            "default = [\"all\"]\n[tasks.all]\ndeps = [\"inner\", \"inner\"]\n[tasks.inner]\ndeps = [\"t\"]\n\
+             [tasks.t]\ncmd = [\"true\"]\n[tasks.u]\ncmd = [\"true\"]\n[tasks.two]\ndeps = [\"inner\", \"u\"]\n\
+             [tasks.loop]\ndeps = [\"loop2\"]\n[tasks.loop2]\ndeps = [\"loop\", \"t\"]\n",
+        );
+        apply(&mut c, &[], &args(&["1"])).unwrap();
+        apply(&mut c, &args(&["inner", "all"]), &args(&["2"])).unwrap();
+        apply(&mut c, &args(&["loop"]), &args(&["3"])).unwrap();
+        assert_eq!(
+            c.task("t").unwrap().process().map(|p| p.cmd.clone()),
+            Some(Cmd::Argv(args(&["true", "1", "2", "3"])))
+        );
+        let two = apply(&mut c, &args(&["two"]), &args(&["x"])).unwrap_err();
+        assert!(two.render(false).contains("the groups named hold 2 tasks: `t`, `u`"), "{}", two.render(false));
+    }
+
+    #[test]
     fn arguments_are_items_of_an_array_command_and_quoted_words_of_a_string_command() {
         let mut c = config("[tasks.a]\ncmd = [\"echo\", \"x\"]\n[tasks.b]\ncmd = \"echo x\"\n");
         apply(&mut c, &args(&["a"]), &args(&["-k", "it's here"])).unwrap();
@@ -86,6 +140,7 @@ mod tests {
             c.task("a").unwrap().process().map(|p| p.cmd.clone()),
             Some(Cmd::Argv(args(&["echo", "x", "-k", "it's here"])))
         );
+        assert_eq!(c.task("a").unwrap().process().map(|p| p.passed), Some(2), "the runner leaves these as given");
         assert_eq!(
             c.task("b").unwrap().process().map(|p| p.cmd.clone()),
             Some(Cmd::Shell(r"echo x -k 'it'\''s here' '$HOME' ''".to_string()))
@@ -109,8 +164,6 @@ mod tests {
         assert_eq!(c.task("t").unwrap().process().map(|p| p.cmd.clone()), Some(Cmd::Argv(args(&["true", "1", "2"]))));
         let two = apply(&mut c, &args(&["t", "u"]), &args(&["x"])).unwrap_err();
         assert!(two.render(false).contains("2 targets are tasks: `t`, `u`"), "{}", two.render(false));
-        let group = apply(&mut c, &args(&["g"]), &args(&["x"])).unwrap_err();
-        assert!(group.render(false).contains("are groups"), "{}", group.render(false));
         // A misspelt target is the planner's to report (with its suggestions).
         assert!(apply(&mut c, &args(&["tt"]), &args(&["x"])).is_ok());
     }

@@ -226,6 +226,9 @@ pub(crate) enum Command {
         /// Tasks to explain [default: `default` in Irun.toml]
         #[arg(value_name = "TARGET")]
         targets: Vec<String>,
+        /// Arguments for the one target that is a task, as a run would be given them
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Print a shell completion script: `irun completions bash > /etc/bash_completion.d/irun`
     Completions {
@@ -257,6 +260,9 @@ pub(crate) enum Command {
         /// Tasks to plan [default: `default` in Irun.toml]
         #[arg(value_name = "TARGET")]
         targets: Vec<String>,
+        /// Arguments for the one target that is a task, as a run would be given them (repeated in each shard's)
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Print the task graph; edges point from a dependency to the task that depends on it
     Graph {

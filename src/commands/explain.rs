@@ -6,8 +6,9 @@ use crate::fresh::{self, Checker, Verdict};
 use crate::report::text;
 use crate::request::{self, Request};
 
-pub(super) fn text(config: Config, targets: &[String], color: bool) -> Result<String, Failure> {
-    let prepared = request::plan(config, &Request { targets: targets.to_vec(), ..Request::default() })?;
+/// `request`: the targets, and the arguments after `--` (which change the command, so whether it is up to date).
+pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<String, Failure> {
+    let prepared = request::plan(config, request)?;
     let (config, plan) = (&prepared.config, &prepared.plan);
     let (checker, warning) = Checker::new(&config.root, false);
     if let Some(w) = warning {

@@ -15,6 +15,7 @@ use std::io::IsTerminal;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::exit::{self, Failure};
+use crate::request::Request;
 
 /// Parse the command line, do what it says, and return the exit code.
 ///
@@ -58,15 +59,20 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             list::text(&config, *json, *names, stdout_color)
         }
         Some(Command::Graph { targets, mermaid, status, .. }) => graph::text(&load(&cli)?, targets, *mermaid, *status)?,
-        Some(Command::Plan { shards, scheme, partition, targets, .. }) => {
+        Some(Command::Plan { shards, scheme, partition, targets, args, .. }) => {
             let file = cli.file.as_ref().map(|f| f.display().to_string());
             let describe = plan::Describe { partition: *partition, shards: *shards, scheme: *scheme, file };
-            plan::json(load(&cli)?, targets, &describe)?
+            plan::json(load(&cli)?, &asked(targets, args), &describe)?
         }
-        Some(Command::Explain { targets }) => explain::text(load(&cli)?, targets, stdout_color)?,
+        Some(Command::Explain { targets, args }) => explain::text(load(&cli)?, &asked(targets, args), stdout_color)?,
     };
     print(&text)?;
     Ok(exit::PASSED)
+}
+
+/// What `irun explain` or `irun plan` is asked about: the targets, and the arguments after `--` a run would be given.
+fn asked(targets: &[String], args: &[String]) -> Request {
+    Request { targets: targets.to_vec(), args: args.to_vec(), ..Request::default() }
 }
 
 /// The Irun.toml the command line names, or the nearest one up from here.

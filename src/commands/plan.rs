@@ -18,9 +18,9 @@ pub(super) struct Describe {
     pub(super) file: Option<String>,
 }
 
-/// `targets` as given (empty: `default`) are repeated in each shard's arguments.
-pub(super) fn json(config: Config, targets: &[String], req: &Describe) -> Result<String, Failure> {
-    let plan = &request::plan(config, &Request { targets: targets.to_vec(), ..Request::default() })?.plan;
+/// The targets as given (empty: `default`) and the arguments after `--` are repeated in each shard's arguments.
+pub(super) fn json(config: Config, request: &Request, req: &Describe) -> Result<String, Failure> {
+    let plan = &request::plan(config, request)?.plan;
     let scheme = req.scheme;
     let names = |tasks: &[TaskId]| tasks.iter().map(|&i| json!(&*plan[i].name)).collect::<Vec<Value>>();
     let hash = partition::plan_hash(plan);
@@ -42,7 +42,11 @@ pub(super) fn json(config: Config, targets: &[String], req: &Describe) -> Result
                 args.extend(["-f".to_string(), f.clone()]);
             }
             args.extend(["--partition".to_string(), p.to_string(), "--expect-plan".to_string(), hash.clone()]);
-            args.extend(targets.iter().cloned());
+            args.extend(request.targets.iter().cloned());
+            if !request.args.is_empty() {
+                args.push("--".to_string());
+                args.extend(request.args.iter().cloned());
+            }
             json!({
                 "shard": p.shard(),
                 "partition": p.to_string(),

@@ -1,5 +1,6 @@
 //! Variables, in one place: dotenv files (read with the dotenvy crate) and `${NAME}` / `${NAME:-default}` in
-//! Irun.toml's values, resolved when Irun.toml is read.
+//! Irun.toml's values, resolved when Irun.toml is read. A default may hold references itself (`${A:-${B}}`,
+//! `${A:-x${B:-y}z}`), expanded, as a shell does, only when it is used.
 //!
 //! `$${` writes a literal `${`. `$NAME` without braces, and `${IRUN_...}` (variables irun itself gives a task as it
 //! starts, such as `IRUN_CHANGED_PATHS` and `IRUN_PORT`), are left as written: they reach the task's environment,
@@ -108,11 +109,24 @@ pub(crate) fn expand_irun(text: &str, env: &[(String, String)]) -> String {
 }
 
 fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, pass: Pass) -> Result<String, Problem> {
-    let irun = pass == Pass::Start;
     if !text.contains("${") {
         return Ok(text.to_string());
     }
     let mut out = String::with_capacity(text.len());
+    expand_into(&mut out, text, 0, lookup, pass)?;
+    Ok(out)
+}
+
+/// Expand `text` onto `out`. `base` is where `text` starts in the value (a default is expanded on its own, and its
+/// faults are reported where they are in the whole value).
+fn expand_into(
+    out: &mut String,
+    text: &str,
+    base: usize,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    pass: Pass,
+) -> Result<(), Problem> {
+    let irun = pass == Pass::Start;
     let mut rest = text;
     let mut offset = 0;
     while let Some(i) = rest.find('$') {
@@ -133,7 +147,7 @@ fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, pass: Pass) 
             offset = at + 1;
             continue;
         }
-        let reference = after.find('}').map(|close| {
+        let reference = closing(after).map(|close| {
             let body = &after[2..close];
             match body.split_once(":-") {
                 Some((name, default)) => (close, name, Some(default)),
@@ -148,23 +162,57 @@ fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, pass: Pass) 
                 offset = at + 1;
                 continue;
             }
-            return Err(Problem::Malformed { at });
+            return Err(Problem::Malformed { at: base + at });
         };
-        if name.starts_with("IRUN_") != irun {
-            out.push_str(&after[..=close]);
-        } else {
-            match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) if irun => out.push_str(&after[..=close]),
-                (None, None) => return Err(Problem::Unknown { name: name.to_string(), at }),
+        // Where the default starts in the whole value: after `${NAME:-`.
+        let default_at = base + at + name.len() + 4;
+        match default {
+            // Left for the other pass, but the references in its default that are this pass's are resolved now.
+            Some(d) if name.starts_with("IRUN_") != irun => {
+                out.push_str(&after[..name.len() + 4]);
+                expand_into(out, d, default_at, lookup, pass)?;
+                out.push('}');
             }
+            None if name.starts_with("IRUN_") != irun => out.push_str(&after[..=close]),
+            // As a shell does: the default is expanded only when it is used.
+            _ => match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => expand_into(out, d, default_at, lookup, pass)?,
+                (None, None) if irun => out.push_str(&after[..=close]),
+                (None, None) => return Err(Problem::Unknown { name: name.to_string(), at: base + at }),
+            },
         }
         rest = &after[close + 1..];
         offset = at + close + 1;
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
+}
+
+/// Where the `}` that closes the `${` at the start of `after` is: each `${` inside (a nested default, or a `$${`
+/// literal in one) is closed by a `}` of its own first.
+fn closing(after: &str) -> Option<usize> {
+    let bytes = after.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A shell variable name: a letter or `_`, then letters, digits and `_`.
@@ -297,6 +345,35 @@ mod tests {
             expand_irun("--port=${IRUN_PORT} ${PORT} ${IRUN_NOPE} ${IRUN_NOPE:-d}", &env),
             "--port=4242 ${PORT} ${IRUN_NOPE} d"
         );
+    }
+
+    #[test]
+    fn defaults_may_hold_references_expanded_only_when_used() {
+        assert_eq!(x("${HOST:-${PORT}}").unwrap(), "6379");
+        assert_eq!(x("${HOST:-x${PORT}y}").unwrap(), "x6379y");
+        assert_eq!(x("${HOST:-${NOPE:-deep${PORT}}}!").unwrap(), "deep6379!");
+        assert_eq!(x("${EMPTY:-${PORT:-1}}").unwrap(), "6379");
+        assert_eq!(x("${PORT:-${NOPE}}").unwrap(), "6379", "an unused default is not looked into");
+        assert_eq!(x("${HOST:-$${PORT}}").unwrap(), "${PORT}", "`$${{` in a default is a literal");
+        assert_eq!(x("${HOST:-a}b}").unwrap(), "ab}", "the first `}}` outside a reference closes it");
+        assert_eq!(x("${HOST:-${PORT}} ${PORT}").unwrap(), "6379 6379");
+    }
+
+    #[test]
+    fn irun_s_own_references_keep_a_default_resolved_at_load() {
+        let load = expand_before_start("${IRUN_PORT:-${PORT}} ${HOST:-${IRUN_PORT}}", &vars).unwrap();
+        assert_eq!(load, "${IRUN_PORT:-6379} ${IRUN_PORT}");
+        assert_eq!(expand_irun(&load, &[]), "6379 ${IRUN_PORT}");
+        let port = vec![("IRUN_PORT".to_string(), "4242".to_string())];
+        assert_eq!(expand_irun(&load, &port), "4242 4242");
+        assert_eq!(expand_irun("${IRUN_NOPE:-${IRUN_PORT}}", &port), "4242");
+    }
+
+    #[test]
+    fn faults_in_a_used_default_say_where_in_the_whole_value() {
+        assert_eq!(x("ab ${HOST:-${NOPE}}"), Err(Problem::Unknown { name: "NOPE".into(), at: 11 }));
+        assert_eq!(x("${HOST:-x ${1X}}"), Err(Problem::Malformed { at: 10 }));
+        assert_eq!(x("${HOST:-${PORT}"), Err(Problem::Malformed { at: 0 }), "the outer reference is never closed");
     }
 
     #[test]

@@ -229,6 +229,9 @@ impl TaskKind {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Process {
     pub(crate) cmd: Cmd,
+    /// How many of an array command's last items are arguments given after `--`: they reach the task exactly as
+    /// given, without the expansion of `${IRUN_...}` the items from Irun.toml get as it starts.
+    pub(crate) passed: usize,
     /// The environment the task adds to irun's own: dotenv files, `[env]`, then the task's `env`.
     pub(crate) env: Vec<(String, String)>,
     pub(crate) cwd: PathBuf,

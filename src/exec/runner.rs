@@ -124,14 +124,14 @@ pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<
     for ((_, value), resolved) in env.iter_mut().zip(resolved) {
         *value = resolved;
     }
-    let cmd = argv_expanded(&settings.cmd, &env);
+    let cmd = argv_expanded(&settings.cmd, settings.passed, &env);
     let probe = match (task.probe(), port) {
         (Some(p), Some(port)) if p.check == Check::AutoTcp => {
             Some(Probe { check: Check::Tcp { host: None, port }, interval: p.interval, timeout: p.timeout })
         }
         (Some(p), _) => {
             let check = match &p.check {
-                Check::Exec(cmd) => Check::Exec(argv_expanded(cmd, &env)),
+                Check::Exec(cmd) => Check::Exec(argv_expanded(cmd, 0, &env)),
                 check => crate::config::resolve_probe(check, &env).map_err(Failure::Internal)?,
             };
             Some(Probe { check, ..p.clone() })
@@ -152,11 +152,14 @@ pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<
     })
 }
 
-/// No shell will expand `${IRUN_PORT}` and the like in an array command: irun does.
-fn argv_expanded(cmd: &Cmd, env: &[(String, String)]) -> Cmd {
+/// No shell will expand `${IRUN_PORT}` and the like in an array command: irun does, except in its last `passed`
+/// items (arguments given after `--`, which reach the task as given).
+fn argv_expanded(cmd: &Cmd, passed: usize, env: &[(String, String)]) -> Cmd {
     match cmd {
         Cmd::Argv(argv) if argv.iter().any(|a| a.contains("${IRUN_")) => {
-            Cmd::Argv(argv.iter().map(|a| expand_irun(a, env)).collect())
+            let own = argv.len().saturating_sub(passed);
+            let expanded = argv[..own].iter().map(|a| expand_irun(a, env));
+            Cmd::Argv(expanded.chain(argv[own..].iter().cloned()).collect())
         }
         cmd => cmd.clone(),
     }
@@ -437,6 +440,17 @@ mod tests {
         assert_eq!(launch.cmd, Cmd::Argv(vec!["serve".into(), "--port=4242".into()]));
         assert_eq!(launch.probe.map(|p| p.check), Some(Check::Tcp { host: None, port: 4242 }));
         assert!(launch.service && launch.env.contains(&env[0]));
+    }
+
+    #[test]
+    fn arguments_after_dashes_are_not_expanded() {
+        let mut t = task("[tasks.t]\ncmd = [\"run\", \"${IRUN_CHANGED_PATHS}\"]\n");
+        t.process_mut().unwrap().cmd =
+            Cmd::Argv(vec!["run".into(), "${IRUN_CHANGED_PATHS}".into(), "${IRUN_CHANGED_PATHS}".into()]);
+        t.process_mut().unwrap().passed = 1;
+        let env = vec![("IRUN_CHANGED_PATHS".to_string(), "a.txt".to_string())];
+        let launch = prepare(&t, &env, None).unwrap();
+        assert_eq!(launch.cmd, Cmd::Argv(vec!["run".into(), "a.txt".into(), "${IRUN_CHANGED_PATHS}".into()]));
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn arguments_need_exactly_one_target_that_is_a_task() {
     assert!(!two.stdout.contains("started"), "nothing ran: {two:?}");
     let group = p.irun().args(["g", "--", "x"]).run();
     assert_eq!(group.code, 2, "{group:?}");
-    assert!(group.stderr.contains("are groups, which run no command"), "{group:?}");
+    assert!(group.stderr.contains("the groups named hold 2 tasks: `a`, `b`"), "{group:?}");
     // A group beside the task, or the `default` target, leaves one task to take them.
     let out = p.irun().args(["--progress", "never", "g", "a", "--", "x"]).run();
     assert_eq!(out.code, 0, "{out:?}");
@@ -78,4 +78,49 @@ fn irun_run_runs_a_task_named_like_a_subcommand_with_run_options() {
     let listing = p.irun().args(["list"]).run();
     assert_eq!(listing.code, 0, "{listing:?}");
     assert!(!listing.stdout.contains("started") && listing.stdout.contains("list"), "`irun list` lists: {listing:?}");
+}
+
+#[test]
+fn arguments_after_dashes_reach_the_task_exactly_as_given() {
+    let p = Project::new(
+        "[tasks.srv]\ncmd = [\"python3\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"${IRUN_PORT}\"]\n\
+         daemon = true\nready = { tcp = \"auto\" }\n\
+         [tasks.arr]\ncmd = [\"sh\", \"-c\", \"printf '<%s>' \\\"$@\\\"; echo\", \"arr\", \"${IRUN_PORT_SRV}\"]\n\
+         deps = [\"srv\"]\n",
+    );
+    let out =
+        p.irun().args(["--progress", "never", "arr", "--", "${IRUN_PORT}", "${IRUN_PORT_SRV:-x}", "$${IRUN_X}"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let line = out.stdout.lines().find(|l| l.starts_with("arr |")).unwrap_or_default().to_string();
+    assert!(line.ends_with("><${IRUN_PORT}><${IRUN_PORT_SRV:-x}><$${IRUN_X}>"), "{out:?}");
+    assert!(!line.contains("<${IRUN_PORT_SRV}>"), "the command's own reference is still expanded: {out:?}");
+}
+
+#[test]
+fn explain_and_plan_take_arguments_after_dashes() {
+    let p = Project::new("[tasks.t]\ncmd = \"echo ran\"\nsources = [\"in.txt\"]\n");
+    p.file("in.txt", "x");
+    assert_eq!(p.irun().args(["--progress", "never", "t", "--", "-k", "one"]).run().code, 0);
+    let same = p.irun().args(["explain", "t", "--", "-k", "one"]).run();
+    assert_eq!(same.code, 0, "{same:?}");
+    assert!(same.stdout.contains("t  up to date"), "the same arguments are up to date: {same:?}");
+    let other = p.irun().args(["explain", "t", "--", "-k", "two"]).run();
+    assert_eq!(other.code, 0, "{other:?}");
+    assert!(other.stdout.contains("t  will run"), "other arguments would run it: {other:?}");
+    let plan = p.irun().args(["plan", "--json", "--shards", "1", "t", "--", "-k", "two"]).run();
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let args: Vec<&str> = doc["shards"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.ends_with(&["t", "--", "-k", "two"]), "each shard runs with the arguments: {args:?}");
+}
+
+#[test]
+fn a_default_group_of_one_task_gives_it_the_arguments() {
+    let p = Project::new(
+        "default = [\"all\"]\n[tasks.all]\ndeps = [\"inner\"]\n[tasks.inner]\ndeps = [\"t\"]\n\
+         [tasks.t]\ncmd = [\"echo\", \"t\"]\n",
+    );
+    let out = p.irun().args(["--progress", "never", "--", "-k", "x"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("t ") && l.ends_with("| t -k x")), "{out:?}");
 }

@@ -139,3 +139,24 @@ fn a_reference_has_the_value_the_task_sees() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("t | 2 2 h-2 h-2 d d"), "{out:?}");
 }
+
+#[test]
+fn nested_defaults_expand_like_a_shell() {
+    let p = Project::new(
+        "[env]\nB = \"bee\"\n\
+         [tasks.t]\ncmd = [\"echo\", \"${A_UNSET_IRUN:-${B}}\", \"${A_UNSET_IRUN:-x${B}y}\", \
+         \"${A_UNSET_IRUN:-${C_UNSET_IRUN:-deep${B}}}\", \"${B:-${NOT_SET_ANYWHERE_IRUN}}\", \
+         \"${A_UNSET_IRUN:-$${B}}\"]\n",
+    );
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("t | bee xbeey deepbee bee ${B}\n"), "{out:?}");
+    p.file(
+        "Irun.toml",
+        "[tasks.t]\ncmd = \"true\"\n\n[tasks.bad]\ncmd = \"echo ${A_UNSET_IRUN:-${NOT_SET_ANYWHERE_IRUN}}\"\n",
+    );
+    let out = p.irun().args(["bad"]).run();
+    assert_eq!(out.code, 2, "a default that is used and names an unknown variable is an error: {out:?}");
+    assert!(out.stderr.contains("unknown variable `NOT_SET_ANYWHERE_IRUN` in `cmd`"), "{out:?}");
+    assert!(out.stderr.contains("Irun.toml:5:29"), "file:line:col of the inner reference: {out:?}");
+}

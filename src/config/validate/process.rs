@@ -74,6 +74,7 @@ impl Validator<'_> {
         let Runs { cwd, timeout, stop_signal, stop_timeout } = runs;
         Ok(Process {
             cmd,
+            passed: 0,
             env,
             cwd,
             timeout,

@@ -138,9 +138,11 @@ impl Checker {
     /// output changed, appeared or went; without (make's rule), a glob matches nothing.
     fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Option<FileChange> {
         // A declared file (not a glob) must exist, even if the task never produced it.
-        if let Some(missing) = task.outputs().iter().find(|o| {
-            !parse_glob(o).0 && is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists()
-        }) {
+        if let Some(missing) = task
+            .outputs()
+            .iter()
+            .find(|o| !parse_glob(o).0 && is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
+        {
             return Some(FileChange::Removed(missing.clone()));
         }
         if outputs_only {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::config::Globs;
+use crate::config::{Globs, glob_root};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -47,14 +47,6 @@ pub(crate) struct Filter {
 /// Where the `sources` globs start: a `!` pattern starts nowhere (it only takes out).
 pub(crate) fn source_roots(sources: &[String]) -> Vec<PathBuf> {
     sources.iter().filter(|g| !crate::config::parse_glob(g).0).map(|g| glob_root(g)).collect()
-}
-
-/// The folder a glob starts in: its leading components without wildcards (`src/**/*.rs` -> `src`).
-pub(crate) fn glob_root(glob: &str) -> PathBuf {
-    Path::new(glob.trim_start_matches("./"))
-        .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
-        .collect()
 }
 
 impl Filter {
@@ -163,7 +155,9 @@ impl Filter {
 
     /// Whether a change to `rel` (relative to the root) is to be ignored.
     pub(crate) fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
-        self.outputs.lock().unwrap_or_else(|e| e.into_inner()).is_match(rel)
+        let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        // A folder of outputs is looked into when a `!` pattern may take something in it out of the outputs.
+        (if is_dir { outputs.covers_folder(rel) } else { outputs.is_match(rel) })
             || self.ignored_by(&self.gitignores, rel, is_dir)
     }
 }

@@ -146,9 +146,6 @@ impl Plan {
     /// globs, as watch mode follows them.
     pub(crate) fn globs(&self, config: &Config) -> (Vec<Vec<String>>, Vec<String>) {
         let tasks = || self.order.iter().map(|&i| &config.tasks[i]);
-        (
-            tasks().map(|t| t.outputs().to_vec()).collect(),
-            tasks().flat_map(|t| t.sources().iter().cloned()).collect(),
-        )
+        (tasks().map(|t| t.outputs().to_vec()).collect(), tasks().flat_map(|t| t.sources().iter().cloned()).collect())
     }
 }

@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use crate::events::WatchProblem;
 use crate::config::Globs;
+use crate::events::WatchProblem;
 use crate::ignore::{Filter, source_roots};
 
 /// Changes seen since the last batch.

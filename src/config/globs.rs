@@ -1,7 +1,7 @@
 //! `sources` and `outputs` globs as irun matches them: relative to the project root, `*` within one folder, `**`
 //! across folders, and `!pattern` excluding what the patterns before it matched (as in .gitignore and turborepo).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use globset::{GlobSet, GlobSetBuilder};
 
@@ -16,6 +16,14 @@ pub(crate) fn parse(pattern: &str) -> (bool, &str) {
 /// Whether a glob has no wildcard: it names one file or folder.
 pub(crate) fn is_literal(glob: &str) -> bool {
     !glob.contains(['*', '?', '[', '{'])
+}
+
+/// The folder a glob starts in: its leading components without wildcards (`src/**/*.rs` -> `src`).
+pub(crate) fn glob_root(glob: &str) -> PathBuf {
+    Path::new(glob.trim_start_matches("./"))
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+        .collect()
 }
 
 pub(crate) fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
@@ -35,6 +43,8 @@ struct List {
     set: GlobSet,
     /// Per glob in `set`, in the order written: whether it came from a `!` pattern.
     excludes: Vec<bool>,
+    /// Where the `!` patterns start: a folder the list matches still holds paths it does not if one is there.
+    excluded_roots: Vec<PathBuf>,
 }
 
 impl Globs {
@@ -58,15 +68,28 @@ impl Globs {
         let path = path.as_ref();
         self.lists.iter().any(|l| l.is_match(path))
     }
+
+    /// Whether the folder `dir` and everything in it match (no `!` pattern may take out something inside): what
+    /// the watcher need not look into.
+    pub(crate) fn covers_folder(&self, dir: impl AsRef<Path>) -> bool {
+        let dir = dir.as_ref();
+        self.lists
+            .iter()
+            .any(|l| l.is_match(dir) && !l.excluded_roots.iter().any(|r| r.starts_with(dir) || dir.starts_with(r)))
+    }
 }
 
 impl List {
     fn new(patterns: &[String]) -> List {
         let mut set = GlobSetBuilder::new();
         let mut excludes = Vec::new();
+        let mut excluded_roots = Vec::new();
         for pattern in patterns {
             let (exclude, body) = parse(pattern);
             let body = body.trim_start_matches("./").trim_end_matches('/');
+            if exclude {
+                excluded_roots.push(glob_root(body));
+            }
             let mut forms = vec![body.to_string()];
             // `dir/**` stands for the folder too, so removing or replacing `dir` itself is covered; a pattern without
             // wildcards that names a folder stands for what it holds (as in the up-to-date checks).
@@ -83,7 +106,7 @@ impl List {
             }
         }
         let set = set.build().unwrap_or_else(|_| GlobSet::empty());
-        List { set, excludes }
+        List { set, excludes, excluded_roots }
     }
 
     fn is_match(&self, path: &Path) -> bool {
@@ -141,5 +164,16 @@ mod tests {
         let alone = Globs::any(&lists[..1]);
         assert!(!alone.is_match("dist/cache/x"));
         assert!(Globs::any(&[vec![]]).is_empty());
+    }
+
+    #[test]
+    fn a_folder_is_covered_only_when_no_exclusion_may_reach_into_it() {
+        let g = globs(&["out/**", "!out/keep/*.txt", "gen/**"]);
+        assert!(g.covers_folder("gen"));
+        assert!(g.covers_folder("out/sub"));
+        assert!(!g.covers_folder("out"), "out/keep/a.txt is not an output");
+        assert!(!g.covers_folder("out/keep"));
+        assert!(!globs(&["out/**", "!**/*.md"]).covers_folder("out"));
+        assert!(!g.covers_folder("src"));
     }
 }

@@ -12,7 +12,7 @@ mod validate;
 
 pub(crate) use validate::resolve as resolve_probe;
 
-pub(crate) use globs::{Globs, glob, is_literal, parse as parse_glob};
+pub(crate) use globs::{Globs, glob, glob_root, is_literal, parse as parse_glob};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

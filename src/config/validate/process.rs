@@ -211,10 +211,10 @@ impl Validator<'_> {
         if let Some(l) = list.filter(|_| !out.is_empty() && out.iter().all(|g| crate::config::parse_glob(g).0)) {
             return Err(self
                 .err(l.span(), format!("`{key}` holds only `!` patterns, which exclude from nothing"))
-                .with_help(format!(
+                .with_help(
                     "a `!` pattern removes what the globs before it matched: list those first, like \
-                     [\"src/**\", \"!src/**/*.test.ts\"]"
-                )));
+                     [\"src/**\", \"!src/**/*.test.ts\"]",
+                ));
         }
         Ok(out)
     }

@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::{Cmd, Config, PerTask, Task, glob_set};
+use crate::config::{Cmd, Config, Globs, PerTask, Task, is_literal, parse_glob};
 use crate::events::TaskName;
 use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
@@ -150,16 +150,23 @@ impl Checker {
     /// output changed, appeared or went; without (make's rule), a glob matches nothing.
     fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Option<FileChange> {
         // A declared file (not a glob) must exist, even if the task never produced it.
-        if let Some(missing) =
-            task.outputs().iter().find(|o| is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
+        if let Some(missing) = task
+            .outputs()
+            .iter()
+            .find(|o| !parse_glob(o).0 && is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
         {
             return Some(FileChange::Removed(missing.clone()));
         }
         if outputs_only {
-            // A server may write to what it made (a database's data folder): not a reason to make it again.
-            let missing =
-                |glob: &&String| !is_literal(glob) && self.files(std::slice::from_ref(*glob), false).is_empty();
-            return task.outputs().iter().find(missing).map(|glob| FileChange::Removed(glob.clone()));
+            // A server may write to what it made (a database's data folder): not a reason to make it again. Each
+            // glob must match a file the `!` patterns after it leave.
+            let outputs = task.outputs();
+            let missing = |(i, glob): &(usize, &String)| {
+                let excluded = outputs[i + 1..].iter().filter(|g| parse_glob(g).0);
+                let list: Vec<String> = std::iter::once(*glob).chain(excluded).cloned().collect();
+                !parse_glob(glob).0 && !is_literal(glob) && self.files(&list, false).is_empty()
+            };
+            return outputs.iter().enumerate().find(missing).map(|(_, glob)| FileChange::Removed(glob.clone()));
         }
         let outputs = self.stamps(&self.files(task.outputs(), false), &prev.outputs, prev.recorded_at);
         compare(&prev.outputs, &outputs)
@@ -270,9 +277,15 @@ impl Checker {
     /// Files (relative paths) matched by `globs`. For sources, folders ignored by the project (.gitignore, .git,
     /// .venv, …) are not descended into unless a glob points into them. Links to folders are followed, each folder
     /// once (a link loop ends), and their files named by the path through the link.
+    /// A `!` pattern takes out what the patterns before it matched.
     fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for g in globs {
+            if let (true, excluded) = parse_glob(g) {
+                let excluded = Globs::new(&[excluded.to_string()]);
+                out.retain(|f| !excluded.is_match(f));
+                continue;
+            }
             let pattern = g.trim_start_matches("./").trim_end_matches('/');
             let anywhere = pattern.starts_with("**");
             let literal: PathBuf = Path::new(pattern)
@@ -285,9 +298,9 @@ impl Checker {
                 continue;
             }
             let matcher = if literal.as_os_str() == pattern {
-                glob_set(&[format!("{pattern}/**")])
+                Globs::new(&[format!("{pattern}/**")])
             } else {
-                glob_set(&[pattern.to_string()])
+                Globs::new(&[pattern.to_string()])
             };
             let mut visited: HashSet<(u64, u64)> = HashSet::new();
             let mut stack = vec![start.clone()];
@@ -458,8 +471,4 @@ pub(crate) fn not_started(plan: &crate::plan::Plan, verdicts: &PerTask<Option<Ve
         });
     }
     idle
-}
-
-fn is_literal(glob: &str) -> bool {
-    !glob.contains(['*', '?', '[', '{'])
 }

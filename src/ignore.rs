@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::config::{Globs, glob_root};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -35,24 +37,21 @@ pub(crate) struct Filter {
     builtin: GlobSet,
     /// Tasks' declared outputs: writing them must never trigger a cycle. Shared with the [`Watcher`] handle, which
     /// replaces them when Irun.toml is reloaded.
-    pub(crate) outputs: Arc<Mutex<GlobSet>>,
+    pub(crate) outputs: Arc<Mutex<Globs>>,
     /// Where tasks' `sources` globs start (their leading folders without wildcards): a link to a folder outside the
     /// project is followed only there. Replaced with the outputs on a reload.
     pub(crate) source_roots: Arc<Mutex<Vec<PathBuf>>>,
     gitignores: Vec<Gitignore>,
 }
 
-/// The folder a glob starts in: its leading components without wildcards (`src/**/*.rs` -> `src`).
-pub(crate) fn glob_root(glob: &str) -> PathBuf {
-    Path::new(glob.trim_start_matches("./"))
-        .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
-        .collect()
+/// Where the `sources` globs start: a `!` pattern starts nowhere (it only takes out).
+pub(crate) fn source_roots(sources: &[String]) -> Vec<PathBuf> {
+    sources.iter().filter(|g| !crate::config::parse_glob(g).0).map(|g| glob_root(g)).collect()
 }
 
 impl Filter {
-    /// `outputs` are globs relative to `root`.
-    pub(crate) fn new(root: &Path, outputs: &[String]) -> Filter {
+    /// `outputs` are the tasks' lists of globs relative to `root`.
+    pub(crate) fn new(root: &Path, outputs: &[Vec<String>]) -> Filter {
         let mut builtin = GlobSetBuilder::new();
         for g in IGNORED_GLOBS {
             builtin.add(Glob::new(g).expect("built-in globs are valid"));
@@ -60,8 +59,9 @@ impl Filter {
         let mut filter = Filter {
             root: root.to_path_buf(),
             builtin: builtin.build().expect("built-in globs are valid"),
-            // The same glob rules as Irun.toml's own (`./` prefix, `*` within a folder, `dir/**` covers `dir`).
-            outputs: Arc::new(Mutex::new(crate::config::glob_set(outputs))),
+            // The same glob rules as Irun.toml's own (`./` prefix, `*` within a folder, `dir/**` covers `dir`, `!`
+            // takes out of a task's list).
+            outputs: Arc::new(Mutex::new(Globs::any(outputs))),
             source_roots: Arc::new(Mutex::new(Vec::new())),
             gitignores: Vec::new(),
         };
@@ -127,7 +127,7 @@ impl Filter {
 
     /// The `sources` globs of the tasks watched (links to folders outside the project are followed under them).
     pub(crate) fn with_sources(self, sources: &[String]) -> Filter {
-        *self.source_roots.lock().unwrap_or_else(|e| e.into_inner()) = sources.iter().map(|g| glob_root(g)).collect();
+        *self.source_roots.lock().unwrap_or_else(|e| e.into_inner()) = source_roots(sources);
         self
     }
 
@@ -155,7 +155,9 @@ impl Filter {
 
     /// Whether a change to `rel` (relative to the root) is to be ignored.
     pub(crate) fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
-        self.outputs.lock().unwrap_or_else(|e| e.into_inner()).is_match(rel)
+        let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        // A folder of outputs is looked into when a `!` pattern may take something in it out of the outputs.
+        (if is_dir { outputs.covers_folder(rel) } else { outputs.is_match(rel) })
             || self.ignored_by(&self.gitignores, rel, is_dir)
     }
 }
@@ -194,7 +196,7 @@ mod tests {
     #[test]
     fn built_in_ignores_and_outputs() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Filter::new(dir.path(), &["build/**".to_string()]);
+        let f = Filter::new(dir.path(), &[vec!["build/**".to_string()]]);
         for p in [
             ".git/index",
             "target/debug/x",
@@ -242,7 +244,7 @@ mod tests {
     #[test]
     fn output_globs_follow_irun_toml_rules() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Filter::new(dir.path(), &["./gen/**".to_string(), "*.json".to_string()]);
+        let f = Filter::new(dir.path(), &[vec!["./gen/**".to_string(), "*.json".to_string()]]);
         assert!(f.ignored(Path::new("gen"), true), "`dir/**` covers the folder itself");
         assert!(f.ignored(Path::new("gen/a/b.c"), false));
         assert!(f.ignored(Path::new("top.json"), false));

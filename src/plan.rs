@@ -142,12 +142,10 @@ impl Plan {
         self.order.iter().copied().filter(|&i| wanted[i]).collect()
     }
 
-    /// The selected tasks' `outputs` and `sources` globs, as watch mode follows them.
-    pub(crate) fn globs(&self, config: &Config) -> (Vec<String>, Vec<String>) {
+    /// The selected tasks' `outputs` (one list per task: a `!` in one takes out of that list only) and `sources`
+    /// globs, as watch mode follows them.
+    pub(crate) fn globs(&self, config: &Config) -> (Vec<Vec<String>>, Vec<String>) {
         let tasks = || self.order.iter().map(|&i| &config.tasks[i]);
-        (
-            tasks().flat_map(|t| t.outputs().iter().cloned()).collect(),
-            tasks().flat_map(|t| t.sources().iter().cloned()).collect(),
-        )
+        (tasks().map(|t| t.outputs().to_vec()).collect(), tasks().flat_map(|t| t.sources().iter().cloned()).collect())
     }
 }

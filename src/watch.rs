@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use std::collections::{HashMap, HashSet};
 
-use globset::GlobSet;
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
+use crate::config::Globs;
 use crate::events::WatchProblem;
-use crate::ignore::{Filter, glob_root};
+use crate::ignore::{Filter, source_roots};
 
 /// Changes seen since the last batch.
 #[derive(Debug, Default, Clone)]
@@ -56,15 +56,15 @@ type Aliases = HashMap<PathBuf, Vec<PathBuf>>;
 pub(crate) struct Watcher {
     _inner: Arc<Mutex<RecommendedWatcher>>,
     pub(crate) folders: usize,
-    outputs: Arc<Mutex<GlobSet>>,
+    outputs: Arc<Mutex<Globs>>,
     source_roots: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl Watcher {
     /// Irun.toml was reloaded: these are the tasks' outputs and sources now.
-    pub(crate) fn set_globs(&self, outputs: &[String], sources: &[String]) {
-        *self.outputs.lock().unwrap_or_else(|e| e.into_inner()) = crate::config::glob_set(outputs);
-        *self.source_roots.lock().unwrap_or_else(|e| e.into_inner()) = sources.iter().map(|g| glob_root(g)).collect();
+    pub(crate) fn set_globs(&self, outputs: &[Vec<String>], sources: &[String]) {
+        *self.outputs.lock().unwrap_or_else(|e| e.into_inner()) = Globs::any(outputs);
+        *self.source_roots.lock().unwrap_or_else(|e| e.into_inner()) = source_roots(sources);
     }
 }
 

@@ -4,12 +4,15 @@
 //! Parsing keeps byte spans so every error points at the offending line.
 
 pub(crate) mod env;
+mod globs;
 mod model;
 mod raw;
 pub(crate) mod schema;
 mod validate;
 
 pub(crate) use validate::resolve as resolve_probe;
+
+pub(crate) use globs::{Globs, glob, glob_root, is_literal, parse as parse_glob};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,28 +26,6 @@ pub(crate) use model::{Config, TaskKind};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
 
 pub(crate) const FILE_NAME: &str = "Irun.toml";
-
-/// The matcher for a list of `sources` or `outputs` globs, relative to the project root. `*` stays within one
-/// folder; `**` crosses folders. The globs were checked when Irun.toml was loaded.
-pub(crate) fn glob_set(globs: &[String]) -> globset::GlobSet {
-    let mut b = globset::GlobSetBuilder::new();
-    for g in globs {
-        if let Ok(glob) = glob(g) {
-            b.add(glob);
-        }
-        // `dir/**` stands for the folder too, so removing or replacing `dir` itself is covered.
-        if let Some(dir) = g.strip_suffix("/**") {
-            if let Ok(glob) = glob(dir) {
-                b.add(glob);
-            }
-        }
-    }
-    b.build().unwrap_or_else(|_| globset::GlobSet::empty())
-}
-
-pub(crate) fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
-    globset::GlobBuilder::new(pattern.trim_start_matches("./")).literal_separator(true).build()
-}
 
 /// The Irun.toml to use: `start` itself or the nearest parent holding one, like Cargo does.
 pub(crate) fn find(start: &Path) -> Result<PathBuf, Diagnostic> {

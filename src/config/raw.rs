@@ -263,9 +263,10 @@ fn duration(_: &mut SchemaGenerator) -> Schema {
 
 fn globs(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "description": "Globs relative to the directory holding Irun.toml; `*` stays within a folder, `**` crosses folders.",
+        "description": "Globs relative to the directory holding Irun.toml; `*` stays within a folder, `**` crosses folders; `!glob` excludes what the globs before it matched.",
         "type": "array",
-        "items": { "type": "string", "not": { "pattern": "^(/|\\.\\./|\\.\\.$)" } }
+        "items": { "type": "string", "not": { "pattern": "^(!$|!?(/|\\.\\./|\\.\\.$))" } },
+        "anyOf": [{ "maxItems": 0 }, { "contains": { "pattern": "^[^!]" } }]
     })
 }
 

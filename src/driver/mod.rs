@@ -172,8 +172,8 @@ fn change_of(batch: Batch) -> Change {
 }
 
 /// Each task's `sources`, as the engine matches changed paths against them.
-fn sources(config: &Config) -> PerTask<globset::GlobSet> {
-    config.tasks.iter().map(|t| crate::config::glob_set(t.sources())).collect()
+fn sources(config: &Config) -> PerTask<crate::config::Globs> {
+    config.tasks.iter().map(|t| crate::config::Globs::new(t.sources())).collect()
 }
 
 /// How long each task took last time (for scheduling priority).

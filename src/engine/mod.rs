@@ -44,7 +44,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use globset::GlobSet;
 use nix::sys::signal::Signal;
 
 pub(crate) use control::Control;
@@ -52,7 +51,7 @@ use cycle::Why;
 pub(crate) use io::{Change, Changed, Effect, End, Happened, Input, OnBusy, Options};
 pub(crate) use node::{Life, Node, Phase, Stopping, Then};
 
-use crate::config::{PerTask, TaskId, TaskKind};
+use crate::config::{Globs, PerTask, TaskId, TaskKind};
 use crate::events::{Event, RunOutcome, TaskName};
 use crate::outcome::{Blocked, Outcome, RunReason, Verdict};
 use crate::plan::Plan;
@@ -95,7 +94,7 @@ impl Counts {
 pub(crate) struct Engine {
     plan: Arc<Plan>,
     /// Per task: its `sources` globs (empty when it has none).
-    sources: PerTask<GlobSet>,
+    sources: PerTask<Globs>,
     opts: Options,
     nodes: PerTask<Node>,
     /// Scheduling rank per task (lower first), and the task at each rank.
@@ -137,7 +136,7 @@ impl Engine {
     /// An engine for `plan`. `weights`: per task, how long it took last time (for scheduling priority).
     pub(crate) fn new(
         plan: Arc<Plan>,
-        sources: PerTask<GlobSet>,
+        sources: PerTask<Globs>,
         weights: &PerTask<Option<Duration>>,
         opts: Options,
         now: Instant,

@@ -420,7 +420,7 @@ impl Model {
     }
 
     /// Before the engine sees `input`: what the watch checks expect of it.
-    fn before(&mut self, input: &Input, engine: &Engine, sources: &PerTask<globset::GlobSet>) {
+    fn before(&mut self, input: &Input, engine: &Engine, sources: &PerTask<crate::config::Globs>) {
         match input {
             Input::Signal(_) => self.checking_cycle = false,
             Input::Changed(change) if engine.quiet() && !engine.interrupted() => {

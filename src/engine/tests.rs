@@ -24,13 +24,13 @@ pub(super) struct Sim {
     pub(crate) log: Vec<Effect>,
 }
 
-pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, PerTask<globset::GlobSet>) {
+pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, PerTask<config::Globs>) {
     let config = config::parse(Source::new(Path::new("Irun.toml"), toml), PathBuf::from("/project"))
         .unwrap_or_else(|d| panic!("{}", d.render(false)));
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
     let request = crate::request::Request { targets, ..Default::default() };
     let prepared = crate::request::plan(config, &request).unwrap_or_else(|d| panic!("{}", d.render(false)));
-    let sources = prepared.config.tasks.iter().map(|t| config::glob_set(t.sources())).collect();
+    let sources = prepared.config.tasks.iter().map(|t| config::Globs::new(t.sources())).collect();
     (Arc::new(prepared.plan), sources)
 }
 

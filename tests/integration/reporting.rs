@@ -421,6 +421,10 @@ fn the_schema_rejects_what_irun_rejects() {
         "[env]\n\"A=B\" = \"1\"\n",
         "[tasks.a]\ncmd = \"x\"\ncwd = \"\"\n",
         "[tasks.a]\ncmd = \"x\"\nsources = [\"../up\"]\n",
+        "[tasks.a]\ncmd = \"x\"\nsources = [\"src/**\", \"!../up\"]\n",
+        "[tasks.a]\ncmd = \"x\"\noutputs = [\"!/tmp/**\"]\n",
+        "[tasks.a]\ncmd = \"x\"\nsources = [\"!src/**/*.test.ts\"]\n",
+        "[tasks.a]\ncmd = \"x\"\nsources = [\"src/**\", \"!\"]\n",
         "[tasks.a]\ncmd = \"x\"\nstop_signal = \"SIGFOO\"\n",
         "[tasks.t]\ncmd = \"x\"\nreuse = true\n",
         "[tasks.t]\ncmd = \"x\"\nrestart = \"always\"\n",
@@ -639,7 +643,8 @@ fn the_schema_accepts_every_key_in_use() {
          [tasks.web]\ncmd = [\"serve\", \"${IRUN_PORT}\"]\ndaemon = true\nready = { tcp = \"auto\" }\nrestart = \"on-failure\"\n\
          max_restarts = 5\noutput = \"on-failure\"\ndotenv = [\"?web.env\"]\n\
          [tasks.db]\ncmd = \"db --port ${PORT}\"\ndaemon = true\nreuse = true\nready = { tcp = \"${PORT}\" }\n\
-         [tasks.t]\ncmd = \"t\"\ndeps = [\"web\", \"db\"]\noutput = \"live\"\n",
+         [tasks.t]\ncmd = \"t\"\ndeps = [\"web\", \"db\"]\noutput = \"live\"\n\
+         sources = [\"src/**\", \"!src/**/*.test.ts\"]\noutputs = []\n",
     );
     let irun = p.irun().args(["list"]).run();
     assert_eq!(irun.code, 0, "irun accepts it: {irun:?}");

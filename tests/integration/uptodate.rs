@@ -546,3 +546,50 @@ fn a_task_with_outputs_and_no_sources_runs_again_only_when_an_output_is_gone_or_
     assert_eq!(runs(&p, "init.log"), 3, "{out:?}");
     assert!(out.stdout.contains("init * will run: dep `gen` ran"), "{out:?}");
 }
+
+#[test]
+fn an_edit_to_an_excluded_source_or_output_does_not_rerun_and_an_included_one_does() {
+    let p = Project::new(
+        r#"
+[tasks.build]
+cmd = "echo run >> build.log; mkdir -p dist/cache; echo out > dist/app.js; echo c > dist/cache/stamp"
+sources = ["src/**", "!src/**/*.test.txt"]
+outputs = ["dist/**", "!dist/cache/**"]
+"#,
+    );
+    p.file("src/a.txt", "a\n");
+    p.file("src/a.test.txt", "t\n");
+    run_ok(&p, &["build"]);
+    p.file("src/a.test.txt", "edited\n");
+    p.file("src/b.test.txt", "added\n");
+    p.file("dist/cache/stamp", "rewritten by a tool\n");
+    p.file("dist/cache/more", "added\n");
+    assert_eq!(explain(&p, "build"), "build  up to date");
+    run_ok(&p, &["build"]);
+    assert_eq!(runs(&p, "build.log"), 1, "excluded files are not looked at");
+    p.file("dist/app.js", "tampered\n");
+    assert!(explain(&p, "build").ends_with("will run: output `dist/app.js` changed"), "{}", explain(&p, "build"));
+    run_ok(&p, &["build"]);
+    p.file("src/a.txt", "A\n");
+    assert!(explain(&p, "build").ends_with("will run: `src/a.txt` changed"), "{}", explain(&p, "build"));
+    run_ok(&p, &["build"]);
+    assert_eq!(runs(&p, "build.log"), 3);
+}
+
+#[test]
+fn an_output_glob_whose_files_are_all_excluded_counts_as_missing() {
+    let p = Project::new(
+        r#"
+[tasks.init]
+cmd = "echo run >> init.log; mkdir -p data/tmp; echo x > data/tmp/lock; echo v > data/VERSION"
+outputs = ["data/**", "!data/tmp/**"]
+"#,
+    );
+    run_ok(&p, &["init"]);
+    p.file("data/tmp/lock", "the server rewrote it\n");
+    assert_eq!(explain(&p, "init"), "init  up to date");
+    std::fs::remove_file(p.path("data/VERSION")).unwrap();
+    assert!(explain(&p, "init").ends_with("will run: output `data/**` missing"), "{}", explain(&p, "init"));
+    run_ok(&p, &["init"]);
+    assert_eq!(runs(&p, "init.log"), 2);
+}

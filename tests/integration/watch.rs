@@ -467,3 +467,47 @@ fn a_huge_list_of_changed_paths_is_cut_short_not_fatal() {
     assert_eq!(lines(&p, "t.log"), ["no", "1"], "{}", run.printed());
     stop(run);
 }
+
+#[test]
+fn an_edit_to_an_excluded_source_reruns_nothing_and_an_included_one_reruns() {
+    let p = Project::new(&format!(
+        r#"{SENTINEL}
+[tasks.unit]
+cmd = "echo \"$IRUN_CHANGED_PATHS\" >> unit.log"
+sources = ["src/**", "!src/**/*.test.txt"]
+"#
+    ));
+    p.file(".gitignore", "*.log\n");
+    p.file("src/a.txt", "a\n");
+    p.file("src/ui/a.test.txt", "t\n");
+    let mut run = watching(&p, &["unit", "sentinel"]);
+    p.file("src/ui/a.test.txt", "edited\n");
+    p.file("src/ui/b.test.txt", "added\n");
+    only_the_sentinel_reruns(&p, &mut run);
+    p.file("src/ui/a.txt", "added\n");
+    run.wait_for_count(CYCLE_DONE, 3);
+    assert_eq!(lines(&p, "unit.log"), ["", "src/ui/a.txt"], "{}", run.printed());
+    stop(run);
+}
+
+#[test]
+fn a_write_to_an_output_excluded_by_a_bang_glob_is_seen() {
+    let p = Project::new(&format!(
+        r#"{SENTINEL}
+[tasks.gen]
+cmd = "echo run >> runs.log; mkdir -p out; date +%s%N > out/made.txt"
+sources = ["**/*.txt"]
+outputs = ["out/**", "!out/by-hand.txt"]
+"#
+    ));
+    p.file(".gitignore", "runs.log\n");
+    p.file("out/by-hand.txt", "1\n");
+    let mut run = watching(&p, &["gen", "sentinel"]);
+    only_the_sentinel_reruns(&p, &mut run);
+    assert_eq!(lines(&p, "runs.log").len(), 1, "writing its outputs did not trigger gen");
+    p.file("out/by-hand.txt", "2\n");
+    run.wait_for_count(CYCLE_DONE, 3);
+    assert!(run.printed().contains("irun: ── change 2: out/by-hand.txt; running gen\n"), "{}", run.printed());
+    assert_eq!(lines(&p, "runs.log").len(), 2);
+    stop(run);
+}

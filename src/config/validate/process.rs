@@ -187,20 +187,35 @@ impl Validator<'_> {
         }
     }
 
+    /// A list of globs; `!pattern` excludes (the glob after `!` is checked like any other).
     pub(super) fn globs(&self, list: Option<&At<Vec<At<String>>>>, key: &str) -> Result<Vec<String>, Diagnostic> {
         let mut out = Vec::new();
         for g in list.map(|l| l.get().as_slice()).unwrap_or_default() {
-            if let Err(e) = crate::config::glob(g.get()) {
+            let (excludes, body) = crate::config::parse_glob(g.get());
+            if excludes && body.is_empty() {
+                return Err(self
+                    .err(g.span(), format!("`!` in `{key}` must be followed by a glob to exclude"))
+                    .with_help("write the glob after it, like \"!src/**/*.test.ts\""));
+            }
+            if let Err(e) = crate::config::glob(body) {
                 return Err(self
                     .err(g.span(), format!("invalid glob {:?} in `{key}`: {}", g.get(), e.kind()))
                     .with_help("globs are relative to the directory holding Irun.toml, like \"src/**/*.rs\""));
             }
-            if std::path::Path::new(g.get()).is_absolute() || escapes_root(g.get()) {
+            if std::path::Path::new(body).is_absolute() || escapes_root(body) {
                 return Err(self
                     .err(g.span(), format!("glob {:?} in `{key}` points outside the project", g.get()))
                     .with_help("globs are relative to the directory holding Irun.toml"));
             }
             out.push(g.get().clone());
+        }
+        if let Some(l) = list.filter(|_| !out.is_empty() && out.iter().all(|g| crate::config::parse_glob(g).0)) {
+            return Err(self
+                .err(l.span(), format!("`{key}` holds only `!` patterns, which exclude from nothing"))
+                .with_help(
+                    "a `!` pattern removes what the globs before it matched: list those first, like \
+                     [\"src/**\", \"!src/**/*.test.ts\"]",
+                ));
         }
         Ok(out)
     }

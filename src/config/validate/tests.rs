@@ -218,3 +218,37 @@ fn only_a_task_can_be_interactive() {
     assert!(err.message.contains("`interactive` has no effect"), "{err}");
     assert!(parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = false\n").is_ok());
 }
+
+#[test]
+fn exclusions_in_globs_are_kept_as_written() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\nsources = [\"src/**\", \"!src/**/*.test.tsx\"]\noutputs = [\"dist/**\", \"!dist/cache/**\"]\n[tasks.g]\ndeps = [\"t\"]\nsources = [\"a/**\", \"!a/b\"]\n").unwrap();
+    assert_eq!(cfg.tasks[TaskId::new(0)].sources(), ["src/**", "!src/**/*.test.tsx"]);
+    assert_eq!(cfg.tasks[TaskId::new(0)].outputs(), ["dist/**", "!dist/cache/**"]);
+    assert_eq!(cfg.tasks[TaskId::new(1)].sources(), ["a/**", "!a/b"]);
+}
+
+#[test]
+fn a_glob_list_of_only_exclusions_is_refused_naming_its_line() {
+    for key in ["sources", "outputs"] {
+        let text = format!("[tasks.t]\ncmd = \"x\"\n{key} = [\"!src/**/*.test.tsx\"]\n");
+        let e = parse_str(&text).unwrap_err().render(false);
+        assert!(e.contains("Irun.toml:3:"), "{e}");
+        assert!(e.contains(&format!("`{key}` holds only `!` patterns")), "{e}");
+    }
+    let group = parse_str("[tasks.t]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"t\"]\nsources = [\"!a\"]\n").unwrap_err();
+    assert!(group.render(false).contains("Irun.toml:5:"), "{}", group.render(false));
+}
+
+#[test]
+fn an_exclusion_is_checked_like_any_glob() {
+    for (glob, says) in [
+        ("!../x/**", "points outside the project"),
+        ("!/etc/**", "points outside the project"),
+        ("![a", "invalid glob"),
+        ("!", "must be followed by a glob"),
+    ] {
+        let text = format!("[tasks.t]\ncmd = \"x\"\nsources = [\"src/**\", {glob:?}]\n");
+        let e = parse_str(&text).unwrap_err().render(false);
+        assert!(e.contains("Irun.toml:3:") && e.contains(says), "{glob}: {e}");
+    }
+}

@@ -3,14 +3,17 @@
 //! A task with `sources` is up to date when it last succeeded, its settings (command, env, cwd, globs) are the
 //! same, every file its `sources` match has the same content (none added or removed), every file its `outputs`
 //! match is still there with the content it left (and no new one appeared), and none of its deps changed since:
-//! a task dep has not run again, a service dep has the same fingerprint (command, env, cwd, globs, the content of
-//! its sources and its own deps) as when this task last passed. Content is compared by hash; a file whose size and
-//! modification time are unchanged (and not suspiciously recent) is not read again. Symbolic links to folders
-//! are followed (each folder once, so a link loop ends).
+//! a task dep has not run again, a service dep has the same fingerprint (command, env, cwd, globs, probe, the
+//! content of its sources and its own deps) as when this task last passed. A service without sources is
+//! fingerprinted by its definition alone. Content is compared by hash; a file whose size and modification time are
+//! unchanged (and not suspiciously recent) is not read again. Symbolic links to folders are followed (each folder
+//! once, so a link loop ends). Nothing recorded depends on where the project is ([`settings`]).
 //!
 //! A task with `outputs` and no `sources` follows make's rule for a target without prerequisites: it is up to date
 //! while it last succeeded with the same settings, each of its outputs exists (a glob matches a file), and none of
 //! its deps ran since. What its outputs hold does not count. A task with neither always runs.
+
+mod settings;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -22,12 +25,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::{Cmd, Config, Globs, PerTask, Task, is_literal, parse_glob};
+use crate::config::{Config, Globs, PerTask, Task, is_literal, parse_glob};
 use crate::events::TaskName;
 use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
-use crate::state::{FileStamp, HASHING, HASHING_LEGACY, LastRun, State, TaskRecord};
+use crate::state::{FileStamp, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
+pub(crate) use settings::Settings;
+use settings::Root;
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
 #[derive(Debug, Clone)]
@@ -37,13 +42,16 @@ pub(crate) struct Snapshot {
 
 pub(crate) struct Checker {
     root: PathBuf,
+    /// The root as records leave it out.
+    portable: Root,
     pub(crate) state: State,
     filter: Filter,
     force: bool,
     /// `--rerun`: tasks that run even if up to date, until they have started once.
     rerun: HashSet<String>,
-    /// Services' fingerprints in this run: taken when each starts (or when first asked, for `explain`).
-    services: RefCell<HashMap<String, String>>,
+    /// Services' fingerprints in this run: taken when each starts (or when first asked, for `explain`); with each,
+    /// the one an irun before [`HASHING`] 3 would have taken, which dependents it recorded are compared with.
+    services: RefCell<HashMap<String, (String, Option<String>)>>,
     /// The project's folder and the folders above it (device, inode): a link to one of them is not followed.
     above: HashSet<(u64, u64)>,
 }
@@ -55,6 +63,7 @@ impl Checker {
         let above = root.ancestors().filter_map(|d| std::fs::metadata(d).ok()).map(|m| (m.dev(), m.ino())).collect();
         let checker = Checker {
             root: root.to_path_buf(),
+            portable: Root::new(root),
             state,
             filter: Filter::new(root, &[]),
             force,
@@ -111,17 +120,8 @@ impl Checker {
         if !prev.ok {
             return run(RunReason::LastFailed);
         }
-        // Settings recorded by an irun that hashed them differently are compared the way they were hashed.
-        let now = if prev.hashing == HASHING_LEGACY { legacy_settings(task) } else { settings(task) };
-        for (what, before, after) in [
-            (Setting::Command, &prev.command, &now.0),
-            (Setting::Env, &prev.env, &now.1),
-            (Setting::Cwd, &prev.cwd, &snapshot.record.cwd),
-            (Setting::Globs, &prev.globs, &now.2),
-        ] {
-            if before != after {
-                return run(RunReason::Setting(what));
-            }
+        if let Some(what) = self.settings_changed(task, prev).first() {
+            return run(RunReason::Setting(*what));
         }
         if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
             return run(RunReason::Source(change));
@@ -137,6 +137,7 @@ impl Checker {
             let then = prev.deps.get(&dep.name);
             match (dep.is_service(), now == then) {
                 (_, true) => {}
+                (true, false) if then.is_some() && then == self.legacy_fingerprint(dep, prev).as_ref() => {}
                 // A service counts as changed for its dependents only when its own fingerprint did.
                 (true, false) => return run(RunReason::ServiceChanged(dep.name.as_str().into())),
                 (false, false) if then.is_some() => return run(RunReason::DepRanSince(dep.name.as_str().into())),
@@ -144,6 +145,31 @@ impl Checker {
             }
         }
         (Verdict::UpToDate, Some(snapshot))
+    }
+
+    /// Which of the task's settings differ from those `prev` holds, compared the way `prev` hashed them.
+    pub(crate) fn settings_changed(&self, task: &Task, prev: &TaskRecord) -> Vec<Setting> {
+        let now = Settings::of(task, &self.portable, prev.hashing);
+        [
+            (Setting::Command, &prev.command, &now.command),
+            (Setting::Env, &prev.env, &now.env),
+            (Setting::Cwd, &prev.cwd, &now.cwd),
+            (Setting::Globs, &prev.globs, &now.globs),
+            (Setting::Probe, &prev.probe, &now.probe),
+        ]
+        .into_iter()
+        .filter(|(_, before, after)| before != after)
+        .map(|(what, _, _)| what)
+        .collect()
+    }
+
+    /// The fingerprint `dep` (a service) would have had in an irun before [`HASHING`] 3, if `prev` (a dependent's
+    /// record) was written by one: after an upgrade, what it ran against counts as the same if it is.
+    fn legacy_fingerprint(&self, dep: &Task, prev: &TaskRecord) -> Option<String> {
+        if prev.hashing >= HASHING {
+            return None;
+        }
+        self.services.borrow().get(&dep.name).and_then(|(_, legacy)| legacy.clone())
     }
 
     /// How the task's outputs differ from what its last run left: a declared file is missing; with sources, any
@@ -182,9 +208,9 @@ impl Checker {
     /// A service starts: take its fingerprint, which its dependents compare with the one they last ran against.
     pub(crate) fn service_started(&mut self, config: &Config, task: &Task) {
         let previous = self.state.tasks.get(&task.name).cloned();
-        let fingerprint = self.fingerprint(config, task, previous.as_ref());
-        self.services.borrow_mut().insert(task.name.clone(), fingerprint.0.clone());
-        self.state.set_record(&task.name, fingerprint.1);
+        let (fingerprints, record) = self.fingerprint(config, task, previous.as_ref());
+        self.services.borrow_mut().insert(task.name.clone(), fingerprints);
+        self.state.set_record(&task.name, record);
     }
 
     /// Remember how a task ended, for `graph --status`.
@@ -210,44 +236,53 @@ impl Checker {
     /// What `dep` is now, as its dependents record it: a task's `recorded_at`, a service's fingerprint.
     fn stamp_of(&self, config: &Config, dep: &Task) -> Option<String> {
         if dep.is_service() {
-            if let Some(f) = self.services.borrow().get(&dep.name) {
-                return Some(f.clone());
-            }
-            let previous = self.state.tasks.get(&dep.name);
-            let (fingerprint, _) = self.fingerprint(config, dep, previous);
-            self.services.borrow_mut().insert(dep.name.clone(), fingerprint.clone());
-            return Some(fingerprint);
+            return Some(self.service_fingerprints(config, dep).0);
         }
         self.state.tasks.get(&dep.name).map(|r| r.recorded_at.to_string())
     }
 
+    /// A service's fingerprint in this run (and the one an older irun would have taken), taken once.
+    fn service_fingerprints(&self, config: &Config, service: &Task) -> (String, Option<String>) {
+        if let Some(f) = self.services.borrow().get(&service.name) {
+            return f.clone();
+        }
+        let previous = self.state.tasks.get(&service.name);
+        let (fingerprints, _) = self.fingerprint(config, service, previous);
+        self.services.borrow_mut().insert(service.name.clone(), fingerprints.clone());
+        fingerprints
+    }
+
     /// A service's fingerprint and the record that holds it: its settings, the content of its sources and what its
-    /// deps are now.
-    fn fingerprint(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>) -> (String, TaskRecord) {
+    /// deps are now; with the fingerprint an irun before [`HASHING`] 3 took (for a service with sources: one
+    /// without counted as new at every start then), so that an upgrade does not rerun its dependents.
+    fn fingerprint(
+        &self,
+        config: &Config,
+        task: &Task,
+        previous: Option<&TaskRecord>,
+    ) -> ((String, Option<String>), TaskRecord) {
         let deps = config.deps_through_groups(task);
-        let snapshot = self.snapshot(config, task, previous, &deps);
-        let record = snapshot.record;
-        let mut h = Xxh3::new();
-        for part in [&record.command, &record.env, &record.cwd, &record.globs] {
-            h.write(part.as_bytes());
-            h.write(b"\0");
-        }
-        for (path, stamp) in &record.sources {
-            h.write(path.as_bytes());
-            h.write(stamp.hash.as_bytes());
-        }
-        for (dep, stamp) in &record.deps {
-            h.write(dep.as_bytes());
-            h.write(stamp.as_bytes());
-        }
-        if task.sources().is_empty() {
-            // Nothing tells whether a service without sources is the same as last time (its code, its data): it
-            // counts as new at every start, and its dependents run, as a task without sources always does.
-            h.write(&now_ns().to_le_bytes());
-        }
-        let fingerprint = format!("{:032x}", h.digest128());
+        let record = self.snapshot(config, task, previous, &deps).record;
+        let fingerprint = fingerprint_of(&record, true);
+        let legacy = (!task.sources().is_empty()).then(|| self.legacy_record(config, task, &deps, &record)).flatten();
+        let legacy = legacy.map(|r| fingerprint_of(&r, false));
         let record = TaskRecord { ok: true, fingerprint: fingerprint.clone(), recorded_at: now_ns(), ..record };
-        (fingerprint, record)
+        ((fingerprint, legacy), record)
+    }
+
+    /// `record` as an irun before [`HASHING`] 3 made it: absolute, and its service deps' older fingerprints.
+    fn legacy_record(&self, config: &Config, task: &Task, deps: &[&Task], record: &TaskRecord) -> Option<TaskRecord> {
+        let old = Settings::of(task, &self.portable, HASHING_ABSOLUTE);
+        let mut stamps = BTreeMap::new();
+        for dep in deps {
+            let stamp = match dep.is_service() {
+                true => Some(self.service_fingerprints(config, dep).1?),
+                false => self.stamp_of(config, dep),
+            };
+            stamps.extend(stamp.map(|s| (dep.name.clone(), s)));
+        }
+        let (command, env, cwd, globs) = (old.command, old.env, old.cwd, old.globs);
+        Some(TaskRecord { command, env, cwd, globs, deps: stamps, sources: record.sources.clone(), ..Default::default() })
     }
 
     fn snapshot(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>, deps: &[&Task]) -> Snapshot {
@@ -255,7 +290,7 @@ impl Checker {
         let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.recorded_at));
         let empty = BTreeMap::new();
         let sources = self.stamps(&self.files(task.sources(), true), prev_sources.unwrap_or(&empty), prev_at);
-        let (command, env, globs) = settings(task);
+        let Settings { command, env, cwd, globs, probe } = Settings::now(task, &self.portable);
         Snapshot {
             record: TaskRecord {
                 ok: false,
@@ -263,8 +298,9 @@ impl Checker {
                 recorded_at,
                 command,
                 env,
-                cwd: task.process().map_or(String::new(), |p| p.cwd.display().to_string()),
+                cwd,
                 globs,
+                probe,
                 sources,
                 outputs: BTreeMap::new(),
                 deps: deps.iter().filter_map(|d| self.stamp_of(config, d).map(|s| (d.name.clone(), s))).collect(),
@@ -389,37 +425,23 @@ fn stamp(path: &Path, previous: Option<&FileStamp>, prev_at: i64) -> Option<File
     Some(FileStamp { size: meta.len(), mtime, hash: format!("{:032x}", hasher.digest128()) })
 }
 
-/// A task's settings, hashed from a canonical serialisation: (command, env, `sources` and `outputs` globs).
-fn settings(task: &Task) -> (String, String, String) {
-    use serde_json::json;
-    let process = task.process();
-    let cmd = match process.map(|p| &p.cmd) {
-        Some(Cmd::Shell(s)) => json!({ "shell": s }),
-        Some(Cmd::Argv(argv)) => json!({ "argv": argv }),
-        None => serde_json::Value::Null,
-    };
-    let mut env: Vec<&(String, String)> = process.map(|p| p.env.iter().collect()).unwrap_or_default();
-    env.sort();
-    let globs = json!({ "sources": task.sources(), "outputs": task.outputs() });
-    (hash_str(&cmd.to_string()), hash_str(&json!(env).to_string()), hash_str(&globs.to_string()))
-}
-
-/// The same, hashed as irun's first state format did (from `Debug` text): records it wrote are compared this way
-/// until they are written again, so an upgrade does not rerun every task.
-fn legacy_settings(task: &Task) -> (String, String, String) {
-    let process = task.process();
-    let mut env: Vec<&(String, String)> = process.map(|p| p.env.iter().collect()).unwrap_or_default();
-    env.sort();
-    (
-        hash_str(&format!("{:?}", process.map(|p| &p.cmd))),
-        hash_str(&format!("{env:?}")),
-        hash_str(&format!("{:?} {:?}", task.sources(), task.outputs())),
-    )
-}
-
-fn hash_str(s: &str) -> String {
+/// A service's fingerprint from its record: its settings (with its probe, unless as an older irun hashed it), the
+/// content of its sources and its deps' stamps.
+fn fingerprint_of(record: &TaskRecord, with_probe: bool) -> String {
     let mut h = Xxh3::new();
-    h.write(s.as_bytes());
+    let probe = with_probe.then_some(&record.probe);
+    for part in [&record.command, &record.env, &record.cwd, &record.globs].into_iter().chain(probe) {
+        h.write(part.as_bytes());
+        h.write(b"\0");
+    }
+    for (path, stamp) in &record.sources {
+        h.write(path.as_bytes());
+        h.write(stamp.hash.as_bytes());
+    }
+    for (dep, stamp) in &record.deps {
+        h.write(dep.as_bytes());
+        h.write(stamp.as_bytes());
+    }
     format!("{:032x}", h.digest128())
 }
 

@@ -186,6 +186,8 @@ pub(crate) enum Setting {
     Cwd,
     /// Its `sources` or `outputs` globs.
     Globs,
+    /// A service's readiness probe.
+    Probe,
 }
 
 /// How a file a task reads or writes differs from when it last ran.

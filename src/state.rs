@@ -22,9 +22,12 @@ const LEGACY_FILE: &str = "state.toml";
 const TOOL: &str = "irun";
 const VERSION: u32 = 2;
 
-/// How a record's settings were hashed: 1 from `Debug` text (the TOML state's era), 2 from canonical JSON.
+/// How a record's settings were hashed: 1 from `Debug` text (the TOML state's era), 2 from canonical JSON, 3 from
+/// canonical JSON independent of where the project is (a relative cwd, the root's path replaced: see
+/// `fresh/settings.rs`), with a service's probe.
 pub(crate) const HASHING_LEGACY: u8 = 1;
-pub(crate) const HASHING: u8 = 2;
+pub(crate) const HASHING_ABSOLUTE: u8 = 2;
+pub(crate) const HASHING: u8 = 3;
 
 /// What a file looked like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +39,9 @@ pub(crate) struct FileStamp {
     pub(crate) hash: String,
 }
 
-fn current_hashing() -> u8 {
-    HASHING
+/// A record without `hashing` was written before records said how they were hashed: before [`HASHING`] 3.
+fn unmarked_hashing() -> u8 {
+    HASHING_ABSOLUTE
 }
 
 /// A task's last run (tasks with sources), or a service's fingerprint.
@@ -52,8 +56,12 @@ pub(crate) struct TaskRecord {
     /// Hashes of the settings that change what the task does.
     pub(crate) command: String,
     pub(crate) env: String,
+    /// Relative to the project's root (absolute outside it, and in records of an older [`HASHING`]).
     pub(crate) cwd: String,
     pub(crate) globs: String,
+    /// A service's readiness probe, hashed (empty for a task).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) probe: String,
     #[serde(default)]
     pub(crate) sources: BTreeMap<String, FileStamp>,
     #[serde(default)]
@@ -63,7 +71,7 @@ pub(crate) struct TaskRecord {
     #[serde(default)]
     pub(crate) deps: BTreeMap<String, String>,
     /// How `command`, `env` and `globs` were hashed ([`HASHING`] for records written now).
-    #[serde(default = "current_hashing")]
+    #[serde(default = "unmarked_hashing")]
     pub(crate) hashing: u8,
     /// A service's fingerprint: its settings, sources and deps as it was last started.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -80,6 +88,7 @@ impl Default for TaskRecord {
             env: String::new(),
             cwd: String::new(),
             globs: String::new(),
+            probe: String::new(),
             sources: BTreeMap::new(),
             outputs: BTreeMap::new(),
             deps: BTreeMap::new(),
@@ -516,6 +525,7 @@ mod legacy {
                     env: r.env,
                     cwd: r.cwd,
                     globs: r.globs,
+                    probe: String::new(),
                     sources: r.sources,
                     outputs: r.outputs,
                     deps: r.deps.into_iter().map(|(d, at)| (d, at.to_string())).collect(),

@@ -193,6 +193,7 @@ fn setting(s: Setting) -> &'static str {
         Setting::Env => "env",
         Setting::Cwd => "cwd",
         Setting::Globs => "`sources` or `outputs` in Irun.toml",
+        Setting::Probe => "`ready` probe",
     }
 }
 

@@ -11,6 +11,7 @@ mod database;
 mod discovery;
 mod escapees;
 mod faults;
+mod fingerprints;
 mod layout;
 mod memory;
 mod output;

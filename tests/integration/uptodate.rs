@@ -439,7 +439,8 @@ fn a_state_written_by_the_previous_version_keeps_tasks_up_to_date() {
         record["recorded_at"],
         hash("Some(Shell(\"echo run >> gen.log\"))"),
         hash("[]"),
-        record["cwd"].as_str().unwrap(),
+        // (An absolute cwd then: records are relative to the project since.)
+        p.root().display(),
         hash("[\"src/*.txt\"] []"),
         stamp["size"],
         stamp["mtime"],
@@ -486,17 +487,38 @@ fn explain_and_a_run_agree_when_a_services_dep_will_run() {
 }
 
 #[test]
-fn a_service_without_sources_counts_as_changed_at_every_start() {
-    // Nothing tells whether it is the same server (its code, its data): its dependents run, as before.
-    let p = Project::new(
-        "[tasks.db]\ncmd = \"echo up; exec sleep 1000\"\ndaemon = true\nready = { log = \"up\" }\n\
-         [tasks.seed]\ncmd = \"echo run >> seed.log\"\ndeps = [\"db\"]\nsources = [\"seed.cfg\"]\n",
-    );
-    p.file("seed.cfg", "");
+fn a_service_without_sources_is_fingerprinted_by_its_definition() {
+    // Its command, env, cwd and probe: the same definition leaves its dependents up to date (and it is not even
+    // started); a change to any of them reruns them.
+    let toml = |cmd: &str, env: &str, cwd: &str, log: &str| {
+        format!(
+            "[tasks.db]\ncmd = \"{cmd}\"\ndaemon = true\nready = {{ log = \"{log}\" }}\nenv = {{ MODE = \"{env}\" }}\n\
+             cwd = \"{cwd}\"\n\
+             [tasks.seed]\ncmd = \"echo run >> seed.log\"\ndeps = [\"db\"]\nsources = [\"seed.cfg\"]\n"
+        )
+    };
+    let first = toml("echo up; exec sleep 1000", "a", ".", "up");
+    let p = Project::new(&first);
+    p.file("seed.cfg", "").file("data/keep", "");
     run_ok(&p, &["seed"]);
     let out = run_ok(&p, &["--explain", "seed"]);
-    assert_eq!(runs(&p, "seed.log"), 2, "{out:?}");
-    assert!(out.stdout.contains("seed * will run: service `db` changed since it last ran"), "{out:?}");
+    assert_eq!(runs(&p, "seed.log"), 1, "{out:?}");
+    assert!(out.stdout.contains("seed * up to date"), "{out:?}");
+    assert!(out.stdout.contains("db   * skipped: nothing that needs it is left to run"), "{out:?}");
+    let changes = [
+        ("command", toml("echo up; exec sleep 999", "a", ".", "up")),
+        ("env", toml("echo up; exec sleep 999", "b", ".", "up")),
+        ("cwd", toml("echo up; exec sleep 999", "b", "data", "up")),
+        ("probe", toml("echo up; exec sleep 999", "b", "data", "u")),
+    ];
+    for (n, (what, text)) in changes.iter().enumerate() {
+        p.file("Irun.toml", text);
+        let out = run_ok(&p, &["--explain", "seed"]);
+        assert_eq!(runs(&p, "seed.log"), n + 2, "a changed {what} reruns its dependent: {out:?}");
+        assert!(out.stdout.contains("seed * will run: service `db` changed since it last ran"), "{what}: {out:?}");
+        let again = run_ok(&p, &["seed"]);
+        assert_eq!(runs(&p, "seed.log"), n + 2, "and then it is up to date again: {again:?}");
+    }
 }
 
 #[test]

@@ -1,0 +1,141 @@
+//! What a fingerprint holds: nothing that depends on where the project is (a copied or moved checkout stays up to
+//! date), only the variables a task receives (`inherit_env`), and what `explain` shows of it.
+
+use std::path::Path;
+
+use crate::harness::{Irun, Output, Project};
+
+/// A task, a service with sources and a cwd of its own, a service without sources, and a task that needs both;
+/// `[env]` holds a path under the project (`PROJ` stands for the shell's `$PWD`).
+const CHECKOUT: &str = r#"
+[env]
+VENV = "${PROJ}/.venv"
+
+[tasks.gen]
+cmd = "echo run >> gen.log; mkdir -p out; cat src/*.txt > out/all.txt"
+sources = ["src/*.txt"]
+outputs = ["out/all.txt"]
+
+[tasks.web]
+cmd = "echo run >> ../web.log; echo up; exec sleep 1000"
+cwd = "web"
+daemon = true
+ready = { log = "up" }
+sources = ["web/*.cfg"]
+deps = ["gen"]
+
+[tasks.db]
+cmd = "echo up; exec sleep 1000"
+daemon = true
+ready = { log = "up" }
+
+[tasks.use]
+cmd = "echo run >> use.log"
+cwd = "web"
+deps = ["web", "db"]
+sources = ["web/*.cfg"]
+"#;
+
+fn checkout() -> Project {
+    let p = Project::new(CHECKOUT);
+    p.file("src/a.txt", "a\n").file("web/site.cfg", "x\n");
+    p
+}
+
+/// irun `args` in `dir`, with `PROJ` set to it as a shell's `$PWD` would be.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let out = Irun::new().current_dir(dir).env("PROJ", &dir.display().to_string()).args(args).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    out
+}
+
+fn lines(dir: &Path, rel: &str) -> usize {
+    std::fs::read_to_string(dir.join(rel)).map_or(0, |s| s.lines().count())
+}
+
+/// A second run in `dir` runs nothing: every task is up to date and no service is started.
+fn assert_all_up_to_date(dir: &Path, how: &str) {
+    let out = run_in(dir, &["use"]);
+    let counts = ["gen.log", "web.log", "web/use.log"].map(|f| lines(dir, f));
+    assert_eq!(counts, [1, 1, 1], "{how}: {out:?}");
+    assert!(out.stdout.contains("gen * up to date") && out.stdout.contains("use * up to date"), "{how}: {out:?}");
+}
+
+fn copy(from: &Path, to: &Path, preserve: bool) {
+    let flags = if preserve { "-a" } else { "-r" };
+    let status = std::process::Command::new("cp").arg(flags).arg(from.join(".")).arg(to).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_copied_or_moved_checkout_stays_up_to_date() {
+    let p = checkout();
+    run_in(p.root(), &["use"]);
+    assert_all_up_to_date(p.root(), "the checkout itself");
+    // `cp -a` keeps modification times; `cp -r` does not, and content decides.
+    for preserve in [true, false] {
+        let copy_dir = tempfile::Builder::new().prefix("irun-test-copy-").tempdir().unwrap();
+        copy(p.root(), copy_dir.path(), preserve);
+        assert_all_up_to_date(copy_dir.path(), if preserve { "cp -a" } else { "cp -r" });
+    }
+    let parent = tempfile::Builder::new().prefix("irun-test-moved-").tempdir().unwrap();
+    let moved = parent.path().join("checkout");
+    std::fs::rename(p.root(), &moved).unwrap();
+    assert_all_up_to_date(&moved, "mv");
+}
+
+#[test]
+fn a_change_in_a_copy_still_reruns_there() {
+    let p = checkout();
+    run_in(p.root(), &["use"]);
+    let copy_dir = tempfile::Builder::new().prefix("irun-test-copy-").tempdir().unwrap();
+    copy(p.root(), copy_dir.path(), true);
+    std::fs::write(copy_dir.path().join("src/a.txt"), "changed\n").unwrap();
+    let out = run_in(copy_dir.path(), &["--explain", "use"]);
+    assert!(out.stdout.contains("gen * will run: `src/a.txt` changed"), "{out:?}");
+    assert!(out.stdout.contains("use * will run: service `web` changed since it last ran"), "{out:?}");
+    assert_eq!(lines(copy_dir.path(), "gen.log"), 2, "{out:?}");
+}
+
+#[test]
+fn records_of_the_previous_version_with_absolute_paths_stay_up_to_date() {
+    // Written as the previous irun did: absolute cwds, settings hashed without the root taken out, no probe, and
+    // the service's fingerprint from those. (`PROJ` outside the project: its `env` hashes alike in both. A service
+    // without sources counted as new at every start then, so `db` is left out.)
+    let p = Project::new(&CHECKOUT.replace(r#"deps = ["web", "db"]"#, r#"deps = ["web"]"#));
+    p.file("src/a.txt", "a\n").file("web/site.cfg", "x\n");
+    let elsewhere = |args: &[&str]| p.irun().env("PROJ", "/elsewhere").args(args).run();
+    assert_eq!(elsewhere(&["use"]).code, 0);
+    let mut state: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    let root = p.root().display().to_string();
+    let absolute = |rel: &str| if rel == "." { root.clone() } else { format!("{root}/{rel}") };
+    for task in ["gen", "web", "use"] {
+        let record = &mut state["tasks"][task]["record"];
+        let cwd = absolute(record["cwd"].as_str().unwrap());
+        record["cwd"] = cwd.into();
+        record["hashing"] = 2.into();
+        record.as_object_mut().unwrap().remove("probe");
+    }
+    let web = &state["tasks"]["web"]["record"];
+    let mut bytes = Vec::new();
+    for part in ["command", "env", "cwd", "globs"] {
+        bytes.extend(web[part].as_str().unwrap().as_bytes());
+        bytes.push(0);
+    }
+    for (path, stamp) in web["sources"].as_object().unwrap() {
+        bytes.extend(path.as_bytes());
+        bytes.extend(stamp["hash"].as_str().unwrap().as_bytes());
+    }
+    for (dep, stamp) in web["deps"].as_object().unwrap() {
+        bytes.extend(dep.as_bytes());
+        bytes.extend(stamp.as_str().unwrap().as_bytes());
+    }
+    let old = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+    state["tasks"]["web"]["record"]["fingerprint"] = old.clone().into();
+    state["tasks"]["use"]["record"]["deps"]["web"] = old.into();
+    p.file(".irun/state.json", &state.to_string());
+    let out = elsewhere(&["use"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("gen * up to date") && out.stdout.contains("use * up to date"), "{out:?}");
+    assert_eq!([p.count_lines("gen.log"), p.count_lines("web.log"), p.count_lines("web/use.log")], [1, 1, 1]);
+}

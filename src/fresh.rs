@@ -31,8 +31,8 @@ use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
 use crate::state::{FileStamp, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
-pub(crate) use settings::Settings;
 use settings::Root;
+pub(crate) use settings::Settings;
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
 #[derive(Debug, Clone)]
@@ -282,7 +282,15 @@ impl Checker {
             stamps.extend(stamp.map(|s| (dep.name.clone(), s)));
         }
         let (command, env, cwd, globs) = (old.command, old.env, old.cwd, old.globs);
-        Some(TaskRecord { command, env, cwd, globs, deps: stamps, sources: record.sources.clone(), ..Default::default() })
+        Some(TaskRecord {
+            command,
+            env,
+            cwd,
+            globs,
+            deps: stamps,
+            sources: record.sources.clone(),
+            ..Default::default()
+        })
     }
 
     fn snapshot(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>, deps: &[&Task]) -> Snapshot {

@@ -232,7 +232,8 @@ pub(crate) struct Process {
     /// How many of an array command's last items are arguments given after `--`: they reach the task exactly as
     /// given, without the expansion of `${IRUN_...}` the items from Irun.toml get as it starts.
     pub(crate) passed: usize,
-    /// The environment the task adds to irun's own: dotenv files, `[env]`, then the task's `env`.
+    /// The environment the task adds to irun's own: dotenv files, `[env]` (what `inherit_env` lets through of the
+    /// top-level ones), then the task's `env`.
     pub(crate) env: Vec<(String, String)>,
     pub(crate) cwd: PathBuf,
     pub(crate) timeout: Option<Duration>,
@@ -243,6 +244,27 @@ pub(crate) struct Process {
     /// Run even when up to date (its `sources` still drive watch mode).
     pub(crate) always_run: bool,
     pub(crate) output: OutputPolicy,
+}
+
+/// Which variables of the top-level `[env]` and `dotenv` files a task receives (`inherit_env`); it is applied as
+/// Irun.toml is read, so [`Process::env`] holds only those.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum InheritEnv {
+    #[default]
+    All,
+    Nothing,
+    Only(Vec<String>),
+}
+
+impl InheritEnv {
+    /// Whether the task receives the top-level variable `name`.
+    pub(crate) fn receives(&self, name: &str) -> bool {
+        match self {
+            InheritEnv::All => true,
+            InheritEnv::Nothing => false,
+            InheritEnv::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
 }
 
 /// A long-running process: its readiness probe and what happens when it exits.

@@ -135,6 +135,11 @@ table! {
         /// dotenv files for this task, read after the top-level ones (see the top-level `dotenv`).
         #[schemars(schema_with = "dotenv_files")]
         dotenv: Vec<At<String>>,
+        /// Which variables of the top-level [env] and `dotenv` files the task receives: true (default) all of
+        /// them, false none, or an array of their names. Only those count in its fingerprint; ${NAME} in its own
+        /// `env` and `cmd` still finds them all.
+        #[schemars(schema_with = "inherit_env")]
+        inherit_env: toml::Value,
         /// Where the command runs, relative to the directory holding Irun.toml.
         #[schemars(regex(pattern = r"\S"))]
         cwd: String,
@@ -251,6 +256,15 @@ fn environment(_: &mut SchemaGenerator) -> Schema {
 
 fn dotenv_files(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "array", "items": { "type": "string", "minLength": 1 } })
+}
+
+fn inherit_env(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "oneOf": [
+            { "type": "boolean" },
+            { "type": "array", "items": { "type": "string", "minLength": 1 }, "uniqueItems": true }
+        ]
+    })
 }
 
 fn duration(_: &mut SchemaGenerator) -> Schema {

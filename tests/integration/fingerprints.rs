@@ -139,3 +139,48 @@ fn records_of_the_previous_version_with_absolute_paths_stay_up_to_date() {
     assert!(out.stdout.contains("gen * up to date") && out.stdout.contains("use * up to date"), "{out:?}");
     assert_eq!([p.count_lines("gen.log"), p.count_lines("web.log"), p.count_lines("web/use.log")], [1, 1, 1]);
 }
+
+#[test]
+fn a_top_level_variable_a_task_does_not_receive_never_reruns_it() {
+    // `PYTEST_K=… irun` changes PYTEST_ADDOPTS: the tests, which receive it, run again; setup does not.
+    let p = Project::new(
+        "[env]\nPYTEST_ADDOPTS = \"-k ${PYTEST_K:-}\"\n\
+         [tasks.setup]\ncmd = \"echo run >> setup.log\"\nsources = [\"requirements.txt\"]\ninherit_env = false\n\
+         [tasks.test]\ncmd = \"echo \\\"$PYTEST_ADDOPTS\\\" >> test.log\"\ndeps = [\"setup\"]\nsources = [\"tests.py\"]\n",
+    );
+    p.file("requirements.txt", "").file("tests.py", "");
+    let run = |k: &str| {
+        let out = p.irun().env("PYTEST_K", k).args(["--explain", "test"]).run();
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    };
+    run("one");
+    let out = run("two");
+    assert!(out.stdout.contains("setup * up to date"), "{out:?}");
+    assert!(out.stdout.contains("test  * will run: env changed"), "{out:?}");
+    assert_eq!((p.count_lines("setup.log"), p.read("test.log")), (1, "-k one\n-k two\n".to_string()));
+    let out = run("two");
+    assert!(out.stdout.contains("test  * up to date"), "the same value: up to date again: {out:?}");
+}
+
+#[test]
+fn inherit_env_with_names_gives_those_and_only_those_count() {
+    let toml = |a: &str, b: &str| {
+        format!(
+            "[env]\nXA_GIVEN = \"{a}\"\nXB_KEPT = \"{b}\"\n\
+             [tasks.t]\ncmd = \"echo run >> t.log; env | grep '^X[AB]_' | sort > seen.txt\"\nsources = [\"in.txt\"]\n\
+             inherit_env = [\"XA_GIVEN\"]\n"
+        )
+    };
+    let p = Project::new(&toml("1", "1"));
+    p.file("in.txt", "");
+    p.run_ok(&["t"]);
+    assert_eq!(p.read("seen.txt"), "XA_GIVEN=1\n", "XA_GIVEN, not XB_KEPT");
+    p.file("Irun.toml", &toml("1", "2"));
+    let out = p.run_ok(&["t"]);
+    assert!(out.stdout.contains("t * up to date"), "a variable it does not receive: {out:?}");
+    p.file("Irun.toml", &toml("2", "2"));
+    let out = p.run_ok(&["--explain", "t"]);
+    assert!(out.stdout.contains("t * will run: env changed"), "one it receives: {out:?}");
+    assert_eq!((p.count_lines("t.log"), p.read("seen.txt")), (2, "XA_GIVEN=2\n".to_string()));
+}

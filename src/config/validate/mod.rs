@@ -43,6 +43,8 @@ struct Shared {
     dotenv: Vars,
     /// `[env]`, expanded.
     env: Vars,
+    /// An optional top-level dotenv file is missing: it may define names `inherit_env` lists.
+    unread: bool,
 }
 
 impl Validator<'_> {
@@ -62,7 +64,10 @@ impl Validator<'_> {
         };
         let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
         let env = Vars::new(self.env(&raw.env, &Layers::new(&[], self.shell, &[&dotenv]))?);
-        let shared = Shared { dotenv, env };
+        let unread = raw.dotenv.as_ref().is_some_and(|files| {
+            files.get().iter().filter_map(|f| f.get().strip_prefix('?')).any(|f| !self.root.join(f).exists())
+        });
+        let shared = Shared { dotenv, env, unread };
 
         // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
         // are sorted: moving the tasks themselves costs more than the sort.)

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::{Shared, Validator, named};
 use crate::config::env::{Layers, Vars};
-use crate::config::model::{Kind, Named, Task};
+use crate::config::model::{InheritEnv, Kind, Named, Task};
 use crate::config::raw::{At, GROUP_KEYS, RawTask, SERVICE_KEYS};
 use crate::diagnostic::Diagnostic;
 
@@ -73,7 +73,8 @@ impl Validator<'_> {
         let vars = Layers::new(&[&task_env, &shared.env], self.shell, &below);
         let cmd = self.cmd(cmd, "cmd", &vars)?;
         let deps = self.deps(task_name, raw, names)?;
-        let env = self.environment(shared, &dotenv, &task_env);
+        let inherit = self.inherit_env(raw, shared)?;
+        let env = self.environment(shared, &inherit, &dotenv, &task_env);
         let runs = self.runs(raw, &vars)?;
         let service = if raw.daemon.as_ref().is_some_and(|d| *d.get()) {
             self.not_interactive(task_name, raw)?;
@@ -158,10 +159,18 @@ impl Validator<'_> {
     }
 
     /// The task's environment: irun's, then what the dotenv files add to it (a variable irun already has keeps its
-    /// value), overridden by `[env]`, overridden by the task's `env`.
-    fn environment(&self, shared: &Shared, dotenv: &Vars, task_env: &Vars) -> Vec<(String, String)> {
-        let added = shared.dotenv.list().iter().chain(dotenv.list()).filter(|(k, _)| !self.shell.contains_key(k));
-        let all = added.chain(shared.env.list()).chain(task_env.list());
+    /// value), overridden by `[env]`, overridden by the task's `env`; of the top-level ones, those it `inherit`s.
+    fn environment(
+        &self,
+        shared: &Shared,
+        inherit: &InheritEnv,
+        dotenv: &Vars,
+        task_env: &Vars,
+    ) -> Vec<(String, String)> {
+        let top = |(k, _): &&(String, String)| inherit.receives(k);
+        let added = shared.dotenv.list().iter().filter(top).chain(dotenv.list());
+        let added = added.filter(|(k, _)| !self.shell.contains_key(k));
+        let all = added.chain(shared.env.list().iter().filter(top)).chain(task_env.list());
         crate::config::env::last_wins(all.cloned().collect())
     }
 }

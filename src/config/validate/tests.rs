@@ -252,3 +252,42 @@ fn an_exclusion_is_checked_like_any_glob() {
         assert!(e.contains("Irun.toml:3:") && e.contains(says), "{glob}: {e}");
     }
 }
+
+#[test]
+fn inherit_env_gives_a_task_all_none_or_the_named_top_level_variables() {
+    let env_of = |inherit: &str| {
+        let toml = format!(
+            "[env]\nA = \"1\"\nB = \"2\"\n[tasks.t]\ncmd = \"x\"\n{inherit}\nenv = {{ C = \"${{B}}3\" }}\n"
+        );
+        let cfg = parse_str(&toml).unwrap_or_else(|e| panic!("{e}"));
+        let mut names: Vec<String> =
+            cfg.tasks[TaskId::new(0)].process().unwrap().env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        names.sort();
+        names.join(" ")
+    };
+    assert_eq!(env_of(""), "A=1 B=2 C=23");
+    assert_eq!(env_of("inherit_env = true"), "A=1 B=2 C=23");
+    // The task's own `env` still finds them with ${NAME}.
+    assert_eq!(env_of("inherit_env = false"), "C=23");
+    assert_eq!(env_of("inherit_env = [\"A\"]"), "A=1 C=23");
+}
+
+#[test]
+fn inherit_env_names_only_top_level_variables_and_says_which_there_are() {
+    let toml = "[env]\nPYTEST_ADDOPTS = \"-q\"\n[tasks.t]\ncmd = \"x\"\ninherit_env = [\"PYTEST_ADOPTS\"]\n";
+    let err = parse_str(toml).unwrap_err();
+    assert!(err.message.contains("`inherit_env` names `PYTEST_ADOPTS`, which neither [env] nor"), "{err}");
+    assert!(err.message.contains("did you mean `PYTEST_ADDOPTS`?"), "{err}");
+    assert!(err.help.as_deref().unwrap().contains("they define: PYTEST_ADDOPTS"), "{err}");
+    let (_, span) = err.location.clone().unwrap();
+    assert_eq!(&toml[span], "\"PYTEST_ADOPTS\"");
+    for wrong in ["\"yes\"", "[1]"] {
+        let err = parse_str(&format!("[tasks.t]\ncmd = \"x\"\ninherit_env = {wrong}\n")).unwrap_err();
+        assert!(err.message.contains("`inherit_env` must be `true`, `false` or an array of variable names"), "{err}");
+    }
+    let err = parse_str("[tasks.t]\ndeps = [\"u\"]\ninherit_env = false\n[tasks.u]\ncmd = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("is a group (it has no `cmd`), so `inherit_env` has no effect"), "{err}");
+    // An optional dotenv file that is missing may define the name: not an error.
+    parse_str("dotenv = [\"?/nonexistent/.env\"]\n[tasks.t]\ncmd = \"x\"\ninherit_env = [\"LATER\"]\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use super::Validator;
+use super::{Shared, Validator};
 use crate::config::env::{self, DotenvError, Layers, Problem, Vars};
-use crate::config::raw::At;
-use crate::diagnostic::Diagnostic;
+use crate::config::model::InheritEnv;
+use crate::config::raw::{At, RawTask};
+use crate::diagnostic::{Diagnostic, suggestion};
 
 impl Validator<'_> {
     /// `text` (the value at `span`) with its `${NAME}`s resolved from `vars`.
@@ -143,5 +144,47 @@ impl Validator<'_> {
             out.push((k.clone(), value));
         }
         Ok(out)
+    }
+
+    /// `inherit_env`: `true` (the default), `false`, or an array of names that the top-level `[env]` or `dotenv`
+    /// files define (unless an optional one is missing: it may define them).
+    pub(super) fn inherit_env(&self, raw: &RawTask, shared: &Shared) -> Result<InheritEnv, Diagnostic> {
+        let Some(value) = &raw.inherit_env else { return Ok(InheritEnv::All) };
+        let wrong = |what: &str| {
+            self.err(value.span(), format!("`inherit_env` must be `true`, `false` or an array of variable names, not {what}"))
+                .with_help("write `inherit_env = false` for none of [env] and the top-level dotenv files, or `inherit_env = [\"NAME\"]` for some")
+        };
+        let items = match value.get() {
+            toml::Value::Boolean(true) => return Ok(InheritEnv::All),
+            toml::Value::Boolean(false) => return Ok(InheritEnv::Nothing),
+            toml::Value::Array(items) => items,
+            other => return Err(wrong(&format!("a {}", other.type_str()))),
+        };
+        let mut known: Vec<&str> =
+            shared.env.list().iter().chain(shared.dotenv.list()).map(|(k, _)| k.as_str()).collect();
+        known.sort_unstable();
+        known.dedup();
+        let mut names = Vec::with_capacity(items.len());
+        for item in items {
+            let toml::Value::String(name) = item else {
+                return Err(wrong(&format!("an array holding a {}", item.type_str())));
+            };
+            if !shared.unread && known.binary_search(&name.as_str()).is_err() {
+                let written = self.source.text.get(value.span()).unwrap_or_default();
+                let span = written
+                    .find(&format!("\"{name}\""))
+                    .map_or(value.span(), |i| value.span().start + i..value.span().start + i + name.len() + 2);
+                let hint = suggestion(name, known.iter().copied());
+                let defined = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                return Err(self
+                    .err(span, format!("`inherit_env` names `{name}`, which neither [env] nor a top-level dotenv file defines{hint}"))
+                    .with_help(format!(
+                        "list variables of [env] or the top-level dotenv files (they define: {defined}); irun's own \
+                         environment reaches every task anyway"
+                    )));
+            }
+            names.push(name.clone());
+        }
+        Ok(InheritEnv::Only(names))
     }
 }

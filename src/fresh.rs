@@ -13,6 +13,7 @@
 //! while it last succeeded with the same settings, each of its outputs exists (a glob matches a file), and none of
 //! its deps ran since. What its outputs hold does not count. A task with neither always runs.
 
+mod parts;
 mod settings;
 
 use std::cell::RefCell;
@@ -31,6 +32,7 @@ use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
 use crate::state::{FileStamp, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
+pub(crate) use parts::{Part, PartKind};
 use settings::Root;
 pub(crate) use settings::Settings;
 

@@ -1,4 +1,5 @@
-//! `irun explain`: for each task, in the order they would run, up to date or the first reason it would run.
+//! `irun explain`: for each task, in the order they would run, up to date or the first reason it would run, and
+//! what its fingerprint holds, with the parts that changed since it last ran.
 
 use crate::config::Config;
 use crate::exit::Failure;
@@ -38,6 +39,13 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
         };
         let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
         out.push_str(&format!("{:<width$}  {text}\n", plan[i].name));
+        // What its fingerprint holds, and what changed since it last ran.
+        let task = &config.tasks[i];
+        for line in checker.parts(config, task).map(|p| text::fingerprint(&p, task.is_service())).unwrap_or_default() {
+            let dim = anstyle::Style::new().dimmed();
+            let line = if color { format!("{}{line}{}", dim.render(), dim.render_reset()) } else { line };
+            out.push_str(&format!("{:<width$}  {line}\n", ""));
+        }
     }
     Ok(out)
 }

@@ -2,6 +2,7 @@
 
 use crate::config::{Check, host_port};
 use crate::events::{Event, GuardNews, PlanDiff, TaskName, WatchProblem};
+use crate::fresh::{Part, PartKind};
 use crate::outcome::{Blocked, ChildExit, Failure, FileChange, Outcome, RunReason, Setting, StopReason};
 
 /// What a readiness probe waits for: "port 8001 on 127.0.0.1 or ::1 accepting connections".
@@ -393,6 +394,59 @@ fn guard(how: Option<ChildExit>, news: &GuardNews) -> String {
             format!("irun's guard process ended ({how}) and a new one could not be started ({error}); {risk}")
         }
     }
+}
+
+/// `irun explain`'s lines for what a task's fingerprint holds, one part each, saying which changed since it last ran
+/// (a service: since it last started).
+pub(crate) fn fingerprint(parts: &[Part], service: bool) -> Vec<String> {
+    let since = if service { "since it last started" } else { "since it last ran" };
+    let files = |n: usize| format!("{n} {}", plural(n, "file", "files"));
+    parts
+        .iter()
+        .map(|part| {
+            let what = match &part.kind {
+                PartKind::Command(cmd) => format!("command: {}", one_line(cmd)),
+                PartKind::Env(names) if names.is_empty() => "env: none from Irun.toml".to_string(),
+                PartKind::Env(names) => format!("env: {}", names.join(", ")),
+                PartKind::Cwd(cwd) => format!("cwd: {cwd}"),
+                PartKind::Sources { globs, .. } if globs.is_empty() => "sources: none".to_string(),
+                PartKind::Sources { globs, files: n } => {
+                    format!("sources: {} ({}, by content)", globs.join(", "), files(*n))
+                }
+                PartKind::Outputs { globs, .. } if globs.is_empty() => "outputs: none".to_string(),
+                PartKind::Outputs { globs, files: n, content: true } => {
+                    format!("outputs: {} ({}, by content)", globs.join(", "), files(*n))
+                }
+                PartKind::Outputs { globs, files: n, content: false } => {
+                    format!("outputs: {} ({}, must exist)", globs.join(", "), files(*n))
+                }
+                PartKind::Deps(deps) if deps.is_empty() => "deps: none".to_string(),
+                PartKind::Deps(deps) => {
+                    let names: Vec<String> = deps
+                        .iter()
+                        .map(|(d, changed)| if *changed { format!("{d} (changed)") } else { d.clone() })
+                        .collect();
+                    format!("deps: {}", names.join(", "))
+                }
+                PartKind::Probe(None) => "probe: none (ready once started)".to_string(),
+                PartKind::Probe(Some(c)) => format!("probe: {}", check(c)),
+            };
+            // (Deps say which of them changed.)
+            match part.changed && !matches!(part.kind, PartKind::Deps(_)) {
+                true => format!("- {what}; changed {since}"),
+                false => format!("- {what}"),
+            }
+        })
+        .collect()
+}
+
+/// The first line of a command, at most 80 characters, with `…` where it was cut.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 80;
+    let first = text.lines().next().unwrap_or_default();
+    let cut = first.chars().count() > MAX || first.len() < text.trim_end().len();
+    let shown: String = first.chars().take(MAX).filter(|c| !crate::diagnostic::unprintable(*c)).collect();
+    if cut { format!("{shown} …") } else { shown }
 }
 
 /// What a ready service's probe saw, as the ready line and JSON say it.

@@ -184,3 +184,73 @@ fn inherit_env_with_names_gives_those_and_only_those_count() {
     assert!(out.stdout.contains("t * will run: env changed"), "one it receives: {out:?}");
     assert_eq!((p.count_lines("t.log"), p.read("seen.txt")), (2, "XA_GIVEN=2\n".to_string()));
 }
+
+/// `irun explain TARGET`'s lines under `task`: the parts of its fingerprint.
+fn parts(out: &Output, task: &str) -> Vec<String> {
+    let mut lines = out.stdout.lines().skip_while(|l| l.split_whitespace().next() != Some(task)).skip(1);
+    let mut parts = Vec::new();
+    while let Some(line) = lines.next().filter(|l| l.trim_start().starts_with("- ")) {
+        parts.push(line.trim_start().to_string());
+    }
+    parts
+}
+
+#[test]
+fn explain_lists_what_a_fingerprint_holds_and_which_parts_changed() {
+    let toml = |log: &str, mode: &str| {
+        format!(
+            "[env]\nTOP = \"1\"\n\
+             [tasks.gen]\ncmd = \"mkdir -p out; cat src/*.txt > out/all.txt\"\nsources = [\"src/*.txt\"]\n\
+             outputs = [\"out/all.txt\"]\nenv = {{ MODE = \"{mode}\" }}\ncwd = \".\"\n\
+             [tasks.db]\ncmd = \"echo up; exec sleep 1000\"\ndaemon = true\nready = {{ log = \"{log}\" }}\n\
+             inherit_env = false\n\
+             [tasks.use]\ncmd = \"echo used\"\ndeps = [\"gen\", \"db\"]\nsources = [\"use.cfg\"]\ncwd = \"sub\"\n\
+             inherit_env = [\"TOP\"]\n"
+        )
+    };
+    let p = Project::new(&toml("up", "a"));
+    p.file("src/a.txt", "a\n").file("src/b.txt", "b\n").file("use.cfg", "").file("sub/keep", "");
+    p.run_ok(&["use"]);
+    let out = p.run_ok(&["explain", "use"]);
+    assert_eq!(
+        parts(&out, "gen"),
+        [
+            "- command: mkdir -p out; cat src/*.txt > out/all.txt",
+            "- env: MODE, TOP",
+            "- cwd: .",
+            "- sources: src/*.txt (2 files, by content)",
+            "- outputs: out/all.txt (1 file, by content)",
+            "- deps: none",
+        ],
+        "{out:?}"
+    );
+    assert_eq!(
+        parts(&out, "db"),
+        [
+            "- command: echo up; exec sleep 1000",
+            "- env: none from Irun.toml",
+            "- cwd: .",
+            "- sources: none",
+            "- deps: none",
+            "- probe: a line of output matching `up`",
+        ],
+        "{out:?}"
+    );
+    assert_eq!(parts(&out, "use")[1..4], ["- env: TOP", "- cwd: sub", "- sources: use.cfg (1 file, by content)"]);
+    // What changed since: gen's env and a source, the service's probe, and so both of use's deps.
+    p.file("Irun.toml", &toml("u", "b")).file("src/b.txt", "changed\n");
+    let out = p.run_ok(&["explain", "use"]);
+    let generated = parts(&out, "gen");
+    assert_eq!(generated[1], "- env: MODE, TOP; changed since it last ran", "{out:?}");
+    assert_eq!(generated[3], "- sources: src/*.txt (2 files, by content); changed since it last ran", "{out:?}");
+    assert_eq!(generated[0], "- command: mkdir -p out; cat src/*.txt > out/all.txt", "unchanged: {out:?}");
+    let db = parts(&out, "db");
+    assert_eq!(db[5], "- probe: a line of output matching `u`; changed since it last started", "{out:?}");
+    assert_eq!(db[0], "- command: echo up; exec sleep 1000", "unchanged: {out:?}");
+    p.run_ok(&["gen"]);
+    let out = p.run_ok(&["explain", "use"]);
+    assert_eq!(parts(&out, "use")[5], "- deps: gen (changed), db (changed)", "{out:?}");
+    // A task with no fingerprint (neither sources nor outputs) shows none: it always runs.
+    let plain = Project::new("[tasks.t]\ncmd = \"true\"\n");
+    assert_eq!(parts(&plain.run_ok(&["explain", "t"]), "t"), Vec::<String>::new());
+}

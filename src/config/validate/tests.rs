@@ -256,9 +256,8 @@ fn an_exclusion_is_checked_like_any_glob() {
 #[test]
 fn inherit_env_gives_a_task_all_none_or_the_named_top_level_variables() {
     let env_of = |inherit: &str| {
-        let toml = format!(
-            "[env]\nA = \"1\"\nB = \"2\"\n[tasks.t]\ncmd = \"x\"\n{inherit}\nenv = {{ C = \"${{B}}3\" }}\n"
-        );
+        let toml =
+            format!("[env]\nA = \"1\"\nB = \"2\"\n[tasks.t]\ncmd = \"x\"\n{inherit}\nenv = {{ C = \"${{B}}3\" }}\n");
         let cfg = parse_str(&toml).unwrap_or_else(|e| panic!("{e}"));
         let mut names: Vec<String> =
             cfg.tasks[TaskId::new(0)].process().unwrap().env.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -29,3 +29,4 @@ mod terminal;
 mod uptodate;
 mod variables;
 mod watch;
+mod watch_content;

@@ -1,7 +1,8 @@
 //! Watch mode's rules, in one place: which tasks a change puts into a cycle, and when cycles feed themselves.
 //!
-//! A change affects the tasks whose `sources` match a changed path, and every task that depends on them,
-//! transitively. A task that did not get to run (cancelled by an earlier cycle's failure, or blocked by a failed
+//! A change affects the tasks whose `sources` match a changed path or could match in a removed folder, and whose
+//! inputs really changed by content (a touch changes nothing; lost events have every task with sources checked),
+//! and every task that depends on them, transitively. A task that did not get to run (cancelled by an earlier cycle's failure, or blocked by a failed
 //! dep) joins too, once every one of its deps is fine or runs in the cycle. A dep of an affected task is pulled in only when it cannot let it start (it failed, was
 //! cancelled, or is a service that stopped): a dep that is up to date, or a service that is ready and whose inputs
 //! did not change, is never pulled in. A service that is running is restarted when its own inputs change or any

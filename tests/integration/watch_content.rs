@@ -191,3 +191,34 @@ sources = ["src/**"]
     assert!(folder_named && said.contains("`gen`"), "the removed folder is among the paths named: {said}");
     stop(run);
 }
+
+#[test]
+fn a_task_that_writes_its_own_sources_with_the_same_content_does_not_trigger_itself() {
+    let p = Project::new(
+        "[tasks.gen]\ncmd = \"echo run >> gen.log; echo same > src/gen.txt\"\nsources = [\"src/**\"]\n\
+         [tasks.sentinel]\ncmd = \"true\"\nsources = [\"sentinel\"]\n",
+    );
+    p.file(".gitignore", "*.log\n");
+    p.file("src/gen.txt", "same\n");
+    let mut run = watching_json(&p, &["gen", "sentinel"]);
+    next_cycle_is_the_sentinels(&p, &mut run, 1, "a\n");
+    assert_eq!(lines(&p, "gen.log").len(), 1, "{}", run.printed());
+    run.signal(Signal::SIGINT);
+    run.wait();
+}
+
+#[test]
+fn a_touch_reruns_a_task_whose_last_run_failed() {
+    let p = Project::new(
+        "[tasks.check]\ncmd = \"echo run >> runs.log; grep -q good input.txt\"\nsources = [\"input.txt\"]\n",
+    );
+    p.file(".gitignore", "*.log\n");
+    p.file("input.txt", "bad\n");
+    let mut run = watching_json(&p, &["check"]);
+    touch(&p, "input.txt");
+    run.wait_for_count("\"event\":\"cycle_finished\"", 2);
+    assert_eq!(cycles(&run)[1].0, names(&["check"]), "its record is not a good run: {}", run.printed());
+    assert_eq!(lines(&p, "runs.log").len(), 2);
+    run.signal(Signal::SIGINT);
+    run.wait();
+}

@@ -200,7 +200,7 @@ impl Engine {
             return;
         }
         self.out.push(Effect::CheckInputs { tasks });
-        self.checked_change = Some(change);
+        self.checked_changes.push_back(change);
     }
 
     /// What of `change` task `i`'s sources take in: the changed paths they match, and the removed folders they
@@ -216,7 +216,7 @@ impl Engine {
     /// touch, or a folder removed and made again the same, changes nothing). A cycle starts for them, or they join
     /// the running one.
     pub(super) fn on_inputs_checked(&mut self, changed: &[TaskId]) {
-        let Some(change) = self.checked_change.take() else { return };
+        let Some(change) = self.checked_changes.pop_front() else { return };
         if self.interrupted.is_some() {
             return;
         }

@@ -128,8 +128,8 @@ pub(crate) struct Engine {
     /// When the last finished cycle began and ended.
     last_cycle: Option<(Instant, Instant)>,
     queued_change: Option<Change>,
-    /// A change whose tasks' inputs are being checked ([`Effect::CheckInputs`]).
-    checked_change: Option<Change>,
+    /// Changes whose tasks' inputs are being checked ([`Effect::CheckInputs`]), in the order asked (and answered).
+    checked_changes: std::collections::VecDeque<Change>,
     loops: cycle::Loops,
     out: Vec<Effect>,
 }
@@ -181,7 +181,7 @@ impl Engine {
             cycles_begun: 0,
             last_cycle: None,
             queued_change: None,
-            checked_change: None,
+            checked_changes: Default::default(),
             loops: cycle::Loops::default(),
             out: Vec::new(),
             opts,

@@ -174,6 +174,25 @@ impl Checker {
         self.services.borrow().get(&dep.name).and_then(|(_, legacy)| legacy.clone())
     }
 
+    /// Watch mode: whether `task`'s own inputs differ by content from what it last ran with (`live`: what it was
+    /// decided to run with, for a task running or about to); for a service, whether its fingerprint differs from the
+    /// one it was started with. A task whose last run did not succeed counts as changed. Only content counts: a
+    /// file touched, or removed and written again the same, is no change.
+    pub(crate) fn inputs_changed(&self, config: &Config, task: &Task, live: Option<&Snapshot>) -> bool {
+        let previous = self.state.tasks.get(&task.name);
+        if task.is_service() {
+            let started = self.services.borrow().get(&task.name).cloned();
+            return started.is_none_or(|(f, _)| self.fingerprint(config, task, previous).0.0 != f);
+        }
+        let then = match (live, previous) {
+            (Some(live), _) => &live.record,
+            (None, Some(prev)) if prev.ok && !prev.unfinished && !prev.command.is_empty() => prev,
+            (None, _) => return true,
+        };
+        let now = self.stamps(&self.files(task.sources(), true), &then.sources, then.recorded_at);
+        compare(&then.sources, &now).is_some()
+    }
+
     /// How the task's outputs differ from what its last run left: a declared file is missing; with sources, any
     /// output changed, appeared or went; without (make's rule), a glob matches nothing.
     fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Option<FileChange> {

@@ -3,9 +3,10 @@
 //!
 //! Folders, not files, are watched, so editors' atomic saves (write a temporary file, rename it over the original)
 //! and backup renames are seen. A folder created later is watched as soon as it appears and scanned, so files
-//! created in it before the watch was in place are not missed. A kernel queue overflow becomes a "rescan" batch:
-//! everything may have changed. Links to folders are followed, inside the project or out (each real folder is
-//! watched once, so a link loop ends), and a change is reported at every path the file has through them.
+//! created in it before the watch was in place are not missed. A folder removed or moved away is reported as such
+//! (what was in it went with it); a kernel queue overflow becomes a "rescan" batch: anything may have changed.
+//! Links to folders are followed, inside the project or out (each real folder is watched once, so a link loop
+//! ends), and a change is reported at every path the file has through them.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,10 @@ use crate::ignore::{Filter, source_roots};
 pub(crate) struct Batch {
     /// Changed paths, relative to the project root.
     pub(crate) paths: BTreeSet<PathBuf>,
-    /// The kernel dropped events: anything may have changed.
+    /// Folders removed or moved away (relative to the project root): what they held went with them, perhaps without
+    /// events of its own.
+    pub(crate) removed_dirs: BTreeSet<PathBuf>,
+    /// Events were lost (the kernel's queue overflowed, or the watch failed): anything may have changed.
     pub(crate) rescan: bool,
     /// Problems worth telling the user (a folder that could not be watched).
     pub(crate) notices: Vec<WatchProblem>,
@@ -302,10 +306,13 @@ impl Debouncer {
                 self.filter.reload_gitignores();
             }
             if is_dir {
-                if vanished && !path.exists() {
-                    // The folder's files went with it, without events of their own: what changed is unknown.
-                    self.watched.remove(&path);
-                    batch.rescan = true;
+                // (A rename of unknown direction counts as both: the folder is gone only if nothing is there now.)
+                if vanished && !(appeared && path.exists()) {
+                    // The folder's files went with it, perhaps without events of their own (moved away): the tasks
+                    // whose sources could match in it are checked. (One made again at once is adopted by its own
+                    // creation event.)
+                    self.watched.retain(|w| !w.starts_with(&path));
+                    batch.removed_dirs.extend(self.aliases_of(&path, &rel));
                     changed = true;
                 } else if appeared {
                     changed |= self.adopt_folder(&path, batch);

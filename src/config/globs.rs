@@ -45,6 +45,8 @@ struct List {
     excludes: Vec<bool>,
     /// Where the `!` patterns start: a folder the list matches still holds paths it does not if one is there.
     excluded_roots: Vec<PathBuf>,
+    /// Per glob in `set`, its text (for [`Globs::may_match_under`]).
+    texts: Vec<String>,
 }
 
 impl Globs {
@@ -77,6 +79,14 @@ impl Globs {
             .iter()
             .any(|l| l.is_match(dir) && !l.excluded_roots.iter().any(|r| r.starts_with(dir) || dir.starts_with(r)))
     }
+
+    /// Whether some path inside the folder `dir` (not `dir` itself) could match: what a removed or moved-away folder
+    /// may have taken with it. `src/**` and `**/*.py` can match under `src/sub`, `src/*.txt` cannot; nor can
+    /// `src/**` followed by `!src/sub/**`. When in doubt (a `{a,b/c}` alternative spanning folders) it says yes.
+    pub(crate) fn may_match_under(&self, dir: impl AsRef<Path>) -> bool {
+        let dir = dir.as_ref();
+        self.lists.iter().any(|l| l.may_match_under(dir))
+    }
 }
 
 impl List {
@@ -84,6 +94,7 @@ impl List {
         let mut set = GlobSetBuilder::new();
         let mut excludes = Vec::new();
         let mut excluded_roots = Vec::new();
+        let mut texts = Vec::new();
         for pattern in patterns {
             let (exclude, body) = parse(pattern);
             let body = body.trim_start_matches("./").trim_end_matches('/');
@@ -102,11 +113,28 @@ impl List {
                 if let Ok(g) = glob(&form) {
                     set.add(g);
                     excludes.push(exclude);
+                    texts.push(form);
                 }
             }
         }
         let set = set.build().unwrap_or_else(|_| GlobSet::empty());
-        List { set, excludes, excluded_roots }
+        List { set, excludes, excluded_roots, texts }
+    }
+
+    /// Whether a positive glob could match inside `dir`, and no `!` pattern after it takes out all of `dir`.
+    fn may_match_under(&self, dir: &Path) -> bool {
+        let dir: Vec<String> = dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let last_exclusion = self
+            .texts
+            .iter()
+            .zip(&self.excludes)
+            .rposition(|(text, &exclude)| exclude && excludes_all_under(text, &dir))
+            .map_or(0, |i| i + 1);
+        self.texts
+            .iter()
+            .zip(&self.excludes)
+            .skip(last_exclusion)
+            .any(|(text, &exclude)| !exclude && glob_may_match_under(text, &dir))
     }
 
     fn is_match(&self, path: &Path) -> bool {
@@ -116,6 +144,45 @@ impl List {
         // The last pattern that matches decides, as in .gitignore: a later positive one takes back what a `!` took.
         self.set.matches(path).into_iter().max().is_some_and(|i| !self.excludes[i])
     }
+}
+
+/// Whether glob `text` takes out everything inside the folder `dir`: it is `X/**` (or names `X`, which stands for
+/// `X/**` too) with `X` matching `dir` or a folder above it.
+fn excludes_all_under(text: &str, dir: &[String]) -> bool {
+    let Some(folder) = text.strip_suffix("/**") else { return false };
+    let Ok(g) = glob(folder) else { return false };
+    let m = g.compile_matcher();
+    (1..=dir.len()).any(|n| m.is_match(dir[..n].join("/")))
+}
+
+/// Whether glob `text` could match some path inside the folder `dir` (given as its components), matching one
+/// component at a time: `**` matches any number of them.
+fn glob_may_match_under(text: &str, dir: &[String]) -> bool {
+    if text.contains('{') {
+        // An alternative may hold a `/`: compare only where the glob starts (a yes costs an up-to-date check).
+        let root: Vec<String> =
+            glob_root(text).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let n = root.len().min(dir.len());
+        return root[..n] == dir[..n];
+    }
+    let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
+    let mut at = 0;
+    for name in dir {
+        match parts.get(at) {
+            // Nothing left to match what is inside, or `**`, which can take the rest of `dir` and what is in it.
+            None => return false,
+            Some(&"**") => return true,
+            Some(part) => {
+                let matches = glob(part).is_ok_and(|g| g.compile_matcher().is_match(name));
+                if !matches {
+                    return false;
+                }
+                at += 1;
+            }
+        }
+    }
+    // `dir` matched so far: something inside it can match what is left, if anything is.
+    at < parts.len()
 }
 
 #[cfg(test)]
@@ -175,5 +242,35 @@ mod tests {
         assert!(!g.covers_folder("out/keep"));
         assert!(!globs(&["out/**", "!**/*.md"]).covers_folder("out"));
         assert!(!g.covers_folder("src"));
+    }
+
+    #[test]
+    fn a_glob_may_match_under_a_folder_only_where_it_could_reach() {
+        assert!(globs(&["src/**"]).may_match_under("src/sub"));
+        assert!(globs(&["src/**"]).may_match_under("src"));
+        assert!(globs(&["src/*.txt"]).may_match_under("src"));
+        assert!(!globs(&["src/*.txt"]).may_match_under("src/sub"), "`*` stays within src");
+        assert!(globs(&["**/*.py"]).may_match_under("anything/at/all"));
+        assert!(globs(&["src/*/test/*.py"]).may_match_under("src/a"));
+        assert!(!globs(&["src/*/test/*.py"]).may_match_under("src/a/other"));
+        assert!(!globs(&["src/**"]).may_match_under("junk"));
+        assert!(globs(&["src/a.txt"]).may_match_under("src"), "src/a.txt went with src");
+        assert!(!globs(&["src/a.txt"]).may_match_under("src/sub"));
+        assert!(globs(&["src/vendor"]).may_match_under("src/vendor"), "a literal folder stands for what it holds");
+        assert!(globs(&["src/vendor"]).may_match_under("src"));
+        assert!(!globs(&["test-results/**"]).may_match_under("test-result"));
+    }
+
+    #[test]
+    fn an_exclusion_of_a_whole_folder_means_nothing_under_it_may_match() {
+        let g = globs(&["src/**", "!src/gen/**"]);
+        assert!(!g.may_match_under("src/gen"));
+        assert!(!g.may_match_under("src/gen/deep"));
+        assert!(g.may_match_under("src/other"));
+        assert!(g.may_match_under("src"), "src holds paths besides src/gen");
+        assert!(!globs(&["src/**", "!src/vendor"]).may_match_under("src/vendor/x"));
+        assert!(globs(&["src/**", "!src/**/*.test.tsx"]).may_match_under("src/ui"), "only some files are taken out");
+        assert!(globs(&["!src/gen/**", "src/**"]).may_match_under("src/gen"), "a later pattern takes them back");
+        assert!(globs(&["src/{a,b/c}/*.rs"]).may_match_under("src/b"), "in doubt, yes");
     }
 }

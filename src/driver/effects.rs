@@ -39,6 +39,17 @@ impl<L: Launcher> Driver<'_, L> {
                     self.snapshots[task] = snapshot;
                     queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
                 }
+                Effect::CheckInputs { tasks } => {
+                    // Hashing sources can take a while: what happened before is shown first.
+                    self.events.flush();
+                    let changed = tasks
+                        .into_iter()
+                        .filter(|&t| {
+                            self.checker.inputs_changed(&self.config, &self.config.tasks[t], self.snapshots[t].as_ref())
+                        })
+                        .collect();
+                    queue.extend(self.engine.handle(Input::InputsChecked { changed }));
+                }
                 Effect::Record { task, outcome, took } => self.record(task, outcome, took),
                 Effect::SaveState { urgent } => self.save_state(urgent),
             }

@@ -164,6 +164,7 @@ async fn sleep_until(at: Option<Instant>) {
 fn change_of(batch: Batch) -> Change {
     Change {
         paths: batch.paths,
+        removed_dirs: batch.removed_dirs,
         rescan: batch.rescan,
         notices: batch.notices,
         first: batch.first_seen,

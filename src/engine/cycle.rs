@@ -1,14 +1,14 @@
 //! Watch mode's rules, in one place: which tasks a change puts into a cycle, and when cycles feed themselves.
 //!
-//! A change affects the tasks whose `sources` match a changed path, and every task that depends on them,
-//! transitively. A task that did not get to run (cancelled by an earlier cycle's failure, or blocked by a failed
+//! A change affects the tasks whose `sources` match a changed path or could match in a removed folder, and whose
+//! inputs really changed by content (a touch changes nothing; lost events have every task with sources checked),
+//! and every task that depends on them, transitively. A task that did not get to run (cancelled by an earlier cycle's failure, or blocked by a failed
 //! dep) joins too, once every one of its deps is fine or runs in the cycle. A dep of an affected task is pulled in only when it cannot let it start (it failed, was
 //! cancelled, or is a service that stopped): a dep that is up to date, or a service that is ready and whose inputs
 //! did not change, is never pulled in. A service that is running is restarted when its own inputs change or any
 //! of its deps runs again in the cycle, and its dependents then run again against the new instance.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -179,7 +179,8 @@ impl Engine {
         }
     }
 
-    /// A batch of changes: start a cycle for the tasks it affects, or fold it into the running one.
+    /// A batch of changes: the tasks it may affect have their inputs checked by content first
+    /// ([`Effect::CheckInputs`]); [`Engine::on_inputs_checked`] goes on with those whose inputs did change.
     pub(super) fn on_change(&mut self, change: Change) {
         if self.opts.watch.is_none() || self.interrupted.is_some() {
             return;
@@ -187,23 +188,46 @@ impl Engine {
         for problem in &change.notices {
             self.emit(Event::WatchTrouble { problem: problem.clone() });
         }
-        let plan = self.plan.clone();
-        // The paths that matter: those some selected task has among its sources.
-        let relevant: BTreeSet<String> = change
-            .paths
+        let tasks: Vec<TaskId> = self
+            .plan
+            .order
             .iter()
-            .filter(|p| plan.order.iter().any(|&i| self.sources[i].is_match(p)))
-            .map(|p| p.to_string_lossy().into_owned())
+            .copied()
+            .filter(|&i| change.rescan || !self.touched(i, &change).is_empty())
             .collect();
+        let tasks: Vec<TaskId> = tasks.into_iter().filter(|&i| !self.sources[i].is_empty()).collect();
+        if tasks.is_empty() {
+            return;
+        }
+        self.out.push(Effect::CheckInputs { tasks });
+        self.checked_changes.push_back(change);
+    }
+
+    /// What of `change` task `i`'s sources take in: the changed paths they match, and the removed folders they
+    /// could have matched something in.
+    fn touched(&self, i: TaskId, change: &Change) -> BTreeSet<String> {
+        let sources = &self.sources[i];
+        let paths = change.paths.iter().filter(|p| sources.is_match(p));
+        let dirs = change.removed_dirs.iter().filter(|d| sources.may_match_under(d));
+        paths.chain(dirs).map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+
+    /// The inputs of the tasks a change may affect were checked: `changed` are those whose content did change (a
+    /// touch, or a folder removed and made again the same, changes nothing). A cycle starts for them, or they join
+    /// the running one.
+    pub(super) fn on_inputs_checked(&mut self, changed: &[TaskId]) {
+        let Some(change) = self.checked_changes.pop_front() else { return };
+        if self.interrupted.is_some() {
+            return;
+        }
+        let plan = self.plan.clone();
+        // The paths that matter: those some selected task takes in.
+        let relevant: BTreeSet<String> = plan.order.iter().flat_map(|&i| self.touched(i, &change)).collect();
         let direct: Vec<(TaskId, Why)> = plan
             .order
             .iter()
-            .filter(|&&i| !self.sources[i].is_empty())
-            .filter_map(|&i| {
-                let mine: Vec<String> =
-                    relevant.iter().filter(|p| self.sources[i].is_match(p.as_str())).cloned().collect();
-                (change.rescan || !mine.is_empty()).then_some((i, Why::Changed(mine)))
-            })
+            .filter(|i| changed.contains(i))
+            .map(|&i| (i, Why::Changed(self.touched(i, &change).into_iter().collect())))
             .collect();
         if direct.is_empty() {
             return;
@@ -211,7 +235,10 @@ impl Engine {
         if self.cycle.is_some() && self.opts.watch == Some(OnBusy::Queue) {
             self.emit(Event::ChangeQueued { paths: relevant.iter().cloned().collect(), rescan: change.rescan });
             let queued = self.queued_change.get_or_insert_with(Change::default);
-            queued.paths.extend(relevant.iter().map(PathBuf::from));
+            queued.paths.extend(change.paths.iter().filter(|p| relevant.contains(&*p.to_string_lossy())).cloned());
+            queued
+                .removed_dirs
+                .extend(change.removed_dirs.iter().filter(|d| relevant.contains(&*d.to_string_lossy())).cloned());
             queued.rescan |= change.rescan;
             queued.first = queued.first.or(change.first);
             queued.last = change.last.or(queued.last);

@@ -37,6 +37,8 @@ pub(crate) struct Options {
 pub(crate) struct Change {
     /// Relative to the project root.
     pub(crate) paths: BTreeSet<PathBuf>,
+    /// Folders removed or moved away, relative to the project root: what they held went with them.
+    pub(crate) removed_dirs: BTreeSet<PathBuf>,
     /// Events were lost: anything may have changed.
     pub(crate) rescan: bool,
     pub(crate) notices: Vec<WatchProblem>,
@@ -104,6 +106,10 @@ pub(crate) enum Input {
         task: TaskId,
         verdict: Verdict,
     },
+    /// The answer to [`Effect::CheckInputs`]: the tasks asked about whose inputs did change.
+    InputsChecked {
+        changed: Vec<TaskId>,
+    },
 }
 
 /// The changed paths a task of a watch cycle is told about (`IRUN_CHANGED_PATHS`).
@@ -133,6 +139,12 @@ pub(crate) enum Effect {
     CheckFreshness {
         task: TaskId,
         dep_ran: Option<TaskId>,
+    },
+    /// Watch mode: which of these tasks' own inputs differ by content from what they last ran with (a task running
+    /// or about to: from what it runs with; a service: its fingerprint from the one it was started with). Answer
+    /// with [`Input::InputsChecked`] before any other input.
+    CheckInputs {
+        tasks: Vec<TaskId>,
     },
     /// Remember how the task ended. `took`: how long it ran (for a service, how long until it was ready).
     Record {

@@ -128,6 +128,8 @@ pub(crate) struct Engine {
     /// When the last finished cycle began and ended.
     last_cycle: Option<(Instant, Instant)>,
     queued_change: Option<Change>,
+    /// Changes whose tasks' inputs are being checked ([`Effect::CheckInputs`]), in the order asked (and answered).
+    checked_changes: std::collections::VecDeque<Change>,
     loops: cycle::Loops,
     out: Vec<Effect>,
 }
@@ -179,6 +181,7 @@ impl Engine {
             cycles_begun: 0,
             last_cycle: None,
             queued_change: None,
+            checked_changes: Default::default(),
             loops: cycle::Loops::default(),
             out: Vec::new(),
             opts,
@@ -224,6 +227,7 @@ impl Engine {
             Input::Signal(sig) => self.on_signal(sig),
             Input::Changed(change) => self.on_change(change),
             Input::Freshness { task, verdict } => self.on_freshness(task, verdict),
+            Input::InputsChecked { changed } => self.on_inputs_checked(&changed),
         }
         self.advance();
         std::mem::take(&mut self.out)

@@ -336,8 +336,11 @@ fn run(spec: Spec) {
         if watch.is_some() && scripted {
             let changed: BTreeSet<PathBuf> =
                 (0..n).filter(|_| next() % 3 == 0).map(|i| PathBuf::from(format!("f{i}"))).collect();
+            let removed_dirs: BTreeSet<PathBuf> =
+                (0..n).filter(|_| next() % 11 == 0).map(|i| PathBuf::from(format!("f{i}"))).collect();
             let (rescan, at) = (next() % 17 == 0, t0 + Duration::from_millis(now));
-            let change = Change { paths: changed, rescan, notices: Vec::new(), first: Some(at), last: Some(at) };
+            let change =
+                Change { paths: changed, removed_dirs, rescan, notices: Vec::new(), first: Some(at), last: Some(at) };
             actions.push(Input::Changed(change));
         }
         if signals < 2 && (!scripted || next() % 23 == 0) {
@@ -428,7 +431,9 @@ impl Model {
                     .filter(|&i| {
                         self.plan[id(i)].selected
                             && !sources[id(i)].is_empty()
-                            && (change.rescan || change.paths.iter().any(|p| sources[id(i)].is_match(p)))
+                            && (change.rescan
+                                || change.paths.iter().any(|p| sources[id(i)].is_match(p))
+                                || change.removed_dirs.iter().any(|d| sources[id(i)].may_match_under(d)))
                     })
                     .collect();
                 self.protect(&direct);
@@ -455,6 +460,11 @@ fn feed(engine: &mut Engine, model: &mut Model, effects: Vec<Effect>, next: &mut
             if let Effect::CheckFreshness { task, .. } = e {
                 let verdict = if next() % 3 == 0 { Verdict::UpToDate } else { Verdict::Run(RunReason::NeverRan) };
                 more.extend(engine.handle(Input::Freshness { task: *task, verdict }));
+            }
+            if let Effect::CheckInputs { tasks } = e {
+                // Some of them changed by content, some were only touched.
+                let changed = tasks.iter().copied().filter(|_| next() % 4 != 0).collect();
+                more.extend(engine.handle(Input::InputsChecked { changed }));
             }
         }
         effects = more;

@@ -19,6 +19,8 @@ pub(super) struct Sim {
     pub(crate) names: HashMap<String, TaskId>,
     /// Verdicts given to freshness checks (default: run).
     pub(crate) fresh: HashMap<TaskId, Verdict>,
+    /// Tasks whose inputs a change leaves the same by content (a touch): the others' did change.
+    pub(crate) same: BTreeSet<TaskId>,
     pub(crate) t0: Instant,
     /// Every effect so far.
     pub(crate) log: Vec<Effect>,
@@ -48,7 +50,7 @@ impl Sim {
         }
         let t0 = Instant::now();
         let engine = Engine::new(plan, sources, &w, opts, t0);
-        Sim { engine, names, fresh: HashMap::new(), t0, log: Vec::new() }
+        Sim { engine, names, fresh: HashMap::new(), same: BTreeSet::new(), t0, log: Vec::new() }
     }
 
     pub(crate) fn i(&self, name: &str) -> TaskId {
@@ -69,6 +71,10 @@ impl Sim {
                 if let Effect::CheckFreshness { task, .. } = &e {
                     let verdict = self.fresh.get(task).cloned().unwrap_or(Verdict::Run(RunReason::NeverRan));
                     next.extend(self.engine.handle(Input::Freshness { task: *task, verdict }));
+                }
+                if let Effect::CheckInputs { tasks } = &e {
+                    let changed = tasks.iter().copied().filter(|t| !self.same.contains(t)).collect();
+                    next.extend(self.engine.handle(Input::InputsChecked { changed }));
                 }
                 all.push(e);
             }
@@ -964,4 +970,146 @@ fn a_setup_task_is_not_run_again_under_a_task_already_running_against_the_old_in
     let effects = sim.ready("db");
     assert!(spawned(&sim, &effects).is_empty(), "{effects:?}");
     assert_eq!(sim.outcome("createdb"), Some(Outcome::Ok));
+}
+
+fn cycle_tasks(effects: &[Effect]) -> Option<Vec<String>> {
+    events(effects).into_iter().find_map(|e| match e {
+        Event::CycleStarted { tasks, .. } => Some(tasks.iter().map(|t| t.to_string()).collect()),
+        _ => None,
+    })
+}
+
+fn inputs_checked(sim: &Sim, effects: &[Effect]) -> Vec<Vec<String>> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CheckInputs { tasks } => Some(tasks.iter().map(|&t| sim.name(t)).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_touch_that_leaves_content_the_same_starts_no_cycle_and_restarts_no_service() {
+    let mut sim = scratch_watching();
+    sim.same = ["svc", "client", "setup"].iter().map(|n| sim.i(n)).collect();
+    let effects = sim.change(&["svc.txt", "client.txt", "setup.txt"]);
+    assert_eq!(inputs_checked(&sim, &effects), [["setup", "svc", "client"]], "the content decides, not the event");
+    assert!(stops(&sim, &effects).is_empty(), "the service keeps running");
+    assert!(spawned(&sim, &effects).is_empty());
+    assert_eq!(cycle_tasks(&effects), None, "no cycle at all");
+    // The same change with svc's content changed: only it (and what runs against it) runs.
+    sim.same.remove(&sim.i("svc"));
+    let effects = sim.change(&["svc.txt", "client.txt", "setup.txt"]);
+    assert_eq!(cycle_tasks(&effects).unwrap(), ["svc", "client"]);
+    assert_eq!(stops(&sim, &effects), [("svc".to_string(), STOP_RESTART)]);
+}
+
+#[test]
+fn lost_events_rerun_only_what_changed_by_content_and_keep_other_services_up() {
+    let mut sim = scratch_watching();
+    sim.same = ["setup", "svc", "other"].iter().map(|n| sim.i(n)).collect();
+    let lost = Change { rescan: true, ..Change::default() };
+    let effects = sim.feed(Input::Changed(lost.clone()));
+    assert_eq!(inputs_checked(&sim, &effects), [["setup", "svc", "other", "client"]], "every task with sources");
+    assert_eq!(cycle_tasks(&effects).unwrap(), ["client"], "only the task whose inputs changed");
+    assert!(stops(&sim, &effects).is_empty(), "the service, unchanged, is not restarted");
+    assert_eq!(spawned(&sim, &effects), ["client"]);
+    sim.run_ok("client");
+    // Nothing changed at all: no cycle.
+    sim.same.insert(sim.i("client"));
+    let effects = sim.feed(Input::Changed(lost.clone()));
+    assert_eq!(cycle_tasks(&effects), None);
+    // setup's content changed: the service after it is restarted, and what runs against it.
+    sim.same.remove(&sim.i("setup"));
+    let effects = sim.feed(Input::Changed(lost));
+    assert_eq!(cycle_tasks(&effects).unwrap(), ["setup", "svc", "other", "client"]);
+    assert_eq!(stops(&sim, &effects), [("svc".to_string(), STOP_RESTART)], "its dep reruns");
+}
+
+const FOLDERS: &str = r#"
+[tasks.src]
+cmd = "a"
+sources = ["src/**"]
+[tasks.txt]
+cmd = "b"
+sources = ["src/*.txt"]
+[tasks.py]
+cmd = "c"
+sources = ["**/*.py"]
+[tasks.gen]
+cmd = "d"
+sources = ["src/**", "!src/gen/**"]
+"#;
+
+#[test]
+fn a_removed_folder_affects_only_tasks_whose_sources_could_match_in_it() {
+    let mut sim = Sim::new(FOLDERS, &["src", "txt", "py", "gen"], 4, Some(OnBusy::Restart));
+    sim.start();
+    for t in ["src", "txt", "py", "gen"] {
+        sim.run_ok(t);
+    }
+    let removed = |dir: &str| Change { removed_dirs: BTreeSet::from([PathBuf::from(dir)]), ..Change::default() };
+    let effects = sim.feed(Input::Changed(removed("src/sub")));
+    assert_eq!(inputs_checked(&sim, &effects), [["src", "py", "gen"]], "src/*.txt cannot match in src/sub");
+    let Some(Event::CycleStarted { changed, rescan, .. }) =
+        events(&effects).into_iter().find(|e| matches!(e, Event::CycleStarted { .. }))
+    else {
+        panic!("a cycle starts: {effects:?}")
+    };
+    assert_eq!(changed, &["src/sub"], "the folder is what changed");
+    assert!(!rescan, "a removed folder is no lost event");
+    for t in ["src", "py", "gen"] {
+        sim.run_ok(t);
+    }
+    let effects = sim.feed(Input::Changed(removed("src/gen")));
+    assert_eq!(inputs_checked(&sim, &effects), [["src", "py"]], "gen's sources exclude src/gen");
+    for t in ["src", "py"] {
+        sim.run_ok(t);
+    }
+    let effects = sim.feed(Input::Changed(removed("src")));
+    assert_eq!(inputs_checked(&sim, &effects), [["src", "txt", "py", "gen"]]);
+    for t in ["src", "txt", "py", "gen"] {
+        sim.run_ok(t);
+    }
+    let mut junk = removed("junk");
+    junk.paths.insert(PathBuf::from("junk/out.txt"));
+    let effects = sim.feed(Input::Changed(junk));
+    assert_eq!(inputs_checked(&sim, &effects), [["py"]], "only `**/*.py` could have had a file in junk");
+    sim.same.insert(sim.i("py"));
+    let effects = sim.feed(Input::Changed(removed("junk")));
+    assert_eq!(cycle_tasks(&effects), None, "and it had none: nothing runs");
+}
+
+#[test]
+fn a_task_that_removes_a_folder_its_sources_match_is_named_as_a_loop_with_that_folder() {
+    let mut sim = Sim::new("[tasks.gen]\ncmd = \"g\"\nsources = [\"src/**\"]\n", &["gen"], 1, Some(OnBusy::Restart));
+    sim.start();
+    let mut loops = Vec::new();
+    let mut now = 0;
+    for _ in 0..4 {
+        // The cycle runs from `now` to `now + 10`; the task removes src/gen and writes src/gen/x during it.
+        sim.at(now);
+        sim.started("gen");
+        let write = sim.t0 + Duration::from_millis(now + 5);
+        sim.at(now + 10);
+        sim.exit("gen", 0);
+        now += 100;
+        sim.at(now);
+        let change = Change {
+            paths: BTreeSet::from([PathBuf::from("src/gen/x")]),
+            removed_dirs: BTreeSet::from([PathBuf::from("src/gen")]),
+            first: Some(write),
+            last: Some(write),
+            ..Change::default()
+        };
+        let effects = sim.feed(Input::Changed(change));
+        loops.extend(events(&effects).into_iter().filter_map(|e| match e {
+            Event::FeedbackLoop { paths, tasks, .. } => Some((paths.clone(), tasks.clone())),
+            _ => None,
+        }));
+    }
+    assert_eq!(loops.len(), 1, "{loops:?}");
+    assert_eq!(loops[0].0, ["src/gen", "src/gen/x"], "the removed folder is among the paths named");
+    assert_eq!(loops[0].1.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ["gen"]);
 }

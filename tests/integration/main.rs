@@ -30,3 +30,4 @@ mod terminal;
 mod uptodate;
 mod variables;
 mod watch;
+mod watch_content;

@@ -16,7 +16,7 @@ impl<W: Write + Send> Terminal<W> {
     fn cycle_header(&mut self, cycle: u32, changed: &[String], rescan: bool, tasks: &[TaskName], restarted: bool) {
         const SHOWN: usize = 5;
         let mut what = if rescan {
-            "anything may have changed (events were lost, or a folder was removed or moved)".to_string()
+            "events were lost; every task's sources were checked, these changed".to_string()
         } else {
             changed.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
         };

@@ -253,6 +253,7 @@ mod tests {
             "thread 'main' panicked at src/main.rs:2:5:",
             "npm ERR! code ELIFECYCLE",
             "ERROR: Could not find a version that satisfies the requirement nope",
+            "src/App.tsx(3,7): error TS2322: Type 'string' is not assignable to type 'number'.",
         ] {
             assert_eq!(Rules::default().classify(error.as_bytes()), Kind::FirstError, "{error}");
         }

@@ -48,10 +48,6 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
-    pub(crate) fn clear(&mut self) {
-        *self = Rules::default();
-    }
-
     /// What `line` (without its newline) is. `Kind::FirstError` on the first error itself means: the
     /// [`BEFORE_FIRST_ERROR`] lines before it (not blank, not noise) are part of its block too.
     pub(crate) fn classify(&mut self, line: &[u8]) -> Kind {

@@ -179,7 +179,10 @@ mod tests {
     use crate::report::tail_samples::{PLAYWRIGHT, PYTEST, RUSTC, TRACEBACK};
 
     fn shown(t: &Tail) -> Vec<String> {
-        t.lines().iter().map(|l| l.map_or("...".into(), |l| String::from_utf8_lossy(l).trim_end().to_string())).collect()
+        t.lines()
+            .iter()
+            .map(|l| l.map_or("...".into(), |l| String::from_utf8_lossy(l).trim_end().to_string()))
+            .collect()
     }
 
     /// The summary's tail of `text` with `--tail limit`, fed as one event and line by line: the same either way.
@@ -227,9 +230,15 @@ mod tests {
     #[test]
     fn a_rust_tail_has_the_error_block_and_not_the_warning() {
         let tail = tail_of(RUSTC, 5);
-        assert_eq!(tail[..3], ["Compiling app v0.1.0 (/app)", "error[E0308]: mismatched types", " --> src/main.rs:3:18"]);
+        assert_eq!(
+            tail[..3],
+            ["Compiling app v0.1.0 (/app)", "error[E0308]: mismatched types", " --> src/main.rs:3:18"]
+        );
         assert!(!tail.iter().any(|l| l.starts_with("warning") || l.contains("src/main.rs:2:9")), "{tail:#?}");
-        assert_eq!(tail.last().map(String::as_str), Some("error: could not compile `app` (bin \"app\") due to 1 previous error; 1 warning emitted"));
+        assert_eq!(
+            tail.last().map(String::as_str),
+            Some("error: could not compile `app` (bin \"app\") due to 1 previous error; 1 warning emitted")
+        );
     }
 
     #[test]
@@ -253,7 +262,11 @@ mod tests {
     fn what_is_kept_above_stays_within_the_limit() {
         let mut t = Tail::new(3);
         t.push(b"error: one\na.rs:1:1\nb.rs:2:2\nc.rs:3:3\nd.rs:4:4\ne.rs:5:5\nf.rs:6:6\nx\ny\nz");
-        assert_eq!(shown(&t), ["error: one", "a.rs:1:1", "b.rs:2:2", "...", "x", "y", "z"], "the first error's block first");
+        assert_eq!(
+            shown(&t),
+            ["error: one", "a.rs:1:1", "b.rs:2:2", "...", "x", "y", "z"],
+            "the first error's block first"
+        );
         let mut t = Tail::new(3);
         t.push(b"a.rs:1:1\nb.rs:2:2\nc.rs:3:3\nd.rs:4:4\nx\ny\nz");
         assert_eq!(shown(&t), ["b.rs:2:2", "c.rs:3:3", "d.rs:4:4", "...", "x", "y", "z"], "then the latest");

@@ -289,7 +289,10 @@ mod tests {
             ]
         );
         let first = of(&k, Kind::FirstError);
-        assert_eq!(first[..3], ["E       assert 2 == 3", "E        +  where 2 = add(1, 1)", "tests/test_math.py:7: AssertionError"]);
+        assert_eq!(
+            first[..3],
+            ["E       assert 2 == 3", "E        +  where 2 = add(1, 1)", "tests/test_math.py:7: AssertionError"]
+        );
         let kept = kept(&k);
         assert!(kept.contains(&">       assert add(1, 1) == 3".to_string()), "{k:#?}");
         assert!(kept.contains(&"FAILED tests/test_math.py::test_adds - assert 2 == 3".to_string()), "{k:#?}");
@@ -344,6 +347,9 @@ mod tests {
         let explains = of(&k, Kind::Explains);
         assert!(explains.contains(&"KeyError: 'DATABASE_URL'".to_string()), "{k:#?}");
         assert!(explains.contains(&"File \"<frozen os>\", line 714, in __getitem__".to_string()), "{k:#?}");
-        assert_eq!(of(&k, Kind::Noise), ["/app/settings.py:4: UserWarning: DEBUG is on", "warnings.warn(\"DEBUG is on\")"]);
+        assert_eq!(
+            of(&k, Kind::Noise),
+            ["/app/settings.py:4: UserWarning: DEBUG is on", "warnings.warn(\"DEBUG is on\")"]
+        );
     }
 }

@@ -29,7 +29,7 @@ FAILED tests/test_math.py::test_adds - assert 2 == 3
 ==================== 1 failed, 2 passed, 1 warning in 0.03s ====================
 ";
 
-    pub(super) const PLAYWRIGHT: &str = "\
+pub(super) const PLAYWRIGHT: &str = "\
 Running 2 tests using 1 worker
 
   ✘  1 [chromium] › e2e/home.spec.ts:3:5 › home page shows the title (5.1s)
@@ -80,7 +80,7 @@ Running 2 tests using 1 worker
     [chromium] › e2e/home.spec.ts:9:5 › counter counts ─────────────────────────
 ";
 
-    pub(super) const RUSTC: &str = "\
+pub(super) const RUSTC: &str = "\
    Compiling app v0.1.0 (/app)
 warning: unused variable: `y`
  --> src/main.rs:2:9
@@ -103,7 +103,7 @@ warning: `app` (bin \"app\") generated 1 warning
 error: could not compile `app` (bin \"app\") due to 1 previous error; 1 warning emitted
 ";
 
-    pub(super) const TRACEBACK: &str = "\
+pub(super) const TRACEBACK: &str = "\
 starting import
 /app/settings.py:4: UserWarning: DEBUG is on
   warnings.warn(\"DEBUG is on\")

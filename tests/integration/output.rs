@@ -206,7 +206,8 @@ fn the_failure_tail_keeps_what_explains_a_failure_and_drops_warnings() {
     assert_eq!(out.code, 1, "{out:?}");
     let summary = out.stdout.split("irun: summary").nth(1).unwrap_or_default();
     let tail: Vec<&str> = summary.lines().skip_while(|l| !l.contains("of t's output:")).skip(1).collect();
-    for line in ["E       assert 2 == 3", "Expected: 3", "Received: 2", "> 5 |   expect(n).toBe(3);", "1 passed (1.2s)"] {
+    for line in ["E       assert 2 == 3", "Expected: 3", "Received: 2", "> 5 |   expect(n).toBe(3);", "1 passed (1.2s)"]
+    {
         assert!(tail.iter().any(|l| l.trim() == line), "{line} is in the tail: {tail:#?}");
     }
     for noise in ["DeprecationWarning", "warnings summary", "warnings.warn", "npm WARN", "-- Docs"] {

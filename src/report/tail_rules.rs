@@ -89,6 +89,9 @@ impl Rules {
             }
             _ => self.block = Block::None,
         }
+        if !may_matter(trimmed) {
+            return Kind::Plain;
+        }
         if text.starts_with(b"=") && memchr::memmem::find(text, b"warnings summary").is_some() {
             self.block = Block::WarningsSummary;
             return Kind::Noise;
@@ -131,6 +134,16 @@ fn is_code_line(text: &[u8]) -> bool {
     let t = text.trim_ascii_start();
     let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
     t[digits..].trim_ascii_start().starts_with(b"|") || t.starts_with(b"...")
+}
+
+/// Whether any rule below may apply, found cheaply: each needs a `:` in the line, or the line to start with one of
+/// these bytes, or to end with `Error` or `Exception` (a bare `AssertionError`). Most lines of a chatty task are
+/// let go here.
+fn may_matter(trimmed: &[u8]) -> bool {
+    trimmed.first().is_some_and(|b| b"EF>-+n=(".contains(b))
+        || memchr::memchr(b':', trimmed).is_some()
+        || trimmed.trim_ascii_end().ends_with(b"Error")
+        || trimmed.trim_ascii_end().ends_with(b"Exception")
 }
 
 /// Warnings noise: `warning: …` (any case; rustc's `warning[…]`), `npm WARN`, a Python warning
@@ -240,6 +253,7 @@ mod tests {
             "error: could not compile `app`",
             "Error: expect(received).toBe(expected) // Object.is equality",
             "AssertionError: assert 1 == 2",
+            "AssertionError",
             "requests.exceptions.ConnectionError: boom",
             "E       assert 1 == 2",
             "Traceback (most recent call last):",

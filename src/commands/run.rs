@@ -47,7 +47,9 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
             units: s.units,
         }))
         .collect();
-    let mut processes = exec::start().map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?;
+    let mut processes = exec::start()
+        .map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?
+        .with_color(stdout_color);
     notices.push(processes.isolation());
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let watching = if args.watch {

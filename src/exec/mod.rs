@@ -57,6 +57,8 @@ pub(crate) struct Processes {
     guard_exit: Option<AsyncFd<OwnedFd>>,
     /// `guard_exit` was set up (it needs the runtime, so not before the first look).
     guard_watched: bool,
+    /// irun colours its output: tasks get `FORCE_COLOR` and `CLICOLOR_FORCE` (see [`runner::color_env`]).
+    color: bool,
 }
 
 /// Set up the process layer (see [`Table::new`]).
@@ -68,10 +70,16 @@ pub(crate) fn start() -> std::io::Result<Processes> {
         last_scan: now,
         guard_exit: None,
         guard_watched: false,
+        color: false,
     })
 }
 
 impl Processes {
+    /// Whether irun colours its own output (its stdout a terminal, or `--color always`): tasks are told to as well.
+    pub(crate) fn with_color(self, color: bool) -> Processes {
+        Processes { color, ..self }
+    }
+
     /// How the run holds its tasks' processes, for the user.
     pub(crate) fn isolation(&self) -> Event {
         Event::Isolation { cgroup: self.table.cgroups.as_ref().map(|c| c.dir().to_path_buf()) }
@@ -106,7 +114,11 @@ impl Processes {
 }
 
 impl Launcher for Processes {
-    fn launch(&mut self, job: runner::Job) {
+    fn launch(&mut self, mut job: runner::Job) {
+        if self.color {
+            let task = &job.config.tasks[job.task];
+            job.extra_env.extend(runner::color_env(task, |name| std::env::var_os(name).is_some()));
+        }
         let (reports, instance, table) = (job.reports.clone(), job.instance, self.table.clone());
         tokio::spawn(async move {
             // A runner that panics still reports an end (its process group is killed as it unwinds), so the run

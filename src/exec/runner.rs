@@ -111,6 +111,18 @@ pub(crate) async fn run(mut job: Job, table: Arc<Table>) {
     job.report(Happened::Exited { end, duration: started.elapsed() });
 }
 
+/// `FORCE_COLOR=1` and `CLICOLOR_FORCE=1`, for a task whose output irun colours: tools that colour only on a terminal
+/// colour under irun too. Each unless the task's environment or irun's (`inherited`) has it, or `color = false`.
+/// Added as the task starts, not to its `env`: they are no part of its fingerprint.
+pub(crate) fn color_env(task: &Task, inherited: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    let Some(process) = task.process().filter(|p| p.color) else { return Vec::new() };
+    ["FORCE_COLOR", "CLICOLOR_FORCE"]
+        .into_iter()
+        .filter(|name| !inherited(name) && !process.env.iter().any(|(k, _)| k == name))
+        .map(|name| (name.to_string(), "1".to_string()))
+        .collect()
+}
+
 /// What starting `task` takes: its command, directory, environment (with `extra_env`) and probe. `port` is the
 /// one chosen for `tcp = "auto"`; without one, such a service cannot start.
 pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<u16>) -> Result<Launch, Failure> {
@@ -440,6 +452,18 @@ mod tests {
         assert_eq!(launch.cmd, Cmd::Argv(vec!["serve".into(), "--port=4242".into()]));
         assert_eq!(launch.probe.map(|p| p.check), Some(Check::Tcp { host: None, port: 4242 }));
         assert!(launch.service && launch.env.contains(&env[0]));
+    }
+
+    #[test]
+    fn a_task_is_told_to_colour_unless_it_or_irun_s_environment_says_otherwise_or_color_is_false() {
+        let none = |_: &str| false;
+        let both = vec![("FORCE_COLOR".to_string(), "1".to_string()), ("CLICOLOR_FORCE".to_string(), "1".to_string())];
+        assert_eq!(color_env(&task("[tasks.t]\ncmd = \"x\"\n"), none), both);
+        assert_eq!(color_env(&task("[tasks.t]\ncmd = \"x\"\ndaemon = true\n"), none), both, "a service too");
+        assert!(color_env(&task("[tasks.t]\ncmd = \"x\"\ncolor = false\n"), none).is_empty());
+        let own = task("[tasks.t]\ncmd = \"x\"\nenv = { FORCE_COLOR = \"0\" }\n");
+        assert_eq!(color_env(&own, none), both[1..]);
+        assert_eq!(color_env(&own, |name| name == "CLICOLOR_FORCE"), []);
     }
 
     #[test]

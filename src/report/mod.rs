@@ -7,6 +7,9 @@ pub(crate) mod junit;
 pub(crate) mod progress;
 pub(crate) mod spool;
 pub(crate) mod tail;
+pub(crate) mod tail_rules;
+#[cfg(test)]
+mod tail_samples;
 pub(crate) mod terminal;
 pub(crate) mod text;
 

@@ -128,7 +128,7 @@ impl Irun {
     /// The binary under test, with a predictable environment.
     pub fn new() -> Irun {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_irun"));
-        cmd.env_remove("NO_COLOR").env("TERM", "dumb");
+        cmd.env_remove("NO_COLOR").env_remove("FORCE_COLOR").env_remove("CLICOLOR_FORCE").env("TERM", "dumb");
         Irun { cmd }
     }
 

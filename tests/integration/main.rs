@@ -10,6 +10,7 @@ mod cycles;
 mod database;
 mod discovery;
 mod escapees;
+mod examples;
 mod faults;
 mod fingerprints;
 mod layout;

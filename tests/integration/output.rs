@@ -160,3 +160,59 @@ fn held_back_output_is_bounded_even_for_empty_lines() {
     assert!(note.contains("earlier lines dropped"), "{note}");
     assert!(out.stdout.lines().filter(|l| *l == "t | ").count() < 1_000_000, "not every line was kept");
 }
+
+/// A pytest failure with a warning (as pytest prints it), then a Playwright one: the summary's tail keeps the `E`
+/// lines and `Expected:`/`Received:` that scrolled out of the last lines, and none of the warnings.
+#[test]
+fn the_failure_tail_keeps_what_explains_a_failure_and_drops_warnings() {
+    let p = Project::new("[tasks.t]\ncmd = \"cat pytest.txt playwright.txt; exit 1\"\n");
+    p.file(
+        "pytest.txt",
+        "tests/test_math.py .F.                                                   [100%]\n\
+         \n\
+         =================================== FAILURES ===================================\n\
+         \x20   def test_adds():\n\
+         >       assert add(1, 1) == 3\n\
+         E       assert 2 == 3\n\
+         E        +  where 2 = add(1, 1)\n\
+         \n\
+         tests/test_math.py:7: AssertionError\n\
+         =============================== warnings summary ===============================\n\
+         tests/test_math.py::test_old\n\
+         \x20 /app/tests/test_math.py:12: DeprecationWarning: old_api is deprecated\n\
+         \x20   warnings.warn(\"old_api is deprecated\", DeprecationWarning)\n\
+         \n\
+         -- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html\n\
+         ==================== 1 failed, 2 passed, 1 warning in 0.03s ====================\n",
+    );
+    p.file(
+        "playwright.txt",
+        "npm WARN deprecated inflight@1.0.6: This module is not supported\n\
+         \x20   Error: expect(received).toBe(expected) // Object.is equality\n\
+         \n\
+         \x20   Expected: 3\n\
+         \x20   Received: 2\n\
+         \n\
+         \x20     4 |   const n = count();\n\
+         \x20   > 5 |   expect(n).toBe(3);\n\
+         \x20       |             ^\n\
+         \n\
+         \x20       at /app/e2e/count.spec.ts:5:13\n\
+         \n\
+         \x20 1 failed\n\
+         \x20 1 passed (1.2s)\n",
+    );
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let summary = out.stdout.split("irun: summary").nth(1).unwrap_or_default();
+    let tail: Vec<&str> = summary.lines().skip_while(|l| !l.contains("of t's output:")).skip(1).collect();
+    for line in ["E       assert 2 == 3", "Expected: 3", "Received: 2", "> 5 |   expect(n).toBe(3);", "1 passed (1.2s)"]
+    {
+        assert!(tail.iter().any(|l| l.trim() == line), "{line} is in the tail: {tail:#?}");
+    }
+    for noise in ["DeprecationWarning", "warnings summary", "warnings.warn", "npm WARN", "-- Docs"] {
+        assert!(!tail.iter().any(|l| l.contains(noise)), "{noise} is not in the tail: {tail:#?}");
+    }
+    let above = tail.iter().take_while(|l| l.trim() != "...").count();
+    assert!(above <= 10 && tail.len() <= 10 + 1 + 10, "at most --tail lines above the `...` and below: {tail:#?}");
+}

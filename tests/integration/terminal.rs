@@ -25,6 +25,11 @@ struct OnTerminal {
 
 impl OnTerminal {
     fn start(p: &Project, args: &[&str]) -> OnTerminal {
+        OnTerminal::start_with(p, args, &[])
+    }
+
+    /// With `env` added to irun's environment (where `TERM` is `dumb` unless `env` says otherwise).
+    fn start_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> OnTerminal {
         // SAFETY: plain libc calls on a descriptor this function owns; ptsname_r writes into the buffer it is given.
         let (master, slave_path) = unsafe {
             let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
@@ -39,7 +44,8 @@ impl OnTerminal {
         };
         let slave = std::fs::OpenOptions::new().read(true).write(true).open(&slave_path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_irun"));
-        cmd.env_remove("NO_COLOR").env("TERM", "dumb").current_dir(p.root()).args(args);
+        cmd.env_remove("NO_COLOR").env_remove("FORCE_COLOR").env_remove("CLICOLOR_FORCE").env("TERM", "dumb");
+        cmd.envs(env.iter().copied()).current_dir(p.root()).args(args);
         cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave);
         // SAFETY: setsid and ioctl are async-signal-safe; the new session takes stdin (the slave) as its terminal.
         unsafe {
@@ -184,4 +190,64 @@ fn ctrl_c_while_an_interactive_task_has_the_terminal_stops_the_run_with_sigint()
     assert_eq!(code, 130, "{out}");
     assert!(out.contains("received SIGINT"), "{out}");
     assert_eq!(p.read("got"), "INT\n", "the other task was stopped as by Ctrl-C: {out}");
+}
+
+/// A task that says what it was told about colour.
+const SAYS_COLOUR: &str = "cmd = \"echo colour=[$FORCE_COLOR/$CLICOLOR_FORCE]\"\n";
+
+/// What the task said (`FORCE_COLOR/CLICOLOR_FORCE`), run on a terminal that colours (`TERM=xterm`).
+fn colour_on_terminal(toml: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let p = Project::new(toml);
+    let mut all_args = vec!["--progress", "never"];
+    all_args.extend(args);
+    let env: Vec<(&str, &str)> = [("TERM", "xterm")].into_iter().chain(env.iter().copied()).collect();
+    let mut irun = OnTerminal::start_with(&p, &all_args, &env);
+    assert_eq!(irun.wait(), 0, "{}", irun.printed());
+    let printed = irun.printed();
+    let said = printed.split("colour=").nth(1).and_then(|s| s.split(']').next());
+    said.unwrap_or_else(|| panic!("the task said nothing of colour: {printed}")).trim_start_matches('[').to_string()
+}
+
+#[test]
+fn on_a_terminal_a_task_is_told_to_colour_its_output() {
+    assert_eq!(colour_on_terminal(&format!("[tasks.t]\n{SAYS_COLOUR}"), &["t"], &[]), "1/1");
+}
+
+#[test]
+fn without_a_terminal_a_task_is_not_told_to_colour_unless_color_always() {
+    let p = Project::new(&format!("[tasks.t]\n{SAYS_COLOUR}"));
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert!(out.stdout.contains("colour=[/]"), "{out:?}");
+    let out = p.irun().args(["--progress", "never", "--color", "always", "t"]).run();
+    assert!(out.stdout.contains("colour=[1/1]"), "{out:?}");
+}
+
+#[test]
+fn color_false_or_color_never_or_no_color_tell_a_task_nothing_of_colour() {
+    let toml = format!("[tasks.t]\n{SAYS_COLOUR}");
+    assert_eq!(colour_on_terminal(&format!("{toml}color = false\n"), &["t"], &[]), "/", "color = false");
+    assert_eq!(colour_on_terminal(&toml, &["--color", "never", "t"], &[]), "/", "--color never");
+    assert_eq!(colour_on_terminal(&toml, &["t"], &[("NO_COLOR", "1")]), "/", "NO_COLOR");
+}
+
+#[test]
+fn a_task_keeps_its_own_colour_variables() {
+    let toml = format!("[tasks.t]\n{SAYS_COLOUR}env = {{ CLICOLOR_FORCE = \"0\" }}\n");
+    assert_eq!(colour_on_terminal(&toml, &["t"], &[]), "1/0", "the task's env");
+    assert_eq!(colour_on_terminal(&toml, &["t"], &[("FORCE_COLOR", "3")]), "3/0", "irun's environment and the task's");
+}
+
+#[test]
+fn a_task_run_on_a_terminal_is_still_up_to_date_without_one() {
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"echo colour=[$FORCE_COLOR/$CLICOLOR_FORCE] > out.txt\"\nsources = [\"in.txt\"]\noutputs = [\"out.txt\"]\n",
+    );
+    p.file("in.txt", "x");
+    let mut irun = OnTerminal::start_with(&p, &["--progress", "never", "t"], &[("TERM", "xterm")]);
+    assert_eq!(irun.wait(), 0, "{}", irun.printed());
+    assert_eq!(p.read("out.txt").trim(), "colour=[1/1]");
+    let out = p.irun().args(["--progress", "never", "t"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(p.read("out.txt").trim(), "colour=[1/1]", "not run again: {out:?}");
+    assert!(out.stdout.contains("* up to date"), "{out:?}");
 }

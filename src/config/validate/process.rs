@@ -91,6 +91,7 @@ impl Validator<'_> {
                     "write `output = \"live\"` (the default) or `output = \"on-failure\"`",
                 )?,
             },
+            color: raw.color.as_ref().is_none_or(|c| *c.get()),
         })
     }
 

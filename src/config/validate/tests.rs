@@ -209,6 +209,17 @@ fn a_port_name_a_task_does_not_get_is_an_error_naming_those_it_gets() {
 }
 
 #[test]
+fn color_is_on_unless_false_and_a_group_has_none() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\n[tasks.u]\ncmd = \"y\"\ncolor = false\n").unwrap();
+    let color = |i: usize| cfg.tasks[TaskId::new(i)].process().unwrap().color;
+    assert!(color(0) && !color(1));
+    let err = parse_str("[tasks.g]\ndeps = [\"t\"]\ncolor = false\n[tasks.t]\ncmd = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("so `color` has no effect"), "{err}");
+    let err = parse_str("[tasks.t]\ncmd = \"x\"\ncolor = \"yes\"\n").unwrap_err();
+    assert!(err.to_string().contains("Irun.toml:3:9") && err.message.contains("expected a boolean"), "{err}");
+}
+
+#[test]
 fn only_a_task_can_be_interactive() {
     let cfg = parse_str("[tasks.t]\ncmd = \"x\"\ninteractive = true\n[tasks.u]\ncmd = \"y\"\n").unwrap();
     assert!(cfg.tasks[TaskId::new(0)].is_interactive() && !cfg.tasks[TaskId::new(1)].is_interactive());

@@ -1,0 +1,369 @@
+//! What each line of a failed task's output is to the failure tail, in one place: warnings noise (never shown),
+//! a line that explains the failure (kept when it scrolls out of the last N lines), the first error and the lines
+//! around it, or anything else. Lines are read in order, through their colour codes: a warning's block, pytest's
+//! "warnings summary" and an assertion's diff span several lines.
+
+use std::borrow::Cow;
+
+/// How many lines (not blank) before the first error, and after it, come with it.
+pub(crate) const BEFORE_FIRST_ERROR: usize = 2;
+const AFTER_FIRST_ERROR: usize = 5;
+
+/// What a line is to the failure tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Warnings noise (`DeprecationWarning: …`, `warning: …` and its block, `npm WARN`, pytest's warnings summary):
+    /// never shown.
+    Noise,
+    /// The first line that looks like an error, and the lines around it.
+    FirstError,
+    /// Explains a failure: an error, a place in a file, pytest's `E` and `>` lines, `Expected:`/`Received:`, an
+    /// assertion's diff.
+    Explains,
+    /// Anything else: shown only among the last lines.
+    Plain,
+}
+
+/// A block of lines read as one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    #[default]
+    None,
+    /// A compiler's or Python's warning: its indented lines, up to a blank or unindented line.
+    Warning,
+    /// pytest's `=== warnings summary ===`, up to the next `===` line.
+    WarningsSummary,
+    /// `- Expected` / `+ Received` and the diff after them, up to a blank line after some of it.
+    Diff { content: bool },
+}
+
+/// The rules, with what they remember from the lines before.
+#[derive(Debug, Default)]
+pub(crate) struct Rules {
+    block: Block,
+    /// The first error was seen.
+    errored: bool,
+    /// Lines (not blank) still to take after the first error.
+    after: usize,
+}
+
+impl Rules {
+    /// What `line` (without its newline) is. `Kind::FirstError` on the first error itself means: the
+    /// [`BEFORE_FIRST_ERROR`] lines before it (not blank, not noise) are part of its block too.
+    pub(crate) fn classify(&mut self, line: &[u8]) -> Kind {
+        let text = plain(line);
+        let kind = self.read(&text);
+        if kind == Kind::Noise || is_blank(&text) {
+            return kind;
+        }
+        if kind == Kind::FirstError {
+            self.errored = true;
+            self.after = AFTER_FIRST_ERROR;
+            return kind;
+        }
+        if self.after > 0 {
+            self.after -= 1;
+            return Kind::FirstError;
+        }
+        kind
+    }
+
+    /// The first error was seen.
+    pub(crate) fn errored(&self) -> bool {
+        self.errored
+    }
+
+    fn read(&mut self, text: &[u8]) -> Kind {
+        let trimmed = text.trim_ascii_start();
+        let indented = trimmed.len() < text.len();
+        match self.block {
+            Block::WarningsSummary if !text.starts_with(b"=") => return Kind::Noise,
+            Block::Warning if indented && !trimmed.is_empty() || is_code_line(text) => return Kind::Noise,
+            Block::Diff { content } if trimmed.is_empty() => {
+                self.block = if content { Block::None } else { Block::Diff { content } };
+                return Kind::Plain;
+            }
+            Block::Diff { .. } => {
+                self.block = Block::Diff { content: !trimmed.starts_with(b"+ Received") };
+                return Kind::Explains;
+            }
+            _ => self.block = Block::None,
+        }
+        if !may_matter(trimmed) {
+            return Kind::Plain;
+        }
+        if text.starts_with(b"=") && memchr::memmem::find(text, b"warnings summary").is_some() {
+            self.block = Block::WarningsSummary;
+            return Kind::Noise;
+        }
+        if is_warning(trimmed) {
+            if !indented {
+                self.block = Block::Warning;
+            }
+            return Kind::Noise;
+        }
+        if trimmed.starts_with(b"- Expected") {
+            self.block = Block::Diff { content: false };
+            return Kind::Explains;
+        }
+        if is_error(text, trimmed) {
+            return if self.errored { Kind::Explains } else { Kind::FirstError };
+        }
+        if explains(trimmed) || super::tail::has_location(text) {
+            return Kind::Explains;
+        }
+        Kind::Plain
+    }
+}
+
+/// The line without its colour codes (and as text only for that: lines without an escape are looked at as they are).
+fn plain(line: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr(0x1b, line).is_none() {
+        return Cow::Borrowed(line);
+    }
+    let text = String::from_utf8_lossy(line);
+    Cow::Owned(console::strip_ansi_codes(&text).into_owned().into_bytes())
+}
+
+fn is_blank(text: &[u8]) -> bool {
+    text.trim_ascii().is_empty()
+}
+
+/// A line of a compiler's code excerpt: `12 |     let x = 1;`, `   |`, `...`.
+fn is_code_line(text: &[u8]) -> bool {
+    let t = text.trim_ascii_start();
+    let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
+    t[digits..].trim_ascii_start().starts_with(b"|") || t.starts_with(b"...")
+}
+
+/// Whether any rule below may apply, found cheaply: each needs a `:` in the line, or the line to start with one of
+/// these bytes, or to end with `Error` or `Exception` (a bare `AssertionError`). Most lines of a chatty task are
+/// let go here.
+fn may_matter(trimmed: &[u8]) -> bool {
+    trimmed.first().is_some_and(|b| b"EF>-+n=(".contains(b))
+        || memchr::memchr(b':', trimmed).is_some()
+        || trimmed.trim_ascii_end().ends_with(b"Error")
+        || trimmed.trim_ascii_end().ends_with(b"Exception")
+}
+
+/// Warnings noise: `warning: …` (any case; rustc's `warning[…]`), `npm WARN`, a Python warning
+/// (`x.py:3: DeprecationWarning: …`, node's `(node:12) [DEP0040] DeprecationWarning: …`) and node's hint after it.
+fn is_warning(trimmed: &[u8]) -> bool {
+    let word = trimmed.split(|&b| b == b':' || b == b'[').next().unwrap_or_default();
+    if word.eq_ignore_ascii_case(b"warning") && trimmed.len() > word.len() {
+        return true;
+    }
+    if trimmed.starts_with(b"npm WARN") || trimmed.starts_with(b"npm warn") {
+        return true;
+    }
+    if memchr::memmem::find(trimmed, b"--trace-deprecation").is_some()
+        || memchr::memmem::find(trimmed, b"--trace-warnings").is_some()
+    {
+        return true;
+    }
+    // `SomethingWarning:` anywhere, a word ending in `Warning`.
+    memchr::memmem::find_iter(trimmed, b"Warning:").any(|at| at > 0 && trimmed[at - 1].is_ascii_alphabetic())
+}
+
+/// A line that looks like an error: `error: …`, `error[E0308]: …`, `TypeError: …`, `Error: expect(…)`,
+/// `ERROR …`, `npm ERR!`, `Traceback (most recent call last):`, `FAILED …`, `FAIL …`, `--- FAIL: …`, Rust's
+/// `panicked at`, and pytest's `E   ` lines.
+fn is_error(text: &[u8], trimmed: &[u8]) -> bool {
+    if text.starts_with(b"E ") || text == b"E" {
+        return true;
+    }
+    let word_len = trimmed.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'.').count();
+    let (word, next) = (&trimmed[..word_len], trimmed.get(word_len).copied());
+    let errorish = word.ends_with(b"Error") || word.ends_with(b"Exception") || word == b"error";
+    if errorish && matches!(next, None | Some(b':' | b'[')) {
+        return true;
+    }
+    if matches!(word, b"ERROR" | b"FAILED" | b"FAIL") && matches!(next, None | Some(b' ' | b':' | b'!' | b']')) {
+        return true;
+    }
+    trimmed.starts_with(b"Traceback (most recent call last)")
+        || trimmed.starts_with(b"--- FAIL")
+        || trimmed.starts_with(b"npm ERR!")
+        || trimmed.starts_with(b"npm error")
+        || memchr::memmem::find(trimmed, b"panicked at").is_some()
+        || memchr::memmem::find(trimmed, b"error TS").is_some()
+}
+
+/// Explains a failure without being an error: `Expected: 3` / `Received string: "x"` (Jest, Vitest,
+/// Playwright), `+ Received` (a diff's header), pytest's `>   assert …` and Playwright's `> 5 |   await …`.
+fn explains(trimmed: &[u8]) -> bool {
+    for word in [&b"Expected"[..], b"Received"] {
+        if let Some(rest) = trimmed.strip_prefix(word) {
+            let head = &rest[..rest.len().min(24)];
+            if rest.first().is_some_and(|b| *b == b':' || *b == b' ') && memchr::memchr(b':', head).is_some() {
+                return true;
+            }
+        }
+    }
+    if trimmed.starts_with(b"+ Received") {
+        return true;
+    }
+    match trimmed.strip_prefix(b">") {
+        Some(rest) if rest.starts_with(b"  ") => true,
+        Some(rest) => {
+            let rest = rest.trim_ascii_start();
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            digits > 0 && rest[digits..].trim_ascii_start().starts_with(b"|")
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tail_samples::{PLAYWRIGHT, PYTEST, RUSTC, TRACEBACK};
+
+    fn kinds(text: &str) -> Vec<(Kind, &str)> {
+        let mut rules = Rules::default();
+        text.lines().map(|l| (rules.classify(l.as_bytes()), l)).collect()
+    }
+
+    fn of(kinds: &[(Kind, &str)], kind: Kind) -> Vec<String> {
+        kinds.iter().filter(|(k, _)| *k == kind).map(|(_, l)| l.trim().to_string()).collect()
+    }
+
+    #[test]
+    fn warnings_are_noise() {
+        for noise in [
+            "warning: unused variable: `y`",
+            "WARNING: Running pip as the 'root' user can result in broken permissions",
+            "npm WARN deprecated inflight@1.0.6: This module is not supported",
+            "npm warn deprecated glob@7.2.3: Glob versions prior to v9 are no longer supported",
+            "/app/tests/test_math.py:12: DeprecationWarning: old_api is deprecated",
+            "(node:4242) [DEP0040] DeprecationWarning: The `punycode` module is deprecated.",
+            "(Use `node --trace-deprecation ...` to show where the warning was created)",
+        ] {
+            assert_eq!(Rules::default().classify(noise.as_bytes()), Kind::Noise, "{noise}");
+        }
+        for not in ["1 passed, 1 warning in 0.02s", "warnings: none", "no warning here", "warning"] {
+            assert_ne!(Rules::default().classify(not.as_bytes()), Kind::Noise, "{not}");
+        }
+    }
+
+    #[test]
+    fn errors_are_recognised() {
+        for error in [
+            "error[E0308]: mismatched types",
+            "error: could not compile `app`",
+            "Error: expect(received).toBe(expected) // Object.is equality",
+            "AssertionError: assert 1 == 2",
+            "AssertionError",
+            "requests.exceptions.ConnectionError: boom",
+            "E       assert 1 == 2",
+            "Traceback (most recent call last):",
+            "FAILED tests/test_math.py::test_adds - assert 2 == 3",
+            " FAIL  src/App.test.tsx > adds",
+            "--- FAIL: TestAdd (0.00s)",
+            "thread 'main' panicked at src/main.rs:2:5:",
+            "npm ERR! code ELIFECYCLE",
+            "ERROR: Could not find a version that satisfies the requirement nope",
+            "src/App.tsx(3,7): error TS2322: Type 'string' is not assignable to type 'number'.",
+        ] {
+            assert_eq!(Rules::default().classify(error.as_bytes()), Kind::FirstError, "{error}");
+        }
+        for not in ["errors: 0", "Everything fine", "Errors are reported below", "FAILURES", "Ending"] {
+            assert_eq!(Rules::default().classify(not.as_bytes()), Kind::Plain, "{not}");
+        }
+    }
+
+    #[test]
+    fn colour_codes_do_not_hide_a_line_s_kind() {
+        let mut rules = Rules::default();
+        assert_eq!(rules.classify(b"\x1b[1m\x1b[31mE       assert 2 == 3\x1b[0m"), Kind::FirstError);
+        assert_eq!(rules.classify(b"    Expected: \x1b[32m3\x1b[39m"), Kind::FirstError, "context after the error");
+        assert_eq!(rules.classify(b"\x1b[33mwarning\x1b[0m\x1b[1m: unused variable\x1b[0m"), Kind::Noise);
+    }
+
+    /// The lines kept when they scroll out: the first error's block and the lines that explain.
+    fn kept(kinds: &[(Kind, &str)]) -> Vec<String> {
+        let mut out = of(kinds, Kind::FirstError);
+        out.extend(of(kinds, Kind::Explains));
+        out
+    }
+
+    /// pytest, with a warning: the `>` and `E` lines and the location explain; the warnings summary is noise.
+    #[test]
+    fn a_pytest_failure_with_warnings() {
+        let k = kinds(PYTEST);
+        assert_eq!(
+            of(&k, Kind::Noise),
+            [
+                "=============================== warnings summary ===============================",
+                "tests/test_math.py::test_old",
+                "/app/tests/test_math.py:12: DeprecationWarning: old_api is deprecated",
+                "warnings.warn(\"old_api is deprecated\", DeprecationWarning)",
+                "",
+                "-- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html",
+            ]
+        );
+        let first = of(&k, Kind::FirstError);
+        assert_eq!(
+            first[..3],
+            ["E       assert 2 == 3", "E        +  where 2 = add(1, 1)", "tests/test_math.py:7: AssertionError"]
+        );
+        let kept = kept(&k);
+        assert!(kept.contains(&">       assert add(1, 1) == 3".to_string()), "{k:#?}");
+        assert!(kept.contains(&"FAILED tests/test_math.py::test_adds - assert 2 == 3".to_string()), "{k:#?}");
+    }
+
+    /// Playwright: the error, `Expected`/`Received`, the diff and the `>` line of the excerpt explain.
+    #[test]
+    fn a_playwright_failure() {
+        let k = kinds(PLAYWRIGHT);
+        let first = of(&k, Kind::FirstError);
+        assert_eq!(first[0], "Error: Timed out 5000ms waiting for expect(locator).toHaveText(expected)");
+        let kept = kept(&k);
+        for line in [
+            "Expected string: \"Vite + React!\"",
+            "Received string: \"Vite + React\"",
+            "> 5 |   await expect(page.getByRole('heading')).toHaveText('Vite + React!');",
+            "at /app/e2e/home.spec.ts:5:43",
+            "Error: expect(received).toEqual(expected) // deep equality",
+            "- Expected  - 1",
+            "+ Received  + 1",
+            "Object {",
+            "-   \"count\": 3,",
+            "+   \"count\": 2,",
+            "}",
+            "> 11 |   expect(state).toEqual({ count: 3 });",
+        ] {
+            assert!(kept.contains(&line.to_string()), "{line}: {k:#?}");
+        }
+        for plain in ["4 |   await page.goto('/');", "Running 2 tests using 1 worker", "2 failed"] {
+            assert!(!kept.contains(&plain.to_string()), "{plain}");
+        }
+        assert!(of(&k, Kind::Noise).is_empty());
+    }
+
+    /// rustc: the warning's whole block is noise, the error's block explains.
+    #[test]
+    fn a_rust_compile_error_after_a_warning() {
+        let k = kinds(RUSTC);
+        let noise = of(&k, Kind::Noise);
+        assert_eq!(noise.len(), 8, "{noise:#?}");
+        assert!(noise.contains(&"--> src/main.rs:2:9".to_string()));
+        let first = of(&k, Kind::FirstError);
+        assert_eq!(first[..3], ["error[E0308]: mismatched types", "--> src/main.rs:3:18", "|"]);
+        assert!(of(&k, Kind::Explains).iter().any(|l| l.starts_with("error: could not compile")));
+    }
+
+    /// Python: the traceback starts the block; its `File` lines and the exception explain; a warning is noise.
+    #[test]
+    fn a_python_traceback() {
+        let k = kinds(TRACEBACK);
+        assert_eq!(of(&k, Kind::FirstError)[0], "Traceback (most recent call last):");
+        let explains = of(&k, Kind::Explains);
+        assert!(explains.contains(&"KeyError: 'DATABASE_URL'".to_string()), "{k:#?}");
+        assert!(explains.contains(&"File \"<frozen os>\", line 714, in __getitem__".to_string()), "{k:#?}");
+        assert_eq!(
+            of(&k, Kind::Noise),
+            ["/app/settings.py:4: UserWarning: DEBUG is on", "warnings.warn(\"DEBUG is on\")"]
+        );
+    }
+}

@@ -143,36 +143,6 @@ impl Tail {
     }
 }
 
-/// Whether a line points at a place in a file: `name.ext:LINE` (as compilers, linters and test runners print), or
-/// Python's `File "...", line N`.
-pub(crate) fn has_location(line: &[u8]) -> bool {
-    if memchr::memmem::find(line, b"\", line ").is_some() {
-        return true;
-    }
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b':', &line[from..]).map(|i| i + from) {
-        if line.get(i + 1).is_some_and(u8::is_ascii_digit) {
-            // The word before the colon: a file name with an extension.
-            let word = line[..i].rsplit(|&b| b.is_ascii_whitespace() || b == b'(' || b == b'\'' || b == b'"').next();
-            if word.is_some_and(is_file_name) {
-                return true;
-            }
-        }
-        from = i + 1;
-    }
-    false
-}
-
-/// `name.ext`: an extension of letters and digits that starts with a letter (so not `127.0.0.1`), and no URL.
-fn is_file_name(word: &[u8]) -> bool {
-    let Some(dot) = word.iter().rposition(|&b| b == b'.') else { return false };
-    let ext = &word[dot + 1..];
-    dot > 0
-        && ext.first().is_some_and(u8::is_ascii_alphabetic)
-        && ext.iter().all(u8::is_ascii_alphanumeric)
-        && !word.windows(3).any(|w| w == b"://")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,29 +240,6 @@ mod tests {
         let mut t = Tail::new(3);
         t.push(b"a.rs:1:1\nb.rs:2:2\nc.rs:3:3\nd.rs:4:4\nx\ny\nz");
         assert_eq!(shown(&t), ["b.rs:2:2", "c.rs:3:3", "d.rs:4:4", "...", "x", "y", "z"], "then the latest");
-    }
-
-    #[test]
-    fn locations_are_recognised() {
-        for yes in [
-            &b"src/lib.rs:12:5: error[E0308]"[..],
-            b"  --> src/main.rs:3:1",
-            b"tests/test_x.py:33: AssertionError",
-            b"  File \"/app/t.py\", line 3, in <module>",
-            b"main.go:10: undefined: x",
-        ] {
-            assert!(has_location(yes), "{}", String::from_utf8_lossy(yes));
-        }
-        for no in [
-            &b"12:30:01 server up"[..],
-            b"ratio 1:2",
-            b"http://127.0.0.1:8123/",
-            b"see http://example.com:80/x",
-            b"done.",
-            b"a.:1",
-        ] {
-            assert!(!has_location(no), "{}", String::from_utf8_lossy(no));
-        }
     }
 
     #[test]

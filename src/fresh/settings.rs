@@ -2,8 +2,9 @@
 //! of the ways irun has written them, so a record is compared the way it was written.
 //!
 //! Since [`HASHING`] 3 nothing in them depends on where the project is: the cwd is relative to the project's root
-//! (one outside it stays absolute), and the root's path where it appears in a command, an `env` value or a probe
-//! (`${PWD}/.venv`) is hashed as a placeholder. A copied or moved checkout keeps its tasks up to date.
+//! (`../shared` as written, like `cd ../shared` in a command; one written absolute outside it stays absolute), and
+//! the root's path where it appears in a command, an `env` value or a probe (`${PWD}/.venv`) is hashed as a
+//! placeholder. A copied or moved checkout keeps its tasks up to date.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -182,5 +183,15 @@ mod tests {
         assert_eq!(root.relative(Path::new("/tmp/p")), ".");
         assert_eq!(root.relative(Path::new("/tmp/p/web/app")), "web/app");
         assert_eq!(root.relative(Path::new("/srv/other")), "/srv/other");
+    }
+
+    #[test]
+    fn a_cwd_written_relative_to_the_root_is_recorded_as_written_even_outside_it() {
+        // `cwd = "../shared"` (a folder next to the project's): what moves with the checkout is the relation, as
+        // with `cd ../shared` in a command; nothing is resolved, so a link on the way resolves where it runs.
+        let root = Root { given: "/tmp/p".into(), real: None };
+        assert_eq!(root.relative(&Path::new("/tmp/p").join("../shared")), "../shared");
+        assert_eq!(root.relative(&Path::new("/tmp/p").join("web/../../shared")), "web/../../shared");
+        assert_eq!(root.relative(&Path::new("/tmp/p").join("./web")), "web");
     }
 }

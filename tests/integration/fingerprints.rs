@@ -85,6 +85,28 @@ fn a_copied_or_moved_checkout_stays_up_to_date() {
 }
 
 #[test]
+fn a_checkout_moved_with_the_sibling_folder_its_cwd_names_stays_up_to_date() {
+    // Irun.toml in `app/`, a task running in `../shared`: the pair moves together (a repository cloned elsewhere).
+    let top = tempfile::Builder::new().prefix("irun-test-sibling-").tempdir().unwrap();
+    let (app, shared) = (top.path().join("repo/app"), top.path().join("repo/shared"));
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::create_dir_all(&shared).unwrap();
+    let toml = "[tasks.lib]\ncmd = \"echo run >> ../app/lib.log; cp lib.c ../app/lib.o\"\ncwd = \"../shared\"\n\
+                sources = [\"version.txt\"]\noutputs = [\"lib.o\"]\n";
+    std::fs::write(app.join("Irun.toml"), toml).unwrap();
+    std::fs::write(app.join("version.txt"), "1\n").unwrap();
+    std::fs::write(shared.join("lib.c"), "int x;\n").unwrap();
+    run_in(&app, &["lib"]);
+    let moved = top.path().join("elsewhere");
+    std::fs::rename(top.path().join("repo"), &moved).unwrap();
+    let out = run_in(&moved.join("app"), &["--explain", "lib"]);
+    assert!(out.stdout.contains("lib * up to date"), "{out:?}");
+    assert_eq!(lines(&moved.join("app"), "lib.log"), 1, "{out:?}");
+    let out = run_in(&moved.join("app"), &["explain", "lib"]);
+    assert_eq!(parts(&out, "lib")[2], "- cwd: ../shared", "recorded as written: {out:?}");
+}
+
+#[test]
 fn a_change_in_a_copy_still_reruns_there() {
     let p = checkout();
     run_in(p.root(), &["use"]);

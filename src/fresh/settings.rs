@@ -7,7 +7,8 @@
 //! placeholder. A copied or moved checkout keeps its tasks up to date.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -25,24 +26,39 @@ pub(crate) struct Settings {
     pub(crate) probe: String,
 }
 
-/// Where the project is, as its path may be written: as irun was given it, and with links resolved.
+/// Where the project is, as its path may be written: every path irun knows that names the project's folder.
 pub(crate) struct Root {
-    given: String,
-    real: Option<String>,
+    /// Longest first, so a path that holds another (`/p/self` with `self -> .`) is replaced as a whole.
+    paths: Vec<String>,
 }
 
 impl Root {
+    /// `root` as irun was given it (through `-f`, perhaps by a link), with links resolved, and as irun's `PWD` names
+    /// it: a shell started in `/home/me/proj` (a link to `/data/proj`) gives `${PWD}` that path, not the real one.
     pub(crate) fn new(root: &Path) -> Root {
-        let given = root.display().to_string();
-        let real = root.canonicalize().ok().map(|r| r.display().to_string()).filter(|r| *r != given);
-        Root { given, real }
+        Root::named(root, std::env::var_os("PWD").as_deref().map(Path::new))
     }
 
-    /// `text` with every whole occurrence of the root's path replaced by a placeholder (`/p` in `/p/x` and `/p`,
+    fn named(root: &Path, pwd: Option<&Path>) -> Root {
+        let mut paths = vec![clean(root)];
+        paths.extend(root.canonicalize().ok().map(|real| clean(&real)));
+        if let Some(logical) = pwd.and_then(|pwd| logical(root, pwd, &paths)) {
+            paths.push(logical);
+        }
+        Root::of(paths)
+    }
+
+    fn of(mut paths: Vec<String>) -> Root {
+        paths.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        paths.dedup();
+        Root { paths }
+    }
+
+    /// `text` with every whole occurrence of the root's paths replaced by a placeholder (`/p` in `/p/x` and `/p`,
     /// not in `/pq` nor `/x/p`). A root of `/` is left alone: it is in every path.
     fn portable<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for root in std::iter::once(&self.given).chain(&self.real) {
+        for root in &self.paths {
             if root.len() > 1 && out.contains(root.as_str()) {
                 out = Cow::Owned(replace_path(&out, root));
             }
@@ -50,14 +66,33 @@ impl Root {
         out
     }
 
-    /// A cwd as the record holds it: relative to the root (`.` for the root itself) when it is under it.
+    /// A cwd as the record holds it: relative to the root (`.` for the root itself) when it is under one of its
+    /// paths, as written (`../shared` stays so; nothing is resolved).
     pub(crate) fn relative(&self, path: &Path) -> String {
-        match path.strip_prefix(&self.given) {
-            Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
-            Ok(rel) => rel.display().to_string(),
-            Err(_) => path.display().to_string(),
+        match self.paths.iter().find_map(|root| path.strip_prefix(root).ok()) {
+            Some(rel) if rel.as_os_str().is_empty() => ".".into(),
+            Some(rel) => rel.display().to_string(),
+            None => path.display().to_string(),
         }
     }
+}
+
+/// `path` as text, without `.` components, doubled or trailing slashes: as the same path appears in other text.
+fn clean(path: &Path) -> String {
+    path.components().collect::<PathBuf>().display().to_string()
+}
+
+/// The path `pwd` names the root by, if it names it differently from `known`: `pwd` itself or the folder above it
+/// that is the root (the same device and inode; irun may have been started in a subfolder). A `PWD` that is not
+/// absolute or holds `.` or `..` is not a shell's and is not used.
+fn logical(root: &Path, pwd: &Path, known: &[String]) -> Option<String> {
+    let plain = pwd.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !pwd.is_absolute() || !plain || known.iter().any(|k| pwd.starts_with(k)) {
+        return None;
+    }
+    let id = |dir: &Path| std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+    let root_id = id(root)?;
+    pwd.ancestors().find(|dir| id(dir) == Some(root_id)).map(clean)
 }
 
 /// Stands for the project's root in hashed text: a NUL cannot appear in a command, an `env` value or a probe.
@@ -170,16 +205,63 @@ mod tests {
 
     #[test]
     fn only_whole_occurrences_of_the_root_are_replaced() {
-        let root = Root { given: "/tmp/p".into(), real: None };
+        let root = Root::of(vec!["/tmp/p".into()]);
         assert_eq!(root.portable("cd /tmp/p && /tmp/p/bin/x"), "cd \0root\0 && \0root\0/bin/x");
         assert_eq!(root.portable("/tmp/pq /x/tmp/p a/tmp/p"), "/tmp/pq /x/tmp/p a/tmp/p");
         assert_eq!(root.portable("PATH=/tmp/p/.venv/bin:/usr/bin"), "PATH=\0root\0/.venv/bin:/usr/bin");
-        assert_eq!(Root { given: "/".into(), real: None }.portable("/usr/bin"), "/usr/bin");
+        assert_eq!(Root::of(vec!["/".into()]).portable("/usr/bin"), "/usr/bin");
+    }
+
+    #[test]
+    fn every_path_naming_the_root_is_replaced_the_longest_first() {
+        let root = Root::of(vec!["/home/me/proj".into(), "/data/proj".into(), "/home/me/proj/self".into()]);
+        assert_eq!(
+            root.portable("/data/proj/.venv:/home/me/proj/bin:/home/me/proj/self/x:/home/me/projects"),
+            "\0root\0/.venv:\0root\0/bin:\0root\0/x:/home/me/projects"
+        );
+        assert_eq!(root.relative(Path::new("/home/me/proj/self/web")), "web");
+        assert_eq!(root.relative(Path::new("/home/me/proj/web")), "web");
+        assert_eq!(root.relative(Path::new("/data/proj")), ".");
+    }
+
+    /// A temporary folder with `data/proj/sub` and the link `home/proj -> data/proj`; (the folder, real, link).
+    fn linked() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().canonicalize().unwrap();
+        let (real, link) = (top.join("data/proj"), top.join("home/proj"));
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::fs::create_dir_all(top.join("home")).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        (dir, real, link)
+    }
+
+    #[test]
+    fn the_shells_pwd_through_a_link_names_the_root_too() {
+        let (_dir, real, link) = linked();
+        let text = format!("{0}/.venv {1}/.venv", link.display(), real.display());
+        for pwd in [link.clone(), link.join("sub")] {
+            let root = Root::named(&real, Some(&pwd));
+            assert_eq!(root.portable(&text), "\0root\0/.venv \0root\0/.venv", "PWD={}", pwd.display());
+            assert_eq!(root.relative(&link.join("web")), "web");
+        }
+        // A PWD naming another folder, or not as a shell sets it, adds nothing.
+        let top = link.parent().unwrap().parent().unwrap();
+        for pwd in [top.join("home"), PathBuf::from("home/proj"), link.join("sub/..")] {
+            assert_eq!(Root::named(&real, Some(&pwd)).paths, [real.display().to_string()], "PWD={}", pwd.display());
+        }
+    }
+
+    #[test]
+    fn an_irun_toml_named_through_a_link_has_both_paths_replaced() {
+        let (_dir, real, link) = linked();
+        let root = Root::named(&link, None);
+        let text = format!("{0}/.venv {1}/.venv", link.display(), real.display());
+        assert_eq!(root.portable(&text), "\0root\0/.venv \0root\0/.venv");
     }
 
     #[test]
     fn a_cwd_under_the_root_is_relative_and_one_outside_stays_absolute() {
-        let root = Root { given: "/tmp/p".into(), real: None };
+        let root = Root::of(vec!["/tmp/p".into()]);
         assert_eq!(root.relative(Path::new("/tmp/p")), ".");
         assert_eq!(root.relative(Path::new("/tmp/p/web/app")), "web/app");
         assert_eq!(root.relative(Path::new("/srv/other")), "/srv/other");
@@ -189,7 +271,7 @@ mod tests {
     fn a_cwd_written_relative_to_the_root_is_recorded_as_written_even_outside_it() {
         // `cwd = "../shared"` (a folder next to the project's): what moves with the checkout is the relation, as
         // with `cd ../shared` in a command; nothing is resolved, so a link on the way resolves where it runs.
-        let root = Root { given: "/tmp/p".into(), real: None };
+        let root = Root::of(vec!["/tmp/p".into()]);
         assert_eq!(root.relative(&Path::new("/tmp/p").join("../shared")), "../shared");
         assert_eq!(root.relative(&Path::new("/tmp/p").join("web/../../shared")), "web/../../shared");
         assert_eq!(root.relative(&Path::new("/tmp/p").join("./web")), "web");

@@ -107,6 +107,36 @@ fn a_checkout_moved_with_the_sibling_folder_its_cwd_names_stays_up_to_date() {
 }
 
 #[test]
+fn a_checkout_reached_through_a_link_stays_up_to_date_moved_behind_a_new_link() {
+    // `/home/me/proj -> /data/proj`: irun's working directory is the real folder, the shell's `$PWD` the link, and
+    // `${PWD}/.venv` holds the link's path. Moved to another real folder behind another link, nothing changed.
+    let top = tempfile::Builder::new().prefix("irun-test-linked-").tempdir().unwrap();
+    let real = top.path().join("data/proj");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(top.path().join("home")).unwrap();
+    let toml = "[env]\nVENV = \"${PWD}/.venv\"\n\
+                [tasks.gen]\ncmd = \"echo \\\"$VENV\\\" >> gen.log\"\nsources = [\"src.txt\"]\n";
+    std::fs::write(real.join("Irun.toml"), toml).unwrap();
+    std::fs::write(real.join("src.txt"), "a\n").unwrap();
+    let through = |link: &Path| {
+        let out =
+            Irun::new().current_dir(link).env("PWD", &link.display().to_string()).args(["--explain", "gen"]).run();
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    };
+    let link = top.path().join("home/proj");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    through(&link);
+    let moved = top.path().join("data/moved");
+    std::fs::rename(&real, &moved).unwrap();
+    let new_link = top.path().join("home/renamed");
+    std::os::unix::fs::symlink(&moved, &new_link).unwrap();
+    let out = through(&new_link);
+    assert!(out.stdout.contains("gen * up to date"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(moved.join("gen.log")).unwrap(), format!("{}/.venv\n", link.display()));
+}
+
+#[test]
 fn a_change_in_a_copy_still_reruns_there() {
     let p = checkout();
     run_in(p.root(), &["use"]);

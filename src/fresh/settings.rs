@@ -260,6 +260,26 @@ mod tests {
     }
 
     #[test]
+    fn a_project_at_the_filesystem_root_replaces_no_slash() {
+        let root = Root::named(Path::new("/"), Some(Path::new("/")));
+        assert_eq!(root.paths, ["/"]);
+        assert_eq!(root.portable("/usr/bin:/x /"), "/usr/bin:/x /");
+        assert_eq!(root.relative(Path::new("/")), ".");
+        assert_eq!(root.relative(Path::new("/srv/app")), "srv/app");
+        // Every `PWD` starts with `/`: nothing is added to it.
+        assert_eq!(Root::named(Path::new("/"), Some(Path::new("/tmp"))).paths, ["/"]);
+    }
+
+    #[test]
+    fn a_path_of_the_root_that_begins_another_of_its_paths_replaces_only_whole_ones() {
+        // `/p -> /pq`: both name the root; `/pqr` is another folder.
+        let root = Root::of(vec!["/p".into(), "/pq".into()]);
+        assert_eq!(root.portable("/p/x /pq/y /pqr /p"), "\0root\0/x \0root\0/y /pqr \0root\0");
+        assert_eq!(root.relative(Path::new("/pq/web")), "web");
+        assert_eq!(root.relative(Path::new("/pqr/web")), "/pqr/web");
+    }
+
+    #[test]
     fn a_cwd_under_the_root_is_relative_and_one_outside_stays_absolute() {
         let root = Root::of(vec!["/tmp/p".into()]);
         assert_eq!(root.relative(Path::new("/tmp/p")), ".");

@@ -50,8 +50,8 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
         // Commands that need no Irun.toml.
         Some(Command::Completions { shell }) => completions::script(*shell),
         Some(Command::Schema) => config::schema::json(),
-        None => return run::run(&cli.run, load(&cli)?, stdout_color),
-        Some(Command::Run(args)) => return run::run(args, load(&cli)?, stdout_color),
+        None => return run::run(&cli.run, load(&cli)?, cli.color),
+        Some(Command::Run(args)) => return run::run(args, load(&cli)?, cli.color),
         Some(Command::List { json, names }) => {
             let config = load(&cli)?;
             // A listing of a file with a dependency cycle would list tasks no run can run: the cycle is the error.

@@ -14,7 +14,8 @@ use crate::report::{self, Reporter};
 use crate::request::{self, Prepared};
 use crate::{driver, engine, exec, fresh, watch};
 
-pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<i32, Failure> {
+pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Result<i32, Failure> {
+    let stdout_color = color.enabled(std::io::stdout().is_terminal());
     let request = args.request();
     let Prepared { config, plan, jobs, shard } = request::plan(config, &request)?;
     let (checker, warning) = fresh::Checker::new(&config.root, args.force);
@@ -49,7 +50,7 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
         .collect();
     let mut processes = exec::start()
         .map_err(|e| Failure::Internal(format!("cannot start the guard process: {e}")))?
-        .with_color(stdout_color);
+        .with_color(tasks_color(args, color, stdout_color));
     notices.push(processes.isolation());
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let watching = if args.watch {
@@ -72,6 +73,13 @@ pub(super) fn run(args: &RunArgs, config: Config, stdout_color: bool) -> Result<
         RunOutcome::Failed => exit::FAILED,
         RunOutcome::Interrupted(sig) => 128 + sig as i32,
     })
+}
+
+/// Whether tasks are told to colour (`FORCE_COLOR`, `CLICOLOR_FORCE`): when irun colours its output for a human.
+/// `--json` is read by a program, and its `line`s (and `--events`') would carry the codes: only `--color always`, an
+/// explicit request, tells tasks to colour then.
+fn tasks_color(args: &RunArgs, color: cli::ColorChoice, stdout_color: bool) -> bool {
+    if args.json { color == cli::ColorChoice::Always } else { stdout_color }
 }
 
 /// Run the driver on a single-threaded runtime (every child is spawned from the main thread, which lives as long

@@ -244,7 +244,8 @@ pub(crate) struct Process {
     /// Run even when up to date (its `sources` still drive watch mode).
     pub(crate) always_run: bool,
     pub(crate) output: OutputPolicy,
-    /// Given `FORCE_COLOR=1` and `CLICOLOR_FORCE=1` when irun colours its output (`color = false`: never). Not part
+    /// Given `FORCE_COLOR=1` and `CLICOLOR_FORCE=1` when irun colours its output for a human (not `--json` unless
+    /// `--color always`; `color = false`: never). Not part
     /// of what the task does: they are added as it starts, not to `env`.
     pub(crate) color: bool,
 }

@@ -171,7 +171,9 @@ table! {
         #[schemars(schema_with = "output_policy")]
         output: String,
         /// `false`: the task is not given FORCE_COLOR=1 and CLICOLOR_FORCE=1, which it otherwise gets (unless its
-        /// environment already has them) when irun colours its own output: stdout a terminal, or --color always.
+        /// environment already has them) when irun colours its own output for a human: stdout a terminal (not with
+        /// --json), or --color always. Set it for a task that writes its output into a file (`eslint . > lint.txt`):
+        /// the tools would write colour codes into the file.
         color: bool,
         /// Start the service again when its process exits: `on-failure` after a non-zero exit code or a signal,
         /// `always` after any exit; `no` (default) fails it. Pauses 100ms before the first restart, doubling each

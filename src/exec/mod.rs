@@ -57,7 +57,7 @@ pub(crate) struct Processes {
     guard_exit: Option<AsyncFd<OwnedFd>>,
     /// `guard_exit` was set up (it needs the runtime, so not before the first look).
     guard_watched: bool,
-    /// irun colours its output: tasks get `FORCE_COLOR` and `CLICOLOR_FORCE` (see [`runner::color_env`]).
+    /// irun colours its output for a human: tasks get `FORCE_COLOR` and `CLICOLOR_FORCE` (see [`runner::color_env`]).
     color: bool,
 }
 

@@ -90,7 +90,8 @@ impl Junit {
                 let start = memchr::memchr(b'\n', &out[cut..]).map_or(cut, |i| cut + i + 1);
                 out.drain(..start);
             }
-            case.set_system_out(xml_text(&String::from_utf8_lossy(&out)));
+            // Without colour codes: XML cannot carry ESC, and a CI page would show the rest of each (`[31m`).
+            case.set_system_out(xml_text(&console::strip_ansi_codes(&String::from_utf8_lossy(&out))));
         }
         case
     }

@@ -146,7 +146,9 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tail_samples::{PLAYWRIGHT, PYTEST, RUSTC, TRACEBACK};
+    use crate::report::tail_samples::{
+        PLAYWRIGHT, PLAYWRIGHT_AFTER_NODE_WARNING, PYTEST, PYTEST_W_ERROR, PYTHON_W_ERROR, RUSTC, TRACEBACK,
+    };
 
     fn shown(t: &Tail) -> Vec<String> {
         t.lines()
@@ -226,6 +228,36 @@ mod tests {
                 "KeyError: 'DATABASE_URL'",
             ]
         );
+    }
+
+    /// Warnings raised as errors: the lines that say so stay, among the last N and above them.
+    #[test]
+    fn a_warning_raised_as_an_error_stays_in_the_tail() {
+        let tail = tail_of(PYTEST_W_ERROR, 3);
+        assert_eq!(
+            tail,
+            [
+                "    def old_api():",
+                ">       warnings.warn(\"old_api is deprecated\", DeprecationWarning)",
+                "E       DeprecationWarning: old_api is deprecated",
+                "...",
+                "=========================== short test summary info ============================",
+                "FAILED tests/test_api.py::test_old_api - DeprecationWarning: old_api is deprecated",
+                "========================= 1 failed, 1 passed in 0.02s ==========================",
+            ]
+        );
+        let tail = tail_of(PYTHON_W_ERROR, 2);
+        assert_eq!(tail.last().map(String::as_str), Some("DeprecationWarning: old_api is deprecated"), "{tail:#?}");
+    }
+
+    #[test]
+    fn a_node_warning_does_not_hide_the_playwright_failure_after_it() {
+        let tail = tail_of(PLAYWRIGHT_AFTER_NODE_WARNING, 4);
+        assert!(
+            tail.iter().any(|l| l.trim() == "Error: expect(received).toBe(expected) // Object.is equality"),
+            "{tail:#?}"
+        );
+        assert!(!tail.iter().any(|l| l.contains("DeprecationWarning")), "{tail:#?}");
     }
 
     #[test]

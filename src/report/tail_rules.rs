@@ -1,7 +1,10 @@
 //! What each line of a failed task's output is to the failure tail, in one place: warnings noise (never shown),
 //! a line that explains the failure (kept when it scrolls out of the last N lines), the first error and the lines
 //! around it, or anything else. Lines are read in order, through their colour codes: a warning's block, pytest's
-//! "warnings summary" and an assertion's diff span several lines.
+//! "warnings summary", a Python traceback and an assertion's diff span several lines. Errors and explaining lines
+//! win over warnings: only a warning's own line (and its block) is noise, never one that is also an error or
+//! explains (a warning raised as an error, under pytest's `-W error`), so noise can be left out even of the last N
+//! lines without hiding what went wrong.
 
 use std::borrow::Cow;
 
@@ -45,6 +48,8 @@ pub(crate) struct Rules {
     errored: bool,
     /// Lines (not blank) still to take after the first error.
     after: usize,
+    /// Within a Python traceback: how far its first line is indented.
+    traceback: Option<usize>,
 }
 
 impl Rules {
@@ -75,10 +80,12 @@ impl Rules {
 
     fn read(&mut self, text: &[u8]) -> Kind {
         let trimmed = text.trim_ascii_start();
-        let indented = trimmed.len() < text.len();
+        let indent = text.len() - trimmed.len();
         match self.block {
             Block::WarningsSummary if !text.starts_with(b"=") => return Kind::Noise,
-            Block::Warning if indented && !trimmed.is_empty() || is_code_line(text) => return Kind::Noise,
+            Block::Warning if (indent > 0 && !trimmed.is_empty() || is_code_line(text)) && !ends_warning(text) => {
+                return Kind::Noise;
+            }
             Block::Diff { content } if trimmed.is_empty() => {
                 self.block = if content { Block::None } else { Block::Diff { content } };
                 return Kind::Plain;
@@ -89,6 +96,18 @@ impl Rules {
             }
             _ => self.block = Block::None,
         }
+        // A traceback ends at its exception, indented as the traceback's first line: whatever it is (a warning
+        // raised as an error too), it is what went wrong.
+        if let Some(at) = self.traceback.filter(|_| !trimmed.is_empty()) {
+            if indent <= at {
+                self.traceback = None;
+                if !trimmed.starts_with(b"Traceback (most recent call last)") {
+                    return self.error();
+                }
+            }
+        } else if trimmed.is_empty() {
+            self.traceback = None;
+        }
         if !may_matter(trimmed) {
             return Kind::Plain;
         }
@@ -96,24 +115,42 @@ impl Rules {
             self.block = Block::WarningsSummary;
             return Kind::Noise;
         }
-        if is_warning(trimmed) {
-            if !indented {
-                self.block = Block::Warning;
-            }
-            return Kind::Noise;
-        }
         if trimmed.starts_with(b"- Expected") {
             self.block = Block::Diff { content: false };
             return Kind::Explains;
         }
+        // Errors and the lines that explain come before warnings: a warning raised as an error is an error.
         if is_error(text, trimmed) {
-            return if self.errored { Kind::Explains } else { Kind::FirstError };
+            if trimmed.starts_with(b"Traceback (most recent call last)") {
+                self.traceback = Some(indent);
+            }
+            return self.error();
         }
-        if explains(trimmed) || has_location(text) {
+        if explains(trimmed) {
+            return Kind::Explains;
+        }
+        if is_warning(trimmed) {
+            if indent == 0 {
+                self.block = Block::Warning;
+            }
+            return Kind::Noise;
+        }
+        if has_location(text) {
             return Kind::Explains;
         }
         Kind::Plain
     }
+
+    /// An error: the first, or a later one.
+    fn error(&self) -> Kind {
+        if self.errored { Kind::Explains } else { Kind::FirstError }
+    }
+}
+
+/// A line in a warning's block that ends it: an error, or one that explains (`Expected: 3`, a `- Expected` diff).
+fn ends_warning(text: &[u8]) -> bool {
+    let trimmed = text.trim_ascii_start();
+    is_error(text, trimmed) || explains(trimmed) || trimmed.starts_with(b"- Expected")
 }
 
 /// The line without its colour codes (and as text only for that: lines without an escape are looked at as they are).
@@ -146,23 +183,42 @@ fn may_matter(trimmed: &[u8]) -> bool {
         || trimmed.trim_ascii_end().ends_with(b"Exception")
 }
 
-/// Warnings noise: `warning: …` (any case; rustc's `warning[…]`), `npm WARN`, a Python warning
-/// (`x.py:3: DeprecationWarning: …`, node's `(node:12) [DEP0040] DeprecationWarning: …`) and node's hint after it.
+/// Warnings noise, a warning's own line: `warning: …` (any case; rustc's `warning[…]`), `npm WARN`, a Python
+/// warning (`DeprecationWarning: …`, `x.py:3: DeprecationWarning: …`), node's (`(node:12) [DEP0040]
+/// DeprecationWarning: …`) and node's hint after it. A warning named further into a line (pytest's
+/// `E   DeprecationWarning: …`, `FAILED … - UserWarning: …`) does not make it one.
 fn is_warning(trimmed: &[u8]) -> bool {
     let word = trimmed.split(|&b| b == b':' || b == b'[').next().unwrap_or_default();
     if word.eq_ignore_ascii_case(b"warning") && trimmed.len() > word.len() {
         return true;
     }
-    if trimmed.starts_with(b"npm WARN") || trimmed.starts_with(b"npm warn") {
-        return true;
-    }
-    if memchr::memmem::find(trimmed, b"--trace-deprecation").is_some()
-        || memchr::memmem::find(trimmed, b"--trace-warnings").is_some()
+    if trimmed.starts_with(b"npm WARN")
+        || trimmed.starts_with(b"npm warn")
+        || trimmed.starts_with(b"(Use `node --trace-")
     {
         return true;
     }
-    // `SomethingWarning:` anywhere, a word ending in `Warning`.
-    memchr::memmem::find_iter(trimmed, b"Warning:").any(|at| at > 0 && trimmed[at - 1].is_ascii_alphabetic())
+    // `SomethingWarning:` (or node's `Warning:`), at the start or after the warning's place.
+    memchr::memmem::find_iter(trimmed, b"Warning:").any(|at| {
+        let start = trimmed[..at].iter().rposition(|b| !b.is_ascii_alphanumeric() && *b != b'_').map_or(0, |i| i + 1);
+        let place = &trimmed[..start];
+        place.is_empty() || ends_with_line_number(place) || is_node_place(place)
+    })
+}
+
+/// Python's `file:LINE: ` before a warning (`x.py:3: `, `sys:1: `, `<frozen importlib._bootstrap>:488: `).
+fn ends_with_line_number(place: &[u8]) -> bool {
+    let Some(rest) = place.strip_suffix(b": ") else { return false };
+    let digits = rest.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0 && rest[..rest.len() - digits].len() > 1 && rest[..rest.len() - digits].ends_with(b":")
+}
+
+/// node's `(node:PID) ` or `(node:PID) [CODE] ` before a warning.
+fn is_node_place(place: &[u8]) -> bool {
+    let Some(rest) = place.strip_prefix(b"(node:") else { return false };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let Some(rest) = rest[digits..].strip_prefix(b") ") else { return false };
+    rest.is_empty() || rest.starts_with(b"[") && rest.ends_with(b"] ")
 }
 
 /// A line that looks like an error: `error: …`, `error[E0308]: …`, `TypeError: …`, `Error: expect(…)`,
@@ -247,7 +303,9 @@ fn is_file_name(word: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tail_samples::{PLAYWRIGHT, PYTEST, RUSTC, TRACEBACK};
+    use crate::report::tail_samples::{
+        PLAYWRIGHT, PLAYWRIGHT_AFTER_NODE_WARNING, PYTEST, PYTEST_W_ERROR, PYTHON_W_ERROR, RUSTC, TRACEBACK,
+    };
 
     fn kinds(text: &str) -> Vec<(Kind, &str)> {
         let mut rules = Rules::default();
@@ -268,6 +326,10 @@ mod tests {
             "/app/tests/test_math.py:12: DeprecationWarning: old_api is deprecated",
             "(node:4242) [DEP0040] DeprecationWarning: The `punycode` module is deprecated.",
             "(Use `node --trace-deprecation ...` to show where the warning was created)",
+            "(node:22296) Warning: Closing file descriptor 21 on garbage collection",
+            "DeprecationWarning: old_api is deprecated",
+            "sys:1: ResourceWarning: unclosed file <_io.TextIOWrapper name='x' mode='r' encoding='UTF-8'>",
+            "<frozen importlib._bootstrap>:488: DeprecationWarning: builtin type SwigPyPacked has no __module__",
         ] {
             assert_eq!(Rules::default().classify(noise.as_bytes()), Kind::Noise, "{noise}");
         }
@@ -395,6 +457,72 @@ mod tests {
             of(&k, Kind::Noise),
             ["/app/settings.py:4: UserWarning: DEBUG is on", "warnings.warn(\"DEBUG is on\")"]
         );
+    }
+
+    /// A line is noise only when it is a warning's own line: one that mentions a warning and is an error, or
+    /// explains, is kept.
+    #[test]
+    fn a_warning_that_is_an_error_or_explains_is_not_noise() {
+        for line in [
+            "E       DeprecationWarning: old_api is deprecated",
+            "FAILED tests/t.py::test_old - DeprecationWarning: old_api is deprecated",
+            "Error: expected no UserWarning: got one",
+            "Expected: \"no DeprecationWarning: at all\"",
+        ] {
+            assert_ne!(Rules::default().classify(line.as_bytes()), Kind::Noise, "{line}");
+        }
+        assert_eq!(Rules::default().classify(b"collected 3 items; UserWarning: seen"), Kind::Plain, "not its own line");
+    }
+
+    /// A warning's block ends at a line that is an error or explains, indented or not.
+    #[test]
+    fn a_warning_block_ends_at_an_error_or_a_line_that_explains() {
+        let k = kinds("(node:1) Warning: something\n    Expected: 3\n    Received: 2\n");
+        assert_eq!(of(&k, Kind::Noise), ["(node:1) Warning: something"], "{k:#?}");
+        let k = kinds("warning: unused\n  |\n    Error: boom\n      at x (/app/a.js:1:2)\n");
+        assert_eq!(of(&k, Kind::Noise), ["warning: unused", "|"], "{k:#?}");
+        assert_eq!(of(&k, Kind::FirstError), ["Error: boom", "at x (/app/a.js:1:2)"], "{k:#?}");
+    }
+
+    /// pytest with warnings raised as errors: the `E` line and the `FAILED` line are the failure, not noise.
+    #[test]
+    fn a_pytest_failure_from_a_warning_raised_as_an_error() {
+        let k = kinds(PYTEST_W_ERROR);
+        assert!(of(&k, Kind::Noise).is_empty(), "{k:#?}");
+        let first = of(&k, Kind::FirstError);
+        assert_eq!(first[0], "E       DeprecationWarning: old_api is deprecated");
+        let kept = kept(&k);
+        for line in [
+            ">       warnings.warn(\"old_api is deprecated\", DeprecationWarning)",
+            "app/api.py:5: DeprecationWarning",
+            "FAILED tests/test_api.py::test_old_api - DeprecationWarning: old_api is deprecated",
+        ] {
+            assert!(kept.contains(&line.to_string()), "{line}: {k:#?}");
+        }
+    }
+
+    /// `python -W error`: the traceback's last line is the warning, raised: the exception that explains.
+    #[test]
+    fn a_python_traceback_ending_in_a_warning_raised_as_an_error() {
+        let k = kinds(PYTHON_W_ERROR);
+        assert!(of(&k, Kind::Noise).is_empty(), "{k:#?}");
+        assert_eq!(of(&k, Kind::FirstError)[0], "Traceback (most recent call last):");
+        assert!(of(&k, Kind::Explains).contains(&"DeprecationWarning: old_api is deprecated".to_string()), "{k:#?}");
+    }
+
+    /// node's warning just before Playwright's indented failure: the warning is noise, the failure is not.
+    #[test]
+    fn a_node_warning_before_a_playwright_failure() {
+        let k = kinds(PLAYWRIGHT_AFTER_NODE_WARNING);
+        let noise = of(&k, Kind::Noise);
+        assert_eq!(noise.len(), 2, "{k:#?}");
+        assert!(noise[0].starts_with("(node:4242) [DEP0005] DeprecationWarning: Buffer() is deprecated"));
+        assert!(noise[1].starts_with("(Use `node --trace-deprecation"));
+        assert_eq!(of(&k, Kind::FirstError)[0], "Error: expect(received).toBe(expected) // Object.is equality");
+        let kept = kept(&k);
+        for line in ["Expected: 3", "Received: 2", "> 5 |   expect(count).toBe(3);", "at /app/e2e/count.spec.ts:5:17"] {
+            assert!(kept.contains(&line.to_string()), "{line}: {k:#?}");
+        }
     }
 
     #[test]

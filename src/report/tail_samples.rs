@@ -1,5 +1,6 @@
 //! Real output of failing tools, for the failure tail's tests: pytest with a warning, Playwright (a timeout and a
-//! deep-equality diff), rustc (a warning, then an error) and a Python traceback.
+//! deep-equality diff), rustc (a warning, then an error), a Python traceback, and warnings that matter: pytest and
+//! Python with warnings raised as errors (`-W error`), and node's warning just before Playwright's failure.
 
 pub(super) const PYTEST: &str = "\
 ============================= test session starts ==============================
@@ -117,4 +118,75 @@ Traceback (most recent call last):
                                     ~~~~~~~~~~^^^^^^^^^^^^^^^^
   File \"<frozen os>\", line 714, in __getitem__
 KeyError: 'DATABASE_URL'
+";
+
+/// `pytest -W error` (or `filterwarnings = error`): the warning is the failure.
+pub(super) const PYTEST_W_ERROR: &str = "\
+============================= test session starts ==============================
+platform linux -- Python 3.12.3, pytest-8.2.0, pluggy-1.5.0
+rootdir: /app
+configfile: pyproject.toml
+collected 2 items
+
+tests/test_api.py F.                                                     [100%]
+
+=================================== FAILURES ===================================
+_________________________________ test_old_api _________________________________
+
+    def test_old_api():
+>       assert old_api() == 1
+
+tests/test_api.py:5:
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
+
+    def old_api():
+>       warnings.warn(\"old_api is deprecated\", DeprecationWarning)
+E       DeprecationWarning: old_api is deprecated
+
+app/api.py:5: DeprecationWarning
+=========================== short test summary info ============================
+FAILED tests/test_api.py::test_old_api - DeprecationWarning: old_api is deprecated
+========================= 1 failed, 1 passed in 0.02s ==========================
+";
+
+/// `python -W error manage.py`: the traceback ends with the warning, raised.
+pub(super) const PYTHON_W_ERROR: &str = "\
+starting import
+Traceback (most recent call last):
+  File \"/app/manage.py\", line 22, in <module>
+    main()
+  File \"/app/manage.py\", line 18, in main
+    execute_from_command_line(sys.argv)
+  File \"/app/app/settings.py\", line 9, in <module>
+    from app.api import old_api
+  File \"/app/app/api.py\", line 5, in <module>
+    warnings.warn(\"old_api is deprecated\", DeprecationWarning)
+DeprecationWarning: old_api is deprecated
+";
+
+/// Playwright, with node's deprecation warning (stderr, unbuffered) printed just before the failure's lines.
+pub(super) const PLAYWRIGHT_AFTER_NODE_WARNING: &str = "\
+Running 1 test using 1 worker
+
+  ✘  1 [chromium] › e2e/count.spec.ts:3:5 › counts (80ms)
+
+  1) [chromium] › e2e/count.spec.ts:3:5 › counts ──────────────────────────────────
+
+(node:4242) [DEP0005] DeprecationWarning: Buffer() is deprecated due to security and usability issues. Please use the Buffer.alloc(), Buffer.allocUnsafe(), or Buffer.from() methods instead.
+(Use `node --trace-deprecation ...` to show where the warning was created)
+    Error: expect(received).toBe(expected) // Object.is equality
+
+    Expected: 3
+    Received: 2
+
+      3 | test('counts', async ({ page }) => {
+      4 |   const count = await page.evaluate(() => window.count);
+    > 5 |   expect(count).toBe(3);
+        |                 ^
+      6 | });
+
+        at /app/e2e/count.spec.ts:5:17
+
+  1 failed
+    [chromium] › e2e/count.spec.ts:3:5 › counts ───────────────────────────────────
 ";

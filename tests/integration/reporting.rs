@@ -484,6 +484,19 @@ fn junit_survives_characters_xml_cannot_carry() {
     assert_eq!(check.code, 0, "{check:?}\n{}", p.read("junit.xml"));
 }
 
+/// A task that colours its output (told to by `--color always`, or on its own): the JUnit report has its words, not
+/// the escape codes (which XML cannot carry, and a CI page would show as `[31m`).
+#[test]
+fn junit_output_has_no_colour_codes() {
+    let p = Project::new("[tasks.t]\ncmd = \"printf '\\\\033[1;31mred\\\\033[0m failure\\\\n'; exit 1\"\n");
+    let out = p.irun().args(["--color", "always", "--junit", "junit.xml", "t"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("\u{1b}[1;31mred"), "the terminal keeps the colour: {out:?}");
+    let xml = p.read("junit.xml");
+    assert!(xml.contains("red failure"), "{xml}");
+    assert!(!xml.contains("[1;31m") && !xml.contains("[0m"), "{xml}");
+}
+
 #[test]
 fn json_events_in_watch_mode_pair_every_start_with_a_finish() {
     let p = Project::new(

@@ -222,6 +222,14 @@ fn without_a_terminal_a_task_is_not_told_to_colour_unless_color_always() {
     assert!(out.stdout.contains("colour=[1/1]"), "{out:?}");
 }
 
+/// `--json` is for a program, not a human: the task's lines in it carry no colour codes unless asked for.
+#[test]
+fn with_json_on_a_terminal_a_task_is_not_told_to_colour_unless_color_always() {
+    let toml = format!("[tasks.t]\n{SAYS_COLOUR}");
+    assert_eq!(colour_on_terminal(&toml, &["--json", "t"], &[]), "/", "--json");
+    assert_eq!(colour_on_terminal(&toml, &["--json", "--color", "always", "t"], &[]), "1/1", "--json --color always");
+}
+
 #[test]
 fn color_false_or_color_never_or_no_color_tell_a_task_nothing_of_colour() {
     let toml = format!("[tasks.t]\n{SAYS_COLOUR}");

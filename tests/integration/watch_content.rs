@@ -222,3 +222,46 @@ fn a_touch_reruns_a_task_whose_last_run_failed() {
     run.signal(Signal::SIGINT);
     run.wait();
 }
+
+/// A group with sources between a task and what runs after it (issue 22 review: groups have no record of their
+/// own to compare with).
+const DOCS: &str = r#"
+[tasks.build]
+cmd = "echo run >> build.log"
+
+[tasks.docs]
+deps = ["build"]
+sources = ["docs/**"]
+
+[tasks.publish]
+cmd = "echo run >> publish.log"
+deps = ["docs"]
+
+[tasks.sentinel]
+cmd = "true"
+sources = ["sentinel"]
+"#;
+
+#[test]
+fn a_group_whose_sources_keep_their_content_starts_no_cycle_on_a_touch_or_lost_events() {
+    let p = Project::new(DOCS);
+    p.file(".gitignore", "*.log\n");
+    p.file("docs/x.md", "1\n");
+    let mut run = watching_json(&p, &["publish", "sentinel"]);
+    touch(&p, "docs/x.md");
+    next_cycle_is_the_sentinels(&p, &mut run, 1, "a\n");
+    // Lost events with nothing changed: nothing at all.
+    while_events_are_lost(&p, &run, |_| {});
+    next_cycle_is_the_sentinels(&p, &mut run, 2, "b\n");
+    assert_eq!(lines(&p, "publish.log").len(), 1, "{}", run.printed());
+    // A real change reruns what depends on the group, and is the new baseline: a touch after it is no change.
+    p.file("docs/x.md", "2\n");
+    run.wait_for_count("\"event\":\"cycle_finished\"", 4);
+    assert_eq!(cycles(&run)[3].0, names(&["docs", "publish"]), "{}", run.printed());
+    touch(&p, "docs/x.md");
+    next_cycle_is_the_sentinels(&p, &mut run, 4, "c\n");
+    assert_eq!(lines(&p, "publish.log").len(), 2, "{}", run.printed());
+    assert_eq!(lines(&p, "build.log").len(), 1, "build is no source of the group's: it never reran");
+    run.signal(Signal::SIGINT);
+    run.wait();
+}

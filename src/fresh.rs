@@ -189,7 +189,9 @@ impl Checker {
     /// decided to run with, for a task running or about to); for a service, whether its fingerprint differs from the
     /// one it was started with; for a group, whether its sources differ from the last look at them
     /// ([`Checker::watch_groups`]; none yet counts as changed). A task whose last run did not succeed counts as
-    /// changed. Only content counts: a file touched, or removed and written again the same, is no change.
+    /// changed, and so does one whose outputs differ from what that run left (removed while events were lost, say:
+    /// the watcher ignores outputs, so no later event would bring it back). Only content counts: a file touched, or
+    /// removed and written again the same, is no change.
     pub(crate) fn inputs_changed(&mut self, config: &Config, task: &Task, live: Option<&Snapshot>) -> bool {
         if task.is_group() {
             return self.look_at_group(task);
@@ -199,13 +201,15 @@ impl Checker {
             let started = self.services.borrow().get(&task.name).cloned();
             return started.is_none_or(|(f, _)| self.fingerprint(config, task, previous).0.0 != f);
         }
-        let then = match (live, previous) {
-            (Some(live), _) => &live.record,
-            (None, Some(prev)) if prev.ok && !prev.unfinished && !prev.command.is_empty() => prev,
+        let (then, last_good) = match (live, previous) {
+            (Some(live), _) => (&live.record, None),
+            (None, Some(prev)) if prev.ok && !prev.unfinished && !prev.command.is_empty() => (prev, Some(prev)),
             (None, _) => return true,
         };
         let now = self.stamps(&self.files(task.sources(), true), &then.sources, then.recorded_at);
+        // Outputs as the verdict compares them (a task running or about to is making them).
         compare(&then.sources, &now).is_some()
+            || last_good.is_some_and(|prev| self.outputs_changed(task, prev, task.sources().is_empty()).is_some())
     }
 
     /// Watch mode begins: look at the sources of these tasks that are groups, before any change can arrive, so that

@@ -265,3 +265,23 @@ fn a_group_whose_sources_keep_their_content_starts_no_cycle_on_a_touch_or_lost_e
     run.signal(Signal::SIGINT);
     run.wait();
 }
+
+#[test]
+fn lost_events_rerun_a_task_whose_outputs_were_removed_meanwhile() {
+    // A `git checkout` that overflows the queue and wipes dist/: outputs are not watched, so no later event brings
+    // build back; only comparing its outputs with what its last run left does.
+    let p = Project::new(
+        "[tasks.build]\ncmd = \"echo run >> build.log; mkdir -p dist; echo made > dist/out.txt\"\n\
+         sources = [\"src/**\"]\noutputs = [\"dist/**\"]\n",
+    );
+    p.file(".gitignore", "*.log\n");
+    p.file("src/a.txt", "1\n");
+    let mut run = watching_json(&p, &["build"]);
+    while_events_are_lost(&p, &run, |p| std::fs::remove_dir_all(p.path("dist")).unwrap());
+    run.wait_for_count("\"event\":\"cycle_finished\"", 2);
+    assert_eq!(cycles(&run)[1], (names(&["build"]), Vec::new(), true), "{}", run.printed());
+    assert_eq!(lines(&p, "build.log").len(), 2);
+    assert!(p.path("dist/out.txt").is_file(), "made again");
+    run.signal(Signal::SIGINT);
+    run.wait();
+}

@@ -15,6 +15,8 @@
 
 mod parts;
 mod settings;
+#[cfg(test)]
+mod tests;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -56,6 +58,14 @@ pub(crate) struct Checker {
     services: RefCell<HashMap<String, (String, Option<String>)>>,
     /// The project's folder and the folders above it (device, inode): a link to one of them is not followed.
     above: HashSet<(u64, u64)>,
+    /// Watch mode: each group's sources as last looked at (a group has no record: it never runs), by group name.
+    groups: HashMap<String, Look>,
+}
+
+/// A group's sources as they were when looked at (`at`, before the files were read).
+struct Look {
+    at: i64,
+    sources: BTreeMap<String, FileStamp>,
 }
 
 impl Checker {
@@ -72,6 +82,7 @@ impl Checker {
             rerun: HashSet::new(),
             services: RefCell::new(HashMap::new()),
             above,
+            groups: HashMap::new(),
         };
         (checker, warning)
     }
@@ -176,21 +187,50 @@ impl Checker {
 
     /// Watch mode: whether `task`'s own inputs differ by content from what it last ran with (`live`: what it was
     /// decided to run with, for a task running or about to); for a service, whether its fingerprint differs from the
-    /// one it was started with. A task whose last run did not succeed counts as changed. Only content counts: a
-    /// file touched, or removed and written again the same, is no change.
-    pub(crate) fn inputs_changed(&self, config: &Config, task: &Task, live: Option<&Snapshot>) -> bool {
+    /// one it was started with; for a group, whether its sources differ from the last look at them
+    /// ([`Checker::watch_groups`]; none yet counts as changed). A task whose last run did not succeed counts as
+    /// changed, and so does one whose outputs differ from what that run left (removed while events were lost, say:
+    /// the watcher ignores outputs, so no later event would bring it back). Only content counts: a file touched, or
+    /// removed and written again the same, is no change.
+    pub(crate) fn inputs_changed(&mut self, config: &Config, task: &Task, live: Option<&Snapshot>) -> bool {
+        if task.is_group() {
+            return self.look_at_group(task);
+        }
         let previous = self.state.tasks.get(&task.name);
         if task.is_service() {
             let started = self.services.borrow().get(&task.name).cloned();
             return started.is_none_or(|(f, _)| self.fingerprint(config, task, previous).0.0 != f);
         }
-        let then = match (live, previous) {
-            (Some(live), _) => &live.record,
-            (None, Some(prev)) if prev.ok && !prev.unfinished && !prev.command.is_empty() => prev,
+        let (then, last_good) = match (live, previous) {
+            (Some(live), _) => (&live.record, None),
+            (None, Some(prev)) if prev.ok && !prev.unfinished && !prev.command.is_empty() => (prev, Some(prev)),
             (None, _) => return true,
         };
         let now = self.stamps(&self.files(task.sources(), true), &then.sources, then.recorded_at);
+        // Outputs as the verdict compares them (a task running or about to is making them).
         compare(&then.sources, &now).is_some()
+            || last_good.is_some_and(|prev| self.outputs_changed(task, prev, task.sources().is_empty()).is_some())
+    }
+
+    /// Watch mode begins: look at the sources of these tasks that are groups, before any change can arrive, so that
+    /// a change is compared with what they held.
+    pub(crate) fn watch_groups<'t>(&mut self, tasks: impl IntoIterator<Item = &'t Task>) {
+        for group in tasks.into_iter().filter(|t| t.is_group() && !t.sources().is_empty()) {
+            self.look_at_group(group);
+        }
+    }
+
+    /// Whether a group's sources differ by content from the last look at them (there was none: they do); this look
+    /// is the last one from now on.
+    fn look_at_group(&mut self, group: &Task) -> bool {
+        let at = now_ns();
+        let empty = BTreeMap::new();
+        let before = self.groups.get(&group.name);
+        let (previous, prev_at) = before.map_or((&empty, 0), |b| (&b.sources, b.at));
+        let sources = self.stamps(&self.files(group.sources(), true), previous, prev_at);
+        let changed = before.is_none_or(|b| compare(&b.sources, &sources).is_some());
+        self.groups.insert(group.name.clone(), Look { at, sources });
+        changed
     }
 
     /// How the task's outputs differ from what its last run left: a declared file is missing; with sources, any

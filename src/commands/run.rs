@@ -21,7 +21,7 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     let (checker, warning) = fresh::Checker::new(&config.root, args.force);
     // `--rerun`: the targets, a group standing for the tasks it gathers.
     let rerun = if args.rerun { plan.through_groups(&plan.targets, |p| &p.deps) } else { Vec::new() };
-    let checker = checker.with_rerun(rerun.into_iter().map(|i| config.tasks[i].name.clone()));
+    let mut checker = checker.with_rerun(rerun.into_iter().map(|i| config.tasks[i].name.clone()));
     if args.dry_run {
         if let Some(w) = &warning {
             eprintln!("irun: warning: {w}; every task would run");
@@ -54,6 +54,8 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     notices.push(processes.isolation());
     // Watches go in before anything runs, so a change made during the first run is not missed.
     let watching = if args.watch {
+        // Groups have no record to compare a change with: what their sources hold now is it.
+        checker.watch_groups(plan.order.iter().map(|&i| &config.tasks[i]));
         let (outputs, sources) = plan.globs(&config);
         let filter = crate::ignore::Filter::new(&config.root, &outputs).with_sources(&sources);
         let (watcher, changes) = watch::start(filter, watch::Pace::new(args.debounce))

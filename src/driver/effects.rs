@@ -42,12 +42,13 @@ impl<L: Launcher> Driver<'_, L> {
                 Effect::CheckInputs { tasks } => {
                     // Hashing sources can take a while: what happened before is shown first.
                     self.events.flush();
-                    let changed = tasks
-                        .into_iter()
-                        .filter(|&t| {
-                            self.checker.inputs_changed(&self.config, &self.config.tasks[t], self.snapshots[t].as_ref())
-                        })
-                        .collect();
+                    let mut changed = Vec::new();
+                    for t in tasks {
+                        let (config, live) = (&self.config, self.snapshots[t].as_ref());
+                        if self.checker.inputs_changed(config, &config.tasks[t], live) {
+                            changed.push(t);
+                        }
+                    }
                     queue.extend(self.engine.handle(Input::InputsChecked { changed }));
                 }
                 Effect::Record { task, outcome, took } => self.record(task, outcome, took),

@@ -199,8 +199,9 @@ impl Engine {
         if tasks.is_empty() {
             return;
         }
+        debug_assert!(self.checked_change.is_none(), "a second input check before the first was answered");
         self.out.push(Effect::CheckInputs { tasks });
-        self.checked_changes.push_back(change);
+        self.checked_change = Some(change);
     }
 
     /// What of `change` task `i`'s sources take in: the changed paths they match, and the removed folders they
@@ -216,7 +217,7 @@ impl Engine {
     /// touch, or a folder removed and made again the same, changes nothing). A cycle starts for them, or they join
     /// the running one.
     pub(super) fn on_inputs_checked(&mut self, changed: &[TaskId]) {
-        let Some(change) = self.checked_changes.pop_front() else { return };
+        let Some(change) = self.checked_change.take() else { return };
         if self.interrupted.is_some() {
             return;
         }

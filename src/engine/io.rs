@@ -141,8 +141,8 @@ pub(crate) enum Effect {
         dep_ran: Option<TaskId>,
     },
     /// Watch mode: which of these tasks' own inputs differ by content from what they last ran with (a task running
-    /// or about to: from what it runs with; a service: its fingerprint from the one it was started with). Answer
-    /// with [`Input::InputsChecked`] before any other input.
+    /// or about to: from what it runs with; a service: its fingerprint from the one it was started with; a group:
+    /// its sources from when they were last looked at). Answer with [`Input::InputsChecked`] before any other input.
     CheckInputs {
         tasks: Vec<TaskId>,
     },

@@ -128,8 +128,11 @@ pub(crate) struct Engine {
     /// When the last finished cycle began and ended.
     last_cycle: Option<(Instant, Instant)>,
     queued_change: Option<Change>,
-    /// Changes whose tasks' inputs are being checked ([`Effect::CheckInputs`]), in the order asked (and answered).
-    checked_changes: std::collections::VecDeque<Change>,
+    /// The change whose tasks' inputs are being checked ([`Effect::CheckInputs`]). One slot is enough: the driver
+    /// answers before any other input, and one input asks at most once — a change asks as it arrives, or (queued
+    /// during a cycle) as the cycle ends, and a cycle cannot end in the step a change arrives in, since every step
+    /// ends by ending a cycle that has nothing left to do ([`Engine::advance`]).
+    checked_change: Option<Change>,
     loops: cycle::Loops,
     out: Vec<Effect>,
 }
@@ -181,7 +184,7 @@ impl Engine {
             cycles_begun: 0,
             last_cycle: None,
             queued_change: None,
-            checked_changes: Default::default(),
+            checked_change: None,
             loops: cycle::Loops::default(),
             out: Vec::new(),
             opts,

@@ -114,6 +114,9 @@ struct Model {
     protected: BTreeSet<usize>,
     members: Option<BTreeSet<usize>>,
     checking_cycle: bool,
+    /// A change came with no cycle running: the tasks whose sources it reaches, which the engine must ask about
+    /// ([`Effect::CheckInputs`]); those the answer names changed are what the change affects.
+    awaiting_check: Option<Vec<usize>>,
 }
 
 /// What must hold once the run is over.
@@ -274,6 +277,16 @@ impl Model {
         name[1..].parse().unwrap()
     }
 
+    /// The engine asked whether `tasks`' inputs changed, and `changed` is the answer: for a change that came with
+    /// no cycle running, only those (and what the watch rules add) may run.
+    fn checked(&mut self, tasks: &[TaskId], changed: &[TaskId]) {
+        let Some(reached) = self.awaiting_check.take() else { return };
+        for t in &reached {
+            assert!(tasks.contains(&id(*t)), "the change reaches t{t}'s sources, yet its inputs are not checked");
+        }
+        self.protect(&changed.iter().map(|t| t.index()).collect::<Vec<_>>());
+    }
+
     /// Before a change (with no cycle running): the tasks it must leave alone. Done-well tasks (not services) that
     /// are not downstream of a task whose sources changed, nor of one that did not end well (which a cycle may
     /// have to run again).
@@ -379,6 +392,7 @@ impl Model {
             protected: BTreeSet::new(),
             members: None,
             checking_cycle: false,
+            awaiting_check: None,
         }
     }
 
@@ -424,6 +438,7 @@ impl Model {
 
     /// Before the engine sees `input`: what the watch checks expect of it.
     fn before(&mut self, input: &Input, engine: &Engine, sources: &PerTask<crate::config::Globs>) {
+        self.awaiting_check = None;
         match input {
             Input::Signal(_) => self.checking_cycle = false,
             Input::Changed(change) if engine.quiet() && !engine.interrupted() => {
@@ -436,7 +451,9 @@ impl Model {
                                 || change.removed_dirs.iter().any(|d| sources[id(i)].may_match_under(d)))
                     })
                     .collect();
-                self.protect(&direct);
+                // Until the check answers, nothing is affected (no task's sources reached: nothing ever is).
+                self.protect(&[]);
+                self.awaiting_check = Some(direct);
             }
             // During a cycle a change merges into it (or is queued): its members are the engine's to decide.
             Input::Changed(_) => self.checking_cycle = false,
@@ -463,7 +480,8 @@ fn feed(engine: &mut Engine, model: &mut Model, effects: Vec<Effect>, next: &mut
             }
             if let Effect::CheckInputs { tasks } = e {
                 // Some of them changed by content, some were only touched.
-                let changed = tasks.iter().copied().filter(|_| next() % 4 != 0).collect();
+                let changed: Vec<TaskId> = tasks.iter().copied().filter(|_| next() % 4 != 0).collect();
+                model.checked(tasks, &changed);
                 more.extend(engine.handle(Input::InputsChecked { changed }));
             }
         }

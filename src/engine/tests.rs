@@ -1113,3 +1113,31 @@ fn a_task_that_removes_a_folder_its_sources_match_is_named_as_a_loop_with_that_f
     assert_eq!(loops[0].0, ["src/gen", "src/gen/x"], "the removed folder is among the paths named");
     assert_eq!(loops[0].1.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ["gen"]);
 }
+
+#[test]
+fn a_change_queued_during_a_cycle_is_checked_again_alone_as_the_cycle_ends() {
+    let toml = "[tasks.a]\ncmd = \"a\"\nsources = [\"a.txt\"]\n[tasks.b]\ncmd = \"b\"\nsources = [\"b.txt\"]\n";
+    let mut sim = Sim::new(toml, &["a", "b"], 4, Some(OnBusy::Queue));
+    sim.start();
+    sim.run_ok("a");
+    sim.run_ok("b");
+    sim.change(&["a.txt"]);
+    sim.started("a");
+    let effects = sim.change(&["b.txt"]);
+    assert_eq!(inputs_checked(&sim, &effects), [["b"]]);
+    assert!(events(&effects).iter().any(|e| matches!(e, Event::ChangeQueued { .. })), "{effects:?}");
+    assert!(spawned(&sim, &effects).is_empty(), "the cycle finishes undisturbed");
+    // The cycle ends: the queued change asks again (its content may have gone back meanwhile), in that step, once.
+    let effects = sim.exit("a", 0);
+    assert_eq!(inputs_checked(&sim, &effects), [["b"]]);
+    assert_eq!(cycle_tasks(&effects).unwrap(), ["b"]);
+    sim.run_ok("b");
+    // Queued again, and by the end of the cycle b.txt holds what b last ran on: no cycle follows.
+    sim.change(&["a.txt"]);
+    sim.started("a");
+    sim.change(&["b.txt"]);
+    sim.same.insert(sim.i("b"));
+    let effects = sim.exit("a", 0);
+    assert_eq!(inputs_checked(&sim, &effects), [["b"]]);
+    assert_eq!(cycle_tasks(&effects), None, "{effects:?}");
+}

@@ -270,9 +270,9 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
     assert!(!out.all().contains("warning"), "the state was left unusable: {out:?}");
     assert!(out.stdout.lines().any(|l| l.starts_with("gen ") && l.contains("will run: ")), "{out:?}");
     // The next run cleans up what the killed one left, and saves its own state.
-    run_ok(&p, &["use"]);
+    let next = run_ok(&p, &["use"]);
     let leftovers: Vec<_> = std::fs::read_dir(p.path(".irun")).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp-")), "{leftovers:?}");
+    assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp-")), "{leftovers:?}\n{next:?}");
     assert!(explain(&p, "use").ends_with("up to date"), "{}", explain(&p, "use"));
 }
 

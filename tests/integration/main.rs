@@ -1,6 +1,7 @@
 //! Integration tests: the real irun binary on Irun.toml files in temporary directories.
 //! All in one binary (one link step); each module covers one area.
 
+mod gate;
 mod harness;
 
 mod arguments;

@@ -3,6 +3,7 @@
 
 use nix::sys::signal::Signal;
 
+use crate::gate::OpenGate;
 use crate::harness::{Output, Project};
 
 const PIPELINE: &str = r#"
@@ -242,47 +243,37 @@ fn a_state_that_is_not_a_regular_file_is_ignored_with_a_warning_and_replaced() {
 
 #[test]
 fn sigkill_while_saving_state_leaves_a_usable_state() {
-    // Many tasks with sources make the state file large enough that saving takes a moment.
-    let mut toml = String::new();
-    for i in 0..300 {
-        toml.push_str(&format!("[tasks.t{i}]\ncmd = \"true\"\nsources = [\"in/f{i}\"]\n"));
-    }
-    let p = Project::new(&toml);
-    for i in 0..300 {
-        p.file(&format!("in/f{i}"), &format!("{i}\n"));
-    }
-    let targets: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
-    let mut caught = 0;
-    for attempt in 0..40 {
-        if caught >= 3 {
-            break;
-        }
-        // Force a full run, so every attempt saves the state again.
-        let mut run = p.irun().args(["-B"]).args(&targets).spawn();
-        let dir = p.path(".irun");
-        loop {
-            let writing = std::fs::read_dir(&dir)
-                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("state.json.tmp-")))
-                .unwrap_or(false);
-            if writing {
-                run.signal(Signal::SIGKILL);
-                caught += 1;
-                break;
-            }
-            if run.child.try_wait().unwrap().is_some() {
-                break;
-            }
-        }
-        run.wait();
-        let out = p.irun().args(["explain"]).args(&targets[..1]).run();
-        assert_eq!(out.code, 0, "attempt {attempt}: {out:?}");
-        assert!(!out.stderr.contains("warning"), "attempt {attempt}: the state was left unusable: {out:?}");
-    }
-    assert!(caught >= 1, "never caught irun while it was saving its state");
-    // The next run cleans up what the killed one left.
-    run_ok(&p, &targets.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = pipeline();
+    run_ok(&p, &["use"]);
+    let state = p.path(".irun/state.json");
+    let old = std::fs::read_to_string(&state).unwrap();
+    // A source changed: the next run has a new state to save.
+    p.file("src/a.txt", "changed\n");
+    // Every open of a file in .irun waits for the test's answer from here on (see gate.rs): irun is stopped at the
+    // exact point where it opens the temporary file of its save, after creating it and before writing to it.
+    let gate = OpenGate::new(&p.path(".irun"));
+    let mut run = p.irun().args(["use"]).spawn();
+    let saving =
+        |path: &std::path::Path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("state.json.tmp-"));
+    let Some(held) = gate.hold(run.pid(), saving) else {
+        panic!("irun never began to save its state: {:?}", run.wait());
+    };
+    // Killed there: SIGKILL is pending before the open is answered, so irun runs no further instruction of its own.
+    run.signal(Signal::SIGKILL);
+    drop(gate);
+    let out = run.wait();
+    assert_eq!(out.code, 128 + Signal::SIGKILL as i32, "killed: {out:?}");
+    assert!(held.path.exists(), "it was killed inside its save, with its temporary file created: {:?}", held.path);
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), old, "the state it was replacing is left as it was, whole");
+    // That state is usable: read without a warning, and it still says what the killed run never recorded.
+    let out = run_ok(&p, &["explain", "gen"]);
+    assert!(!out.all().contains("warning"), "the state was left unusable: {out:?}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("gen ") && l.contains("will run: ")), "{out:?}");
+    // The next run cleans up what the killed one left, and saves its own state.
+    let next = run_ok(&p, &["use"]);
     let leftovers: Vec<_> = std::fs::read_dir(p.path(".irun")).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp-")), "{leftovers:?}");
+    assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp-")), "{leftovers:?}\n{next:?}");
+    assert!(explain(&p, "use").ends_with("up to date"), "{}", explain(&p, "use"));
 }
 
 #[test]

@@ -207,6 +207,13 @@ impl Cli {
     }
 }
 
+/// What `irun cache` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum CacheAction {
+    Status,
+    Clean,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run tasks, as `irun [TARGET]...` does; for a task named like a subcommand: `irun run list`
@@ -237,6 +244,11 @@ pub(crate) enum Command {
     },
     /// Print the JSON Schema of Irun.toml (for editors: completion and validation)
     Schema,
+    /// The local cache under .irun/cache: `status` (entries, size, limit, location) or `clean` (remove every entry)
+    Cache {
+        #[arg(value_enum)]
+        action: CacheAction,
+    },
     /// Print the plan as one JSON document (tasks, waves, leaf tasks, the plan's hash and, with --shards or
     /// --partition, each shard's tasks and the `irun` arguments that run it), for a CI job matrix
     Plan {

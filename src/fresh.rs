@@ -35,8 +35,7 @@ pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
 use crate::state::{FileStamp, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
 pub(crate) use parts::{Part, PartKind};
-use settings::Root;
-pub(crate) use settings::Settings;
+pub(crate) use settings::{Root, Settings, portable_definition};
 
 /// What a task's inputs looked like when it was decided that it runs (recorded if it then succeeds).
 #[derive(Debug, Clone)]
@@ -85,6 +84,11 @@ impl Checker {
             groups: HashMap::new(),
         };
         (checker, warning)
+    }
+
+    /// The project's root as records (and cache keys) leave it out.
+    pub(crate) fn portable_root(&self) -> &Root {
+        &self.portable
     }
 
     /// `--rerun`: these tasks run even if they are up to date, the first time each is checked and started.
@@ -383,7 +387,7 @@ impl Checker {
     /// .venv, …) are not descended into unless a glob points into them. Links to folders are followed, each folder
     /// once (a link loop ends), and their files named by the path through the link.
     /// A `!` pattern takes out what the patterns before it matched.
-    fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
+    pub(crate) fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for g in globs {
             if let (true, excluded) = parse_glob(g) {

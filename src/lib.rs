@@ -5,6 +5,7 @@
 //! (processes), with [`events`] flowing to [`report`] (output). Each subcommand lives in [`commands`].
 
 mod arguments;
+mod cache;
 mod cli;
 mod commands;
 mod config;

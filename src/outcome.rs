@@ -102,6 +102,8 @@ pub(crate) enum Outcome {
     Ok,
     /// Not run: its last successful run is still valid.
     UpToDate,
+    /// Not run: a stored result of the same inputs was restored (outputs and output).
+    Cached(CacheHit),
     Failed(Failure),
     TimedOut(Duration),
     /// Never started, or stopped, because the run (or watch cycle) was aborted: a failure elsewhere, or a signal.
@@ -120,19 +122,29 @@ impl Outcome {
 
     /// Ended well: ran successfully, or did not need to.
     pub(crate) fn is_success(&self) -> bool {
-        matches!(self, Outcome::Ok | Outcome::UpToDate)
+        matches!(self, Outcome::Ok | Outcome::UpToDate | Outcome::Cached(_))
     }
 
     /// The task ran to an end of its own (ok, failed or timed out): worth remembering in irun's state.
     pub(crate) fn is_recorded(&self) -> bool {
-        matches!(self, Outcome::Ok | Outcome::Failed(_) | Outcome::TimedOut(_))
+        matches!(self, Outcome::Ok | Outcome::Cached(_) | Outcome::Failed(_) | Outcome::TimedOut(_))
     }
+}
+
+/// Which stored result a task was restored from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheHit {
+    pub(crate) key: String,
+    /// Where it came from: `local` (a remote store will say `remote`).
+    pub(crate) source: &'static str,
 }
 
 /// Whether a task runs, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
     UpToDate,
+    /// Restored from the cache (the driver has put its outputs back).
+    Cached(CacheHit),
     Run(RunReason),
 }
 

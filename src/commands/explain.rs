@@ -19,6 +19,7 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
     let idle = fresh::not_started(plan, &verdicts);
     let width = plan.order.iter().map(|&i| plan[i].name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
+    let mut keys = std::collections::HashMap::new();
     for &i in &plan.order {
         let (text, style) = match &verdicts[i] {
             None => (
@@ -33,9 +34,26 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
                 anstyle::AnsiColor::Green.on_default(),
             ),
             Some(Verdict::UpToDate) => ("up to date".to_string(), anstyle::AnsiColor::Green.on_default()),
-            Some(Verdict::Run(why)) => {
-                (format!("will run: {}", text::run_reason(why)), anstyle::AnsiColor::Yellow.on_default())
-            }
+            Some(Verdict::Cached(hit)) => (
+                format!("will be restored from the cache ({})", text::short_key(&hit.key)),
+                anstyle::AnsiColor::Green.on_default(),
+            ),
+            Some(Verdict::Run(why)) => match crate::cache::explain(config, &checker, &config.tasks[i], &mut keys) {
+                Some(crate::cache::Explained::Hit(key)) => (
+                    format!("will be restored from the cache ({}): {}", text::short_key(&key), text::run_reason(why)),
+                    anstyle::AnsiColor::Green.on_default(),
+                ),
+                Some(crate::cache::Explained::Miss { key, changed }) => {
+                    let since = match changed.is_empty() {
+                        true => String::new(),
+                        false => format!("; changed since the last stored key: {}", changed.join(", ")),
+                    };
+                    let text =
+                        format!("will run: {} (cache key {}{since})", text::run_reason(why), text::short_key(&key));
+                    (text, anstyle::AnsiColor::Yellow.on_default())
+                }
+                None => (format!("will run: {}", text::run_reason(why)), anstyle::AnsiColor::Yellow.on_default()),
+            },
         };
         let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
         out.push_str(&format!("{:<width$}  {text}\n", plan[i].name));

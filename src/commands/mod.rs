@@ -1,5 +1,6 @@
 //! What irun does, one file per subcommand, and the one place the command line is dispatched.
 
+mod cache;
 mod completions;
 mod dry_run;
 mod explain;
@@ -64,6 +65,7 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             let describe = plan::Describe { partition: *partition, shards: *shards, scheme: *scheme, file };
             plan::json(load(&cli)?, &asked(targets, args), &describe)?
         }
+        Some(Command::Cache { action }) => cache::text(&load(&cli)?, *action)?,
         Some(Command::Explain { targets, args }) => explain::text(load(&cli)?, &asked(targets, args), stdout_color)?,
     };
     print(&text)?;

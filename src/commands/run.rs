@@ -65,7 +65,10 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     } else {
         None
     };
-    let setup = driver::Setup { config: Arc::new(config), plan: Arc::new(plan), options, checker, watching, notices };
+    let (cache, cache_warning) = crate::cache::local::LocalStore::from_env(&config.root);
+    notices.extend(cache_warning.map(|problem| Event::CacheWarning { problem }));
+    let config = Arc::new(config);
+    let setup = driver::Setup { config, plan: Arc::new(plan), options, checker, watching, notices, cache };
     let (outcome, report_failures) = drive(setup, &mut processes, reporters)?;
     processes.finish();
     Ok(match outcome {

@@ -37,6 +37,7 @@ impl<L: Launcher> Driver<'_, L> {
                     let (verdict, snapshot) =
                         self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
                     self.snapshots[task] = snapshot;
+                    let verdict = self.look_up_cache(task, verdict);
                     queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
                 }
                 Effect::CheckInputs { tasks } => {
@@ -70,6 +71,7 @@ impl<L: Launcher> Driver<'_, L> {
             self.checker.service_started(&self.config, def);
             self.saving.dirty = true;
         }
+        self.capture(task);
         let name = self.engine.plan()[task].name.clone();
         let (tx, control) = watch::channel(None);
         self.controls.insert(name.clone(), tx);
@@ -141,6 +143,7 @@ impl<L: Launcher> Driver<'_, L> {
     }
 
     fn record(&mut self, task: TaskId, outcome: Outcome, took: Option<Duration>) {
+        self.store(task, &outcome, took);
         let snapshot = self.snapshots[task].take();
         let def = &self.config.tasks[task];
         if let Some(took) = took {
@@ -150,7 +153,7 @@ impl<L: Launcher> Driver<'_, L> {
             // Up to date: its record stands. Cancelled or blocked: a run that started stays marked unfinished.
             return;
         }
-        let ok = outcome == Outcome::Ok;
+        let ok = outcome.is_success();
         match snapshot {
             Some(snapshot) => self.checker.record(def, snapshot, ok),
             None => self.checker.record_status(def, ok),

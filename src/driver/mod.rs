@@ -3,6 +3,7 @@
 //! [`Launcher`], check freshness, record and [`saving`] the state, send events). It decides nothing the engine
 //! could decide.
 
+mod caching;
 mod effects;
 mod reload;
 mod saving;
@@ -45,6 +46,8 @@ pub(crate) struct Setup {
     pub(crate) watching: Option<Watching>,
     /// What the run says first: the state could not be used, which shard this is, which folders are watched.
     pub(crate) notices: Vec<Event>,
+    /// Where results are stored and restored from.
+    pub(crate) cache: crate::cache::local::LocalStore,
 }
 
 /// Where the driver's inputs come from, besides its runners.
@@ -74,6 +77,7 @@ struct Driver<'l, L: Launcher> {
     reload: Option<Reload>,
     /// The ports chosen for the services with `ready = { tcp = "auto" }` that were started, by task name.
     ports: HashMap<String, u16>,
+    caching: caching::Caching,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
@@ -87,7 +91,7 @@ pub(crate) async fn run<L: Launcher>(
     launcher: &mut L,
 ) -> RunOutcome {
     let started = Instant::now();
-    let Setup { config, plan, options, checker, mut watching, notices } = setup;
+    let Setup { config, plan, options, checker, mut watching, notices, cache } = setup;
     let Inputs { mut signals, mut output_closed } = inputs;
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let n = config.tasks.len();
@@ -107,6 +111,7 @@ pub(crate) async fn run<L: Launcher>(
         saving: Saving::new(),
         reload: None,
         ports: HashMap::new(),
+        caching: caching::Caching::new(cache),
     };
     let effects = d.engine.start(notices);
     d.perform(effects);

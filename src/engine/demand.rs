@@ -116,7 +116,7 @@ impl Engine {
             .iter()
             .copied()
             .filter(|&n| self.kind(n) == TaskKind::Task)
-            .filter(|&n| matches!(self.nodes[n].life, Life::Done(Outcome::Ok | Outcome::UpToDate)))
+            .filter(|&n| matches!(self.nodes[n].life, Life::Done(Outcome::Ok | Outcome::UpToDate | Outcome::Cached(_))))
             // Outside watch mode, only for a task after it that has not started: one that runs already ran against
             // the old instance too (it cannot wait for this one any more).
             .filter(|&n| {

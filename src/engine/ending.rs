@@ -123,6 +123,8 @@ impl Engine {
         if self.kind(i) != TaskKind::Group {
             let took = match self.kind(i) {
                 TaskKind::Service => self.nodes[i].ready_after,
+                // Restored, not run: how long a run takes is unchanged.
+                _ if matches!(outcome, Outcome::Cached(_)) => None,
                 _ => outcome.is_recorded().then_some(duration),
             };
             self.out.push(Effect::Record { task: i, outcome: outcome.clone(), took });

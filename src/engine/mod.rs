@@ -488,6 +488,11 @@ impl Engine {
         };
         match verdict {
             Verdict::UpToDate => self.finish(i, Outcome::UpToDate, Duration::ZERO),
+            Verdict::Cached(hit) => {
+                // Its outputs may differ from before: what comes after it sees it as a task that ran.
+                self.nodes[i].ran = true;
+                self.finish(i, Outcome::Cached(hit), Duration::ZERO)
+            }
             Verdict::Run(why) => {
                 if self.opts.explain {
                     self.emit(Event::TaskWillRun { task: self.name(i), reason: why });

@@ -49,6 +49,8 @@ struct Shared {
 struct Batch {
     events: Vec<Stamped>,
     bytes: usize,
+    /// The output of tasks whose result will be cached, as it is sent: (stderr, line).
+    captures: std::collections::HashMap<TaskName, Vec<(bool, Vec<u8>)>>,
 }
 
 impl Shared {
@@ -94,6 +96,11 @@ impl EventSender {
         };
         let full = {
             let mut batch = self.shared.batch.lock().unwrap_or_else(|e| e.into_inner());
+            if let Event::Output { task, stream, text } = &event
+                && let Some(capture) = batch.captures.get_mut(task)
+            {
+                capture.push((*stream == Stream::Stderr, text.clone()));
+            }
             batch.events.push(Stamped { at: std::time::SystemTime::now(), event });
             batch.bytes += bytes;
             batch.events.len() >= BATCH_EVENTS || batch.bytes >= BATCH_BYTES
@@ -102,6 +109,16 @@ impl EventSender {
         if full || tokio::runtime::Handle::try_current().is_err() {
             self.shared.flush();
         }
+    }
+
+    /// Keep a copy of `task`'s output from now on (replacing what was kept), until [`EventSender::captured`].
+    pub(crate) fn capture(&self, task: TaskName) {
+        self.shared.batch.lock().unwrap_or_else(|e| e.into_inner()).captures.insert(task, Vec::new());
+    }
+
+    /// The output of `task` kept since [`EventSender::capture`], and no more kept.
+    pub(crate) fn captured(&self, task: &TaskName) -> Option<Vec<(bool, Vec<u8>)>> {
+        self.shared.batch.lock().unwrap_or_else(|e| e.into_inner()).captures.remove(task)
     }
 
     /// Hand over what was collected.

@@ -182,6 +182,11 @@ pub(crate) enum Event {
         /// Tasks and services being stopped.
         running: usize,
     },
+    /// The cache could not be used for a task (a corrupt entry, a write that failed): the task runs, or its result
+    /// is not stored. Said once per problem.
+    CacheWarning {
+        problem: String,
+    },
     /// irun's state could not be used: every task runs, as if none had run before.
     StateIgnored {
         problem: String,

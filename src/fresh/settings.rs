@@ -153,6 +153,17 @@ fn cmd_json(cmd: &Cmd, portable: Portable<'_>) -> Value {
     }
 }
 
+/// A task's command (canonical JSON) and environment (sorted), the root's path replaced: as cache keys hold them.
+pub(crate) fn portable_definition(task: &Task, root: &Root) -> (String, Vec<(String, String)>) {
+    let portable = |s: &str| root.portable(s).into_owned();
+    let process = task.process();
+    let cmd = process.map_or(Value::Null, |p| cmd_json(&p.cmd, &portable));
+    let mut env: Vec<(String, String)> =
+        process.map(|p| p.env.iter().map(|(k, v)| (k.clone(), portable(v))).collect()).unwrap_or_default();
+    env.sort();
+    (cmd.to_string(), env)
+}
+
 /// (command, env, `sources` and `outputs` globs), hashed from a canonical serialisation.
 fn canonical(task: &Task, portable: Portable<'_>) -> (String, String, String) {
     let process = task.process();

@@ -53,6 +53,9 @@ fn status(o: &Outcome) -> Value {
         Outcome::Cancelled => "cancelled",
         Outcome::Blocked(_) | Outcome::NotNeeded => "skipped",
         Outcome::UpToDate => "up_to_date",
+        Outcome::Cached(hit) => {
+            return json!({ "status": "cached", "reason": text::detail(o), "key": hit.key, "source": hit.source });
+        }
         Outcome::Restarted => "restarted",
     };
     match text::detail(o) {
@@ -174,6 +177,7 @@ fn notice(event: &Event) -> (&'static str, Value) {
             ("interrupted", json!({ "signal": signal.as_str(), "count": count, "running": running }))
         }
         Event::StateIgnored { problem } => ("state_ignored", json!({ "problem": problem })),
+        Event::CacheWarning { problem } => ("cache_warning", json!({ "problem": problem })),
         Event::StateLockWait { lock } => ("state_lock_wait", json!({ "lock": lossy(lock) })),
         Event::StateNotSaved { path, error } => ("state_not_saved", json!({ "path": lossy(path), "error": error })),
         Event::ShardSelected { shard, partition, leaves, units } => {

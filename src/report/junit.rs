@@ -50,7 +50,7 @@ impl Junit {
 
     fn case(&mut self, task: &TaskName, outcome: &Outcome, duration: Duration) -> TestCase {
         let mut tc_status = match outcome {
-            Outcome::Ok => TestCaseStatus::success(),
+            Outcome::Ok | Outcome::Cached(_) => TestCaseStatus::success(),
             Outcome::Failed(_) | Outcome::TimedOut(_) => TestCaseStatus::non_success(NonSuccessKind::Failure),
             Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate | Outcome::Restarted => {
                 TestCaseStatus::skipped()

@@ -108,8 +108,14 @@ pub(crate) fn label(o: &Outcome) -> &'static str {
         Outcome::Cancelled => "cancelled",
         Outcome::Blocked(_) | Outcome::NotNeeded => "skipped",
         Outcome::UpToDate => "up to date",
+        Outcome::Cached(_) => "cached",
         Outcome::Restarted => "restarted",
     }
+}
+
+/// A cache key as people read it: its first 16 hex digits.
+pub(crate) fn short_key(key: &str) -> &str {
+    key.get(..16).unwrap_or(key)
 }
 
 /// Why, when there is more to say than the label.
@@ -119,6 +125,7 @@ pub(crate) fn detail(o: &Outcome) -> Option<String> {
         Outcome::Blocked(b) => Some(blocked(b)),
         Outcome::NotNeeded => Some("nothing that needs it is left to run".to_string()),
         Outcome::TimedOut(after) => Some(format!("stopped after {}", humantime::format_duration(*after))),
+        Outcome::Cached(hit) => Some(format!("restored from the {} cache ({})", hit.source, short_key(&hit.key))),
         Outcome::Ok | Outcome::Cancelled | Outcome::UpToDate | Outcome::Restarted => None,
     }
 }
@@ -268,6 +275,7 @@ fn run_notice(event: &Event) -> Option<String> {
         Event::StateIgnored { problem } => {
             Some(format!("warning: {problem}; running every task, as if none had run before"))
         }
+        Event::CacheWarning { problem } => Some(format!("warning: the cache: {problem}")),
         Event::StateLockWait { lock } => Some(format!(
             "waiting for another irun to release {} before saving this run's state (Ctrl-C: stop without saving)",
             lock.display()

@@ -77,7 +77,11 @@ impl<W: Write + Send> Terminal<W> {
                 };
             }
             let took = match outcome {
-                Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate => "-".to_string(),
+                Outcome::Cancelled
+                | Outcome::Blocked(_)
+                | Outcome::NotNeeded
+                | Outcome::UpToDate
+                | Outcome::Cached(_) => "-".to_string(),
                 _ => format_duration(*duration),
             };
             rows.push((status_style(outcome), text::label(outcome), task.clone(), took, detail));
@@ -160,7 +164,7 @@ impl Results {
 
 pub(super) fn status_style(outcome: &Outcome) -> Style {
     match outcome {
-        Outcome::Ok | Outcome::UpToDate => AnsiColor::Green.on_default(),
+        Outcome::Ok | Outcome::UpToDate | Outcome::Cached(_) => AnsiColor::Green.on_default(),
         Outcome::Failed(_) | Outcome::TimedOut(_) => AnsiColor::Red.on_default().bold(),
         Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::Restarted => {
             AnsiColor::Yellow.on_default()

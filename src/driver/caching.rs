@@ -104,7 +104,8 @@ impl<L: Launcher> Driver<'_, L> {
             match (std::fs::read(&path), std::fs::metadata(&path)) {
                 (Ok(data), Ok(meta)) => files.push((rel, data, meta.permissions().mode())),
                 _ => {
-                    return self.warn(format!("cannot read {rel}, an output of {}: its result is not stored", def.name));
+                    return self
+                        .warn(format!("cannot read {rel}, an output of {}: its result is not stored", def.name));
                 }
             }
         }

@@ -81,7 +81,7 @@ pub(crate) fn explain(
     task: &Task,
     keys: &mut HashMap<String, Key>,
 ) -> Option<Explained> {
-    if !cacheable(config, task) {
+    if !enabled() || !cacheable(config, task) {
         return None;
     }
     let key = key_with(config, checker, task, keys);
@@ -96,4 +96,10 @@ pub(crate) fn explain(
 pub(crate) enum Explained {
     Hit(String),
     Miss { key: String, changed: Vec<String> },
+}
+
+/// Whether runs use the cache: `IRUN_CACHE=local` (off by default while the cache is new: a task whose inputs
+/// change back would otherwise be restored where users expect it to run).
+pub(crate) fn enabled() -> bool {
+    std::env::var("IRUN_CACHE").is_ok_and(|v| v == "local")
 }

@@ -34,7 +34,7 @@ impl<L: Launcher> Driver<'_, L> {
         let config = self.config.clone();
         let def = &config.tasks[task];
         let forced = matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun);
-        if forced || !cache::cacheable(&config, def) {
+        if forced || !cache::enabled() || !cache::cacheable(&config, def) {
             return verdict;
         }
         let key = self.key(def);

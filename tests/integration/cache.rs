@@ -13,11 +13,12 @@ outputs = ["out/*"]
 fn a_branch_switch_back_is_a_local_hit_with_outputs_and_output_restored() {
     let p = Project::new(BUILD);
     p.file("src.txt", "one\n");
-    p.run_ok(&["build"]);
+    let cached = |args: &[&str]| p.irun().args(args).env("IRUN_CACHE", "local").run();
+    cached(&["build"]);
     p.file("src.txt", "two\n");
-    p.run_ok(&["build"]);
+    cached(&["build"]);
     p.file("src.txt", "one\n");
-    let out = p.run_ok(&["--json", "build"]);
+    let out = p.irun().args(["--json", "build"]).env("IRUN_CACHE", "local").run();
     assert_eq!(p.count_lines("build.log"), 2, "the third run was restored, not run");
     assert_eq!(p.read("out/a.txt"), "one\n");
     assert!(out.stdout.contains(r#""status":"cached""#) && out.stdout.contains(r#""source":"local""#), "{out:?}");
@@ -33,7 +34,7 @@ fn a_failing_task_is_never_cached() {
         "[tasks.t]\ncmd = \"echo run >> t.log; mkdir -p out; touch out/x; test -e ok\"\nsources = [\"s\"]\noutputs = [\"out/*\"]\n",
     );
     p.file("s", "1");
-    assert_ne!(p.irun().args(["t"]).run().code, 0);
+    assert_ne!(p.irun().args(["t"]).env("IRUN_CACHE", "local").run().code, 0);
     let status = p.run_ok(&["cache", "status"]);
     assert!(status.stdout.contains("entries: 0"), "{status:?}");
 }

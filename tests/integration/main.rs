@@ -23,6 +23,7 @@ mod probes;
 mod reporting;
 mod restarts;
 mod scheduling;
+mod secrets;
 mod services;
 mod spawning;
 mod stopping;

@@ -5,6 +5,7 @@ mod gate;
 mod harness;
 
 mod arguments;
+mod cache_server;
 mod cli;
 mod config_errors;
 mod cycles;

@@ -41,7 +41,7 @@ pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask
                             Some(p) => format!(
                                 "{} (service, ready once irun sees {}{until})",
                                 task.name,
-                                text::check(&p.check)
+                                text::check(&p.check.hidden(&config.secrets))
                             ),
                             None => format!("{} (service, ready once started{until})", task.name),
                         }

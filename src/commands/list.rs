@@ -1,6 +1,7 @@
 //! `irun list`: every task with its kind, description, deps and readiness probe.
 
 use crate::config::{Check, Cmd, Config};
+use crate::report::text;
 
 /// The list as asked for: `--json`, `--names`, or text.
 pub(super) fn text(config: &Config, json: bool, names: bool, color: bool) -> String {
@@ -30,7 +31,9 @@ fn plain(config: &Config, color: bool) -> String {
         }
         if let Some(svc) = t.service() {
             match &svc.ready {
-                Some(p) => extra.push(format!("ready once irun sees {}", crate::report::text::check(&p.check))),
+                Some(p) => {
+                    extra.push(format!("ready once irun sees {}", text::check(&p.check.hidden(&config.secrets))))
+                }
                 None => extra.push("ready once started".into()),
             }
         }
@@ -62,12 +65,13 @@ fn json(config: &Config) -> String {
             let ready = t.service().map(|s| match &s.ready {
                 None => json!({ "probe": null, "description": "ready once started" }),
                 Some(p) => {
+                    let check = p.check.hidden(&config.secrets);
                     let mut v = json!({
-                        "probe": p.check.key(),
-                        "description": crate::report::text::check(&p.check),
+                        "probe": check.key(),
+                        "description": text::check(&check),
                         "timeout_s": p.timeout.as_secs_f64(),
                     });
-                    match &p.check {
+                    match &check {
                         Check::Tcp { host, port } => {
                             v["host"] = json!(host);
                             v["port"] = json!(port);
@@ -86,7 +90,7 @@ fn json(config: &Config) -> String {
                         }
                         Check::Later { text, .. } => v["pattern"] = json!(text),
                     }
-                    if p.check.key() != "log" {
+                    if check.key() != "log" {
                         v["interval_s"] = json!(p.interval.as_secs_f64());
                     }
                     v
@@ -97,8 +101,8 @@ fn json(config: &Config) -> String {
                 "kind": t.tag().as_str(),
                 "description": t.description,
                 "cmd": t.process().map(|p| match &p.cmd {
-                    Cmd::Shell(s) => json!(s),
-                    Cmd::Argv(a) => json!(a),
+                    Cmd::Shell(s) => json!(config.shown(s)),
+                    Cmd::Argv(a) => json!(a.iter().map(|a| config.shown(a)).collect::<Vec<_>>()),
                 }),
                 "deps": t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
                 "sources": t.sources(),

@@ -109,9 +109,10 @@ fn drive(
             .map_err(|e| Failure::Internal(format!("cannot install signal handlers ({e}); nothing was started")))?
     };
     let (closed_tx, output_closed) = tokio::sync::mpsc::unbounded_channel();
+    let secrets = setup.config.secrets.clone();
     let reporting = std::thread::spawn(move || {
         driver::signals::leave_to_main_thread();
-        report::drive(rx, reporters, move || {
+        report::drive(rx, reporters, &secrets, move || {
             let _ = closed_tx.send(());
         })
     });

@@ -47,9 +47,51 @@ impl<'a> Layers<'a> {
         Layers { over: over.to_vec(), shell, under: under.to_vec() }
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<String> {
+    /// The value of `name`, and whether it is a secret: it comes from irun's environment or a dotenv file, not
+    /// from Irun.toml itself.
+    pub(crate) fn lookup(&self, name: &str) -> Option<(String, bool)> {
         let find = |lists: &[&Vars]| lists.iter().find_map(|list| list.get(name)).map(str::to_string);
-        find(&self.over).or_else(|| self.shell.get(name).cloned()).or_else(|| find(&self.under))
+        find(&self.over)
+            .map(|v| (v, false))
+            .or_else(|| self.shell.get(name).map(|v| (v.clone(), true)))
+            .or_else(|| find(&self.under).map(|v| (v, true)))
+    }
+}
+
+/// The values that `${NAME}` took from irun's environment or a dotenv file, anywhere in Irun.toml: the task gets
+/// them, but what irun shows (lists, plans, graphs, reports, messages) holds the `${NAME}` reference instead. Values
+/// written in Irun.toml (`[env]`, a task's `env`) are not secrets; one that holds a reference to a secret shows the
+/// reference where it is used.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Secrets {
+    /// (value, `${NAME}`), each value once.
+    list: Vec<(String, String)>,
+    /// The values, found in one pass, the longest where two start at the same place (made on first use).
+    finder: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
+}
+
+impl Secrets {
+    /// `${name}` took `value` from irun's environment or a dotenv file.
+    pub(crate) fn record(&mut self, name: &str, value: &str) {
+        if value.is_empty() || self.list.iter().any(|(v, _)| v == value) {
+            return;
+        }
+        self.list.push((value.to_string(), format!("${{{name}}}")));
+        self.finder = std::sync::OnceLock::new();
+    }
+
+    /// `text` as irun shows it: each secret value replaced by the reference that brought it in.
+    pub(crate) fn hide<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let finder = self.finder.get_or_init(|| {
+            let values = self.list.iter().map(|(v, _)| v.as_str());
+            let kind = aho_corasick::MatchKind::LeftmostLongest;
+            (!self.list.is_empty()).then(|| aho_corasick::AhoCorasick::builder().match_kind(kind).build(values).ok())?
+        });
+        let Some(finder) = finder.as_ref().filter(|f| f.is_match(text)) else {
+            return std::borrow::Cow::Borrowed(text);
+        };
+        let references: Vec<&str> = self.list.iter().map(|(_, r)| r.as_str()).collect();
+        std::borrow::Cow::Owned(finder.replace_all(text, &references))
     }
 }
 
@@ -336,6 +378,29 @@ mod tests {
         assert_eq!(x("cost $5, $HOME, $${PORT}, a$").unwrap(), "cost $5, $HOME, ${PORT}, a$");
         assert_eq!(x("echo ${IRUN_CHANGED_PATHS:-none}").unwrap(), "echo ${IRUN_CHANGED_PATHS:-none}");
         assert_eq!(x("no variables").unwrap(), "no variables");
+    }
+
+    #[test]
+    fn secrets_show_as_their_references_and_irun_toml_values_as_written() {
+        let shell = HashMap::from([("TOKEN".to_string(), "from-shell".to_string())]);
+        let (env, dotenv) =
+            (Vars::new(vec![("MODE".into(), "fast".into())]), Vars::new(vec![("KEY".into(), "k3y".into())]));
+        let layers = Layers::new(&[&env], &shell, &[&dotenv]);
+        assert_eq!(layers.lookup("MODE"), Some(("fast".into(), false)), "written in Irun.toml");
+        assert_eq!(layers.lookup("TOKEN"), Some(("from-shell".into(), true)));
+        assert_eq!(layers.lookup("KEY"), Some(("k3y".into(), true)));
+        let mut secrets = Secrets::default();
+        secrets.record("KEY", "k3y");
+        secrets.record("TOKEN", "from-shell");
+        secrets.record("EMPTY", "");
+        assert_eq!(secrets.hide("curl -H 'x: from-shell' --key=k3y fast"), "curl -H 'x: ${TOKEN}' --key=${KEY} fast");
+        assert_eq!(secrets.hide("nothing secret"), "nothing secret");
+        secrets.record("SHORT", "k");
+        assert_eq!(
+            secrets.hide("k3y k"),
+            "${KEY} ${SHORT}",
+            "the longest value wins, and a reference is not hidden again"
+        );
     }
 
     #[test]

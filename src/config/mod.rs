@@ -58,8 +58,11 @@ pub(crate) fn parse(source: Source, root: PathBuf) -> Result<Config, Diagnostic>
     let raw: raw::RawConfig = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
     let shell: HashMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    let validated = validate::Validator { source: &source, root: &root, shell: &shell }.config(raw)?;
-    Ok(Config::new(source.clone(), root.clone(), validated.default, validated.jobs, validated.tasks))
+    let validator = validate::Validator { source: &source, root: &root, shell: &shell, secrets: Default::default() };
+    let validated = validator.config(raw)?;
+    let mut config = Config::new(source.clone(), root.clone(), validated.default, validated.jobs, validated.tasks);
+    config.secrets = validated.secrets;
+    Ok(config)
 }
 
 fn toml_error(source: &Source, e: &toml::de::Error) -> Diagnostic {

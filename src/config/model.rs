@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::env::Secrets;
 use crate::diagnostic::Source;
 
 /// Readiness probe defaults, documented in README.md.
@@ -110,6 +111,8 @@ pub(crate) struct Config {
     pub(crate) default: Option<Vec<Named>>,
     pub(crate) jobs: Option<usize>,
     pub(crate) tasks: PerTask<Task>,
+    /// Values from irun's environment and dotenv files, which irun shows as their `${NAME}` references.
+    pub(crate) secrets: Secrets,
     by_name: HashMap<String, TaskId>,
 }
 
@@ -123,7 +126,7 @@ impl Config {
     ) -> Config {
         let tasks: PerTask<Task> = tasks.into_iter().collect();
         let by_name = tasks.enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Config { source, root, default, jobs, tasks, by_name }
+        Config { source, root, default, jobs, tasks, secrets: Secrets::default(), by_name }
     }
 
     /// The tasks' names, in the order they are written.
@@ -163,6 +166,12 @@ impl Config {
             }
         }
         out
+    }
+
+    /// `text` (a command, an `env` value, a probe, a directory) as irun shows it: values from irun's environment
+    /// and dotenv files replaced by their `${NAME}` references. The task itself gets the values.
+    pub(crate) fn shown<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.secrets.hide(text)
     }
 
     /// Irun.toml's file name, as messages name it.
@@ -474,6 +483,31 @@ pub(crate) struct HttpUrl {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) path: String,
+}
+
+impl Check {
+    /// The probe as irun shows it (see [`Config::shown`]): values from irun's environment and dotenv files
+    /// replaced by their `${NAME}` references. Only for words: a `log` pattern may not compile once hidden, and is
+    /// then matched literally.
+    pub(crate) fn hidden(&self, secrets: &Secrets) -> Check {
+        let hide = |s: &str| secrets.hide(s).into_owned();
+        match self {
+            Check::Tcp { host, port } => Check::Tcp { host: host.as_deref().map(hide), port: *port },
+            Check::Http { url, status } => {
+                Check::Http { url: HttpUrl { raw: hide(&url.raw), ..url.clone() }, status: *status }
+            }
+            Check::Exec(Cmd::Shell(s)) => Check::Exec(Cmd::Shell(hide(s))),
+            Check::Exec(Cmd::Argv(argv)) => Check::Exec(Cmd::Argv(argv.iter().map(|a| hide(a)).collect())),
+            Check::Log(re) => match secrets.hide(re.0.as_str()) {
+                std::borrow::Cow::Borrowed(_) => self.clone(),
+                std::borrow::Cow::Owned(text) => Check::Log(Pattern(
+                    regex::Regex::new(&text).unwrap_or_else(|_| regex::Regex::new(&regex::escape(&text)).unwrap()),
+                )),
+            },
+            Check::Later { key, text, status } => Check::Later { key, text: hide(text), status: *status },
+            Check::AutoTcp => Check::AutoTcp,
+        }
+    }
 }
 
 /// The variable that holds the port chosen for service `name` (`ready = { tcp = "auto" }`): `IRUN_PORT_` and the

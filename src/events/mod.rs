@@ -10,6 +10,8 @@ use nix::sys::signal::Signal;
 
 use crate::config::Check;
 pub(crate) use crate::config::TaskKind;
+use crate::config::env::Secrets;
+use crate::outcome::Failure;
 pub(crate) use crate::outcome::{ChildExit, Outcome, RunReason, StopReason, TaskName};
 pub(crate) use channel::{EventReceiver, EventSender, channel};
 
@@ -271,4 +273,35 @@ pub(crate) enum Event {
         outcome: RunOutcome,
         elapsed: Duration,
     },
+}
+
+impl Event {
+    /// The event as irun shows it: values from irun's environment and dotenv files in the probes, programs and
+    /// commands it names replaced by their `${NAME}` references (see [`crate::config::Config::shown`]). Every
+    /// reporter gets the event after this.
+    pub(crate) fn hide_secrets(&mut self, secrets: &Secrets) {
+        let hide = |s: &mut String| {
+            if let std::borrow::Cow::Owned(hidden) = secrets.hide(s) {
+                *s = hidden;
+            }
+        };
+        match self {
+            Event::TaskReady { probe: Some(probe), .. } | Event::ServiceReused { probe, .. } => {
+                *probe = probe.hidden(secrets)
+            }
+            Event::TaskFinished { outcome: Outcome::Failed(failure), .. } => match failure {
+                Failure::NotReady { check, .. } => *check = check.hidden(secrets),
+                Failure::SpawnFailed { program, message, .. } => {
+                    hide(program);
+                    hide(message);
+                }
+                _ => {}
+            },
+            Event::OrphanAdopted { program, command, .. } => {
+                hide(program);
+                hide(command);
+            }
+            _ => {}
+        }
+    }
 }

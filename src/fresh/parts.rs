@@ -58,9 +58,9 @@ impl Checker {
         let mut env: Vec<String> = process.env.iter().map(|(k, _)| k.clone()).collect();
         env.sort();
         let mut parts = vec![
-            (PartKind::Command(process.cmd.to_string()), setting(Setting::Command)),
+            (PartKind::Command(config.shown(&process.cmd.to_string()).into_owned()), setting(Setting::Command)),
             (PartKind::Env(env), setting(Setting::Env)),
-            (PartKind::Cwd(now.cwd.clone()), setting(Setting::Cwd)),
+            (PartKind::Cwd(config.shown(&now.cwd).into_owned()), setting(Setting::Cwd)),
             (
                 PartKind::Sources { globs: task.sources().to_vec(), files: now.sources.len() },
                 setting(Setting::Globs) || prev.is_some_and(|p| compare(&p.sources, &now.sources).is_some()),
@@ -78,7 +78,8 @@ impl Checker {
         let any = deps.iter().any(|(_, changed)| *changed);
         parts.push((PartKind::Deps(deps), any));
         if service {
-            parts.push((PartKind::Probe(task.probe().map(|p| p.check.clone())), setting(Setting::Probe)));
+            let probe = task.probe().map(|p| p.check.hidden(&config.secrets));
+            parts.push((PartKind::Probe(probe), setting(Setting::Probe)));
         }
         Some(parts.into_iter().map(|(kind, changed)| Part { kind, changed }).collect())
     }

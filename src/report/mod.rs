@@ -15,6 +15,7 @@ pub(crate) mod text;
 
 use std::time::SystemTime;
 
+use crate::config::env::Secrets;
 use crate::events::{Event, EventReceiver};
 
 pub(crate) trait Reporter: Send {
@@ -59,6 +60,7 @@ pub(crate) const STDOUT: &str = "stdout";
 pub(crate) fn drive(
     mut events: EventReceiver,
     mut reporters: Vec<Box<dyn Reporter>>,
+    secrets: &Secrets,
     closed: impl Fn(),
 ) -> Vec<String> {
     let mut failures = Vec::new();
@@ -74,7 +76,8 @@ pub(crate) fn drive(
             }
         }
     };
-    while let Some(stamped) = events.blocking_recv() {
+    while let Some(mut stamped) = events.blocking_recv() {
+        stamped.event.hide_secrets(secrets);
         for r in &mut reporters {
             r.event(stamped.at, &stamped.event);
         }

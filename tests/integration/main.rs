@@ -6,6 +6,7 @@ mod harness;
 
 mod arguments;
 mod cache;
+mod cache_server;
 mod cli;
 mod config_errors;
 mod cycles;
@@ -24,6 +25,7 @@ mod probes;
 mod reporting;
 mod restarts;
 mod scheduling;
+mod secrets;
 mod services;
 mod spawning;
 mod stopping;

@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub(crate) use probe::resolve;
 
-use super::env::{Layers, Vars};
+use super::env::{Layers, Secrets, Vars};
 use super::model::{Named, Task};
 use super::raw::{At, RawConfig, RawTask};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
@@ -28,6 +28,7 @@ pub(super) struct Validated {
     pub(super) default: Option<Vec<Named>>,
     pub(super) jobs: Option<usize>,
     pub(super) tasks: Vec<Task>,
+    pub(super) secrets: Secrets,
 }
 
 pub(super) struct Validator<'a> {
@@ -35,6 +36,8 @@ pub(super) struct Validator<'a> {
     pub(super) root: &'a Path,
     /// irun's environment, the first place `${NAME}` is looked up.
     pub(super) shell: &'a HashMap<String, String>,
+    /// What `${NAME}` took from `shell` or a dotenv file: shown as the reference.
+    pub(super) secrets: std::cell::RefCell<Secrets>,
 }
 
 /// What the top level of Irun.toml gives every task.
@@ -97,7 +100,7 @@ impl Validator<'_> {
             out.push(self.task(name, task, &shared, &names)?);
         }
         self.port_references(&tasks, &out)?;
-        Ok(Validated { default, jobs, tasks: out })
+        Ok(Validated { default, jobs, tasks: out, secrets: self.secrets.take() })
     }
 
     fn unknown_task(&self, name: &At<String>, what: &str, names: &HashSet<&str>) -> Diagnostic {

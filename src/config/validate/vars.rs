@@ -31,7 +31,14 @@ impl Validator<'_> {
         key: &str,
         vars: &Layers,
     ) -> Result<String, Diagnostic> {
-        how(text, &|name| vars.get(name)).map_err(|problem| {
+        let lookup = |name: &str| {
+            let (value, secret) = vars.lookup(name)?;
+            if secret {
+                self.secrets.borrow_mut().record(name, &value);
+            }
+            Some(value)
+        };
+        how(text, &lookup).map_err(|problem| {
             // Point at the reference itself when it is written as is in the file (no escapes before it).
             let written = self.source.text.get(span.clone()).unwrap_or_default();
             let at = |needle: &str| {

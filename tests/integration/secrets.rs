@@ -1,0 +1,74 @@
+//! Secrets stay home: a value from a dotenv file or irun's own environment reaches the task, but irun's reports
+//! show the `${NAME}` reference in its place.
+
+use crate::harness::Project;
+
+/// The task receives `value` through `cmd`, an `env` value and a service's readiness probe; it writes what it got to
+/// files, then fails (so the summary shows its failure). The value must appear in nothing irun prints.
+fn assert_never_shown(p: &Project, name: &str, value: &str, shell: Option<(&str, &str)>) {
+    let irun = |args: &[&str]| {
+        let irun = p.irun().args(args);
+        match shell {
+            Some((k, v)) => irun.env(k, v),
+            None => irun,
+        }
+        .run()
+    };
+    let mut shown = Vec::new();
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["explain", "t"],
+        &["-n", "t"],
+        &["plan", "--json", "t"],
+        &["graph", "--dot"],
+        &["graph", "--mermaid"],
+    ] {
+        let out = irun(args);
+        assert_eq!(out.code, 0, "irun {args:?}: {out:?}");
+        shown.push((format!("irun {args:?}"), out.all()));
+    }
+    let out = irun(&["--json", "--junit", "report.xml", "t"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    shown.push(("--json run".into(), out.all()));
+    shown.push(("JUnit".into(), p.read("report.xml")));
+    let out = irun(&["--progress", "never", "t"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    shown.push(("a failing run".into(), out.all()));
+    let out = irun(&["explain", "t"]);
+    shown.push(("explain after a run".into(), out.all()));
+    assert_eq!(p.read("sub/cmd.txt"), value, "the command received the value");
+    assert_eq!(p.read("sub/env.txt"), value, "the env value received it");
+    for (what, text) in &shown {
+        assert!(!text.contains(value), "{what} shows the value of {name}:\n{text}");
+    }
+    let list = &shown[1].1;
+    assert!(list.contains(&format!("${{{name}}}")), "list --json shows the reference instead: {list}");
+}
+
+const TOML: &str = r#"dotenv = ["?.env"]
+[tasks.t]
+cmd = "printf '%s' '${TOKEN}' > cmd.txt; printf '%s' \"$AUTH\" > env.txt; echo 'curl -H x:' >&2; exit 1"
+env = { AUTH = "${TOKEN}", PLAIN = "written-in-irun-toml" }
+cwd = "sub"
+deps = ["db"]
+[tasks.db]
+cmd = "sleep 30"
+daemon = true
+ready = { exec = "test -n '${TOKEN}'" }
+"#;
+
+#[test]
+fn a_dotenv_secret_is_shown_as_its_reference_and_still_reaches_the_task() {
+    let p = Project::new(TOML);
+    p.file(".env", "TOKEN=s3cr3t-value\n");
+    p.file("sub/.keep", "");
+    assert_never_shown(&p, "TOKEN", "s3cr3t-value", None);
+}
+
+#[test]
+fn a_shell_secret_is_shown_as_its_reference_and_still_reaches_the_task() {
+    let p = Project::new(TOML);
+    p.file("sub/.keep", "");
+    assert_never_shown(&p, "TOKEN", "from-the-shell-s3cr3t", Some(("TOKEN", "from-the-shell-s3cr3t")));
+}

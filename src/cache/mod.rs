@@ -12,11 +12,11 @@ use crate::fresh::{Checker, Settings, portable_definition};
 pub(crate) use key::Key;
 use key::KeyInput;
 
-/// Whether `task`'s results are cached: a task (not a service or group) that is not `always_run` and has sources
-/// or deps, all of whose non-service deps are cached too (an uncached dep is an input no key can name).
+/// Whether `task`'s results are cached: a task (not a service or group) that is not `always_run` nor `cache =
+/// false` and has sources or deps, all of whose non-service deps are cached too (an uncached dep is an input no key can name).
 pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
     let Some(process) = task.process() else { return false };
-    if task.is_service() || process.always_run {
+    if task.is_service() || process.always_run || !process.cache.enabled {
         return false;
     }
     let deps = config.deps_through_groups(task);
@@ -29,7 +29,8 @@ pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
 /// `task`'s key, given a way to get its deps' keys. Reads its sources (only asked for tasks that run anyway).
 pub(crate) fn key_of(config: &Config, checker: &Checker, task: &Task, dep_key: &mut dyn FnMut(&Task) -> String) -> Key {
     let root = checker.portable_root();
-    let (command, env) = portable_definition(task, root);
+    let (command, mut env) = portable_definition(task, root);
+    env.extend(named_shell_variables(task));
     let sources = checker
         .files(task.sources(), true)
         .into_iter()
@@ -59,8 +60,17 @@ pub(crate) fn key_of(config: &Config, checker: &Checker, task: &Task, dep_key: &
         outputs: task.outputs().to_vec(),
         deps,
         services,
-        keep_output: true,
+        keep_output: task.process().is_none_or(|p| p.cache.output),
     })
+}
+
+/// The variables of irun's environment that `cache_env` names and Irun.toml does not set (those count already),
+/// as `$NAME` and their value, or `unset`: the task inherits them as they are now.
+fn named_shell_variables(task: &Task) -> Vec<(String, String)> {
+    let Some(process) = task.process() else { return Vec::new() };
+    let set = |name: &String| process.env.iter().any(|(k, _)| k == name);
+    let value = |name: &String| std::env::var_os(name).map_or("unset".into(), |v| format!("={}", v.to_string_lossy()));
+    process.cache.env.iter().filter(|n| !set(n)).map(|n| (format!("${n}"), value(n))).collect()
 }
 
 /// `def`'s key, its deps' computed first (and kept in `keys`).
@@ -102,4 +112,43 @@ pub(crate) enum Explained {
 /// change back would otherwise be restored where users expect it to run).
 pub(crate) fn enabled() -> bool {
     std::env::var("IRUN_CACHE").is_ok_and(|v| v == "local")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::config::TaskId;
+    use crate::diagnostic::Source;
+
+    fn config(text: &str) -> Config {
+        crate::config::parse(Source::new(Path::new("Irun.toml"), text), PathBuf::from("/project")).unwrap()
+    }
+
+    #[test]
+    fn only_the_shell_variables_cache_env_names_count_and_unset_ones_say_so() {
+        let cfg = config(
+            "[tasks.t]\ncmd = \"x\"\nenv = { SET = \"1\" }\ncache_env = [\"PATH\", \"SET\", \"IRUN_TEST_SURELY_UNSET\"]\n",
+        );
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            named_shell_variables(&cfg.tasks[TaskId::new(0)]),
+            [("$PATH".to_string(), format!("={path}")), ("$IRUN_TEST_SURELY_UNSET".into(), "unset".into())],
+            "SET is set by Irun.toml and counts already; HOME is not named"
+        );
+    }
+
+    #[test]
+    fn cache_false_and_services_are_not_cacheable() {
+        let cfg = config(
+            "[tasks.a]\ncmd = \"x\"\nsources = [\"s\"]\n[tasks.b]\ncmd = \"x\"\nsources = [\"s\"]\ncache = false\n\
+             [tasks.c]\ncmd = \"x\"\ndeps = [\"b\"]\n[tasks.d]\ncmd = \"x\"\ndaemon = true\nsources = [\"s\"]\n",
+        );
+        let cached = |i: usize| cacheable(&cfg, &cfg.tasks[TaskId::new(i)]);
+        assert!(cached(0));
+        assert!(!cached(1), "cache = false");
+        assert!(!cached(2), "its dep is not cached, so no key names it");
+        assert!(!cached(3), "a service");
+    }
 }

@@ -252,11 +252,30 @@ pub(crate) struct Process {
     pub(crate) stop_timeout: Duration,
     /// Run even when up to date (its `sources` still drive watch mode).
     pub(crate) always_run: bool,
+    /// What the cache does with it (`cache`, `cache_env`, `cache_output`); a service's is never used.
+    pub(crate) cache: CacheSettings,
     pub(crate) output: OutputPolicy,
     /// Given `FORCE_COLOR=1` and `CLICOLOR_FORCE=1` when irun colours its output for a human (not `--json` unless
     /// `--color always`; `color = false`: never). Not part
     /// of what the task does: they are added as it starts, not to `env`.
     pub(crate) color: bool,
+}
+
+/// A task's cache settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheSettings {
+    /// `cache = false`: never restored from the cache nor stored in it.
+    pub(crate) enabled: bool,
+    /// Variables of irun's environment that count in its key: the top-level `cache_env`, then the task's.
+    pub(crate) env: Vec<String>,
+    /// `cache_output = false`: its output is not stored; a hit replays none.
+    pub(crate) output: bool,
+}
+
+impl Default for CacheSettings {
+    fn default() -> CacheSettings {
+        CacheSettings { enabled: true, env: Vec::new(), output: true }
+    }
 }
 
 /// Which variables of the top-level `[env]` and `dotenv` files a task receives (`inherit_env`); it is applied as

@@ -110,6 +110,12 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     #[schemars(schema_with = "environment")]
     pub(crate) env: BTreeMap<String, At<toml::Value>>,
+    /// Variables of irun's own environment that count in every task's cache key (besides the ones Irun.toml sets,
+    /// which always do): a task restored from the cache is one whose command saw the same values. Tasks add theirs
+    /// with their own `cache_env`.
+    #[serde(default)]
+    #[schemars(schema_with = "variable_names")]
+    pub(crate) cache_env: Option<At<Vec<At<String>>>>,
     /// The tasks, by name.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawTask>", extend("propertyNames" = { "pattern": "\\S" }))]
@@ -163,6 +169,16 @@ table! {
         stop_timeout: String,
         /// Run even when up to date.
         always_run: bool,
+        /// `false`: the task is never restored from the cache nor stored in it (a task is cached by default when it
+        /// has `sources` or `deps`; services never are).
+        cache: bool,
+        /// Variables of irun's own environment that count in the task's cache key, added to the top-level
+        /// `cache_env`. Others it inherits do not: name those its result depends on (`CC`, `NODE_ENV`).
+        #[schemars(schema_with = "variable_names")]
+        cache_env: Vec<At<String>>,
+        /// `false`: the task's output is not stored with its cached result (keep logs out of a shared cache); a
+        /// result restored from the cache then shows a line saying its output was not kept.
+        cache_output: bool,
         /// A service whose readiness probe (tcp, http or exec) already passes before irun starts it is used as it
         /// is: irun neither starts nor stops it, and says so.
         reuse: bool,
@@ -199,6 +215,9 @@ pub(crate) const GROUP_KEYS: [&str; 3] = ["description", "deps", "sources"];
 
 /// What only a service may have.
 pub(crate) const SERVICE_KEYS: [&str; 5] = ["ready", "reuse", "restart", "max_restarts", "port"];
+
+/// What only a task (not a service) may have: services are never cached.
+pub(crate) const CACHE_KEYS: [&str; 3] = ["cache", "cache_env", "cache_output"];
 
 table! {
     /// A service's readiness probe: exactly one of tcp, http, exec, log.
@@ -261,6 +280,14 @@ fn environment(_: &mut SchemaGenerator) -> Schema {
 
 fn dotenv_files(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "array", "items": { "type": "string", "minLength": 1 } })
+}
+
+fn variable_names(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": { "type": "string", "pattern": "^[^=\\u0000]+$" },
+        "uniqueItems": true
+    })
 }
 
 fn inherit_env(_: &mut SchemaGenerator) -> Schema {
@@ -364,6 +391,7 @@ fn group_and_service_rules(schema: &mut Schema) {
     let mut rules = rules;
     if let Some(rules) = rules.as_array_mut() {
         rules.push(not_a_service_if_interactive());
+        rules.push(a_service_is_never_cached());
     }
     schema.insert("allOf".into(), rules);
 }
@@ -372,6 +400,13 @@ fn group_and_service_rules(schema: &mut Schema) {
 fn not_a_service_if_interactive() -> serde_json::Value {
     let set = |key: &str| serde_json::json!({ "required": [key], "properties": { key: { "const": true } } });
     serde_json::json!({ "if": set("interactive"), "then": { "not": set("daemon") } })
+}
+
+/// `cache = true`, `cache_env` and `cache_output` are for a task: a service is never cached.
+fn a_service_is_never_cached() -> serde_json::Value {
+    let service = serde_json::json!({ "required": ["daemon"], "properties": { "daemon": { "const": true } } });
+    let cached = serde_json::json!({ "required": ["cache"], "properties": { "cache": { "const": true } } });
+    serde_json::json!({ "if": service, "then": { "not": { "anyOf": [cached, has("cache_env"), has("cache_output")] } } })
 }
 
 /// Exactly one probe; `status` only with `http`; no `interval` with `log`.

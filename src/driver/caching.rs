@@ -49,6 +49,10 @@ impl<L: Launcher> Driver<'_, L> {
             return self.unusable(&key, format!("cannot restore the outputs of {}: {e}", def.name), verdict);
         }
         let name = self.engine.plan()[task].name.clone();
+        if def.process().is_some_and(|p| !p.cache.output) {
+            let text = crate::report::text::OUTPUT_NOT_CACHED.as_bytes().to_vec();
+            self.events.send(Event::Output { task: name.clone(), stream: Stream::Stdout, text });
+        }
         for (stderr, text) in artifact.output {
             let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
             self.events.send(Event::Output { task: name.clone(), stream, text });
@@ -117,6 +121,8 @@ impl<L: Launcher> Driver<'_, L> {
             duration_ms: took.map_or(0, |t| t.as_millis() as u64),
             irun_version: env!("CARGO_PKG_VERSION").to_string(),
         };
+        // `cache_output = false`: the output stays out of the cache (it was captured all the same).
+        let output = if def.process().is_some_and(|p| p.cache.output) { output } else { Vec::new() };
         let artifact = Artifact { manifest, files, output };
         let stored = artifact.pack().and_then(|bytes| self.caching.store.put(&key.hex, &def.name, &key.parts, &bytes));
         if let Err(e) = stored {

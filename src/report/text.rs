@@ -113,6 +113,10 @@ pub(crate) fn label(o: &Outcome) -> &'static str {
     }
 }
 
+/// Replayed for a task restored from the cache whose output was not stored with its result.
+pub(crate) const OUTPUT_NOT_CACHED: &str =
+    "(restored from the cache; its output is not kept there: cache_output = false)";
+
 /// A cache key as people read it: its first 16 hex digits.
 pub(crate) fn short_key(key: &str) -> &str {
     key.get(..16).unwrap_or(key)

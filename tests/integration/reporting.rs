@@ -433,6 +433,11 @@ fn the_schema_rejects_what_irun_rejects() {
         "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\ndotenv = [\".env\"]\n",
         "[tasks.s]\ncmd = \"x\"\ndaemon = true\ninteractive = true\n",
         "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\ninteractive = true\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\ncache = true\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\ncache_output = false\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\ncache_env = [\"A\"]\n",
+        "[tasks.a]\ncmd = \"x\"\ncache_env = [\"A=1\"]\n",
+        "cache_env = [\"\"]\n",
     ];
     for (n, case) in cases.iter().enumerate() {
         let file = format!("case{n}.toml");

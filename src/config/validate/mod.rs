@@ -48,6 +48,8 @@ struct Shared {
     env: Vars,
     /// An optional top-level dotenv file is missing: it may define names `inherit_env` lists.
     unread: bool,
+    /// The top-level `cache_env`.
+    cache_env: Vec<String>,
 }
 
 impl Validator<'_> {
@@ -70,7 +72,8 @@ impl Validator<'_> {
         let unread = raw.dotenv.as_ref().is_some_and(|files| {
             files.get().iter().filter_map(|f| f.get().strip_prefix('?')).any(|f| !self.root.join(f).exists())
         });
-        let shared = Shared { dotenv, env, unread };
+        let cache_env = self.variable_names(raw.cache_env.as_ref(), "cache_env")?;
+        let shared = Shared { dotenv, env, unread, cache_env };
 
         // Declaration order, not alphabetical: `irun list` and ties in scheduling follow the file. (References
         // are sorted: moving the tasks themselves costs more than the sort.)

@@ -10,9 +10,10 @@ use nix::sys::signal::Signal;
 use super::Validator;
 use crate::config::env::Layers;
 use crate::config::model::{
-    Check, Cmd, DEFAULT_MAX_RESTARTS, DEFAULT_STOP_TIMEOUT, OutputPolicy, Probe, Process, Restart, Service,
+    CacheSettings, Check, Cmd, DEFAULT_MAX_RESTARTS, DEFAULT_STOP_TIMEOUT, OutputPolicy, Probe, Process, Restart,
+    Service,
 };
-use crate::config::raw::{At, RawTask};
+use crate::config::raw::{At, CACHE_KEYS, RawTask};
 use crate::diagnostic::{Diagnostic, suggestion};
 
 /// Where and how a command runs.
@@ -83,6 +84,7 @@ impl Validator<'_> {
             stop_signal,
             stop_timeout,
             always_run: raw.always_run.as_ref().is_some_and(|a| *a.get()),
+            cache: CacheSettings::default(),
             output: match &raw.output {
                 None => OutputPolicy::Live,
                 Some(o) => self.choice(
@@ -133,6 +135,56 @@ impl Validator<'_> {
             }
         }
         Ok(ServiceKeys { ready, reuse, restart, max_restarts, auto_port })
+    }
+
+    /// `cache`, `cache_env` (after the top level's `inherited`) and `cache_output`. A service is never cached: it
+    /// may say `cache = false`, nothing more.
+    pub(super) fn cache(
+        &self,
+        task_name: &str,
+        raw: &RawTask,
+        inherited: &[String],
+        service: bool,
+    ) -> Result<CacheSettings, Diagnostic> {
+        let on = |b: &Option<At<bool>>| b.as_ref().is_none_or(|b| *b.get());
+        if service {
+            let given = raw.given().into_iter().filter(|(k, _)| *k != "cache" || on(&raw.cache));
+            if let Some((key, span)) = given.into_iter().find(|(k, _)| CACHE_KEYS.contains(k)) {
+                return Err(self
+                    .err(span, format!("`{key}` on service `{task_name}`: services are never cached"))
+                    .with_help(format!(
+                        "remove `{key}`; a service's definition counts in the keys of tasks that need it"
+                    )));
+            }
+        }
+        let mut env = inherited.to_vec();
+        for name in self.variable_names(raw.cache_env.as_ref(), "cache_env")? {
+            if !env.contains(&name) {
+                env.push(name);
+            }
+        }
+        Ok(CacheSettings { enabled: on(&raw.cache), env, output: on(&raw.cache_output) })
+    }
+
+    /// A list of variable names (`cache_env`): each non-empty, without `=` or NUL.
+    pub(super) fn variable_names(
+        &self,
+        list: Option<&At<Vec<At<String>>>>,
+        key: &str,
+    ) -> Result<Vec<String>, Diagnostic> {
+        let mut names: Vec<String> = Vec::new();
+        for name in list.map(|l| l.get().as_slice()).unwrap_or_default() {
+            let n = name.get();
+            if n.is_empty() || n.contains(['=', '\0']) {
+                return Err(self
+                    .err(name.span(), format!("`{key}` holds {n:?}, which is not a variable name"))
+                    .with_help(format!("list the names of variables, like `{key} = [\"NODE_ENV\"]`")));
+            }
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        Ok(names)
     }
 
     /// One of a key's few words (`output = "on-failure"`), with a suggestion for a misspelt one and `help`.

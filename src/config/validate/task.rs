@@ -83,7 +83,8 @@ impl Validator<'_> {
             self.service_only(task_name, raw)?;
             None
         };
-        let process = self.process(raw, cmd, env, runs)?;
+        let mut process = self.process(raw, cmd, env, runs)?;
+        process.cache = self.cache(task_name, raw, &shared.cache_env, service.is_some())?;
         let kind = match service {
             Some(service) => Kind::Service(Box::new(service.with(process))),
             None => Kind::Task { process, interactive: raw.interactive.as_ref().is_some_and(|i| *i.get()) },

@@ -301,3 +301,46 @@ fn inherit_env_names_only_top_level_variables_and_says_which_there_are() {
     parse_str("dotenv = [\"?/nonexistent/.env\"]\n[tasks.t]\ncmd = \"x\"\ninherit_env = [\"LATER\"]\n")
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn cache_settings_default_to_cached_with_output_and_no_shell_variables() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\n").unwrap();
+    assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().cache, CacheSettings::default());
+    assert_eq!(CacheSettings::default(), CacheSettings { enabled: true, env: vec![], output: true });
+}
+
+#[test]
+fn cache_env_adds_the_task_names_to_the_top_level_ones() {
+    let toml = "cache_env = [\"CC\", \"NODE_ENV\"]\n[tasks.t]\ncmd = \"x\"\ncache = false\ncache_output = false\n\
+                cache_env = [\"NODE_ENV\", \"CFLAGS\"]\n[tasks.u]\ncmd = \"y\"\n";
+    let cfg = parse_str(toml).unwrap();
+    let cache = |i: usize| cfg.tasks[TaskId::new(i)].process().unwrap().cache.clone();
+    assert_eq!(
+        cache(0),
+        CacheSettings { enabled: false, env: vec!["CC".into(), "NODE_ENV".into(), "CFLAGS".into()], output: false }
+    );
+    assert_eq!(cache(1), CacheSettings { enabled: true, env: vec!["CC".into(), "NODE_ENV".into()], output: true });
+}
+
+#[test]
+fn cache_env_holds_variable_names_and_says_where_one_is_not() {
+    let err = parse_str("[tasks.t]\ncmd = \"x\"\ncache_env = [\"A=1\"]\n").unwrap_err();
+    assert!(err.message.contains("`cache_env` holds \"A=1\", which is not a variable name"), "{err}");
+    assert!(err.to_string().contains("Irun.toml:3"), "{err}");
+    let err = parse_str("cache_env = [\"\"]\n[tasks.t]\ncmd = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("`cache_env` holds \"\""), "{err}");
+    assert!(err.to_string().contains("Irun.toml:1"), "{err}");
+}
+
+#[test]
+fn a_service_is_never_cached_and_may_only_say_so() {
+    for key in ["cache = true", "cache_env = [\"A\"]", "cache_output = false"] {
+        let err = parse_str(&format!("[tasks.s]\ncmd = \"x\"\ndaemon = true\n{key}\n")).unwrap_err();
+        let name = key.split(' ').next().unwrap();
+        assert!(err.message.contains(&format!("`{name}` on service `s`: services are never cached")), "{err}");
+        assert!(err.to_string().contains("Irun.toml:4"), "{err}");
+    }
+    assert!(parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\ncache = false\n").is_ok());
+    let err = parse_str("[tasks.g]\ndeps = [\"t\"]\ncache = false\n[tasks.t]\ncmd = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("`cache` has no effect"), "{err}");
+}

@@ -13,17 +13,26 @@ pub(crate) use key::Key;
 use key::KeyInput;
 
 /// Whether `task`'s results are cached: a task (not a service or group) that is not `always_run` nor `cache =
-/// false` and has sources or deps, all of whose non-service deps are cached too (an uncached dep is an input no key can name).
+/// false` and has sources or outputs, all of whose deps are cached too, and those of the services it needs (an
+/// uncached dep is an input no key can name).
 pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
     let Some(process) = task.process() else { return false };
     if task.is_service() || process.always_run || !process.cache.enabled {
         return false;
     }
-    let deps = config.deps_through_groups(task);
-    if task.sources().is_empty() && deps.is_empty() {
+    // Without `sources` nor `outputs` it always runs (as its fingerprint says): nothing names what it reads.
+    if task.sources().is_empty() && task.outputs().is_empty() {
         return false;
     }
-    deps.iter().all(|d| d.is_service() || cacheable(config, d))
+    deps_cacheable(config, task)
+}
+
+/// Whether every task `task` needs, directly or through the services it needs, is cached.
+fn deps_cacheable(config: &Config, task: &Task) -> bool {
+    config
+        .deps_through_groups(task)
+        .iter()
+        .all(|d| if d.is_service() { deps_cacheable(config, d) } else { cacheable(config, d) })
 }
 
 /// `task`'s key, given a way to get its deps' keys. Reads its sources (only asked for tasks that run anyway).
@@ -31,21 +40,11 @@ pub(crate) fn key_of(config: &Config, checker: &Checker, task: &Task, dep_key: &
     let root = checker.portable_root();
     let (command, mut env) = portable_definition(task, root);
     env.extend(named_shell_variables(task));
-    let sources = checker
-        .files(task.sources(), true)
-        .into_iter()
-        .map(|rel| {
-            let digest =
-                std::fs::read(config.root.join(&rel)).map_or_else(|_| "unreadable".into(), |b| key::sha256(&b));
-            (rel, digest)
-        })
-        .collect();
     let mut deps = Vec::new();
     let mut services = Vec::new();
     for dep in config.deps_through_groups(task) {
         if dep.is_service() {
-            let Settings { command, env, cwd, probe, .. } = Settings::now(dep, root);
-            services.push((dep.name.clone(), format!("{command}\0{env}\0{cwd}\0{probe}")));
+            services.push((dep.name.clone(), service_definition(config, checker, dep, dep_key)));
         } else {
             deps.push((dep.name.clone(), dep_key(dep)));
         }
@@ -56,12 +55,48 @@ pub(crate) fn key_of(config: &Config, checker: &Checker, task: &Task, dep_key: &
         command: vec![command],
         env,
         cwd: task.process().map_or(String::new(), |p| root.relative(&p.cwd)),
-        sources,
+        sources: sources(config, checker, task),
         outputs: task.outputs().to_vec(),
         deps,
         services,
         keep_output: task.process().is_none_or(|p| p.cache.output),
     })
+}
+
+/// `task`'s sources: (path relative to the project, SHA-256 of the content).
+fn sources(config: &Config, checker: &Checker, task: &Task) -> Vec<(String, String)> {
+    let files = checker.files(task.sources(), true).into_iter();
+    files.map(|rel| (rel.clone(), source_digest(&config.root.join(&rel)))).collect()
+}
+
+/// What a service a task needs is, as one digest: its definition (command, environment, cwd, probe), its sources,
+/// and what it needs in turn (the keys of its tasks, the same of its services): a task's result may depend on all
+/// of it, as its fingerprint does.
+fn service_definition(
+    config: &Config,
+    checker: &Checker,
+    service: &Task,
+    dep_key: &mut dyn FnMut(&Task) -> String,
+) -> String {
+    let Settings { command, env, cwd, probe, .. } = Settings::now(service, checker.portable_root());
+    let mut parts = vec![command, env, cwd, probe];
+    for (rel, digest) in sources(config, checker, service) {
+        parts.extend([rel, digest]);
+    }
+    for dep in config.deps_through_groups(service) {
+        let inner = if dep.is_service() { service_definition(config, checker, dep, dep_key) } else { dep_key(dep) };
+        parts.extend([dep.name.clone(), inner]);
+    }
+    key::sha256(parts.join("\0").as_bytes())
+}
+
+/// A source's SHA-256. A FIFO or device would block or never end: its presence counts, not its content.
+fn source_digest(path: &std::path::Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => "not a regular file".into(),
+        Ok(_) => std::fs::read(path).map_or_else(|_| "unreadable".into(), |b| key::sha256(&b)),
+        Err(_) => "unreadable".into(),
+    }
 }
 
 /// The variables of irun's environment that `cache_env` names and Irun.toml does not set (those count already),
@@ -103,15 +138,38 @@ pub(crate) fn explain(
     Some(Explained::Miss { key: key.hex, changed })
 }
 
+/// For `irun -n`: the tasks of `plan` that would run (not forced) and would be restored from the local cache
+/// instead, by name, with their keys. It only looks: nothing is restored.
+pub(crate) fn hits(
+    config: &Config,
+    checker: &Checker,
+    plan: &crate::plan::Plan,
+    verdicts: &crate::config::PerTask<Option<crate::outcome::Verdict>>,
+) -> HashMap<String, String> {
+    use crate::outcome::{RunReason, Verdict};
+    let mut keys = HashMap::new();
+    let mut hits = HashMap::new();
+    for &i in &plan.order {
+        let Some(Verdict::Run(why)) = &verdicts[i] else { continue };
+        if matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun) {
+            continue;
+        }
+        if let Some(Explained::Hit(key)) = explain(config, checker, &config.tasks[i], &mut keys) {
+            hits.insert(config.tasks[i].name.clone(), key);
+        }
+    }
+    hits
+}
+
 pub(crate) enum Explained {
     Hit(String),
     Miss { key: String, changed: Vec<String> },
 }
 
-/// Whether runs use the cache: `IRUN_CACHE=local` (off by default while the cache is new: a task whose inputs
-/// change back would otherwise be restored where users expect it to run).
+/// Whether runs use the cache: yes, unless `IRUN_CACHE=off` (a task whose inputs change back to ones already
+/// stored is then run, not restored; `cache = false` says the same for one task).
 pub(crate) fn enabled() -> bool {
-    std::env::var("IRUN_CACHE").is_ok_and(|v| v == "local")
+    std::env::var_os("IRUN_CACHE").is_none_or(|v| v != "off")
 }
 
 #[cfg(test)]
@@ -143,12 +201,14 @@ mod tests {
     fn cache_false_and_services_are_not_cacheable() {
         let cfg = config(
             "[tasks.a]\ncmd = \"x\"\nsources = [\"s\"]\n[tasks.b]\ncmd = \"x\"\nsources = [\"s\"]\ncache = false\n\
-             [tasks.c]\ncmd = \"x\"\ndeps = [\"b\"]\n[tasks.d]\ncmd = \"x\"\ndaemon = true\nsources = [\"s\"]\n",
+             [tasks.c]\ncmd = \"x\"\ndeps = [\"b\"]\nsources = [\"s\"]\n\
+             [tasks.e]\ncmd = \"x\"\ndeps = [\"a\"]\n[tasks.d]\ncmd = \"x\"\ndaemon = true\nsources = [\"s\"]\n",
         );
         let cached = |i: usize| cacheable(&cfg, &cfg.tasks[TaskId::new(i)]);
         assert!(cached(0));
         assert!(!cached(1), "cache = false");
         assert!(!cached(2), "its dep is not cached, so no key names it");
-        assert!(!cached(3), "a service");
+        assert!(!cached(4), "a service");
+        assert!(!cached(3), "neither sources nor outputs: it always runs");
     }
 }

@@ -1,5 +1,6 @@
 //! `irun -n`: the plan in words, wave by wave, without running anything.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::config::PerTask;
@@ -8,7 +9,14 @@ use crate::fresh::Verdict;
 use crate::plan::Plan;
 use crate::report::text;
 
-pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask<Option<Verdict>>) -> String {
+/// `hits`: the tasks that would be restored from the cache instead of running, with their keys.
+pub(super) fn text(
+    config: &Config,
+    plan: &Plan,
+    jobs: usize,
+    verdicts: &PerTask<Option<Verdict>>,
+    hits: &HashMap<String, String>,
+) -> String {
     let idle = crate::fresh::not_started(plan, verdicts);
     let mut out = String::new();
     // Groups run nothing: they are counted apart.
@@ -47,6 +55,11 @@ pub(super) fn text(config: &Config, plan: &Plan, jobs: usize, verdicts: &PerTask
                         }
                     }
                     _ if verdicts[i] == Some(Verdict::UpToDate) => format!("{} (up to date)", task.name),
+                    _ if hits.contains_key(&task.name) => format!(
+                        "{} (will be restored from the cache, key {})",
+                        task.name,
+                        text::short_key(&hits[&task.name])
+                    ),
                     _ => task.name.clone(),
                 }
             })

@@ -21,6 +21,10 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
     let mut out = String::new();
     let mut keys = std::collections::HashMap::new();
     for &i in &plan.order {
+        let cached = match &verdicts[i] {
+            Some(Verdict::Run(_)) => crate::cache::explain(config, &checker, &config.tasks[i], &mut keys),
+            _ => None,
+        };
         let (text, style) = match &verdicts[i] {
             None => (
                 format!(
@@ -38,28 +42,25 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
                 format!("will be restored from the cache ({})", text::short_key(&hit.key)),
                 anstyle::AnsiColor::Green.on_default(),
             ),
-            Some(Verdict::Run(why)) => match crate::cache::explain(config, &checker, &config.tasks[i], &mut keys) {
+            Some(Verdict::Run(why)) => match &cached {
                 Some(crate::cache::Explained::Hit(key)) => (
-                    format!("will be restored from the cache ({}): {}", text::short_key(&key), text::run_reason(why)),
+                    format!("will be restored from the cache ({}): {}", text::short_key(key), text::run_reason(why)),
                     anstyle::AnsiColor::Green.on_default(),
                 ),
-                Some(crate::cache::Explained::Miss { key, changed }) => {
-                    let since = match changed.is_empty() {
-                        true => String::new(),
-                        false => format!("; changed since the last stored key: {}", changed.join(", ")),
-                    };
-                    let text =
-                        format!("will run: {} (cache key {}{since})", text::run_reason(why), text::short_key(&key));
-                    (text, anstyle::AnsiColor::Yellow.on_default())
-                }
-                None => (format!("will run: {}", text::run_reason(why)), anstyle::AnsiColor::Yellow.on_default()),
+                _ => (format!("will run: {}", text::run_reason(why)), anstyle::AnsiColor::Yellow.on_default()),
             },
         };
         let text = if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text };
         out.push_str(&format!("{:<width$}  {text}\n", plan[i].name));
-        // What its fingerprint holds, and what changed since it last ran.
+        // What its fingerprint holds, and what changed since it last ran; then its cache key, and what changed in
+        // it since the last one stored.
         let task = &config.tasks[i];
-        for line in checker.parts(config, task).map(|p| text::fingerprint(&p, task.is_service())).unwrap_or_default() {
+        let miss = match cached {
+            Some(crate::cache::Explained::Miss { key, changed }) => Some(text::cache_miss(&key, &changed)),
+            _ => None,
+        };
+        let parts = checker.parts(config, task).map(|p| text::fingerprint(&p, task.is_service())).unwrap_or_default();
+        for line in parts.into_iter().chain(miss) {
             let dim = anstyle::Style::new().dimmed();
             let line = if color { format!("{}{line}{}", dim.render(), dim.render_reset()) } else { line };
             out.push_str(&format!("{:<width$}  {line}\n", ""));

@@ -27,7 +27,8 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
             eprintln!("irun: warning: {w}; every task would run");
         }
         let verdicts = fresh::predict(&plan, &config, &checker);
-        super::print(&dry_run::text(&config, &plan, jobs, &verdicts))?;
+        let hits = crate::cache::hits(&config, &checker, &plan, &verdicts);
+        super::print(&dry_run::text(&config, &plan, jobs, &verdicts, &hits))?;
         return Ok(exit::PASSED);
     }
     let options = engine::Options {

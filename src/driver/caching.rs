@@ -24,6 +24,12 @@ impl Caching {
     pub(super) fn new(store: cache::local::LocalStore) -> Caching {
         Caching { store, keys: HashMap::new(), warned: Default::default() }
     }
+
+    /// Files changed (watch mode): every key computed so far may be stale. A task running meanwhile is then not
+    /// stored (its key is gone): what it made may not match its sources any more.
+    pub(super) fn files_changed(&mut self) {
+        self.keys.clear();
+    }
 }
 
 impl<L: Launcher> Driver<'_, L> {

@@ -216,6 +216,7 @@ impl<L: Launcher> Driver<'_, L> {
 
     fn on_batch(&mut self, batch: Batch, watching: Option<&Watching>) {
         self.tick();
+        self.caching.files_changed();
         if self.engine.interrupted() {
             return;
         }

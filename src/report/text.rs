@@ -117,6 +117,19 @@ pub(crate) fn label(o: &Outcome) -> &'static str {
 pub(crate) const OUTPUT_NOT_CACHED: &str =
     "(restored from the cache; its output is not kept there: cache_output = false)";
 
+/// For `irun explain`: a task that will run is not in the cache under `key`; `changed`: the parts of its key that
+/// differ from the last key stored for it.
+pub(crate) fn cache_miss(key: &str, changed: &[String]) -> String {
+    match changed {
+        [] => format!("cache key {}: not stored", short_key(key)),
+        _ => format!(
+            "cache key {}: not stored; changed since the last stored key: {}",
+            short_key(key),
+            changed.join(", ")
+        ),
+    }
+}
+
 /// A cache key as people read it: its first 16 hex digits.
 pub(crate) fn short_key(key: &str) -> &str {
     key.get(..16).unwrap_or(key)

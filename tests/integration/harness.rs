@@ -18,12 +18,14 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct Project {
     dir: tempfile::TempDir,
+    /// Runs with `IRUN_CACHE=off` (see [`Project::uncached`]).
+    uncached: bool,
 }
 
 impl Project {
     pub fn new(irun_toml: &str) -> Project {
         let dir = tempfile::Builder::new().prefix("irun-test-").tempdir().expect("temp dir");
-        let p = Project { dir };
+        let p = Project { dir, uncached: false };
         p.file("Irun.toml", irun_toml);
         p
     }
@@ -97,7 +99,15 @@ impl Project {
     }
 
     pub fn irun(&self) -> Irun {
-        Irun::new().current_dir(self.root())
+        let irun = Irun::new().current_dir(self.root());
+        if self.uncached { irun.env("IRUN_CACHE", "off") } else { irun }
+    }
+
+    /// Every irun this project runs has `IRUN_CACHE=off`: for tests of what runs again by the fingerprint alone,
+    /// where inputs go back to an earlier state (or the state is lost) and the cache would restore the result.
+    pub fn uncached(mut self) -> Project {
+        self.uncached = true;
+        self
     }
 }
 
@@ -129,6 +139,8 @@ impl Irun {
     pub fn new() -> Irun {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_irun"));
         cmd.env_remove("NO_COLOR").env_remove("FORCE_COLOR").env_remove("CLICOLOR_FORCE").env("TERM", "dumb");
+        // The cache as a user gets it, whatever the environment of `cargo test` says.
+        cmd.env_remove("IRUN_CACHE").env_remove("IRUN_CACHE_MAX");
         Irun { cmd }
     }
 

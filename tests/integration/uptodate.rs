@@ -73,7 +73,9 @@ fn reruns_because(p: &Project, change: impl FnOnce(&Project), reason: &str) {
 
 #[test]
 fn editing_adding_or_deleting_a_source_reruns() {
-    let p = pipeline();
+    // Removing src/b.txt brings back the first run's inputs, which the cache would restore: this test is about
+    // the fingerprint seeing each change, so the task runs.
+    let p = pipeline().uncached();
     run_ok(&p, &["use"]);
     reruns_because(
         &p,
@@ -120,7 +122,9 @@ fn changing_cmd_or_env_reruns() {
 
 #[test]
 fn deleting_or_editing_an_output_reruns() {
-    let p = pipeline();
+    // The cache would restore a deleted or edited output (cache::a_deleted_output_is_restored_from_the_cache):
+    // this test is about the fingerprint noticing, so the task runs.
+    let p = pipeline().uncached();
     run_ok(&p, &["use"]);
     std::fs::remove_file(p.path("out/size.txt")).unwrap();
     assert!(explain(&p, "use").ends_with("will run: output `out/size.txt` missing"), "{}", explain(&p, "use"));
@@ -193,7 +197,8 @@ fn rerun_runs_the_named_targets_and_only_the_deps_that_are_not_up_to_date() {
 
 #[test]
 fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
-    let p = pipeline();
+    // The cache would restore what the lost state no longer says is up to date: this test is about the state.
+    let p = pipeline().uncached();
     run_ok(&p, &["use"]);
     let state = std::fs::read_to_string(p.path(".irun/state.json")).unwrap();
     for (n, broken) in [state[..state.len() / 2].to_string(), "\u{0}\u{1}garbage".to_string()].iter().enumerate() {
@@ -214,7 +219,8 @@ fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
 
 #[test]
 fn a_state_that_is_not_a_regular_file_is_ignored_with_a_warning_and_replaced() {
-    let p = pipeline();
+    // The cache would restore what the lost state no longer says is up to date: this test is about the state.
+    let p = pipeline().uncached();
     run_ok(&p, &["use"]);
     let state = p.path(".irun/state.json");
     let cases: [(&str, &dyn Fn()); 3] = [
@@ -243,7 +249,8 @@ fn a_state_that_is_not_a_regular_file_is_ignored_with_a_warning_and_replaced() {
 
 #[test]
 fn sigkill_while_saving_state_leaves_a_usable_state() {
-    let p = pipeline();
+    // Inputs go back to earlier ones the cache would restore: this test is about what the state says ran.
+    let p = pipeline().uncached();
     run_ok(&p, &["use"]);
     let state = p.path(".irun/state.json");
     let old = std::fs::read_to_string(&state).unwrap();
@@ -371,7 +378,9 @@ fn a_fifo_among_the_sources_does_not_hang_irun() {
 
 #[test]
 fn a_declared_output_that_was_never_produced_is_missing() {
-    let p = Project::new("[tasks.t]\ncmd = \"true\"\nsources = [\"in.txt\"]\noutputs = [\"out/result.bin\"]\n");
+    // The cached result lacks the file as well: this test is about the fingerprint's verdict, so the task runs.
+    let p =
+        Project::new("[tasks.t]\ncmd = \"true\"\nsources = [\"in.txt\"]\noutputs = [\"out/result.bin\"]\n").uncached();
     p.file("in.txt", "x\n");
     run_ok(&p, &["t"]);
     let out = p.irun().args(["explain", "t"]).run();
@@ -380,6 +389,7 @@ fn a_declared_output_that_was_never_produced_is_missing() {
 
 #[test]
 fn two_runs_at_once_never_lose_each_others_records() {
+    // A kept failure must run again: the cache would restore an earlier pass with the same inputs.
     let p = Project::new(
         r#"
 [tasks.x]
@@ -390,7 +400,8 @@ sources = ["x.cfg"]
 cmd = "touch y.started; while [ ! -e y.release ]; do sleep 0.01; done"
 sources = ["y.cfg"]
 "#,
-    );
+    )
+    .uncached();
     p.file("x.cfg", "").file("y.cfg", "");
     p.file("y.release", "");
     run_ok(&p, &["x", "y"]);
@@ -532,12 +543,14 @@ fn a_state_that_cannot_be_written_is_a_warning_said_once_not_a_failure() {
 #[test]
 fn a_task_with_outputs_and_no_sources_runs_again_only_when_an_output_is_gone_or_a_dep_ran() {
     // make's rule for a target without prerequisites: `init` (like initdb) makes a folder that others then write to.
+    // The cache would restore a gone output: this test is about make's rule deciding that the task runs.
     let p = Project::new(
         "[tasks.gen]\ncmd = \"echo run >> gen.log\"\nsources = [\"gen.cfg\"]\n\
          [tasks.init]\ncmd = \"mkdir -p data && echo 15 > data/VERSION && echo run >> init.log\"\n\
          outputs = [\"data/VERSION\", \"data/*.db\"]\ndeps = [\"gen\"]\n\
          [tasks.fill]\ncmd = \"echo row >> data/main.db; echo run >> fill.log\"\ndeps = [\"init\"]\n",
-    );
+    )
+    .uncached();
     p.file("gen.cfg", "");
     p.file("data/main.db", "");
     run_ok(&p, &["fill"]);
@@ -562,6 +575,7 @@ fn a_task_with_outputs_and_no_sources_runs_again_only_when_an_output_is_gone_or_
 
 #[test]
 fn an_edit_to_an_excluded_source_or_output_does_not_rerun_and_an_included_one_does() {
+    // The cache would restore an edited output: this test is about what the fingerprint counts, so the task runs.
     let p = Project::new(
         r#"
 [tasks.build]
@@ -569,7 +583,8 @@ cmd = "echo run >> build.log; mkdir -p dist/cache; echo out > dist/app.js; echo 
 sources = ["src/**", "!src/**/*.test.txt"]
 outputs = ["dist/**", "!dist/cache/**"]
 "#,
-    );
+    )
+    .uncached();
     p.file("src/a.txt", "a\n");
     p.file("src/a.test.txt", "t\n");
     run_ok(&p, &["build"]);
@@ -591,13 +606,15 @@ outputs = ["dist/**", "!dist/cache/**"]
 
 #[test]
 fn an_output_glob_whose_files_are_all_excluded_counts_as_missing() {
+    // The cache would restore the missing output: this test is about the fingerprint's verdict, so the task runs.
     let p = Project::new(
         r#"
 [tasks.init]
 cmd = "echo run >> init.log; mkdir -p data/tmp; echo x > data/tmp/lock; echo v > data/VERSION"
 outputs = ["data/**", "!data/tmp/**"]
 "#,
-    );
+    )
+    .uncached();
     run_ok(&p, &["init"]);
     p.file("data/tmp/lock", "the server rewrote it\n");
     assert_eq!(explain(&p, "init"), "init  up to date");

@@ -67,3 +67,136 @@ fn a_dry_run_says_a_hit_will_be_restored_and_restores_nothing() {
     assert!(out.stdout.contains("wave 1: build\n"), "a miss runs: {out:?}");
     assert_eq!(p.count_lines("build.log"), 1);
 }
+
+/// The number after `name: ` in `irun cache status`.
+fn status_field(p: &Project, name: &str) -> u64 {
+    let out = p.run_ok(&["cache", "status"]);
+    let line =
+        out.stdout.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_else(|| panic!("{out:?}"));
+    line.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn eviction_keeps_the_cache_under_a_small_limit() {
+    let p = Project::new(
+        "[tasks.big]\ncmd = \"echo run >> big.log; mkdir -p out; head -c 30000 /dev/urandom > out/blob\"\n\
+         sources = [\"src.txt\"]\noutputs = [\"out/blob\"]\n",
+    );
+    for n in 0..5 {
+        p.file("src.txt", &format!("{n}\n"));
+        let out = p.irun().args(["big"]).env("IRUN_CACHE_MAX", "80K").run();
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    assert_eq!(p.count_lines("big.log"), 5);
+    let size = status_field(&p, "size");
+    assert!(size <= 80 * 1024, "the cache holds {size} bytes, over its limit");
+    let entries = status_field(&p, "entries");
+    assert!((1..5).contains(&entries), "the oldest entries went: {entries}");
+    // The newest stays: going back to it is a hit; the oldest went: going back to it runs.
+    p.file("src.txt", "3\n");
+    assert!(p.run_ok(&["big"]).stdout.contains("big * cached"));
+    p.file("src.txt", "0\n");
+    p.run_ok(&["big"]);
+    assert_eq!(p.count_lines("big.log"), 6, "the first entry was evicted");
+}
+
+#[test]
+fn a_corrupt_entry_warns_once_and_the_task_runs() {
+    let p = Project::new(BUILD);
+    p.file("src.txt", "one\n");
+    p.run_ok(&["build"]);
+    for entry in std::fs::read_dir(p.path(".irun/cache")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".tar.gz") {
+            std::fs::write(path, "not a tar.gz").unwrap();
+        }
+    }
+    std::fs::remove_file(p.path("out/a.txt")).unwrap();
+    let out = p.run_ok(&["--json", "build"]);
+    assert_eq!(out.stdout.matches(r#""kind":"cache_warning""#).count(), 1, "{out:?}");
+    assert!(out.stdout.contains(r#""status":"ok""#), "it ran: {out:?}");
+    assert_eq!(p.count_lines("build.log"), 2);
+    assert_eq!(p.read("out/a.txt"), "one\n");
+    // The run stored a good entry in its place.
+    std::fs::remove_file(p.path("out/a.txt")).unwrap();
+    assert!(p.run_ok(&["build"]).stdout.contains("build * cached"));
+}
+
+#[test]
+fn cache_false_and_services_are_never_cached() {
+    let p = Project::new(
+        "[tasks.svc]\ncmd = \"echo up; exec sleep 600\"\ndaemon = true\nready = { log = \"up\" }\nsources = [\"svc.cfg\"]\n\
+         [tasks.t]\ncmd = \"echo run >> t.log\"\ndeps = [\"svc\"]\nsources = [\"src.txt\"]\ncache = false\n",
+    );
+    p.file("svc.cfg", "x\n").file("src.txt", "one\n");
+    p.run_ok(&["t"]);
+    p.file("src.txt", "two\n");
+    p.run_ok(&["t"]);
+    p.file("src.txt", "one\n");
+    let out = p.run_ok(&["t"]);
+    assert_eq!(p.count_lines("t.log"), 3, "back to earlier inputs, it runs: {out:?}");
+    assert_eq!(status_field(&p, "entries"), 0, "neither the task nor the service was stored");
+}
+
+#[test]
+fn cache_status_and_clean() {
+    let p = Project::new(BUILD);
+    p.file("src.txt", "one\n");
+    assert_eq!(status_field(&p, "entries"), 0);
+    p.run_ok(&["build"]);
+    let status = p.run_ok(&["cache", "status"]);
+    assert!(status.stdout.contains("entries: 1\n"), "{status:?}");
+    assert!(status.stdout.contains(&format!("location: {}", p.path(".irun/cache").display())), "{status:?}");
+    assert!(status.stdout.contains(&format!("limit: {} bytes (IRUN_CACHE_MAX)", 1u64 << 30)), "{status:?}");
+    let clean = p.run_ok(&["cache", "clean"]);
+    assert!(clean.stdout.contains("removed 1 cache entries"), "{clean:?}");
+    assert_eq!(status_field(&p, "entries"), 0);
+    std::fs::remove_file(p.path("out/a.txt")).unwrap();
+    p.run_ok(&["build"]);
+    assert_eq!(p.count_lines("build.log"), 2, "nothing left to restore");
+}
+
+#[test]
+fn explain_names_the_key_part_that_changed() {
+    let p = Project::new(&format!("[env]\nMODE = \"fast\"\n{BUILD}"));
+    p.file("src.txt", "one\n");
+    p.run_ok(&["build"]);
+    p.file("Irun.toml", &format!("[env]\nMODE = \"slow\"\n{BUILD}"));
+    let out = p.run_ok(&["explain", "build"]);
+    assert!(out.stdout.contains("not stored; changed since the last stored key: env\n"), "{out:?}");
+    p.file("Irun.toml", &format!("[env]\nMODE = \"fast\"\n{BUILD}")).file("src.txt", "two\n");
+    let out = p.run_ok(&["explain", "build"]);
+    assert!(out.stdout.contains("not stored; changed since the last stored key: sources\n"), "{out:?}");
+}
+
+#[test]
+fn cache_env_counts_a_named_shell_variable_and_not_an_unnamed_one() {
+    let p = Project::new(&BUILD.replace("outputs = [\"out/*\"]", "outputs = [\"out/*\"]\ncache_env = [\"NAMED\"]"));
+    let run = |src: &str, named: &str, unnamed: &str| {
+        p.file("src.txt", src);
+        let out = p.irun().args(["build"]).env("NAMED", named).env("UNNAMED", unnamed).run();
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    };
+    run("one\n", "1", "1");
+    run("two\n", "1", "1");
+    let out = run("one\n", "1", "2");
+    assert!(out.stdout.contains("build * cached"), "an unnamed variable is not in the key: {out:?}");
+    assert_eq!(p.count_lines("build.log"), 2);
+    let out = run("two\n", "2", "2");
+    assert!(!out.stdout.contains("cached"), "a named variable is in the key: {out:?}");
+    assert_eq!(p.count_lines("build.log"), 3);
+}
+
+#[test]
+fn cache_output_false_keeps_the_output_out_and_says_so_on_a_hit() {
+    let p = Project::new(&BUILD.replace("outputs = [\"out/*\"]", "outputs = [\"out/*\"]\ncache_output = false"));
+    p.file("src.txt", "one\n");
+    assert!(p.run_ok(&["build"]).stdout.contains("built it"));
+    std::fs::remove_file(p.path("out/a.txt")).unwrap();
+    let out = p.run_ok(&["build"]);
+    assert!(out.stdout.contains("build * cached"), "{out:?}");
+    assert!(!out.stdout.contains("built it"), "{out:?}");
+    assert!(out.stdout.contains("its output is not kept there: cache_output = false"), "{out:?}");
+    assert_eq!(p.read("out/a.txt"), "one\n");
+}

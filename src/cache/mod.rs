@@ -13,8 +13,8 @@ pub(crate) use key::Key;
 use key::KeyInput;
 
 /// Whether `task`'s results are cached: a task (not a service or group) that is not `always_run` nor `cache =
-/// false` and has sources or outputs, all of whose deps are cached too, and those of the services it needs (an
-/// uncached dep is an input no key can name).
+/// false` and has sources or outputs, none of them a [`marker`] unless `cache = true` says so, all of whose deps
+/// are cached too, and those of the services it needs (an uncached dep is an input no key can name).
 pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
     let Some(process) = task.process() else { return false };
     if task.is_service() || process.always_run || !process.cache.enabled {
@@ -24,7 +24,25 @@ pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
     if task.sources().is_empty() && task.outputs().is_empty() {
         return false;
     }
+    if !process.cache.forced && marker(task.outputs()).is_some() {
+        return false;
+    }
     deps_cacheable(config, task)
+}
+
+/// The rule for what a cached result holds: the files its `outputs` match, and nothing else, so they must cover
+/// everything the task makes that later tasks use. An output written as a plain path (no wildcard) that none of
+/// the task's globs covers may be a marker standing for more than it holds (`.venv/pyvenv.cfg` for a whole venv,
+/// `node_modules/.package-lock.json` for `node_modules`): restoring it alone would leave the rest missing. Such a
+/// task is not cached unless `cache = true` says its outputs are its whole result. Returns the first such output.
+pub(crate) fn marker(outputs: &[String]) -> Option<&str> {
+    use crate::config::{Globs, is_literal, parse_glob as parse};
+    let globs: Vec<String> = outputs.iter().filter(|o| !is_literal(parse(o).1)).cloned().collect();
+    let globs = Globs::new(&globs);
+    outputs.iter().map(String::as_str).find(|o| {
+        let (exclude, body) = parse(o);
+        !exclude && is_literal(body) && !globs.is_match(body.trim_start_matches("./"))
+    })
 }
 
 /// Whether every task `task` needs, directly or through the services it needs, is cached.
@@ -210,5 +228,22 @@ mod tests {
         assert!(!cached(2), "its dep is not cached, so no key names it");
         assert!(!cached(4), "a service");
         assert!(!cached(3), "neither sources nor outputs: it always runs");
+    }
+
+    #[test]
+    fn a_task_with_a_plain_path_output_no_glob_covers_is_a_marker_task_and_cache_true_caches_it() {
+        let cfg = config(
+            "[tasks.marker]\ncmd = \"x\"\noutputs = [\"env/marker\"]\n             [tasks.forced]\ncmd = \"x\"\noutputs = [\"env/marker\"]\ncache = true\n             [tasks.covered]\ncmd = \"x\"\noutputs = [\"out/**\", \"out/stamp\"]\n             [tasks.mixed]\ncmd = \"x\"\noutputs = [\"dist/*\", \"node_modules/.package-lock.json\"]\n             [tasks.globs]\ncmd = \"x\"\noutputs = [\"out/*\", \"!out/tmp\"]\n",
+        );
+        let cached = |i: usize| cacheable(&cfg, &cfg.tasks[TaskId::new(i)]);
+        assert!(!cached(0), "a plain path may be a marker for more than it holds");
+        assert!(cached(1), "cache = true says the outputs are the whole result");
+        assert!(cached(2), "the plain path is inside a glob that holds the rest");
+        assert!(!cached(3), "the glob holds dist, not node_modules");
+        assert!(cached(4), "a plain path after `!` takes out, it adds nothing");
+        assert_eq!(
+            marker(&["dist/*".into(), "node_modules/.package-lock.json".into()]),
+            Some("node_modules/.package-lock.json")
+        );
     }
 }

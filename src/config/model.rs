@@ -266,6 +266,8 @@ pub(crate) struct Process {
 pub(crate) struct CacheSettings {
     /// `cache = false`: never restored from the cache nor stored in it.
     pub(crate) enabled: bool,
+    /// `cache = true` written out: cached even when its `outputs` look like markers (see [`crate::cache::marker`]).
+    pub(crate) forced: bool,
     /// Variables of irun's environment that count in its key: the top-level `cache_env`, then the task's.
     pub(crate) env: Vec<String>,
     /// `cache_output = false`: its output is not stored; a hit replays none.
@@ -274,7 +276,7 @@ pub(crate) struct CacheSettings {
 
 impl Default for CacheSettings {
     fn default() -> CacheSettings {
-        CacheSettings { enabled: true, env: Vec::new(), output: true }
+        CacheSettings { enabled: true, forced: false, env: Vec::new(), output: true }
     }
 }
 

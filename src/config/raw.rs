@@ -170,7 +170,9 @@ table! {
         /// Run even when up to date.
         always_run: bool,
         /// `false`: the task is never restored from the cache nor stored in it (a task is cached by default when it
-        /// has `sources` or `deps`; services never are).
+        /// has `sources` or `outputs`; services never are). `true`: cached even when an output is a plain path no
+        /// glob covers (a marker such as `.venv/pyvenv.cfg` is not cached by default): its `outputs` are its whole
+        /// result.
         cache: bool,
         /// Variables of irun's own environment that count in the task's cache key, added to the top-level
         /// `cache_env`. Others it inherits do not: name those its result depends on (`CC`, `NODE_ENV`).

@@ -80,7 +80,7 @@ fn status_field(p: &Project, name: &str) -> u64 {
 fn eviction_keeps_the_cache_under_a_small_limit() {
     let p = Project::new(
         "[tasks.big]\ncmd = \"echo run >> big.log; mkdir -p out; head -c 30000 /dev/urandom > out/blob\"\n\
-         sources = [\"src.txt\"]\noutputs = [\"out/blob\"]\n",
+         sources = [\"src.txt\"]\noutputs = [\"out/blob\"]\ncache = true\n",
     );
     for n in 0..5 {
         p.file("src.txt", &format!("{n}\n"));
@@ -199,4 +199,31 @@ fn cache_output_false_keeps_the_output_out_and_says_so_on_a_hit() {
     assert!(!out.stdout.contains("built it"), "{out:?}");
     assert!(out.stdout.contains("its output is not kept there: cache_output = false"), "{out:?}");
     assert_eq!(p.read("out/a.txt"), "one\n");
+}
+
+/// A setup task whose `outputs` name only a marker file of what it makes (as `.venv/pyvenv.cfg` or
+/// `node_modules/.package-lock.json` do): the cache holds the marker alone.
+const SETUP_WITH_MARKER: &str = r#"
+[tasks.setup]
+cmd = "echo run >> setup.log; mkdir -p env/bin; printf '#!/bin/sh\necho tool works\n' > env/bin/tool; chmod +x env/bin/tool; touch env/marker"
+sources = ["req.txt"]
+outputs = ["env/marker"]
+
+[tasks.use]
+cmd = "env/bin/tool"
+deps = ["setup"]
+"#;
+
+#[test]
+fn a_task_whose_outputs_are_a_marker_runs_again_when_its_folder_is_deleted() {
+    let p = Project::new(SETUP_WITH_MARKER);
+    p.file("req.txt", "tool==1\n");
+    p.run_ok(&["use"]);
+    std::fs::remove_dir_all(p.path("env")).unwrap();
+    let out = p.run_ok(&["--json", "use"]);
+    assert!(out.stdout.contains("tool works"), "the dep's whole result is back: {out:?}");
+    assert!(!out.stdout.contains(r#""status":"cached""#), "the marker alone is not restored: {out:?}");
+    assert_eq!(p.count_lines("setup.log"), 2, "setup ran again");
+    let status = p.run_ok(&["cache", "status"]);
+    assert!(status.stdout.contains("entries: 0"), "a marker task is not stored: {status:?}");
 }

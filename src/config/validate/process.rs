@@ -163,7 +163,8 @@ impl Validator<'_> {
                 env.push(name);
             }
         }
-        Ok(CacheSettings { enabled: on(&raw.cache), env, output: on(&raw.cache_output) })
+        let forced = raw.cache.as_ref().is_some_and(|c| *c.get());
+        Ok(CacheSettings { enabled: on(&raw.cache), forced, env, output: on(&raw.cache_output) })
     }
 
     /// A list of variable names (`cache_env`): each non-empty, without `=` or NUL.

@@ -306,7 +306,7 @@ fn inherit_env_names_only_top_level_variables_and_says_which_there_are() {
 fn cache_settings_default_to_cached_with_output_and_no_shell_variables() {
     let cfg = parse_str("[tasks.t]\ncmd = \"x\"\n").unwrap();
     assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().cache, CacheSettings::default());
-    assert_eq!(CacheSettings::default(), CacheSettings { enabled: true, env: vec![], output: true });
+    assert_eq!(CacheSettings::default(), CacheSettings { enabled: true, forced: false, env: vec![], output: true });
 }
 
 #[test]
@@ -317,9 +317,17 @@ fn cache_env_adds_the_task_names_to_the_top_level_ones() {
     let cache = |i: usize| cfg.tasks[TaskId::new(i)].process().unwrap().cache.clone();
     assert_eq!(
         cache(0),
-        CacheSettings { enabled: false, env: vec!["CC".into(), "NODE_ENV".into(), "CFLAGS".into()], output: false }
+        CacheSettings {
+            enabled: false,
+            forced: false,
+            env: vec!["CC".into(), "NODE_ENV".into(), "CFLAGS".into()],
+            output: false
+        }
     );
-    assert_eq!(cache(1), CacheSettings { enabled: true, env: vec!["CC".into(), "NODE_ENV".into()], output: true });
+    assert_eq!(
+        cache(1),
+        CacheSettings { enabled: true, forced: false, env: vec!["CC".into(), "NODE_ENV".into()], output: true }
+    );
 }
 
 #[test]

@@ -107,6 +107,12 @@ impl<L: Launcher> Driver<'_, L> {
         if *outcome != Outcome::Ok {
             return;
         }
+        // A result without an output it declares would be restored as it is at every run (the output still missing).
+        if let Some(missing) = def.outputs().iter().find(|o| declared_file_missing(&self.config.root, o)) {
+            let missing = missing.trim_start_matches("./").to_string();
+            return self
+                .warn(format!("`{missing}`, an output of {}, was not made: its result is not stored", def.name));
+        }
         let mut files = Vec::new();
         for rel in self.checker.files(def.outputs(), false) {
             use std::os::unix::fs::PermissionsExt;
@@ -139,4 +145,10 @@ impl<L: Launcher> Driver<'_, L> {
             ));
         }
     }
+}
+
+/// Whether `output` names one file (a plain path, not a `!` one) that is not there.
+fn declared_file_missing(root: &std::path::Path, output: &str) -> bool {
+    let (exclude, body) = crate::config::parse_glob(output);
+    !exclude && crate::config::is_literal(body) && !root.join(body.trim_start_matches("./")).exists()
 }

@@ -227,3 +227,19 @@ fn a_task_whose_outputs_are_a_marker_runs_again_when_its_folder_is_deleted() {
     let status = p.run_ok(&["cache", "status"]);
     assert!(status.stdout.contains("entries: 0"), "a marker task is not stored: {status:?}");
 }
+
+#[test]
+fn a_result_missing_a_declared_output_is_not_stored_and_says_so() {
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"echo run >> t.log\"\nsources = [\"s\"]\noutputs = [\"out/never\"]\ncache = true\n",
+    );
+    p.file("s", "1");
+    let out = p.run_ok(&["t"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let warning = "warning: the cache: `out/never`, an output of t, was not made: its result is not stored";
+    assert_eq!(all.matches(warning).count(), 1, "said once: {out:?}");
+    let status = p.run_ok(&["cache", "status"]);
+    assert!(status.stdout.contains("entries: 0"), "{status:?}");
+    p.run_ok(&["t"]);
+    assert_eq!(p.count_lines("t.log"), 2, "it runs again, never restored without its output");
+}

@@ -12,22 +12,28 @@ use crate::fresh::{Checker, Settings, portable_definition};
 pub(crate) use key::Key;
 use key::KeyInput;
 
-/// Whether `task`'s results are cached: a task (not a service or group) that is not `always_run` nor `cache =
-/// false` and has sources or outputs, none of them a [`marker`] unless `cache = true` says so, all of whose deps
-/// are cached too, and those of the services it needs (an uncached dep is an input no key can name).
+/// Whether `task`'s results are cached: a task that has a key (see [`keyed`]), is not `cache = false`, and has
+/// no output that is a [`marker`] unless `cache = true` says so.
 pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
     let Some(process) = task.process() else { return false };
-    if task.is_service() || process.always_run || !process.cache.enabled {
+    if !process.cache.enabled || (!process.cache.forced && marker(task.outputs()).is_some()) {
         return false;
     }
+    keyed(config, task)
+}
+
+/// Whether `task` has a key: a task (not a service or group) that is not `always_run`, has sources or outputs,
+/// and all of whose deps have keys too, and those of the services it needs. A dep that has a key but is not cached
+/// (`cache = false`, a marker task such as a virtualenv's `setup`) is named by its key all the same: the same
+/// inputs make the same result, which is what its fingerprint assumes too. A dep without one (it always runs) is
+/// an input no key can name.
+pub(crate) fn keyed(config: &Config, task: &Task) -> bool {
+    let Some(process) = task.process() else { return false };
     // Without `sources` nor `outputs` it always runs (as its fingerprint says): nothing names what it reads.
-    if task.sources().is_empty() && task.outputs().is_empty() {
+    if task.is_service() || process.always_run || (task.sources().is_empty() && task.outputs().is_empty()) {
         return false;
     }
-    if !process.cache.forced && marker(task.outputs()).is_some() {
-        return false;
-    }
-    deps_cacheable(config, task)
+    deps_keyed(config, task)
 }
 
 /// The rule for what a cached result holds: the files its `outputs` match, and nothing else, so they must cover
@@ -45,12 +51,12 @@ pub(crate) fn marker(outputs: &[String]) -> Option<&str> {
     })
 }
 
-/// Whether every task `task` needs, directly or through the services it needs, is cached.
-fn deps_cacheable(config: &Config, task: &Task) -> bool {
+/// Whether every task `task` needs, directly or through the services it needs, has a key.
+fn deps_keyed(config: &Config, task: &Task) -> bool {
     config
         .deps_through_groups(task)
         .iter()
-        .all(|d| if d.is_service() { deps_cacheable(config, d) } else { cacheable(config, d) })
+        .all(|d| if d.is_service() { deps_keyed(config, d) } else { keyed(config, d) })
 }
 
 /// `task`'s key, given a way to get its deps' keys. Reads its sources (only asked for tasks that run anyway).
@@ -225,7 +231,8 @@ mod tests {
         let cached = |i: usize| cacheable(&cfg, &cfg.tasks[TaskId::new(i)]);
         assert!(cached(0));
         assert!(!cached(1), "cache = false");
-        assert!(!cached(2), "its dep is not cached, so no key names it");
+        assert!(cached(2), "its dep is not cached, but its key names it");
+        assert!(keyed(&cfg, &cfg.tasks[TaskId::new(1)]) && !cached(1));
         assert!(!cached(4), "a service");
         assert!(!cached(3), "neither sources nor outputs: it always runs");
     }

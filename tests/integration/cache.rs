@@ -243,3 +243,46 @@ fn a_result_missing_a_declared_output_is_not_stored_and_says_so() {
     p.run_ok(&["t"]);
     assert_eq!(p.count_lines("t.log"), 2, "it runs again, never restored without its output");
 }
+
+#[test]
+fn a_task_after_an_uncached_setup_is_restored_on_a_branch_switch_back() {
+    // `setup` makes a virtualenv-like folder through a marker: it is not cached, but its key (its inputs) names it,
+    // so the test after it is. An `always_run` dep names nothing: what comes after it is never cached.
+    let p = Project::new(
+        r#"
+[tasks.setup]
+cmd = "echo run >> setup.log; mkdir -p env/lib; touch env/lib/x env/marker"
+sources = ["reqs.txt"]
+outputs = ["env/marker"]
+[tasks.test]
+cmd = "echo run >> test.log; mkdir -p out; cat src.txt > out/r.txt"
+deps = ["setup"]
+sources = ["src.txt"]
+outputs = ["out/*"]
+[tasks.stamp]
+cmd = "echo stamp"
+always_run = true
+[tasks.after]
+cmd = "echo run >> after.log; mkdir -p out2; cat src.txt > out2/r.txt"
+deps = ["stamp"]
+sources = ["src.txt"]
+outputs = ["out2/*"]
+"#,
+    );
+    p.file("reqs.txt", "a\n");
+    p.file("src.txt", "one\n");
+    p.run_ok(&["test", "after"]);
+    p.file("src.txt", "two\n");
+    p.run_ok(&["test", "after"]);
+    p.file("src.txt", "one\n");
+    let out = p.run_ok(&["--json", "test", "after"]);
+    assert_eq!(p.count_lines("test.log"), 2, "the third run of test was restored: {out:?}");
+    assert_eq!(p.read("out/r.txt"), "one\n");
+    assert_eq!(p.count_lines("after.log"), 3, "after an always-run dep nothing is cached");
+    assert_eq!(p.count_lines("setup.log"), 1, "setup stayed up to date");
+    // A changed requirement changes setup's key, and so the test's: it runs.
+    p.file("reqs.txt", "b\n");
+    p.file("src.txt", "two\n");
+    p.run_ok(&["test"]);
+    assert_eq!(p.count_lines("test.log"), 3);
+}

@@ -4,6 +4,7 @@
 pub(crate) mod artifact;
 pub(crate) mod key;
 pub(crate) mod local;
+pub(crate) mod remote;
 
 use std::collections::HashMap;
 
@@ -142,8 +143,8 @@ pub(crate) fn key_with(config: &Config, checker: &Checker, def: &Task, keys: &mu
     key
 }
 
-/// For `irun explain`: a task that would run is restored from the local cache (its key), or what changed in its
-/// key since the last one stored for it.
+/// For `irun explain`: a task that would run is restored from the local or remote cache (its key), or what changed
+/// in its key since the last one stored for it here.
 pub(crate) fn explain(
     config: &Config,
     checker: &Checker,
@@ -156,7 +157,13 @@ pub(crate) fn explain(
     let key = key_with(config, checker, task, keys);
     let (store, _) = local::LocalStore::from_env(&config.root);
     if store.dir().join(format!("{}.tar.gz", key.hex)).is_file() {
-        return Some(Explained::Hit(key.hex));
+        return Some(Explained::Hit { key: key.hex, source: "local" });
+    }
+    // Only looking: a server that cannot answer is a miss.
+    if let (Some(remote), _) = remote::from_env() {
+        if remote.exists(&key.hex) == Ok(true) {
+            return Some(Explained::Hit { key: key.hex, source: "remote" });
+        }
     }
     let changed = store.index().get(&task.name).map(|before| key.changed_since(before)).unwrap_or_default();
     Some(Explained::Miss { key: key.hex, changed })
@@ -178,7 +185,7 @@ pub(crate) fn hits(
         if matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun) {
             continue;
         }
-        if let Some(Explained::Hit(key)) = explain(config, checker, &config.tasks[i], &mut keys) {
+        if let Some(Explained::Hit { key, .. }) = explain(config, checker, &config.tasks[i], &mut keys) {
             hits.insert(config.tasks[i].name.clone(), key);
         }
     }
@@ -186,8 +193,15 @@ pub(crate) fn hits(
 }
 
 pub(crate) enum Explained {
-    Hit(String),
-    Miss { key: String, changed: Vec<String> },
+    /// Its key, and which cache holds it (`local` or `remote`).
+    Hit {
+        key: String,
+        source: &'static str,
+    },
+    Miss {
+        key: String,
+        changed: Vec<String>,
+    },
 }
 
 /// Whether runs use the cache: yes, unless `IRUN_CACHE=off` (a task whose inputs change back to ones already

@@ -43,8 +43,8 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
                 anstyle::AnsiColor::Green.on_default(),
             ),
             Some(Verdict::Run(why)) => match &cached {
-                Some(crate::cache::Explained::Hit(key)) => (
-                    format!("will be restored from the cache ({}): {}", text::short_key(key), text::run_reason(why)),
+                Some(crate::cache::Explained::Hit { key, source }) => (
+                    format!("{} ({}): {}", text::will_restore(source), text::short_key(key), text::run_reason(why)),
                     anstyle::AnsiColor::Green.on_default(),
                 ),
                 _ => (format!("will run: {}", text::run_reason(why)), anstyle::AnsiColor::Yellow.on_default()),

@@ -68,8 +68,11 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     };
     let (cache, cache_warning) = crate::cache::local::LocalStore::from_env(&config.root);
     notices.extend(cache_warning.map(|problem| Event::CacheWarning { problem }));
+    let (remote, remote_warning) =
+        if crate::cache::enabled() { crate::cache::remote::from_env() } else { (None, None) };
+    notices.extend(remote_warning.map(|problem| Event::CacheWarning { problem }));
     let config = Arc::new(config);
-    let setup = driver::Setup { config, plan: Arc::new(plan), options, checker, watching, notices, cache };
+    let setup = driver::Setup { config, plan: Arc::new(plan), options, checker, watching, notices, cache, remote };
     let (outcome, report_failures) = drive(setup, &mut processes, reporters)?;
     processes.finish();
     Ok(match outcome {

@@ -1,59 +1,136 @@
-//! The cache in a run: a task that would run is looked up by its key; a hit has its outputs restored and its output
-//! replayed, and ends as cached; a task that passes has its result stored. The cache never fails a run: a problem
-//! is a warning (once) and the task runs.
+//! The cache in a run: a task that would run is looked up by its key, in the local store and then the remote one;
+//! a hit has its outputs restored and its output replayed, and ends as cached; a task that passes has its result
+//! stored, and uploaded in the background. The cache never fails a run nor holds it up for long: a problem is a
+//! warning (once) and the task runs; a remote cache that cannot answer is not asked again in this run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use super::Driver;
+use super::workers::Workers;
 use crate::cache::artifact::{Artifact, Manifest};
+use crate::cache::remote::{Mode, Problem, Remote};
 use crate::cache::{self, Key};
 use crate::config::{Task, TaskId};
+use crate::engine::Input;
 use crate::events::{Event, Stream};
 use crate::exec::Launcher;
 use crate::outcome::{CacheHit, Outcome, RunReason, Verdict};
 
+/// How long the end of a run waits for uploads still going.
+const UPLOADS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A remote request that came back, for the driver's loop.
+pub(super) enum RemoteDone {
+    /// A lookup for `name` made before `generation` files changed (watch mode): the verdict to give if it misses.
+    Looked {
+        name: String,
+        generation: u64,
+        key: Key,
+        verdict: Verdict,
+        result: Result<Option<Vec<u8>>, Problem>,
+    },
+    Uploaded {
+        name: String,
+        result: Result<(), Problem>,
+    },
+}
+
 /// What the driver keeps for the cache.
 pub(super) struct Caching {
     pub(super) store: cache::local::LocalStore,
+    remote: Option<Arc<Remote>>,
+    /// The remote cache could not answer once this run: it is not asked again.
+    remote_off: bool,
+    workers: Workers,
+    done: mpsc::UnboundedSender<RemoteDone>,
+    /// Uploads not finished yet.
+    uploads: usize,
+    /// Counts the batches of changed files (watch mode): a lookup made before one is stale.
+    generation: u64,
     /// Keys of the tasks of this run that were looked at, by name.
     keys: HashMap<String, Key>,
     warned: std::collections::HashSet<String>,
 }
 
 impl Caching {
-    pub(super) fn new(store: cache::local::LocalStore) -> Caching {
-        Caching { store, keys: HashMap::new(), warned: Default::default() }
+    pub(super) fn new(
+        store: cache::local::LocalStore,
+        remote: Option<Remote>,
+        done: mpsc::UnboundedSender<RemoteDone>,
+    ) -> Caching {
+        Caching {
+            store,
+            remote: remote.map(Arc::new),
+            remote_off: false,
+            workers: Workers::default(),
+            done,
+            uploads: 0,
+            generation: 0,
+            keys: HashMap::new(),
+            warned: Default::default(),
+        }
     }
 
     /// Files changed (watch mode): every key computed so far may be stale. A task running meanwhile is then not
     /// stored (its key is gone): what it made may not match its sources any more.
     pub(super) fn files_changed(&mut self) {
         self.keys.clear();
+        self.generation += 1;
+    }
+
+    /// The remote cache, while it answers.
+    fn remote(&self) -> Option<Arc<Remote>> {
+        self.remote.clone().filter(|_| !self.remote_off)
     }
 }
 
 impl<L: Launcher> Driver<'_, L> {
     /// A task about to run because its inputs differ from its last run's: restored from the cache if its key is
-    /// stored there. Forced runs (`--force`, `--rerun`) and tasks that are not cached run as decided.
-    pub(super) fn look_up_cache(&mut self, task: TaskId, verdict: Verdict) -> Verdict {
-        let Verdict::Run(why) = &verdict else { return verdict };
+    /// stored there. Forced runs (`--force`, `--rerun`) and tasks that are not cached run as decided. `None`: the
+    /// remote cache is being asked, and the verdict comes with its answer ([`Driver::on_remote`]).
+    pub(super) fn look_up_cache(&mut self, task: TaskId, verdict: Verdict) -> Option<Verdict> {
+        let Verdict::Run(why) = &verdict else { return Some(verdict) };
         let config = self.config.clone();
         let def = &config.tasks[task];
         let forced = matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun);
         if forced || !cache::enabled() || !cache::cacheable(&config, def) {
-            return verdict;
+            return Some(verdict);
         }
         let key = self.key(def);
-        let Some(bytes) = self.caching.store.get(&key.hex) else { return verdict };
-        let artifact = match Artifact::unpack(&bytes) {
+        if let Some(bytes) = self.caching.store.get(&key.hex) {
+            match self.restore(task, &key, &bytes, "local") {
+                Ok(hit) => return Some(hit),
+                Err(problem) => {
+                    self.caching.store.remove(&key.hex);
+                    self.warn(format!("{problem}; it runs"));
+                }
+            }
+        }
+        let Some(remote) = self.caching.remote() else { return Some(verdict) };
+        let (done, name, generation) = (self.caching.done.clone(), def.name.clone(), self.caching.generation);
+        self.caching.workers.run(Box::new(move || {
+            let result = remote.get(&key.hex);
+            let _ = done.send(RemoteDone::Looked { name, generation, key, verdict, result });
+        }));
+        None
+    }
+
+    /// `bytes` hold `task`'s result under `key`: its outputs are restored, its output replayed, and it is a hit.
+    fn restore(&mut self, task: TaskId, key: &Key, bytes: &[u8], source: &'static str) -> Result<Verdict, String> {
+        let config = self.config.clone();
+        let def = &config.tasks[task];
+        let artifact = match Artifact::unpack(bytes) {
             Ok(a) if a.manifest.key == key.hex => a,
-            Ok(_) => return self.unusable(&key, format!("the entry for {} holds another key", def.name), verdict),
-            Err(e) => return self.unusable(&key, format!("the entry for {} is unusable: {e}", def.name), verdict),
+            Ok(_) => return Err(format!("the {source} entry for {} holds another key", def.name)),
+            Err(e) => return Err(format!("the {source} entry for {} is unusable: {e}", def.name)),
         };
         let existing: Vec<String> = self.checker.files(def.outputs(), false).into_iter().collect();
-        if let Err(e) = artifact.restore(&self.config.root, &existing) {
-            return self.unusable(&key, format!("cannot restore the outputs of {}: {e}", def.name), verdict);
-        }
+        artifact
+            .restore(&config.root, &existing)
+            .map_err(|e| format!("cannot restore the outputs of {}: {e}", def.name))?;
         let name = self.engine.plan()[task].name.clone();
         if def.process().is_some_and(|p| !p.cache.output) {
             let text = crate::report::text::OUTPUT_NOT_CACHED.as_bytes().to_vec();
@@ -63,13 +140,79 @@ impl<L: Launcher> Driver<'_, L> {
             let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
             self.events.send(Event::Output { task: name.clone(), stream, text });
         }
-        Verdict::Cached(CacheHit { key: key.hex, source: "local" })
+        Ok(Verdict::Cached(CacheHit { key: key.hex.clone(), source }))
     }
 
-    fn unusable(&mut self, key: &Key, problem: String, verdict: Verdict) -> Verdict {
-        self.caching.store.remove(&key.hex);
-        self.warn(format!("{problem}; it runs"));
-        verdict
+    /// A remote request came back: a lookup gives its task's verdict (a hit is kept in the local store too); an
+    /// upload that failed is a warning.
+    pub(super) fn on_remote(&mut self, done: RemoteDone) {
+        match done {
+            RemoteDone::Looked { name, generation, key, verdict, result } => {
+                let Some(task) = self.config.id(&name) else { return };
+                let verdict = match result {
+                    // Files changed while it was asked: what it holds may not be what the task would make now.
+                    _ if generation != self.caching.generation => verdict,
+                    Ok(None) => verdict,
+                    Ok(Some(bytes)) => match self.restore(task, &key, &bytes, "remote") {
+                        Ok(hit) => {
+                            if let Err(e) = self.caching.store.put(&key.hex, &name, &key.parts, &bytes) {
+                                self.warn(format!("cannot keep {name}'s remote result in the local cache: {e}"));
+                            }
+                            hit
+                        }
+                        Err(problem) => {
+                            self.warn(format!("{problem}; it runs"));
+                            verdict
+                        }
+                    },
+                    Err(problem) => {
+                        self.remote_problem(&name, problem);
+                        verdict
+                    }
+                };
+                self.input(Input::Freshness { task, verdict });
+            }
+            RemoteDone::Uploaded { name, result } => {
+                self.caching.uploads -= 1;
+                if let Err(problem) = result {
+                    self.remote_problem(&name, problem);
+                }
+            }
+        }
+    }
+
+    fn remote_problem(&mut self, name: &str, problem: Problem) {
+        match problem {
+            Problem::Unavailable(problem) => {
+                self.caching.remote_off = true;
+                self.warn(problem);
+            }
+            Problem::Unusable(problem) => {
+                self.warn(format!("the remote entry for {name} is unusable: {problem}; it runs"))
+            }
+        }
+    }
+
+    /// The run is over: uploads still going are waited for, up to a deadline or a signal, then abandoned.
+    pub(super) async fn wait_for_uploads(
+        &mut self,
+        done: &mut mpsc::UnboundedReceiver<RemoteDone>,
+        signals: &mut super::signals::Signals,
+    ) {
+        let deadline = tokio::time::Instant::now() + UPLOADS_WAIT;
+        while self.caching.uploads > 0 {
+            let abandoned = tokio::select! {
+                Some(d) = done.recv() => {
+                    self.on_remote(d);
+                    continue;
+                }
+                () = tokio::time::sleep_until(deadline) => "did not finish in time",
+                _ = signals.recv() => "were interrupted",
+            };
+            let n = self.caching.uploads;
+            self.warn(format!("{n} upload(s) to the remote cache {abandoned}; those results stay local"));
+            return;
+        }
     }
 
     fn warn(&mut self, problem: String) {
@@ -102,7 +245,8 @@ impl<L: Launcher> Driver<'_, L> {
     pub(super) fn store(&mut self, task: TaskId, outcome: &Outcome, took: Option<std::time::Duration>) {
         let name = self.engine.plan()[task].name.clone();
         let Some(output) = self.events.captured(&name) else { return };
-        let def = &self.config.tasks[task];
+        let config = self.config.clone();
+        let def = &config.tasks[task];
         let Some(key) = self.caching.keys.get(&def.name).cloned() else { return };
         if *outcome != Outcome::Ok {
             return;
@@ -135,15 +279,28 @@ impl<L: Launcher> Driver<'_, L> {
         };
         // `cache_output = false`: the output stays out of the cache (it was captured all the same).
         let output = if def.process().is_some_and(|p| p.cache.output) { output } else { Vec::new() };
-        let artifact = Artifact { manifest, files, output };
-        let stored = artifact.pack().and_then(|bytes| self.caching.store.put(&key.hex, &def.name, &key.parts, &bytes));
-        if let Err(e) = stored {
-            self.warn(format!(
-                "cannot store the result of {} in {}: {e}",
-                def.name,
-                self.caching.store.dir().display()
-            ));
+        let bytes = match (Artifact { manifest, files, output }).pack() {
+            Ok(bytes) => bytes,
+            Err(e) => return self.warn(format!("cannot pack the result of {}: {e}", def.name)),
+        };
+        if let Err(e) = self.caching.store.put(&key.hex, &def.name, &key.parts, &bytes) {
+            let problem =
+                format!("cannot store the result of {} in {}: {e}", def.name, self.caching.store.dir().display());
+            self.warn(problem);
         }
+        self.upload(def.name.clone(), key.hex, bytes, took);
+    }
+
+    /// Upload a result in the background, unless the remote cache is read-only (or off).
+    fn upload(&mut self, name: String, key: String, bytes: Vec<u8>, took: Option<std::time::Duration>) {
+        let Some(remote) = self.caching.remote().filter(|r| r.mode == Mode::Write) else { return };
+        let done = self.caching.done.clone();
+        let ms = took.map_or(0, |t| t.as_millis() as u64);
+        self.caching.uploads += 1;
+        self.caching.workers.run(Box::new(move || {
+            let result = remote.put(&key, &bytes, ms);
+            let _ = done.send(RemoteDone::Uploaded { name, result });
+        }));
     }
 }
 

@@ -37,8 +37,10 @@ impl<L: Launcher> Driver<'_, L> {
                     let (verdict, snapshot) =
                         self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
                     self.snapshots[task] = snapshot;
-                    let verdict = self.look_up_cache(task, verdict);
-                    queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
+                    // (Without a verdict yet, the remote cache is being asked: its answer gives it.)
+                    if let Some(verdict) = self.look_up_cache(task, verdict) {
+                        queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
+                    }
                 }
                 Effect::CheckInputs { tasks } => {
                     // Hashing sources can take a while: what happened before is shown first.

@@ -10,6 +10,7 @@ mod saving;
 pub(crate) mod signals;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub(crate) struct Setup {
     pub(crate) notices: Vec<Event>,
     /// Where results are stored and restored from.
     pub(crate) cache: crate::cache::local::LocalStore,
+    /// The remote cache, if the environment names one.
+    pub(crate) remote: Option<crate::cache::remote::Remote>,
 }
 
 /// Where the driver's inputs come from, besides its runners.
@@ -91,9 +94,10 @@ pub(crate) async fn run<L: Launcher>(
     launcher: &mut L,
 ) -> RunOutcome {
     let started = Instant::now();
-    let Setup { config, plan, options, checker, mut watching, notices, cache } = setup;
+    let Setup { config, plan, options, checker, mut watching, notices, cache, remote } = setup;
     let Inputs { mut signals, mut output_closed } = inputs;
     let (reports, mut inbox) = mpsc::unbounded_channel();
+    let (remote_done, mut remote_inbox) = mpsc::unbounded_channel();
     let n = config.tasks.len();
     let engine = Engine::new(plan, sources(&config), &weights(&config, &checker), options, started.into_std());
     let mut d = Driver {
@@ -111,7 +115,7 @@ pub(crate) async fn run<L: Launcher>(
         saving: Saving::new(),
         reload: None,
         ports: HashMap::new(),
-        caching: caching::Caching::new(cache),
+        caching: caching::Caching::new(cache, remote, remote_done),
     };
     let effects = d.engine.start(notices);
     d.perform(effects);
@@ -142,6 +146,10 @@ pub(crate) async fn run<L: Launcher>(
                 }
             }
             Some(batch) = next_batch(&mut watching) => d.on_batch(batch, watching.as_ref()),
+            Some(done) = remote_inbox.recv() => {
+                d.tick();
+                d.on_remote(done);
+            }
             () = sleep_until(save_due) => d.save_state(true),
             Some(()) = output_closed.recv() => {
                 d.tick();
@@ -149,6 +157,7 @@ pub(crate) async fn run<L: Launcher>(
             }
         }
     };
+    d.wait_for_uploads(&mut remote_inbox, &mut signals).await;
     d.finish(outcome, started, &mut signals).await
 }
 

@@ -96,6 +96,7 @@ fn run_with(dir: &Path, toml: &str, targets: &[&str], fake: &mut Fake) -> (RunOu
         watching: None,
         notices: Vec::new(),
         cache: crate::cache::local::LocalStore::new(dir, crate::cache::local::DEFAULT_MAX),
+        remote: None,
     };
     let (tx, rx) = crate::events::channel();
     let (_closed, output_closed) = mpsc::unbounded_channel();

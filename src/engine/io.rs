@@ -135,7 +135,9 @@ pub(crate) enum Effect {
         control: Control,
     },
     /// Decide whether the task is up to date (`dep_ran`: a dep that ran in this run or cycle) and answer with
-    /// [`Input::Freshness`] before any other input.
+    /// [`Input::Freshness`]: at once, or later (the remote cache is being asked). Until every check is answered
+    /// nothing new starts, so that what starts first is chosen among all the tasks that will run; other inputs may
+    /// come meanwhile (a signal cancels the task, and its late answer changes nothing).
     CheckFreshness {
         task: TaskId,
         dep_ran: Option<TaskId>,

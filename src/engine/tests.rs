@@ -24,6 +24,8 @@ pub(super) struct Sim {
     pub(crate) t0: Instant,
     /// Every effect so far.
     pub(crate) log: Vec<Effect>,
+    /// Tasks whose freshness checks are not answered at once (the remote cache is being asked): the test answers.
+    pub(crate) held: BTreeSet<TaskId>,
 }
 
 pub(super) fn plan_of(toml: &str, targets: &[&str]) -> (Arc<Plan>, PerTask<config::Globs>) {
@@ -50,7 +52,7 @@ impl Sim {
         }
         let t0 = Instant::now();
         let engine = Engine::new(plan, sources, &w, opts, t0);
-        Sim { engine, names, fresh: HashMap::new(), same: BTreeSet::new(), t0, log: Vec::new() }
+        Sim { engine, names, fresh: HashMap::new(), same: BTreeSet::new(), t0, log: Vec::new(), held: BTreeSet::new() }
     }
 
     pub(crate) fn i(&self, name: &str) -> TaskId {
@@ -68,7 +70,9 @@ impl Sim {
         while !effects.is_empty() {
             let mut next = Vec::new();
             for e in effects {
-                if let Effect::CheckFreshness { task, .. } = &e {
+                if let Effect::CheckFreshness { task, .. } = &e
+                    && !self.held.contains(task)
+                {
                     let verdict = self.fresh.get(task).cloned().unwrap_or(Verdict::Run(RunReason::NeverRan));
                     next.extend(self.engine.handle(Input::Freshness { task: *task, verdict }));
                 }
@@ -1140,4 +1144,33 @@ fn a_change_queued_during_a_cycle_is_checked_again_alone_as_the_cycle_ends() {
     let effects = sim.exit("a", 0);
     assert_eq!(inputs_checked(&sim, &effects), [["b"]]);
     assert_eq!(cycle_tasks(&effects), None, "{effects:?}");
+}
+
+#[test]
+fn a_freshness_answer_may_come_late_and_nothing_starts_until_it_comes() {
+    let toml = "[tasks.a]\ncmd = \"x\"\n[tasks.b]\ncmd = \"x\"\n";
+    let mut sim = Sim::new(toml, &["a", "b"], 2, None);
+    let b = sim.i("b");
+    sim.held.insert(b);
+    let effects = sim.start();
+    assert!(effects.iter().any(|e| matches!(e, Effect::CheckFreshness { task, .. } if *task == b)));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Spawn { .. })), "a waits for b's answer: {effects:?}");
+    // A tick meanwhile changes nothing.
+    sim.at(5);
+    let effects = sim.feed(Input::Freshness { task: b, verdict: Verdict::Run(RunReason::NeverRan) });
+    let spawned: Vec<TaskId> =
+        effects.iter().filter_map(|e| if let Effect::Spawn { task, .. } = e { Some(*task) } else { None }).collect();
+    assert_eq!(spawned.len(), 2, "both start once every answer is in: {effects:?}");
+}
+
+#[test]
+fn a_signal_while_a_freshness_answer_is_awaited_cancels_the_task_and_the_late_answer_changes_nothing() {
+    let mut sim = Sim::new("[tasks.a]\ncmd = \"x\"\n", &["a"], 2, None);
+    let a = sim.i("a");
+    sim.held.insert(a);
+    sim.start();
+    sim.feed(Input::Signal(Signal::SIGINT));
+    assert!(sim.engine.finished().is_some(), "nothing runs: the run is over");
+    let effects = sim.feed(Input::Freshness { task: a, verdict: Verdict::Run(RunReason::NeverRan) });
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Spawn { .. })), "{effects:?}");
 }

@@ -130,6 +130,14 @@ pub(crate) fn cache_miss(key: &str, changed: &[String]) -> String {
     }
 }
 
+/// What `irun explain` says of a task whose result is in the `local` or `remote` cache.
+pub(crate) fn will_restore(source: &str) -> String {
+    match source {
+        "remote" => "will be restored from the remote cache".to_string(),
+        _ => "will be restored from the cache".to_string(),
+    }
+}
+
 /// A cache key as people read it: its first 16 hex digits.
 pub(crate) fn short_key(key: &str) -> &str {
     key.get(..16).unwrap_or(key)

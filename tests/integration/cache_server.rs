@@ -49,10 +49,22 @@ pub struct CacheServer {
 impl CacheServer {
     /// Start a server and wait until it says it listens (its own log line, read from its stdout).
     pub fn start() -> CacheServer {
+        CacheServer::start_with(&[])
+    }
+
+    /// A server that keeps the signatures (`x-artifact-tag`) sent with artifacts and serves them back.
+    #[allow(dead_code)]
+    pub fn start_keeping_signatures() -> CacheServer {
+        // The server only needs to know signatures are in use: checking them is the client's business.
+        CacheServer::start_with(&[("TURBO_REMOTE_CACHE_SIGNATURE_KEY", "kept-by-the-server")])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> CacheServer {
         let storage = tempfile::tempdir().unwrap();
         let port = free_port();
         let token = format!("irun-test-token-{port}");
         let mut child = Command::new(server_program())
+            .envs(env.iter().copied())
             .env("STORAGE_PROVIDER", "local")
             .env("STORAGE_PATH", storage.path())
             // Otherwise the path is taken as relative to the system temporary directory.

@@ -141,6 +141,9 @@ impl Irun {
         cmd.env_remove("NO_COLOR").env_remove("FORCE_COLOR").env_remove("CLICOLOR_FORCE").env("TERM", "dumb");
         // The cache as a user gets it, whatever the environment of `cargo test` says.
         cmd.env_remove("IRUN_CACHE").env_remove("IRUN_CACHE_MAX");
+        for name in ["", "_URL", "_TOKEN", "_TEAM", "_SIGNATURE_KEY"] {
+            cmd.env_remove(format!("IRUN_REMOTE_CACHE{name}"));
+        }
         Irun { cmd }
     }
 

@@ -22,6 +22,7 @@ mod output;
 mod partition;
 mod ports;
 mod probes;
+mod remote_cache;
 mod reporting;
 mod restarts;
 mod scheduling;

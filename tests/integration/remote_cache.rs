@@ -1,0 +1,338 @@
+//! The remote cache against the real `turborepo-remote-cache` server: results shared between checkouts and shards,
+//! and every way the server can fail is a warning, never a failed or stuck run.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::cache_server::CacheServer;
+use crate::harness::{Irun, Output, Project, free_port};
+
+/// A task with a binary, executable output and some output of its own.
+const BUILD: &str = r#"
+[tasks.build]
+cmd = "echo run >> build.log; mkdir -p out; cp src.bin out/a.bin; chmod 755 out/a.bin; echo built it"
+sources = ["src.bin"]
+outputs = ["out/*"]
+"#;
+
+/// Every byte value, and more than one read's worth.
+fn binary() -> Vec<u8> {
+    (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect()
+}
+
+/// A checkout of the BUILD project.
+fn checkout() -> Project {
+    let p = Project::new(BUILD);
+    std::fs::write(p.path("src.bin"), binary()).unwrap();
+    p
+}
+
+/// `p`'s irun pointed at `url` with the test server's token and a team.
+fn remote(p: &Project, url: &str, token: &str) -> Irun {
+    p.irun()
+        .env("IRUN_REMOTE_CACHE_URL", url)
+        .env("IRUN_REMOTE_CACHE_TOKEN", token)
+        .env("IRUN_REMOTE_CACHE_TEAM", "irun-tests")
+}
+
+fn with(server: &CacheServer, p: &Project) -> Irun {
+    remote(p, &server.url(), &server.token)
+}
+
+/// The files the server stores.
+fn stored(server: &CacheServer) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { walk(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut out = Vec::new();
+    walk(server.storage.path(), &mut out);
+    out
+}
+
+fn ok(out: Output) -> Output {
+    assert_eq!(out.code, 0, "{out:?}");
+    out
+}
+
+fn warnings(out: &Output) -> Vec<&str> {
+    out.stdout.lines().chain(out.stderr.lines()).filter(|l| l.contains("warning: the cache")).collect()
+}
+
+#[test]
+fn a_second_checkout_gets_remote_hits_and_restores_outputs_byte_for_byte() {
+    let server = CacheServer::start();
+    let (a, b) = (checkout(), checkout());
+    ok(with(&server, &a).args(["build"]).run());
+    assert_eq!(stored(&server).len(), 1, "the result was uploaded before irun exited");
+    // Looking first: `-n` and `explain` say it, and restore nothing.
+    let dry = ok(with(&server, &b).args(["-n", "build"]).run());
+    assert!(dry.stdout.contains("build (will be restored from the cache, key "), "{dry:?}");
+    let explain = ok(with(&server, &b).args(["explain", "build"]).run());
+    assert!(explain.stdout.contains("will be restored from the remote cache"), "{explain:?}");
+    assert!(!b.exists("out/a.bin"));
+    let out = ok(with(&server, &b).args(["--json", "build"]).run());
+    assert!(out.stdout.contains(r#""status":"cached""#) && out.stdout.contains(r#""source":"remote""#), "{out:?}");
+    assert!(out.stdout.contains("built it"), "its output is replayed: {out:?}");
+    assert!(!b.exists("build.log"), "the second checkout never ran it");
+    assert!(std::fs::read(b.path("out/a.bin")).unwrap() == binary(), "restored byte for byte");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(b.path("out/a.bin")).unwrap().permissions().mode() & 0o777, 0o755);
+    // Kept locally too: with the server gone, the result is still there.
+    drop(server);
+    std::fs::remove_file(b.path("out/a.bin")).unwrap();
+    let out = ok(b.irun().args(["--json", "build"]).run());
+    assert!(out.stdout.contains(r#""source":"local""#), "{out:?}");
+}
+
+#[test]
+fn shard_2_of_2_hits_what_shard_1_uploaded() {
+    let toml = r#"
+[tasks.gen]
+cmd = "echo run >> gen.log; mkdir -p gen; cat spec > gen/code"
+sources = ["spec"]
+outputs = ["gen/*"]
+[tasks.t1]
+cmd = "echo run >> t1.log; cat gen/code"
+deps = ["gen"]
+sources = ["t1.txt"]
+[tasks.t2]
+cmd = "echo run >> t2.log; cat gen/code"
+deps = ["gen"]
+sources = ["t2.txt"]
+"#;
+    let server = CacheServer::start();
+    let shard = |k: u32| {
+        let p = Project::new(toml);
+        p.file("spec", "generated\n").file("t1.txt", "1").file("t2.txt", "2");
+        let out = ok(with(&server, &p).args(["--json", "--partition", &format!("slice:{k}/2"), "t1", "t2"]).run());
+        (p, out)
+    };
+    let (one, _) = shard(1);
+    assert_eq!(one.count_lines("gen.log"), 1, "shard 1 ran the shared dep");
+    let (two, out) = shard(2);
+    assert!(!two.exists("gen.log"), "shard 2 did not run it again: {out:?}");
+    assert_eq!(two.read("gen/code"), "generated\n");
+    let hit = out.stdout.lines().find(|l| l.contains(r#""task":"gen""#) && l.contains(r#""status":"cached""#));
+    assert!(hit.is_some_and(|l| l.contains(r#""source":"remote""#)), "{out:?}");
+    assert_eq!(one.count_lines("t1.log") + one.count_lines("t2.log"), 1, "each shard runs its own leaf");
+    assert_eq!(two.count_lines("t1.log") + two.count_lines("t2.log"), 1);
+}
+
+/// Two cacheable tasks, for the failure tests: each must run, and the problem be said once.
+const TWO: &str = r#"
+[tasks.a]
+cmd = "echo run >> a.log; mkdir -p out; cat s > out/a"
+sources = ["s"]
+outputs = ["out/a*"]
+[tasks.b]
+cmd = "echo run >> b.log; mkdir -p out; cat s > out/b"
+sources = ["s"]
+outputs = ["out/b*"]
+"#;
+
+fn both_ran_with_one_warning(p: &Project, out: &Output, says: &str) {
+    assert_eq!(out.code, 0, "the cache never fails a run: {out:?}");
+    assert_eq!((p.count_lines("a.log"), p.count_lines("b.log")), (1, 1), "both ran: {out:?}");
+    let warned = warnings(out);
+    assert_eq!(warned.len(), 1, "one warning: {out:?}");
+    assert!(warned[0].contains(says), "{out:?}");
+}
+
+#[test]
+fn a_server_that_is_down_warns_once_and_tasks_run() {
+    let p = Project::new(TWO);
+    p.file("s", "1");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let out = remote(&p, &url, "t").args(["a", "b"]).run();
+    both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} refused the connection"));
+}
+
+/// A server that answers every request with `500`, on a free port, until the test ends.
+fn failing_server() -> String {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_500(stream));
+        }
+    });
+    url
+}
+
+fn answer_500(mut stream: TcpStream) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = "internal error";
+    let reply = format!(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+#[test]
+fn a_server_answering_500_warns_once_and_tasks_run() {
+    let p = Project::new(TWO);
+    p.file("s", "1");
+    let url = failing_server();
+    let out = remote(&p, &url, "t").args(["a", "b"]).run();
+    both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} answered 500"));
+}
+
+#[test]
+fn a_wrong_token_says_what_to_check() {
+    let server = CacheServer::start();
+    let p = Project::new(TWO);
+    p.file("s", "1");
+    let out = remote(&p, &server.url(), "wrong").args(["a", "b"]).run();
+    both_ran_with_one_warning(&p, &out, "answered 401: check IRUN_REMOTE_CACHE_TOKEN");
+}
+
+#[test]
+fn a_corrupt_artifact_warns_and_the_task_runs_and_uploads_it_again() {
+    let server = CacheServer::start();
+    let (a, b) = (checkout(), checkout());
+    ok(with(&server, &a).args(["build"]).run());
+    let files = stored(&server);
+    assert_eq!(files.len(), 1);
+    std::fs::write(&files[0], b"not an artifact at all").unwrap();
+    let out = ok(with(&server, &b).args(["build"]).run());
+    assert_eq!(b.count_lines("build.log"), 1, "it ran: {out:?}");
+    let warned = warnings(&out);
+    assert!(warned.len() == 1 && warned[0].contains("the remote entry for build is unusable"), "{out:?}");
+    assert!(std::fs::read(&files[0]).unwrap() != b"not an artifact at all", "a good result replaced it");
+}
+
+#[test]
+fn a_wrong_or_missing_signature_is_refused_and_the_right_one_verifies() {
+    let server = CacheServer::start_keeping_signatures();
+    let signed = |p: &Project, key: &str| with(&server, p).env("IRUN_REMOTE_CACHE_SIGNATURE_KEY", key);
+    let a = checkout();
+    ok(signed(&a, "key-one").args(["build"]).run());
+    // The same key verifies.
+    let b = checkout();
+    let out = ok(signed(&b, "key-one").args(["--json", "build"]).run());
+    assert!(out.stdout.contains(r#""source":"remote""#) && !b.exists("build.log"), "{out:?}");
+    // Another does not: the artifact may have been forged.
+    let c = checkout();
+    let out = ok(signed(&c, "key-two").args(["build"]).run());
+    assert_eq!(c.count_lines("build.log"), 1, "not restored from an artifact that does not verify: {out:?}");
+    assert!(warnings(&out).iter().any(|w| w.contains("its signature does not verify")), "{out:?}");
+    // An unsigned artifact (from a server that does not keep signatures) is refused by a run that expects them.
+    let server2 = CacheServer::start();
+    let d = checkout();
+    ok(with(&server2, &d).args(["build"]).run());
+    let e = checkout();
+    let out = ok(with(&server2, &e).env("IRUN_REMOTE_CACHE_SIGNATURE_KEY", "key-one").args(["build"]).run());
+    assert!(warnings(&out).iter().any(|w| w.contains("it is not signed")) && e.exists("build.log"), "{out:?}");
+}
+
+#[test]
+fn read_only_mode_never_uploads_but_reads() {
+    let server = CacheServer::start();
+    let a = checkout();
+    ok(with(&server, &a).env("IRUN_REMOTE_CACHE", "read").args(["build"]).run());
+    assert!(stored(&server).is_empty(), "read-only uploads nothing");
+    ok(with(&server, &checkout()).args(["build"]).run());
+    let b = checkout();
+    let out = ok(with(&server, &b).env("IRUN_REMOTE_CACHE", "read").args(["--json", "build"]).run());
+    assert!(out.stdout.contains(r#""source":"remote""#), "read-only reads: {out:?}");
+}
+
+#[test]
+fn a_failing_task_is_never_uploaded() {
+    let server = CacheServer::start();
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"mkdir -p out; touch out/x; exit 1\"\nsources = [\"s\"]\noutputs = [\"out/*\"]\n",
+    );
+    p.file("s", "1");
+    assert_eq!(with(&server, &p).args(["t"]).run().code, 1);
+    assert!(stored(&server).is_empty());
+}
+
+/// A TCP proxy to `port` that keeps every byte the client sends; its URL and those bytes.
+fn recording_proxy(port: u16) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let record = sent.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let server = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (mut from_client, mut to_client) = (client.try_clone().unwrap(), client);
+            let (mut to_server, mut from_server) = (server.try_clone().unwrap(), server);
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = from_client.read(&mut buf) {
+                    record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if to_server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_server.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_server, &mut to_client);
+                let _ = to_client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, sent)
+}
+
+#[test]
+fn a_dotenv_secret_is_in_no_byte_sent_to_the_server_nor_any_report() {
+    let secret = "s3cr3t-token-7f9a2c";
+    let server = CacheServer::start();
+    let (url, sent) = recording_proxy(server.port);
+    let p = Project::new(
+        "dotenv = [\".env\"]\n[tasks.t]\ncmd = \"test ${API_TOKEN} = s3cr3t-token-7f9a2c && mkdir -p out && cat s > out/r && echo done\"\nsources = [\"s\"]\noutputs = [\"out/*\"]\n",
+    );
+    p.file(".env", &format!("API_TOKEN={secret}\n")).file("s", "1");
+    let junit = p.path("junit.xml");
+    let out = ok(remote(&p, &url, &server.token).args(["--json", "--junit", junit.to_str().unwrap(), "t"]).run());
+    assert_eq!(stored(&server).len(), 1, "the result was uploaded: {out:?}");
+    let sent = sent.lock().unwrap().clone();
+    assert!(sent.windows(4).any(|w| w == b"PUT "), "the upload went through the proxy");
+    assert!(!sent.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret was sent");
+    let list = ok(p.irun().args(["list", "--json"]).run());
+    for (what, text) in
+        [("--json", out.all()), ("list --json", list.all()), ("JUnit", std::fs::read_to_string(&junit).unwrap())]
+    {
+        assert!(!text.contains(secret), "{what} shows the secret: {text}");
+    }
+}
+
+/// A server that accepts connections and never answers, on a free port, until the test ends.
+fn silent_server() -> String {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+#[test]
+fn a_server_that_never_answers_is_given_up_on_once_and_tasks_run() {
+    let p = Project::new(TWO);
+    p.file("s", "1");
+    let url = silent_server();
+    let out = remote(&p, &url, "t").args(["a", "b"]).run();
+    both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} did not answer in time"));
+}

@@ -93,6 +93,18 @@ impl Remote {
         format!("{}/v8/artifacts/{key}{team}", self.url)
     }
 
+    /// For `irun cache status`: where, how, for which team, signed or not (never the token nor the key).
+    pub(crate) fn describe(&self) -> String {
+        let mode = match self.mode {
+            Mode::Read => "read only",
+            Mode::Write => "read and write",
+        };
+        let team = self.team.as_deref().map_or(String::new(), |t| format!(", team {t}"));
+        let token = if self.token.is_some() { "" } else { ", no token" };
+        let signed = if self.signature_key.is_some() { ", artifacts signed" } else { "" };
+        format!("{} ({mode}{team}{token}{signed})", self.url)
+    }
+
     fn auth(&self) -> Option<String> {
         self.token.as_ref().map(|t| format!("Bearer {t}"))
     }

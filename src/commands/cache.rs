@@ -13,8 +13,15 @@ pub(super) fn text(config: &Config, action: CacheAction) -> Result<String, super
     Ok(match action {
         CacheAction::Status => {
             let status = store.status();
+            let (remote, warning) = crate::cache::remote::from_env();
+            if let Some(w) = warning {
+                eprintln!("irun: warning: {w}");
+            }
+            let remote = remote
+                .map_or("none (IRUN_REMOTE_CACHE_URL is not set, or IRUN_REMOTE_CACHE=off)".into(), |r| r.describe());
+            let off = if crate::cache::enabled() { "" } else { " (not used: IRUN_CACHE=off)" };
             format!(
-                "entries: {}\nsize: {} bytes\nlimit: {} bytes (IRUN_CACHE_MAX)\nlocation: {location}\n",
+                "entries: {}{off}\nsize: {} bytes\nlimit: {} bytes (IRUN_CACHE_MAX)\nlocation: {location}\nremote: {remote}\n",
                 status.entries,
                 status.bytes,
                 store.max()

@@ -286,3 +286,18 @@ outputs = ["out2/*"]
     p.run_ok(&["test"]);
     assert_eq!(p.count_lines("test.log"), 3);
 }
+
+#[test]
+fn a_key_stored_by_a_pass_is_restored_after_a_failure_with_the_same_inputs() {
+    // The documented rule (turborepo's): failures are never stored, but they do not unstore an earlier pass.
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"echo run >> t.log; test ! -e flaky && mkdir -p out && cat s > out/r\"\nsources = [\"s\"]\noutputs = [\"out/*\"]\n",
+    );
+    p.file("s", "1");
+    p.run_ok(&["t"]);
+    p.file("flaky", "");
+    assert_ne!(p.irun().args(["--force", "t"]).run().code, 0);
+    let out = p.run_ok(&["--json", "t"]);
+    assert!(out.stdout.contains(r#""status":"cached""#), "{out:?}");
+    assert_eq!(p.count_lines("t.log"), 2, "restored, not run a third time");
+}

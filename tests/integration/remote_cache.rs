@@ -69,6 +69,9 @@ fn a_second_checkout_gets_remote_hits_and_restores_outputs_byte_for_byte() {
     let (a, b) = (checkout(), checkout());
     ok(with(&server, &a).args(["build"]).run());
     assert_eq!(stored(&server).len(), 1, "the result was uploaded before irun exited");
+    let status = ok(with(&server, &a).env("IRUN_REMOTE_CACHE_SIGNATURE_KEY", "k").args(["cache", "status"]).run());
+    let says = format!("remote: {} (read and write, team irun-tests, artifacts signed)", server.url());
+    assert!(status.stdout.contains(&says) && !status.stdout.contains(&server.token), "{status:?}");
     // Looking first: `-n` and `explain` say it, and restore nothing.
     let dry = ok(with(&server, &b).args(["-n", "build"]).run());
     assert!(dry.stdout.contains("build (will be restored from the cache, key "), "{dry:?}");

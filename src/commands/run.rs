@@ -116,7 +116,7 @@ fn drive(
     let secrets = setup.config.secrets.clone();
     let reporting = std::thread::spawn(move || {
         driver::signals::leave_to_main_thread();
-        report::drive(rx, reporters, &secrets, move || {
+        report::drive(rx, reporters, secrets, move || {
             let _ = closed_tx.send(());
         })
     });

@@ -80,6 +80,14 @@ impl Secrets {
         self.finder = std::sync::OnceLock::new();
     }
 
+    /// Hide `other`'s values too.
+    pub(crate) fn merge(&mut self, other: &Secrets) {
+        for (value, reference) in &other.list {
+            let name = reference.trim_start_matches("${").trim_end_matches('}');
+            self.record(name, value);
+        }
+    }
+
     /// `text` as irun shows it: each secret value replaced by the reference that brought it in.
     pub(crate) fn hide<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         let finder = self.finder.get_or_init(|| {

@@ -91,7 +91,11 @@ impl<L: Launcher> Driver<'_, L> {
         }
         let reload = self.reload.take().expect("checked above");
         let diff = what_changed(&old_plan, &reload);
-        self.events.send(Event::ReloadApplied { file: reload.config.file_name(), diff });
+        self.events.send(Event::ReloadApplied {
+            file: reload.config.file_name(),
+            diff,
+            secrets: reload.config.secrets.clone(),
+        });
         self.snapshots = PerTask::filled(reload.config.tasks.len(), None);
         let (outputs, sources_globs) = reload.plan.globs(&reload.config);
         w.watcher.set_globs(&outputs, &sources_globs);

@@ -245,6 +245,8 @@ pub(crate) enum Event {
     ReloadApplied {
         file: String,
         diff: PlanDiff,
+        /// The values read again with it (dotenv files, irun's environment): reports hide them from now on.
+        secrets: Secrets,
     },
     /// A process left its task's process group and outlived its parent; irun stops it when the run ends.
     OrphanAdopted {

@@ -193,7 +193,7 @@ fn notice(event: &Event) -> (&'static str, Value) {
             ("config_unreadable", json!({ "path": lossy(path), "error": error }))
         }
         Event::ReloadRejected { file, diagnostic } => ("reload_rejected", json!({ "file": file, "error": diagnostic })),
-        Event::ReloadApplied { file, diff } => (
+        Event::ReloadApplied { file, diff, .. } => (
             "reload_applied",
             json!({
                 "file": file,
@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn a_notice_keeps_its_words_and_gains_a_kind_and_fields_of_its_own() {
         let diff = crate::events::PlanDiff { added: vec!["a".into()], changed: vec![], removed: vec!["b".into()] };
-        let (name, v) = fields(&Event::ReloadApplied { file: "Irun.toml".into(), diff });
+        let (name, v) = fields(&Event::ReloadApplied { file: "Irun.toml".into(), diff, secrets: Default::default() });
         assert_eq!(name, "notice");
         assert_eq!(v["message"], "Irun.toml changed: added a; removed b");
         assert_eq!((&v["kind"], &v["task"]), (&json!("reload_applied"), &Value::Null));

@@ -60,7 +60,7 @@ pub(crate) const STDOUT: &str = "stdout";
 pub(crate) fn drive(
     mut events: EventReceiver,
     mut reporters: Vec<Box<dyn Reporter>>,
-    secrets: &Secrets,
+    mut secrets: Secrets,
     closed: impl Fn(),
 ) -> Vec<String> {
     let mut failures = Vec::new();
@@ -77,7 +77,11 @@ pub(crate) fn drive(
         }
     };
     while let Some(mut stamped) = events.blocking_recv() {
-        stamped.event.hide_secrets(secrets);
+        if let Event::ReloadApplied { secrets: read_again, .. } = &stamped.event {
+            // Values shown before the reload stay hidden too.
+            secrets.merge(read_again);
+        }
+        stamped.event.hide_secrets(&secrets);
         for r in &mut reporters {
             r.event(stamped.at, &stamped.event);
         }

@@ -333,7 +333,7 @@ fn run_notice(event: &Event) -> Option<String> {
         Event::ReloadRejected { file, diagnostic } => {
             Some(format!("{file} changed but cannot be used; still running the previous version:\n{diagnostic}"))
         }
-        Event::ReloadApplied { file, diff } => Some(reload_applied(file, diff)),
+        Event::ReloadApplied { file, diff, .. } => Some(reload_applied(file, diff)),
         Event::OrphanAdopted { pid, command, task: None, .. } => Some(format!(
             "process {pid} ({command}) left its task's process group and outlived its parent (which task it came \
              from is not known: it cleared its environment); irun stops it when the run ends"

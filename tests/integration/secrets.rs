@@ -72,3 +72,24 @@ fn a_shell_secret_is_shown_as_its_reference_and_still_reaches_the_task() {
     p.file("sub/.keep", "");
     assert_never_shown(&p, "TOKEN", "from-the-shell-s3cr3t", Some(("TOKEN", "from-the-shell-s3cr3t")));
 }
+
+#[test]
+fn a_secret_read_again_when_watch_mode_reloads_irun_toml_is_hidden_too() {
+    let toml = "dotenv = [\".env\"]\n[tasks.t]\ncmd = \"echo ran\"\ndeps = [\"db\"]\nsources = [\"s\"]\n\
+                [tasks.db]\ncmd = \"sleep 30\"\ndaemon = true\nready = { exec = \"test -n '${TOKEN}'\" }\n";
+    let p = Project::new(toml);
+    p.file(".env", "TOKEN=first-s3cr3t\n").file("s", "1");
+    let mut run = p.irun().args(["--watch", "--json", "t"]).spawn();
+    run.wait_for_count(r#""event":"cycle_finished""#, 1);
+    // A new value, read as Irun.toml is reloaded: the service's probe changed, so it is started again.
+    p.file(".env", "TOKEN=second-s3cr3t\n");
+    p.file("Irun.toml", &format!("{toml}# edited\n"));
+    run.wait_for_line(r#""kind":"reload_applied""#);
+    run.wait_for_count(r#""event":"task_ready""#, 2);
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let out = run.wait();
+    for value in ["first-s3cr3t", "second-s3cr3t"] {
+        assert!(!out.all().contains(value), "{value} is shown: {out:?}");
+    }
+    assert!(out.stdout.contains("${TOKEN}"), "{out:?}");
+}

@@ -13,25 +13,26 @@ use crate::fresh::{Checker, Settings, portable_definition};
 pub(crate) use key::Key;
 use key::KeyInput;
 
-/// Whether `task`'s results are cached: a task that has a key (see [`keyed`]), is not `cache = false`, and has
-/// no output that is a [`marker`] unless `cache = true` says so.
+/// Whether `task`'s results are cached: a task that has a key (see [`keyed`]) and no output that is a [`marker`],
+/// unless `cache = true` says so.
 pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
     let Some(process) = task.process() else { return false };
-    if !process.cache.enabled || (!process.cache.forced && marker(task.outputs()).is_some()) {
+    if !process.cache.forced && marker(task.outputs()).is_some() {
         return false;
     }
     keyed(config, task)
 }
 
-/// Whether `task` has a key: a task (not a service or group) that is not `always_run`, has sources or outputs,
-/// and all of whose deps have keys too, and those of the services it needs. A dep that has a key but is not cached
-/// (`cache = false`, a marker task such as a virtualenv's `setup`) is named by its key all the same: the same
-/// inputs make the same result, which is what its fingerprint assumes too. A dep without one (it always runs) is
-/// an input no key can name.
+/// Whether `task` has a key: a task (not a service or group) that is not `always_run` nor `cache = false`, has
+/// sources or outputs, and all of whose deps have keys too, and those of the services it needs. A dep that has a
+/// key but is not cached (a marker task such as a virtualenv's `setup`) is named by its key all the same: the same
+/// inputs make the same result, which is what its fingerprint assumes too. A dep without one (it always runs, or
+/// `cache = false` says its result does not follow from its inputs) is an input no key can name.
 pub(crate) fn keyed(config: &Config, task: &Task) -> bool {
     let Some(process) = task.process() else { return false };
     // Without `sources` nor `outputs` it always runs (as its fingerprint says): nothing names what it reads.
-    if task.is_service() || process.always_run || (task.sources().is_empty() && task.outputs().is_empty()) {
+    let always = process.always_run || (task.sources().is_empty() && task.outputs().is_empty());
+    if task.is_service() || always || !process.cache.enabled {
         return false;
     }
     deps_keyed(config, task)
@@ -245,8 +246,7 @@ mod tests {
         let cached = |i: usize| cacheable(&cfg, &cfg.tasks[TaskId::new(i)]);
         assert!(cached(0));
         assert!(!cached(1), "cache = false");
-        assert!(cached(2), "its dep is not cached, but its key names it");
-        assert!(keyed(&cfg, &cfg.tasks[TaskId::new(1)]) && !cached(1));
+        assert!(!cached(2), "its dep is cache = false: its result does not follow from its inputs");
         assert!(!cached(4), "a service");
         assert!(!cached(3), "neither sources nor outputs: it always runs");
     }
@@ -259,6 +259,7 @@ mod tests {
         let cached = |i: usize| cacheable(&cfg, &cfg.tasks[TaskId::new(i)]);
         assert!(!cached(0), "a plain path may be a marker for more than it holds");
         assert!(cached(1), "cache = true says the outputs are the whole result");
+        assert!(keyed(&cfg, &cfg.tasks[TaskId::new(0)]), "a marker task has a key: the tasks after it are cached");
         assert!(cached(2), "the plain path is inside a glob that holds the rest");
         assert!(!cached(3), "the glob holds dist, not node_modules");
         assert!(cached(4), "a plain path after `!` takes out, it adds nothing");

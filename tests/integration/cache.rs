@@ -247,7 +247,7 @@ fn a_result_missing_a_declared_output_is_not_stored_and_says_so() {
 #[test]
 fn a_task_after_an_uncached_setup_is_restored_on_a_branch_switch_back() {
     // `setup` makes a virtualenv-like folder through a marker: it is not cached, but its key (its inputs) names it,
-    // so the test after it is. An `always_run` dep names nothing: what comes after it is never cached.
+    // so the test after it is. An `always_run` or `cache = false` dep names nothing: what comes after is never cached.
     let p = Project::new(
         r#"
 [tasks.setup]
@@ -267,18 +267,29 @@ cmd = "echo run >> after.log; mkdir -p out2; cat src.txt > out2/r.txt"
 deps = ["stamp"]
 sources = ["src.txt"]
 outputs = ["out2/*"]
+[tasks.fetch]
+cmd = "echo run >> fetch.log; mkdir -p data; cat reqs.txt > data/d"
+sources = ["reqs.txt"]
+outputs = ["data/*"]
+cache = false
+[tasks.report]
+cmd = "echo run >> report.log; mkdir -p out3; cat src.txt > out3/r.txt"
+deps = ["fetch"]
+sources = ["src.txt"]
+outputs = ["out3/*"]
 "#,
     );
     p.file("reqs.txt", "a\n");
     p.file("src.txt", "one\n");
-    p.run_ok(&["test", "after"]);
+    p.run_ok(&["test", "after", "report"]);
     p.file("src.txt", "two\n");
-    p.run_ok(&["test", "after"]);
+    p.run_ok(&["test", "after", "report"]);
     p.file("src.txt", "one\n");
-    let out = p.run_ok(&["--json", "test", "after"]);
+    let out = p.run_ok(&["--json", "test", "after", "report"]);
     assert_eq!(p.count_lines("test.log"), 2, "the third run of test was restored: {out:?}");
     assert_eq!(p.read("out/r.txt"), "one\n");
     assert_eq!(p.count_lines("after.log"), 3, "after an always-run dep nothing is cached");
+    assert_eq!(p.count_lines("report.log"), 3, "nor after a cache = false one: its result may change by itself");
     assert_eq!(p.count_lines("setup.log"), 1, "setup stayed up to date");
     // A changed requirement changes setup's key, and so the test's: it runs.
     p.file("reqs.txt", "b\n");

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 const MANIFEST: &str = "manifest.json";
 const OUTPUT: &str = "output";
 const FILES: &str = "files/";
+/// The most an artifact may unpack to: a small download must not unpack into more memory than irun can have.
+const UNPACKED_MAX: u64 = 2 << 30;
 
 /// What an artifact says about the run that made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,10 +62,20 @@ impl Artifact {
 
     /// The artifact in `bytes`; an error says why it is not one (corrupt, truncated, a path leaving the project).
     pub(crate) fn unpack(bytes: &[u8]) -> Result<Artifact, String> {
+        Artifact::unpack_within(bytes, UNPACKED_MAX)
+    }
+
+    fn unpack_within(bytes: &[u8], max: u64) -> Result<Artifact, String> {
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
         let (mut manifest, mut output, mut files) = (None, Vec::new(), Vec::new());
+        let mut total = 0u64;
         for entry in tar.entries().map_err(|e| e.to_string())? {
             let mut entry = entry.map_err(|e| e.to_string())?;
+            // An entry reads as many bytes as its header says: the sum is what it unpacks to.
+            total = total.saturating_add(entry.header().size().map_err(|e| e.to_string())?);
+            if total > max {
+                return Err(format!("it unpacks to more than {max} bytes"));
+            }
             let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
             let mode = entry.header().mode().unwrap_or(0o644);
             let mut data = Vec::new();
@@ -94,7 +106,8 @@ impl Artifact {
             std::fs::create_dir_all(dir)?;
             let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
             tmp.write_all(data)?;
-            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+            // Permission bits only: no set-user-id, set-group-id or sticky bit comes from an artifact.
+            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
             tmp.persist(&path).map_err(|e| e.error)?;
         }
         for rel in existing {
@@ -155,6 +168,24 @@ mod tests {
         assert!(Artifact::unpack(&bytes[..bytes.len() / 2]).is_err());
         assert!(Artifact::unpack(b"not an artifact").is_err());
         assert!(Artifact::unpack(&[]).is_err());
+    }
+
+    #[test]
+    fn an_artifact_that_unpacks_to_more_than_the_limit_is_refused() {
+        let bytes = artifact().pack().unwrap();
+        assert!(Artifact::unpack_within(&bytes, 10_000).is_ok());
+        assert!(Artifact::unpack_within(&bytes, 5).unwrap_err().contains("unpacks to more than 5 bytes"));
+    }
+
+    #[test]
+    fn restore_keeps_permission_bits_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = artifact();
+        a.files[0].2 = 0o4755;
+        a.restore(dir.path(), &[]).unwrap();
+        let mode = std::fs::metadata(dir.path().join("out/a.bin")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o755, "no set-user-id bit");
     }
 
     #[test]

@@ -53,6 +53,26 @@ pub(crate) fn marker(outputs: &[String]) -> Option<&str> {
     })
 }
 
+/// The first file of `files` that none of `outputs` takes in (a glob matching it, or a plain path naming it or a
+/// folder holding it, and no later `!` pattern taking it out): an artifact holding one would write where the task
+/// does not (a poisoned store writing `.git/hooks`, sources).
+pub(crate) fn not_an_output<'a>(outputs: &[String], files: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    use crate::config::{Globs, is_literal, parse_glob as parse};
+    let globs = Globs::new(outputs);
+    let in_folder = |rel: &str| {
+        let mut taken = false;
+        for o in outputs {
+            let (exclude, body) = parse(o);
+            let body = body.trim_start_matches("./").trim_end_matches('/');
+            if is_literal(body) && (rel == body || rel.starts_with(&format!("{body}/"))) {
+                taken = !exclude;
+            }
+        }
+        taken
+    };
+    files.into_iter().find(|rel| !globs.is_match(rel) && !in_folder(rel))
+}
+
 /// Whether every task `task` needs, directly or through the services it needs, has a key.
 fn deps_keyed(config: &Config, task: &Task) -> bool {
     config
@@ -146,11 +166,13 @@ pub(crate) fn key_with(config: &Config, checker: &Checker, def: &Task, keys: &mu
 
 /// For `irun explain`: a task that would run is restored from the local or remote cache (its key), or what changed
 /// in its key since the last one stored for it here.
+/// `remote`: the remote cache to look in (from [`remote::from_env`]); one that cannot answer is not asked again.
 pub(crate) fn explain(
     config: &Config,
     checker: &Checker,
     task: &Task,
     keys: &mut HashMap<String, Key>,
+    remote: &mut Option<remote::Remote>,
 ) -> Option<Explained> {
     if !enabled() || !cacheable(config, task) {
         return None;
@@ -160,11 +182,11 @@ pub(crate) fn explain(
     if store.dir().join(format!("{}.tar.gz", key.hex)).is_file() {
         return Some(Explained::Hit { key: key.hex, source: "local" });
     }
-    // Only looking: a server that cannot answer is a miss.
-    if let (Some(remote), _) = remote::from_env() {
-        if remote.exists(&key.hex) == Ok(true) {
-            return Some(Explained::Hit { key: key.hex, source: "remote" });
-        }
+    // Only looking: a server that cannot answer is a miss, and is not asked again.
+    match remote.as_ref().map(|r| r.exists(&key.hex)) {
+        Some(Ok(true)) => return Some(Explained::Hit { key: key.hex, source: "remote" }),
+        Some(Err(_)) => *remote = None,
+        _ => {}
     }
     let changed = store.index().get(&task.name).map(|before| key.changed_since(before)).unwrap_or_default();
     Some(Explained::Miss { key: key.hex, changed })
@@ -181,12 +203,13 @@ pub(crate) fn hits(
     use crate::outcome::{RunReason, Verdict};
     let mut keys = HashMap::new();
     let mut hits = HashMap::new();
+    let mut remote = remote::from_env().0;
     for &i in &plan.order {
         let Some(Verdict::Run(why)) = &verdicts[i] else { continue };
         if matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun) {
             continue;
         }
-        if let Some(Explained::Hit { key, .. }) = explain(config, checker, &config.tasks[i], &mut keys) {
+        if let Some(Explained::Hit { key, .. }) = explain(config, checker, &config.tasks[i], &mut keys, &mut remote) {
             hits.insert(config.tasks[i].name.clone(), key);
         }
     }
@@ -234,6 +257,15 @@ mod tests {
             [("$PATH".to_string(), format!("={path}")), ("$IRUN_TEST_SURELY_UNSET".into(), "unset".into())],
             "SET is set by Irun.toml and counts already; HOME is not named"
         );
+    }
+
+    #[test]
+    fn an_artifact_file_must_be_one_of_the_tasks_outputs() {
+        let outputs: Vec<String> = ["dist/**", "!dist/tmp/**", "build"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(not_an_output(&outputs, ["dist/a.js", "dist/x/b.js", "build/app", "build"]), None);
+        assert_eq!(not_an_output(&outputs, ["dist/a.js", ".git/hooks/pre-commit"]), Some(".git/hooks/pre-commit"));
+        assert_eq!(not_an_output(&outputs, ["dist/tmp/x"]), Some("dist/tmp/x"), "taken out by `!`");
+        assert_eq!(not_an_output(&outputs, ["buildx"]), Some("buildx"));
     }
 
     #[test]

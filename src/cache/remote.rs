@@ -8,10 +8,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 
-/// How long one request may take, connecting included. A lookup that takes longer is a miss (with a warning).
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one upload may take.
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting, sending a request's head, and waiting for the answer's head may each take: a server that
+/// takes longer is taken for unavailable (with a warning).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a download's or an upload's body may take: longer is a problem with that artifact (a big one on a slow
+/// link), not with the server.
+const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest artifact downloaded (the same limit as the local store's default).
 const DOWNLOAD_MAX: u64 = super::local::DEFAULT_MAX;
 
@@ -76,8 +78,8 @@ fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> (Option<Remote>, Option<St
         team: var("IRUN_REMOTE_CACHE_TEAM"),
         mode,
         signature_key: var("IRUN_REMOTE_CACHE_SIGNATURE_KEY").map(String::into_bytes),
-        lookups: agent(LOOKUP_TIMEOUT),
-        uploads: agent(UPLOAD_TIMEOUT),
+        lookups: agent(),
+        uploads: agent(),
     };
     (Some(remote), None)
 }
@@ -85,9 +87,9 @@ fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> (Option<Remote>, Option<St
 impl Remote {
     /// The URL of `key`'s artifact, with the team as turborepo sends it (`teamId` for ids, `slug` for names).
     fn artifact_url(&self, key: &str) -> String {
-        let team = match self.team.as_deref() {
-            Some(team) if team.starts_with("team_") => format!("?teamId={team}"),
-            Some(team) => format!("?slug={team}"),
+        let team = match self.team.as_deref().map(|t| (t.starts_with("team_"), encoded(t))) {
+            Some((true, team)) => format!("?teamId={team}"),
+            Some((false, team)) => format!("?slug={team}"),
             None => String::new(),
         };
         format!("{}/v8/artifacts/{key}{team}", self.url)
@@ -102,7 +104,7 @@ impl Remote {
         let team = self.team.as_deref().map_or(String::new(), |t| format!(", team {t}"));
         let token = if self.token.is_some() { "" } else { ", no token" };
         let signed = if self.signature_key.is_some() { ", artifacts signed" } else { "" };
-        format!("{} ({mode}{team}{token}{signed})", self.url)
+        format!("{} ({mode}{team}{token}{signed})", self.shown_url())
     }
 
     fn auth(&self) -> Option<String> {
@@ -119,7 +121,7 @@ impl Remote {
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
-            status => Err(self.refused(status)),
+            _ => Err(self.refused(&response)),
         }
     }
 
@@ -133,7 +135,7 @@ impl Remote {
         match response.status().as_u16() {
             200..=299 => {}
             404 => return Ok(None),
-            status => return Err(self.refused(status)),
+            _ => return Err(self.refused(&response)),
         }
         let tag = response.headers().get("x-artifact-tag").and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = response.body_mut().with_config().limit(DOWNLOAD_MAX).read_to_vec();
@@ -163,42 +165,78 @@ impl Remote {
         if let Some(secret) = &self.signature_key {
             request = request.header("x-artifact-tag", tag(secret, key, self.team.as_deref(), bytes));
         }
-        let response = request.send(bytes).map_err(|e| self.unreachable(&e))?;
+        let response = request.send(bytes).map_err(|e| match e {
+            ureq::Error::Timeout(ureq::Timeout::SendBody) => {
+                Problem::Unusable(format!("its upload ({} bytes) did not finish in time", bytes.len()))
+            }
+            e => self.unreachable(&e),
+        })?;
         match response.status().as_u16() {
             200..=299 => Ok(()),
-            status => Err(self.refused(status)),
+            413 => Err(Problem::Unusable(format!("the server refused it as too large ({} bytes)", bytes.len()))),
+            _ => Err(self.refused(&response)),
         }
     }
 
     fn unreachable(&self, e: &ureq::Error) -> Problem {
         let what = match e {
+            ureq::Error::Timeout(ureq::Timeout::RecvBody) => {
+                return Problem::Unusable("its download did not finish in time".into());
+            }
             ureq::Error::Timeout(_) => "did not answer in time".to_string(),
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 "refused the connection (is the server running?)".to_string()
             }
             other => format!("cannot be reached ({other})"),
         };
-        Problem::Unavailable(format!("the remote cache at {} {what}; tasks run without it", self.url))
+        Problem::Unavailable(format!("the remote cache at {} {what}; tasks run without it", self.shown_url()))
     }
 
-    fn refused(&self, status: u16) -> Problem {
+    fn refused(&self, response: &ureq::http::Response<ureq::Body>) -> Problem {
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("elsewhere");
         let hint = match status {
-            401 | 403 => ": check IRUN_REMOTE_CACHE_TOKEN and IRUN_REMOTE_CACHE_TEAM",
-            400 => ": check IRUN_REMOTE_CACHE_TEAM (the server may need a team)",
-            _ => "",
+            401 | 403 => ": check IRUN_REMOTE_CACHE_TOKEN and IRUN_REMOTE_CACHE_TEAM".to_string(),
+            400 => ": check IRUN_REMOTE_CACHE_TEAM (the server may need a team)".to_string(),
+            300..=399 => format!(" (a redirect to {location}): set IRUN_REMOTE_CACHE_URL to where it points"),
+            _ => String::new(),
         };
-        Problem::Unavailable(format!("the remote cache at {} answered {status}{hint}; tasks run without it", self.url))
+        let url = self.shown_url();
+        Problem::Unavailable(format!("the remote cache at {url} answered {status}{hint}; tasks run without it"))
+    }
+
+    /// The URL as irun shows it: without a user and password written into it.
+    pub(crate) fn shown_url(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('@').filter(|(user, _)| !user.contains('/')) {
+                Some((_, host)) => format!("{scheme}://{host}"),
+                None => self.url.clone(),
+            },
+            None => self.url.clone(),
+        }
     }
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+fn agent() -> ureq::Agent {
     let config = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
+        .timeout_resolve(Some(ANSWER_TIMEOUT))
+        .timeout_connect(Some(ANSWER_TIMEOUT))
+        .timeout_send_request(Some(ANSWER_TIMEOUT))
+        .timeout_recv_response(Some(ANSWER_TIMEOUT))
+        .timeout_send_body(Some(BODY_TIMEOUT))
+        .timeout_recv_body(Some(BODY_TIMEOUT))
         .http_status_as_error(false)
-        .max_redirects(3)
+        // A redirect would drop the token, and turn an upload into a GET: it is said instead.
+        .max_redirects(0)
         .user_agent(concat!("irun/", env!("CARGO_PKG_VERSION")))
         .build();
     ureq::Agent::new_with_config(config)
+}
+
+/// `text` percent-encoded for a query string (all but unreserved characters).
+fn encoded(text: &str) -> String {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    text.bytes().map(|b| if unreserved(b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// turborepo's artifact signature: base64 of HMAC-SHA256 under `secret` over the key, the team, then the body.
@@ -259,6 +297,15 @@ mod tests {
             (remote.mode, remote.artifact_url("abc").as_str()),
             (Mode::Write, "http://h:1/v8/artifacts/abc?teamId=team_x")
         );
+    }
+
+    #[test]
+    fn a_team_is_encoded_and_a_password_in_the_url_is_never_shown() {
+        let (remote, _) = vars(&[("IRUN_REMOTE_CACHE_URL", "https://me:pw@h:1"), ("IRUN_REMOTE_CACHE_TEAM", "a b&c")]);
+        let remote = remote.unwrap();
+        assert_eq!(remote.artifact_url("k"), "https://me:pw@h:1/v8/artifacts/k?slug=a%20b%26c");
+        assert_eq!(remote.shown_url(), "https://h:1");
+        assert!(!remote.describe().contains("pw"));
     }
 
     #[test]

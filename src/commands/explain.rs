@@ -20,9 +20,10 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
     let width = plan.order.iter().map(|&i| plan[i].name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     let mut keys = std::collections::HashMap::new();
+    let mut remote = crate::cache::remote::from_env().0;
     for &i in &plan.order {
         let cached = match &verdicts[i] {
-            Some(Verdict::Run(_)) => crate::cache::explain(config, &checker, &config.tasks[i], &mut keys),
+            Some(Verdict::Run(_)) => crate::cache::explain(config, &checker, &config.tasks[i], &mut keys, &mut remote),
             _ => None,
         };
         let (text, style) = match &verdicts[i] {

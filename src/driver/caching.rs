@@ -4,52 +4,25 @@
 //! warning (once) and the task runs; a remote cache that cannot answer is not asked again in this run.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::Driver;
-use super::workers::Workers;
+use super::sharing::{RemoteDone, Sharing};
 use crate::cache::artifact::{Artifact, Manifest};
-use crate::cache::remote::{Mode, Problem, Remote};
+use crate::cache::remote::Remote;
 use crate::cache::{self, Key};
 use crate::config::{Task, TaskId};
-use crate::engine::Input;
-use crate::events::{Event, Stream};
+use crate::events::{Event, Stream, TaskName};
 use crate::exec::Launcher;
 use crate::outcome::{CacheHit, Outcome, RunReason, Verdict};
-
-/// How long the end of a run waits for uploads still going.
-const UPLOADS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A remote request that came back, for the driver's loop.
-pub(super) enum RemoteDone {
-    /// A lookup for `name` made before `generation` files changed (watch mode): the verdict to give if it misses.
-    Looked {
-        name: String,
-        generation: u64,
-        key: Key,
-        verdict: Verdict,
-        result: Result<Option<Vec<u8>>, Problem>,
-    },
-    Uploaded {
-        name: String,
-        result: Result<(), Problem>,
-    },
-}
 
 /// What the driver keeps for the cache.
 pub(super) struct Caching {
     pub(super) store: cache::local::LocalStore,
-    remote: Option<Arc<Remote>>,
-    /// The remote cache could not answer once this run: it is not asked again.
-    remote_off: bool,
-    workers: Workers,
-    done: mpsc::UnboundedSender<RemoteDone>,
-    /// Uploads not finished yet.
-    uploads: usize,
-    /// Counts the batches of changed files (watch mode): a lookup made before one is stale.
-    generation: u64,
+    pub(super) sharing: Sharing,
+    /// That the remote cache could not answer was said.
+    pub(super) remote_said: bool,
     /// Keys of the tasks of this run that were looked at, by name.
     keys: HashMap<String, Key>,
     warned: std::collections::HashSet<String>,
@@ -63,12 +36,8 @@ impl Caching {
     ) -> Caching {
         Caching {
             store,
-            remote: remote.map(Arc::new),
-            remote_off: false,
-            workers: Workers::default(),
-            done,
-            uploads: 0,
-            generation: 0,
+            sharing: Sharing::new(remote, done),
+            remote_said: false,
             keys: HashMap::new(),
             warned: Default::default(),
         }
@@ -78,12 +47,7 @@ impl Caching {
     /// stored (its key is gone): what it made may not match its sources any more.
     pub(super) fn files_changed(&mut self) {
         self.keys.clear();
-        self.generation += 1;
-    }
-
-    /// The remote cache, while it answers.
-    fn remote(&self) -> Option<Arc<Remote>> {
-        self.remote.clone().filter(|_| !self.remote_off)
+        self.sharing.generation += 1;
     }
 }
 
@@ -91,7 +55,12 @@ impl<L: Launcher> Driver<'_, L> {
     /// A task about to run because its inputs differ from its last run's: restored from the cache if its key is
     /// stored there. Forced runs (`--force`, `--rerun`) and tasks that are not cached run as decided. `None`: the
     /// remote cache is being asked, and the verdict comes with its answer ([`Driver::on_remote`]).
-    pub(super) fn look_up_cache(&mut self, task: TaskId, verdict: Verdict) -> Option<Verdict> {
+    pub(super) fn look_up_cache(
+        &mut self,
+        task: TaskId,
+        verdict: Verdict,
+        dep_ran: Option<TaskName>,
+    ) -> Option<Verdict> {
         let Verdict::Run(why) = &verdict else { return Some(verdict) };
         let config = self.config.clone();
         let def = &config.tasks[task];
@@ -109,17 +78,17 @@ impl<L: Launcher> Driver<'_, L> {
                 }
             }
         }
-        let Some(remote) = self.caching.remote() else { return Some(verdict) };
-        let (done, name, generation) = (self.caching.done.clone(), def.name.clone(), self.caching.generation);
-        self.caching.workers.run(Box::new(move || {
-            let result = remote.get(&key.hex);
-            let _ = done.send(RemoteDone::Looked { name, generation, key, verdict, result });
-        }));
-        None
+        self.caching.sharing.ask(&def.name, dep_ran, key, verdict).err()
     }
 
     /// `bytes` hold `task`'s result under `key`: its outputs are restored, its output replayed, and it is a hit.
-    fn restore(&mut self, task: TaskId, key: &Key, bytes: &[u8], source: &'static str) -> Result<Verdict, String> {
+    pub(super) fn restore(
+        &mut self,
+        task: TaskId,
+        key: &Key,
+        bytes: &[u8],
+        source: &'static str,
+    ) -> Result<Verdict, String> {
         let config = self.config.clone();
         let def = &config.tasks[task];
         let artifact = match Artifact::unpack(bytes) {
@@ -127,6 +96,9 @@ impl<L: Launcher> Driver<'_, L> {
             Ok(_) => return Err(format!("the {source} entry for {} holds another key", def.name)),
             Err(e) => return Err(format!("the {source} entry for {} is unusable: {e}", def.name)),
         };
+        if let Some(file) = cache::not_an_output(def.outputs(), artifact.files.iter().map(|(p, _, _)| p.as_str())) {
+            return Err(format!("the {source} entry for {} holds `{file}`, which is not one of its outputs", def.name));
+        }
         let existing: Vec<String> = self.checker.files(def.outputs(), false).into_iter().collect();
         artifact
             .restore(&config.root, &existing)
@@ -143,79 +115,7 @@ impl<L: Launcher> Driver<'_, L> {
         Ok(Verdict::Cached(CacheHit { key: key.hex.clone(), source }))
     }
 
-    /// A remote request came back: a lookup gives its task's verdict (a hit is kept in the local store too); an
-    /// upload that failed is a warning.
-    pub(super) fn on_remote(&mut self, done: RemoteDone) {
-        match done {
-            RemoteDone::Looked { name, generation, key, verdict, result } => {
-                let Some(task) = self.config.id(&name) else { return };
-                let verdict = match result {
-                    // Files changed while it was asked: what it holds may not be what the task would make now.
-                    _ if generation != self.caching.generation => verdict,
-                    Ok(None) => verdict,
-                    Ok(Some(bytes)) => match self.restore(task, &key, &bytes, "remote") {
-                        Ok(hit) => {
-                            if let Err(e) = self.caching.store.put(&key.hex, &name, &key.parts, &bytes) {
-                                self.warn(format!("cannot keep {name}'s remote result in the local cache: {e}"));
-                            }
-                            hit
-                        }
-                        Err(problem) => {
-                            self.warn(format!("{problem}; it runs"));
-                            verdict
-                        }
-                    },
-                    Err(problem) => {
-                        self.remote_problem(&name, problem);
-                        verdict
-                    }
-                };
-                self.input(Input::Freshness { task, verdict });
-            }
-            RemoteDone::Uploaded { name, result } => {
-                self.caching.uploads -= 1;
-                if let Err(problem) = result {
-                    self.remote_problem(&name, problem);
-                }
-            }
-        }
-    }
-
-    fn remote_problem(&mut self, name: &str, problem: Problem) {
-        match problem {
-            Problem::Unavailable(problem) => {
-                self.caching.remote_off = true;
-                self.warn(problem);
-            }
-            Problem::Unusable(problem) => {
-                self.warn(format!("the remote entry for {name} is unusable: {problem}; it runs"))
-            }
-        }
-    }
-
-    /// The run is over: uploads still going are waited for, up to a deadline or a signal, then abandoned.
-    pub(super) async fn wait_for_uploads(
-        &mut self,
-        done: &mut mpsc::UnboundedReceiver<RemoteDone>,
-        signals: &mut super::signals::Signals,
-    ) {
-        let deadline = tokio::time::Instant::now() + UPLOADS_WAIT;
-        while self.caching.uploads > 0 {
-            let abandoned = tokio::select! {
-                Some(d) = done.recv() => {
-                    self.on_remote(d);
-                    continue;
-                }
-                () = tokio::time::sleep_until(deadline) => "did not finish in time",
-                _ = signals.recv() => "were interrupted",
-            };
-            let n = self.caching.uploads;
-            self.warn(format!("{n} upload(s) to the remote cache {abandoned}; those results stay local"));
-            return;
-        }
-    }
-
-    fn warn(&mut self, problem: String) {
+    pub(super) fn warn(&mut self, problem: String) {
         if self.caching.warned.insert(problem.clone()) {
             self.events.send(Event::CacheWarning { problem });
         }
@@ -288,19 +188,7 @@ impl<L: Launcher> Driver<'_, L> {
                 format!("cannot store the result of {} in {}: {e}", def.name, self.caching.store.dir().display());
             self.warn(problem);
         }
-        self.upload(def.name.clone(), key.hex, bytes, took);
-    }
-
-    /// Upload a result in the background, unless the remote cache is read-only (or off).
-    fn upload(&mut self, name: String, key: String, bytes: Vec<u8>, took: Option<std::time::Duration>) {
-        let Some(remote) = self.caching.remote().filter(|r| r.mode == Mode::Write) else { return };
-        let done = self.caching.done.clone();
-        let ms = took.map_or(0, |t| t.as_millis() as u64);
-        self.caching.uploads += 1;
-        self.caching.workers.run(Box::new(move || {
-            let result = remote.put(&key, &bytes, ms);
-            let _ = done.send(RemoteDone::Uploaded { name, result });
-        }));
+        self.caching.sharing.upload(def.name.clone(), key.hex, bytes, took);
     }
 }
 

@@ -9,9 +9,10 @@ use tokio::sync::watch;
 use super::Driver;
 use crate::config::{TaskId, port_variable};
 use crate::engine::{self, Changed, Effect, Input};
+use crate::events::TaskName;
 use crate::exec::Launcher;
 use crate::exec::runner::Job;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Verdict};
 
 impl<L: Launcher> Driver<'_, L> {
     /// Carry out effects in order. A freshness check is answered at once, before any other input.
@@ -29,16 +30,9 @@ impl<L: Launcher> Driver<'_, L> {
                     }
                 }
                 Effect::CheckFreshness { task, dep_ran } => {
-                    if !self.config.tasks[task].sources().is_empty() {
-                        // Hashing sources can take a while: what happened before is shown first.
-                        self.events.flush();
-                    }
                     let dep_ran = dep_ran.map(|d| self.engine.plan()[d].name.clone());
-                    let (verdict, snapshot) =
-                        self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
-                    self.snapshots[task] = snapshot;
                     // (Without a verdict yet, the remote cache is being asked: its answer gives it.)
-                    if let Some(verdict) = self.look_up_cache(task, verdict) {
+                    if let Some(verdict) = self.check_freshness(task, dep_ran) {
                         queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
                     }
                 }
@@ -58,6 +52,18 @@ impl<L: Launcher> Driver<'_, L> {
                 Effect::SaveState { urgent } => self.save_state(urgent),
             }
         }
+    }
+
+    /// Whether `task` runs, is up to date or is restored from the cache, with what it looks like now kept to be
+    /// recorded; `None` while the remote cache is asked.
+    pub(super) fn check_freshness(&mut self, task: TaskId, dep_ran: Option<TaskName>) -> Option<Verdict> {
+        if !self.config.tasks[task].sources().is_empty() {
+            // Hashing sources can take a while: what happened before is shown first.
+            self.events.flush();
+        }
+        let (verdict, snapshot) = self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
+        self.snapshots[task] = snapshot;
+        self.look_up_cache(task, verdict, dep_ran)
     }
 
     fn spawn(&mut self, task: TaskId, restarting: bool, changed: Option<Changed>, after_exit: Option<Duration>) {

@@ -7,6 +7,7 @@ mod caching;
 mod effects;
 mod reload;
 mod saving;
+mod sharing;
 pub(crate) mod signals;
 #[cfg(test)]
 mod tests;
@@ -157,7 +158,8 @@ pub(crate) async fn run<L: Launcher>(
             }
         }
     };
-    d.wait_for_uploads(&mut remote_inbox, &mut signals).await;
+    let interrupted = matches!(outcome, RunOutcome::Interrupted(_));
+    d.wait_for_uploads(&mut remote_inbox, interrupted, &mut signals).await;
     d.finish(outcome, started, &mut signals).await
 }
 

@@ -1,23 +1,26 @@
 //! A few threads for blocking work the driver's loop must not wait on (remote cache requests). They start with the
-//! first job, and are never joined: irun ends without waiting for a request still going (each has a timeout).
+//! first job, and are never joined: irun ends without waiting for a request still going (each has timeouts).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-/// How many jobs run at once.
-const THREADS: usize = 8;
-
 pub(super) type Job = Box<dyn FnOnce() + Send>;
 
-#[derive(Default)]
 pub(super) struct Workers {
+    /// How many jobs run at once.
+    threads: usize,
     jobs: Option<mpsc::Sender<Job>>,
 }
 
 impl Workers {
+    pub(super) fn new(threads: usize) -> Workers {
+        Workers { threads, jobs: None }
+    }
+
     /// Run `job` on one of the threads, as soon as one is free.
     pub(super) fn run(&mut self, job: Job) {
-        let jobs = self.jobs.get_or_insert_with(start);
+        let threads = self.threads;
+        let jobs = self.jobs.get_or_insert_with(|| start(threads));
         if let Err(mpsc::SendError(job)) = jobs.send(job) {
             // No thread could be started: the job runs here rather than not at all.
             job();
@@ -25,10 +28,10 @@ impl Workers {
     }
 }
 
-fn start() -> mpsc::Sender<Job> {
+fn start(threads: usize) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
-    for i in 0..THREADS {
+    for i in 0..threads {
         let rx = rx.clone();
         let work = move || {
             loop {
@@ -37,7 +40,8 @@ fn start() -> mpsc::Sender<Job> {
                     Err(_) => return,
                 };
                 match job {
-                    Ok(job) => job(),
+                    // A job that panics ends itself, not the thread.
+                    Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
                     Err(_) => return,
                 }
             }
@@ -54,7 +58,7 @@ mod tests {
 
     #[test]
     fn every_job_runs() {
-        let mut workers = Workers::default();
+        let mut workers = Workers::new(3);
         let (tx, rx) = mpsc::channel();
         for i in 0..20 {
             let tx = tx.clone();

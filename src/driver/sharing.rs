@@ -135,8 +135,12 @@ impl<L: Launcher> Driver<'_, L> {
             RemoteDone::Looked(lookup, result) => self.looked(lookup, result),
             RemoteDone::Uploaded { name, result } => {
                 self.caching.sharing.uploads -= 1;
-                if let Err(problem) = result {
-                    self.remote_problem(&name, problem);
+                match result {
+                    Err(Problem::Unusable(problem)) => {
+                        self.warn(format!("the result of {name} was not uploaded: {problem}"))
+                    }
+                    Err(problem) => self.remote_problem(&name, problem),
+                    Ok(()) => {}
                 }
             }
         }

@@ -155,33 +155,87 @@ fn a_server_that_is_down_warns_once_and_tasks_run() {
     both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} refused the connection"));
 }
 
-/// A server that answers every request with `500`, on a free port, until the test ends.
-fn failing_server() -> String {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer_500(stream));
-        }
-    });
-    url
+/// One request a fake server got: method, path and body.
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    #[allow(dead_code)]
+    pub body: Vec<u8>,
 }
 
-fn answer_500(mut stream: TcpStream) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
+/// A fake server's answer: status, headers, body. `None`: never answer (hold the connection open).
+type Answer = Option<(u16, Vec<(&'static str, String)>, Vec<u8>)>;
+
+/// A server on a free port answering each request as `answer` says, until the test ends; its URL, and the requests
+/// it got (`METHOD path`, as they came), and how many connections it accepted.
+fn fake_server(
+    answer: impl Fn(&Request) -> Answer + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (log, connections) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(0)));
+    let (seen, accepted) = (log.clone(), connections.clone());
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            *accepted.lock().unwrap() += 1;
+            let (seen, answer) = (seen.clone(), answer.clone());
+            std::thread::spawn(move || serve(stream, &seen, &*answer));
+        }
+    });
+    (url, log, connections)
+}
+
+fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, answer: &dyn Fn(&Request) -> Answer) {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let mut words = head.split_whitespace();
+        let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+            .map_or(0, |(_, v)| v.trim().parse().unwrap());
+        while raw.len() < end + 4 + length {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = raw[end + 4..end + 4 + length].to_vec();
+        raw.drain(..end + 4 + length);
+        seen.lock().unwrap().push(format!("{method} {path}"));
+        let request = Request { method, path, body };
+        let Some((status, headers, body)) = answer(&request) else {
+            // Never answered: the connection stays open until the test ends.
+            std::thread::park();
+            return;
+        };
+        let mut reply = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+        for (name, value) in headers {
+            reply += &format!("{name}: {value}\r\n");
+        }
+        reply += "\r\n";
+        if stream.write_all(reply.as_bytes()).and_then(|()| stream.write_all(&body)).is_err() {
+            return;
         }
     }
-    let body = "internal error";
-    let reply = format!(
-        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(reply.as_bytes());
+}
+
+fn status(code: u16) -> Answer {
+    Some((code, Vec::new(), Vec::new()))
+}
+
+fn failing_server() -> String {
+    fake_server(|_| status(500)).0
 }
 
 #[test]
@@ -318,24 +372,95 @@ fn a_dotenv_secret_is_in_no_byte_sent_to_the_server_nor_any_report() {
     }
 }
 
-/// A server that accepts connections and never answers, on a free port, until the test ends.
-fn silent_server() -> String {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    url
-}
-
 #[test]
 fn a_server_that_never_answers_is_given_up_on_once_and_tasks_run() {
     let p = Project::new(TWO);
     p.file("s", "1");
-    let url = silent_server();
+    let (url, _, _) = fake_server(|_| None);
     let out = remote(&p, &url, "t").args(["a", "b"]).run();
     both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} did not answer in time"));
+}
+
+#[test]
+fn many_lookups_against_a_server_that_never_answers_wait_for_one_round_of_requests_only() {
+    // Twenty tasks to look up, and a server that never answers: the requests under way when the first one times out
+    // are the last sent (one per lookup thread); the rest are not sent, and nothing is uploaded.
+    let mut toml = String::new();
+    for i in 0..20 {
+        toml += &format!(
+            "[tasks.t{i}]\ncmd = \"mkdir -p out; cat s > out/{i}\"\nsources = [\"s\"]\noutputs = [\"out/{i}*\"]\n"
+        );
+    }
+    let p = Project::new(&toml);
+    p.file("s", "1");
+    let (url, requests, connections) = fake_server(|_| None);
+    let names: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+    let out = ok(remote(&p, &url, "t").args(&names).run());
+    assert_eq!(warnings(&out).len(), 1, "{out:?}");
+    let (sent, accepted) = (requests.lock().unwrap().len(), *connections.lock().unwrap());
+    assert!(accepted <= 8 && sent <= 8, "{accepted} connections, {sent} requests: at most one round of lookups");
+    assert!((0..20).all(|i| p.exists(&format!("out/{i}"))), "every task ran");
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_says_where_it_points() {
+    let p = Project::new(TWO);
+    p.file("s", "1");
+    let (url, requests, _) =
+        fake_server(|_| Some((302, vec![("Location", "https://cache.example/".into())], Vec::new())));
+    let out = remote(&p, &url, "t").args(["a", "b"]).run();
+    both_ran_with_one_warning(
+        &p,
+        &out,
+        "answered 302 (a redirect to https://cache.example/): set IRUN_REMOTE_CACHE_URL",
+    );
+    assert!(requests.lock().unwrap().iter().all(|r| r.starts_with("GET ")), "no upload after that");
+}
+
+#[test]
+fn an_upload_refused_as_too_large_is_said_for_its_task_and_the_others_still_upload() {
+    let p = Project::new(TWO);
+    p.file("s", "1");
+    let (url, requests, _) = fake_server(|r| status(if r.method == "PUT" { 413 } else { 404 }));
+    let out = ok(remote(&p, &url, "t").args(["a", "b"]).run());
+    let puts = requests.lock().unwrap().iter().filter(|r| r.starts_with("PUT ")).count();
+    assert_eq!(puts, 2, "the remote cache stayed on after the first refusal: {out:?}");
+    let warned = warnings(&out);
+    assert_eq!(warned.len(), 2, "{out:?}");
+    assert!(warned.iter().any(|w| w.contains("the result of a was not uploaded: the server refused it as too large")));
+}
+
+#[test]
+fn a_file_changed_while_the_remote_cache_is_asked_is_checked_again() {
+    // The first lookup is held until the file has changed: the task is then checked again (a lookup of the new key)
+    // and runs on what the file holds now.
+    let p = Project::new(BUILD);
+    std::fs::write(p.path("src.bin"), "first").unwrap();
+    let (arrived, release) = (Mutex::new(Some(std::sync::mpsc::channel::<()>())), std::sync::mpsc::channel::<()>());
+    let (got_first, first_got) = arrived.lock().unwrap().take().unwrap();
+    let (release_tx, release_rx) = release;
+    let release_rx = Mutex::new(Some(release_rx));
+    let (url, requests, _) = fake_server(move |r| {
+        if r.method == "GET" {
+            if let Some(rx) = release_rx.lock().unwrap().take() {
+                let _ = got_first.send(());
+                rx.recv().unwrap();
+            }
+            return status(404);
+        }
+        status(200)
+    });
+    let mut run = remote(&p, &url, "t").args(["--watch", "build"]).spawn();
+    first_got.recv_timeout(crate::harness::PATIENCE).expect("the first lookup");
+    std::fs::write(p.path("src.bin"), "second").unwrap();
+    run.wait_for_line("during the run; restarting affected tasks: src.bin");
+    release_tx.send(()).unwrap();
+    run.wait_for_line("waiting for changes");
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let out = run.wait();
+    assert_eq!(p.read("out/a.bin"), "second");
+    // Had it run on the new file with the old one's record, the change would have made it run a second time.
+    assert_eq!(p.count_lines("build.log"), 1, "{out:?}");
+    let gets: Vec<String> = requests.lock().unwrap().iter().filter(|r| r.starts_with("GET ")).cloned().collect();
+    assert!(gets.len() >= 2 && gets[0] != gets[1], "looked up again under the new key: {gets:?}");
 }

@@ -155,22 +155,19 @@ fn a_server_that_is_down_warns_once_and_tasks_run() {
     both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} refused the connection"));
 }
 
-/// One request a fake server got: method, path and body.
+/// One request a fake server got: its method (the path and body are in its log and not needed here).
 pub struct Request {
     pub method: String,
-    pub path: String,
-    #[allow(dead_code)]
-    pub body: Vec<u8>,
 }
+
+/// A fake server's URL, the requests it got (`METHOD path`, as they came), and how many connections it accepted.
+type Fake = (String, Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>);
 
 /// A fake server's answer: status, headers, body. `None`: never answer (hold the connection open).
 type Answer = Option<(u16, Vec<(&'static str, String)>, Vec<u8>)>;
 
-/// A server on a free port answering each request as `answer` says, until the test ends; its URL, and the requests
-/// it got (`METHOD path`, as they came), and how many connections it accepted.
-fn fake_server(
-    answer: impl Fn(&Request) -> Answer + Send + Sync + 'static,
-) -> (String, Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>) {
+/// A server on a free port answering each request as `answer` says, until the test ends.
+fn fake_server(answer: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> Fake {
     let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let (log, connections) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(0)));
@@ -210,10 +207,9 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, answer: &dyn Fn(&Requ
                 Ok(n) => raw.extend_from_slice(&buf[..n]),
             }
         }
-        let body = raw[end + 4..end + 4 + length].to_vec();
         raw.drain(..end + 4 + length);
         seen.lock().unwrap().push(format!("{method} {path}"));
-        let request = Request { method, path, body };
+        let request = Request { method };
         let Some((status, headers, body)) = answer(&request) else {
             // Never answered: the connection stays open until the test ends.
             std::thread::park();

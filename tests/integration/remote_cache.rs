@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::cache_server::CacheServer;
-use crate::harness::{Irun, Output, Project, free_port};
+use crate::harness::{Irun, Output, Project};
 
 /// A task with a binary, executable output and some output of its own.
 const BUILD: &str = r#"
@@ -150,7 +150,11 @@ fn both_ran_with_one_warning(p: &Project, out: &Output, says: &str) {
 fn a_server_that_is_down_warns_once_and_tasks_run() {
     let p = Project::new(TWO);
     p.file("s", "1");
-    let url = format!("http://127.0.0.1:{}", free_port());
+    // A port held (bound, never listening) for the test: refused, and no other test's server can take it.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    let port = held.local_addr().unwrap().as_socket().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
     let out = remote(&p, &url, "t").args(["a", "b"]).run();
     both_ran_with_one_warning(&p, &out, &format!("the remote cache at {url} refused the connection"));
 }

@@ -1,6 +1,8 @@
 //! The local store under `.irun/cache/`: one file per key, written atomically (a temporary file, then renamed),
 //! kept under a size limit (`IRUN_CACHE_MAX`) by removing the least recently used entries; a hit touches its
-//! entry. An index of the last key stored per task lets `irun explain` name the part that changed.
+//! entry. An index of the last key stored per task lets `irun explain` name the part that changed. A store keeps
+//! what it learned in memory (the index, the entries' total size), so a run storing many results pays for each
+//! once, not for all of them every time.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,10 +13,18 @@ use std::time::SystemTime;
 pub(crate) const DEFAULT_MAX: u64 = 1 << 30;
 const SUFFIX: &str = ".tar.gz";
 const INDEX: &str = "index.json";
+/// How often, at most, the index is written during a run (and once more as the store goes away).
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) struct LocalStore {
     dir: PathBuf,
     max: u64,
+    /// The index as read and changed since, and whether the file is behind it; when it was last written.
+    index: Option<BTreeMap<String, Vec<(String, String)>>>,
+    index_behind: bool,
+    index_written: Option<std::time::Instant>,
+    /// The entries' total size, once counted.
+    total: Option<u64>,
 }
 
 /// What `irun cache status` says.
@@ -44,7 +54,14 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 impl LocalStore {
     /// The store of the project at `root`, limited to `max` bytes.
     pub(crate) fn new(root: &Path, max: u64) -> LocalStore {
-        LocalStore { dir: root.join(".irun").join("cache"), max }
+        LocalStore {
+            dir: root.join(".irun").join("cache"),
+            max,
+            index: None,
+            index_behind: false,
+            index_written: None,
+            total: None,
+        }
     }
 
     /// The store with its limit from `IRUN_CACHE_MAX`; a warning when that could not be read (the default holds).
@@ -82,22 +99,55 @@ impl LocalStore {
 
     /// Store `bytes` under `key` (atomically), remember it as `task`'s last key with its parts, and evict the least
     /// recently used entries past the limit (never the one just stored).
-    pub(crate) fn put(&self, key: &str, task: &str, parts: &[(String, String)], bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn put(
+        &mut self,
+        key: &str,
+        task: &str,
+        parts: &[(String, String)],
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
+        let replaced = std::fs::metadata(self.path(key)).map_or(0, |m| m.len());
         write_atomic(&self.dir, &self.path(key), bytes)?;
         let mut index = self.index();
         index.insert(task.to_string(), parts.to_vec());
-        write_atomic(&self.dir, &self.dir.join(INDEX), &serde_json::to_vec(&index)?)?;
-        self.evict(key)
+        self.index = Some(index);
+        self.index_behind = true;
+        if self.index_written.is_none_or(|at| at.elapsed() >= INDEX_EVERY) {
+            self.write_index()?;
+        }
+        let total = match self.total {
+            Some(total) => total.saturating_sub(replaced) + bytes.len() as u64,
+            None => self.entries().iter().map(|(_, size, _)| size).sum(),
+        };
+        self.total = Some(total);
+        if total > self.max {
+            self.evict(key)?;
+        }
+        Ok(())
+    }
+
+    /// Write the index if it is behind what this store knows.
+    pub(crate) fn write_index(&mut self) -> std::io::Result<()> {
+        if let (true, Some(index)) = (self.index_behind, &self.index) {
+            write_atomic(&self.dir, &self.dir.join(INDEX), &serde_json::to_vec(index)?)?;
+            self.index_behind = false;
+            self.index_written = Some(std::time::Instant::now());
+        }
+        Ok(())
     }
 
     /// Remove an entry that turned out to be unusable.
-    pub(crate) fn remove(&self, key: &str) {
+    pub(crate) fn remove(&mut self, key: &str) {
         let _ = std::fs::remove_file(self.path(key));
+        self.total = None;
     }
 
     /// The last stored key's parts, by task.
     pub(crate) fn index(&self) -> BTreeMap<String, Vec<(String, String)>> {
+        if let Some(index) = &self.index {
+            return index.clone();
+        }
         std::fs::read(self.dir.join(INDEX)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
@@ -116,7 +166,7 @@ impl LocalStore {
         out
     }
 
-    fn evict(&self, keep: &str) -> std::io::Result<()> {
+    fn evict(&mut self, keep: &str) -> std::io::Result<()> {
         let entries = self.entries();
         let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
         let keep = self.path(keep);
@@ -129,6 +179,7 @@ impl LocalStore {
                 total -= size;
             }
         }
+        self.total = Some(total);
         Ok(())
     }
 
@@ -144,6 +195,13 @@ impl LocalStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(n),
         }
+    }
+}
+
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        // The index only serves `irun explain`: a failure to write it loses nothing else.
+        let _ = self.write_index();
     }
 }
 
@@ -172,7 +230,7 @@ mod tests {
     #[test]
     fn the_least_recently_used_entries_go_past_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path(), 250);
+        let mut store = LocalStore::new(dir.path(), 250);
         let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
         for (i, key) in ["a", "b"].iter().enumerate() {
             store.put(key, "t", &[], &[0; 100]).unwrap();
@@ -192,9 +250,12 @@ mod tests {
     #[test]
     fn the_index_keeps_each_tasks_last_parts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path(), DEFAULT_MAX);
+        let mut store = LocalStore::new(dir.path(), DEFAULT_MAX);
         store.put("k1", "build", &[("env".into(), "1".into())], b"x").unwrap();
         store.put("k2", "build", &[("env".into(), "2".into())], b"x").unwrap();
         assert_eq!(store.index()["build"], [("env".to_string(), "2".to_string())]);
+        drop(store);
+        let again = LocalStore::new(dir.path(), DEFAULT_MAX);
+        assert_eq!(again.index()["build"], [("env".to_string(), "2".to_string())], "written as the store went away");
     }
 }

@@ -14,13 +14,35 @@ pub(crate) use key::Key;
 use key::KeyInput;
 
 /// Whether `task`'s results are cached: a task that has a key (see [`keyed`]) and no output that is a [`marker`],
-/// unless `cache = true` says so.
+/// unless `cache = true` says so. (Each call walks what the task needs: for every task of a run, use [`Table`].)
+#[cfg(test)]
 pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
+    cacheable_with(config, task, &mut HashMap::new())
+}
+
+fn cacheable_with(config: &Config, task: &Task, keyed_memo: &mut HashMap<String, bool>) -> bool {
     let Some(process) = task.process() else { return false };
     if !process.cache.forced && marker(task.outputs()).is_some() {
         return false;
     }
-    keyed(config, task)
+    keyed_with(config, task, keyed_memo)
+}
+
+/// Whether each task of a configuration is cached, worked out once: a task's answer needs its deps', and asking
+/// task by task would walk the same deps again for every task after them.
+pub(crate) struct Table {
+    cached: crate::config::PerTask<bool>,
+}
+
+impl Table {
+    pub(crate) fn new(config: &Config) -> Table {
+        let mut memo = HashMap::new();
+        Table { cached: config.tasks.iter().map(|t| cacheable_with(config, t, &mut memo)).collect() }
+    }
+
+    pub(crate) fn cacheable(&self, task: crate::config::TaskId) -> bool {
+        self.cached[task]
+    }
 }
 
 /// Whether `task` has a key: a task (not a service or group) that is not `always_run` nor `cache = false`, has
@@ -28,14 +50,25 @@ pub(crate) fn cacheable(config: &Config, task: &Task) -> bool {
 /// key but is not cached (a marker task such as a virtualenv's `setup`) is named by its key all the same: the same
 /// inputs make the same result, which is what its fingerprint assumes too. A dep without one (it always runs, or
 /// `cache = false` says its result does not follow from its inputs) is an input no key can name.
+#[cfg(test)]
 pub(crate) fn keyed(config: &Config, task: &Task) -> bool {
-    let Some(process) = task.process() else { return false };
-    // Without `sources` nor `outputs` it always runs (as its fingerprint says): nothing names what it reads.
-    let always = process.always_run || (task.sources().is_empty() && task.outputs().is_empty());
-    if task.is_service() || always || !process.cache.enabled {
-        return false;
+    keyed_with(config, task, &mut HashMap::new())
+}
+
+/// [`keyed`], remembering each task's answer (by name) in `memo`.
+fn keyed_with(config: &Config, task: &Task, memo: &mut HashMap<String, bool>) -> bool {
+    if let Some(&known) = memo.get(&task.name) {
+        return known;
     }
-    deps_keyed(config, task)
+    let keyed = match task.process() {
+        // Without `sources` nor `outputs` it always runs (as its fingerprint says): nothing names what it reads.
+        Some(p) if task.is_service() || p.always_run || !p.cache.enabled => false,
+        Some(_) if task.sources().is_empty() && task.outputs().is_empty() => false,
+        Some(_) => deps_keyed(config, task, memo),
+        None => false,
+    };
+    memo.insert(task.name.clone(), keyed);
+    keyed
 }
 
 /// The rule for what a cached result holds: the files its `outputs` match, and nothing else, so they must cover
@@ -74,11 +107,11 @@ pub(crate) fn not_an_output<'a>(outputs: &[String], files: impl IntoIterator<Ite
 }
 
 /// Whether every task `task` needs, directly or through the services it needs, has a key.
-fn deps_keyed(config: &Config, task: &Task) -> bool {
+fn deps_keyed(config: &Config, task: &Task, memo: &mut HashMap<String, bool>) -> bool {
     config
         .deps_through_groups(task)
         .iter()
-        .all(|d| if d.is_service() { deps_keyed(config, d) } else { keyed(config, d) })
+        .all(|d| if d.is_service() { deps_keyed(config, d, memo) } else { keyed_with(config, d, memo) })
 }
 
 /// `task`'s key, given a way to get its deps' keys. Reads its sources (only asked for tasks that run anyway).
@@ -170,13 +203,15 @@ pub(crate) fn key_with(config: &Config, checker: &Checker, def: &Task, keys: &mu
 pub(crate) fn explain(
     config: &Config,
     checker: &Checker,
-    task: &Task,
+    table: &Table,
+    task: crate::config::TaskId,
     keys: &mut HashMap<String, Key>,
     remote: &mut Option<remote::Remote>,
 ) -> Option<Explained> {
-    if !enabled() || !cacheable(config, task) {
+    if !enabled() || !table.cacheable(task) {
         return None;
     }
+    let task = &config.tasks[task];
     let key = key_with(config, checker, task, keys);
     let (store, _) = local::LocalStore::from_env(&config.root);
     if store.dir().join(format!("{}.tar.gz", key.hex)).is_file() {
@@ -204,12 +239,13 @@ pub(crate) fn hits(
     let mut keys = HashMap::new();
     let mut hits = HashMap::new();
     let mut remote = remote::from_env().0;
+    let table = Table::new(config);
     for &i in &plan.order {
         let Some(Verdict::Run(why)) = &verdicts[i] else { continue };
         if matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun) {
             continue;
         }
-        if let Some(Explained::Hit { key, .. }) = explain(config, checker, &config.tasks[i], &mut keys, &mut remote) {
+        if let Some(Explained::Hit { key, .. }) = explain(config, checker, &table, i, &mut keys, &mut remote) {
             hits.insert(config.tasks[i].name.clone(), key);
         }
     }

@@ -21,9 +21,10 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
     let mut out = String::new();
     let mut keys = std::collections::HashMap::new();
     let mut remote = crate::cache::remote::from_env().0;
+    let table = crate::cache::Table::new(config);
     for &i in &plan.order {
         let cached = match &verdicts[i] {
-            Some(Verdict::Run(_)) => crate::cache::explain(config, &checker, &config.tasks[i], &mut keys, &mut remote),
+            Some(Verdict::Run(_)) => crate::cache::explain(config, &checker, &table, i, &mut keys, &mut remote),
             _ => None,
         };
         let (text, style) = match &verdicts[i] {

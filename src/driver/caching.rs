@@ -25,6 +25,8 @@ pub(super) struct Caching {
     pub(super) remote_said: bool,
     /// Keys of the tasks of this run that were looked at, by name.
     keys: HashMap<String, Key>,
+    /// Which tasks are cached, for the configuration in force (worked out again after a reload).
+    pub(super) table: Option<cache::Table>,
     warned: std::collections::HashSet<String>,
 }
 
@@ -39,6 +41,7 @@ impl Caching {
             sharing: Sharing::new(remote, done),
             remote_said: false,
             keys: HashMap::new(),
+            table: None,
             warned: Default::default(),
         }
     }
@@ -65,7 +68,7 @@ impl<L: Launcher> Driver<'_, L> {
         let config = self.config.clone();
         let def = &config.tasks[task];
         let forced = matches!(why, RunReason::Forced | RunReason::Rerun | RunReason::AlwaysRun);
-        if forced || !cache::enabled() || !cache::cacheable(&config, def) {
+        if forced || !cache::enabled() || !self.cacheable(task) {
             return Some(verdict);
         }
         let key = self.key(def);
@@ -121,6 +124,12 @@ impl<L: Launcher> Driver<'_, L> {
         }
     }
 
+    /// Whether `task` is cached, by the configuration in force.
+    fn cacheable(&mut self, task: TaskId) -> bool {
+        let config = &self.config;
+        self.caching.table.get_or_insert_with(|| cache::Table::new(config)).cacheable(task)
+    }
+
     /// `def`'s key (and its deps', as needed), computed once per run.
     fn key(&mut self, def: &Task) -> Key {
         if let Some(key) = self.caching.keys.get(&def.name) {
@@ -136,7 +145,7 @@ impl<L: Launcher> Driver<'_, L> {
     /// A task that will run and may be cached: its output is kept from now on.
     pub(super) fn capture(&mut self, task: TaskId) {
         let def = &self.config.tasks[task];
-        if cache::cacheable(&self.config, def) && self.caching.keys.contains_key(&def.name) {
+        if self.caching.keys.contains_key(&def.name) && self.cacheable(task) {
             self.events.capture(self.engine.plan()[task].name.clone());
         }
     }

@@ -105,6 +105,8 @@ impl<L: Launcher> Driver<'_, L> {
         let engine = Engine::new(reload.plan, sources(&reload.config), &weights, options, std::time::Instant::now());
         let old = std::mem::replace(&mut self.engine, engine);
         self.config = reload.config;
+        // Which tasks are cached is worked out again, for the new configuration.
+        self.caching.table = None;
         let rel = self.config.source.path.strip_prefix(&self.config.root).unwrap_or(&self.config.source.path);
         let effects = self.engine.reconfigured(&old, &reload.map, rel.to_string_lossy().into_owned());
         self.perform(effects);

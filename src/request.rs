@@ -89,9 +89,18 @@ pub(crate) fn targets(config: &Config, named: &[String]) -> Result<Vec<TaskId>, 
             Err(Diagnostic::new(format!("no targets given, and {} has no `default`", config.source.path.display()))
                 .with_help(format!(
                     "name tasks to run (defined: {}), or add `default = [\"...\"]` to Irun.toml",
-                    config.names().join(", ")
+                    a_few(&config.names())
                 )))
         }
+    }
+}
+
+/// The first names of a list, and how many more there are: a help line stays a line however large the file.
+fn a_few(names: &[&str]) -> String {
+    const SHOWN: usize = 10;
+    match names.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{}, and {more} more: `irun list`", names[..SHOWN].join(", ")),
+        _ => names.join(", "),
     }
 }
 

@@ -236,3 +236,13 @@ fn task_names_with_spaces_quotes_and_unicode_print_as_written() {
     let list = p.irun().args(["list", "--names"]).run();
     assert_eq!(list.stdout, "my task\nsay \"hi\"\ncafé ☕\n", "{list:?}");
 }
+
+#[test]
+fn no_targets_in_a_large_file_names_a_few_tasks_and_how_to_see_the_rest() {
+    let toml: String = (0..30).map(|i| format!("[tasks.t{i}]\ncmd = \"true\"\n")).collect();
+    let p = Project::new(&toml);
+    let out = p.irun().run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("t0, t1, t2") && out.stderr.contains("and 20 more: `irun list`"), "{out:?}");
+    assert!(!out.stderr.contains("t29"), "not every name: {out:?}");
+}

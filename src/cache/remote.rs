@@ -35,9 +35,8 @@ pub(crate) struct Remote {
     pub(crate) mode: Mode,
     /// `IRUN_REMOTE_CACHE_SIGNATURE_KEY`: artifacts are signed when uploaded and must verify when downloaded.
     signature_key: Option<Vec<u8>>,
-    /// Clients with their connections kept open between requests: for lookups, and for uploads.
-    lookups: ureq::Agent,
-    uploads: ureq::Agent,
+    /// The client, its connections kept open between requests (shared by every thread that asks).
+    agent: ureq::Agent,
 }
 
 /// Why a request did not give an answer. `Unavailable` turns the remote cache off for the rest of the run (one
@@ -78,8 +77,7 @@ fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> (Option<Remote>, Option<St
         team: var("IRUN_REMOTE_CACHE_TEAM"),
         mode,
         signature_key: var("IRUN_REMOTE_CACHE_SIGNATURE_KEY").map(String::into_bytes),
-        lookups: agent(),
-        uploads: agent(),
+        agent: agent(),
     };
     (Some(remote), None)
 }
@@ -113,7 +111,7 @@ impl Remote {
 
     /// Whether the server holds `key` (`HEAD`): for `irun -n` and `irun explain`, which only look.
     pub(crate) fn exists(&self, key: &str) -> Result<bool, Problem> {
-        let mut request = self.lookups.head(self.artifact_url(key));
+        let mut request = self.agent.head(self.artifact_url(key));
         if let Some(auth) = self.auth() {
             request = request.header("Authorization", auth);
         }
@@ -127,7 +125,7 @@ impl Remote {
 
     /// `key`'s artifact (`GET`), its signature checked when a signature key is set; `None` on a miss.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Problem> {
-        let mut request = self.lookups.get(self.artifact_url(key));
+        let mut request = self.agent.get(self.artifact_url(key));
         if let Some(auth) = self.auth() {
             request = request.header("Authorization", auth);
         }
@@ -155,7 +153,7 @@ impl Remote {
     /// Upload `bytes` as `key`'s artifact (`PUT`), signed when a signature key is set.
     pub(crate) fn put(&self, key: &str, bytes: &[u8], duration_ms: u64) -> Result<(), Problem> {
         let mut request = self
-            .uploads
+            .agent
             .put(self.artifact_url(key))
             .header("Content-Type", "application/octet-stream")
             .header("x-artifact-duration", duration_ms.to_string());

@@ -298,7 +298,7 @@ impl Job {
         tokio::pin!(probe_fut);
         let deadline = sleep(launch.timeout.unwrap_or(Duration::from_secs(86400 * 365 * 10)));
         tokio::pin!(deadline);
-        let terminal = supervisor::stopped_for_terminal(process.pid() as i32, LIVE_AFTER);
+        let terminal = supervisor::stopped_for_terminal(process.pid() as i32, LIVE_AFTER, table.controlling_terminal);
         tokio::pin!(terminal);
         let ending = loop {
             tokio::select! {

@@ -270,22 +270,26 @@ impl Drop for Process {
 }
 
 /// Resolves once child `pid` (a group leader irun has not reaped) is stopped by SIGTTIN or SIGTTOU: it used the
-/// terminal from the background, and would wait for it forever. Looked at on every SIGCHLD (a child that stops
-/// sends one), first after `after`, so a short task costs nothing.
-pub(crate) async fn stopped_for_terminal(pid: i32, after: Duration) -> Signal {
-    sleep(after).await;
-    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+/// terminal from the background, and would wait for it forever. Only where irun's session has a controlling terminal
+/// (`terminal`) can that happen; elsewhere this never resolves and costs nothing. Looked at first after `after`, so
+/// a short task costs nothing, then at growing intervals: a SIGCHLD handler would tell at once, but once installed
+/// it stays for the run and interrupts irun at every child's exit.
+pub(crate) async fn stopped_for_terminal(pid: i32, after: Duration, terminal: bool) -> Signal {
+    if !terminal {
         return std::future::pending().await;
-    };
+    }
+    let mut pause = after;
     loop {
+        sleep(pause).await;
         if let Some(sig @ (Signal::SIGTTIN | Signal::SIGTTOU)) = sys::stopped_by(pid) {
             return sig;
         }
-        if sigchld.recv().await.is_none() {
-            return std::future::pending().await;
-        }
+        pause = (pause * 2).min(STOP_CHECK_MAX);
     }
 }
+
+/// The longest pause between two looks at a task that may be stopped for the terminal.
+const STOP_CHECK_MAX: Duration = Duration::from_secs(1);
 
 /// Where pidfds are not available: wait for SIGCHLD, and check again at least every 50ms (a signal that arrived
 /// before the listener was in place is not delivered again).

@@ -26,6 +26,9 @@ pub(crate) struct Table {
     /// The run's cgroup, where irun may make one (each process it spawns gets its own under it): none where only
     /// process groups hold a task's processes.
     pub(crate) cgroups: Option<Cgroups>,
+    /// irun's session has a controlling terminal: a task that uses it from the background is stopped (SIGTTIN,
+    /// SIGTTOU), and irun looks for that. Without one, nothing can be stopped so.
+    pub(crate) controlling_terminal: bool,
     guard: Mutex<Option<Guard>>,
     children: Mutex<Children>,
 }
@@ -70,6 +73,7 @@ impl Table {
             spawner,
             buffers: Arc::default(),
             cgroups,
+            controlling_terminal: super::terminal::controlling(),
             guard: Mutex::new(Some(guard)),
             children: Mutex::new(Children { inherited, ..Children::default() }),
         })

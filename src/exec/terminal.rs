@@ -28,6 +28,12 @@ pub(crate) fn foreground() -> Option<Terminal> {
     }
 }
 
+/// Whether irun's session has a controlling terminal (which its tasks share). `/dev/tty` opens only then.
+pub(crate) fn controlling() -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOCTTY).open("/dev/tty").is_ok()
+}
+
 impl Terminal {
     /// Make `pgid` the terminal's foreground group, and continue it in case it was stopped reading the terminal
     /// before it had it.

@@ -178,3 +178,16 @@ fn in_a_run_only_irun_s_main_thread_takes_signals_so_a_child_s_exit_wakes_no_oth
         }
     }
 }
+
+#[test]
+fn irun_catches_no_sigchld_while_a_task_runs_so_no_child_s_exit_interrupts_it() {
+    // irun learns of exits through pidfds, and looks for a task stopped for the terminal without a SIGCHLD handler:
+    // one, once installed, stays for the run and interrupts irun at every child's exit. The task runs longer than
+    // irun's first look for such a stop (20 ms), then reads irun's caught signals.
+    let p = Project::new("[tasks.a]\ncmd = [\"sh\", \"-c\", \"sleep 0.2; grep SigCgt /proc/$PPID/status\"]\n");
+    let out = p.irun().args(["--progress", "never", "a"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let caught = out.stdout.lines().find_map(|l| l.strip_prefix("a | SigCgt:")).expect("irun's SigCgt");
+    let caught = u64::from_str_radix(caught.trim(), 16).unwrap();
+    assert_eq!(caught & (1 << (libc_sig::SIGCHLD - 1)), 0, "irun has a SIGCHLD handler: {out:?}");
+}

@@ -5,9 +5,9 @@
 //! `posix_spawn` (see the caller) where `clone` fails.
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
-//! allocation, no locks, nothing that can panic), on its own stack, with every signal blocked until the
-//! dispositions of the signals irun catches have been reset to their defaults (a handler must never run in the
-//! child: it would act on irun's memory).
+//! allocation, no locks, nothing that can panic), on its own stack, with every signal irun catches blocked until
+//! their dispositions have been reset to the defaults (a handler must never run in the child: it would act on irun's
+//! memory).
 
 use std::ffi::CStr;
 use std::io;
@@ -73,7 +73,8 @@ pub(crate) fn spawn(
     cwd: Option<&CStr>,
     cgroup: Option<Cgroup>,
 ) -> Result<(i32, Option<OwnedFd>), Option<io::Error>> {
-    let reset = caught_signals(&vfork.caught).ok_or(None)? | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
+    let caught = caught_signals(&vfork.caught).ok_or(None)?;
+    let reset = caught | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
     let plan = Plan {
         program: program.as_ptr(),
         argv,
@@ -91,13 +92,13 @@ pub(crate) fn spawn(
     let base = stack.as_ref().map(|s| s.0).ok_or(None)?;
     let mut pidfd: libc::c_int = -1;
     let mut plan = plan;
-    // SAFETY: every signal is blocked around the clone (restored right after), so no handler runs in the child
-    // before it has reset the dispositions; `plan` and the stack outlive the child's use of them, because with
-    // CLONE_VFORK this thread is suspended until the child has exec'ed or exited.
+    // SAFETY: every signal that has a handler is blocked around the clone (restored right after), so no handler
+    // runs in the child before it has reset the dispositions; `plan` and the stack outlive the child's use of them,
+    // because with CLONE_VFORK this thread is suspended until the child has exec'ed or exited.
     let pid = unsafe {
-        let all: u64 = !0;
+        let blocked = spawn_mask(caught);
         let mut old: u64 = 0;
-        set_mask(&all, &mut old);
+        set_mask(&blocked, &mut old);
         let pid = clone_child(vfork, &mut plan, base, cgroup, &mut pidfd);
         let clone_error = io::Error::last_os_error();
         set_mask(&old, std::ptr::null_mut());
@@ -125,8 +126,8 @@ pub(crate) fn spawn(
 /// cgroup by itself). The child's pid, or -1 with errno set.
 ///
 /// # Safety
-/// As for `clone` with CLONE_VM | CLONE_VFORK: every signal blocked; `plan` and the stack at `base` valid until the
-/// child has exec'ed or exited.
+/// As for `clone` with CLONE_VM | CLONE_VFORK: the signals of [`spawn_mask`] blocked; `plan` and the stack at `base`
+/// valid until the child has exec'ed or exited.
 unsafe fn clone_child(
     vfork: &Vfork,
     plan: &mut Plan,
@@ -205,7 +206,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 ///
 /// # Safety
 /// As for `clone` with CLONE_VM | CLONE_VFORK: `plan` and the stack stay valid until the child has exec'ed or exited
-/// (this thread is suspended until then), and every signal is blocked.
+/// (this thread is suspended until then), and the signals of [`spawn_mask`] are blocked.
 #[cfg(target_arch = "x86_64")]
 unsafe fn clone3_into(plan: &Plan, base: *mut u8, cgroup: RawFd, pidfd: &mut libc::c_int) -> libc::c_int {
     let args = CloneArgs {
@@ -274,6 +275,14 @@ unsafe fn set_mask(new: *const u64, old: *mut u64) {
     unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, new, old, 8) };
 }
 
+/// The signals blocked while a child is started: all of them, but SIGCHLD when irun has no handler for it. Blocked,
+/// an ignored SIGCHLD would be kept pending (another child may exit meanwhile: at -j2, about every other spawn) and
+/// delivered, for nothing, once unblocked; unblocked and not caught, it is dropped as it is sent. (The child itself
+/// gets none: it has no children before it execs.)
+fn spawn_mask(caught: u64) -> u64 {
+    if caught & bit(libc::SIGCHLD) == 0 { !bit(libc::SIGCHLD) } else { !0 }
+}
+
 const fn bit(sig: libc::c_int) -> u64 {
     1 << (sig - 1)
 }
@@ -301,7 +310,8 @@ fn caught_signals(cache: &Mutex<Option<(u64, std::time::Instant)>>) -> Option<u6
 /// The child, between `clone` and `execve`. Plain system calls only: it shares irun's memory.
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `Plan` irun keeps alive while it is suspended; everything below is a system call on
-    // values from it, and no handler can run (every signal is blocked until its disposition is the default).
+    // values from it, and no handler can run (every signal that has one is blocked until its disposition is the
+    // default).
     unsafe {
         let plan = &*(arg as *const Plan);
         let fail = |plan: &Plan| {
@@ -339,5 +349,17 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         set_mask(&0, std::ptr::null_mut());
         libc::execve(plan.program, plan.argv, plan.envp);
         fail(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spawn_blocks_every_signal_but_sigchld_unless_sigchld_is_caught() {
+        let (chld, int) = (bit(libc::SIGCHLD), bit(libc::SIGINT));
+        assert_eq!(spawn_mask(int), !chld);
+        assert_eq!(spawn_mask(int | chld), !0);
     }
 }

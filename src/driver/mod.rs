@@ -120,12 +120,18 @@ pub(crate) async fn run<L: Launcher>(
     };
     let effects = d.engine.start(notices);
     d.perform(effects);
+    // One timer for the next save, moved as the save moves (a new one at every turn would be registered each time).
+    let save_timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(save_timer);
     let outcome = loop {
         if let Some(outcome) = d.engine.finished() {
             break outcome;
         }
         d.apply_reload(watching.as_ref());
         let save_due = d.saving.due;
+        if let Some(at) = save_due.filter(|&at| at != save_timer.deadline()) {
+            save_timer.as_mut().reset(at);
+        }
         tokio::select! {
             Some(report) = inbox.recv() => {
                 d.tick();
@@ -151,7 +157,7 @@ pub(crate) async fn run<L: Launcher>(
                 d.tick();
                 d.on_remote(done);
             }
-            () = sleep_until(save_due) => d.save_state(true),
+            () = &mut save_timer, if save_due.is_some() => d.save_state(true),
             Some(()) = output_closed.recv() => {
                 d.tick();
                 d.input(Input::Signal(nix::sys::signal::Signal::SIGPIPE));
@@ -166,13 +172,6 @@ pub(crate) async fn run<L: Launcher>(
 async fn next_batch(watching: &mut Option<Watching>) -> Option<Batch> {
     match watching {
         Some(w) => w.changes.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

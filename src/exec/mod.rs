@@ -6,6 +6,7 @@
 //! the driver reaches all of it through the [`Launcher`] seam.
 
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,8 @@ pub(crate) struct Processes {
     guard_watched: bool,
     /// irun colours its output for a human: tasks get `FORCE_COLOR` and `CLICOLOR_FORCE` (see [`runner::color_env`]).
     color: bool,
+    /// Fires at `next_scan`: one timer, moved when `next_scan` moves, not one registered afresh at every wait.
+    scan_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Set up the process layer (see [`Table::new`]).
@@ -71,6 +74,7 @@ pub(crate) fn start() -> std::io::Result<Processes> {
         guard_exit: None,
         guard_watched: false,
         color: false,
+        scan_timer: None,
     })
 }
 
@@ -139,6 +143,11 @@ impl Launcher for Processes {
             self.guard_watched = true;
             self.watch_guard();
         }
+        let next_scan = tokio::time::Instant::from_std(self.next_scan);
+        let timer = self.scan_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(next_scan)));
+        if timer.deadline() != next_scan {
+            timer.as_mut().reset(next_scan);
+        }
         let exited = async {
             match &self.guard_exit {
                 Some(fd) => drop(fd.readable().await),
@@ -146,7 +155,7 @@ impl Launcher for Processes {
             }
         };
         tokio::select! {
-            () = tokio::time::sleep_until(self.next_scan.into()) => {}
+            () = timer.as_mut() => {}
             () = exited => {}
         }
         self.scan()

@@ -78,14 +78,15 @@ impl Cgroups {
         &self.dir
     }
 
-    /// An empty cgroup for one process and everything it starts.
+    /// An empty cgroup for one process and everything it starts: a spare one (found empty when it was given back,
+    /// and only irun starts processes in the run's cgroups), else a new one.
     pub(crate) fn task(&self) -> io::Result<TaskCgroup> {
         let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let slot = match spare {
-            Some(slot) if !populated(&slot.events) => slot,
-            _ => self.make()?,
+            Some(slot) => slot,
+            None => self.make()?,
         };
-        Ok(TaskCgroup { slot: Some(slot), spare: self.spare.clone() })
+        Ok(TaskCgroup { slot: Some(slot), spare: self.spare.clone(), emptied: false })
     }
 
     fn make(&self) -> io::Result<Slot> {
@@ -122,6 +123,8 @@ pub(crate) struct TaskCgroup {
     slot: Option<Slot>,
     /// Where it goes once empty.
     spare: Spare,
+    /// Found empty after its process exited: it stays so (only irun starts processes in it).
+    emptied: bool,
 }
 
 impl TaskCgroup {
@@ -147,6 +150,11 @@ impl TaskCgroup {
     /// Whether any live process is in the cgroup (zombies are not).
     pub(crate) fn populated(&self) -> bool {
         populated(&self.slot().events)
+    }
+
+    /// Its process has exited and the cgroup was found empty: given back, it needs no look.
+    pub(crate) fn emptied(&mut self) {
+        self.emptied = true;
     }
 
     /// The processes in the cgroup.
@@ -193,7 +201,7 @@ impl Drop for TaskCgroup {
     fn drop(&mut self) {
         let Some(slot) = self.slot.take() else { return };
         // Nothing of a task outlives it; one still emptying is removed with the run's cgroup.
-        if populated(&slot.events) {
+        if !self.emptied && populated(&slot.events) {
             kill_all(&slot.dir);
             return;
         }

@@ -154,6 +154,9 @@ impl Process {
     fn mark_gone(&mut self) {
         if !self.gone {
             self.gone = true;
+            if let Some(cgroup) = &mut self.cgroup {
+                cgroup.emptied();
+            }
             self.table.guard_group(self.pgid, None);
             escapees::untrack(&mut self.table.children(), self.pgid);
         }

@@ -26,6 +26,11 @@ const WRITE_AT: usize = OUTPUT_BUDGET / 4;
 const BATCH_EVENTS: usize = 512;
 const BATCH_BYTES: usize = 256 << 10;
 
+/// After the reporters have written everything and gone idle, they look for more this long after, unless told
+/// sooner (see [`EventReceiver::rest`]): on a busy run the runtime goes idle at every task's start and end, and
+/// waking the reporters' thread each time would take a CPU from the tasks that often. A person sees no difference.
+const REST: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Where events go. Sending never blocks, so the scheduler stays responsive (timeouts, Ctrl-C) even when irun's
 /// stdout is slow or blocked; only task output is throttled: when `OUTPUT_BUDGET` bytes are queued or held by the
 /// reporters and not yet written, output readers wait, and the task's pipe fills, as if it wrote to that stdout
@@ -33,7 +38,8 @@ const BATCH_BYTES: usize = 256 << 10;
 /// they take the event: a reporter that holds output back and writes it later cannot make memory grow.
 ///
 /// Events sent while the runtime works are collected and handed over together when it goes idle: the reporter
-/// thread wakes (and writes) once per burst, not once per event.
+/// thread wakes (and writes) once per burst, not once per event, and, after it has written, not again before
+/// [`REST`] has passed unless a batch is handed over with a call to hurry (see [`EventSender::flush`]).
 #[derive(Clone)]
 pub(crate) struct EventSender {
     shared: Arc<Shared>,
@@ -43,6 +49,34 @@ struct Shared {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<Stamped>>,
     budget: Arc<tokio::sync::Semaphore>,
     batch: std::sync::Mutex<Batch>,
+    hurry: Arc<Hurry>,
+}
+
+/// Cuts the reporters' rest short: set when a batch must be written now (see [`EventSender::flush`]).
+#[derive(Default)]
+struct Hurry {
+    now: std::sync::Mutex<bool>,
+    told: std::sync::Condvar,
+}
+
+impl Hurry {
+    fn tell(&self) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.told.notify_one();
+    }
+
+    /// Wait until `until`, or until told to hurry (since the last wait).
+    fn rest(&self, until: std::time::Instant) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        while !*now {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            now = self.told.wait_timeout(now, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        *now = false;
+    }
 }
 
 #[derive(Default)]
@@ -54,21 +88,25 @@ struct Batch {
 }
 
 impl Shared {
-    fn flush(&self) {
+    /// Hand the batch over; with `hurry`, the reporters write it now even if they are resting.
+    fn flush(&self, hurry: bool) {
         let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        if batch.events.is_empty() {
-            return;
+        if !batch.events.is_empty() {
+            batch.bytes = 0;
+            // Sent under the lock: batches from two threads never overtake each other.
+            let _ = self.tx.send(std::mem::take(&mut batch.events));
         }
-        batch.bytes = 0;
-        // Sent under the lock: batches from two threads never overtake each other.
-        let _ = self.tx.send(std::mem::take(&mut batch.events));
+        drop(batch);
+        if hurry {
+            self.hurry.tell();
+        }
     }
 }
 
 impl Drop for Shared {
-    /// The last sender is gone: what it collected still reaches the reporters.
+    /// The last sender is gone: what it collected still reaches the reporters, at once.
     fn drop(&mut self) {
-        self.flush();
+        self.flush(true);
     }
 }
 
@@ -79,13 +117,19 @@ pub(crate) struct EventReceiver {
     current: std::collections::VecDeque<Stamped>,
     /// Budget taken by output handed out and not yet written.
     unwritten: usize,
+    hurry: Arc<Hurry>,
+    /// No new batch is looked for before this, unless told to hurry (see [`EventReceiver::rest`]).
+    resting: Option<std::time::Instant>,
 }
 
 pub(crate) fn channel() -> (EventSender, EventReceiver) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let budget = Arc::new(tokio::sync::Semaphore::new(OUTPUT_BUDGET));
-    let shared = Shared { tx, budget: budget.clone(), batch: std::sync::Mutex::new(Batch::default()) };
-    (EventSender { shared: Arc::new(shared) }, EventReceiver { rx, budget, current: Default::default(), unwritten: 0 })
+    let hurry = Arc::new(Hurry::default());
+    let batch = std::sync::Mutex::new(Batch::default());
+    let shared = Shared { tx, budget: budget.clone(), batch, hurry: hurry.clone() };
+    let rx = EventReceiver { rx, budget, current: Default::default(), unwritten: 0, hurry, resting: None };
+    (EventSender { shared: Arc::new(shared) }, rx)
 }
 
 impl EventSender {
@@ -107,7 +151,7 @@ impl EventSender {
         };
         // Off the runtime's thread nothing would hand the batch over: do it now.
         if full || tokio::runtime::Handle::try_current().is_err() {
-            self.shared.flush();
+            self.shared.flush(true);
         }
     }
 
@@ -121,18 +165,18 @@ impl EventSender {
         self.shared.batch.lock().unwrap_or_else(|e| e.into_inner()).captures.remove(task)
     }
 
-    /// Hand over what was collected.
+    /// Hand over what was collected, to be written now.
     pub(crate) fn flush(&self) {
-        self.shared.flush();
+        self.shared.flush(true);
     }
 
-    /// What the runtime calls before it goes idle (`on_thread_park`): hands over what was collected. It does not
-    /// keep the channel open.
+    /// What the runtime calls before it goes idle (`on_thread_park`): hands over what was collected, for the
+    /// reporters to write when they next look (at once, unless they are resting). It does not keep the channel open.
     pub(crate) fn flusher(&self) -> impl Fn() + Send + Sync + 'static {
         let shared = Arc::downgrade(&self.shared);
         move || {
             if let Some(shared) = shared.upgrade() {
-                shared.flush();
+                shared.flush(false);
             }
         }
     }
@@ -144,7 +188,7 @@ impl EventSender {
             Ok(permit) => permit.forget(),
             Err(_) => {
                 // The reporters are behind: let them have what was collected, then wait for room.
-                self.shared.flush();
+                self.shared.flush(true);
                 if let Ok(permit) = self.shared.budget.acquire_many(cost).await {
                     // Returned once the reporters have written the line (see `EventReceiver::written`).
                     permit.forget();
@@ -159,6 +203,9 @@ impl EventReceiver {
     /// The next event, blocking this (non-async) thread; `None` once every sender is gone.
     pub(crate) fn blocking_recv(&mut self) -> Option<Stamped> {
         while self.current.is_empty() {
+            if let Some(until) = self.resting.take() {
+                self.hurry.rest(until);
+            }
             self.current = self.rx.blocking_recv()?.into();
         }
         let event = self.current.pop_front()?;
@@ -180,8 +227,63 @@ impl EventReceiver {
         self.budget.add_permits(std::mem::take(&mut self.unwritten));
     }
 
+    /// The reporters have written everything and have nothing to do: the next batch is looked for [`REST`] from
+    /// now, or as soon as one is handed over with a call to hurry. Batches handed over meanwhile wake nobody.
+    pub(crate) fn rest(&mut self) {
+        self.rest_for(REST);
+    }
+
+    fn rest_for(&mut self, rest: std::time::Duration) {
+        self.resting = Some(std::time::Instant::now() + rest);
+    }
+
     /// No event is waiting: the reporters may write what they hold.
     pub(crate) fn is_empty(&self) -> bool {
         self.current.is_empty() && self.rx.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::RunOutcome;
+
+    fn finished() -> Event {
+        Event::RunFinished { outcome: RunOutcome::Passed, elapsed: std::time::Duration::ZERO }
+    }
+
+    #[test]
+    fn a_flush_ends_the_reporters_rest_at_once_and_what_the_runtime_handed_over_meanwhile_comes_first() {
+        let (tx, mut rx) = channel();
+        // A rest no test waits out: the reporters look again only because they are told to.
+        rx.rest_for(std::time::Duration::from_secs(3600));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (received, done) = std::sync::mpsc::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            let _on_runtime = runtime.enter();
+            // Collected, then handed over as the runtime goes idle: no hurry.
+            tx.send(Event::Isolation { cgroup: None });
+            tx.flusher()();
+            tx.send(finished());
+            tx.flush();
+            // The sender stays until both are received (its end would cut the rest short too).
+            let _ = done.recv();
+        });
+        let first = rx.blocking_recv().expect("the batch handed over while resting");
+        assert!(matches!(first.event, Event::Isolation { .. }), "{:?}", first.event);
+        let second = rx.blocking_recv().expect("the flushed batch");
+        assert!(matches!(second.event, Event::RunFinished { .. }), "{:?}", second.event);
+        received.send(()).unwrap();
+        sender.join().unwrap();
+        assert!(rx.blocking_recv().is_none(), "every sender is gone");
+    }
+
+    #[test]
+    fn a_flush_before_the_rest_begins_is_not_lost() {
+        let (tx, mut rx) = channel();
+        tx.send(finished());
+        tx.flush();
+        rx.rest_for(std::time::Duration::from_secs(3600));
+        assert!(matches!(rx.blocking_recv().map(|s| s.event), Some(Event::RunFinished { .. })));
     }
 }

@@ -96,6 +96,7 @@ pub(crate) fn drive(
         }
         if idle {
             check(&mut reporters);
+            events.rest();
         }
     }
     for r in &mut reporters {

@@ -6,6 +6,7 @@
 //! the driver reaches all of it through the [`Launcher`] seam.
 
 use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,12 +125,20 @@ impl Launcher for Processes {
             job.extra_env.extend(runner::color_env(task, |name| std::env::var_os(name).is_some()));
         }
         let (reports, instance, table) = (job.reports.clone(), job.instance, self.table.clone());
+        // A runner that panics still reports an end (its process group is killed as it unwinds), so the run cannot
+        // wait for it forever.
+        let broken = move |panic: Box<dyn std::any::Any + Send>| {
+            let what = Happened::Exited { end: End::Broken(panicked(panic.as_ref())), duration: Duration::ZERO };
+            let _ = reports.send(runner::Report { instance, what });
+        };
+        // Started now, in the driver's turn: a free job slot gets its process before anything else is done.
+        let begun = match std::panic::catch_unwind(AssertUnwindSafe(|| runner::begin(job, &table))) {
+            Ok(begun) => begun,
+            Err(panic) => return broken(panic),
+        };
         tokio::spawn(async move {
-            // A runner that panics still reports an end (its process group is killed as it unwinds), so the run
-            // cannot wait for it forever.
-            if let Err(e) = tokio::spawn(runner::run(job, table)).await {
-                let what = Happened::Exited { end: End::Broken(e.to_string()), duration: Duration::ZERO };
-                let _ = reports.send(runner::Report { instance, what });
+            if let Err(panic) = (CatchPanic { future: begun.run(table) }).await {
+                broken(panic);
             }
         });
     }
@@ -166,4 +175,29 @@ impl Launcher for Processes {
         let (sig, grace) = (nix::sys::signal::Signal::SIGTERM, crate::config::DEFAULT_STOP_TIMEOUT);
         escapees::stop_all_escaped(&self.table, sig, grace).await
     }
+}
+
+/// A future that resolves to `Err` with the panic's payload if polling `future` panics (it is then dropped as it
+/// stands, which kills what its process group holds).
+struct CatchPanic<F> {
+    future: F,
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        // SAFETY: `future` is pinned with `self` and never moved out of it (structural pinning).
+        let future = unsafe { self.map_unchecked_mut(|s| &mut s.future) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// What a panic said, for the task it broke.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+    format!("irun's runner for this task panicked: {}", message.unwrap_or("(no message)"))
 }

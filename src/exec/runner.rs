@@ -91,24 +91,79 @@ const LIVE_AFTER: Duration = Duration::from_millis(20);
 /// How long a restarted service waits for its port to be released by the previous instance.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
-/// Run the job to its end, with the run's processes in `table`, and report it. (A panic here is reported as an end
-/// by the launcher.)
-pub(crate) async fn run(mut job: Job, table: Arc<Table>) {
+/// A job as far as it got without waiting: see [`begin`].
+pub(crate) struct Begun {
+    job: Job,
+    started: Instant,
+    stage: Stage,
+}
+
+enum Stage {
+    /// A service started again after its process exited: it pauses first, then starts as a new job does.
+    Paused(Duration),
+    /// A probe's address is checked before the process starts (see [`Job::preflight`]).
+    Preflight(Launch),
+    Running(Running),
+    /// It ended without starting.
+    Ended(End),
+}
+
+/// A process started for the job, and what watching it takes.
+struct Running {
+    launch: Launch,
+    process: Process,
+    pipes: [Option<std::os::fd::OwnedFd>; 2],
+    /// The terminal, handed to an interactive task until it ends.
+    handover: Option<terminal::Handover>,
+}
+
+/// Start the job's process now, with the run's processes in `table`, unless something must be waited for first (a
+/// pause before a restart, a probe's address to check): the caller (the driver's turn) starts it the moment the
+/// engine says so, and the rest of the job is [`Begun::run`].
+pub(crate) fn begin(mut job: Job, table: &Arc<Table>) -> Begun {
     let started = Instant::now();
-    let end = match job.after_exit {
-        Some(pause) => tokio::select! {
-            // A stop asked for during the pause wins, even if the pause ended at the same moment.
-            biased;
-            _ = next_control(&mut job.control) => Some(End::Stopped),
-            () = sleep(pause) => job.control.borrow().is_some().then_some(End::Stopped),
+    let stage = match job.after_exit {
+        Some(pause) => Stage::Paused(pause),
+        None => match prepare(&job.config.tasks[job.task], &job.extra_env, job.port) {
+            Err(failure) => Stage::Ended(End::NotStarted(failure)),
+            Ok(launch) if launch.probe.is_some() => Stage::Preflight(launch),
+            Ok(launch) => match job.start(table, launch) {
+                Ok(running) => Stage::Running(running),
+                Err(end) => Stage::Ended(end),
+            },
         },
-        None => None,
     };
-    let end = match end {
-        Some(end) => end,
-        None => job.execute(&table).await,
-    };
-    job.report(Happened::Exited { end, duration: started.elapsed() });
+    Begun { job, started, stage }
+}
+
+impl Begun {
+    /// Run the job to its end and report it. (A panic here is reported as an end by the launcher.)
+    pub(crate) async fn run(self, table: Arc<Table>) {
+        let Begun { mut job, started, stage } = self;
+        let end = match stage {
+            Stage::Ended(end) => end,
+            Stage::Running(running) => job.watch(&table, running, started).await,
+            Stage::Preflight(launch) => job.execute(&table, launch, started).await,
+            Stage::Paused(pause) => {
+                let stopped = tokio::select! {
+                    // A stop asked for during the pause wins, even if the pause ended at the same moment.
+                    biased;
+                    _ = next_control(&mut job.control) => true,
+                    () = sleep(pause) => job.control.borrow().is_some(),
+                };
+                let config = job.config.clone();
+                if stopped {
+                    End::Stopped
+                } else {
+                    match prepare(&config.tasks[job.task], &job.extra_env, job.port) {
+                        Ok(launch) => job.execute(&table, launch, Instant::now()).await,
+                        Err(failure) => End::NotStarted(failure),
+                    }
+                }
+            }
+        };
+        job.report(Happened::Exited { end, duration: started.elapsed() });
+    }
 }
 
 /// `FORCE_COLOR=1` and `CLICOLOR_FORCE=1`, for a task whose output irun colours: tools that colour only on a terminal
@@ -187,16 +242,19 @@ impl Job {
         self.report(Happened::Ready { after: started.elapsed(), probe, reused });
     }
 
-    async fn execute(&mut self, table: &Arc<Table>) -> End {
-        let started = Instant::now();
-        let config = self.config.clone();
-        let launch = match prepare(&config.tasks[self.task], &self.extra_env, self.port) {
-            Ok(launch) => launch,
-            Err(failure) => return End::NotStarted(failure),
-        };
+    /// Check before starting, start, and watch the process to its end.
+    async fn execute(&mut self, table: &Arc<Table>, launch: Launch, started: Instant) -> End {
         if let Some(end) = self.preflight(table, &launch, started).await {
             return end;
         }
+        match self.start(table, launch) {
+            Ok(running) => self.watch(table, running, started).await,
+            Err(end) => end,
+        }
+    }
+
+    /// Start the process (no waiting), and report that it started.
+    fn start(&mut self, table: &Arc<Table>, launch: Launch) -> Result<Running, End> {
         // An interactive task talks to irun's terminal itself (if irun has one), in its foreground.
         let terminal = if launch.interactive { terminal::foreground() } else { None };
         let spec = supervisor::Spec {
@@ -208,17 +266,22 @@ impl Job {
             stop: StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout },
             task: Some(&self.name),
         };
-        let (mut process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
+        let (process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
-            Err(_) if !launch.cwd.is_dir() => return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd)),
-            Err(e) => return End::NotStarted(spawn_error(e)),
+            Err(_) if !launch.cwd.is_dir() => return Err(End::NotStarted(Failure::NoWorkingDirectory(launch.cwd))),
+            Err(e) => return Err(End::NotStarted(spawn_error(e))),
         };
         let handover = terminal.map(|t| t.hand_to(process.pid() as i32));
         if handover.is_some() {
             self.events.send(Event::TerminalHandedOver { task: self.name.clone() });
         }
         self.report(Happened::Started { pid: process.pid(), port: self.port });
-        let pipes = [stdout, stderr];
+        Ok(Running { launch, process, pipes: [stdout, stderr], handover })
+    }
+
+    /// Watch the started process to its end (see [`Job::supervise`] and [`Job::finish`]).
+    async fn watch(&mut self, table: &Arc<Table>, running: Running, started: Instant) -> End {
+        let Running { launch, mut process, pipes, handover } = running;
         let (ending, readers) = self.supervise(table, &launch, &mut process, pipes, started, handover.is_some()).await;
         let end = self.finish(&launch, process, ending, readers).await;
         // irun takes the terminal back (a Ctrl-C that ended the task is the engine's to act on).

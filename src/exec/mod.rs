@@ -201,3 +201,22 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> String {
     let message = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
     format!("irun's runner for this task panicked: {}", message.unwrap_or("(no message)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runner_that_panics_ends_with_what_the_panic_said_and_one_that_does_not_with_its_result() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let panics = async {
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            5u8
+        };
+        let panic = runtime.block_on(CatchPanic { future: panics }).unwrap_err();
+        assert_eq!(panicked(panic.as_ref()), "irun's runner for this task panicked: boom");
+        assert_eq!(runtime.block_on(CatchPanic { future: async { 5u8 } }).unwrap(), 5);
+    }
+}

@@ -78,6 +78,7 @@ async fn attempt(check: &Check, ctx: &Context<'_>, limit: Duration) -> bool {
                 stdin_inherited: false,
                 stop: StopPlan::KILL,
                 task: None,
+                exec_later: false,
             };
             let Ok((mut process, _)) = supervisor::spawn(ctx.table, &spec) else { return false };
             let ok = matches!(timeout(limit, process.wait()).await, Ok(Ok(s)) if s.success());

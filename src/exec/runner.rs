@@ -265,6 +265,9 @@ impl Job {
             stdin_inherited: launch.interactive,
             stop: StopPlan { signal: launch.stop_signal, grace: launch.stop_timeout },
             task: Some(&self.name),
+            // A task need not hold irun up until its program is exec'ed: irun goes on with the run meanwhile. (A
+            // service reports its readiness, an interactive task gets the terminal: they wait for it.)
+            exec_later: !launch.service && !launch.interactive,
         };
         let (process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
@@ -405,6 +408,11 @@ impl Job {
     /// The wait is over: stop what is left as it asks, make sure the group is gone, and read the last output.
     async fn finish(&mut self, launch: &Launch, mut process: Process, ending: Ending, readers: output::Pumps) -> End {
         let end = match ending {
+            // Started before its exec, which failed (it said so, then exited, without running anything).
+            Ending::Exited(_) if let Some(error) = process.exec_failed() => {
+                let program = crate::exec::command_line::invocation(&launch.cmd).program;
+                End::NotStarted(spawn_error(spawn::SpawnError { program, error }))
+            }
             Ending::Exited(result) => {
                 if process.has_leftovers(launch.service) {
                     // The leader is gone but processes it started linger in its group: they must not outlive it.

@@ -6,13 +6,13 @@
 //! What it does not do is decide anything about the process afterwards: see [`crate::exec::supervisor`].
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -42,6 +42,9 @@ pub(crate) struct Request<'a> {
     pub(crate) stdin_inherited: bool,
     /// The cgroup the process starts in (none: irun's own).
     pub(crate) cgroup: Option<&'a super::cgroup::TaskCgroup>,
+    /// Return as soon as the child is started, before its exec, where that can be done (see [`super::vfork`]): how
+    /// the exec went (a program that is not one included) is then [`Spawned::exec`]'s to say.
+    pub(crate) exec_later: bool,
 }
 
 /// A started process: the leader of its own process group, whose id is its pid.
@@ -51,6 +54,8 @@ pub(crate) struct Spawned {
     pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
+    /// Started before its exec (`exec_later`): its way there.
+    pub(crate) exec: Option<vfork::Exec>,
 }
 
 /// Why a process could not be started, and which program it was.
@@ -70,6 +75,8 @@ pub(crate) struct Spawner {
     /// `/dev/null`, opened once for reading and writing (close-on-exec; each child gets its own copy by `dup2`).
     null: io::Result<OwnedFd>,
     resolved: Mutex<Resolved>,
+    /// Programs looked at lately: whether the kernel executes each as it is (see [`Spawner::execs_directly`]).
+    direct: Mutex<HashMap<PathBuf, (bool, Instant)>>,
     vfork: Vfork,
 }
 
@@ -90,6 +97,7 @@ impl Spawner {
             here: std::env::current_dir().ok(),
             null: std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map(OwnedFd::from),
             resolved: Mutex::new(HashMap::new()),
+            direct: Mutex::new(HashMap::new()),
             vfork: Vfork::default(),
         }
     }
@@ -108,21 +116,28 @@ impl Spawner {
             }
             _ => req.env,
         };
-        let env = Environment::new(&self.base_env, env).map_err(fail)?;
-        let argv = CStrings::new(req.invocation.argv.iter().map(String::as_str)).map_err(fail)?;
+        let env = Arc::new(Environment::new(&self.base_env, env).map_err(fail)?);
+        let argv = Arc::new(CStrings::new(req.invocation.argv.iter().map(String::as_str)).map_err(fail)?);
         match self.launch(&program, &argv, &env, req) {
             // A file without `#!` that is executable: run it with the shell, as execvp and a shell would.
             Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
                 let script = program.as_os_str().to_str().unwrap_or_default();
                 let args = ["sh", script].into_iter().chain(req.invocation.argv[1..].iter().map(String::as_str));
-                let argv = CStrings::new(args).map_err(fail)?;
+                let argv = Arc::new(CStrings::new(args).map_err(fail)?);
                 self.launch(Path::new(SHELL), &argv, &env, req).map_err(fail)
             }
             other => other.map_err(fail),
         }
     }
 
-    fn launch(&self, program: &Path, argv: &CStrings, env: &Environment, req: &Request<'_>) -> io::Result<Spawned> {
+    fn launch(
+        &self,
+        program: &Path,
+        argv: &Arc<CStrings>,
+        env: &Arc<Environment>,
+        req: &Request<'_>,
+    ) -> io::Result<Spawned> {
+        let target_path = program;
         let program = CString::new(program.as_os_str().as_bytes()).map_err(|_| invalid("a NUL byte in the program"))?;
         let cwd = match self.here.as_deref() {
             Some(here) if here == req.cwd => None,
@@ -141,23 +156,38 @@ impl Spawner {
         let err_fd = err.as_ref().map_or(default_err, |(_, w)| w.as_raw_fd());
         let stdin = if req.stdin_inherited { 0 } else { null.as_raw_fd() };
         let stdio = [stdin, out_fd, err_fd];
-        let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
+        let target = vfork::Target {
+            program: program.as_ptr(),
+            argv: argv.ptrs.as_ptr(),
+            envp: env.ptrs.as_ptr(),
+            cwd: cwd.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
+        };
+        // Where irun need not wait for the exec, the child gets what the target points into (heap memory: it stays
+        // where it is as it moves), until it is past its exec.
+        let later = req.exec_later && self.execs_directly(target_path);
+        let mut kept = if later { Some(vfork::Keep::new((argv.clone(), env.clone(), program, cwd))) } else { None };
         let cgroup = req.cgroup.map(|c| vfork::Cgroup { handle: c.handle().as_raw_fd(), procs: c.procs().as_raw_fd() });
-        let (pid, pidfd) = match vfork::spawn(&self.vfork, &program, argv, envp, stdio, cwd.as_deref(), cgroup) {
+        let started = match vfork::spawn(&self.vfork, target, stdio, cgroup, &mut kept) {
             Ok(started) => started,
             Err(Some(e)) => return Err(e),
             Err(None) => {
-                let pid = sys::posix_spawn(&program, argv, envp, stdio, cwd.as_deref())?;
+                // SAFETY: the target's strings are alive: owned here, or in `kept`, which the clone left here.
+                let (program, cwd) = unsafe {
+                    (CStr::from_ptr(target.program), (!target.cwd.is_null()).then(|| CStr::from_ptr(target.cwd)))
+                };
+                let pid = sys::posix_spawn(program, target.argv, target.envp, stdio, cwd)?;
                 // posix_spawn has no way to start a child in a cgroup: it is moved in now (what it started in
                 // the meantime, if anything, is left to its process group).
                 if let Some(c) = req.cgroup {
                     let _ = c.join(pid);
                 }
-                (pid, None)
+                vfork::Started { pid, pidfd: None, exec: None }
             }
         };
+        drop(kept);
+        let vfork::Started { pid, pidfd, exec } = started;
         // The writing ends now belong to the child; dropping them here closes irun's copies.
-        Ok(Spawned { pid, pidfd, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r) })
+        Ok(Spawned { pid, pidfd, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r), exec })
     }
 }
 
@@ -267,6 +297,40 @@ impl Spawner {
     }
 }
 
+impl Spawner {
+    /// Whether the kernel executes `program` as it is: an ELF binary, or a script whose `#!` interpreter is an
+    /// executable file. Only such a program is started without waiting for its exec (`Request::exec_later`): any
+    /// other may need the shell (the exec says ENOEXEC), which only a spawn that waits can try. Remembered for as long
+    /// as a program found on PATH is.
+    fn execs_directly(&self, program: &Path) -> bool {
+        let mut known = self.direct.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(direct, at)) = known.get(program) {
+            if at.elapsed() < RESOLVED_FOR {
+                return direct;
+            }
+        }
+        let direct = executes_directly(program);
+        known.insert(program.to_path_buf(), (direct, Instant::now()));
+        direct
+    }
+}
+
+/// See [`Spawner::execs_directly`].
+fn executes_directly(program: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(n) = std::fs::File::open(program).and_then(|mut f| f.read(&mut head)) else { return false };
+    let head = &head[..n];
+    if head.starts_with(b"\x7fELF") {
+        return true;
+    }
+    let Some(line) = head.strip_prefix(b"#!") else { return false };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(interpreter) = line.split(|&b| b == b' ' || b == b'\t').find(|w| !w.is_empty()) else { return false };
+    std::fs::metadata(OsStr::from_bytes(interpreter))
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +380,61 @@ mod tests {
             format!("[ \"$(pwd -P)\" = '{}' ] && set -- $(cat /proc/$$/stat) && [ \"$5\" = $$ ]", here.display());
         assert_eq!(through_posix_spawn(&check, &here), 0);
         assert_eq!(through_posix_spawn("exit 3", &here), 3);
+    }
+
+    fn executable(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_binaries_and_scripts_with_an_executable_interpreter_are_executed_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(executes_directly(Path::new("/bin/sh")), "an ELF binary");
+        assert!(executes_directly(&executable(dir.path(), "script", b"#! /bin/sh -e\necho\n")));
+        assert!(!executes_directly(&executable(dir.path(), "lost", b"#!/nonexistent/sh\n")));
+        assert!(!executes_directly(&executable(dir.path(), "plain", b"echo no shebang\n")), "left to the shell");
+        assert!(!executes_directly(&dir.path().join("missing")));
+    }
+
+    /// Start `program` (executable, in `dir`) without waiting for its exec; its exit code and how its exec went.
+    fn started_before_exec(dir: &Path, program: &str) -> (i32, io::Result<()>) {
+        let spawner = Spawner::new();
+        let invocation = super::super::command_line::invocation(&crate::config::Cmd::Argv(vec![program.into()]));
+        let request = Request {
+            invocation: &invocation,
+            cwd: dir,
+            env: &[],
+            output: Output::Discarded,
+            stdin_inherited: false,
+            cgroup: None,
+            exec_later: true,
+        };
+        let child = spawner.spawn(&request).unwrap();
+        let code = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+            other => panic!("{other:?}"),
+        };
+        let exec = child.exec.expect("started before its exec");
+        (code, exec.outcome(Duration::from_secs(60)).expect("past its exec once it has exited"))
+    }
+
+    #[test]
+    fn a_child_started_before_its_exec_says_how_the_exec_went_once_it_has_exited() {
+        if !vfork::LATER {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        executable(dir.path(), "exits", b"#!/bin/sh\nexit 3\n");
+        executable(dir.path(), "fake", b"\x7fELF, but nothing an ELF loader can use");
+        let (code, exec) = started_before_exec(dir.path(), "./exits");
+        assert_eq!(code, 3);
+        assert!(exec.is_ok(), "{exec:?}");
+        let (code, exec) = started_before_exec(dir.path(), "./fake");
+        assert_eq!(code, 127);
+        assert_eq!(exec.unwrap_err().raw_os_error(), Some(libc::ENOEXEC));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::guard::{OWNER_VAR, StopPlan};
 use super::spawn::{self, SpawnError};
 use super::sys;
 use super::table::Table;
+use super::vfork::Exec;
 use crate::config::Cmd;
 use crate::events::TaskName;
 
@@ -36,6 +37,9 @@ pub(crate) struct Spec<'a> {
     pub(crate) stop: StopPlan,
     /// The task the process is for (none: a probe's command), to name it when something leaves its group.
     pub(crate) task: Option<&'a TaskName>,
+    /// Go on before the program is exec'ed, where that can be done (see [`spawn::Request::exec_later`]): an exec that
+    /// fails is then told by [`Process::exec_failed`] once the process has exited.
+    pub(crate) exec_later: bool,
 }
 
 /// A running process group started by irun.
@@ -53,6 +57,8 @@ pub(crate) struct Process {
     cgroup: Option<TaskCgroup>,
     /// Processes that had left the group when it was told to stop, with their start times (process groups only).
     outside: Vec<(i32, u64)>,
+    /// Started before its exec: its way there, until it is known how that went.
+    exec: Option<Exec>,
 }
 
 /// How a stop went.
@@ -82,6 +88,7 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
         output: spec.output,
         stdin_inherited: spec.stdin_inherited,
         cgroup: cgroup.as_ref(),
+        exec_later: spec.exec_later,
     };
     // If irun dies, the guard kills the process groups it was told about, and sweeps anything carrying this run's
     // IRUN_OWNER marker, which covers the moment between spawning and telling the guard.
@@ -94,8 +101,8 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
     drop(children);
     table.guard_group(pgid, Some(spec.stop));
     let exited = child.pidfd.or_else(|| sys::pidfd_open(pgid)).and_then(sys::watch_readable);
-    let process =
-        Process { table: table.clone(), pgid, exited, owner, status: None, gone: false, cgroup, outside: Vec::new() };
+    let (table, exec) = (table.clone(), child.exec);
+    let process = Process { table, pgid, exited, owner, status: None, gone: false, cgroup, outside: Vec::new(), exec };
     Ok((process, (child.stdout, child.stderr)))
 }
 
@@ -121,6 +128,15 @@ impl Process {
         };
         self.reaped(s);
         Ok(s)
+    }
+
+    /// Why the program could not be exec'ed, for a process started before its exec that has exited (it exits
+    /// with 127 then); `None` if it was exec'ed (or irun waited for the exec: the spawn said so then).
+    pub(crate) fn exec_failed(&mut self) -> Option<io::Error> {
+        // Exited, so past its exec or gone before it: the kernel has cleared its word, or is about to.
+        let failed = self.exec.as_ref()?.outcome(EXEC_PATIENCE)?.err();
+        self.exec = None;
+        failed
     }
 
     fn reaped(&mut self, status: ExitStatus) {
@@ -290,6 +306,9 @@ pub(crate) async fn stopped_for_terminal(pid: i32, after: Duration, terminal: bo
         pause = (pause * 2).min(STOP_CHECK_MAX);
     }
 }
+
+/// How long irun waits, at most, to learn how the exec of a process that has exited went.
+const EXEC_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The longest pause between two looks at a task that may be stopped for the terminal.
 const STOP_CHECK_MAX: Duration = Duration::from_secs(1);

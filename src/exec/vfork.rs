@@ -1,23 +1,29 @@
-//! Starting a child the way `posix_spawn` does, with less work per child: a `clone` that shares irun's memory and
-//! suspends irun until the child has exec'ed (CLONE_VM | CLONE_VFORK), on a stack kept for the purpose (glibc maps
-//! and unmaps one per call), and, in the child, only the signal dispositions that need it reset (glibc queries all
-//! 64). A child that has a cgroup starts in it (`clone3` with CLONE_INTO_CGROUP, on x86-64). Falls back to
-//! `posix_spawn` (see the caller) where `clone` fails.
+//! Starting a child the way `posix_spawn` does, with less work per child: a `clone` that shares irun's memory
+//! (CLONE_VM), on a stack kept for the purpose (glibc maps and unmaps one per call), and, in the child, only the
+//! signal dispositions that need it reset (glibc queries all 64). A child that has a cgroup starts in it (`clone3`
+//! with CLONE_INTO_CGROUP, on x86-64). Falls back to `posix_spawn` (see the caller) where `clone` fails.
+//!
+//! irun either waits until the child has exec'ed, as `vfork` and `posix_spawn` do (the exec's error is then the
+//! spawn's), or goes on at once (where [`LATER`]): the child then runs beside irun, on a stack of its own, and what
+//! it reads until its exec is kept with that stack in an [`Exec`], which says how the exec went once
+//! the kernel has cleared the child's word (CLONE_CHILD_CLEARTID: it does so when the child's exec has replaced its
+//! memory, or when it exits). Waiting is what `posix_spawn` does, and costs most when CPUs are scarce: irun can do
+//! nothing, not even start the next task when another ends, until the new child has been scheduled and exec'ed.
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
-//! allocation, no locks, nothing that can panic), on its own stack, with every signal irun catches blocked until
-//! their dispositions have been reset to the defaults (a handler must never run in the child: it would act on irun's
-//! memory).
+//! allocation, no locks, nothing that can panic, and no glibc wrapper, which would set the `errno` it shares with
+//! irun's thread), on its own stack, with every signal irun catches blocked until their dispositions have been reset
+//! to the defaults (a handler must never run in the child: it would act on irun's memory).
 
-use std::ffi::CStr;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::libc;
 
-/// What the child needs, in memory it shares with irun (which waits until the child has exec'ed or failed).
+/// What the child needs, in memory it shares with irun (kept until the child has exec'ed or failed).
 #[repr(C)]
 struct Plan {
     program: *const libc::c_char,
@@ -34,19 +40,21 @@ struct Plan {
     error: AtomicI32,
 }
 
-/// The child's stack: one, reused, since irun is suspended while a child uses it (and the lock keeps other threads
-/// out). Never freed.
+/// A stack for children: used by one child at a time, until it has exec'ed; kept for the next one (never unmapped).
 struct Stack(*mut u8);
 
-// SAFETY: the pointer is to a mapping owned by the program for its whole life; access is serialised by the mutex.
+// SAFETY: the pointer is to a mapping owned by the program for its whole life; one child at a time uses it.
 unsafe impl Send for Stack {}
 
 const STACK_SIZE: usize = 256 * 1024;
 
-/// What the cheap clone keeps between spawns: the child's stack, and which signals irun catches.
+/// Stacks no child is using.
+type Stacks = Arc<Mutex<Vec<Stack>>>;
+
+/// What the cheap clone keeps between spawns: the children's stacks, and which signals irun catches.
 #[derive(Default)]
 pub(crate) struct Vfork {
-    stack: Mutex<Option<Stack>>,
+    stacks: Stacks,
     /// The signals irun catches, and when that was read.
     caught: Mutex<Option<(u64, std::time::Instant)>>,
     /// `clone3` with CLONE_INTO_CGROUP was refused here once: the child joins its cgroup itself.
@@ -60,60 +68,188 @@ pub(crate) struct Cgroup {
     pub(crate) procs: RawFd,
 }
 
-/// Start `program` with `argv` and `envp` (null-terminated arrays), stdin/stdout/stderr from `stdio`, in `cwd`, as
-/// the leader of a new process group, in `cgroup` (if any). Returns the child's pid and a pidfd for it (kernels
-/// since 5.2 make one with the child), or why it could not be started (the exec's error included). `Err(None)` means this way of starting is
-/// not available here: use `posix_spawn`.
+/// What the child executes: `program` with `argv` and `envp` (null-terminated arrays), in `cwd` (null: irun's
+/// directory). Pointers into memory the caller keeps until the child is past its exec.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) program: *const libc::c_char,
+    pub(crate) argv: *const *const libc::c_char,
+    pub(crate) envp: *const *const libc::c_char,
+    pub(crate) cwd: *const libc::c_char,
+}
+
+/// Whether irun can go on at once once a child is started, before its exec, here (where the child can make its system
+/// calls without glibc); elsewhere it waits for the exec.
+pub(crate) const LATER: bool = cfg!(target_arch = "x86_64");
+
+/// Memory the child reads until its exec, kept for it.
+pub(crate) struct Keep {
+    _memory: Box<dyn std::any::Any>,
+}
+
+impl Keep {
+    pub(crate) fn new(memory: impl std::any::Any) -> Keep {
+        Keep { _memory: Box::new(memory) }
+    }
+}
+
+// SAFETY: what a `Keep` holds (owned strings, and arrays of pointers into them and into the spawner's environment) is
+// never used through it, only dropped, on whichever thread.
+unsafe impl Send for Keep {}
+
+/// One child on its way to its exec: its plan, the word the kernel clears once it is past the exec or gone, its
+/// stack, and what its plan points into. Boxed: the child has its address.
+struct Slot {
+    plan: Plan,
+    running: AtomicU32,
+    stack: Stack,
+    keep: Option<Keep>,
+}
+
+/// A child irun did not wait for, until its exec: what it reads is kept here, and how the exec went can be
+/// asked ([`Exec::outcome`]). Dropped before the exec is over, it waits for it (a moment: the child is making its
+/// few system calls), or, if the child never gets there (stopped), leaves the memory to it for good.
+pub(crate) struct Exec {
+    slot: Option<Box<Slot>>,
+    stacks: Stacks,
+}
+
+// SAFETY: the slot's pointers point into its own `Keep` and stack, which move with it; irun only reads its atomics.
+unsafe impl Send for Exec {}
+// SAFETY: as above; `&Exec` gives access to atomics only.
+unsafe impl Sync for Exec {}
+
+/// How long a dropped [`Exec`] waits for its child to get past its exec.
+const DROP_PATIENCE: Duration = Duration::from_secs(1);
+
+impl Exec {
+    /// How the child's exec went: `None` while the child is not past it (after waiting up to `patience` for it).
+    pub(crate) fn outcome(&self, patience: Duration) -> Option<io::Result<()>> {
+        let slot = self.slot.as_ref()?;
+        if !cleared(&slot.running, patience) {
+            return None;
+        }
+        match slot.plan.error.load(Ordering::Acquire) {
+            0 => Some(Ok(())),
+            errno => Some(Err(io::Error::from_raw_os_error(errno))),
+        }
+    }
+}
+
+impl Drop for Exec {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else { return };
+        if !cleared(&slot.running, DROP_PATIENCE) {
+            // Still before its exec: it may yet read what the slot holds, so that is never freed.
+            std::mem::forget(slot);
+            return;
+        }
+        let Slot { stack, .. } = *slot;
+        self.stacks.lock().unwrap_or_else(|e| e.into_inner()).push(stack);
+    }
+}
+
+/// Whether the kernel has cleared `word` (CLONE_CHILD_CLEARTID), waiting up to `patience` for it.
+fn cleared(word: &AtomicU32, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        let value = word.load(Ordering::Acquire);
+        if value == 0 {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        // Woken when the kernel clears the word; looked at again every millisecond all the same.
+        let left = left.min(Duration::from_millis(1));
+        let timeout = libc::timespec { tv_sec: 0, tv_nsec: left.subsec_nanos() as _ };
+        // SAFETY: a futex wait on a word of this process, with a timeout; it returns at once if the word no longer
+        // holds `value`. Not FUTEX_PRIVATE: the kernel's wake when it clears the word is a shared one.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, value, &timeout) };
+    }
+}
+
+/// A started child: its pid, a pidfd for it (kernels since 5.2 make one with the child), and, if irun went on
+/// without waiting for its exec, its way to it.
+pub(crate) struct Started {
+    pub(crate) pid: i32,
+    pub(crate) pidfd: Option<OwnedFd>,
+    pub(crate) exec: Option<Exec>,
+}
+
+impl Vfork {
+    fn take_stack(&self) -> Option<Stack> {
+        let spare = self.stacks.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        spare.or_else(map_stack)
+    }
+
+    fn give_back(&self, stack: Stack) {
+        self.stacks.lock().unwrap_or_else(|e| e.into_inner()).push(stack);
+    }
+}
+
+/// Start `target` with stdin/stdout/stderr from `stdio`, as the leader of a new process group, in `cgroup` (if any).
+/// With something `kept` (what the target's pointers point into) and where [`LATER`], irun goes on at once and the
+/// returned [`Exec`] takes it until the child is past its exec; otherwise irun waits for the exec, and its error is
+/// the spawn's. `Err(None)` means this way of starting is not available here (what is `kept` is left to the caller):
+/// use `posix_spawn`.
 pub(crate) fn spawn(
     vfork: &Vfork,
-    program: &CStr,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
+    target: Target,
     stdio: [RawFd; 3],
-    cwd: Option<&CStr>,
     cgroup: Option<Cgroup>,
-) -> Result<(i32, Option<OwnedFd>), Option<io::Error>> {
+    kept: &mut Option<Keep>,
+) -> Result<Started, Option<io::Error>> {
     let caught = caught_signals(&vfork.caught).ok_or(None)?;
     let reset = caught | bit(libc::SIGPIPE) | bit(libc::SIGCHLD);
     let plan = Plan {
-        program: program.as_ptr(),
-        argv,
-        envp,
+        program: target.program,
+        argv: target.argv,
+        envp: target.envp,
         stdio,
-        cwd: cwd.map_or(std::ptr::null(), CStr::as_ptr),
+        cwd: target.cwd,
         cgroup: cgroup.map_or(-1, |c| c.procs),
         reset,
         error: AtomicI32::new(0),
     };
-    let mut stack = vfork.stack.lock().unwrap_or_else(|e| e.into_inner());
-    if stack.is_none() {
-        *stack = Some(map_stack().ok_or(None)?);
-    }
-    let base = stack.as_ref().map(|s| s.0).ok_or(None)?;
+    let later = LATER && kept.is_some();
+    let stack = vfork.take_stack().ok_or(None)?;
+    let keep = if later { kept.take() } else { None };
+    let mut slot = Box::new(Slot { plan, running: AtomicU32::new(1), stack, keep });
     let mut pidfd: libc::c_int = -1;
-    let mut plan = plan;
     // SAFETY: every signal that has a handler is blocked around the clone (restored right after), so no handler
-    // runs in the child before it has reset the dispositions; `plan` and the stack outlive the child's use of them,
-    // because with CLONE_VFORK this thread is suspended until the child has exec'ed or exited.
+    // runs in the child before it has reset the dispositions. The plan, the stack and what the plan points into
+    // outlive the child's use of them: with CLONE_VFORK this thread is suspended until the child has exec'ed or
+    // exited (and the caller keeps them until then); without, the slot keeps them until the kernel has cleared the
+    // slot's word, which it does only then (see `Exec`).
     let pid = unsafe {
         let blocked = spawn_mask(caught);
         let mut old: u64 = 0;
         set_mask(&blocked, &mut old);
-        let pid = clone_child(vfork, &mut plan, base, cgroup, &mut pidfd);
+        let pid = clone_child(vfork, &mut slot, cgroup, &mut pidfd, later);
         let clone_error = io::Error::last_os_error();
         set_mask(&old, std::ptr::null_mut());
         if pid < 0 {
+            // No child: what it would have read goes back to the caller.
+            *kept = slot.keep.take();
+            vfork.give_back(slot.stack);
             // A kernel without these flags (or without clone here): posix_spawn will do.
             let unsupported = matches!(clone_error.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL | libc::EPERM));
             return Err(Some(clone_error).filter(|_| !unsupported));
         }
         pid
     };
-    drop(stack);
     // SAFETY: with CLONE_PIDFD the kernel wrote a new descriptor (close-on-exec) that this process now owns.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    if later {
+        let exec = Exec { slot: Some(slot), stacks: vfork.stacks.clone() };
+        return Ok(Started { pid, pidfd, exec: Some(exec) });
+    }
+    let Slot { plan, stack, .. } = *slot;
+    vfork.give_back(stack);
     match plan.error.load(Ordering::Acquire) {
-        0 => Ok((pid, pidfd)),
+        0 => Ok(Started { pid, pidfd, exec: None }),
         errno => {
             // It exited (127) without exec'ing: reap it, so no zombie is left.
             super::sys::reap(pid);
@@ -123,24 +259,30 @@ pub(crate) fn spawn(
 }
 
 /// The clone itself: into the child's cgroup with `clone3` where it can, else with `clone` (the child then joins its
-/// cgroup by itself). The child's pid, or -1 with errno set.
+/// cgroup by itself); suspended until the child's exec unless `later`, with the slot's word cleared by the kernel at
+/// the exec (or the child's exit) if `later`. The child's pid, or -1 with errno set.
 ///
 /// # Safety
-/// As for `clone` with CLONE_VM | CLONE_VFORK: the signals of [`spawn_mask`] blocked; `plan` and the stack at `base`
-/// valid until the child has exec'ed or exited.
+/// As for `clone` with CLONE_VM: the signals of [`spawn_mask`] blocked; the slot, its stack and what its plan points
+/// into valid until the child has exec'ed or exited.
 unsafe fn clone_child(
     vfork: &Vfork,
-    plan: &mut Plan,
-    base: *mut u8,
+    slot: &mut Slot,
     cgroup: Option<Cgroup>,
     pidfd: &mut libc::c_int,
+    later: bool,
 ) -> libc::c_int {
+    let wait = if later { libc::CLONE_CHILD_CLEARTID } else { libc::CLONE_VFORK };
+    let flags = libc::CLONE_VM | libc::CLONE_PIDFD | wait;
+    let running = slot.running.as_ptr();
+    let base = slot.stack.0;
+    let plan = &mut slot.plan;
     if let Some(c) = cgroup.filter(|_| !vfork.no_clone3.load(Ordering::Relaxed)) {
         // Started in its cgroup (no move afterwards: moving a process costs the kernel an RCU grace period,
         // milliseconds, when nothing else moved lately). The child then need not join it itself.
         plan.cgroup = -1;
         // SAFETY: as for this function.
-        let pid = unsafe { clone3_into(plan, base, c.handle, pidfd) };
+        let pid = unsafe { clone3_into(plan, base, c.handle, pidfd, flags, running) };
         if pid >= 0 {
             return pid;
         }
@@ -153,14 +295,17 @@ unsafe fn clone_child(
         plan.cgroup = c.procs;
     }
     // The stack grows down from its (16-byte aligned) top.
-    // SAFETY: as for this function; the top is the end of the mapping.
+    // SAFETY: as for this function; the top is the end of the mapping. glibc's clone takes the pidfd's address as
+    // the parent's tid, then the tls (none) and the word to clear.
     unsafe {
         libc::clone(
             child,
             base.add(STACK_SIZE).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            flags | libc::SIGCHLD,
             (plan as *const Plan).cast_mut().cast(),
             pidfd as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_void>(),
+            running,
         )
     }
 }
@@ -199,20 +344,26 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// As the `clone` above, but with `clone3` and CLONE_INTO_CGROUP: the child starts in the cgroup whose folder is open
-/// as `cgroup`. glibc has no `clone3` that runs a function on a new stack, so this is the few instructions its
-/// `__clone3` has: in the child (on the stack at `base`, nothing of the parent's frame), call [`child`] with `plan`
-/// and exit with what it returns. The child's pid, or -1 with errno set.
+/// As the `clone` above (with its `flags`, and `running` the word to clear), but with `clone3` and CLONE_INTO_CGROUP:
+/// the child starts in the cgroup whose folder is open as `cgroup`. glibc has no `clone3` that runs a function on a
+/// new stack, so this is the few instructions its `__clone3` has: in the child (on the stack at `base`, nothing of the
+/// parent's frame), call [`child`] with `plan` and exit with what it returns. The child's pid, or -1 with errno set.
 ///
 /// # Safety
-/// As for `clone` with CLONE_VM | CLONE_VFORK: `plan` and the stack stay valid until the child has exec'ed or exited
-/// (this thread is suspended until then), and the signals of [`spawn_mask`] are blocked.
+/// As for [`clone_child`].
 #[cfg(target_arch = "x86_64")]
-unsafe fn clone3_into(plan: &Plan, base: *mut u8, cgroup: RawFd, pidfd: &mut libc::c_int) -> libc::c_int {
+unsafe fn clone3_into(
+    plan: &Plan,
+    base: *mut u8,
+    cgroup: RawFd,
+    pidfd: &mut libc::c_int,
+    flags: libc::c_int,
+    running: *mut u32,
+) -> libc::c_int {
     let args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        flags: flags as u64 | CLONE_INTO_CGROUP,
         pidfd: pidfd as *mut libc::c_int as u64,
-        child_tid: 0,
+        child_tid: running as u64,
         parent_tid: 0,
         exit_signal: libc::SIGCHLD as u64,
         stack: base as u64,
@@ -259,7 +410,7 @@ unsafe fn clone3_into(plan: &Plan, base: *mut u8, cgroup: RawFd, pidfd: &mut lib
 
 /// Elsewhere the child joins its cgroup itself (see [`child`]).
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn clone3_into(_: &Plan, _: *mut u8, _: RawFd, _: &mut libc::c_int) -> libc::c_int {
+unsafe fn clone3_into(_: &Plan, _: *mut u8, _: RawFd, _: &mut libc::c_int, _: libc::c_int, _: *mut u32) -> libc::c_int {
     // SAFETY: this thread's errno.
     unsafe { *libc::__errno_location() = libc::ENOSYS };
     -1
@@ -307,48 +458,92 @@ fn caught_signals(cache: &Mutex<Option<(u64, std::time::Instant)>>) -> Option<u6
     Some(mask)
 }
 
-/// The child, between `clone` and `execve`. Plain system calls only: it shares irun's memory.
+/// A system call that leaves `errno` alone: the child runs on irun's thread-local storage, and beside irun when irun
+/// does not wait for its exec. Its result, or `-errno`.
+///
+/// # Safety
+/// As for the system call `number` with these arguments.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw(number: libc::c_long, args: [usize; 4]) -> isize {
+    let ret: isize;
+    // SAFETY: the caller's; the syscall instruction changes rax (the result), rcx and r11 only.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") number as isize => ret,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Elsewhere through glibc (which sets `errno`: irun always waits for the exec there, suspended meanwhile).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn raw(number: libc::c_long, args: [usize; 4]) -> isize {
+    // SAFETY: the caller's.
+    let ret = unsafe { libc::syscall(number, args[0], args[1], args[2], args[3]) };
+    // SAFETY: this thread's errno, read right after the call that set it.
+    if ret < 0 { -(unsafe { *libc::__errno_location() } as isize) } else { ret as isize }
+}
+
+/// The child, between `clone` and `execve`: system calls only (see [`raw`]), as it shares irun's memory.
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `Plan` irun keeps alive while it is suspended; everything below is a system call on
-    // values from it, and no handler can run (every signal that has one is blocked until its disposition is the
+    // SAFETY: `arg` is the `Plan` irun keeps alive until the child is past its exec; everything below is a system call
+    // on values from it, and no handler can run (every signal that has one is blocked until its disposition is the
     // default).
     unsafe {
         let plan = &*(arg as *const Plan);
-        let fail = |plan: &Plan| {
-            let errno = *libc::__errno_location();
-            plan.error.store(if errno == 0 { libc::EINVAL } else { errno }, Ordering::Release);
+        let fail = |ret: isize| {
+            plan.error.store(if ret < 0 { -ret as i32 } else { libc::EINVAL }, Ordering::Release);
             127
         };
-        // Into the task's cgroup first: irun is suspended until the exec, so nothing can start before it is in.
-        if plan.cgroup >= 0 && libc::write(plan.cgroup, b"0".as_ptr().cast(), 1) != 1 {
-            return fail(plan);
+        // Into the task's cgroup first: nothing can start before it is in.
+        if plan.cgroup >= 0 {
+            let ret = raw(libc::SYS_write, [plan.cgroup as usize, b"0".as_ptr() as usize, 1, 0]);
+            if ret != 1 {
+                return fail(ret);
+            }
         }
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
+        // The kernel's `struct sigaction`, all zeroes: SIG_DFL, no flags, no mask.
+        let default = [0u64; 4];
         let mut sig = 1;
         while sig <= 64 {
             if plan.reset & bit(sig) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                raw(libc::SYS_rt_sigaction, [sig as usize, default.as_ptr() as usize, 0, 8]);
             }
             sig += 1;
         }
-        if libc::setpgid(0, 0) != 0 {
-            return fail(plan);
+        let ret = raw(libc::SYS_setpgid, [0, 0, 0, 0]);
+        if ret != 0 {
+            return fail(ret);
         }
         for (target, &fd) in plan.stdio.iter().enumerate() {
-            let target = target as libc::c_int;
-            // dup2 onto itself would keep close-on-exec: clear it instead.
-            let done = if fd == target { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(fd, target) };
-            if done < 0 {
-                return fail(plan);
+            // dup3 onto itself is refused, and would keep close-on-exec anyway: clear it instead.
+            let ret = if fd as usize == target {
+                raw(libc::SYS_fcntl, [fd as usize, libc::F_SETFD as usize, 0, 0])
+            } else {
+                raw(libc::SYS_dup3, [fd as usize, target, 0, 0])
+            };
+            if ret < 0 {
+                return fail(ret);
             }
         }
-        if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
-            return fail(plan);
+        if !plan.cwd.is_null() {
+            let ret = raw(libc::SYS_chdir, [plan.cwd as usize, 0, 0, 0]);
+            if ret != 0 {
+                return fail(ret);
+            }
         }
-        set_mask(&0, std::ptr::null_mut());
-        libc::execve(plan.program, plan.argv, plan.envp);
-        fail(plan)
+        let none = 0u64;
+        raw(libc::SYS_rt_sigprocmask, [libc::SIG_SETMASK as usize, &none as *const u64 as usize, 0, 8]);
+        let ret = raw(libc::SYS_execve, [plan.program as usize, plan.argv as usize, plan.envp as usize, 0]);
+        fail(ret)
     }
 }
 

@@ -191,3 +191,15 @@ fn irun_catches_no_sigchld_while_a_task_runs_so_no_child_s_exit_interrupts_it() 
     let caught = u64::from_str_radix(caught.trim(), 16).unwrap();
     assert_eq!(caught & (1 << (libc_sig::SIGCHLD - 1)), 0, "irun has a SIGCHLD handler: {out:?}");
 }
+
+#[test]
+fn a_program_that_looks_like_a_binary_but_cannot_be_executed_is_reported_as_not_started_and_the_run_goes_on() {
+    // irun does not wait for the exec of a program the kernel runs as it is (an ELF binary, as this one claims to
+    // be): the exec's failure is learnt once the child has exited, and told as such, not as an exit code.
+    let p = Project::new("[tasks.a]\ncmd = [\"./fake\", \"x\"]\n[tasks.b]\ncmd = \"true\"\n");
+    p.script("fake", "\u{7f}ELF, but nothing an ELF loader can use\n");
+    let out = p.irun().args(["-k", "a", "b"]).run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("a * FAILED after") && out.stdout.contains("cannot start `./fake`"), "{out:?}");
+    assert!(out.stdout.contains("b * ok"), "{out:?}");
+}

@@ -103,7 +103,7 @@ enum Stage {
     Paused(Duration),
     /// A probe's address is checked before the process starts (see [`Job::preflight`]).
     Preflight(Launch),
-    Running(Running),
+    Running(Box<Running>),
     /// It ended without starting.
     Ended(End),
 }
@@ -128,7 +128,7 @@ pub(crate) fn begin(mut job: Job, table: &Arc<Table>) -> Begun {
             Err(failure) => Stage::Ended(End::NotStarted(failure)),
             Ok(launch) if launch.probe.is_some() => Stage::Preflight(launch),
             Ok(launch) => match job.start(table, launch) {
-                Ok(running) => Stage::Running(running),
+                Ok(running) => Stage::Running(Box::new(running)),
                 Err(end) => Stage::Ended(end),
             },
         },
@@ -142,7 +142,7 @@ impl Begun {
         let Begun { mut job, started, stage } = self;
         let end = match stage {
             Stage::Ended(end) => end,
-            Stage::Running(running) => job.watch(&table, running, started).await,
+            Stage::Running(running) => job.watch(&table, *running, started).await,
             Stage::Preflight(launch) => job.execute(&table, launch, started).await,
             Stage::Paused(pause) => {
                 let stopped = tokio::select! {
@@ -152,13 +152,10 @@ impl Begun {
                     () = sleep(pause) => job.control.borrow().is_some(),
                 };
                 let config = job.config.clone();
-                if stopped {
-                    End::Stopped
-                } else {
-                    match prepare(&config.tasks[job.task], &job.extra_env, job.port) {
-                        Ok(launch) => job.execute(&table, launch, Instant::now()).await,
-                        Err(failure) => End::NotStarted(failure),
-                    }
+                match prepare(&config.tasks[job.task], &job.extra_env, job.port) {
+                    _ if stopped => End::Stopped,
+                    Ok(launch) => job.execute(&table, launch, Instant::now()).await,
+                    Err(failure) => End::NotStarted(failure),
                 }
             }
         };
@@ -271,8 +268,7 @@ impl Job {
         };
         let (process, (stdout, stderr)) = match supervisor::spawn(table, &spec) {
             Ok(spawned) => spawned,
-            Err(_) if !launch.cwd.is_dir() => return Err(End::NotStarted(Failure::NoWorkingDirectory(launch.cwd))),
-            Err(e) => return Err(End::NotStarted(spawn_error(e))),
+            Err(e) => return Err(not_started(&launch, e)),
         };
         let handover = terminal.map(|t| t.hand_to(process.pid() as i32));
         if handover.is_some() {
@@ -411,7 +407,7 @@ impl Job {
             // Started before its exec, which failed (it said so, then exited, without running anything).
             Ending::Exited(_) if let Some(error) = process.exec_failed() => {
                 let program = crate::exec::command_line::invocation(&launch.cmd).program;
-                End::NotStarted(spawn_error(spawn::SpawnError { program, error }))
+                not_started(launch, spawn::SpawnError { program, error })
             }
             Ending::Exited(result) => {
                 if process.has_leftovers(launch.service) {
@@ -496,107 +492,13 @@ async fn kill_requested(rx: &mut watch::Receiver<Option<Control>>) {
     }
 }
 
-fn spawn_error(e: crate::exec::spawn::SpawnError) -> Failure {
-    Failure::SpawnFailed { program: e.program, kind: e.error.kind(), message: e.error.to_string() }
+/// Why a task could not start: its directory is missing, or what the spawn (or the child's exec) said.
+fn not_started(launch: &Launch, e: spawn::SpawnError) -> End {
+    if !launch.cwd.is_dir() {
+        return End::NotStarted(Failure::NoWorkingDirectory(launch.cwd.clone()));
+    }
+    End::NotStarted(Failure::SpawnFailed { program: e.program, kind: e.error.kind(), message: e.error.to_string() })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task(toml: &str) -> Task {
-        let config = crate::config::parse(
-            crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), toml),
-            PathBuf::from("/project"),
-        )
-        .unwrap_or_else(|d| panic!("{}", d.render(false)));
-        config.tasks.iter().next().unwrap().clone()
-    }
-
-    #[test]
-    fn an_array_command_gets_irun_s_variables_and_a_chosen_port_becomes_the_probe() {
-        let svc = task(
-            "[tasks.web]\ncmd = [\"serve\", \"--port=${IRUN_PORT}\"]\ndaemon = true\nready = { tcp = \"auto\" }\n",
-        );
-        let env = vec![("IRUN_PORT".to_string(), "4242".to_string())];
-        let launch = prepare(&svc, &env, Some(4242)).unwrap();
-        assert_eq!(launch.cmd, Cmd::Argv(vec!["serve".into(), "--port=4242".into()]));
-        assert_eq!(launch.probe.map(|p| p.check), Some(Check::Tcp { host: None, port: 4242 }));
-        assert!(launch.service && launch.env.contains(&env[0]));
-    }
-
-    #[test]
-    fn a_task_is_told_to_colour_unless_it_or_irun_s_environment_says_otherwise_or_color_is_false() {
-        let none = |_: &str| false;
-        let both = vec![("FORCE_COLOR".to_string(), "1".to_string()), ("CLICOLOR_FORCE".to_string(), "1".to_string())];
-        assert_eq!(color_env(&task("[tasks.t]\ncmd = \"x\"\n"), none), both);
-        assert_eq!(color_env(&task("[tasks.t]\ncmd = \"x\"\ndaemon = true\n"), none), both, "a service too");
-        assert!(color_env(&task("[tasks.t]\ncmd = \"x\"\ncolor = false\n"), none).is_empty());
-        let own = task("[tasks.t]\ncmd = \"x\"\nenv = { FORCE_COLOR = \"0\" }\n");
-        assert_eq!(color_env(&own, none), both[1..]);
-        assert_eq!(color_env(&own, |name| name == "CLICOLOR_FORCE"), []);
-    }
-
-    #[test]
-    fn arguments_after_dashes_are_not_expanded() {
-        let mut t = task("[tasks.t]\ncmd = [\"run\", \"${IRUN_CHANGED_PATHS}\"]\n");
-        t.process_mut().unwrap().cmd =
-            Cmd::Argv(vec!["run".into(), "${IRUN_CHANGED_PATHS}".into(), "${IRUN_CHANGED_PATHS}".into()]);
-        t.process_mut().unwrap().passed = 1;
-        let env = vec![("IRUN_CHANGED_PATHS".to_string(), "a.txt".to_string())];
-        let launch = prepare(&t, &env, None).unwrap();
-        assert_eq!(launch.cmd, Cmd::Argv(vec!["run".into(), "a.txt".into(), "${IRUN_CHANGED_PATHS}".into()]));
-    }
-
-    #[test]
-    fn a_service_with_an_automatic_port_cannot_start_without_one() {
-        let svc = task("[tasks.web]\ncmd = \"serve\"\ndaemon = true\nready = { tcp = \"auto\" }\n");
-        assert_eq!(prepare(&svc, &[], None), Err(Failure::NoFreePort));
-    }
-
-    #[test]
-    fn env_values_and_every_probe_get_the_chosen_ports() {
-        let svc = task(
-            "[tasks.web]\ncmd = \"serve\"\ndaemon = true\nport = \"auto\"\n\
-             env = { BASE_URL = \"http://127.0.0.1:${IRUN_PORT_WEB}/\", PLAIN = \"$HOME\" }\n\
-             ready = { http = \"http://127.0.0.1:${IRUN_PORT}/health\" }\n",
-        );
-        let env =
-            vec![("IRUN_PORT".to_string(), "4242".to_string()), ("IRUN_PORT_WEB".to_string(), "4242".to_string())];
-        let launch = prepare(&svc, &env, Some(4242)).unwrap();
-        assert!(launch.env.contains(&("BASE_URL".into(), "http://127.0.0.1:4242/".into())), "{:?}", launch.env);
-        assert!(launch.env.contains(&("PLAIN".into(), "$HOME".into())), "{:?}", launch.env);
-        let Some(Check::Http { url, .. }) = launch.probe.map(|p| p.check) else { panic!("not an http probe") };
-        assert_eq!((url.port, url.path.as_str()), (4242, "/health"));
-        // No port to be had: it cannot start.
-        assert!(matches!(prepare(&svc, &env, None), Err(Failure::NoFreePort)));
-        let exec = task(
-            "[tasks.db]\ncmd = \"x\"\ndaemon = true\nport = \"auto\"\nready = { exec = [\"isready\", \"-p\", \"${IRUN_PORT}\"] }\n",
-        );
-        let launch = prepare(&exec, &env, Some(4242)).unwrap();
-        assert_eq!(
-            launch.probe.map(|p| p.check),
-            Some(Check::Exec(Cmd::Argv(vec!["isready".into(), "-p".into(), "4242".into()])))
-        );
-    }
-
-    #[test]
-    fn an_escaped_port_reference_in_env_stays_literal_and_the_others_are_read() {
-        let t = task(
-            "[tasks.web]\ncmd = \"serve\"\ndaemon = true\nport = \"auto\"\n\
-             env = { A = \"$${IRUN_PORT_WEB} ${IRUN_PORT_WEB} $${1} $${HOME}\" }\n",
-        );
-        let env =
-            vec![("IRUN_PORT".to_string(), "4242".to_string()), ("IRUN_PORT_WEB".to_string(), "4242".to_string())];
-        let launch = prepare(&t, &env, Some(4242)).unwrap();
-        assert!(launch.env.contains(&("A".into(), "${IRUN_PORT_WEB} 4242 ${1} ${HOME}".into())), "{:?}", launch.env);
-    }
-
-    #[test]
-    fn a_string_command_is_left_to_its_shell() {
-        let t = task("[tasks.t]\ncmd = \"echo ${IRUN_CHANGED_PATHS:-none}\"\ntimeout = \"2s\"\n");
-        let launch = prepare(&t, &[], None).unwrap();
-        assert_eq!(launch.cmd, Cmd::Shell("echo ${IRUN_CHANGED_PATHS:-none}".into()));
-        assert_eq!((launch.service, launch.probe, launch.timeout), (false, None, Some(Duration::from_secs(2))));
-    }
-}
+mod tests;

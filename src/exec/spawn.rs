@@ -201,6 +201,11 @@ struct CStrings {
     ptrs: Vec<*const libc::c_char>,
 }
 
+// SAFETY: the pointers point into the strings it owns, which are never changed: reading them from any thread is sound.
+unsafe impl Send for CStrings {}
+// SAFETY: as above.
+unsafe impl Sync for CStrings {}
+
 impl CStrings {
     fn new<'a>(items: impl Iterator<Item = &'a str>) -> io::Result<CStrings> {
         let owned =
@@ -216,6 +221,12 @@ struct Environment {
     _own: Vec<CString>,
     ptrs: Vec<*const libc::c_char>,
 }
+
+// SAFETY: the pointers point into the strings it owns or the spawner's environment (which outlives every spawn), none
+// of which is ever changed: reading them from any thread is sound.
+unsafe impl Send for Environment {}
+// SAFETY: as above.
+unsafe impl Sync for Environment {}
 
 impl Environment {
     fn new(base: &[(OsString, CString)], env: &[(&str, &str)]) -> io::Result<Environment> {
@@ -327,8 +338,7 @@ fn executes_directly(program: &Path) -> bool {
     let Some(line) = head.strip_prefix(b"#!") else { return false };
     let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
     let Some(interpreter) = line.split(|&b| b == b' ' || b == b'\t').find(|w| !w.is_empty()) else { return false };
-    std::fs::metadata(OsStr::from_bytes(interpreter))
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(OsStr::from_bytes(interpreter)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

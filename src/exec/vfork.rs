@@ -84,18 +84,14 @@ pub(crate) const LATER: bool = cfg!(target_arch = "x86_64");
 
 /// Memory the child reads until its exec, kept for it.
 pub(crate) struct Keep {
-    _memory: Box<dyn std::any::Any>,
+    _memory: Box<dyn std::any::Any + Send>,
 }
 
 impl Keep {
-    pub(crate) fn new(memory: impl std::any::Any) -> Keep {
+    pub(crate) fn new(memory: impl std::any::Any + Send) -> Keep {
         Keep { _memory: Box::new(memory) }
     }
 }
-
-// SAFETY: what a `Keep` holds (owned strings, and arrays of pointers into them and into the spawner's environment) is
-// never used through it, only dropped, on whichever thread.
-unsafe impl Send for Keep {}
 
 /// One child on its way to its exec: its plan, the word the kernel clears once it is past the exec or gone, its
 /// stack, and what its plan points into. Boxed: the child has its address.

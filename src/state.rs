@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use stamps::{FileStamp, FileStamps};
+
 pub(crate) const DIR: &str = ".irun";
 const FILE: &str = "state.json";
 const LOCK: &str = "state.lock";
@@ -29,16 +31,6 @@ pub(crate) const HASHING_LEGACY: u8 = 1;
 pub(crate) const HASHING_ABSOLUTE: u8 = 2;
 pub(crate) const HASHING: u8 = 3;
 
-/// What a file looked like.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct FileStamp {
-    pub(crate) size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub(crate) mtime: i64,
-    /// xxh3-128 of the content, hex.
-    pub(crate) hash: String,
-}
-
 /// A record without `hashing` was written before records said how they were hashed: before [`HASHING`] 3.
 fn unmarked_hashing() -> u8 {
     HASHING_ABSOLUTE
@@ -51,8 +43,12 @@ pub(crate) struct TaskRecord {
     /// It was started (or decided to run) but never finished: killed, cancelled, interrupted.
     #[serde(default)]
     pub(crate) unfinished: bool,
-    /// When the fingerprints were taken (nanoseconds since the epoch): files modified around then are re-hashed.
+    /// When the task's run was recorded (nanoseconds since the epoch): what its dependents remember it by.
     pub(crate) recorded_at: i64,
+    /// When the files of `sources` and `outputs` were last read or found unchanged since (nanoseconds since the
+    /// epoch; 0 in records of an irun before it was recorded): see `fresh::stamp` for what it vouches for.
+    #[serde(default)]
+    pub(crate) checked_at: i64,
     /// Hashes of the settings that change what the task does.
     pub(crate) command: String,
     pub(crate) env: String,
@@ -63,9 +59,9 @@ pub(crate) struct TaskRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) probe: String,
     #[serde(default)]
-    pub(crate) sources: BTreeMap<String, FileStamp>,
+    pub(crate) sources: FileStamps,
     #[serde(default)]
-    pub(crate) outputs: BTreeMap<String, FileStamp>,
+    pub(crate) outputs: FileStamps,
     /// For each dep: what it was when this task ran (a task's `recorded_at`, a service's fingerprint). A dep that
     /// has changed since makes this task stale, even in a later invocation.
     #[serde(default)]
@@ -84,13 +80,14 @@ impl Default for TaskRecord {
             ok: false,
             unfinished: false,
             recorded_at: 0,
+            checked_at: 0,
             command: String::new(),
             env: String::new(),
             cwd: String::new(),
             globs: String::new(),
             probe: String::new(),
-            sources: BTreeMap::new(),
-            outputs: BTreeMap::new(),
+            sources: FileStamps::default(),
+            outputs: FileStamps::default(),
             deps: BTreeMap::new(),
             hashing: HASHING,
             fingerprint: String::new(),
@@ -461,7 +458,7 @@ mod legacy {
 
     use serde::Deserialize;
 
-    use super::{FileStamp, HASHING_LEGACY, LastRun, Maps, TaskRecord};
+    use super::{FileStamps, HASHING_LEGACY, LastRun, Maps, TaskRecord};
 
     #[derive(Deserialize)]
     struct File {
@@ -488,9 +485,9 @@ mod legacy {
         cwd: String,
         globs: String,
         #[serde(default)]
-        sources: BTreeMap<String, FileStamp>,
+        sources: FileStamps,
         #[serde(default)]
-        outputs: BTreeMap<String, FileStamp>,
+        outputs: FileStamps,
         #[serde(default)]
         deps: BTreeMap<String, i64>,
     }
@@ -521,6 +518,7 @@ mod legacy {
                     ok: r.ok,
                     unfinished: r.unfinished,
                     recorded_at: r.recorded_at,
+                    checked_at: 0,
                     command: r.command,
                     env: r.env,
                     cwd: r.cwd,
@@ -539,5 +537,6 @@ mod legacy {
     }
 }
 
+mod stamps;
 #[cfg(test)]
 mod tests;

@@ -154,11 +154,8 @@ impl List {
     /// Whether a positive glob could match inside `dir`, and no `!` pattern after it takes out all of `dir`.
     fn may_match_under(&self, dir: &Path) -> bool {
         let dir: Vec<String> = dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-        let last_exclusion = self
-            .forms
-            .iter()
-            .rposition(|f| f.exclude && excludes_all_under(&f.text, &dir))
-            .map_or(0, |i| i + 1);
+        let last_exclusion =
+            self.forms.iter().rposition(|f| f.exclude && excludes_all_under(&f.text, &dir)).map_or(0, |i| i + 1);
         self.forms[last_exclusion..].iter().any(|f| !f.exclude && glob_may_match_under(&f.text, &dir))
     }
 

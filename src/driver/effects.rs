@@ -62,7 +62,14 @@ impl<L: Launcher> Driver<'_, L> {
             self.events.flush();
         }
         let (verdict, snapshot) = self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
-        self.snapshots[task] = snapshot;
+        self.snapshots[task] = match (&verdict, snapshot) {
+            // Files it had to read are not read again next time; and with nothing to record, nothing to keep.
+            (Verdict::UpToDate, Some(snapshot)) => {
+                self.saving.dirty |= self.checker.refresh(&self.config.tasks[task], &snapshot);
+                None
+            }
+            (_, snapshot) => snapshot,
+        };
         self.look_up_cache(task, verdict, dep_ran)
     }
 

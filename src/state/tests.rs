@@ -8,7 +8,7 @@ fn round_trip() {
     let (mut s, warning) = State::load(dir.path());
     assert!(warning.is_none() && s.tasks.is_empty());
     let mut rec = TaskRecord { ok: true, command: "c".into(), ..Default::default() };
-    rec.sources.insert("a b/ü.txt".into(), FileStamp { size: 3, mtime: 5, hash: "ff".into() });
+    rec.sources.insert("a b/ü.txt".into(), FileStamp { size: 3, mtime: 5, ino: 7, ctime: 6, hash: "ff".into() });
     s.set_record("setup", rec.clone());
     s.set_last("setup", LastRun::Ok);
     s.set_duration("setup", 12);

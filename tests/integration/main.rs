@@ -29,6 +29,7 @@ mod scheduling;
 mod secrets;
 mod services;
 mod spawning;
+mod stat_shortcut;
 mod stopping;
 mod suite;
 mod teardown;

@@ -131,7 +131,7 @@ pub(super) fn compare(before: &FileStamps, after: &FileStamps) -> Option<FileCha
             Some(_) => {}
         }
     }
-    after.keys().find(|p| !before.contains_key(*p)).map(|p| FileChange::Added(p.clone()))
+    after.keys().find(|p| !before.contains_key(p)).map(|p| FileChange::Added(p.clone()))
 }
 
 /// How close to the moment a record's files were checked a file's ctime may be for its stamp not to vouch for it:

@@ -140,7 +140,12 @@ impl Checker {
         if !prev.ok {
             return run(RunReason::LastFailed);
         }
-        if let Some(what) = self.settings_changed(task, prev).first() {
+        // (The snapshot holds the settings as records are hashed now: no need to hash them again for such a one.)
+        let settings = match prev.hashing {
+            HASHING => settings_differ(prev, &snapshot.record),
+            _ => self.settings_changed(task, prev),
+        };
+        if let Some(what) = settings.first() {
             return run(RunReason::Setting(*what));
         }
         if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
@@ -188,18 +193,9 @@ impl Checker {
 
     /// Which of the task's settings differ from those `prev` holds, compared the way `prev` hashed them.
     pub(crate) fn settings_changed(&self, task: &Task, prev: &TaskRecord) -> Vec<Setting> {
-        let now = Settings::of(task, &self.portable, prev.hashing);
-        [
-            (Setting::Command, &prev.command, &now.command),
-            (Setting::Env, &prev.env, &now.env),
-            (Setting::Cwd, &prev.cwd, &now.cwd),
-            (Setting::Globs, &prev.globs, &now.globs),
-            (Setting::Probe, &prev.probe, &now.probe),
-        ]
-        .into_iter()
-        .filter(|(_, before, after)| before != after)
-        .map(|(what, _, _)| what)
-        .collect()
+        let Settings { command, env, cwd, globs, probe } = Settings::of(task, &self.portable, prev.hashing);
+        let now = TaskRecord { command, env, cwd, globs, probe, ..TaskRecord::default() };
+        settings_differ(prev, &now)
     }
 
     /// The fingerprint `dep` (a service) would have had in an irun before [`HASHING`] 3, if `prev` (a dependent's
@@ -406,6 +402,21 @@ impl Checker {
             },
         }
     }
+}
+
+/// Which settings two records hold differently (both hashed the same way).
+fn settings_differ(prev: &TaskRecord, now: &TaskRecord) -> Vec<Setting> {
+    [
+        (Setting::Command, &prev.command, &now.command),
+        (Setting::Env, &prev.env, &now.env),
+        (Setting::Cwd, &prev.cwd, &now.cwd),
+        (Setting::Globs, &prev.globs, &now.globs),
+        (Setting::Probe, &prev.probe, &now.probe),
+    ]
+    .into_iter()
+    .filter(|(_, before, after)| before != after)
+    .map(|(what, _, _)| what)
+    .collect()
 }
 
 /// A service's fingerprint from its record: its settings (with its probe, unless as an older irun hashed it), the

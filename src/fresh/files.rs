@@ -1,7 +1,7 @@
 //! Which files globs match, and what they hold: a file is read only when its stat data does not vouch for the
 //! content its stamp recorded ([`stamp`] states the rule).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,8 @@ use crate::state::{FileStamp, FileStamps};
 /// Files that globs match, each with its metadata where finding it gave it, and the plain paths among the globs
 /// that name nothing.
 pub(super) struct Found {
-    pub(super) files: BTreeMap<String, Option<std::fs::Metadata>>,
+    /// Sorted by path, each once.
+    pub(super) files: Vec<(String, Option<std::fs::Metadata>)>,
     pub(super) missing: Vec<String>,
 }
 
@@ -32,18 +33,18 @@ impl Checker {
     /// once (a link loop ends), and their files named by the path through the link.
     /// A `!` pattern takes out what the patterns before it matched.
     pub(crate) fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
-        self.found(globs, skip_ignored).files.into_keys().collect()
+        self.found(globs, skip_ignored).files.into_iter().map(|(path, _)| path).collect()
     }
 
     /// [`Checker::files`], each with its metadata where looking for it gave it (a plain path: one `stat` serves
     /// to find it and to stamp it), and the plain paths among `globs` that name nothing.
     pub(super) fn found(&self, globs: &[String], skip_ignored: bool) -> Found {
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         let mut missing = Vec::new();
         for g in globs {
             if let (true, excluded) = parse_glob(g) {
                 let excluded = Globs::new(&[excluded.to_string()]);
-                out.retain(|f, _| !excluded.is_match(f));
+                out.retain(|(f, _)| !excluded.is_match(f));
                 continue;
             }
             let pattern = g.trim_start_matches("./").trim_end_matches('/');
@@ -56,7 +57,7 @@ impl Checker {
             if literal.as_os_str() == pattern {
                 match std::fs::metadata(&start) {
                     Ok(meta) if meta.is_file() => {
-                        out.insert(pattern.to_string(), Some(meta));
+                        out.push((pattern.to_string(), Some(meta)));
                         continue;
                     }
                     Ok(_) => {}
@@ -95,11 +96,13 @@ impl Checker {
                             stack.push(path);
                         }
                     } else if matcher.is_match(rel) {
-                        out.insert(rel.to_string_lossy().into_owned(), None);
+                        out.push((rel.to_string_lossy().into_owned(), None));
                     }
                 }
             }
         }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
         Found { files: out, missing }
     }
 

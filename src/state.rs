@@ -1,12 +1,13 @@
 //! irun's memory between runs: for each task, how its last run ended, how long it took, and what its inputs and
 //! outputs looked like.
 //!
-//! Kept in `.irun/state.json` next to Irun.toml, one record per task. Saving takes `.irun/state.lock`, reads the
+//! Kept in `.irun/state.bin` next to Irun.toml, one record per task ([`binary`] holds its form; `irun state --json`
+//! shows it). Saving takes `.irun/state.lock`, reads the
 //! file again, replaces only the records this run changed, and writes the result atomically (a temporary file,
 //! fsync, rename): two runs in one project at once never lose each other's records, and killing irun at any moment
 //! leaves either the old state or the new one. A state irun cannot read (truncated, garbage, another program's or
-//! another version's) is reported and treated as empty: everything runs, nothing crashes. The `.irun/state.toml` of
-//! earlier versions is read, kept valid (no forced full rerun) and replaced by the first save.
+//! another version's) is reported and treated as empty: everything runs, nothing crashes. The `.irun/state.json` and
+//! `.irun/state.toml` of earlier versions are read, kept valid (no forced full rerun) and replaced by the first save.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -18,11 +19,14 @@ use serde::{Deserialize, Serialize};
 pub(crate) use stamps::{FileStamp, FileStamps};
 
 pub(crate) const DIR: &str = ".irun";
-const FILE: &str = "state.json";
+const FILE: &str = "state.bin";
 const LOCK: &str = "state.lock";
+/// The state's JSON file, of irun before the binary form (format 2), and its TOML file before that (format 1).
+const JSON_FILE: &str = "state.json";
 const LEGACY_FILE: &str = "state.toml";
 const TOOL: &str = "irun";
-const VERSION: u32 = 2;
+/// The JSON form's format: 2 as written to `state.json`, 3 as `irun state --json` shows the binary file.
+const JSON_VERSIONS: [u32; 2] = [2, binary::FORMAT];
 
 /// How a record's settings were hashed: 1 from `Debug` text (the TOML state's era), 2 from canonical JSON, 3 from
 /// canonical JSON independent of where the project is (a relative cwd, the root's path replaced: see
@@ -249,7 +253,9 @@ impl State {
         self.disk = File::open(self.dir.join(FILE)).ok();
         self.touched.clear();
         self.migrated.clear();
-        let _ = std::fs::remove_file(self.dir.join(LEGACY_FILE));
+        for earlier in [JSON_FILE, LEGACY_FILE] {
+            let _ = std::fs::remove_file(self.dir.join(earlier));
+        }
         Ok(true)
     }
 }
@@ -284,7 +290,7 @@ fn clean_leftovers(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if [FILE, LEGACY_FILE].iter().any(|f| name.starts_with(&format!("{f}.tmp-"))) {
+        if [FILE, JSON_FILE, LEGACY_FILE].iter().any(|f| name.starts_with(&format!("{f}.tmp-"))) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -309,20 +315,29 @@ fn copy<V: Clone>(to: &mut BTreeMap<String, V>, from: &BTreeMap<String, V>, name
     }
 }
 
-/// What `read` found: the maps, the open JSON file they came from, and whether they came from the old format.
+/// What `read` found: the maps, the open state file they came from, and whether they came from an earlier format.
 struct Read {
     maps: Maps,
     file: Option<File>,
     legacy: bool,
 }
 
-/// The state in `dir`: the JSON file, else the TOML file of earlier versions, else nothing.
+/// The state in `dir`: the binary file, else the JSON or the TOML file of earlier versions, else nothing.
 fn read(dir: &Path) -> Result<Read, String> {
     let path = dir.join(FILE);
-    match read_regular(&path)? {
-        Some((bytes, file)) => {
-            let maps = parse(&bytes).map_err(|why| format!("{} {why}", path.display()))?;
-            Ok(Read { maps, file: Some(file), legacy: false })
+    if let Some((bytes, file)) = read_regular(&path)? {
+        let maps = match binary::is_binary(&bytes) {
+            true => binary::decode(&bytes),
+            false => Err("is unreadable (not irun's state)".into()),
+        };
+        let maps = maps.map_err(|why| format!("{} {why}", path.display()))?;
+        return Ok(Read { maps, file: Some(file), legacy: false });
+    }
+    let json = dir.join(JSON_FILE);
+    match read_regular(&json)? {
+        Some((bytes, _)) => {
+            let maps = parse(&bytes).map_err(|why| format!("{} {why}", json.display()))?;
+            Ok(Read { maps, file: None, legacy: true })
         }
         None => match legacy::read(&dir.join(LEGACY_FILE)) {
             Ok(Some(maps)) => Ok(Read { maps, file: None, legacy: true }),
@@ -376,10 +391,12 @@ fn read_regular(path: &Path) -> Result<Option<(Vec<u8>, File)>, String> {
 
 fn parse(bytes: &[u8]) -> Result<Maps, String> {
     let file: StateFile = serde_json::from_slice(bytes).map_err(|e| format!("is unreadable ({e})"))?;
-    if file.tool != TOOL || file.version != VERSION {
+    if file.tool != TOOL || !JSON_VERSIONS.contains(&file.version) {
         return Err(format!(
-            "was written by {} (format {}), not this irun (format {VERSION})",
-            file.tool, file.version
+            "was written by {} (format {}), not this irun (format {})",
+            file.tool,
+            file.version,
+            binary::FORMAT
         ));
     }
     let mut maps = Maps::default();
@@ -415,12 +432,21 @@ struct StateFileRef<'a> {
     tasks: BTreeMap<&'a str, EntryRef<'a>>,
 }
 
-fn write(
-    dir: &Path,
-    tasks: &BTreeMap<String, TaskRecord>,
-    last: &BTreeMap<String, LastRun>,
-    durations: &BTreeMap<String, u64>,
-) -> std::io::Result<()> {
+/// The state as `irun state --json` shows it: the JSON form of irun before the binary one (format 3: what the binary
+/// file holds, inode, ctime and `checked_at` included).
+pub(crate) fn json(root: &Path) -> Result<String, String> {
+    let maps = read(&root.join(DIR))?.maps;
+    let mut text =
+        serde_json::to_string_pretty(&file_ref(&maps.tasks, &maps.last, &maps.durations)).map_err(|e| e.to_string())?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn file_ref<'a>(
+    tasks: &'a BTreeMap<String, TaskRecord>,
+    last: &'a BTreeMap<String, LastRun>,
+    durations: &'a BTreeMap<String, u64>,
+) -> StateFileRef<'a> {
     let mut entries: BTreeMap<&str, EntryRef<'_>> = BTreeMap::new();
     for (name, l) in last {
         entries.entry(name).or_default().last = Some(*l);
@@ -431,9 +457,16 @@ fn write(
     for (name, record) in tasks {
         entries.entry(name).or_default().record = Some(record);
     }
-    let file = StateFileRef { tool: TOOL, version: VERSION, tasks: entries };
-    let mut text = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-    text.push(b'\n');
+    StateFileRef { tool: TOOL, version: binary::FORMAT, tasks: entries }
+}
+
+fn write(
+    dir: &Path,
+    tasks: &BTreeMap<String, TaskRecord>,
+    last: &BTreeMap<String, LastRun>,
+    durations: &BTreeMap<String, u64>,
+) -> std::io::Result<()> {
+    let text = binary::encode(tasks, last, durations);
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
     let result = (|| {
         // A new file of its own: never through whatever a killed run (or anyone) left at that name.
@@ -537,6 +570,7 @@ mod legacy {
     }
 }
 
+mod binary;
 mod stamps;
 #[cfg(test)]
 mod tests;

@@ -118,8 +118,8 @@ fn a_state_cut_short_is_not_trusted() {
         s.set_record(name, TaskRecord { ok: true, command: "c".into(), ..Default::default() });
     }
     s.save().unwrap();
-    let text = std::fs::read_to_string(State::path_for(dir.path())).unwrap();
-    let cut = &text[..text.len() / 2];
+    let bytes = std::fs::read(State::path_for(dir.path())).unwrap();
+    let cut = &bytes[..bytes.len() / 2];
     std::fs::write(State::path_for(dir.path()), cut).unwrap();
     let (s, warning) = State::load(dir.path());
     assert!(s.tasks.is_empty());
@@ -130,13 +130,19 @@ fn a_state_cut_short_is_not_trusted() {
 fn garbage_and_foreign_files_are_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
-    for (content, expect) in [
-        (&b"\xff\xfe garbage"[..], "unreadable"),
-        (b"{\"tool\": \"irun\", \"version\": 2, \"tasks\": {\"a\": {\"last\": \"o", "unreadable"),
-        (b"{\"tool\": \"other\", \"version\": 2}", "written by other"),
-        (b"{\"tool\": \"irun\", \"version\": 99}", "format 99"),
+    let (binary, json) = (State::path_for(dir.path()), dir.path().join(DIR).join(JSON_FILE));
+    for (file, content, expect) in [
+        (&binary, &b"\xff\xfe garbage"[..], "state.bin is unreadable (not irun's state)"),
+        (&binary, b"irun-state\x09\0\0\0", "another irun (format 9)"),
+        (&json, b"\xff\xfe garbage", "state.json is unreadable"),
+        (&json, b"{\"tool\": \"irun\", \"version\": 2, \"tasks\": {\"a\": {\"last\": \"o", "unreadable"),
+        (&json, b"{\"tool\": \"other\", \"version\": 2}", "written by other"),
+        (&json, b"{\"tool\": \"irun\", \"version\": 99}", "format 99"),
     ] {
-        std::fs::write(State::path_for(dir.path()), content).unwrap();
+        for f in [&binary, &json] {
+            let _ = std::fs::remove_file(f);
+        }
+        std::fs::write(file, content).unwrap();
         let (s, warning) = State::load(dir.path());
         assert!(s.tasks.is_empty());
         let warning = warning.unwrap();

@@ -95,8 +95,9 @@ fn a_touch_without_a_content_change_reruns_nothing() {
 #[test]
 fn a_state_from_before_stat_data_was_recorded_keeps_tasks_up_to_date_and_sees_edits() {
     let p = copy_project();
-    // As an irun that recorded only size, mtime and hash wrote it.
-    let mut state: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    // As an irun that recorded only size, mtime and hash wrote it: JSON, format 2.
+    let mut state = p.state();
+    state["version"] = 2.into();
     let record = &mut state["tasks"]["copy"]["record"];
     assert!(record.as_object_mut().unwrap().remove("checked_at").is_some(), "{record}");
     for files in ["sources", "outputs"] {
@@ -105,10 +106,11 @@ fn a_state_from_before_stat_data_was_recorded_keeps_tasks_up_to_date_and_sees_ed
             assert!(stamp.remove("ino").is_some() && stamp.remove("ctime").is_some(), "{stamp:?}");
         }
     }
-    std::fs::write(p.path(".irun/state.json"), state.to_string()).unwrap();
+    p.set_state(&state);
     let out = p.run_ok(&["copy"]);
     assert!(out.stdout.contains("up to date"), "no rerun after the upgrade: {out:?}");
-    let saved: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    assert!(!p.exists(".irun/state.json") && p.exists(".irun/state.bin"), "replaced by the binary state");
+    let saved = p.state();
     let stamp = &saved["tasks"]["copy"]["record"]["sources"]["src/a.txt"];
     assert!(stamp["ino"].as_u64().is_some_and(|i| i > 0), "the stamp takes the stat data it lacked: {stamp}");
     edit_keeping_size_and_mtime(&p, "src/a.txt", "two\n");
@@ -122,12 +124,12 @@ fn an_edit_with_the_same_size_and_mtime_long_after_the_last_check_reruns() {
     // As if the files had been checked ten seconds after they last changed: their stamps vouch for them, and only
     // the stat data can tell an edit.
     let later = |v: &serde_json::Value| serde_json::json!(v.as_i64().unwrap() + 10_000_000_000);
-    let mut state: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    let mut state = p.state();
     let record = &mut state["tasks"]["copy"]["record"];
     let later = later(&record["recorded_at"]);
     record["checked_at"] = later.clone();
     record["recorded_at"] = later;
-    std::fs::write(p.path(".irun/state.json"), state.to_string()).unwrap();
+    p.set_state(&state);
     assert_eq!(explain(&p), "copy  up to date");
     edit_keeping_size_and_mtime(&p, "src/a.txt", "two\n");
     assert_eq!(explain(&p), "copy  will run: `src/a.txt` changed");

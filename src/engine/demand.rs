@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use super::{Effect, Engine, Life, Phase};
-use crate::config::{TaskId, TaskKind};
+use crate::config::{PerTask, TaskId, TaskKind};
 use crate::outcome::{Outcome, RunReason};
+use crate::plan::Plan;
 
 impl Engine {
     /// A waiting task that may be able to move on: a group finishes, a service starts if it is wanted, a task is
@@ -158,4 +159,40 @@ impl Engine {
             }
         }
     }
+}
+
+/// For each group, the services it gathers, directly or through nested groups, sorted (none for a task or service).
+/// Each group's list is made once, from its deps' lists: a chain of groups costs its length, not its square.
+pub(super) fn gathered_services(plan: &Plan) -> PerTask<Vec<TaskId>> {
+    let is_group = |i: TaskId| plan[i].kind == TaskKind::Group;
+    let mut out: PerTask<Option<Vec<TaskId>>> = PerTask::filled(plan.len(), None);
+    let mut stack = Vec::new();
+    for root in out.ids().filter(|&i| is_group(i)) {
+        stack.push(root);
+        while let Some(&g) = stack.last() {
+            if out[g].is_some() {
+                stack.pop();
+                continue;
+            }
+            // Nested groups first (the graph has no cycles); then this one, from theirs.
+            let before = stack.len();
+            stack.extend(plan[g].deps.iter().filter(|&&d| is_group(d) && out[d].is_none()));
+            if stack.len() > before {
+                continue;
+            }
+            let mut mine = Vec::new();
+            for &d in &plan[g].deps {
+                match plan[d].kind {
+                    TaskKind::Service => mine.push(d),
+                    TaskKind::Group => mine.extend(out[d].iter().flatten()),
+                    TaskKind::Task => {}
+                }
+            }
+            mine.sort_unstable();
+            mine.dedup();
+            out[g] = Some(mine);
+            stack.pop();
+        }
+    }
+    out.iter().map(|g| g.clone().unwrap_or_default()).collect()
 }

@@ -48,6 +48,7 @@ use nix::sys::signal::Signal;
 
 pub(crate) use control::Control;
 use cycle::Why;
+use demand::gathered_services;
 pub(crate) use io::{Change, Changed, Effect, End, Happened, Input, OnBusy, Options};
 pub(crate) use node::{Life, Node, Phase, Stopping, Then};
 
@@ -546,40 +547,4 @@ impl Engine {
         self.nodes[i].ready_after = Some(after);
         self.emit(Event::TaskReady { task: self.name(i), after, probe, reused });
     }
-}
-
-/// For each group, the services it gathers, directly or through nested groups, sorted (none for a task or service).
-/// Each group's list is made once, from its deps' lists: a chain of groups costs its length, not its square.
-pub(super) fn gathered_services(plan: &Plan) -> PerTask<Vec<TaskId>> {
-    let is_group = |i: TaskId| plan[i].kind == TaskKind::Group;
-    let mut out: PerTask<Option<Vec<TaskId>>> = PerTask::filled(plan.len(), None);
-    let mut stack = Vec::new();
-    for root in out.ids().filter(|&i| is_group(i)) {
-        stack.push(root);
-        while let Some(&g) = stack.last() {
-            if out[g].is_some() {
-                stack.pop();
-                continue;
-            }
-            // Nested groups first (the graph has no cycles); then this one, from theirs.
-            let before = stack.len();
-            stack.extend(plan[g].deps.iter().filter(|&&d| is_group(d) && out[d].is_none()));
-            if stack.len() > before {
-                continue;
-            }
-            let mut mine = Vec::new();
-            for &d in &plan[g].deps {
-                match plan[d].kind {
-                    TaskKind::Service => mine.push(d),
-                    TaskKind::Group => mine.extend(out[d].iter().flatten()),
-                    TaskKind::Task => {}
-                }
-            }
-            mine.sort_unstable();
-            mine.dedup();
-            out[g] = Some(mine);
-            stack.pop();
-        }
-    }
-    out.iter().map(|g| g.clone().unwrap_or_default()).collect()
 }

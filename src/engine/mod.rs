@@ -119,6 +119,8 @@ pub(crate) struct Engine {
     needs: PerTask<Vec<TaskId>>,
     /// Per group: the services it gathers (through nested groups).
     gathered: PerTask<Vec<TaskId>>,
+    /// Services whose process exited and that are being started again (`restart`): not ready until they say so.
+    restarting: BTreeSet<TaskId>,
     aborting: bool,
     interrupted: Option<Signal>,
     signals: u32,
@@ -164,6 +166,7 @@ impl Engine {
         let gathered = gathered_services(&plan);
         Engine {
             gathered,
+            restarting: BTreeSet::new(),
             sources,
             nodes: PerTask::filled(n, Node::new()),
             candidates: plan.order.iter().map(|&i| rank[i]).collect(),
@@ -331,14 +334,14 @@ impl Engine {
     fn satisfies(&self, dep: TaskId, dependent: TaskId) -> bool {
         let for_group = self.kind(dependent) == TaskKind::Group;
         match (&self.nodes[dep].life, self.kind(dep)) {
-            (Life::Ready, _) => !self.nodes[dep].restarting,
+            (Life::Ready, _) => !self.restarting.contains(&dep),
             // A group that finished lends its dependents the services it gathers: they must still be up.
             (Life::Done(o), TaskKind::Group) => {
                 o.is_success()
                     && (for_group
                         || self.gathered[dep]
                             .iter()
-                            .all(|&s| self.nodes[s].life == Life::Ready && !self.nodes[s].restarting))
+                            .all(|&s| self.nodes[s].life == Life::Ready && !self.restarting.contains(&s)))
             }
             (Life::Done(o), TaskKind::Task) => o.is_success(),
             // A group only gathers: a service that served and was stopped (or was not needed) counts.
@@ -383,7 +386,7 @@ impl Engine {
                 && self.counts.active == 0
                 && self.queue.is_empty()
                 && self.checking == 0
-                && !self.plan.order.iter().any(|&i| self.nodes[i].restarting && self.nodes[i].life.alive());
+                && !self.restarting.iter().any(|&i| self.nodes[i].life.alive());
             if stuck {
                 self.give_up_on_waiting();
                 continue;
@@ -521,7 +524,7 @@ impl Engine {
         if let (true, Some(probe)) = (reused, &probe) {
             self.emit(Event::ServiceReused { task: self.name(i), probe: probe.clone() });
         }
-        let restarted = std::mem::replace(&mut self.nodes[i].restarting, false);
+        let restarted = self.restarting.remove(&i);
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
             Life::Ready if restarted => {

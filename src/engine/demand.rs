@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Effect, Engine, Life, Phase};
+use super::{Effect, Engine, Life, Phase, Test};
 use crate::config::{PerTask, TaskId, TaskKind};
 use crate::outcome::{Outcome, RunReason};
 use crate::plan::Plan;
@@ -15,35 +15,35 @@ impl Engine {
     /// A waiting task that may be able to move on: a group finishes, a service starts if it is wanted, a task is
     /// checked for freshness once its deps are settled and queued once its services are ready too.
     pub(super) fn consider(&mut self, i: TaskId) {
-        let deps = &self.plan[i].deps;
         match self.kind(i) {
             TaskKind::Group => {
-                if deps.iter().all(|&d| self.settled(d, i)) {
+                if self.all_deps(i, Test::Settled) {
                     // A group "ran" when any of its deps did: its dependents are then not up to date.
-                    self.nodes[i].ran = deps.iter().any(|&d| self.nodes[d].ran);
+                    self.nodes[i].ran = self.plan[i].deps.iter().any(|&d| self.nodes[d].ran);
                     self.finish(i, Outcome::Ok, Duration::ZERO);
                 }
             }
             TaskKind::Service if self.unneeded(i) => self.finish(i, Outcome::NotNeeded, Duration::ZERO),
-            TaskKind::Service => match (deps.iter().all(|&d| self.satisfies(d, i)), self.wanted(i)) {
+            TaskKind::Service => match (self.all_deps(i, Test::Satisfies), self.wanted(i)) {
                 (true, true) => self.enqueue(i),
                 // Wanted, but a service it needs is not ready: that one is wanted too.
                 (false, true) => self.reconsider_all(self.needs[i].clone()),
                 // Not wanted (yet), but able to start: its needers may now decide whether they run.
-                (_, false) if deps.iter().all(|&d| self.settled(d, i)) => {
+                (satisfied, false) if satisfied || self.all_deps(i, Test::Settled) => {
                     let plan = self.plan.clone();
                     self.reconsider_all(plan[i].dependents.clone());
                 }
                 (_, false) => {}
             },
-            TaskKind::Task if !deps.iter().all(|&d| self.settled(d, i)) => {}
+            // Decided to run (its deps were settled): it waits for them to satisfy it, which implies settled.
             TaskKind::Task if self.nodes[i].decided => {
-                if deps.iter().all(|&d| self.satisfies(d, i)) {
+                if self.all_deps(i, Test::Satisfies) {
                     self.enqueue(i);
                 }
             }
+            TaskKind::Task if !self.all_deps(i, Test::Settled) => {}
             TaskKind::Task => {
-                let dep_ran = deps.iter().copied().find(|&d| self.nodes[d].ran);
+                let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
                 self.set_life(i, Life::Checking);
                 self.out.push(Effect::CheckFreshness { task: i, dep_ran });
             }
@@ -65,7 +65,7 @@ impl Engine {
         }
         let service_can_start = |s: TaskId| match self.nodes[s].life {
             Life::Done(_) | Life::Stopping(_) => false,
-            Life::Waiting => self.plan[s].deps.iter().all(|&d| self.settled(d, s)),
+            Life::Waiting => self.all_deps(s, Test::Settled),
             _ => true,
         };
         match (&self.nodes[dep].life, self.kind(dep)) {

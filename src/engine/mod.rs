@@ -25,12 +25,14 @@
 //! - Watch cycles follow [`cycle`].
 //!
 //! [`io`] holds what goes in and comes out; this file how tasks start; `ending.rs` how they end (outcomes, failures,
-//! signals, stop requests); [`node`] a task's life; [`cycle`] watch mode; [`priority`] the order of the queue.
+//! signals, stop requests); [`node`] a task's life; [`cycle`] watch mode; [`priority`] the order of the queue;
+//! `fanin.rs` whether all of a task's deps pass a test, at a cost that does not grow with the square of their number.
 
 pub(crate) mod control;
 pub(crate) mod cycle;
 mod demand;
 mod ending;
+mod fanin;
 pub(crate) mod io;
 pub(crate) mod node;
 pub(crate) mod priority;
@@ -49,6 +51,7 @@ use nix::sys::signal::Signal;
 pub(crate) use control::Control;
 use cycle::Why;
 use demand::gathered_services;
+use fanin::Test;
 pub(crate) use io::{Change, Changed, Effect, End, Happened, Input, OnBusy, Options};
 pub(crate) use node::{Life, Node, Phase, Stopping, Then};
 
@@ -119,6 +122,8 @@ pub(crate) struct Engine {
     needs: PerTask<Vec<TaskId>>,
     /// Per group: the services it gathers (through nested groups).
     gathered: PerTask<Vec<TaskId>>,
+    /// How far each task's deps are known to pass its tests ([`fanin`]).
+    cursors: fanin::Cursors,
     /// Services whose process exited and that are being started again (`restart`): not ready until they say so.
     restarting: BTreeSet<TaskId>,
     aborting: bool,
@@ -138,6 +143,9 @@ pub(crate) struct Engine {
     checked_change: Option<Change>,
     loops: cycle::Loops,
     out: Vec<Effect>,
+    /// How many times a dep was tested for a dependent: what a finished dep costs, counted without a clock.
+    #[cfg(test)]
+    dep_tests: std::cell::Cell<u64>,
 }
 
 impl Engine {
@@ -166,6 +174,7 @@ impl Engine {
         let gathered = gathered_services(&plan);
         Engine {
             gathered,
+            cursors: fanin::Cursors::new(n),
             restarting: BTreeSet::new(),
             sources,
             nodes: PerTask::filled(n, Node::new()),
@@ -191,6 +200,8 @@ impl Engine {
             checked_change: None,
             loops: cycle::Loops::default(),
             out: Vec::new(),
+            #[cfg(test)]
+            dep_tests: std::cell::Cell::new(0),
             opts,
             plan,
         }
@@ -332,6 +343,8 @@ impl Engine {
 
     /// Whether `dep` lets `dependent` start.
     fn satisfies(&self, dep: TaskId, dependent: TaskId) -> bool {
+        #[cfg(test)]
+        self.dep_tests.set(self.dep_tests.get() + 1);
         let for_group = self.kind(dependent) == TaskKind::Group;
         match (&self.nodes[dep].life, self.kind(dep)) {
             (Life::Ready, _) => !self.restarting.contains(&dep),
@@ -410,7 +423,7 @@ impl Engine {
                     if self.kind(i) == TaskKind::Service && self.unneeded(i) {
                         // Its needers ended (blocked, say) while it waited for a slot.
                         self.finish(i, Outcome::NotNeeded, Duration::ZERO);
-                    } else if !self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
+                    } else if !self.all_deps(i, Test::Satisfies) {
                         // A dep stopped satisfying it while it waited (a service crashed): wait again.
                         self.set_life(i, Life::Waiting);
                     } else {
@@ -503,7 +516,7 @@ impl Engine {
                 }
                 self.nodes[i].decided = true;
                 self.doom(i);
-                if self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
+                if self.all_deps(i, Test::Satisfies) {
                     self.enqueue(i);
                 } else {
                     // Its services are not ready yet (they are wanted now).

@@ -62,6 +62,8 @@ pub(crate) struct Checker {
     above: HashSet<(u64, u64)>,
     /// Watch mode: each group's sources as last looked at (a group has no record: it never runs), by group name.
     groups: HashMap<String, Look>,
+    /// The project's folder, open, for stat relative to it (`None` if it could not be opened: paths from the root).
+    root_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// A group's sources as they were when looked at (`at`, before the files were read).
@@ -85,6 +87,12 @@ impl Checker {
             services: RefCell::new(HashMap::new()),
             above,
             groups: HashMap::new(),
+            root_fd: nix::fcntl::open(
+                root,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok(),
         };
         (checker, warning)
     }

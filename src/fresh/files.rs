@@ -17,7 +17,7 @@ use crate::state::{FileStamp, FileStamps};
 /// that name nothing.
 pub(super) struct Found {
     /// Sorted by path, each once.
-    pub(super) files: Vec<(String, Option<std::fs::Metadata>)>,
+    pub(super) files: Vec<(String, Option<Stat>)>,
     pub(super) missing: Vec<String>,
 }
 
@@ -55,13 +55,13 @@ impl Checker {
                 .collect();
             let start = self.root.join(&literal);
             if literal.as_os_str() == pattern {
-                match std::fs::metadata(&start) {
-                    Ok(meta) if meta.is_file() => {
-                        out.push((pattern.to_string(), Some(meta)));
+                match self.stat(pattern) {
+                    Some(stat) if stat.kind == Kind::File => {
+                        out.push((pattern.to_string(), Some(stat)));
                         continue;
                     }
-                    Ok(_) => {}
-                    Err(_) => {
+                    Some(_) => {}
+                    None => {
                         missing.push(g.clone());
                         continue;
                     }
@@ -106,6 +106,15 @@ impl Checker {
         Found { files: out, missing }
     }
 
+    /// What stat says of the file at `rel` (links followed), if there is one: relative to the project's folder,
+    /// opened once (a path walk of two components for `src/a.txt`, not of every folder above the project).
+    pub(super) fn stat(&self, rel: &str) -> Option<Stat> {
+        match &self.root_fd {
+            Some(fd) => nix::sys::stat::fstatat(fd, rel, nix::fcntl::AtFlags::empty()).ok().map(|s| Stat::of(&s)),
+            None => std::fs::metadata(self.root.join(rel)).ok().map(|m| Stat::of_metadata(&m)),
+        }
+    }
+
     /// The stamps of `found`'s files, taking those of `previous` (last checked at `checked_at`) where they vouch
     /// for a file.
     pub(super) fn stamps(&self, found: Found, previous: &FileStamps, checked_at: i64) -> Stamps {
@@ -113,8 +122,9 @@ impl Checker {
         let files = found
             .files
             .into_iter()
-            .filter_map(|(rel, meta)| {
-                let (stamp, was_read) = stamp(&self.root.join(&rel), meta, previous.get(&rel), checked_at)?;
+            .filter_map(|(rel, stat)| {
+                let stat = stat.or_else(|| self.stat(&rel))?;
+                let (stamp, was_read) = stamp(&|| self.root.join(&rel), Some(stat), previous.get(&rel), checked_at)?;
                 read |= was_read;
                 Some((rel, stamp))
             })
@@ -142,7 +152,61 @@ pub(super) fn compare(before: &FileStamps, after: &FileStamps) -> Option<FileCha
 /// to mtime only, it keeps no ctime).
 pub(super) const RACY_NS: i64 = 1_000_000_000;
 
-/// The stamp of the file at `path` (`meta`: its metadata, if already looked up), and whether it was read.
+/// What stat says of a file, as its stamp records it (times in nanoseconds since the epoch).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stat {
+    size: u64,
+    mtime: i64,
+    ino: u64,
+    ctime: i64,
+    pub(super) kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    File,
+    Folder,
+    /// A named pipe, a device, a socket.
+    Other,
+}
+
+fn ns(seconds: i64, nanoseconds: i64) -> i64 {
+    seconds.saturating_mul(1_000_000_000).saturating_add(nanoseconds)
+}
+
+impl Stat {
+    fn of(s: &nix::sys::stat::FileStat) -> Stat {
+        let kind = match s.st_mode & nix::libc::S_IFMT {
+            nix::libc::S_IFREG => Kind::File,
+            nix::libc::S_IFDIR => Kind::Folder,
+            _ => Kind::Other,
+        };
+        Stat {
+            size: s.st_size as u64,
+            mtime: ns(s.st_mtime, s.st_mtime_nsec),
+            ino: s.st_ino,
+            ctime: ns(s.st_ctime, s.st_ctime_nsec),
+            kind,
+        }
+    }
+
+    pub(super) fn of_metadata(m: &std::fs::Metadata) -> Stat {
+        let kind = match m.file_type() {
+            t if t.is_file() => Kind::File,
+            t if t.is_dir() => Kind::Folder,
+            _ => Kind::Other,
+        };
+        Stat {
+            size: m.len(),
+            mtime: ns(m.mtime(), m.mtime_nsec()),
+            ino: m.ino(),
+            ctime: ns(m.ctime(), m.ctime_nsec()),
+            kind,
+        }
+    }
+}
+
+/// The stamp of the file at `path` (`stat`: what stat says of it, if already asked), and whether it was read.
 ///
 /// The rule for when a file is not read: the stamp `previous` took vouches for the file's content when its size,
 /// mtime, inode and ctime are still the ones it recorded, and that ctime is more than [`RACY_NS`] before
@@ -152,23 +216,21 @@ pub(super) const RACY_NS: i64 = 1_000_000_000;
 /// by another has another inode. A file changed too close to a check is read again until it is not. Anything
 /// else is read and hashed.
 pub(super) fn stamp(
-    path: &Path,
-    meta: Option<std::fs::Metadata>,
+    path: &dyn Fn() -> PathBuf,
+    stat: Option<Stat>,
     previous: Option<&FileStamp>,
     checked_at: i64,
 ) -> Option<(FileStamp, bool)> {
-    let meta = match meta {
-        Some(meta) => meta,
-        None => std::fs::metadata(path).ok()?,
+    let stat = match stat {
+        Some(stat) => stat,
+        None => Stat::of_metadata(&std::fs::metadata(path()).ok()?),
     };
-    if !meta.is_file() {
+    if stat.kind != Kind::File {
         // A FIFO or device would block or never end: its presence counts, not its content.
         let stamp = FileStamp { size: 0, mtime: 0, ino: 0, ctime: 0, hash: "not a regular file".into() };
         return Some((stamp, false));
     }
-    let mtime = meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec());
-    let ctime = meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec());
-    let (size, ino) = (meta.len(), meta.ino());
+    let Stat { size, mtime, ino, ctime, .. } = stat;
     if let Some(p) = previous {
         let same = p.size == size && p.mtime == mtime && p.ino == ino && p.ctime == ctime;
         if same && ino != 0 && ctime < checked_at.saturating_sub(RACY_NS) {
@@ -176,7 +238,7 @@ pub(super) fn stamp(
         }
     }
     let mut hasher = Xxh3::new();
-    let mut file = std::fs::File::open(path).ok()?;
+    let mut file = std::fs::File::open(path()).ok()?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match file.read(&mut buf) {

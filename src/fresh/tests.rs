@@ -92,14 +92,14 @@ fn a_stamp_vouches_for_a_file_only_with_its_stat_data_unchanged_and_older_than_t
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.txt");
     std::fs::write(&path, "one\n").unwrap();
-    let (real, read) = stamp(&path, None, None, 0).unwrap();
+    let (real, read) = stamp(&|| path.clone(), None, None, 0).unwrap();
     assert!(read, "nothing to vouch for it: read");
     // A stamp with another hash shows whether the file was read (its hash) or vouched for (the stamp's).
     let recorded = FileStamp { hash: "as recorded".into(), ..real.clone() };
     let long_after = ctime(&path) + 2 * RACY_NS;
-    let (s, read) = stamp(&path, None, Some(&recorded), long_after).unwrap();
+    let (s, read) = stamp(&|| path.clone(), None, Some(&recorded), long_after).unwrap();
     assert_eq!((s.hash.as_str(), read), ("as recorded", false), "everything the same, checked long after");
-    let (s, read) = stamp(&path, None, Some(&recorded), ctime(&path) + RACY_NS / 2).unwrap();
+    let (s, read) = stamp(&|| path.clone(), None, Some(&recorded), ctime(&path) + RACY_NS / 2).unwrap();
     assert_eq!((s.hash, read), (real.hash.clone(), true), "changed within a second of the check: read again");
     for (what, differs) in [
         ("size", FileStamp { size: real.size + 1, ..recorded.clone() }),
@@ -108,7 +108,7 @@ fn a_stamp_vouches_for_a_file_only_with_its_stat_data_unchanged_and_older_than_t
         ("ctime", FileStamp { ctime: real.ctime - 1, ..recorded.clone() }),
         ("no inode recorded (an older irun)", FileStamp { ino: 0, ctime: 0, ..recorded.clone() }),
     ] {
-        let (s, read) = stamp(&path, None, Some(&differs), long_after).unwrap();
+        let (s, read) = stamp(&|| path.clone(), None, Some(&differs), long_after).unwrap();
         assert_eq!((s.hash, read), (real.hash.clone(), true), "another {what}: read again");
     }
 }

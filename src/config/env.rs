@@ -6,6 +6,7 @@
 //! starts, such as `IRUN_CHANGED_PATHS` and `IRUN_PORT`), are left as written: they reach the task's environment,
 //! and its shell expands them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -35,22 +36,30 @@ impl Vars {
 
 /// Where `${NAME}` is looked up, the first that has it winning: the lists in `over` (settings that override irun's
 /// environment), irun's environment, then the lists in `under` (dotenv files, which do not). This is the order in
-/// which a task's environment is made, so `${NAME}` is the value the task sees as `$NAME`.
+/// which a task's environment is made, so `${NAME}` is the value the task sees as `$NAME`. (At most two lists on
+/// each side, held in place: one is made for every task.)
 pub(crate) struct Layers<'a> {
-    over: Vec<&'a Vars>,
+    over: [Option<&'a Vars>; 2],
     shell: &'a HashMap<String, String>,
-    under: Vec<&'a Vars>,
+    under: [Option<&'a Vars>; 2],
+}
+
+/// Up to two lists, in order.
+fn two<'a>(lists: &[&'a Vars]) -> [Option<&'a Vars>; 2] {
+    assert!(lists.len() <= 2, "at most two lists on each side of irun's environment");
+    [lists.first().copied(), lists.get(1).copied()]
 }
 
 impl<'a> Layers<'a> {
     pub(crate) fn new(over: &[&'a Vars], shell: &'a HashMap<String, String>, under: &[&'a Vars]) -> Self {
-        Layers { over: over.to_vec(), shell, under: under.to_vec() }
+        Layers { over: two(over), shell, under: two(under) }
     }
 
     /// The value of `name`, and whether it is a secret: it comes from irun's environment or a dotenv file, not
     /// from Irun.toml itself.
     pub(crate) fn lookup(&self, name: &str) -> Option<(String, bool)> {
-        let find = |lists: &[&Vars]| lists.iter().find_map(|list| list.get(name)).map(str::to_string);
+        let find =
+            |lists: &[Option<&Vars>; 2]| lists.iter().flatten().find_map(|list| list.get(name)).map(str::to_string);
         find(&self.over)
             .map(|v| (v, false))
             .or_else(|| self.shell.get(name).map(|v| (v.clone(), true)))
@@ -130,19 +139,22 @@ pub(crate) fn port_refs(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// Expand `text`, looking each name up with `lookup`.
-pub(crate) fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+/// Expand `text`, looking each name up with `lookup` (borrowed as it is when it holds no `${`).
+pub(crate) fn expand<'a>(text: &'a str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Cow<'a, str>, Problem> {
     expand_with(text, lookup, Pass::Load { again: false })
 }
 
 /// As [`expand`], for a value irun expands again as the task starts (an `env` value): `$${IRUN_...}` stays escaped
 /// until then, so that it still writes a literal `${IRUN_...}`.
-pub(crate) fn expand_before_start(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+pub(crate) fn expand_before_start<'a>(
+    text: &'a str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cow<'a, str>, Problem> {
     expand_with(text, lookup, Pass::Load { again: true })
 }
 
 /// A way to expand a value at load: [`expand`] or [`expand_before_start`].
-pub(crate) type Expansion = fn(&str, &dyn Fn(&str) -> Option<String>) -> Result<String, Problem>;
+pub(crate) type Expansion = for<'a> fn(&'a str, &dyn Fn(&str) -> Option<String>) -> Result<Cow<'a, str>, Problem>;
 
 /// Which expansion this is: at load (and whether the value is expanded again as the task starts), or as it starts.
 #[derive(Clone, Copy, PartialEq)]
@@ -155,16 +167,20 @@ enum Pass {
 /// nothing else would), from the task's environment. One that is not set, without a default, is left as written.
 pub(crate) fn expand_irun(text: &str, env: &[(String, String)]) -> String {
     let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    expand_with(text, &lookup, Pass::Start).unwrap_or_else(|_| text.to_string())
+    expand_with(text, &lookup, Pass::Start).map_or_else(|_| text.to_string(), Cow::into_owned)
 }
 
-fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, pass: Pass) -> Result<String, Problem> {
+fn expand_with<'a>(
+    text: &'a str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    pass: Pass,
+) -> Result<Cow<'a, str>, Problem> {
     if !text.contains("${") {
-        return Ok(text.to_string());
+        return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
     expand_into(&mut out, text, 0, lookup, pass)?;
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Expand `text` onto `out`. `base` is where `text` starts in the value (a default is expanded on its own, and its
@@ -374,7 +390,7 @@ mod tests {
     }
 
     fn x(text: &str) -> Result<String, Problem> {
-        expand(text, &vars)
+        expand(text, &vars).map(Cow::into_owned)
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub(crate) mod env;
 mod globs;
+mod ids;
 mod model;
 mod raw;
 pub(crate) mod schema;

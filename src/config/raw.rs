@@ -86,6 +86,12 @@ macro_rules! table {
                 keys.sort_by_key(|(_, span)| span.start);
                 keys
             }
+
+            /// Whether any of `names` is given (without making the list [`Self::given`] makes).
+            #[allow(dead_code)]
+            pub(crate) fn has_any(&self, names: &[&str]) -> bool {
+                false $(|| (self.$field.is_some() && names.contains(&stringify!($field))))*
+            }
         }
     };
 }

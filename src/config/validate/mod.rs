@@ -12,14 +12,14 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
 pub(crate) use probe::resolve;
 
 use super::env::{Layers, Secrets, Vars};
-use super::model::{Named, Task};
+use super::model::{Named, Task, TaskId};
 use super::raw::{At, RawConfig, RawTask};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
 
@@ -79,7 +79,7 @@ impl Validator<'_> {
         // are sorted: moving the tasks themselves costs more than the sort.)
         let mut tasks: Vec<(&At<String>, &RawTask)> = raw.tasks.iter().map(|(n, t)| (n, &**t)).collect();
         tasks.sort_unstable_by_key(|(name, _)| name.span().start);
-        let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get().as_str()).collect();
+        let names: Names = tasks.iter().enumerate().map(|(i, (n, _))| (n.get().as_str(), TaskId::new(i))).collect();
         for (name, _) in &tasks {
             self.name(name)?;
         }
@@ -89,10 +89,10 @@ impl Validator<'_> {
             Some(list) => {
                 let mut out = Vec::new();
                 for t in list {
-                    if !names.contains(t.get().as_str()) {
+                    let Some(&id) = names.get(t.get().as_str()) else {
                         return Err(self.unknown_task(&t, "`default` names unknown task", &names));
-                    }
-                    out.push(named(&t));
+                    };
+                    out.push(named(&t, id));
                 }
                 Some(out)
             }
@@ -106,15 +106,18 @@ impl Validator<'_> {
         Ok(Validated { default, jobs, tasks: out, secrets: self.secrets.take() })
     }
 
-    fn unknown_task(&self, name: &At<String>, what: &str, names: &HashSet<&str>) -> Diagnostic {
-        let hint = suggestion(name.get(), names.iter().copied());
-        let mut known: Vec<&str> = names.iter().copied().collect();
+    fn unknown_task(&self, name: &At<String>, what: &str, names: &Names) -> Diagnostic {
+        let hint = suggestion(name.get(), names.keys().copied());
+        let mut known: Vec<&str> = names.keys().copied().collect();
         known.sort_unstable();
         self.err(name.span(), format!("{what} {}{hint}", crate::diagnostic::shown(name.get())))
             .with_help(format!("tasks defined in Irun.toml: {}", known.join(", ")))
     }
 }
 
-fn named(s: &At<String>) -> Named {
-    Named { span: s.span(), name: s.get().clone() }
+/// Every task's id, by name.
+type Names<'a> = HashMap<&'a str, TaskId>;
+
+fn named(s: &At<String>, id: TaskId) -> Named {
+    Named { span: s.span(), name: s.get().clone(), id }
 }

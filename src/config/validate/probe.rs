@@ -51,7 +51,7 @@ impl Validator<'_> {
     fn check(&self, raw: &RawReady, vars: &Layers) -> Result<(Check, Duration), Diagnostic> {
         // Read again as the service starts, for the ports chosen then: `$${IRUN_...}` stays escaped till then.
         let text = |v: &At<String>, key: &str| -> Result<At<String>, Diagnostic> {
-            Ok(At::new(v.span(), self.expand_by(env::expand_before_start, v.get(), v.span(), key, vars)?))
+            Ok(At::new(v.span(), self.expand_by(env::expand_before_start, v.get(), v.span(), key, vars)?.into_owned()))
         };
         if let Some(tcp) = &raw.tcp {
             let value = self.expand_value(tcp, "ready.tcp", vars)?;

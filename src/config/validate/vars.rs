@@ -1,6 +1,7 @@
 //! Variables in Irun.toml: `env` tables, `dotenv` files and `${NAME}` references, with errors that point at the
 //! reference itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -12,25 +13,25 @@ use crate::diagnostic::{Diagnostic, suggestion};
 
 impl Validator<'_> {
     /// `text` (the value at `span`) with its `${NAME}`s resolved from `vars`.
-    pub(super) fn expand(
+    pub(super) fn expand<'t>(
         &self,
-        text: &str,
+        text: &'t str,
         span: Range<usize>,
         key: &str,
         vars: &Layers,
-    ) -> Result<String, Diagnostic> {
+    ) -> Result<Cow<'t, str>, Diagnostic> {
         self.expand_by(env::expand, text, span, key, vars)
     }
 
     /// As [`Validator::expand`], with `how` to expand.
-    pub(super) fn expand_by(
+    pub(super) fn expand_by<'t>(
         &self,
         how: env::Expansion,
-        text: &str,
+        text: &'t str,
         span: Range<usize>,
         key: &str,
         vars: &Layers,
-    ) -> Result<String, Diagnostic> {
+    ) -> Result<Cow<'t, str>, Diagnostic> {
         let lookup = |name: &str| {
             let (value, secret) = vars.lookup(name)?;
             if secret {
@@ -70,7 +71,7 @@ impl Validator<'_> {
         vars: &Layers,
     ) -> Result<At<toml::Value>, Diagnostic> {
         let span = value.span();
-        let expand = |s: &str| self.expand(s, span.clone(), key, vars).map(toml::Value::String);
+        let expand = |s: &str| self.expand(s, span.clone(), key, vars).map(|s| toml::Value::String(s.into_owned()));
         let expanded = match value.get() {
             toml::Value::String(s) => expand(s)?,
             toml::Value::Array(items) => toml::Value::Array(
@@ -129,11 +130,11 @@ impl Validator<'_> {
                     .err(v.span(), format!("invalid environment variable name {k:?}"))
                     .with_help("a name must be non-empty and cannot contain `=` or NUL"));
             }
-            let value = match v.get() {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
+            let value: Cow<str> = match v.get() {
+                toml::Value::String(s) => Cow::Borrowed(s),
+                toml::Value::Integer(i) => Cow::Owned(i.to_string()),
+                toml::Value::Float(f) => Cow::Owned(f.to_string()),
+                toml::Value::Boolean(b) => Cow::Owned(b.to_string()),
                 other => {
                     return Err(self
                         .err(
@@ -148,7 +149,7 @@ impl Validator<'_> {
             }
             // Expanded again as the task starts (for the ports chosen then): `$${IRUN_...}` stays escaped till then.
             let value = self.expand_by(env::expand_before_start, &value, v.span(), &format!("env.{k}"), vars)?;
-            out.push((k.clone(), value));
+            out.push((k.clone(), value.into_owned()));
         }
         Ok(out)
     }

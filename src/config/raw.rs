@@ -123,9 +123,33 @@ pub(crate) struct RawConfig {
     #[schemars(schema_with = "variable_names")]
     pub(crate) cache_env: Option<At<Vec<At<String>>>>,
     /// The tasks, by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tasks")]
     #[schemars(with = "BTreeMap<String, RawTask>", extend("propertyNames" = { "pattern": "\\S" }))]
-    pub(crate) tasks: BTreeMap<At<String>, Box<RawTask>>,
+    pub(crate) tasks: Vec<(At<String>, Box<RawTask>)>,
+}
+
+/// The tasks as the file's table hands them over: a list, not a map that would compare names to sort them (the
+/// file's order is the one that counts, and TOML already refuses a name given twice). Boxed, so that putting
+/// them in that order moves little.
+fn tasks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(At<String>, Box<RawTask>)>, D::Error> {
+    struct Tasks;
+    impl<'de> serde::de::Visitor<'de> for Tasks {
+        type Value = Vec<(At<String>, Box<RawTask>)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            // What serde says of a map, as it did when this was one.
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Tasks)
 }
 
 table! {
@@ -166,7 +190,8 @@ table! {
         outputs: Vec<At<String>>,
         /// A service: runs until nothing needs it any more.
         daemon: bool,
-        ready: RawReady,
+        // Boxed: few tasks have one.
+        ready: Box<RawReady>,
         /// Signal that stops the task's process group (default SIGTERM); one that ends a process.
         #[schemars(schema_with = "stop_signal")]
         stop_signal: String,

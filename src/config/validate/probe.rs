@@ -17,8 +17,8 @@ const ONE_PROBE: &str =
     "a service has exactly one probe: `tcp = PORT`, `http = \"URL\"`, `exec = \"command\"` or `log = \"regex\"`";
 
 impl Validator<'_> {
-    pub(super) fn probe(&self, ready: &At<RawReady>, vars: &Layers) -> Result<Probe, Diagnostic> {
-        let raw = ready.get();
+    pub(super) fn probe(&self, ready: &At<Box<RawReady>>, vars: &Layers) -> Result<Probe, Diagnostic> {
+        let raw: &RawReady = ready.get();
         // Named in a fixed order, whatever the order written.
         let written: Vec<&str> = raw.given().into_iter().map(|(k, _)| k).collect();
         let given: Vec<&str> = PROBE_KEYS.into_iter().filter(|k| written.contains(k)).collect();

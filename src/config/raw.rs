@@ -125,16 +125,19 @@ pub(crate) struct RawConfig {
     /// The tasks, by name.
     #[serde(default, deserialize_with = "tasks")]
     #[schemars(with = "BTreeMap<String, RawTask>", extend("propertyNames" = { "pattern": "\\S" }))]
-    pub(crate) tasks: Vec<(At<String>, Box<RawTask>)>,
+    pub(crate) tasks: Vec<NamedTask>,
 }
+
+/// A task's name, where it is written, and the task.
+pub(crate) type NamedTask = (At<String>, Box<RawTask>);
 
 /// The tasks as the file's table hands them over: a list, not a map that would compare names to sort them (the
 /// file's order is the one that counts, and TOML already refuses a name given twice). Boxed, so that putting
 /// them in that order moves little.
-fn tasks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(At<String>, Box<RawTask>)>, D::Error> {
+fn tasks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NamedTask>, D::Error> {
     struct Tasks;
     impl<'de> serde::de::Visitor<'de> for Tasks {
-        type Value = Vec<(At<String>, Box<RawTask>)>;
+        type Value = Vec<NamedTask>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             // What serde says of a map, as it did when this was one.

@@ -14,11 +14,11 @@ mod tests;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) use probe::resolve;
 
-use super::env::{Layers, Secrets, Vars};
+use super::env::{Layers, Secrets, Shell, Vars};
 use super::model::{Named, Task, TaskId};
 use super::raw::{At, RawConfig, RawTask};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
@@ -29,15 +29,27 @@ pub(super) struct Validated {
     pub(super) jobs: Option<usize>,
     pub(super) tasks: Vec<Task>,
     pub(super) secrets: Secrets,
+    pub(super) files: Files,
+}
+
+/// The files Irun.toml names that a loaded one depends on: dotenv files.
+#[derive(Default)]
+pub(crate) struct Files {
+    /// Optional dotenv files that do not exist.
+    pub(crate) missing: Vec<PathBuf>,
+    /// Whether a dotenv file was read.
+    pub(crate) read: bool,
 }
 
 pub(super) struct Validator<'a> {
     pub(super) source: &'a Source,
     pub(super) root: &'a Path,
     /// irun's environment, the first place `${NAME}` is looked up.
-    pub(super) shell: &'a HashMap<String, String>,
+    pub(super) shell: &'a Shell,
     /// What `${NAME}` took from `shell` or a dotenv file: shown as the reference.
     pub(super) secrets: std::cell::RefCell<Secrets>,
+    /// The dotenv files looked for.
+    pub(super) files: std::cell::RefCell<Files>,
 }
 
 /// What the top level of Irun.toml gives every task.
@@ -67,11 +79,8 @@ impl Validator<'_> {
                     .with_help("remove `jobs` to use one job per CPU"));
             }
         };
-        let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+        let (dotenv, unread) = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
         let env = Vars::new(self.env(&raw.env, &Layers::new(&[], self.shell, &[&dotenv]))?);
-        let unread = raw.dotenv.as_ref().is_some_and(|files| {
-            files.get().iter().filter_map(|f| f.get().strip_prefix('?')).any(|f| !self.root.join(f).exists())
-        });
         let cache_env = self.variable_names(raw.cache_env.as_ref(), "cache_env")?;
         let shared = Shared { dotenv, env, unread, cache_env };
 
@@ -103,7 +112,7 @@ impl Validator<'_> {
             out.push(self.task(name, task, &shared, &names)?);
         }
         self.port_references(&tasks, &out)?;
-        Ok(Validated { default, jobs, tasks: out, secrets: self.secrets.take() })
+        Ok(Validated { default, jobs, tasks: out, secrets: self.secrets.take(), files: self.files.take() })
     }
 
     fn unknown_task(&self, name: &At<String>, what: &str, names: &Names) -> Diagnostic {

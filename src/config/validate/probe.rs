@@ -216,8 +216,9 @@ pub(crate) fn resolve(check: &Check, env: &[(String, String)]) -> Result<Check, 
     let Check::Later { key, text, status } = check else { return Ok(check.clone()) };
     let expanded = env::expand_irun(text, env);
     let source = crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), &expanded);
-    let shell = std::collections::HashMap::new();
-    let v = Validator { source: &source, root: std::path::Path::new("/"), shell: &shell, secrets: Default::default() };
+    let shell = crate::config::env::Shell::default();
+    let root = std::path::Path::new("/");
+    let v = Validator { source: &source, root, shell: &shell, secrets: Default::default(), files: Default::default() };
     let at = At::new(0..expanded.len(), expanded.clone());
     let check = match *key {
         "tcp" => v.tcp(&At::new(at.span(), toml::Value::String(expanded.clone()))),

@@ -64,7 +64,7 @@ impl Validator<'_> {
     ) -> Result<(Vec<Named>, Kind), Diagnostic> {
         // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's environment, else
         // the dotenv files (the task's, then the top level's).
-        let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+        let (dotenv, _) = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
         let below = [&dotenv, &shared.dotenv];
         let task_env = match &raw.env {
             Some(e) => Vars::new(self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?),
@@ -175,7 +175,7 @@ impl Validator<'_> {
     ) -> Vec<(String, String)> {
         let top = |(k, _): &&(String, String)| inherit.receives(k);
         let added = shared.dotenv.list().iter().filter(top).chain(dotenv.list());
-        let added = added.filter(|(k, _)| !self.shell.contains_key(k));
+        let added = added.filter(|(k, _)| !self.shell.has(k));
         let all = added.chain(shared.env.list().iter().filter(top)).chain(task_env.list());
         crate::config::env::last_wins(all.cloned().collect())
     }

@@ -89,9 +89,10 @@ impl Validator<'_> {
     }
 
     /// The variables of the listed dotenv files, in order (a later file's value wins); `?` before a path makes the
-    /// file optional.
-    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vars, Diagnostic> {
+    /// file optional. And whether an optional one is missing.
+    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<(Vars, bool), Diagnostic> {
         let mut out: Vec<(String, String)> = Vec::new();
+        let mut missing = false;
         for file in list.map(Vec::as_slice).unwrap_or_default() {
             let (written, optional) = match file.get().strip_prefix('?') {
                 Some(rest) => (rest, true),
@@ -103,8 +104,14 @@ impl Validator<'_> {
             };
             let path = self.root.join(written);
             match env::read_dotenv(&path) {
-                Ok(vars) => out.extend(vars),
-                Err(DotenvError::Missing) if optional => {}
+                Ok(vars) => {
+                    out.extend(vars);
+                    self.files.borrow_mut().read = true;
+                }
+                Err(DotenvError::Missing) if optional => {
+                    missing = true;
+                    self.files.borrow_mut().missing.push(path);
+                }
                 Err(DotenvError::Missing) => {
                     return Err(self
                         .err(file.span(), format!("dotenv file {written:?} does not exist ({})", path.display()))
@@ -114,7 +121,7 @@ impl Validator<'_> {
                 Err(DotenvError::Unreadable(why)) => return Err(unusable(why)),
             }
         }
-        Ok(Vars::new(out))
+        Ok((Vars::new(out), missing))
     }
 
     /// An `env` table: names checked, values made strings, `${NAME}`s resolved from `vars`.

@@ -90,6 +90,14 @@ fn checked(source: Source, root: PathBuf, shell: &env::Shell) -> Result<(Config,
     Ok((config, validated.files))
 }
 
+/// `config` as a later load reads it back from `.irun/` (for the tests that feed irun untrusted text).
+#[cfg(test)]
+pub(crate) fn stored_and_read_back(config: &Config) -> Option<Config> {
+    let mut w = codec::Writer::new(&config.root);
+    codec::encode(config, &mut w);
+    codec::decode(&mut codec::Reader::new(&w.out, &config.root), config.source.clone())
+}
+
 fn toml_error(source: &Source, e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_string();
     let span = e.span().unwrap_or(0..0);

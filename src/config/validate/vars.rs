@@ -175,16 +175,18 @@ impl Validator<'_> {
             toml::Value::Array(items) => items,
             other => return Err(wrong(&format!("a {}", other.type_str()))),
         };
-        let mut known: Vec<&str> =
-            shared.env.list().iter().chain(shared.dotenv.list()).map(|(k, _)| k.as_str()).collect();
-        known.sort_unstable();
-        known.dedup();
         let mut names = Vec::with_capacity(items.len());
         for item in items {
             let toml::Value::String(name) = item else {
                 return Err(wrong(&format!("an array holding a {}", item.type_str())));
             };
-            if !shared.unread && known.binary_search(&name.as_str()).is_err() {
+            let top_level = |name: &str| shared.env.get(name).is_some() || shared.dotenv.get(name).is_some();
+            if !shared.unread && !top_level(name) {
+                // Listed only for the message: a task's check costs its names, not the top level's.
+                let mut known: Vec<&str> =
+                    shared.env.list().iter().chain(shared.dotenv.list()).map(|(k, _)| k.as_str()).collect();
+                known.sort_unstable();
+                known.dedup();
                 let written = self.source.text.get(value.span()).unwrap_or_default();
                 let span = written
                     .find(&format!("\"{name}\""))

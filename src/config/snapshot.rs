@@ -141,9 +141,19 @@ fn read_regular(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// `bytes` as the file at `path`, whole or not at all (another irun may be reading it).
+/// How the temporary files that become [`FILE`] are named.
+const TEMPORARY: &str = ".config.bin-";
+
+/// `bytes` as the file at `path`, whole or not at all (another irun may be reading it). Temporary files an irun
+/// killed while writing left behind go first (one another irun is writing now goes too: that irun then keeps
+/// nothing, which only costs it time).
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = tempfile::Builder::new().prefix(".config.bin-").tempfile_in(dir)?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_name().as_encoded_bytes().starts_with(TEMPORARY.as_bytes()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let mut tmp = tempfile::Builder::new().prefix(TEMPORARY).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -252,6 +252,16 @@ fn a_kept_file_of_another_irun_or_cut_short_or_not_a_file_is_passed_over() {
 }
 
 #[test]
+fn what_an_irun_killed_while_keeping_irun_toml_left_behind_goes_with_the_next_one() {
+    let (dir, source) = project(RICH);
+    let root = dir.path();
+    std::fs::write(root.join(DIR).join(format!("{}killed", super::TEMPORARY)), "half").unwrap();
+    load(&source, root, &Shell::default());
+    let names: Vec<_> = std::fs::read_dir(root.join(DIR)).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names, [FILE], "only the kept file is left");
+}
+
+#[test]
 fn nothing_is_kept_where_irun_has_not_run() {
     let (dir, source) = project(RICH);
     std::fs::remove_dir(dir.path().join(DIR)).unwrap();

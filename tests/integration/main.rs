@@ -17,6 +17,7 @@ mod examples;
 mod faults;
 mod fingerprints;
 mod layout;
+mod loading;
 mod memory;
 mod output;
 mod partition;

@@ -13,6 +13,7 @@
 //! while it last succeeded with the same settings, each of its outputs exists (a glob matches a file), and none of
 //! its deps ran since. What its outputs hold does not count. A task with neither always runs.
 
+mod ahead;
 mod files;
 mod parts;
 mod settings;
@@ -64,6 +65,8 @@ pub(crate) struct Checker {
     groups: HashMap<String, Look>,
     /// The project's folder, open, for stat relative to it (`None` if it could not be opened: paths from the root).
     root_fd: Option<std::os::fd::OwnedFd>,
+    /// Stat data of tasks' files being taken ahead ([`Checker::look_ahead`]).
+    ahead: Option<ahead::Ahead>,
 }
 
 /// A group's sources as they were when looked at (`at`, before the files were read).
@@ -93,6 +96,7 @@ impl Checker {
                 nix::sys::stat::Mode::empty(),
             )
             .ok(),
+            ahead: None,
         };
         (checker, warning)
     }
@@ -100,6 +104,21 @@ impl Checker {
     /// The project's root as records (and cache keys) leave it out.
     pub(crate) fn portable_root(&self) -> &Root {
         &self.portable
+    }
+
+    /// A run that is not watch mode is about to check `order`'s tasks (and none has run yet): look at their files
+    /// ahead, on a thread of its own, where [`ahead`]'s rule allows. Not with `--force`: nothing is compared.
+    pub(crate) fn look_ahead(&mut self, config: &Config, order: &[crate::config::TaskId]) {
+        if let (false, Some(fd)) = (self.force, &self.root_fd) {
+            self.ahead = ahead::Ahead::start(config, order, fd, now_ns());
+        }
+    }
+
+    /// What was looked at ahead of `task`'s files, and when that began, if it may decide the task: no dep of it ran.
+    fn looked(&self, config: &Config, task: &Task, dep_ran: Option<&TaskName>) -> Option<(&ahead::Looked, i64)> {
+        let ahead = self.ahead.as_ref()?;
+        let looked = ahead.take(config.id(&task.name)?)?;
+        dep_ran.is_none().then_some((looked, ahead.at))
     }
 
     /// `--rerun`: these tasks run even if they are up to date, the first time each is checked and started.
@@ -126,7 +145,8 @@ impl Checker {
         }
         let deps = config.deps_through_groups(task);
         let previous = self.state.tasks.get(&task.name);
-        let mut snapshot = self.snapshot(config, task, previous, &deps);
+        let looked = self.looked(config, task, dep_ran);
+        let mut snapshot = self.snapshot_with(config, task, previous, &deps, looked);
         let run = |why: RunReason| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
             return run(RunReason::Forced);
@@ -159,7 +179,8 @@ impl Checker {
         if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
             return run(RunReason::Source(change));
         }
-        let outputs = match self.outputs_changed(task, prev, outputs_only) {
+        let outputs_looked = looked.map(|(l, _)| &l.stats[task.sources().len()..]);
+        let outputs = match self.outputs_changed_with(task, prev, outputs_only, outputs_looked) {
             Err(change) => return run(RunReason::Output(change)),
             Ok(outputs) => outputs,
         };
@@ -267,7 +288,18 @@ impl Checker {
     /// output changed, appeared or went; without (make's rule), a glob matches nothing. If none, the outputs' stamps
     /// (with sources: without, what they hold does not count).
     fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Result<Stamps, FileChange> {
-        let found = self.found(task.outputs(), false);
+        self.outputs_changed_with(task, prev, outputs_only, None)
+    }
+
+    /// (`looked`: what stat said of each of the outputs, looked at ahead.)
+    fn outputs_changed_with(
+        &self,
+        task: &Task,
+        prev: &TaskRecord,
+        outputs_only: bool,
+        looked: Option<&[Option<files::Stat>]>,
+    ) -> Result<Stamps, FileChange> {
+        let found = self.found_with(task.outputs(), false, looked);
         // A declared file (not a glob) must exist, even if the task never produced it.
         if let Some(missing) = found.missing.first() {
             return Err(FileChange::Removed(missing.clone()));
@@ -385,10 +417,25 @@ impl Checker {
     }
 
     fn snapshot(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>, deps: &[&Task]) -> Snapshot {
-        let checked_at = now_ns();
+        self.snapshot_with(config, task, previous, deps, None)
+    }
+
+    /// (`looked`: what stat said of the task's files, looked at ahead, and when that began: then its files count
+    /// as checked from that moment.)
+    fn snapshot_with(
+        &self,
+        config: &Config,
+        task: &Task,
+        previous: Option<&TaskRecord>,
+        deps: &[&Task],
+        looked: Option<(&ahead::Looked, i64)>,
+    ) -> Snapshot {
+        let checked_at = looked.map_or_else(now_ns, |(_, at)| at);
         let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.checked_at));
         let empty = FileStamps::default();
-        let sources = self.stamps(self.found(task.sources(), true), prev_sources.unwrap_or(&empty), prev_at);
+        let ahead = looked.map(|(l, _)| &l.stats[..task.sources().len()]);
+        let found = self.found_with(task.sources(), true, ahead);
+        let sources = self.stamps(found, prev_sources.unwrap_or(&empty), prev_at);
         let Settings { command, env, cwd, globs, probe } = Settings::now(task, &self.portable);
         Snapshot {
             reread: sources.read,

@@ -38,10 +38,15 @@ impl Checker {
 
     /// [`Checker::files`], each with its metadata where looking for it gave it (a plain path: one `stat` serves
     /// to find it and to stamp it), and the plain paths among `globs` that name nothing.
+    /// `ahead`: what stat said of each of `globs` (all plain paths), looked at ahead (see [`super::ahead`]).
     pub(super) fn found(&self, globs: &[String], skip_ignored: bool) -> Found {
+        self.found_with(globs, skip_ignored, None)
+    }
+
+    pub(super) fn found_with(&self, globs: &[String], skip_ignored: bool, ahead: Option<&[Option<Stat>]>) -> Found {
         let mut out = Vec::new();
         let mut missing = Vec::new();
-        for g in globs {
+        for (k, g) in globs.iter().enumerate() {
             if let (true, excluded) = parse_glob(g) {
                 let excluded = Globs::new(&[excluded.to_string()]);
                 out.retain(|(f, _)| !excluded.is_match(f));
@@ -55,7 +60,11 @@ impl Checker {
                 .collect();
             let start = self.root.join(&literal);
             if literal.as_os_str() == pattern {
-                match self.stat(pattern) {
+                let stat = match ahead {
+                    Some(stats) => stats.get(k).copied().flatten(),
+                    None => self.stat(pattern),
+                };
+                match stat {
                     Some(stat) if stat.kind == Kind::File => {
                         out.push((pattern.to_string(), Some(stat)));
                         continue;
@@ -110,7 +119,7 @@ impl Checker {
     /// opened once (a path walk of two components for `src/a.txt`, not of every folder above the project).
     pub(super) fn stat(&self, rel: &str) -> Option<Stat> {
         match &self.root_fd {
-            Some(fd) => nix::sys::stat::fstatat(fd, rel, nix::fcntl::AtFlags::empty()).ok().map(|s| Stat::of(&s)),
+            Some(fd) => Stat::at(fd, rel),
             None => std::fs::metadata(self.root.join(rel)).ok().map(|m| Stat::of_metadata(&m)),
         }
     }
@@ -175,6 +184,11 @@ fn ns(seconds: i64, nanoseconds: i64) -> i64 {
 }
 
 impl Stat {
+    /// What stat says of `rel` in the folder `dir` is (links followed).
+    pub(super) fn at(dir: &std::os::fd::OwnedFd, rel: &str) -> Option<Stat> {
+        nix::sys::stat::fstatat(dir, rel, nix::fcntl::AtFlags::empty()).ok().map(|s| Stat::of(&s))
+    }
+
     fn of(s: &nix::sys::stat::FileStat) -> Stat {
         let kind = match s.st_mode & nix::libc::S_IFMT {
             nix::libc::S_IFREG => Kind::File,

@@ -140,3 +140,39 @@ fn a_touched_source_is_read_and_its_record_refreshed_so_that_it_vouches_again() 
     assert_eq!((verdict, snapshot.as_ref().unwrap().reread), (Verdict::UpToDate, false));
     assert!(!checker.refresh(build, snapshot.as_ref().unwrap()), "nothing to refresh");
 }
+
+#[test]
+fn files_looked_at_ahead_decide_a_task_only_if_no_dep_of_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "gen.txt", "g\n");
+    write(root, "in.txt", "one\n");
+    let toml = "[tasks.gen]\ncmd = \"g\"\nsources = [\"gen.txt\"]\n\
+                [tasks.use]\ncmd = \"u\"\ndeps = [\"gen\"]\nsources = [\"in.txt\"]\noutputs = [\"out.txt\"]\n";
+    let config = config(root, toml);
+    let (generate, used) = (config.id("gen").unwrap(), config.id("use").unwrap());
+    let (mut checker, _) = Checker::new(root, false);
+    for id in [generate, used] {
+        let (_, snapshot) = checker.verdict(&config, &config.tasks[id], None);
+        write(root, "out.txt", "made\n");
+        checker.record(&config.tasks[id], snapshot.unwrap(), true);
+    }
+    // As if checked long after the files last changed (rather than waiting): their stamps vouch for them.
+    for name in ["gen", "use"] {
+        checker.state.tasks.get_mut(name).unwrap().checked_at += 2 * RACY_NS;
+    }
+    checker.look_ahead(&config, &[generate, used]);
+    checker.ahead.as_ref().unwrap().wait_for(used);
+    // Changed after the look (as gen, running, could have done): the same size, the mtime set back.
+    let before = std::fs::metadata(root.join("in.txt")).unwrap().modified().unwrap();
+    write(root, "in.txt", "two\n");
+    std::fs::OpenOptions::new().append(true).open(root.join("in.txt")).unwrap().set_modified(before).unwrap();
+    let gen_name = TaskName::from("gen");
+    let (verdict, snapshot) = checker.verdict(&config, &config.tasks[used], Some(&gen_name));
+    assert_eq!(verdict, Verdict::Run(RunReason::Source(FileChange::Changed("in.txt".into()))), "looked at again");
+    let (fresh, _) = stamp(&|| root.join("in.txt"), None, None, 0).unwrap();
+    assert_eq!(snapshot.unwrap().record.sources["in.txt"].hash, fresh.hash, "its dep ran: looked at again, not ahead");
+    // Looked at once: a second check of it in this run looks again.
+    let (verdict, _) = checker.verdict(&config, &config.tasks[used], None);
+    assert!(matches!(verdict, Verdict::Run(RunReason::Source(_))), "{verdict:?}");
+}

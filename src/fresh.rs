@@ -216,7 +216,7 @@ impl Checker {
             checked_at: snapshot.record.checked_at,
             ..prev.clone()
         };
-        self.state.set_record(&task.name, record);
+        self.state.refresh_record(&task.name, record);
         true
     }
 

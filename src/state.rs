@@ -146,6 +146,9 @@ pub(crate) struct State {
     /// Entries read from the previous format: a save writes them only where the file has none, never over what
     /// another run saved since.
     migrated: BTreeSet<String>,
+    /// Records of up-to-date tasks given their files' new stamps ([`State::refresh_record`]): a save writes them only
+    /// over the same run's record, never over what another run saved since, and nothing else of their entry.
+    refreshed: BTreeSet<String>,
     /// The state file as this run last read or wrote it, kept open: while it is open its inode cannot be reused, so
     /// the path still naming this inode means no other run saved since (every save replaces the file by a rename).
     disk: Option<File>,
@@ -180,6 +183,7 @@ impl State {
             durations: maps.durations,
             touched: BTreeSet::new(),
             migrated,
+            refreshed: BTreeSet::new(),
             disk,
         };
         (state, warning)
@@ -187,7 +191,24 @@ impl State {
 
     /// Whether this run has something a save would write.
     pub(crate) fn unsaved(&self) -> bool {
-        !self.touched.is_empty() || !self.migrated.is_empty()
+        !self.touched.is_empty() || !self.migrated.is_empty() || !self.refreshed.is_empty()
+    }
+
+    /// Whether all a save would write is refreshed stamps (which only save reading files again).
+    pub(crate) fn only_refreshed(&self) -> bool {
+        self.touched.is_empty() && self.migrated.is_empty()
+    }
+
+    /// Refreshed stamps that could not be saved: not tried again (the files are read again next time).
+    pub(crate) fn forget_refreshed(&mut self) {
+        self.refreshed.clear();
+    }
+
+    /// `record` is the task's record with its files' stamps now: what it vouches for is the same (its run, settings
+    /// and deps), so it replaces on disk only that same record.
+    pub(crate) fn refresh_record(&mut self, name: &str, record: TaskRecord) {
+        self.tasks.insert(name.to_string(), record);
+        self.refreshed.insert(name.to_string());
     }
 
     pub(crate) fn set_record(&mut self, name: &str, record: TaskRecord) {
@@ -245,6 +266,13 @@ impl State {
                 fill(&mut merged.last, &self.last, name);
                 fill(&mut merged.durations, &self.durations, name);
             }
+            for name in self.refreshed.difference(&self.touched) {
+                if let (Some(on_disk), Some(ours)) = (merged.tasks.get_mut(name), self.tasks.get(name)) {
+                    if same_run(on_disk, ours) {
+                        *on_disk = ours.clone();
+                    }
+                }
+            }
             self.tasks = merged.tasks;
             self.last = merged.last;
             self.durations = merged.durations;
@@ -253,11 +281,23 @@ impl State {
         self.disk = File::open(self.dir.join(FILE)).ok();
         self.touched.clear();
         self.migrated.clear();
+        self.refreshed.clear();
         for earlier in [JSON_FILE, LEGACY_FILE] {
             let _ = std::fs::remove_file(self.dir.join(earlier));
         }
         Ok(true)
     }
+}
+
+/// Whether two records are of one run of a task (they may differ in their files' stamps and when those were checked).
+fn same_run(a: &TaskRecord, b: &TaskRecord) -> bool {
+    let strip = |r: &TaskRecord| TaskRecord {
+        sources: FileStamps::default(),
+        outputs: FileStamps::default(),
+        checked_at: 0,
+        ..r.clone()
+    };
+    strip(a) == strip(b)
 }
 
 fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
@@ -484,93 +524,8 @@ fn write(
     result
 }
 
-/// The TOML state of irun's first format, read once and converted.
-mod legacy {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    use serde::Deserialize;
-
-    use super::{FileStamps, HASHING_LEGACY, LastRun, Maps, TaskRecord};
-
-    #[derive(Deserialize)]
-    struct File {
-        tool: String,
-        version: u32,
-        #[serde(default)]
-        digest: String,
-        #[serde(default)]
-        last: BTreeMap<String, LastRun>,
-        #[serde(default)]
-        tasks: BTreeMap<String, Record>,
-        #[serde(default)]
-        durations: BTreeMap<String, u64>,
-    }
-
-    #[derive(Deserialize)]
-    struct Record {
-        ok: bool,
-        #[serde(default)]
-        unfinished: bool,
-        recorded_at: i64,
-        command: String,
-        env: String,
-        cwd: String,
-        globs: String,
-        #[serde(default)]
-        sources: FileStamps,
-        #[serde(default)]
-        outputs: FileStamps,
-        #[serde(default)]
-        deps: BTreeMap<String, i64>,
-    }
-
-    /// `Ok(None)`: there is no such file.
-    pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
-        let Some((bytes, _)) = super::read_regular(path)? else { return Ok(None) };
-        let unreadable = |why: String| format!("{} is unreadable ({why})", path.display());
-        let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        let file: File = toml::from_str(text).map_err(|e| unreadable(e.message().to_string()))?;
-        if file.tool != "irun" || file.version != 1 {
-            return Err(format!(
-                "{} was written by {} (format {}), not this irun",
-                path.display(),
-                file.tool,
-                file.version
-            ));
-        }
-        let body = text.split_once("\n\n").map_or("", |(_, b)| b);
-        if file.digest != format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes())) {
-            return Err(format!("{} is unreadable (cut short or edited: its digest does not match)", path.display()));
-        }
-        let tasks = file
-            .tasks
-            .into_iter()
-            .map(|(name, r)| {
-                let record = TaskRecord {
-                    ok: r.ok,
-                    unfinished: r.unfinished,
-                    recorded_at: r.recorded_at,
-                    checked_at: 0,
-                    command: r.command,
-                    env: r.env,
-                    cwd: r.cwd,
-                    globs: r.globs,
-                    probe: String::new(),
-                    sources: r.sources,
-                    outputs: r.outputs,
-                    deps: r.deps.into_iter().map(|(d, at)| (d, at.to_string())).collect(),
-                    hashing: HASHING_LEGACY,
-                    fingerprint: String::new(),
-                };
-                (name, record)
-            })
-            .collect();
-        Ok(Some(Maps { tasks, last: file.last, durations: file.durations }))
-    }
-}
-
 mod binary;
+mod legacy;
 mod stamps;
 #[cfg(test)]
 mod tests;

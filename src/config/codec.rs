@@ -196,7 +196,9 @@ impl<T: Stored> Stored for Vec<T> {
     }
     fn load(r: &mut Reader) -> Option<Self> {
         let n = r.len()?;
-        let mut out = Vec::with_capacity(n);
+        // (A count is at most the bytes left, but each item may take hundreds of bytes in memory: grown as read,
+        // a damaged count reserves nothing it does not fill.)
+        let mut out = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             out.push(T::load(r)?);
         }

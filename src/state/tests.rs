@@ -149,3 +149,43 @@ fn garbage_and_foreign_files_are_reported_not_fatal() {
         assert!(warning.contains(expect), "{warning}");
     }
 }
+
+#[test]
+fn a_refreshed_record_never_replaces_what_another_run_saved_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _) = State::load(dir.path());
+    let stamp = |ino| FileStamp { size: 1, mtime: 2, ino, ctime: 3, hash: "h".into() };
+    let record = TaskRecord {
+        ok: true,
+        command: "c".into(),
+        recorded_at: 5,
+        sources: [("a".to_string(), stamp(1))].into_iter().collect(),
+        ..Default::default()
+    };
+    first.set_record("t", record.clone());
+    first.set_last("t", LastRun::Ok);
+    first.save().unwrap();
+    // Two runs load it; the second refreshes t's stamps; the first runs t again, which fails, and saves first.
+    let (mut a, _) = State::load(dir.path());
+    let (mut b, _) = State::load(dir.path());
+    b.refresh_record(
+        "t",
+        TaskRecord { sources: [("a".to_string(), stamp(9))].into_iter().collect(), ..record.clone() },
+    );
+    a.set_record("t", TaskRecord { ok: false, recorded_at: 6, ..record.clone() });
+    a.set_last("t", LastRun::Failed);
+    a.save().unwrap();
+    b.save().unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!((after.tasks["t"].ok, after.last["t"]), (false, LastRun::Failed), "the failed run stands");
+    // Over the same run's record, the refresh is written.
+    let (mut c, _) = State::load(dir.path());
+    let failed = c.tasks["t"].clone();
+    c.refresh_record("t", TaskRecord { checked_at: 7, ..failed });
+    let (mut d, _) = State::load(dir.path());
+    d.set_last("other", LastRun::Ok);
+    d.save().unwrap();
+    c.save().unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!((after.tasks["t"].checked_at, after.last.get("other")), (7, Some(&LastRun::Ok)));
+}

@@ -35,7 +35,7 @@ pub(super) struct Ahead {
 }
 
 impl Ahead {
-    /// Start looking at the files of `order`'s tasks that the rule allows, in that order. `None` if there are none
+    /// Start looking at the files of `order`'s tasks that the rule allows, from the last. `None` if there are none
     /// or no thread could be started.
     pub(super) fn start(config: &Config, order: &[TaskId], root_fd: &OwnedFd, at: i64) -> Option<Ahead> {
         let wanted: Vec<(TaskId, Vec<String>)> = order
@@ -62,7 +62,9 @@ impl Ahead {
                 // Signals are the main thread's (a child's exit must not wake this one).
                 let all = nix::sys::signal::SigSet::all();
                 let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&all), None);
-                for (i, paths) in wanted {
+                // From the last: the run checks from the first, and each takes its share until they meet (the
+                // first tasks are checked before a look ahead could reach them).
+                for (i, paths) in wanted.into_iter().rev() {
                     if halt.load(Ordering::Relaxed) {
                         return;
                     }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use super::model::Task;
 
 /// A task's position in Irun.toml: the index of every per-task table of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,15 +93,20 @@ pub(super) struct ByName {
     hash: fn(&str) -> u64,
 }
 
+/// What [`ByName`] finds things by (a task, in the model).
+pub(super) trait HasName {
+    fn name(&self) -> &str;
+}
+
 impl ByName {
-    pub(super) fn new(tasks: &PerTask<Task>) -> ByName {
+    pub(super) fn new<T: HasName>(tasks: &PerTask<T>) -> ByName {
         ByName::with_hash(tasks, |name| xxhash_rust::xxh3::xxh3_64(name.as_bytes()))
     }
 
-    fn with_hash(tasks: &PerTask<Task>, hash: fn(&str) -> u64) -> ByName {
+    fn with_hash<T: HasName>(tasks: &PerTask<T>, hash: fn(&str) -> u64) -> ByName {
         let mut index = ByName { first: HashMap::with_capacity(tasks.len()), more: Vec::new(), hash };
         for (id, task) in tasks.enumerate() {
-            match index.first.entry(hash(&task.name)) {
+            match index.first.entry(hash(task.name())) {
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(id);
                 }
@@ -112,12 +116,12 @@ impl ByName {
         index
     }
 
-    pub(super) fn get(&self, tasks: &PerTask<Task>, name: &str) -> Option<TaskId> {
+    pub(super) fn get<T: HasName>(&self, tasks: &PerTask<T>, name: &str) -> Option<TaskId> {
         let first = *self.first.get(&(self.hash)(name))?;
-        if tasks[first].name == name {
+        if tasks[first].name() == name {
             return Some(first);
         }
-        self.more.iter().copied().find(|&id| tasks[id].name == name)
+        self.more.iter().copied().find(|&id| tasks[id].name() == name)
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::env::Secrets;
-use super::ids::ByName;
+use super::ids::{ByName, HasName};
 pub(crate) use super::ids::{PerTask, TaskId};
 use crate::diagnostic::Source;
 
@@ -239,6 +239,12 @@ pub(crate) struct Service {
     pub(crate) max_restarts: u32,
     /// `port = "auto"` (or `tcp = "auto"`): a free port is chosen for it as it starts.
     pub(crate) auto_port: bool,
+}
+
+impl HasName for Task {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl Task {

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-
 /// A task's position in Irun.toml: the index of every per-task table of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct TaskId(u32);

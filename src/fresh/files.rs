@@ -38,11 +38,12 @@ impl Checker {
 
     /// [`Checker::files`], each with its metadata where looking for it gave it (a plain path: one `stat` serves
     /// to find it and to stamp it), and the plain paths among `globs` that name nothing.
-    /// `ahead`: what stat said of each of `globs` (all plain paths), looked at ahead (see [`super::ahead`]).
     pub(super) fn found(&self, globs: &[String], skip_ignored: bool) -> Found {
         self.found_with(globs, skip_ignored, None)
     }
 
+    /// [`Checker::found`], with `ahead`: what stat said of each of `globs` (all plain paths), looked at ahead (see
+    /// [`super::ahead`]).
     pub(super) fn found_with(&self, globs: &[String], skip_ignored: bool, ahead: Option<&[Option<Stat>]>) -> Found {
         let mut out = Vec::new();
         let mut missing = Vec::new();

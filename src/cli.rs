@@ -249,6 +249,13 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         action: CacheAction,
     },
+    /// Print what irun remembers of each task (.irun/state.bin) as one JSON document: how its last run ended and
+    /// took, and the record its up-to-date checks compare with (settings' hashes, file stamps, deps)
+    State {
+        /// JSON output (the only form)
+        #[arg(long, required = true)]
+        json: bool,
+    },
     /// Print the plan as one JSON document (tasks, waves, leaf tasks, the plan's hash and, with --shards or
     /// --partition, each shard's tasks and the `irun` arguments that run it), for a CI job matrix
     Plan {

@@ -5,35 +5,37 @@
 //! match is still there with the content it left (and no new one appeared), and none of its deps changed since:
 //! a task dep has not run again, a service dep has the same fingerprint (command, env, cwd, globs, probe, the
 //! content of its sources and its own deps) as when this task last passed. A service without sources is
-//! fingerprinted by its definition alone. Content is compared by hash; a file whose size and modification time are
-//! unchanged (and not suspiciously recent) is not read again. Symbolic links to folders are followed (each folder
+//! fingerprinted by its definition alone. Content is compared by hash; a file is read only when its stat data does
+//! not vouch for the content recorded ([`stamp`] states the rule). Symbolic links to folders are followed (each folder
 //! once, so a link loop ends). Nothing recorded depends on where the project is ([`settings`]).
 //!
 //! A task with `outputs` and no `sources` follows make's rule for a target without prerequisites: it is up to date
 //! while it last succeeded with the same settings, each of its outputs exists (a glob matches a file), and none of
 //! its deps ran since. What its outputs hold does not count. A task with neither always runs.
 
+mod ahead;
+mod files;
 mod parts;
 mod settings;
 #[cfg(test)]
 mod tests;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hasher;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::{Config, Globs, PerTask, Task, is_literal, parse_glob};
+use crate::config::{Config, PerTask, Task, is_literal, parse_glob};
 use crate::events::TaskName;
 use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
-use crate::state::{FileStamp, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
+use crate::state::{FileStamps, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
+use files::{Stamps, compare};
 pub(crate) use parts::{Part, PartKind};
 pub(crate) use settings::{Root, Settings, portable_definition};
 
@@ -41,6 +43,8 @@ pub(crate) use settings::{Root, Settings, portable_definition};
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     record: TaskRecord,
+    /// Some file had to be read: its stamp did not vouch for it (see [`Checker::refresh`]).
+    reread: bool,
 }
 
 pub(crate) struct Checker {
@@ -59,12 +63,16 @@ pub(crate) struct Checker {
     above: HashSet<(u64, u64)>,
     /// Watch mode: each group's sources as last looked at (a group has no record: it never runs), by group name.
     groups: HashMap<String, Look>,
+    /// The project's folder, open, for stat relative to it (`None` if it could not be opened: paths from the root).
+    root_fd: Option<std::os::fd::OwnedFd>,
+    /// Stat data of tasks' files being taken ahead ([`Checker::look_ahead`]).
+    ahead: Option<ahead::Ahead>,
 }
 
 /// A group's sources as they were when looked at (`at`, before the files were read).
 struct Look {
     at: i64,
-    sources: BTreeMap<String, FileStamp>,
+    sources: FileStamps,
 }
 
 impl Checker {
@@ -82,6 +90,13 @@ impl Checker {
             services: RefCell::new(HashMap::new()),
             above,
             groups: HashMap::new(),
+            root_fd: nix::fcntl::open(
+                root,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok(),
+            ahead: None,
         };
         (checker, warning)
     }
@@ -89,6 +104,21 @@ impl Checker {
     /// The project's root as records (and cache keys) leave it out.
     pub(crate) fn portable_root(&self) -> &Root {
         &self.portable
+    }
+
+    /// A run that is not watch mode is about to check `order`'s tasks (and none has run yet): look at their files
+    /// ahead, on a thread of its own, where [`ahead`]'s rule allows. Not with `--force`: nothing is compared.
+    pub(crate) fn look_ahead(&mut self, config: &Config, order: &[crate::config::TaskId]) {
+        if let (false, Some(fd)) = (self.force, &self.root_fd) {
+            self.ahead = ahead::Ahead::start(config, order, fd, now_ns());
+        }
+    }
+
+    /// What was looked at ahead of `task`'s files, and when that began, if it may decide the task: no dep of it ran.
+    fn looked(&self, config: &Config, task: &Task, dep_ran: Option<&TaskName>) -> Option<(&ahead::Looked, i64)> {
+        let ahead = self.ahead.as_ref()?;
+        let looked = ahead.take(config.id(&task.name)?)?;
+        dep_ran.is_none().then_some((looked, ahead.at))
     }
 
     /// `--rerun`: these tasks run even if they are up to date, the first time each is checked and started.
@@ -115,7 +145,8 @@ impl Checker {
         }
         let deps = config.deps_through_groups(task);
         let previous = self.state.tasks.get(&task.name);
-        let snapshot = self.snapshot(config, task, previous, &deps);
+        let looked = self.looked(config, task, dep_ran);
+        let mut snapshot = self.snapshot_with(config, task, previous, &deps, looked);
         let run = |why: RunReason| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
             return run(RunReason::Forced);
@@ -137,15 +168,22 @@ impl Checker {
         if !prev.ok {
             return run(RunReason::LastFailed);
         }
-        if let Some(what) = self.settings_changed(task, prev).first() {
+        // (The snapshot holds the settings as records are hashed now: no need to hash them again for such a one.)
+        let settings = match prev.hashing {
+            HASHING => settings_differ(prev, &snapshot.record),
+            _ => self.settings_changed(task, prev),
+        };
+        if let Some(what) = settings.first() {
             return run(RunReason::Setting(*what));
         }
         if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
             return run(RunReason::Source(change));
         }
-        if let Some(change) = self.outputs_changed(task, prev, outputs_only) {
-            return run(RunReason::Output(change));
-        }
+        let outputs_looked = looked.map(|(l, _)| &l.stats[task.sources().len()..]);
+        let outputs = match self.outputs_changed_with(task, prev, outputs_only, outputs_looked) {
+            Err(change) => return run(RunReason::Output(change)),
+            Ok(outputs) => outputs,
+        };
         if let Some(dep) = dep_ran {
             return run(RunReason::DepRan(dep.clone()));
         }
@@ -161,23 +199,32 @@ impl Checker {
                 (false, false) => {}
             }
         }
+        snapshot.reread |= outputs.read;
+        snapshot.record.outputs = outputs.files;
         (Verdict::UpToDate, Some(snapshot))
+    }
+
+    /// An up-to-date task's files had to be read (touched, rewritten the same, replaced, or written too close to
+    /// the last check to vouch for): its record takes their stamps now, so that the next run need not read them
+    /// again. What the record vouches for does not change (not `recorded_at`, which its dependents remember it by).
+    /// Whether the record changed.
+    pub(crate) fn refresh(&mut self, task: &Task, snapshot: &Snapshot) -> bool {
+        let Some(prev) = self.state.tasks.get(&task.name).filter(|_| snapshot.reread) else { return false };
+        let record = TaskRecord {
+            sources: snapshot.record.sources.clone(),
+            outputs: snapshot.record.outputs.clone(),
+            checked_at: snapshot.record.checked_at,
+            ..prev.clone()
+        };
+        self.state.refresh_record(&task.name, record);
+        true
     }
 
     /// Which of the task's settings differ from those `prev` holds, compared the way `prev` hashed them.
     pub(crate) fn settings_changed(&self, task: &Task, prev: &TaskRecord) -> Vec<Setting> {
-        let now = Settings::of(task, &self.portable, prev.hashing);
-        [
-            (Setting::Command, &prev.command, &now.command),
-            (Setting::Env, &prev.env, &now.env),
-            (Setting::Cwd, &prev.cwd, &now.cwd),
-            (Setting::Globs, &prev.globs, &now.globs),
-            (Setting::Probe, &prev.probe, &now.probe),
-        ]
-        .into_iter()
-        .filter(|(_, before, after)| before != after)
-        .map(|(what, _, _)| what)
-        .collect()
+        let Settings { command, env, cwd, globs, probe } = Settings::of(task, &self.portable, prev.hashing);
+        let now = TaskRecord { command, env, cwd, globs, probe, ..TaskRecord::default() };
+        settings_differ(prev, &now)
     }
 
     /// The fingerprint `dep` (a service) would have had in an irun before [`HASHING`] 3, if `prev` (a dependent's
@@ -210,10 +257,10 @@ impl Checker {
             (None, Some(prev)) if prev.ok && !prev.unfinished && !prev.command.is_empty() => (prev, Some(prev)),
             (None, _) => return true,
         };
-        let now = self.stamps(&self.files(task.sources(), true), &then.sources, then.recorded_at);
+        let now = self.stamps(self.found(task.sources(), true), &then.sources, then.checked_at).files;
         // Outputs as the verdict compares them (a task running or about to is making them).
         compare(&then.sources, &now).is_some()
-            || last_good.is_some_and(|prev| self.outputs_changed(task, prev, task.sources().is_empty()).is_some())
+            || last_good.is_some_and(|prev| self.outputs_changed(task, prev, task.sources().is_empty()).is_err())
     }
 
     /// Watch mode begins: look at the sources of these tasks that are groups, before any change can arrive, so that
@@ -228,25 +275,34 @@ impl Checker {
     /// is the last one from now on.
     fn look_at_group(&mut self, group: &Task) -> bool {
         let at = now_ns();
-        let empty = BTreeMap::new();
+        let empty = FileStamps::default();
         let before = self.groups.get(&group.name);
         let (previous, prev_at) = before.map_or((&empty, 0), |b| (&b.sources, b.at));
-        let sources = self.stamps(&self.files(group.sources(), true), previous, prev_at);
+        let sources = self.stamps(self.found(group.sources(), true), previous, prev_at).files;
         let changed = before.is_none_or(|b| compare(&b.sources, &sources).is_some());
         self.groups.insert(group.name.clone(), Look { at, sources });
         changed
     }
 
     /// How the task's outputs differ from what its last run left: a declared file is missing; with sources, any
-    /// output changed, appeared or went; without (make's rule), a glob matches nothing.
-    fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Option<FileChange> {
+    /// output changed, appeared or went; without (make's rule), a glob matches nothing. If none, the outputs' stamps
+    /// (with sources: without, what they hold does not count).
+    fn outputs_changed(&self, task: &Task, prev: &TaskRecord, outputs_only: bool) -> Result<Stamps, FileChange> {
+        self.outputs_changed_with(task, prev, outputs_only, None)
+    }
+
+    /// (`looked`: what stat said of each of the outputs, looked at ahead.)
+    fn outputs_changed_with(
+        &self,
+        task: &Task,
+        prev: &TaskRecord,
+        outputs_only: bool,
+        looked: Option<&[Option<files::Stat>]>,
+    ) -> Result<Stamps, FileChange> {
+        let found = self.found_with(task.outputs(), false, looked);
         // A declared file (not a glob) must exist, even if the task never produced it.
-        if let Some(missing) = task
-            .outputs()
-            .iter()
-            .find(|o| !parse_glob(o).0 && is_literal(o) && !self.root.join(o.trim_start_matches("./")).exists())
-        {
-            return Some(FileChange::Removed(missing.clone()));
+        if let Some(missing) = found.missing.first() {
+            return Err(FileChange::Removed(missing.clone()));
         }
         if outputs_only {
             // A server may write to what it made (a database's data folder): not a reason to make it again. Each
@@ -257,10 +313,13 @@ impl Checker {
                 let list: Vec<String> = std::iter::once(*glob).chain(excluded).cloned().collect();
                 !parse_glob(glob).0 && !is_literal(glob) && self.files(&list, false).is_empty()
             };
-            return outputs.iter().enumerate().find(missing).map(|(_, glob)| FileChange::Removed(glob.clone()));
+            return match outputs.iter().enumerate().find(missing) {
+                Some((_, glob)) => Err(FileChange::Removed(glob.clone())),
+                None => Ok(Stamps { files: FileStamps::default(), read: false }),
+            };
         }
-        let outputs = self.stamps(&self.files(task.outputs(), false), &prev.outputs, prev.recorded_at);
-        compare(&prev.outputs, &outputs)
+        let outputs = self.stamps(found, &prev.outputs, prev.checked_at);
+        compare(&prev.outputs, &outputs.files).map_or(Ok(outputs), Err)
     }
 
     /// The task was decided to run: until it succeeds, its old record no longer vouches for anything.
@@ -292,8 +351,7 @@ impl Checker {
         record.recorded_at = now_ns();
         // (Only a task with sources compares what its outputs hold; one without only needs them to exist.)
         if ok && !task.sources().is_empty() {
-            let outputs = self.files(task.outputs(), false);
-            record.outputs = self.stamps(&outputs, &BTreeMap::new(), 0);
+            record.outputs = self.stamps(self.found(task.outputs(), false), &FileStamps::default(), 0).files;
         }
         self.state.set_record(&task.name, record);
     }
@@ -359,143 +417,61 @@ impl Checker {
     }
 
     fn snapshot(&self, config: &Config, task: &Task, previous: Option<&TaskRecord>, deps: &[&Task]) -> Snapshot {
-        let recorded_at = now_ns();
-        let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.recorded_at));
-        let empty = BTreeMap::new();
-        let sources = self.stamps(&self.files(task.sources(), true), prev_sources.unwrap_or(&empty), prev_at);
+        self.snapshot_with(config, task, previous, deps, None)
+    }
+
+    /// (`looked`: what stat said of the task's files, looked at ahead, and when that began: then its files count
+    /// as checked from that moment.)
+    fn snapshot_with(
+        &self,
+        config: &Config,
+        task: &Task,
+        previous: Option<&TaskRecord>,
+        deps: &[&Task],
+        looked: Option<(&ahead::Looked, i64)>,
+    ) -> Snapshot {
+        let checked_at = looked.map_or_else(now_ns, |(_, at)| at);
+        let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.checked_at));
+        let empty = FileStamps::default();
+        let ahead = looked.map(|(l, _)| &l.stats[..task.sources().len()]);
+        let found = self.found_with(task.sources(), true, ahead);
+        let sources = self.stamps(found, prev_sources.unwrap_or(&empty), prev_at);
         let Settings { command, env, cwd, globs, probe } = Settings::now(task, &self.portable);
         Snapshot {
+            reread: sources.read,
             record: TaskRecord {
                 ok: false,
                 unfinished: false,
-                recorded_at,
+                recorded_at: checked_at,
+                checked_at,
                 command,
                 env,
                 cwd,
                 globs,
                 probe,
-                sources,
-                outputs: BTreeMap::new(),
+                sources: sources.files,
+                outputs: FileStamps::default(),
                 deps: deps.iter().filter_map(|d| self.stamp_of(config, d).map(|s| (d.name.clone(), s))).collect(),
                 hashing: HASHING,
                 fingerprint: String::new(),
             },
         }
     }
-
-    /// Files (relative paths) matched by `globs`. For sources, folders ignored by the project (.gitignore, .git,
-    /// .venv, …) are not descended into unless a glob points into them. Links to folders are followed, each folder
-    /// once (a link loop ends), and their files named by the path through the link.
-    /// A `!` pattern takes out what the patterns before it matched.
-    pub(crate) fn files(&self, globs: &[String], skip_ignored: bool) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for g in globs {
-            if let (true, excluded) = parse_glob(g) {
-                let excluded = Globs::new(&[excluded.to_string()]);
-                out.retain(|f| !excluded.is_match(f));
-                continue;
-            }
-            let pattern = g.trim_start_matches("./").trim_end_matches('/');
-            let anywhere = pattern.starts_with("**");
-            let literal: PathBuf = Path::new(pattern)
-                .components()
-                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
-                .collect();
-            let start = self.root.join(&literal);
-            if literal.as_os_str() == pattern && start.is_file() {
-                out.insert(pattern.to_string());
-                continue;
-            }
-            let matcher = if literal.as_os_str() == pattern {
-                Globs::new(&[format!("{pattern}/**")])
-            } else {
-                Globs::new(&[pattern.to_string()])
-            };
-            let mut visited: HashSet<(u64, u64)> = HashSet::new();
-            let mut stack = vec![start.clone()];
-            while let Some(dir) = stack.pop() {
-                // The real folder, once: a link back up (or two links to one folder) is not walked again, nor a
-                // link to the project itself or a folder above it (that would take in the whole project and more).
-                let Ok(meta) = std::fs::metadata(&dir) else { continue };
-                let id = (meta.dev(), meta.ino());
-                if (dir != start && self.above.contains(&id)) || !visited.insert(id) {
-                    continue;
-                }
-                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                for e in entries.flatten() {
-                    let path = e.path();
-                    let Ok(rel) = path.strip_prefix(&self.root) else { continue };
-                    let Ok(kind) = e.file_type() else { continue };
-                    let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
-                    if is_dir {
-                        // Never into version control or irun's own state; into ignored folders (.venv, target,
-                        // .gitignore'd ones) only when the glob names them, not when it matches `**` anywhere.
-                        let special = rel.file_name().is_some_and(|n| n == ".git" || n == crate::state::DIR);
-                        if !(special || (skip_ignored && anywhere && self.filter.ignored(rel, true))) {
-                            stack.push(path);
-                        }
-                    } else if matcher.is_match(rel) {
-                        out.insert(rel.to_string_lossy().into_owned());
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn stamps(
-        &self,
-        files: &BTreeSet<String>,
-        previous: &BTreeMap<String, FileStamp>,
-        prev_at: i64,
-    ) -> BTreeMap<String, FileStamp> {
-        files
-            .iter()
-            .filter_map(|rel| stamp(&self.root.join(rel), previous.get(rel), prev_at).map(|s| (rel.clone(), s)))
-            .collect()
-    }
 }
 
-/// The first difference between two sets of file stamps.
-fn compare(before: &BTreeMap<String, FileStamp>, after: &BTreeMap<String, FileStamp>) -> Option<FileChange> {
-    for (path, stamp) in before {
-        match after.get(path) {
-            None => return Some(FileChange::Removed(path.clone())),
-            Some(now) if now.hash != stamp.hash || now.size != stamp.size => {
-                return Some(FileChange::Changed(path.clone()));
-            }
-            Some(_) => {}
-        }
-    }
-    after.keys().find(|p| !before.contains_key(*p)).map(|p| FileChange::Added(p.clone()))
-}
-
-/// Size, mtime and content hash of a file. The hash of `previous` is reused when size and mtime match and the
-/// file was not modified within a second of when `previous` was taken (a write in the same clock tick could
-/// otherwise go unnoticed).
-fn stamp(path: &Path, previous: Option<&FileStamp>, prev_at: i64) -> Option<FileStamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() {
-        // A FIFO or device would block or never end: its presence counts, not its content.
-        return Some(FileStamp { size: 0, mtime: 0, hash: "not a regular file".into() });
-    }
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
-    if let Some(p) = previous {
-        if p.size == meta.len() && p.mtime == mtime && mtime < prev_at - 1_000_000_000 {
-            return Some(p.clone());
-        }
-    }
-    let mut hasher = Xxh3::new();
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(_) => return None,
-        }
-    }
-    Some(FileStamp { size: meta.len(), mtime, hash: format!("{:032x}", hasher.digest128()) })
+/// Which settings two records hold differently (both hashed the same way).
+fn settings_differ(prev: &TaskRecord, now: &TaskRecord) -> Vec<Setting> {
+    [
+        (Setting::Command, &prev.command, &now.command),
+        (Setting::Env, &prev.env, &now.env),
+        (Setting::Cwd, &prev.cwd, &now.cwd),
+        (Setting::Globs, &prev.globs, &now.globs),
+        (Setting::Probe, &prev.probe, &now.probe),
+    ]
+    .into_iter()
+    .filter(|(_, before, after)| before != after)
+    .map(|(what, _, _)| what)
+    .collect()
 }
 
 /// A service's fingerprint from its record: its settings (with its probe, unless as an older irun hashed it), the

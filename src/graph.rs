@@ -35,9 +35,8 @@ impl TaskGraph {
         for _ in 0..n {
             graph.add_node(());
         }
-        // Validation already rejected unknown deps.
-        let deps: PerTask<Vec<TaskId>> =
-            config.tasks.iter().map(|t| t.deps.iter().filter_map(|d| config.id(&d.name)).collect()).collect();
+        // Validation found the task each dep names.
+        let deps: PerTask<Vec<TaskId>> = config.tasks.iter().map(|t| t.deps.iter().map(|d| d.id).collect()).collect();
         for (i, list) in deps.enumerate() {
             for &d in list {
                 graph.add_edge(node(d), node(i), ());

@@ -1,12 +1,13 @@
 //! irun's memory between runs: for each task, how its last run ended, how long it took, and what its inputs and
 //! outputs looked like.
 //!
-//! Kept in `.irun/state.json` next to Irun.toml, one record per task. Saving takes `.irun/state.lock`, reads the
+//! Kept in `.irun/state.bin` next to Irun.toml, one record per task ([`binary`] holds its form; `irun state --json`
+//! shows it). Saving takes `.irun/state.lock`, reads the
 //! file again, replaces only the records this run changed, and writes the result atomically (a temporary file,
 //! fsync, rename): two runs in one project at once never lose each other's records, and killing irun at any moment
 //! leaves either the old state or the new one. A state irun cannot read (truncated, garbage, another program's or
-//! another version's) is reported and treated as empty: everything runs, nothing crashes. The `.irun/state.toml` of
-//! earlier versions is read, kept valid (no forced full rerun) and replaced by the first save.
+//! another version's) is reported and treated as empty: everything runs, nothing crashes. The `.irun/state.json` and
+//! `.irun/state.toml` of earlier versions are read, kept valid (no forced full rerun) and replaced by the first save.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -15,12 +16,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use stamps::{FileStamp, FileStamps};
+
 pub(crate) const DIR: &str = ".irun";
-const FILE: &str = "state.json";
+const FILE: &str = "state.bin";
 const LOCK: &str = "state.lock";
+/// The state's JSON file, of irun before the binary form (format 2), and its TOML file before that (format 1).
+const JSON_FILE: &str = "state.json";
 const LEGACY_FILE: &str = "state.toml";
 const TOOL: &str = "irun";
-const VERSION: u32 = 2;
+/// The JSON form's format: 2 as written to `state.json`, 3 as `irun state --json` shows the binary file.
+const JSON_VERSIONS: [u32; 2] = [2, binary::FORMAT];
 
 /// How a record's settings were hashed: 1 from `Debug` text (the TOML state's era), 2 from canonical JSON, 3 from
 /// canonical JSON independent of where the project is (a relative cwd, the root's path replaced: see
@@ -28,16 +34,6 @@ const VERSION: u32 = 2;
 pub(crate) const HASHING_LEGACY: u8 = 1;
 pub(crate) const HASHING_ABSOLUTE: u8 = 2;
 pub(crate) const HASHING: u8 = 3;
-
-/// What a file looked like.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct FileStamp {
-    pub(crate) size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub(crate) mtime: i64,
-    /// xxh3-128 of the content, hex.
-    pub(crate) hash: String,
-}
 
 /// A record without `hashing` was written before records said how they were hashed: before [`HASHING`] 3.
 fn unmarked_hashing() -> u8 {
@@ -51,8 +47,12 @@ pub(crate) struct TaskRecord {
     /// It was started (or decided to run) but never finished: killed, cancelled, interrupted.
     #[serde(default)]
     pub(crate) unfinished: bool,
-    /// When the fingerprints were taken (nanoseconds since the epoch): files modified around then are re-hashed.
+    /// When the task's run was recorded (nanoseconds since the epoch): what its dependents remember it by.
     pub(crate) recorded_at: i64,
+    /// When the files of `sources` and `outputs` were last read or found unchanged since (nanoseconds since the
+    /// epoch; 0 in records of an irun before it was recorded): see `fresh::stamp` for what it vouches for.
+    #[serde(default)]
+    pub(crate) checked_at: i64,
     /// Hashes of the settings that change what the task does.
     pub(crate) command: String,
     pub(crate) env: String,
@@ -63,9 +63,9 @@ pub(crate) struct TaskRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) probe: String,
     #[serde(default)]
-    pub(crate) sources: BTreeMap<String, FileStamp>,
+    pub(crate) sources: FileStamps,
     #[serde(default)]
-    pub(crate) outputs: BTreeMap<String, FileStamp>,
+    pub(crate) outputs: FileStamps,
     /// For each dep: what it was when this task ran (a task's `recorded_at`, a service's fingerprint). A dep that
     /// has changed since makes this task stale, even in a later invocation.
     #[serde(default)]
@@ -84,13 +84,14 @@ impl Default for TaskRecord {
             ok: false,
             unfinished: false,
             recorded_at: 0,
+            checked_at: 0,
             command: String::new(),
             env: String::new(),
             cwd: String::new(),
             globs: String::new(),
             probe: String::new(),
-            sources: BTreeMap::new(),
-            outputs: BTreeMap::new(),
+            sources: FileStamps::default(),
+            outputs: FileStamps::default(),
             deps: BTreeMap::new(),
             hashing: HASHING,
             fingerprint: String::new(),
@@ -145,6 +146,9 @@ pub(crate) struct State {
     /// Entries read from the previous format: a save writes them only where the file has none, never over what
     /// another run saved since.
     migrated: BTreeSet<String>,
+    /// Records of up-to-date tasks given their files' new stamps ([`State::refresh_record`]): a save writes them only
+    /// over the same run's record, never over what another run saved since, and nothing else of their entry.
+    refreshed: BTreeSet<String>,
     /// The state file as this run last read or wrote it, kept open: while it is open its inode cannot be reused, so
     /// the path still naming this inode means no other run saved since (every save replaces the file by a rename).
     disk: Option<File>,
@@ -179,6 +183,7 @@ impl State {
             durations: maps.durations,
             touched: BTreeSet::new(),
             migrated,
+            refreshed: BTreeSet::new(),
             disk,
         };
         (state, warning)
@@ -186,7 +191,24 @@ impl State {
 
     /// Whether this run has something a save would write.
     pub(crate) fn unsaved(&self) -> bool {
-        !self.touched.is_empty() || !self.migrated.is_empty()
+        !self.touched.is_empty() || !self.migrated.is_empty() || !self.refreshed.is_empty()
+    }
+
+    /// Whether all a save would write is refreshed stamps (which only save reading files again).
+    pub(crate) fn only_refreshed(&self) -> bool {
+        self.touched.is_empty() && self.migrated.is_empty()
+    }
+
+    /// Refreshed stamps that could not be saved: not tried again (the files are read again next time).
+    pub(crate) fn forget_refreshed(&mut self) {
+        self.refreshed.clear();
+    }
+
+    /// `record` is the task's record with its files' stamps now: what it vouches for is the same (its run, settings
+    /// and deps), so it replaces on disk only that same record.
+    pub(crate) fn refresh_record(&mut self, name: &str, record: TaskRecord) {
+        self.tasks.insert(name.to_string(), record);
+        self.refreshed.insert(name.to_string());
     }
 
     pub(crate) fn set_record(&mut self, name: &str, record: TaskRecord) {
@@ -244,6 +266,13 @@ impl State {
                 fill(&mut merged.last, &self.last, name);
                 fill(&mut merged.durations, &self.durations, name);
             }
+            for name in self.refreshed.difference(&self.touched) {
+                if let (Some(on_disk), Some(ours)) = (merged.tasks.get_mut(name), self.tasks.get(name)) {
+                    if same_run(on_disk, ours) {
+                        *on_disk = ours.clone();
+                    }
+                }
+            }
             self.tasks = merged.tasks;
             self.last = merged.last;
             self.durations = merged.durations;
@@ -252,9 +281,23 @@ impl State {
         self.disk = File::open(self.dir.join(FILE)).ok();
         self.touched.clear();
         self.migrated.clear();
-        let _ = std::fs::remove_file(self.dir.join(LEGACY_FILE));
+        self.refreshed.clear();
+        for earlier in [JSON_FILE, LEGACY_FILE] {
+            let _ = std::fs::remove_file(self.dir.join(earlier));
+        }
         Ok(true)
     }
+}
+
+/// Whether two records are of one run of a task (they may differ in their files' stamps and when those were checked).
+fn same_run(a: &TaskRecord, b: &TaskRecord) -> bool {
+    let strip = |r: &TaskRecord| TaskRecord {
+        sources: FileStamps::default(),
+        outputs: FileStamps::default(),
+        checked_at: 0,
+        ..r.clone()
+    };
+    strip(a) == strip(b)
 }
 
 fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
@@ -287,7 +330,7 @@ fn clean_leftovers(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if [FILE, LEGACY_FILE].iter().any(|f| name.starts_with(&format!("{f}.tmp-"))) {
+        if [FILE, JSON_FILE, LEGACY_FILE].iter().any(|f| name.starts_with(&format!("{f}.tmp-"))) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -312,20 +355,29 @@ fn copy<V: Clone>(to: &mut BTreeMap<String, V>, from: &BTreeMap<String, V>, name
     }
 }
 
-/// What `read` found: the maps, the open JSON file they came from, and whether they came from the old format.
+/// What `read` found: the maps, the open state file they came from, and whether they came from an earlier format.
 struct Read {
     maps: Maps,
     file: Option<File>,
     legacy: bool,
 }
 
-/// The state in `dir`: the JSON file, else the TOML file of earlier versions, else nothing.
+/// The state in `dir`: the binary file, else the JSON or the TOML file of earlier versions, else nothing.
 fn read(dir: &Path) -> Result<Read, String> {
     let path = dir.join(FILE);
-    match read_regular(&path)? {
-        Some((bytes, file)) => {
-            let maps = parse(&bytes).map_err(|why| format!("{} {why}", path.display()))?;
-            Ok(Read { maps, file: Some(file), legacy: false })
+    if let Some((bytes, file)) = read_regular(&path)? {
+        let maps = match binary::is_binary(&bytes) {
+            true => binary::decode(&bytes),
+            false => Err("is unreadable (not irun's state)".into()),
+        };
+        let maps = maps.map_err(|why| format!("{} {why}", path.display()))?;
+        return Ok(Read { maps, file: Some(file), legacy: false });
+    }
+    let json = dir.join(JSON_FILE);
+    match read_regular(&json)? {
+        Some((bytes, _)) => {
+            let maps = parse(&bytes).map_err(|why| format!("{} {why}", json.display()))?;
+            Ok(Read { maps, file: None, legacy: true })
         }
         None => match legacy::read(&dir.join(LEGACY_FILE)) {
             Ok(Some(maps)) => Ok(Read { maps, file: None, legacy: true }),
@@ -379,10 +431,12 @@ fn read_regular(path: &Path) -> Result<Option<(Vec<u8>, File)>, String> {
 
 fn parse(bytes: &[u8]) -> Result<Maps, String> {
     let file: StateFile = serde_json::from_slice(bytes).map_err(|e| format!("is unreadable ({e})"))?;
-    if file.tool != TOOL || file.version != VERSION {
+    if file.tool != TOOL || !JSON_VERSIONS.contains(&file.version) {
         return Err(format!(
-            "was written by {} (format {}), not this irun (format {VERSION})",
-            file.tool, file.version
+            "was written by {} (format {}), not this irun (format {})",
+            file.tool,
+            file.version,
+            binary::FORMAT
         ));
     }
     let mut maps = Maps::default();
@@ -418,12 +472,21 @@ struct StateFileRef<'a> {
     tasks: BTreeMap<&'a str, EntryRef<'a>>,
 }
 
-fn write(
-    dir: &Path,
-    tasks: &BTreeMap<String, TaskRecord>,
-    last: &BTreeMap<String, LastRun>,
-    durations: &BTreeMap<String, u64>,
-) -> std::io::Result<()> {
+/// The state as `irun state --json` shows it: the JSON form of irun before the binary one (format 3: what the binary
+/// file holds, inode, ctime and `checked_at` included).
+pub(crate) fn json(root: &Path) -> Result<String, String> {
+    let maps = read(&root.join(DIR))?.maps;
+    let mut text =
+        serde_json::to_string_pretty(&file_ref(&maps.tasks, &maps.last, &maps.durations)).map_err(|e| e.to_string())?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn file_ref<'a>(
+    tasks: &'a BTreeMap<String, TaskRecord>,
+    last: &'a BTreeMap<String, LastRun>,
+    durations: &'a BTreeMap<String, u64>,
+) -> StateFileRef<'a> {
     let mut entries: BTreeMap<&str, EntryRef<'_>> = BTreeMap::new();
     for (name, l) in last {
         entries.entry(name).or_default().last = Some(*l);
@@ -434,9 +497,16 @@ fn write(
     for (name, record) in tasks {
         entries.entry(name).or_default().record = Some(record);
     }
-    let file = StateFileRef { tool: TOOL, version: VERSION, tasks: entries };
-    let mut text = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-    text.push(b'\n');
+    StateFileRef { tool: TOOL, version: binary::FORMAT, tasks: entries }
+}
+
+fn write(
+    dir: &Path,
+    tasks: &BTreeMap<String, TaskRecord>,
+    last: &BTreeMap<String, LastRun>,
+    durations: &BTreeMap<String, u64>,
+) -> std::io::Result<()> {
+    let text = binary::encode(tasks, last, durations);
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
     let result = (|| {
         // A new file of its own: never through whatever a killed run (or anyone) left at that name.
@@ -454,90 +524,8 @@ fn write(
     result
 }
 
-/// The TOML state of irun's first format, read once and converted.
-mod legacy {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    use serde::Deserialize;
-
-    use super::{FileStamp, HASHING_LEGACY, LastRun, Maps, TaskRecord};
-
-    #[derive(Deserialize)]
-    struct File {
-        tool: String,
-        version: u32,
-        #[serde(default)]
-        digest: String,
-        #[serde(default)]
-        last: BTreeMap<String, LastRun>,
-        #[serde(default)]
-        tasks: BTreeMap<String, Record>,
-        #[serde(default)]
-        durations: BTreeMap<String, u64>,
-    }
-
-    #[derive(Deserialize)]
-    struct Record {
-        ok: bool,
-        #[serde(default)]
-        unfinished: bool,
-        recorded_at: i64,
-        command: String,
-        env: String,
-        cwd: String,
-        globs: String,
-        #[serde(default)]
-        sources: BTreeMap<String, FileStamp>,
-        #[serde(default)]
-        outputs: BTreeMap<String, FileStamp>,
-        #[serde(default)]
-        deps: BTreeMap<String, i64>,
-    }
-
-    /// `Ok(None)`: there is no such file.
-    pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
-        let Some((bytes, _)) = super::read_regular(path)? else { return Ok(None) };
-        let unreadable = |why: String| format!("{} is unreadable ({why})", path.display());
-        let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        let file: File = toml::from_str(text).map_err(|e| unreadable(e.message().to_string()))?;
-        if file.tool != "irun" || file.version != 1 {
-            return Err(format!(
-                "{} was written by {} (format {}), not this irun",
-                path.display(),
-                file.tool,
-                file.version
-            ));
-        }
-        let body = text.split_once("\n\n").map_or("", |(_, b)| b);
-        if file.digest != format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes())) {
-            return Err(format!("{} is unreadable (cut short or edited: its digest does not match)", path.display()));
-        }
-        let tasks = file
-            .tasks
-            .into_iter()
-            .map(|(name, r)| {
-                let record = TaskRecord {
-                    ok: r.ok,
-                    unfinished: r.unfinished,
-                    recorded_at: r.recorded_at,
-                    command: r.command,
-                    env: r.env,
-                    cwd: r.cwd,
-                    globs: r.globs,
-                    probe: String::new(),
-                    sources: r.sources,
-                    outputs: r.outputs,
-                    deps: r.deps.into_iter().map(|(d, at)| (d, at.to_string())).collect(),
-                    hashing: HASHING_LEGACY,
-                    fingerprint: String::new(),
-                };
-                (name, record)
-            })
-            .collect();
-        Ok(Some(Maps { tasks, last: file.last, durations: file.durations }))
-    }
-}
-
+mod binary;
+mod legacy;
+mod stamps;
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,12 @@ use crate::diagnostic::Source;
 use crate::request::{Request, plan};
 
 /// What sees untrusted text: parsing, the graph (DOT and Mermaid), the listing, and planning every task. Errors
-/// are fine; panics are not.
+/// are fine; panics are not. What loads is read back from `.irun/` exactly as it was.
 fn load(text: &str) {
     let Ok(config) = parse(Source::new(Path::new("Irun.toml"), text), PathBuf::from("/p")) else { return };
+    let declared = |c: &crate::config::Config| format!("{:?}", (&c.default, c.jobs, &c.tasks));
+    let back = crate::config::stored_and_read_back(&config).expect("a loaded Irun.toml reads back");
+    assert_eq!(declared(&back), declared(&config));
     let _ = super::graph::text(&config, &[], false, false);
     let _ = super::graph::text(&config, &[], true, false);
     let _ = super::list::text(&config, true, false, false);

@@ -66,6 +66,8 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
             plan::json(load(&cli)?, &asked(targets, args), &describe)?
         }
         Some(Command::Cache { action }) => cache::text(&load(&cli)?, *action)?,
+        // (Irun.toml is found, not loaded: the state of a project whose Irun.toml has an error can be looked at.)
+        Some(Command::State { .. }) => crate::state::json(&project_root(&cli)?).map_err(Failure::Internal)?,
         Some(Command::Explain { targets, args }) => explain::text(load(&cli)?, &asked(targets, args), stdout_color)?,
     };
     print(&text)?;
@@ -79,15 +81,25 @@ fn asked(targets: &[String], args: &[String]) -> Request {
 
 /// The Irun.toml the command line names, or the nearest one up from here.
 fn load(cli: &Cli) -> Result<Config, Failure> {
-    let path = match &cli.file {
+    Ok(config::load(&irun_toml(cli)?)?)
+}
+
+/// The folder of the Irun.toml [`load`] would load.
+fn project_root(cli: &Cli) -> Result<std::path::PathBuf, Failure> {
+    let path = std::path::absolute(irun_toml(cli)?)
+        .map_err(|e| Failure::Internal(format!("cannot read the current directory: {e}")))?;
+    Ok(path.parent().map(|p| p.to_path_buf()).unwrap_or_default())
+}
+
+fn irun_toml(cli: &Cli) -> Result<std::path::PathBuf, Failure> {
+    Ok(match &cli.file {
         Some(f) => f.clone(),
         None => {
             let cwd = std::env::current_dir()
                 .map_err(|e| Failure::Internal(format!("cannot read the current directory: {e}")))?;
             config::find(&cwd)?
         }
-    };
-    Ok(config::load(&path)?)
+    })
 }
 
 /// Write a command's output to stdout. A reader that went away (`irun list | head -1`) is not an error: irun stops

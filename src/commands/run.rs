@@ -22,6 +22,9 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     // `--rerun`: the targets, a group standing for the tasks it gathers.
     let rerun = if args.rerun { plan.through_groups(&plan.targets, |p| &p.deps) } else { Vec::new() };
     let mut checker = checker.with_rerun(rerun.into_iter().map(|i| config.tasks[i].name.clone()));
+    if !args.watch {
+        checker.look_ahead(&config, &plan.order);
+    }
     if args.dry_run {
         if let Some(w) = &warning {
             eprintln!("irun: warning: {w}; every task would run");

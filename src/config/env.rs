@@ -6,7 +6,9 @@
 //! starts, such as `IRUN_CHANGED_PATHS` and `IRUN_PORT`), are left as written: they reach the task's environment,
 //! and its shell expands them.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 /// Variables in the order written, each name once (its last value, where it was last written), found by name
@@ -33,27 +35,82 @@ impl Vars {
     }
 }
 
+/// irun's environment as `${NAME}` sees it (the variables whose name and value are UTF-8), and the names Irun.toml
+/// asked it for: besides its files, what a loaded Irun.toml depends on.
+#[derive(Default)]
+pub(crate) struct Shell {
+    vars: HashMap<String, String>,
+    asked: RefCell<BTreeSet<String>>,
+}
+
+impl Shell {
+    pub(crate) fn from_env() -> Shell {
+        let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Shell::from(vars.collect::<HashMap<_, _>>())
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.note(name);
+        self.vars.get(name).map(String::as_str)
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn note(&self, name: &str) {
+        let mut asked = self.asked.borrow_mut();
+        if !asked.contains(name) {
+            asked.insert(name.to_string());
+        }
+    }
+
+    /// The names asked for, in order, each with its value (`None`: not set).
+    pub(crate) fn asked(&self) -> Vec<(String, Option<String>)> {
+        self.asked.borrow().iter().map(|name| (name.clone(), self.vars.get(name).cloned())).collect()
+    }
+
+    /// Whether each of these names has the value it had (`None`: still not set).
+    pub(crate) fn gives(&self, values: &[(String, Option<String>)]) -> bool {
+        values.iter().all(|(name, value)| self.vars.get(name) == value.as_ref())
+    }
+}
+
+impl From<HashMap<String, String>> for Shell {
+    fn from(vars: HashMap<String, String>) -> Shell {
+        Shell { vars, asked: RefCell::default() }
+    }
+}
+
 /// Where `${NAME}` is looked up, the first that has it winning: the lists in `over` (settings that override irun's
 /// environment), irun's environment, then the lists in `under` (dotenv files, which do not). This is the order in
-/// which a task's environment is made, so `${NAME}` is the value the task sees as `$NAME`.
+/// which a task's environment is made, so `${NAME}` is the value the task sees as `$NAME`. (At most two lists on
+/// each side, held in place: one is made for every task.)
 pub(crate) struct Layers<'a> {
-    over: Vec<&'a Vars>,
-    shell: &'a HashMap<String, String>,
-    under: Vec<&'a Vars>,
+    over: [Option<&'a Vars>; 2],
+    shell: &'a Shell,
+    under: [Option<&'a Vars>; 2],
+}
+
+/// Up to two lists, in order.
+fn two<'a>(lists: &[&'a Vars]) -> [Option<&'a Vars>; 2] {
+    assert!(lists.len() <= 2, "at most two lists on each side of irun's environment");
+    [lists.first().copied(), lists.get(1).copied()]
 }
 
 impl<'a> Layers<'a> {
-    pub(crate) fn new(over: &[&'a Vars], shell: &'a HashMap<String, String>, under: &[&'a Vars]) -> Self {
-        Layers { over: over.to_vec(), shell, under: under.to_vec() }
+    pub(crate) fn new(over: &[&'a Vars], shell: &'a Shell, under: &[&'a Vars]) -> Self {
+        Layers { over: two(over), shell, under: two(under) }
     }
 
     /// The value of `name`, and whether it is a secret: it comes from irun's environment or a dotenv file, not
     /// from Irun.toml itself.
     pub(crate) fn lookup(&self, name: &str) -> Option<(String, bool)> {
-        let find = |lists: &[&Vars]| lists.iter().find_map(|list| list.get(name)).map(str::to_string);
+        let find =
+            |lists: &[Option<&Vars>; 2]| lists.iter().flatten().find_map(|list| list.get(name)).map(str::to_string);
         find(&self.over)
             .map(|v| (v, false))
-            .or_else(|| self.shell.get(name).map(|v| (v.clone(), true)))
+            .or_else(|| self.shell.get(name).map(|v| (v.to_string(), true)))
             .or_else(|| find(&self.under).map(|v| (v, true)))
     }
 }
@@ -78,6 +135,11 @@ impl Secrets {
         }
         self.list.push((value.to_string(), format!("${{{name}}}")));
         self.finder = std::sync::OnceLock::new();
+    }
+
+    /// Whether no value was taken from irun's environment or a dotenv file.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
 
     /// Hide `other`'s values too.
@@ -130,19 +192,22 @@ pub(crate) fn port_refs(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// Expand `text`, looking each name up with `lookup`.
-pub(crate) fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+/// Expand `text`, looking each name up with `lookup` (borrowed as it is when it holds no `${`).
+pub(crate) fn expand<'a>(text: &'a str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Cow<'a, str>, Problem> {
     expand_with(text, lookup, Pass::Load { again: false })
 }
 
 /// As [`expand`], for a value irun expands again as the task starts (an `env` value): `$${IRUN_...}` stays escaped
 /// until then, so that it still writes a literal `${IRUN_...}`.
-pub(crate) fn expand_before_start(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
+pub(crate) fn expand_before_start<'a>(
+    text: &'a str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cow<'a, str>, Problem> {
     expand_with(text, lookup, Pass::Load { again: true })
 }
 
 /// A way to expand a value at load: [`expand`] or [`expand_before_start`].
-pub(crate) type Expansion = fn(&str, &dyn Fn(&str) -> Option<String>) -> Result<String, Problem>;
+pub(crate) type Expansion = for<'a> fn(&'a str, &dyn Fn(&str) -> Option<String>) -> Result<Cow<'a, str>, Problem>;
 
 /// Which expansion this is: at load (and whether the value is expanded again as the task starts), or as it starts.
 #[derive(Clone, Copy, PartialEq)]
@@ -155,16 +220,20 @@ enum Pass {
 /// nothing else would), from the task's environment. One that is not set, without a default, is left as written.
 pub(crate) fn expand_irun(text: &str, env: &[(String, String)]) -> String {
     let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    expand_with(text, &lookup, Pass::Start).unwrap_or_else(|_| text.to_string())
+    expand_with(text, &lookup, Pass::Start).map_or_else(|_| text.to_string(), Cow::into_owned)
 }
 
-fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>, pass: Pass) -> Result<String, Problem> {
+fn expand_with<'a>(
+    text: &'a str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    pass: Pass,
+) -> Result<Cow<'a, str>, Problem> {
     if !text.contains("${") {
-        return Ok(text.to_string());
+        return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
     expand_into(&mut out, text, 0, lookup, pass)?;
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Expand `text` onto `out`. `base` is where `text` starts in the value (a default is expanded on its own, and its
@@ -362,163 +431,4 @@ fn open_quote(text: &str) -> Option<(usize, char)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(name: &str) -> Option<String> {
-        match name {
-            "PORT" => Some("6379".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
-
-    fn x(text: &str) -> Result<String, Problem> {
-        expand(text, &vars)
-    }
-
-    #[test]
-    fn names_defaults_and_escapes() {
-        assert_eq!(x("redis --port ${PORT}").unwrap(), "redis --port 6379");
-        assert_eq!(x("${HOST:-localhost}:${PORT:-1}").unwrap(), "localhost:6379");
-        assert_eq!(x("${EMPTY:-fallback} [${EMPTY}]").unwrap(), "fallback []", ":- also replaces an empty value");
-        assert_eq!(x("${HOST:-}").unwrap(), "");
-        assert_eq!(x("cost $5, $HOME, $${PORT}, a$").unwrap(), "cost $5, $HOME, ${PORT}, a$");
-        assert_eq!(x("echo ${IRUN_CHANGED_PATHS:-none}").unwrap(), "echo ${IRUN_CHANGED_PATHS:-none}");
-        assert_eq!(x("no variables").unwrap(), "no variables");
-    }
-
-    #[test]
-    fn secrets_show_as_their_references_and_irun_toml_values_as_written() {
-        let shell = HashMap::from([("TOKEN".to_string(), "from-shell".to_string())]);
-        let (env, dotenv) =
-            (Vars::new(vec![("MODE".into(), "fast".into())]), Vars::new(vec![("KEY".into(), "k3y".into())]));
-        let layers = Layers::new(&[&env], &shell, &[&dotenv]);
-        assert_eq!(layers.lookup("MODE"), Some(("fast".into(), false)), "written in Irun.toml");
-        assert_eq!(layers.lookup("TOKEN"), Some(("from-shell".into(), true)));
-        assert_eq!(layers.lookup("KEY"), Some(("k3y".into(), true)));
-        let mut secrets = Secrets::default();
-        secrets.record("KEY", "k3y");
-        secrets.record("TOKEN", "from-shell");
-        secrets.record("EMPTY", "");
-        assert_eq!(secrets.hide("curl -H 'x: from-shell' --key=k3y fast"), "curl -H 'x: ${TOKEN}' --key=${KEY} fast");
-        assert_eq!(secrets.hide("nothing secret"), "nothing secret");
-        secrets.record("SHORT", "k");
-        assert_eq!(
-            secrets.hide("k3y k"),
-            "${KEY} ${SHORT}",
-            "the longest value wins, and a reference is not hidden again"
-        );
-    }
-
-    #[test]
-    fn irun_s_own_variables_are_expanded_as_a_task_starts() {
-        let env = vec![("IRUN_PORT".to_string(), "4242".to_string()), ("PORT".to_string(), "1".to_string())];
-        assert_eq!(
-            expand_irun("--port=${IRUN_PORT} ${PORT} ${IRUN_NOPE} ${IRUN_NOPE:-d}", &env),
-            "--port=4242 ${PORT} ${IRUN_NOPE} d"
-        );
-    }
-
-    #[test]
-    fn defaults_may_hold_references_expanded_only_when_used() {
-        assert_eq!(x("${HOST:-${PORT}}").unwrap(), "6379");
-        assert_eq!(x("${HOST:-x${PORT}y}").unwrap(), "x6379y");
-        assert_eq!(x("${HOST:-${NOPE:-deep${PORT}}}!").unwrap(), "deep6379!");
-        assert_eq!(x("${EMPTY:-${PORT:-1}}").unwrap(), "6379");
-        assert_eq!(x("${PORT:-${NOPE}}").unwrap(), "6379", "an unused default is not looked into");
-        assert_eq!(x("${HOST:-$${PORT}}").unwrap(), "${PORT}", "`$${{` in a default is a literal");
-        assert_eq!(x("${HOST:-a}b}").unwrap(), "ab}", "the first `}}` outside a reference closes it");
-        assert_eq!(x("${HOST:-${PORT}} ${PORT}").unwrap(), "6379 6379");
-    }
-
-    #[test]
-    fn irun_s_own_references_keep_a_default_resolved_at_load() {
-        let load = expand_before_start("${IRUN_PORT:-${PORT}} ${HOST:-${IRUN_PORT}}", &vars).unwrap();
-        assert_eq!(load, "${IRUN_PORT:-6379} ${IRUN_PORT}");
-        assert_eq!(expand_irun(&load, &[]), "6379 ${IRUN_PORT}");
-        let port = vec![("IRUN_PORT".to_string(), "4242".to_string())];
-        assert_eq!(expand_irun(&load, &port), "4242 4242");
-        assert_eq!(expand_irun("${IRUN_NOPE:-${IRUN_PORT}}", &port), "4242");
-    }
-
-    #[test]
-    fn faults_in_a_used_default_say_where_in_the_whole_value() {
-        assert_eq!(x("ab ${HOST:-${NOPE}}"), Err(Problem::Unknown { name: "NOPE".into(), at: 11 }));
-        assert_eq!(x("${HOST:-x ${1X}}"), Err(Problem::Malformed { at: 10 }));
-        assert_eq!(x("${HOST:-${PORT}"), Err(Problem::Malformed { at: 0 }), "the outer reference is never closed");
-    }
-
-    #[test]
-    fn unknown_names_and_broken_references_say_where() {
-        assert_eq!(x("a ${NOPE} b"), Err(Problem::Unknown { name: "NOPE".into(), at: 2 }));
-        assert_eq!(x("${PORT} ${NOPE"), Err(Problem::Malformed { at: 8 }));
-        assert_eq!(x("${1X}"), Err(Problem::Malformed { at: 0 }));
-        assert_eq!(x("${}"), Err(Problem::Malformed { at: 0 }));
-    }
-
-    #[test]
-    fn comments_quotes_and_export_are_understood() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".env");
-        std::fs::write(
-            &path,
-            "# a comment\nA=1\nexport B=\"two words\"\nC='single $A'\nD=\"double\\nline\"\n\nE=  spaced  # trailing\n",
-        )
-        .unwrap();
-        let vars = match read_dotenv(&path) {
-            Ok(v) => v,
-            Err(DotenvError::Unreadable(why)) => panic!("{why}"),
-            Err(DotenvError::Line { line, why }) => panic!("line {line}: {why}"),
-            Err(DotenvError::Missing) => panic!("missing"),
-        };
-        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("A"), Some("1"));
-        assert_eq!(get("B"), Some("two words"));
-        assert_eq!(get("C"), Some("single $A"));
-        assert_eq!(get("D"), Some("double\nline"));
-        assert_eq!(get("E"), Some("spaced"));
-        assert!(matches!(read_dotenv(&dir.path().join("nope")), Err(DotenvError::Missing)));
-        std::fs::write(&path, "A=1\nB='unclosed\n").unwrap();
-        match read_dotenv(&path) {
-            Err(DotenvError::Line { line, why }) => {
-                assert_eq!((line, why.as_str()), (2, "the quote (') opened here is never closed"))
-            }
-            _ => panic!("an unclosed quote is an error"),
-        }
-    }
-
-    fn error_at(text: &str) -> (usize, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".env");
-        std::fs::write(&path, text).unwrap();
-        match read_dotenv(&path) {
-            Err(DotenvError::Line { line, why }) => (line, why),
-            Err(DotenvError::Unreadable(why)) => panic!("no line: {why}"),
-            _ => panic!("{text:?} is an error"),
-        }
-    }
-
-    #[test]
-    fn a_line_that_cannot_be_read_is_found_however_many_lines_came_before() {
-        let never_closed = |q: char| format!("the quote ({q}) opened here is never closed");
-        // The quote left open is found after quoted values over several lines, comments and escapes.
-        let text = "A=1\n\n# it's a comment\nM=\"two\nlines\"\nE=\"a \\\" quote\"\nB='open\nC=2\nD=3\n";
-        assert_eq!(error_at(text), (7, never_closed('\'')));
-        assert_eq!(error_at("A=\"x\" B='y' C=\"z\n"), (1, never_closed('"')));
-        assert_eq!(error_at("A='one\ntwo' \"three\nfour\n"), (2, never_closed('"')));
-        assert_eq!(error_at("OK=1\nNOT A LINE\n").0, 2);
-    }
-
-    #[test]
-    fn the_last_value_of_a_name_wins_where_it_was_last_written() {
-        let v = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        };
-        assert_eq!(last_wins(v(&[("A", "1"), ("B", "2")])), v(&[("A", "1"), ("B", "2")]));
-        assert_eq!(
-            last_wins(v(&[("A", "1"), ("B", "2"), ("A", "3"), ("C", "4"), ("B", "5")])),
-            v(&[("A", "3"), ("C", "4"), ("B", "5")])
-        );
-    }
-}
+mod tests;

@@ -1,7 +1,6 @@
 //! Irun.toml as the rest of irun sees it: validated, defaults filled in, each task one of three kinds that carries
 //! only its own settings (a group cannot hold a command, a task cannot hold a readiness probe).
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +8,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::env::Secrets;
+use super::ids::{ByName, HasName};
+pub(crate) use super::ids::{PerTask, TaskId};
 use crate::diagnostic::Source;
 
 /// Readiness probe defaults, documented in README.md.
@@ -21,87 +22,6 @@ pub(crate) const DEFAULT_EXEC_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const DEFAULT_MAX_RESTARTS: u32 = 3;
 
-/// A task's position in Irun.toml: the index of every per-task table of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct TaskId(u32);
-
-impl TaskId {
-    pub(crate) fn new(index: usize) -> TaskId {
-        TaskId(u32::try_from(index).expect("fewer than 2^32 tasks"))
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// One value per task of Irun.toml, indexed by [`TaskId`].
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PerTask<T>(Vec<T>);
-
-impl<T> PerTask<T> {
-    /// A value for each of `n` tasks, made from its id.
-    pub(crate) fn from_fn(n: usize, f: impl FnMut(TaskId) -> T) -> PerTask<T> {
-        PerTask((0..n).map(TaskId::new).map(f).collect())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(crate) fn ids(&self) -> impl DoubleEndedIterator<Item = TaskId> + use<T> {
-        (0..self.0.len()).map(TaskId::new)
-    }
-
-    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.0.iter()
-    }
-
-    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
-        self.0.iter_mut()
-    }
-
-    /// Each task's id and value.
-    pub(crate) fn enumerate(&self) -> impl Iterator<Item = (TaskId, &T)> {
-        self.0.iter().enumerate().map(|(i, v)| (TaskId::new(i), v))
-    }
-}
-
-impl<T: Clone> PerTask<T> {
-    pub(crate) fn filled(n: usize, value: T) -> PerTask<T> {
-        PerTask(vec![value; n])
-    }
-}
-
-impl<T> std::ops::Index<TaskId> for PerTask<T> {
-    type Output = T;
-
-    fn index(&self, id: TaskId) -> &T {
-        &self.0[id.index()]
-    }
-}
-
-impl<T> std::ops::IndexMut<TaskId> for PerTask<T> {
-    fn index_mut(&mut self, id: TaskId) -> &mut T {
-        &mut self.0[id.index()]
-    }
-}
-
-impl<T> FromIterator<T> for PerTask<T> {
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> PerTask<T> {
-        PerTask(iter.into_iter().collect())
-    }
-}
-
-impl<T> IntoIterator for PerTask<T> {
-    type Item = T;
-    type IntoIter = std::vec::IntoIter<T>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
 /// A validated Irun.toml.
 #[derive(Debug)]
 pub(crate) struct Config {
@@ -113,7 +33,7 @@ pub(crate) struct Config {
     pub(crate) tasks: PerTask<Task>,
     /// Values from irun's environment and dotenv files, which irun shows as their `${NAME}` references.
     pub(crate) secrets: Secrets,
-    by_name: HashMap<String, TaskId>,
+    by_name: ByName,
 }
 
 impl Config {
@@ -125,7 +45,7 @@ impl Config {
         tasks: Vec<Task>,
     ) -> Config {
         let tasks: PerTask<Task> = tasks.into_iter().collect();
-        let by_name = tasks.enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let by_name = ByName::new(&tasks);
         Config { source, root, default, jobs, tasks, secrets: Secrets::default(), by_name }
     }
 
@@ -136,7 +56,7 @@ impl Config {
 
     /// The task called `name`.
     pub(crate) fn id(&self, name: &str) -> Option<TaskId> {
-        self.by_name.get(name).copied()
+        self.by_name.get(&self.tasks, name)
     }
 
     /// The task called `name`.
@@ -150,17 +70,21 @@ impl Config {
     }
 
     /// The tasks `task` depends on, looking through groups to what they gather (each once, groups left out).
+    /// Called for every task of a run: no lookup by name, and nothing allocated for a task without deps.
     pub(crate) fn deps_through_groups(&self, task: &Task) -> Vec<&Task> {
         let mut out = Vec::new();
+        if task.deps.is_empty() {
+            return out;
+        }
         let mut seen = std::collections::HashSet::new();
-        let mut stack: Vec<&str> = task.deps.iter().rev().map(|d| d.name.as_str()).collect();
-        while let Some(name) = stack.pop() {
-            let Some(dep) = self.task(name) else { continue };
-            if !seen.insert(name) {
+        let mut stack: Vec<TaskId> = task.deps.iter().rev().map(|d| d.id).collect();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
                 continue;
             }
+            let dep = &self.tasks[id];
             if dep.is_group() {
-                stack.extend(dep.deps.iter().rev().map(|d| d.name.as_str()));
+                stack.extend(dep.deps.iter().rev().map(|d| d.id));
             } else {
                 out.push(dep);
             }
@@ -180,12 +104,13 @@ impl Config {
     }
 }
 
-/// A task name as written somewhere in Irun.toml, with its position for error messages. Two are equal when they
-/// name the same task: where they are written does not count.
+/// A task name as written somewhere in Irun.toml, with its position for error messages and the task it names. Two
+/// are equal when they name the same task: where they are written does not count.
 #[derive(Debug, Clone)]
 pub(crate) struct Named {
     pub(crate) name: String,
     pub(crate) span: Range<usize>,
+    pub(crate) id: TaskId,
 }
 
 impl PartialEq for Named {
@@ -314,6 +239,12 @@ pub(crate) struct Service {
     pub(crate) max_restarts: u32,
     /// `port = "auto"` (or `tcp = "auto"`): a free port is chosen for it as it starts.
     pub(crate) auto_port: bool,
+}
+
+impl HasName for Task {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl Task {

@@ -86,6 +86,12 @@ macro_rules! table {
                 keys.sort_by_key(|(_, span)| span.start);
                 keys
             }
+
+            /// Whether any of `names` is given (without making the list [`Self::given`] makes).
+            #[allow(dead_code)]
+            pub(crate) fn has_any(&self, names: &[&str]) -> bool {
+                false $(|| (self.$field.is_some() && names.contains(&stringify!($field))))*
+            }
         }
     };
 }
@@ -117,9 +123,36 @@ pub(crate) struct RawConfig {
     #[schemars(schema_with = "variable_names")]
     pub(crate) cache_env: Option<At<Vec<At<String>>>>,
     /// The tasks, by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tasks")]
     #[schemars(with = "BTreeMap<String, RawTask>", extend("propertyNames" = { "pattern": "\\S" }))]
-    pub(crate) tasks: BTreeMap<At<String>, Box<RawTask>>,
+    pub(crate) tasks: Vec<NamedTask>,
+}
+
+/// A task's name, where it is written, and the task.
+pub(crate) type NamedTask = (At<String>, Box<RawTask>);
+
+/// The tasks as the file's table hands them over: a list, not a map that would compare names to sort them (the
+/// file's order is the one that counts, and TOML already refuses a name given twice). Boxed, so that putting
+/// them in that order moves little.
+fn tasks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NamedTask>, D::Error> {
+    struct Tasks;
+    impl<'de> serde::de::Visitor<'de> for Tasks {
+        type Value = Vec<NamedTask>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            // What serde says of a map, as it did when this was one.
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Tasks)
 }
 
 table! {
@@ -160,7 +193,8 @@ table! {
         outputs: Vec<At<String>>,
         /// A service: runs until nothing needs it any more.
         daemon: bool,
-        ready: RawReady,
+        // Boxed: few tasks have one.
+        ready: Box<RawReady>,
         /// Signal that stops the task's process group (default SIGTERM); one that ends a process.
         #[schemars(schema_with = "stop_signal")]
         stop_signal: String,

@@ -62,6 +62,12 @@ impl<L: Launcher> Driver<'_, L> {
             self.events.flush();
         }
         let (verdict, snapshot) = self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
+        if let (Verdict::UpToDate, Some(snapshot)) = (&verdict, &snapshot) {
+            // Files it had to read are not read again next time.
+            self.saving.dirty |= self.checker.refresh(&self.config.tasks[task], snapshot);
+        }
+        // Kept even for a task up to date: the engine may still run it (a service it needs came back, watch mode),
+        // and that run is recorded from it.
         self.snapshots[task] = snapshot;
         self.look_up_cache(task, verdict, dep_ran)
     }

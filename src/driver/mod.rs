@@ -100,7 +100,8 @@ pub(crate) async fn run<L: Launcher>(
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let (remote_done, mut remote_inbox) = mpsc::unbounded_channel();
     let n = config.tasks.len();
-    let engine = Engine::new(plan, sources(&config), &weights(&config, &checker), options, started.into_std());
+    let sources = sources(&config, options.watch.is_some());
+    let engine = Engine::new(plan, sources, &weights(&config, &checker), options, started.into_std());
     let mut d = Driver {
         config_text: config.source.text.to_string(),
         config,
@@ -187,9 +188,11 @@ fn change_of(batch: Batch) -> Change {
     }
 }
 
-/// Each task's `sources`, as the engine matches changed paths against them.
-fn sources(config: &Config) -> PerTask<crate::config::Globs> {
-    config.tasks.iter().map(|t| crate::config::Globs::new(t.sources())).collect()
+/// Each task's `sources`, as the engine matches changed paths against them: in watch mode (without, no change
+/// comes, and 10,000 tasks' globs took 6 MB).
+fn sources(config: &Config, watching: bool) -> PerTask<crate::config::Globs> {
+    let globs = |t: &crate::config::Task| crate::config::Globs::new(if watching { t.sources() } else { &[] });
+    config.tasks.iter().map(globs).collect()
 }
 
 /// How long each task took last time (for scheduling priority).

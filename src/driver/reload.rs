@@ -102,7 +102,8 @@ impl<L: Launcher> Driver<'_, L> {
         let weights = weights(&reload.config, &self.checker);
         let mut options = self.engine.options().clone();
         options.jobs = reload.jobs;
-        let engine = Engine::new(reload.plan, sources(&reload.config), &weights, options, std::time::Instant::now());
+        let sources = sources(&reload.config, options.watch.is_some());
+        let engine = Engine::new(reload.plan, sources, &weights, options, std::time::Instant::now());
         let old = std::mem::replace(&mut self.engine, engine);
         self.config = reload.config;
         // Which tasks are cached is worked out again, for the new configuration.

@@ -55,6 +55,8 @@ impl<L: Launcher> Driver<'_, L> {
             return true;
         }
         let started = Instant::now();
+        // (All it would write is refreshed stamps: they only save reading files, so failing to is no warning.)
+        let only_refreshed = self.checker.state.only_refreshed();
         let saved = self.checker.state.save();
         s.took = started.elapsed();
         s.saved = Instant::now();
@@ -62,6 +64,11 @@ impl<L: Launcher> Driver<'_, L> {
             Ok(true) => {
                 s.dirty = false;
                 s.due = None;
+            }
+            Err(_) if only_refreshed => {
+                s.dirty = false;
+                s.due = None;
+                self.checker.state.forget_refreshed();
             }
             // Another run is saving: again in a moment.
             Ok(false) => {

@@ -153,7 +153,7 @@ fn what_ran_is_recorded_so_the_next_run_finds_it_up_to_date() {
     let toml = "[tasks.setup]\ncmd = \"setup\"\nsources = [\"setup.txt\"]\n";
     let (_, first) = run_with(dir.path(), toml, &["setup"], &mut Fake::default());
     assert_eq!(outcomes(&first), [("setup".to_string(), Outcome::Ok)]);
-    assert!(dir.path().join(".irun/state.json").is_file(), "the driver saved the state");
+    assert!(dir.path().join(".irun/state.bin").is_file(), "the driver saved the state");
     let mut fake = Fake::default();
     let (outcome, again) = run_with(dir.path(), toml, &["setup"], &mut fake);
     assert_eq!((outcome, names(&fake)), (RunOutcome::Passed, Vec::<String>::new()));

@@ -396,6 +396,9 @@ impl Engine {
                     // It carries on as it was, restarts and all (only "a dep ran" is the new cycle's to say).
                     let life = old.nodes[i].life.clone();
                     self.nodes[j] = crate::engine::Node { life: Life::Waiting, ran: false, ..old.nodes[i].clone() };
+                    if old.restarting.contains(&i) {
+                        self.restarting.insert(j);
+                    }
                     self.set_life(j, life);
                 }
                 None => direct.push((j, Why::Reconfigured)),

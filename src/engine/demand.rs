@@ -6,43 +6,44 @@
 
 use std::time::Duration;
 
-use super::{Effect, Engine, Life, Phase};
-use crate::config::{TaskId, TaskKind};
+use super::{Effect, Engine, Life, Phase, Test};
+use crate::config::{PerTask, TaskId, TaskKind};
 use crate::outcome::{Outcome, RunReason};
+use crate::plan::Plan;
 
 impl Engine {
     /// A waiting task that may be able to move on: a group finishes, a service starts if it is wanted, a task is
     /// checked for freshness once its deps are settled and queued once its services are ready too.
     pub(super) fn consider(&mut self, i: TaskId) {
-        let deps = &self.plan[i].deps;
         match self.kind(i) {
             TaskKind::Group => {
-                if deps.iter().all(|&d| self.settled(d, i)) {
+                if self.all_deps(i, Test::Settled) {
                     // A group "ran" when any of its deps did: its dependents are then not up to date.
-                    self.nodes[i].ran = deps.iter().any(|&d| self.nodes[d].ran);
+                    self.nodes[i].ran = self.plan[i].deps.iter().any(|&d| self.nodes[d].ran);
                     self.finish(i, Outcome::Ok, Duration::ZERO);
                 }
             }
             TaskKind::Service if self.unneeded(i) => self.finish(i, Outcome::NotNeeded, Duration::ZERO),
-            TaskKind::Service => match (deps.iter().all(|&d| self.satisfies(d, i)), self.wanted(i)) {
+            TaskKind::Service => match (self.all_deps(i, Test::Satisfies), self.wanted(i)) {
                 (true, true) => self.enqueue(i),
                 // Wanted, but a service it needs is not ready: that one is wanted too.
                 (false, true) => self.reconsider_all(self.needs[i].clone()),
                 // Not wanted (yet), but able to start: its needers may now decide whether they run.
-                (_, false) if deps.iter().all(|&d| self.settled(d, i)) => {
+                (satisfied, false) if satisfied || self.all_deps(i, Test::Settled) => {
                     let plan = self.plan.clone();
                     self.reconsider_all(plan[i].dependents.clone());
                 }
                 (_, false) => {}
             },
-            TaskKind::Task if !deps.iter().all(|&d| self.settled(d, i)) => {}
+            // Decided to run (its deps were settled): it waits for them to satisfy it, which implies settled.
             TaskKind::Task if self.nodes[i].decided => {
-                if deps.iter().all(|&d| self.satisfies(d, i)) {
+                if self.all_deps(i, Test::Satisfies) {
                     self.enqueue(i);
                 }
             }
+            TaskKind::Task if !self.all_deps(i, Test::Settled) => {}
             TaskKind::Task => {
-                let dep_ran = deps.iter().copied().find(|&d| self.nodes[d].ran);
+                let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
                 self.set_life(i, Life::Checking);
                 self.out.push(Effect::CheckFreshness { task: i, dep_ran });
             }
@@ -64,7 +65,7 @@ impl Engine {
         }
         let service_can_start = |s: TaskId| match self.nodes[s].life {
             Life::Done(_) | Life::Stopping(_) => false,
-            Life::Waiting => self.plan[s].deps.iter().all(|&d| self.settled(d, s)),
+            Life::Waiting => self.all_deps(s, Test::Settled),
             _ => true,
         };
         match (&self.nodes[dep].life, self.kind(dep)) {
@@ -158,4 +159,40 @@ impl Engine {
             }
         }
     }
+}
+
+/// For each group, the services it gathers, directly or through nested groups, sorted (none for a task or service).
+/// Each group's list is made once, from its deps' lists: a chain of groups costs its length, not its square.
+pub(super) fn gathered_services(plan: &Plan) -> PerTask<Vec<TaskId>> {
+    let is_group = |i: TaskId| plan[i].kind == TaskKind::Group;
+    let mut out: PerTask<Option<Vec<TaskId>>> = PerTask::filled(plan.len(), None);
+    let mut stack = Vec::new();
+    for root in out.ids().filter(|&i| is_group(i)) {
+        stack.push(root);
+        while let Some(&g) = stack.last() {
+            if out[g].is_some() {
+                stack.pop();
+                continue;
+            }
+            // Nested groups first (the graph has no cycles); then this one, from theirs.
+            let before = stack.len();
+            stack.extend(plan[g].deps.iter().filter(|&&d| is_group(d) && out[d].is_none()));
+            if stack.len() > before {
+                continue;
+            }
+            let mut mine = Vec::new();
+            for &d in &plan[g].deps {
+                match plan[d].kind {
+                    TaskKind::Service => mine.push(d),
+                    TaskKind::Group => mine.extend(out[d].iter().flatten()),
+                    TaskKind::Task => {}
+                }
+            }
+            mine.sort_unstable();
+            mine.dedup();
+            out[g] = Some(mine);
+            stack.pop();
+        }
+    }
+    out.iter().map(|g| g.clone().unwrap_or_default()).collect()
 }

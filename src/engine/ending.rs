@@ -64,8 +64,8 @@ impl Engine {
         let delay = restart_delay(attempt);
         let node = &mut self.nodes[i];
         node.restarts = attempt;
-        node.restarting = true;
         let max = planned.max_restarts;
+        self.restarting.insert(i);
         self.emit(Event::TaskRestarting { task: self.name(i), attempt, max, exit, delay });
         // Told what its first instance was told.
         let changed = self.nodes[i].changed.clone();

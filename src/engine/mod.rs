@@ -25,12 +25,14 @@
 //! - Watch cycles follow [`cycle`].
 //!
 //! [`io`] holds what goes in and comes out; this file how tasks start; `ending.rs` how they end (outcomes, failures,
-//! signals, stop requests); [`node`] a task's life; [`cycle`] watch mode; [`priority`] the order of the queue.
+//! signals, stop requests); [`node`] a task's life; [`cycle`] watch mode; [`priority`] the order of the queue;
+//! `fanin.rs` whether all of a task's deps pass a test, at a cost that does not grow with the square of their number.
 
 pub(crate) mod control;
 pub(crate) mod cycle;
 mod demand;
 mod ending;
+mod fanin;
 pub(crate) mod io;
 pub(crate) mod node;
 pub(crate) mod priority;
@@ -48,6 +50,8 @@ use nix::sys::signal::Signal;
 
 pub(crate) use control::Control;
 use cycle::Why;
+use demand::gathered_services;
+use fanin::Test;
 pub(crate) use io::{Change, Changed, Effect, End, Happened, Input, OnBusy, Options};
 pub(crate) use node::{Life, Node, Phase, Stopping, Then};
 
@@ -118,6 +122,10 @@ pub(crate) struct Engine {
     needs: PerTask<Vec<TaskId>>,
     /// Per group: the services it gathers (through nested groups).
     gathered: PerTask<Vec<TaskId>>,
+    /// How far each task's deps are known to pass its tests ([`fanin`]).
+    cursors: fanin::Cursors,
+    /// Services whose process exited and that are being started again (`restart`): not ready until they say so.
+    restarting: BTreeSet<TaskId>,
     aborting: bool,
     interrupted: Option<Signal>,
     signals: u32,
@@ -135,6 +143,9 @@ pub(crate) struct Engine {
     checked_change: Option<Change>,
     loops: cycle::Loops,
     out: Vec<Effect>,
+    /// How many times a dep was tested for a dependent: what a finished dep costs, counted without a clock.
+    #[cfg(test)]
+    dep_tests: std::cell::Cell<u64>,
 }
 
 impl Engine {
@@ -163,6 +174,8 @@ impl Engine {
         let gathered = gathered_services(&plan);
         Engine {
             gathered,
+            cursors: fanin::Cursors::new(n),
+            restarting: BTreeSet::new(),
             sources,
             nodes: PerTask::filled(n, Node::new()),
             candidates: plan.order.iter().map(|&i| rank[i]).collect(),
@@ -187,6 +200,8 @@ impl Engine {
             checked_change: None,
             loops: cycle::Loops::default(),
             out: Vec::new(),
+            #[cfg(test)]
+            dep_tests: std::cell::Cell::new(0),
             opts,
             plan,
         }
@@ -328,16 +343,18 @@ impl Engine {
 
     /// Whether `dep` lets `dependent` start.
     fn satisfies(&self, dep: TaskId, dependent: TaskId) -> bool {
+        #[cfg(test)]
+        self.dep_tests.set(self.dep_tests.get() + 1);
         let for_group = self.kind(dependent) == TaskKind::Group;
         match (&self.nodes[dep].life, self.kind(dep)) {
-            (Life::Ready, _) => !self.nodes[dep].restarting,
+            (Life::Ready, _) => !self.restarting.contains(&dep),
             // A group that finished lends its dependents the services it gathers: they must still be up.
             (Life::Done(o), TaskKind::Group) => {
                 o.is_success()
                     && (for_group
                         || self.gathered[dep]
                             .iter()
-                            .all(|&s| self.nodes[s].life == Life::Ready && !self.nodes[s].restarting))
+                            .all(|&s| self.nodes[s].life == Life::Ready && !self.restarting.contains(&s)))
             }
             (Life::Done(o), TaskKind::Task) => o.is_success(),
             // A group only gathers: a service that served and was stopped (or was not needed) counts.
@@ -382,7 +399,7 @@ impl Engine {
                 && self.counts.active == 0
                 && self.queue.is_empty()
                 && self.checking == 0
-                && !self.plan.order.iter().any(|&i| self.nodes[i].restarting && self.nodes[i].life.alive());
+                && !self.restarting.iter().any(|&i| self.nodes[i].life.alive());
             if stuck {
                 self.give_up_on_waiting();
                 continue;
@@ -406,7 +423,7 @@ impl Engine {
                     if self.kind(i) == TaskKind::Service && self.unneeded(i) {
                         // Its needers ended (blocked, say) while it waited for a slot.
                         self.finish(i, Outcome::NotNeeded, Duration::ZERO);
-                    } else if !self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
+                    } else if !self.all_deps(i, Test::Satisfies) {
                         // A dep stopped satisfying it while it waited (a service crashed): wait again.
                         self.set_life(i, Life::Waiting);
                     } else {
@@ -499,7 +516,7 @@ impl Engine {
                 }
                 self.nodes[i].decided = true;
                 self.doom(i);
-                if self.plan[i].deps.iter().all(|&d| self.satisfies(d, i)) {
+                if self.all_deps(i, Test::Satisfies) {
                     self.enqueue(i);
                 } else {
                     // Its services are not ready yet (they are wanted now).
@@ -520,7 +537,7 @@ impl Engine {
         if let (true, Some(probe)) = (reused, &probe) {
             self.emit(Event::ServiceReused { task: self.name(i), probe: probe.clone() });
         }
-        let restarted = std::mem::replace(&mut self.nodes[i].restarting, false);
+        let restarted = self.restarting.remove(&i);
         match self.nodes[i].life.clone() {
             // Ready again after a restart: the tasks that waited for it may start.
             Life::Ready if restarted => {
@@ -546,40 +563,4 @@ impl Engine {
         self.nodes[i].ready_after = Some(after);
         self.emit(Event::TaskReady { task: self.name(i), after, probe, reused });
     }
-}
-
-/// For each group, the services it gathers, directly or through nested groups, sorted (none for a task or service).
-/// Each group's list is made once, from its deps' lists: a chain of groups costs its length, not its square.
-pub(super) fn gathered_services(plan: &Plan) -> PerTask<Vec<TaskId>> {
-    let is_group = |i: TaskId| plan[i].kind == TaskKind::Group;
-    let mut out: PerTask<Option<Vec<TaskId>>> = PerTask::filled(plan.len(), None);
-    let mut stack = Vec::new();
-    for root in out.ids().filter(|&i| is_group(i)) {
-        stack.push(root);
-        while let Some(&g) = stack.last() {
-            if out[g].is_some() {
-                stack.pop();
-                continue;
-            }
-            // Nested groups first (the graph has no cycles); then this one, from theirs.
-            let before = stack.len();
-            stack.extend(plan[g].deps.iter().filter(|&&d| is_group(d) && out[d].is_none()));
-            if stack.len() > before {
-                continue;
-            }
-            let mut mine = Vec::new();
-            for &d in &plan[g].deps {
-                match plan[d].kind {
-                    TaskKind::Service => mine.push(d),
-                    TaskKind::Group => mine.extend(out[d].iter().flatten()),
-                    TaskKind::Task => {}
-                }
-            }
-            mine.sort_unstable();
-            mine.dedup();
-            out[g] = Some(mine);
-            stack.pop();
-        }
-    }
-    out.iter().map(|g| g.clone().unwrap_or_default()).collect()
 }

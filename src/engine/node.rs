@@ -96,8 +96,6 @@ pub(crate) struct Node {
     pub(crate) spawns: u32,
     /// When its current instance became ready (services).
     pub(crate) ready_after: Option<Duration>,
-    /// A service whose process exited and is being started again (`restart`): not ready until it says so.
-    pub(crate) restarting: bool,
     /// How many times its process exited and was started again since the engine last spawned it.
     pub(crate) restarts: u32,
     /// How long the instances that ended in such a restart ran: its end counts them all.
@@ -120,7 +118,6 @@ impl Node {
             ran: false,
             spawns: 0,
             ready_after: None,
-            restarting: false,
             restarts: 0,
             earlier: Duration::ZERO,
             changed: None,

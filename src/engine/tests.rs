@@ -1174,3 +1174,72 @@ fn a_signal_while_a_freshness_answer_is_awaited_cancels_the_task_and_the_late_an
     let effects = sim.feed(Input::Freshness { task: a, verdict: Verdict::Run(RunReason::NeverRan) });
     assert!(!effects.iter().any(|e| matches!(e, Effect::Spawn { .. })), "{effects:?}");
 }
+
+/// `n` tasks `t0..` under one target `top` (a group, or a task when `task`), each with `sources`.
+fn fan_in(n: usize, task: bool) -> String {
+    let deps: Vec<String> = (0..n).map(|i| format!("\"t{i}\"")).collect();
+    let mut toml = format!("[tasks.top]\ndeps = [{}]\n", deps.join(", "));
+    if task {
+        toml.push_str("cmd = \"link\"\n");
+    }
+    for i in 0..n {
+        toml.push_str(&format!("[tasks.t{i}]\ncmd = \"cp\"\nsources = [\"s{i}\"]\n"));
+    }
+    toml
+}
+
+/// Every `t` of a fan-in is up to date, and their answers come in `order` (by index): how many dep tests it took.
+fn fan_in_dep_tests(n: usize, task: bool, order: impl Iterator<Item = usize>) -> u64 {
+    let mut sim = Sim::new(&fan_in(n, task), &["top"], 2, None);
+    let ts: Vec<TaskId> = (0..n).map(|i| sim.i(&format!("t{i}"))).collect();
+    sim.held.extend(ts.iter().copied());
+    sim.up_to_date(&["top"]);
+    sim.start();
+    for i in order {
+        sim.feed(Input::Freshness { task: ts[i], verdict: Verdict::UpToDate });
+    }
+    if task {
+        assert_eq!(sim.outcome("top"), Some(Outcome::UpToDate));
+    }
+    assert_eq!(sim.engine.finished(), Some(RunOutcome::Passed));
+    sim.engine.dep_tests.get()
+}
+
+#[test]
+fn a_finished_dep_costs_its_dependent_a_bounded_number_of_dep_tests_whatever_the_fan_in_and_order() {
+    let n = 2000;
+    for task in [false, true] {
+        let orders: [(&str, Vec<usize>); 3] = [
+            ("in order", (0..n).collect()),
+            ("in reverse", (0..n).rev().collect()),
+            ("interleaved", (0..n).step_by(2).chain((1..n).step_by(2)).collect()),
+        ];
+        for (how, order) in orders {
+            let tests = fan_in_dep_tests(n, task, order.into_iter());
+            // Each finished dep: a look at the first unsettled dep, a step past it, and one last look at all.
+            assert!(tests <= 4 * n as u64, "{n} deps answered {how} (task: {task}) took {tests} dep tests");
+        }
+    }
+}
+
+#[test]
+fn a_dependent_waits_again_for_a_dep_a_watch_cycle_runs_again_though_it_had_passed_it() {
+    for task in [false, true] {
+        let mut sim = Sim::new(&fan_in(10, task), &["top"], 2, Some(OnBusy::Restart));
+        let all: Vec<String> = (0..10).map(|i| format!("t{i}")).chain(["top".to_string()]).collect();
+        sim.up_to_date(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        sim.start();
+        assert!(sim.outcome("top").is_some_and(|o| o.is_success()), "the first cycle ends with top done");
+        sim.fresh.clear();
+        // t5 is run again: top, which had seen every dep pass, waits for it.
+        let effects = sim.change(&["s5"]);
+        assert_eq!(spawned(&sim, &effects), ["t5"], "task: {task}");
+        assert_eq!(*sim.engine.life(sim.i("top")), Life::Waiting, "task: {task}");
+        let effects = sim.run_ok("t5");
+        if task {
+            assert_eq!(spawned(&sim, &effects), ["top"]);
+            sim.run_ok("top");
+        }
+        assert_eq!(sim.outcome("top"), Some(Outcome::Ok), "task: {task}");
+    }
+}

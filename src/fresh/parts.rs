@@ -69,7 +69,7 @@ impl Checker {
         if !(service && task.outputs().is_empty()) {
             let files = self.files(task.outputs(), false).len();
             let content = !outputs_only && !service;
-            let changed = !service && prev.is_some_and(|p| self.outputs_changed(task, p, outputs_only).is_some());
+            let changed = !service && prev.is_some_and(|p| self.outputs_changed(task, p, outputs_only).is_err());
             let globs = task.outputs().to_vec();
             parts.push((PartKind::Outputs { globs, files, content }, setting(Setting::Globs) || changed));
         }

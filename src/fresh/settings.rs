@@ -165,14 +165,44 @@ pub(crate) fn portable_definition(task: &Task, root: &Root) -> (String, Vec<(Str
 }
 
 /// (command, env, `sources` and `outputs` globs), hashed from a canonical serialisation.
+/// Written straight from the task (no `serde_json::Value` on the way: this runs for every task of every run), the
+/// same text as `json!` gives: an object's keys sorted, no spaces.
 fn canonical(task: &Task, portable: Portable<'_>) -> (String, String, String) {
+    #[derive(serde::Serialize)]
+    enum CmdJson {
+        #[serde(rename = "shell")]
+        Shell(String),
+        #[serde(rename = "argv")]
+        Argv(Vec<String>),
+    }
+    #[derive(serde::Serialize)]
+    struct GlobsJson<'a> {
+        outputs: &'a [String],
+        sources: &'a [String],
+    }
     let process = task.process();
-    let cmd = process.map_or(Value::Null, |p| cmd_json(&p.cmd, portable));
+    let cmd = process.map(|p| match &p.cmd {
+        Cmd::Shell(s) => CmdJson::Shell(portable(s)),
+        Cmd::Argv(argv) => CmdJson::Argv(argv.iter().map(|a| portable(a)).collect()),
+    });
     let mut env: Vec<(&str, String)> =
         process.map(|p| p.env.iter().map(|(k, v)| (k.as_str(), portable(v))).collect()).unwrap_or_default();
     env.sort();
-    let globs = json!({ "sources": task.sources(), "outputs": task.outputs() });
-    (hash_str(&cmd.to_string()), hash_str(&json!(env).to_string()), hash_str(&globs.to_string()))
+    let globs = GlobsJson { outputs: task.outputs(), sources: task.sources() };
+    let hash = |value: &dyn erased::Json| hash_bytes(&value.json());
+    (hash(&cmd), hash(&env), hash(&globs))
+}
+
+/// Values written as JSON text, whatever their type.
+mod erased {
+    pub(super) trait Json {
+        fn json(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Vec<u8> {
+            serde_json::to_vec(self).unwrap_or_default()
+        }
+    }
 }
 
 /// The same, hashed as irun's first state format did (from `Debug` text): records it wrote are compared this way
@@ -204,15 +234,52 @@ fn probe(task: &Task, portable: Portable<'_>) -> String {
 }
 
 pub(crate) fn hash_str(s: &str) -> String {
-    use std::hash::Hasher;
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.write(s.as_bytes());
-    format!("{:032x}", h.digest128())
+    hash_bytes(s.as_bytes())
+}
+
+fn hash_bytes(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How [`canonical`] was written first, through `serde_json::Value`: records hashed so must stay valid.
+    fn canonical_by_value(task: &Task, portable: Portable<'_>) -> (String, String, String) {
+        let process = task.process();
+        let cmd = process.map_or(Value::Null, |p| cmd_json(&p.cmd, portable));
+        let mut env: Vec<(&str, String)> =
+            process.map(|p| p.env.iter().map(|(k, v)| (k.as_str(), portable(v))).collect()).unwrap_or_default();
+        env.sort();
+        let globs = json!({ "sources": task.sources(), "outputs": task.outputs() });
+        (hash_str(&cmd.to_string()), hash_str(&json!(env).to_string()), hash_str(&globs.to_string()))
+    }
+
+    #[test]
+    fn settings_hash_as_they_did_through_json_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = r#"
+[tasks.shell]
+cmd = "echo \"quoted\" \u00e9 && cd ${PWD}/x"
+env = { B = "2", A = "tab\there", Z = "${PWD}/bin" }
+sources = ["src/**", "!src/gen/**"]
+outputs = ["out/a.txt"]
+[tasks.argv]
+cmd = ["cp", "a b", "c\\d"]
+[tasks.group]
+deps = ["shell", "argv"]
+sources = ["docs/*.md"]
+"#;
+        let source = crate::diagnostic::Source::new(&dir.path().join("Irun.toml"), toml);
+        let config =
+            crate::config::parse(source, dir.path().to_path_buf()).unwrap_or_else(|d| panic!("{}", d.render(false)));
+        let root = Root::new(dir.path());
+        let portable = |s: &str| root.portable(s).into_owned();
+        for task in config.tasks.iter() {
+            assert_eq!(canonical(task, &portable), canonical_by_value(task, &portable), "{}", task.name);
+        }
+    }
 
     #[test]
     fn only_whole_occurrences_of_the_root_are_replaced() {

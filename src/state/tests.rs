@@ -8,7 +8,7 @@ fn round_trip() {
     let (mut s, warning) = State::load(dir.path());
     assert!(warning.is_none() && s.tasks.is_empty());
     let mut rec = TaskRecord { ok: true, command: "c".into(), ..Default::default() };
-    rec.sources.insert("a b/ü.txt".into(), FileStamp { size: 3, mtime: 5, hash: "ff".into() });
+    rec.sources.insert("a b/ü.txt".into(), FileStamp { size: 3, mtime: 5, ino: 7, ctime: 6, hash: "ff".into() });
     s.set_record("setup", rec.clone());
     s.set_last("setup", LastRun::Ok);
     s.set_duration("setup", 12);
@@ -118,8 +118,8 @@ fn a_state_cut_short_is_not_trusted() {
         s.set_record(name, TaskRecord { ok: true, command: "c".into(), ..Default::default() });
     }
     s.save().unwrap();
-    let text = std::fs::read_to_string(State::path_for(dir.path())).unwrap();
-    let cut = &text[..text.len() / 2];
+    let bytes = std::fs::read(State::path_for(dir.path())).unwrap();
+    let cut = &bytes[..bytes.len() / 2];
     std::fs::write(State::path_for(dir.path()), cut).unwrap();
     let (s, warning) = State::load(dir.path());
     assert!(s.tasks.is_empty());
@@ -130,16 +130,62 @@ fn a_state_cut_short_is_not_trusted() {
 fn garbage_and_foreign_files_are_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
-    for (content, expect) in [
-        (&b"\xff\xfe garbage"[..], "unreadable"),
-        (b"{\"tool\": \"irun\", \"version\": 2, \"tasks\": {\"a\": {\"last\": \"o", "unreadable"),
-        (b"{\"tool\": \"other\", \"version\": 2}", "written by other"),
-        (b"{\"tool\": \"irun\", \"version\": 99}", "format 99"),
+    let (binary, json) = (State::path_for(dir.path()), dir.path().join(DIR).join(JSON_FILE));
+    for (file, content, expect) in [
+        (&binary, &b"\xff\xfe garbage"[..], "state.bin is unreadable (not irun's state)"),
+        (&binary, b"irun-state\x09\0\0\0", "another irun (format 9)"),
+        (&json, b"\xff\xfe garbage", "state.json is unreadable"),
+        (&json, b"{\"tool\": \"irun\", \"version\": 2, \"tasks\": {\"a\": {\"last\": \"o", "unreadable"),
+        (&json, b"{\"tool\": \"other\", \"version\": 2}", "written by other"),
+        (&json, b"{\"tool\": \"irun\", \"version\": 99}", "format 99"),
     ] {
-        std::fs::write(State::path_for(dir.path()), content).unwrap();
+        for f in [&binary, &json] {
+            let _ = std::fs::remove_file(f);
+        }
+        std::fs::write(file, content).unwrap();
         let (s, warning) = State::load(dir.path());
         assert!(s.tasks.is_empty());
         let warning = warning.unwrap();
         assert!(warning.contains(expect), "{warning}");
     }
+}
+
+#[test]
+fn a_refreshed_record_never_replaces_what_another_run_saved_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _) = State::load(dir.path());
+    let stamp = |ino| FileStamp { size: 1, mtime: 2, ino, ctime: 3, hash: "h".into() };
+    let record = TaskRecord {
+        ok: true,
+        command: "c".into(),
+        recorded_at: 5,
+        sources: [("a".to_string(), stamp(1))].into_iter().collect(),
+        ..Default::default()
+    };
+    first.set_record("t", record.clone());
+    first.set_last("t", LastRun::Ok);
+    first.save().unwrap();
+    // Two runs load it; the second refreshes t's stamps; the first runs t again, which fails, and saves first.
+    let (mut a, _) = State::load(dir.path());
+    let (mut b, _) = State::load(dir.path());
+    b.refresh_record(
+        "t",
+        TaskRecord { sources: [("a".to_string(), stamp(9))].into_iter().collect(), ..record.clone() },
+    );
+    a.set_record("t", TaskRecord { ok: false, recorded_at: 6, ..record.clone() });
+    a.set_last("t", LastRun::Failed);
+    a.save().unwrap();
+    b.save().unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!((after.tasks["t"].ok, after.last["t"]), (false, LastRun::Failed), "the failed run stands");
+    // Over the same run's record, the refresh is written.
+    let (mut c, _) = State::load(dir.path());
+    let failed = c.tasks["t"].clone();
+    c.refresh_record("t", TaskRecord { checked_at: 7, ..failed });
+    let (mut d, _) = State::load(dir.path());
+    d.set_last("other", LastRun::Ok);
+    d.save().unwrap();
+    c.save().unwrap();
+    let (after, _) = State::load(dir.path());
+    assert_eq!((after.tasks["t"].checked_at, after.last.get("other")), (7, Some(&LastRun::Ok)));
 }

@@ -199,3 +199,33 @@ fn in_watch_mode_a_server_that_crashed_and_came_back_gets_its_database_again_bef
     run.signal(nix::sys::signal::Signal::SIGINT);
     run.wait();
 }
+
+#[test]
+fn an_up_to_date_task_run_again_because_its_service_came_back_is_remembered_when_it_fails() {
+    // createdb is up to date when checked; `crash` (once per invocation) then kills the server, and createdb, run
+    // again against the new instance, fails: the next invocation must know its last run failed.
+    let p = database_project(
+        "",
+        "restart = \"on-failure\"",
+        r#"
+[tasks.crash]
+cmd = "[ -f crashed ] && exit 0; touch crashed; old=$(cat db.pid); kill -9 $old; while [ \"$(cat db.pid)\" = \"$old\" ]; do sleep 0.01; done"
+deps = ["createdb", "db"]
+"#,
+    );
+    let irun_toml = p
+        .read("Irun.toml")
+        .replace("deps = [\"db\", \"createdb\"]\nsources", "deps = [\"db\", \"createdb\", \"crash\"]\nsources")
+        .replace("&& echo run >> createdb.log", "&& echo run >> createdb.log && test ! -f fail");
+    p.file("Irun.toml", &irun_toml);
+    p.run_ok(&["tests"]);
+    assert_eq!(p.count_lines("createdb.log"), 2, "run, then run again after the crash");
+    std::fs::remove_file(p.path("crashed")).unwrap();
+    p.file("tests.cfg", "changed\n").file("fail", "");
+    let out = p.irun().args(["--explain", "tests"]).run();
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("createdb * up to date"), "up to date when checked: {out:?}");
+    assert_eq!(p.count_lines("createdb.log"), 3, "run again against the new server, and failed: {out:?}");
+    let explain = p.run_ok(&["explain", "createdb"]);
+    assert!(explain.stdout.contains("createdb  will run: last run failed"), "{explain:?}");
+}

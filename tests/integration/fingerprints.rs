@@ -158,7 +158,7 @@ fn records_of_the_previous_version_with_absolute_paths_stay_up_to_date() {
     p.file("src/a.txt", "a\n").file("web/site.cfg", "x\n");
     let elsewhere = |args: &[&str]| p.irun().env("PROJ", "/elsewhere").args(args).run();
     assert_eq!(elsewhere(&["use"]).code, 0);
-    let mut state: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    let mut state = p.state();
     let root = p.root().display().to_string();
     let absolute = |rel: &str| if rel == "." { root.clone() } else { format!("{root}/{rel}") };
     for task in ["gen", "web", "use"] {
@@ -185,7 +185,7 @@ fn records_of_the_previous_version_with_absolute_paths_stay_up_to_date() {
     let old = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
     state["tasks"]["web"]["record"]["fingerprint"] = old.clone().into();
     state["tasks"]["use"]["record"]["deps"]["web"] = old.into();
-    p.file(".irun/state.json", &state.to_string());
+    p.set_state(&state);
     let out = elsewhere(&["use"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("gen * up to date") && out.stdout.contains("use * up to date"), "{out:?}");

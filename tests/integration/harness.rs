@@ -70,6 +70,17 @@ impl Project {
         out
     }
 
+    /// What irun remembers of the project (`irun state --json`).
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::from_str(&self.run_ok(&["state", "--json"]).stdout).unwrap()
+    }
+
+    /// Replace irun's state with `state`, as the JSON file of an irun before the binary form.
+    pub fn set_state(&self, state: &serde_json::Value) {
+        let _ = std::fs::remove_file(self.path(".irun/state.bin"));
+        self.file(".irun/state.json", &state.to_string());
+    }
+
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
     }

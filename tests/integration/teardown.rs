@@ -361,7 +361,7 @@ fn interrupted_waiting_for_the_state_lock(sig: Signal, code: i32) {
             && out.stdout.contains(&format!(": interrupted by {signal} while waiting for another irun")),
         "{out:?}"
     );
-    assert!(!p.exists(".irun/state.json"), "nothing was saved: {out:?}");
+    assert!(!p.exists(".irun/state.bin"), "nothing was saved: {out:?}");
     drop(held);
 }
 

@@ -200,12 +200,15 @@ fn a_garbage_or_truncated_state_gives_a_warning_and_a_full_run() {
     // The cache would restore what the lost state no longer says is up to date: this test is about the state.
     let p = pipeline().uncached();
     run_ok(&p, &["use"]);
-    let state = std::fs::read_to_string(p.path(".irun/state.json")).unwrap();
-    for (n, broken) in [state[..state.len() / 2].to_string(), "\u{0}\u{1}garbage".to_string()].iter().enumerate() {
-        std::fs::write(p.path(".irun/state.json"), broken).unwrap();
+    let state = std::fs::read(p.path(".irun/state.bin")).unwrap();
+    let mut flipped = state.clone();
+    flipped[state.len() / 2] ^= 1;
+    let cases = [state[..state.len() / 2].to_vec(), b"\x00\x01garbage".to_vec(), flipped];
+    for (n, broken) in cases.iter().enumerate() {
+        std::fs::write(p.path(".irun/state.bin"), broken).unwrap();
         let out = run_ok(&p, &["use"]);
         assert!(
-            out.stdout.contains("irun: warning: ") && out.stdout.contains(".irun/state.json is unreadable"),
+            out.stdout.contains("irun: warning: ") && out.stdout.contains(".irun/state.bin is unreadable"),
             "{out:?}"
         );
         assert!(out.stdout.contains("running every task"), "{out:?}");
@@ -222,7 +225,7 @@ fn a_state_that_is_not_a_regular_file_is_ignored_with_a_warning_and_replaced() {
     // The cache would restore what the lost state no longer says is up to date: this test is about the state.
     let p = pipeline().uncached();
     run_ok(&p, &["use"]);
-    let state = p.path(".irun/state.json");
+    let state = p.path(".irun/state.bin");
     let cases: [(&str, &dyn Fn()); 3] = [
         ("a named pipe", &|| nix::unistd::mkfifo(&state, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()),
         ("a device", &|| std::os::unix::fs::symlink("/dev/zero", &state).unwrap()),
@@ -235,7 +238,7 @@ fn a_state_that_is_not_a_regular_file_is_ignored_with_a_warning_and_replaced() {
         let out = run_ok(&p, &["use"]);
         let warning = out.stdout.lines().filter(|l| l.contains("irun: warning: ")).collect::<Vec<_>>();
         assert_eq!(warning.len(), 1, "one notice: {out:?}");
-        let said = [format!("state.json is not a regular file ({what})"), format!("state.json is {what}")];
+        let said = [format!("state.bin is not a regular file ({what})"), format!("state.bin is {what}")];
         assert!(said.iter().any(|s| warning[0].contains(s.as_str())), "{out:?}");
         assert!(warning[0].contains("running every task"), "{out:?}");
         assert_eq!(runs(&p, "gen.log"), n + 2, "{out:?}");
@@ -252,8 +255,8 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
     // Inputs go back to earlier ones the cache would restore: this test is about what the state says ran.
     let p = pipeline().uncached();
     run_ok(&p, &["use"]);
-    let state = p.path(".irun/state.json");
-    let old = std::fs::read_to_string(&state).unwrap();
+    let state = p.path(".irun/state.bin");
+    let old = std::fs::read(&state).unwrap();
     // A source changed: the next run has a new state to save.
     p.file("src/a.txt", "changed\n");
     // Every open of a file in .irun waits for the test's answer from here on (see gate.rs): irun is stopped at the
@@ -261,7 +264,7 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
     let gate = OpenGate::new(&p.path(".irun"));
     let mut run = p.irun().args(["use"]).spawn();
     let saving =
-        |path: &std::path::Path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("state.json.tmp-"));
+        |path: &std::path::Path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("state.bin.tmp-"));
     let Some(held) = gate.hold(run.pid(), saving) else {
         panic!("irun never began to save its state: {:?}", run.wait());
     };
@@ -271,7 +274,7 @@ fn sigkill_while_saving_state_leaves_a_usable_state() {
     let out = run.wait();
     assert_eq!(out.code, 128 + Signal::SIGKILL as i32, "killed: {out:?}");
     assert!(held.path.exists(), "it was killed inside its save, with its temporary file created: {:?}", held.path);
-    assert_eq!(std::fs::read_to_string(&state).unwrap(), old, "the state it was replacing is left as it was, whole");
+    assert_eq!(std::fs::read(&state).unwrap(), old, "the state it was replacing is left as it was, whole");
     // That state is usable: read without a warning, and it still says what the killed run never recorded.
     let out = run_ok(&p, &["explain", "gen"]);
     assert!(!out.all().contains("warning"), "the state was left unusable: {out:?}");
@@ -432,7 +435,7 @@ fn a_state_written_by_the_previous_version_keeps_tasks_up_to_date() {
     let p = Project::new("[tasks.gen]\ncmd = \"echo run >> gen.log\"\nsources = [\"src/*.txt\"]\n");
     p.file("src/a.txt", "a\n");
     run_ok(&p, &["gen"]);
-    let json: serde_json::Value = serde_json::from_str(&p.read(".irun/state.json")).unwrap();
+    let json = p.state();
     let record = &json["tasks"]["gen"]["record"];
     let hash = |s: &str| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(s.as_bytes()));
     let stamp = &record["sources"]["src/a.txt"];
@@ -449,11 +452,11 @@ fn a_state_written_by_the_previous_version_keeps_tasks_up_to_date() {
         stamp["hash"].as_str().unwrap(),
     );
     let text = format!("tool = \"irun\"\nversion = 1\ndigest = \"{}\"\n\n{body}", hash(&body));
-    std::fs::remove_file(p.path(".irun/state.json")).unwrap();
+    std::fs::remove_file(p.path(".irun/state.bin")).unwrap();
     p.file(".irun/state.toml", &text);
     let out = run_ok(&p, &["gen"]);
     assert!(out.stdout.contains("gen * up to date"), "migrated without a forced rerun: {out:?}");
-    assert!(!p.exists(".irun/state.toml") && p.exists(".irun/state.json"), "replaced by the JSON state");
+    assert!(!p.exists(".irun/state.toml") && p.exists(".irun/state.bin"), "replaced by the binary state");
     assert_eq!(runs(&p, "gen.log"), 1);
 }
 
@@ -537,7 +540,7 @@ fn a_state_that_cannot_be_written_is_a_warning_said_once_not_a_failure() {
     let out = p.irun().args(&targets).run();
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout.matches("warning: cannot save irun's state to").count(), 1, "{out:?}");
-    assert!(out.stdout.contains(".irun/state.json"), "names the file: {out:?}");
+    assert!(out.stdout.contains(".irun/state.bin"), "names the file: {out:?}");
 }
 
 #[test]

@@ -12,14 +12,14 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) use probe::resolve;
 
-use super::env::{Layers, Secrets, Vars};
-use super::model::{Named, Task};
+use super::env::{Layers, Secrets, Shell, Vars};
+use super::model::{Named, Task, TaskId};
 use super::raw::{At, RawConfig, RawTask};
 use crate::diagnostic::{Diagnostic, Source, suggestion};
 
@@ -29,15 +29,27 @@ pub(super) struct Validated {
     pub(super) jobs: Option<usize>,
     pub(super) tasks: Vec<Task>,
     pub(super) secrets: Secrets,
+    pub(super) files: Files,
+}
+
+/// The files Irun.toml names that a loaded one depends on: dotenv files.
+#[derive(Default)]
+pub(crate) struct Files {
+    /// Optional dotenv files that do not exist.
+    pub(crate) missing: Vec<PathBuf>,
+    /// Whether a dotenv file was read.
+    pub(crate) read: bool,
 }
 
 pub(super) struct Validator<'a> {
     pub(super) source: &'a Source,
     pub(super) root: &'a Path,
     /// irun's environment, the first place `${NAME}` is looked up.
-    pub(super) shell: &'a HashMap<String, String>,
+    pub(super) shell: &'a Shell,
     /// What `${NAME}` took from `shell` or a dotenv file: shown as the reference.
     pub(super) secrets: std::cell::RefCell<Secrets>,
+    /// The dotenv files looked for.
+    pub(super) files: std::cell::RefCell<Files>,
 }
 
 /// What the top level of Irun.toml gives every task.
@@ -67,11 +79,8 @@ impl Validator<'_> {
                     .with_help("remove `jobs` to use one job per CPU"));
             }
         };
-        let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+        let (dotenv, unread) = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
         let env = Vars::new(self.env(&raw.env, &Layers::new(&[], self.shell, &[&dotenv]))?);
-        let unread = raw.dotenv.as_ref().is_some_and(|files| {
-            files.get().iter().filter_map(|f| f.get().strip_prefix('?')).any(|f| !self.root.join(f).exists())
-        });
         let cache_env = self.variable_names(raw.cache_env.as_ref(), "cache_env")?;
         let shared = Shared { dotenv, env, unread, cache_env };
 
@@ -79,7 +88,7 @@ impl Validator<'_> {
         // are sorted: moving the tasks themselves costs more than the sort.)
         let mut tasks: Vec<(&At<String>, &RawTask)> = raw.tasks.iter().map(|(n, t)| (n, &**t)).collect();
         tasks.sort_unstable_by_key(|(name, _)| name.span().start);
-        let names: HashSet<&str> = tasks.iter().map(|(n, _)| n.get().as_str()).collect();
+        let names: Names = tasks.iter().enumerate().map(|(i, (n, _))| (n.get().as_str(), TaskId::new(i))).collect();
         for (name, _) in &tasks {
             self.name(name)?;
         }
@@ -89,10 +98,10 @@ impl Validator<'_> {
             Some(list) => {
                 let mut out = Vec::new();
                 for t in list {
-                    if !names.contains(t.get().as_str()) {
+                    let Some(&id) = names.get(t.get().as_str()) else {
                         return Err(self.unknown_task(&t, "`default` names unknown task", &names));
-                    }
-                    out.push(named(&t));
+                    };
+                    out.push(named(&t, id));
                 }
                 Some(out)
             }
@@ -103,18 +112,21 @@ impl Validator<'_> {
             out.push(self.task(name, task, &shared, &names)?);
         }
         self.port_references(&tasks, &out)?;
-        Ok(Validated { default, jobs, tasks: out, secrets: self.secrets.take() })
+        Ok(Validated { default, jobs, tasks: out, secrets: self.secrets.take(), files: self.files.take() })
     }
 
-    fn unknown_task(&self, name: &At<String>, what: &str, names: &HashSet<&str>) -> Diagnostic {
-        let hint = suggestion(name.get(), names.iter().copied());
-        let mut known: Vec<&str> = names.iter().copied().collect();
+    fn unknown_task(&self, name: &At<String>, what: &str, names: &Names) -> Diagnostic {
+        let hint = suggestion(name.get(), names.keys().copied());
+        let mut known: Vec<&str> = names.keys().copied().collect();
         known.sort_unstable();
         self.err(name.span(), format!("{what} {}{hint}", crate::diagnostic::shown(name.get())))
             .with_help(format!("tasks defined in Irun.toml: {}", known.join(", ")))
     }
 }
 
-fn named(s: &At<String>) -> Named {
-    Named { span: s.span(), name: s.get().clone() }
+/// Every task's id, by name.
+type Names<'a> = HashMap<&'a str, TaskId>;
+
+fn named(s: &At<String>, id: TaskId) -> Named {
+    Named { span: s.span(), name: s.get().clone(), id }
 }

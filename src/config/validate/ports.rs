@@ -3,7 +3,7 @@
 //! directly or through groups, so that it is up while the task runs) get `IRUN_PORT_<NAME>`. A misspelt name would
 //! otherwise reach the task as written.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 
 use super::Validator;
@@ -15,7 +15,10 @@ use crate::diagnostic::Diagnostic;
 impl Validator<'_> {
     /// Every `${IRUN_PORT…}` in a task's command, `env`, `cwd` and probe names a port it gets.
     pub(super) fn port_references(&self, raw: &[(&At<String>, &RawTask)], tasks: &[Task]) -> Result<(), Diagnostic> {
-        let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(k, t)| (t.name.as_str(), k)).collect();
+        // Every reference is written in the file: one without any has nothing to check.
+        if memchr::memmem::find(self.source.text.as_bytes(), b"IRUN_PORT").is_none() {
+            return Ok(());
+        }
         for (k, (_, task)) in raw.iter().enumerate() {
             let mut found = Vec::new();
             for span in value_spans(task) {
@@ -27,7 +30,7 @@ impl Validator<'_> {
             if found.is_empty() {
                 continue;
             }
-            let gets = ports_of(k, tasks, &index);
+            let gets = ports_of(k, tasks);
             if let Some((span, name)) = found.into_iter().find(|(_, name)| !gets.contains(*name)) {
                 return Err(self.unknown_port(&tasks[k], span, name, &gets));
             }
@@ -62,23 +65,24 @@ fn value_spans(task: &RawTask) -> Vec<Range<usize>> {
 }
 
 /// The port variables task `k` gets: its own (a service with a chosen port) and those of the services with a
-/// chosen port it needs (its deps, looking through groups).
-fn ports_of(k: usize, tasks: &[Task], index: &HashMap<&str, usize>) -> BTreeSet<String> {
+/// chosen port it needs (its deps, looking through groups). What it costs is what it visits, not the number of
+/// tasks: it is asked for every task whose values name a port.
+fn ports_of(k: usize, tasks: &[Task]) -> BTreeSet<String> {
     let mut gets = BTreeSet::new();
     if tasks[k].service().is_some_and(|s| s.auto_port) {
         gets.insert("IRUN_PORT".to_string());
     }
-    let mut seen = vec![false; tasks.len()];
+    let mut seen = HashSet::new();
     let mut stack = vec![k];
     while let Some(i) = stack.pop() {
-        if std::mem::replace(&mut seen[i], true) {
+        if !seen.insert(i) {
             continue;
         }
         if tasks[i].service().is_some_and(|s| s.auto_port) {
             gets.insert(port_variable(&tasks[i].name));
         }
         if i == k || tasks[i].is_group() {
-            stack.extend(tasks[i].deps.iter().filter_map(|d| index.get(d.name.as_str()).copied()));
+            stack.extend(tasks[i].deps.iter().map(|d| d.id.index()));
         }
     }
     gets

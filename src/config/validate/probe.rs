@@ -17,8 +17,8 @@ const ONE_PROBE: &str =
     "a service has exactly one probe: `tcp = PORT`, `http = \"URL\"`, `exec = \"command\"` or `log = \"regex\"`";
 
 impl Validator<'_> {
-    pub(super) fn probe(&self, ready: &At<RawReady>, vars: &Layers) -> Result<Probe, Diagnostic> {
-        let raw = ready.get();
+    pub(super) fn probe(&self, ready: &At<Box<RawReady>>, vars: &Layers) -> Result<Probe, Diagnostic> {
+        let raw: &RawReady = ready.get();
         // Named in a fixed order, whatever the order written.
         let written: Vec<&str> = raw.given().into_iter().map(|(k, _)| k).collect();
         let given: Vec<&str> = PROBE_KEYS.into_iter().filter(|k| written.contains(k)).collect();
@@ -51,7 +51,7 @@ impl Validator<'_> {
     fn check(&self, raw: &RawReady, vars: &Layers) -> Result<(Check, Duration), Diagnostic> {
         // Read again as the service starts, for the ports chosen then: `$${IRUN_...}` stays escaped till then.
         let text = |v: &At<String>, key: &str| -> Result<At<String>, Diagnostic> {
-            Ok(At::new(v.span(), self.expand_by(env::expand_before_start, v.get(), v.span(), key, vars)?))
+            Ok(At::new(v.span(), self.expand_by(env::expand_before_start, v.get(), v.span(), key, vars)?.into_owned()))
         };
         if let Some(tcp) = &raw.tcp {
             let value = self.expand_value(tcp, "ready.tcp", vars)?;
@@ -216,8 +216,9 @@ pub(crate) fn resolve(check: &Check, env: &[(String, String)]) -> Result<Check, 
     let Check::Later { key, text, status } = check else { return Ok(check.clone()) };
     let expanded = env::expand_irun(text, env);
     let source = crate::diagnostic::Source::new(std::path::Path::new("Irun.toml"), &expanded);
-    let shell = std::collections::HashMap::new();
-    let v = Validator { source: &source, root: std::path::Path::new("/"), shell: &shell, secrets: Default::default() };
+    let shell = crate::config::env::Shell::default();
+    let root = std::path::Path::new("/");
+    let v = Validator { source: &source, root, shell: &shell, secrets: Default::default(), files: Default::default() };
     let at = At::new(0..expanded.len(), expanded.clone());
     let check = match *key {
         "tcp" => v.tcp(&At::new(at.span(), toml::Value::String(expanded.clone()))),

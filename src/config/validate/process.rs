@@ -1,6 +1,7 @@
 //! A command and the settings of its process: `cmd`, `cwd`, `timeout`, `stop_signal`, `stop_timeout`, `sources`,
 //! `outputs`, `always_run`, `output`; and for a service `reuse`, `restart` and `max_restarts`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -50,7 +51,7 @@ impl Validator<'_> {
                     .err(c.span(), "`cwd` is empty")
                     .with_help("remove `cwd` to run in the directory holding Irun.toml"));
             }
-            Some(c) => self.root.join(self.expand(c.get(), c.span(), "cwd", vars)?),
+            Some(c) => self.root.join(&*self.expand(c.get(), c.span(), "cwd", vars)?),
         };
         let timeout = raw.timeout.as_ref().map(|t| self.duration(t, "timeout")).transpose()?;
         let stop_timeout = match &raw.stop_timeout {
@@ -201,26 +202,40 @@ impl Validator<'_> {
     /// A command: a string (run with `sh -c` when it needs a shell) or an array (executed directly), each string's
     /// `${NAME}`s resolved.
     pub(super) fn cmd(&self, value: &At<toml::Value>, key: &str, vars: &Layers) -> Result<Cmd, Diagnostic> {
-        let value = &self.expand_value(value, key, vars)?;
         let span = value.span();
+        let expand = |s: &str| self.expand(s, span.clone(), key, vars).map(Cow::into_owned);
         match value.get() {
-            toml::Value::String(s) if s.trim().is_empty() => {
-                Err(self.err(span, format!("`{key}` is empty")).with_help(format!("give `{key}` a command to run")))
+            toml::Value::String(s) => {
+                let s = expand(s)?;
+                if s.trim().is_empty() {
+                    Err(self.err(span, format!("`{key}` is empty")).with_help(format!("give `{key}` a command to run")))
+                } else if s.contains('\0') {
+                    Err(self.err(span, format!("`{key}` contains a NUL byte")))
+                } else {
+                    Ok(Cmd::Shell(s))
+                }
             }
-            toml::Value::String(s) if s.contains('\0') => Err(self.err(span, format!("`{key}` contains a NUL byte"))),
-            toml::Value::String(s) => Ok(Cmd::Shell(s.clone())),
             toml::Value::Array(items) => {
+                // Every string is expanded before any item is checked, so the first fault named is the first one
+                // found in that order.
+                let expanded = items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => expand(s).map(Ok),
+                        other => Ok(Err(other.type_str())),
+                    })
+                    .collect::<Result<Vec<_>, Diagnostic>>()?;
                 let mut argv = Vec::with_capacity(items.len());
-                for item in items {
+                for item in expanded {
                     match item {
-                        toml::Value::String(s) if s.contains('\0') => {
+                        Ok(s) if s.contains('\0') => {
                             return Err(self.err(span.clone(), format!("`{key}` contains a NUL byte")));
                         }
-                        toml::Value::String(s) => argv.push(s.clone()),
-                        other => {
+                        Ok(s) => argv.push(s),
+                        Err(kind) => {
                             return Err(self.err(
                                 span.clone(),
-                                format!("`{key}` must be an array of strings, but it holds a {}", other.type_str()),
+                                format!("`{key}` must be an array of strings, but it holds a {kind}"),
                             ));
                         }
                     }
@@ -251,7 +266,9 @@ impl Validator<'_> {
                     .err(g.span(), format!("`!` in `{key}` must be followed by a glob to exclude"))
                     .with_help("write the glob after it, like \"!src/**/*.test.ts\""));
             }
-            if let Err(e) = crate::config::glob(body) {
+            // A plain path cannot be an invalid glob: only globset's special characters can make one (checking
+            // costs a glob's regex, and a 10,000-task file has tens of thousands of plain paths).
+            if let Err(e) = plain_path_or_glob(body) {
                 return Err(self
                     .err(g.span(), format!("invalid glob {:?} in `{key}`: {}", g.get(), e.kind()))
                     .with_help("globs are relative to the directory holding Irun.toml, like \"src/**/*.rs\""));
@@ -301,6 +318,16 @@ impl Validator<'_> {
                 .with_help(help));
         }
         Ok(signal)
+    }
+}
+
+/// `Ok` for a pattern holding none of the characters globset reads specially (it names one path, as written),
+/// else whether globset accepts it.
+fn plain_path_or_glob(pattern: &str) -> Result<(), globset::Error> {
+    if pattern.contains(['*', '?', '[', ']', '{', '}', ',', '\\']) {
+        crate::config::glob(pattern).map(drop)
+    } else {
+        Ok(())
     }
 }
 

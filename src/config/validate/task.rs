@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use super::{Shared, Validator, named};
+use super::{Names, Shared, Validator, named};
 use crate::config::env::{Layers, Vars};
-use crate::config::model::{InheritEnv, Kind, Named, Task};
+use crate::config::model::{InheritEnv, Kind, Named, Task, TaskId};
 use crate::config::raw::{At, GROUP_KEYS, RawTask, SERVICE_KEYS};
 use crate::diagnostic::Diagnostic;
 
@@ -16,7 +16,7 @@ impl Validator<'_> {
         name: &At<String>,
         raw: &RawTask,
         shared: &Shared,
-        names: &HashSet<&str>,
+        names: &Names,
     ) -> Result<Task, Diagnostic> {
         let task_name = name.get();
         let (deps, kind) = match &raw.cmd {
@@ -60,11 +60,11 @@ impl Validator<'_> {
         raw: &RawTask,
         cmd: &At<toml::Value>,
         shared: &Shared,
-        names: &HashSet<&str>,
+        names: &Names,
     ) -> Result<(Vec<Named>, Kind), Diagnostic> {
         // `${NAME}` is the value the task will see as $NAME: its `env`, else `[env]`, else irun's environment, else
         // the dotenv files (the task's, then the top level's).
-        let dotenv = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
+        let (dotenv, _) = self.dotenv(raw.dotenv.as_ref().map(At::get))?;
         let below = [&dotenv, &shared.dotenv];
         let task_env = match &raw.env {
             Some(e) => Vars::new(self.env(e.get(), &Layers::new(&[&shared.env], self.shell, &below))?),
@@ -115,6 +115,9 @@ impl Validator<'_> {
 
     /// A task that is not a service has none of a service's keys (`reuse = false` says nothing, and is let be).
     fn service_only(&self, task_name: &str, raw: &RawTask) -> Result<(), Diagnostic> {
+        if !raw.has_any(&SERVICE_KEYS) {
+            return Ok(());
+        }
         let reuse_false = raw.reuse.as_ref().is_some_and(|r| !*r.get());
         let given = raw.given().into_iter().filter(|(k, _)| !(reuse_false && *k == "reuse"));
         let Some((key, span)) = given.into_iter().find(|(k, _)| SERVICE_KEYS.contains(k)) else { return Ok(()) };
@@ -143,17 +146,19 @@ impl Validator<'_> {
         }
     }
 
-    fn deps(&self, task_name: &str, raw: &RawTask, names: &HashSet<&str>) -> Result<Vec<Named>, Diagnostic> {
+    fn deps(&self, task_name: &str, raw: &RawTask, names: &Names) -> Result<Vec<Named>, Diagnostic> {
         let listed = raw.deps.as_ref().map_or(&[][..], |d| d.get().as_slice());
         let mut deps: Vec<Named> = Vec::new();
-        // A dep listed twice counts once (a set, so 50,000 deps cost no more than they must).
-        let mut seen: HashSet<&str> = HashSet::with_capacity(listed.len());
+        // A dep listed twice counts once (a set for long lists, so 50,000 deps cost no more than they must; a look
+        // along a short one costs less than the set).
+        let mut seen: HashSet<TaskId> = HashSet::new();
         for d in listed {
-            if !names.contains(d.get().as_str()) {
+            let Some(&id) = names.get(d.get().as_str()) else {
                 return Err(self.unknown_task(d, &format!("task `{task_name}` depends on unknown task"), names));
-            }
-            if seen.insert(d.get().as_str()) {
-                deps.push(named(d));
+            };
+            let new = if listed.len() <= 8 { !deps.iter().any(|n| n.id == id) } else { seen.insert(id) };
+            if new {
+                deps.push(named(d, id));
             }
         }
         Ok(deps)
@@ -170,7 +175,7 @@ impl Validator<'_> {
     ) -> Vec<(String, String)> {
         let top = |(k, _): &&(String, String)| inherit.receives(k);
         let added = shared.dotenv.list().iter().filter(top).chain(dotenv.list());
-        let added = added.filter(|(k, _)| !self.shell.contains_key(k));
+        let added = added.filter(|(k, _)| !self.shell.has(k));
         let all = added.chain(shared.env.list().iter().filter(top)).chain(task_env.list());
         crate::config::env::last_wins(all.cloned().collect())
     }

@@ -265,6 +265,24 @@ fn an_exclusion_is_checked_like_any_glob() {
 }
 
 #[test]
+fn invalid_globs_are_refused_however_few_wildcards_they_hold() {
+    // A plain path skips globset: only its special characters can make a pattern invalid.
+    for glob in ["src\\", "a}", "{a,b}}", "src/[x"] {
+        let text = format!("[tasks.t]\ncmd = \"x\"\nsources = [{glob:?}]\n");
+        let e = parse_str(&text).unwrap_err().render(false);
+        assert!(e.contains("Irun.toml:3:") && e.contains("invalid glob"), "{glob}: {e}");
+    }
+}
+
+proptest::proptest! {
+    /// What lets validation take a pattern without globset's special characters as it is.
+    #[test]
+    fn a_path_without_glob_characters_is_a_valid_glob(path in "[^*?\\[\\]{},\\\\]{0,40}") {
+        proptest::prop_assert!(crate::config::glob(&path).is_ok());
+    }
+}
+
+#[test]
 fn inherit_env_gives_a_task_all_none_or_the_named_top_level_variables() {
     let env_of = |inherit: &str| {
         let toml =

@@ -1,6 +1,7 @@
 //! Variables in Irun.toml: `env` tables, `dotenv` files and `${NAME}` references, with errors that point at the
 //! reference itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -12,25 +13,25 @@ use crate::diagnostic::{Diagnostic, suggestion};
 
 impl Validator<'_> {
     /// `text` (the value at `span`) with its `${NAME}`s resolved from `vars`.
-    pub(super) fn expand(
+    pub(super) fn expand<'t>(
         &self,
-        text: &str,
+        text: &'t str,
         span: Range<usize>,
         key: &str,
         vars: &Layers,
-    ) -> Result<String, Diagnostic> {
+    ) -> Result<Cow<'t, str>, Diagnostic> {
         self.expand_by(env::expand, text, span, key, vars)
     }
 
     /// As [`Validator::expand`], with `how` to expand.
-    pub(super) fn expand_by(
+    pub(super) fn expand_by<'t>(
         &self,
         how: env::Expansion,
-        text: &str,
+        text: &'t str,
         span: Range<usize>,
         key: &str,
         vars: &Layers,
-    ) -> Result<String, Diagnostic> {
+    ) -> Result<Cow<'t, str>, Diagnostic> {
         let lookup = |name: &str| {
             let (value, secret) = vars.lookup(name)?;
             if secret {
@@ -70,7 +71,7 @@ impl Validator<'_> {
         vars: &Layers,
     ) -> Result<At<toml::Value>, Diagnostic> {
         let span = value.span();
-        let expand = |s: &str| self.expand(s, span.clone(), key, vars).map(toml::Value::String);
+        let expand = |s: &str| self.expand(s, span.clone(), key, vars).map(|s| toml::Value::String(s.into_owned()));
         let expanded = match value.get() {
             toml::Value::String(s) => expand(s)?,
             toml::Value::Array(items) => toml::Value::Array(
@@ -88,9 +89,10 @@ impl Validator<'_> {
     }
 
     /// The variables of the listed dotenv files, in order (a later file's value wins); `?` before a path makes the
-    /// file optional.
-    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<Vars, Diagnostic> {
+    /// file optional. And whether an optional one is missing.
+    pub(super) fn dotenv(&self, list: Option<&Vec<At<String>>>) -> Result<(Vars, bool), Diagnostic> {
         let mut out: Vec<(String, String)> = Vec::new();
+        let mut missing = false;
         for file in list.map(Vec::as_slice).unwrap_or_default() {
             let (written, optional) = match file.get().strip_prefix('?') {
                 Some(rest) => (rest, true),
@@ -102,8 +104,14 @@ impl Validator<'_> {
             };
             let path = self.root.join(written);
             match env::read_dotenv(&path) {
-                Ok(vars) => out.extend(vars),
-                Err(DotenvError::Missing) if optional => {}
+                Ok(vars) => {
+                    out.extend(vars);
+                    self.files.borrow_mut().read = true;
+                }
+                Err(DotenvError::Missing) if optional => {
+                    missing = true;
+                    self.files.borrow_mut().missing.push(path);
+                }
                 Err(DotenvError::Missing) => {
                     return Err(self
                         .err(file.span(), format!("dotenv file {written:?} does not exist ({})", path.display()))
@@ -113,7 +121,7 @@ impl Validator<'_> {
                 Err(DotenvError::Unreadable(why)) => return Err(unusable(why)),
             }
         }
-        Ok(Vars::new(out))
+        Ok((Vars::new(out), missing))
     }
 
     /// An `env` table: names checked, values made strings, `${NAME}`s resolved from `vars`.
@@ -129,11 +137,11 @@ impl Validator<'_> {
                     .err(v.span(), format!("invalid environment variable name {k:?}"))
                     .with_help("a name must be non-empty and cannot contain `=` or NUL"));
             }
-            let value = match v.get() {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
+            let value: Cow<str> = match v.get() {
+                toml::Value::String(s) => Cow::Borrowed(s),
+                toml::Value::Integer(i) => Cow::Owned(i.to_string()),
+                toml::Value::Float(f) => Cow::Owned(f.to_string()),
+                toml::Value::Boolean(b) => Cow::Owned(b.to_string()),
                 other => {
                     return Err(self
                         .err(
@@ -148,7 +156,7 @@ impl Validator<'_> {
             }
             // Expanded again as the task starts (for the ports chosen then): `$${IRUN_...}` stays escaped till then.
             let value = self.expand_by(env::expand_before_start, &value, v.span(), &format!("env.{k}"), vars)?;
-            out.push((k.clone(), value));
+            out.push((k.clone(), value.into_owned()));
         }
         Ok(out)
     }
@@ -167,16 +175,18 @@ impl Validator<'_> {
             toml::Value::Array(items) => items,
             other => return Err(wrong(&format!("a {}", other.type_str()))),
         };
-        let mut known: Vec<&str> =
-            shared.env.list().iter().chain(shared.dotenv.list()).map(|(k, _)| k.as_str()).collect();
-        known.sort_unstable();
-        known.dedup();
         let mut names = Vec::with_capacity(items.len());
         for item in items {
             let toml::Value::String(name) = item else {
                 return Err(wrong(&format!("an array holding a {}", item.type_str())));
             };
-            if !shared.unread && known.binary_search(&name.as_str()).is_err() {
+            let top_level = |name: &str| shared.env.get(name).is_some() || shared.dotenv.get(name).is_some();
+            if !shared.unread && !top_level(name) {
+                // Listed only for the message: a task's check costs its names, not the top level's.
+                let mut known: Vec<&str> =
+                    shared.env.list().iter().chain(shared.dotenv.list()).map(|(k, _)| k.as_str()).collect();
+                known.sort_unstable();
+                known.dedup();
                 let written = self.source.text.get(value.span()).unwrap_or_default();
                 let span = written
                     .find(&format!("\"{name}\""))

@@ -1,7 +1,7 @@
 //! Carrying out the engine's effects: runners started through the launcher and told to stop, freshness checked
 //! at once, outcomes recorded in irun's state, events sent.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -15,12 +15,18 @@ use crate::exec::runner::Job;
 use crate::outcome::{Outcome, Verdict};
 
 impl<L: Launcher> Driver<'_, L> {
-    /// Carry out effects in order. A freshness check is answered at once, before any other input.
+    /// Carry out effects in order. A freshness check is answered at once, before any other input, and the effects
+    /// of that answer are carried out before the effects after the check: a task found up to date is reported and
+    /// its snapshot dropped before the next is checked, so a no-op run of many tasks holds one task's at a time.
     pub(super) fn perform(&mut self, effects: Vec<Effect>) {
-        let mut queue: VecDeque<Effect> = effects.into();
-        while let Some(effect) = queue.pop_front() {
+        let mut stack = vec![effects.into_iter()];
+        while let Some(batch) = stack.last_mut() {
+            let Some(effect) = batch.next() else {
+                stack.pop();
+                continue;
+            };
             match effect {
-                Effect::Emit(event) => self.events.send(event),
+                Effect::Emit(event) => self.events.send(*event),
                 Effect::Spawn { task, restarting, changed, after_exit } => {
                     self.spawn(task, restarting, changed, after_exit)
                 }
@@ -33,7 +39,7 @@ impl<L: Launcher> Driver<'_, L> {
                     let dep_ran = dep_ran.map(|d| self.engine.plan()[d].name.clone());
                     // (Without a verdict yet, the remote cache is being asked: its answer gives it.)
                     if let Some(verdict) = self.check_freshness(task, dep_ran) {
-                        queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
+                        stack.push(self.engine.handle(Input::Freshness { task, verdict }).into_iter());
                     }
                 }
                 Effect::CheckInputs { tasks } => {
@@ -41,12 +47,12 @@ impl<L: Launcher> Driver<'_, L> {
                     self.events.flush();
                     let mut changed = Vec::new();
                     for t in tasks {
-                        let (config, live) = (&self.config, self.snapshots[t].as_ref());
+                        let (config, live) = (&self.config, self.snapshots[t].as_deref());
                         if self.checker.inputs_changed(config, &config.tasks[t], live) {
                             changed.push(t);
                         }
                     }
-                    queue.extend(self.engine.handle(Input::InputsChecked { changed }));
+                    stack.push(self.engine.handle(Input::InputsChecked { changed }).into_iter());
                 }
                 Effect::Record { task, outcome, took } => self.record(task, outcome, took),
                 Effect::SaveState { urgent } => self.save_state(urgent),
@@ -68,7 +74,7 @@ impl<L: Launcher> Driver<'_, L> {
         }
         // Kept even for a task up to date: the engine may still run it (a service it needs came back, watch mode),
         // and that run is recorded from it.
-        self.snapshots[task] = snapshot;
+        self.snapshots[task] = snapshot.map(Box::new);
         self.look_up_cache(task, verdict, dep_ran)
     }
 
@@ -169,7 +175,7 @@ impl<L: Launcher> Driver<'_, L> {
         }
         let ok = outcome.is_success();
         match snapshot {
-            Some(snapshot) => self.checker.record(def, snapshot, ok),
+            Some(snapshot) => self.checker.record(def, *snapshot, ok),
             None => self.checker.record_status(def, ok),
         }
         self.saving.dirty = true;

@@ -69,7 +69,7 @@ struct Driver<'l, L: Launcher> {
     launcher: &'l mut L,
     reports: mpsc::UnboundedSender<Report>,
     /// Per task: what it looked like when it was decided that it runs (recorded if it then ends).
-    snapshots: PerTask<Option<Snapshot>>,
+    snapshots: PerTask<Option<Box<Snapshot>>>,
     /// Live runners by task name (names, not positions, survive a reload): their control channel.
     controls: HashMap<TaskName, watch::Sender<Option<Control>>>,
     /// Live runner instances and their task.
@@ -77,7 +77,7 @@ struct Driver<'l, L: Launcher> {
     next_instance: u64,
     saving: Saving,
     /// The text of Irun.toml last seen (valid or not), so an unchanged file is not parsed again.
-    config_text: String,
+    config_text: Arc<str>,
     reload: Option<Reload>,
     /// The ports chosen for the services with `ready = { tcp = "auto" }` that were started, by task name.
     ports: HashMap<String, u16>,
@@ -99,26 +99,10 @@ pub(crate) async fn run<L: Launcher>(
     let Inputs { mut signals, mut output_closed } = inputs;
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let (remote_done, mut remote_inbox) = mpsc::unbounded_channel();
-    let n = config.tasks.len();
     let sources = sources(&config, options.watch.is_some());
     let engine = Engine::new(plan, sources, &weights(&config, &checker), options, started.into_std());
-    let mut d = Driver {
-        config_text: config.source.text.to_string(),
-        config,
-        engine,
-        checker,
-        events,
-        launcher,
-        reports,
-        snapshots: PerTask::filled(n, None),
-        controls: HashMap::new(),
-        instances: HashMap::new(),
-        next_instance: 0,
-        saving: Saving::new(),
-        reload: None,
-        ports: HashMap::new(),
-        caching: caching::Caching::new(cache, remote, remote_done),
-    };
+    let caching = caching::Caching::new(cache, remote, remote_done);
+    let mut d = Driver::new(config, engine, checker, events, launcher, reports, caching);
     let effects = d.engine.start(notices);
     d.perform(effects);
     // One timer for the next save, moved as the save moves (a new one at every turn would be registered each time).
@@ -168,6 +152,37 @@ pub(crate) async fn run<L: Launcher>(
     let interrupted = matches!(outcome, RunOutcome::Interrupted(_));
     d.wait_for_uploads(&mut remote_inbox, interrupted, &mut signals).await;
     d.finish(outcome, started, &mut signals).await
+}
+
+impl<'a, L: Launcher> Driver<'a, L> {
+    fn new(
+        config: Arc<Config>,
+        engine: Engine,
+        checker: Checker,
+        events: EventSender,
+        launcher: &'a mut L,
+        reports: mpsc::UnboundedSender<Report>,
+        caching: caching::Caching,
+    ) -> Self {
+        let n = config.tasks.len();
+        Driver {
+            config_text: config.source.text.clone(),
+            config,
+            engine,
+            checker,
+            events,
+            launcher,
+            reports,
+            snapshots: PerTask::filled(n, None),
+            controls: HashMap::new(),
+            instances: HashMap::new(),
+            next_instance: 0,
+            saving: Saving::new(),
+            reload: None,
+            ports: HashMap::new(),
+            caching,
+        }
+    }
 }
 
 async fn next_batch(watching: &mut Option<Watching>) -> Option<Batch> {

@@ -43,10 +43,10 @@ impl<L: Launcher> Driver<'_, L> {
                 return;
             }
         };
-        if text == self.config_text {
+        if *text == *self.config_text {
             return;
         }
-        self.config_text = text.clone();
+        self.config_text = text.as_str().into();
         let planned = crate::config::parse(Source::new(&path, &text), self.config.root.clone())
             .and_then(|config| request::plan(config, &w.request));
         match planned {

@@ -104,7 +104,7 @@ pub(crate) enum Outcome {
     UpToDate,
     /// Not run: a stored result of the same inputs was restored (outputs and output).
     Cached(CacheHit),
-    Failed(Failure),
+    Failed(Box<Failure>),
     TimedOut(Duration),
     /// Never started, or stopped, because the run (or watch cycle) was aborted: a failure elsewhere, or a signal.
     Cancelled,

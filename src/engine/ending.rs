@@ -77,18 +77,18 @@ impl Engine {
     pub(super) fn outcome_of(&self, i: TaskId, life: &Life, end: End) -> Outcome {
         let service = self.kind(i) == TaskKind::Service;
         let exit = match end {
-            End::NotStarted(f) => return Outcome::Failed(f),
-            End::Broken(why) => return Outcome::Failed(Failure::Internal(why)),
-            End::WantedTerminal(signal) => return Outcome::Failed(Failure::WantedTerminal { signal }),
+            End::NotStarted(f) => return Outcome::Failed(Box::new(f)),
+            End::Broken(why) => return Outcome::Failed(Box::new(Failure::Internal(why))),
+            End::WantedTerminal(signal) => return Outcome::Failed(Box::new(Failure::WantedTerminal { signal })),
             End::TimedOut(after) => return Outcome::TimedOut(after),
-            End::NotReady { timeout, check } => return Outcome::Failed(Failure::NotReady { timeout, check }),
+            End::NotReady { timeout, check } => return Outcome::Failed(Box::new(Failure::NotReady { timeout, check })),
             End::Exited(exit) => Some(exit),
             End::Stopped => None,
         };
         match (life, exit) {
             // A task's exit code counts, even while a stop was pending: irun had not signalled it yet.
             (_, Some(exit)) if !service && exit.success() => Outcome::Ok,
-            (_, Some(exit)) if !service => Outcome::Failed(Failure::Exit(exit)),
+            (_, Some(exit)) if !service => Outcome::Failed(Box::new(Failure::Exit(exit))),
             (Life::Stopping(s), _) if !service || !s.ready => Outcome::Cancelled,
             // A service that was being stopped may end any way it likes; only one stopped because it was no
             // longer needed has done its job.
@@ -107,12 +107,12 @@ impl Engine {
                 let foreground = self.plan[i].foreground || self.opts.watch.is_some();
                 match (foreground, exit.success()) {
                     (true, true) if needed_by.is_empty() => Outcome::Ok,
-                    (true, true) => Outcome::Failed(Failure::ExitedWhileNeeded { exit, needed_by }),
-                    (true, false) => Outcome::Failed(Failure::Exit(exit)),
-                    (false, _) => Outcome::Failed(Failure::ExitedWhileNeeded { exit, needed_by: Vec::new() }),
+                    (true, true) => Outcome::Failed(Box::new(Failure::ExitedWhileNeeded { exit, needed_by })),
+                    (true, false) => Outcome::Failed(Box::new(Failure::Exit(exit))),
+                    (false, _) => Outcome::Failed(Box::new(Failure::ExitedWhileNeeded { exit, needed_by: Vec::new() })),
                 }
             }
-            (_, Some(exit)) => Outcome::Failed(Failure::ExitedBeforeReady(exit)),
+            (_, Some(exit)) => Outcome::Failed(Box::new(Failure::ExitedBeforeReady(exit))),
         }
     }
 

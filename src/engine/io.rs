@@ -158,5 +158,5 @@ pub(crate) enum Effect {
     SaveState {
         urgent: bool,
     },
-    Emit(Event),
+    Emit(Box<Event>),
 }

@@ -276,7 +276,7 @@ impl Engine {
     }
 
     fn emit(&mut self, event: Event) {
-        self.out.push(Effect::Emit(event));
+        self.out.push(Effect::Emit(Box::new(event)));
     }
 
     fn name(&self, i: TaskId) -> TaskName {

@@ -196,37 +196,40 @@ impl Model {
                 Effect::Spawn { task, after_exit: Some(_), .. } => self.restarted(task.index()),
                 Effect::Spawn { task, .. } => self.spawned(task.index()),
                 Effect::Stop { task, control } => self.stopped(task.index(), *control),
-                Effect::Emit(Event::TaskStarted { task, .. }) => {
-                    let t = self.index(task);
-                    if self.seen[t] == Seen::Starting {
-                        self.seen[t] = Seen::Running;
-                    }
-                }
-                Effect::Emit(Event::TaskReady { task, .. }) => {
-                    let t = self.index(task);
-                    if std::mem::take(&mut self.slot[t]) {
-                        self.holders -= 1;
-                    }
-                    if self.seen[t] != Seen::Stopping {
-                        self.seen[t] = Seen::Ready;
-                    }
-                }
-                Effect::Emit(Event::TaskFinished { task, outcome, .. }) => self.finished(self.index(task), outcome),
-                Effect::Emit(Event::CycleStarted { tasks, restarted, .. }) => {
-                    let members: BTreeSet<usize> = tasks.iter().map(|t| self.index(t)).collect();
-                    if *restarted {
-                        self.checking_cycle = false;
-                    } else if self.checking_cycle {
-                        for m in &members {
-                            assert!(!self.protected.contains(m), "t{m} was not affected, yet the cycle takes it");
+                Effect::Emit(event) => match &**event {
+                    Event::TaskStarted { task, .. } => {
+                        let t = self.index(task);
+                        if self.seen[t] == Seen::Starting {
+                            self.seen[t] = Seen::Running;
                         }
-                        self.members = Some(members);
                     }
-                }
-                Effect::Emit(Event::CycleFinished { .. }) => {
-                    self.checking_cycle = false;
-                    self.members = None;
-                }
+                    Event::TaskReady { task, .. } => {
+                        let t = self.index(task);
+                        if std::mem::take(&mut self.slot[t]) {
+                            self.holders -= 1;
+                        }
+                        if self.seen[t] != Seen::Stopping {
+                            self.seen[t] = Seen::Ready;
+                        }
+                    }
+                    Event::TaskFinished { task, outcome, .. } => self.finished(self.index(task), outcome),
+                    Event::CycleStarted { tasks, restarted, .. } => {
+                        let members: BTreeSet<usize> = tasks.iter().map(|t| self.index(t)).collect();
+                        if *restarted {
+                            self.checking_cycle = false;
+                        } else if self.checking_cycle {
+                            for m in &members {
+                                assert!(!self.protected.contains(m), "t{m} was not affected, yet the cycle takes it");
+                            }
+                            self.members = Some(members);
+                        }
+                    }
+                    Event::CycleFinished { .. } => {
+                        self.checking_cycle = false;
+                        self.members = None;
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
         }

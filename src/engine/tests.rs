@@ -173,7 +173,7 @@ fn events(effects: &[Effect]) -> Vec<&Event> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Emit(ev) => Some(ev),
+            Effect::Emit(ev) => Some(&**ev),
             _ => None,
         })
         .collect()
@@ -621,7 +621,11 @@ fn tasks_that_need_a_restarting_service_wait_for_it_and_those_that_ran_against_t
     // svc's process exits while `a` runs: the engine starts it again, after a pause, on the same port.
     let effects = sim.exit("svc", 1);
     assert!(!effects.iter().any(|e| matches!(e, Effect::Stop { .. })), "nothing is stopped: {effects:?}");
-    assert!(effects.iter().any(|e| matches!(e, Effect::Emit(Event::TaskRestarting { attempt: 1, .. }))));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Emit(ev) if matches!(**ev, Event::TaskRestarting { attempt: 1, .. })))
+    );
     let again = effects.iter().find_map(|e| match e {
         Effect::Spawn { task, restarting, after_exit, .. } if sim.name(*task) == "svc" => {
             Some((*restarting, *after_exit))

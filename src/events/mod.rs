@@ -291,7 +291,7 @@ impl Event {
             Event::TaskReady { probe: Some(probe), .. } | Event::ServiceReused { probe, .. } => {
                 *probe = probe.hidden(secrets)
             }
-            Event::TaskFinished { outcome: Outcome::Failed(failure), .. } => match failure {
+            Event::TaskFinished { outcome: Outcome::Failed(failure), .. } => match &mut **failure {
                 Failure::NotReady { check, .. } => *check = check.hidden(secrets),
                 Failure::SpawnFailed { program, message, .. } => {
                     hide(program);

@@ -64,7 +64,7 @@ fn the_status_area_and_the_summary_count_the_same_tasks() {
     send(&mut t, Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None, reused: false });
     send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2, port: None });
     send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
-    let failed = Outcome::Failed(Failure::Exit(ChildExit::Code(1)));
+    let failed = Outcome::Failed(Box::new(Failure::Exit(ChildExit::Code(1))));
     send(&mut t, Event::TaskFinished { task: "b".into(), outcome: failed, duration: Duration::ZERO });
     send(&mut t, Event::TaskFinished { task: "all".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
     assert_eq!(t.progress.as_ref().unwrap().counts(), (3, 3), "svc (ready), a and b; not the group");

@@ -144,7 +144,7 @@ impl Checker {
             return (Verdict::Run(RunReason::NoSources), None);
         }
         let deps = config.deps_through_groups(task);
-        let previous = self.state.tasks.get(&task.name);
+        let previous = self.state.record(&task.name);
         let looked = self.looked(config, task, dep_ran);
         let mut snapshot = self.snapshot_with(config, task, previous, &deps, looked);
         let run = |why: RunReason| (Verdict::Run(why), Some(snapshot.clone()));
@@ -209,7 +209,7 @@ impl Checker {
     /// again. What the record vouches for does not change (not `recorded_at`, which its dependents remember it by).
     /// Whether the record changed.
     pub(crate) fn refresh(&mut self, task: &Task, snapshot: &Snapshot) -> bool {
-        let Some(prev) = self.state.tasks.get(&task.name).filter(|_| snapshot.reread) else { return false };
+        let Some(prev) = self.state.record(&task.name).filter(|_| snapshot.reread) else { return false };
         let record = TaskRecord {
             sources: snapshot.record.sources.clone(),
             outputs: snapshot.record.outputs.clone(),
@@ -247,7 +247,7 @@ impl Checker {
         if task.is_group() {
             return self.look_at_group(task);
         }
-        let previous = self.state.tasks.get(&task.name);
+        let previous = self.state.record(&task.name);
         if task.is_service() {
             let started = self.services.borrow().get(&task.name).cloned();
             return started.is_none_or(|(f, _)| self.fingerprint(config, task, previous).0.0 != f);
@@ -331,7 +331,7 @@ impl Checker {
 
     /// A service starts: take its fingerprint, which its dependents compare with the one they last ran against.
     pub(crate) fn service_started(&mut self, config: &Config, task: &Task) {
-        let previous = self.state.tasks.get(&task.name).cloned();
+        let previous = self.state.record(&task.name).cloned();
         let (fingerprints, record) = self.fingerprint(config, task, previous.as_ref());
         self.services.borrow_mut().insert(task.name.clone(), fingerprints);
         self.state.set_record(&task.name, record);
@@ -361,7 +361,7 @@ impl Checker {
         if dep.is_service() {
             return Some(self.service_fingerprints(config, dep).0);
         }
-        self.state.tasks.get(&dep.name).map(|r| r.recorded_at.to_string())
+        self.state.record(&dep.name).map(|r| r.recorded_at.to_string())
     }
 
     /// A service's fingerprint in this run (and the one an older irun would have taken), taken once.
@@ -369,7 +369,7 @@ impl Checker {
         if let Some(f) = self.services.borrow().get(&service.name) {
             return f.clone();
         }
-        let previous = self.state.tasks.get(&service.name);
+        let previous = self.state.record(&service.name);
         let (fingerprints, _) = self.fingerprint(config, service, previous);
         self.services.borrow_mut().insert(service.name.clone(), fingerprints.clone());
         fingerprints

@@ -196,9 +196,10 @@ impl<T: Stored> Stored for Vec<T> {
     }
     fn load(r: &mut Reader) -> Option<Self> {
         let n = r.len()?;
-        // (A count is at most the bytes left, but each item may take hundreds of bytes in memory: grown as read,
-        // a damaged count reserves nothing it does not fill.)
-        let mut out = Vec::with_capacity(n.min(1024));
+        // Reserved whole: grown as read, 10,000 tasks would take room for 16,384. (A count is at most the bytes
+        // left, and the body was checked against its hash before it is read: it is the count irun wrote. Room
+        // reserved and never filled is never touched, so it takes no memory.)
+        let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(T::load(r)?);
         }

@@ -47,7 +47,7 @@ impl Checker {
             return None;
         }
         // A task's record is its last run; a service's, its last start.
-        let prev = self.state.tasks.get(&task.name).filter(|p| match service {
+        let prev = self.state.record(&task.name).filter(|p| match service {
             true => !p.fingerprint.is_empty(),
             false => !p.command.is_empty() && p.fingerprint.is_empty(),
         });

@@ -12,16 +12,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{FileStamp, FileStamps, LastRun, Maps, TaskRecord};
+use super::{FileStamp, FileStamps, LastRun, Maps, Records, TaskRecord};
 
 const MAGIC: &[u8] = b"irun-state";
 pub(super) const FORMAT: u32 = 3;
 
-pub(super) fn encode(
-    tasks: &BTreeMap<String, TaskRecord>,
-    last: &BTreeMap<String, LastRun>,
-    durations: &BTreeMap<String, u64>,
-) -> Vec<u8> {
+pub(super) fn encode(tasks: &Records, last: &BTreeMap<String, LastRun>, durations: &BTreeMap<String, u64>) -> Vec<u8> {
     let mut names: Vec<&String> = tasks.keys().chain(last.keys()).chain(durations.keys()).collect();
     names.sort();
     names.dedup();
@@ -170,7 +166,7 @@ impl Reader<'_> {
                 maps.durations.insert(name.clone(), duration);
             }
             if flags & 4 != 0 {
-                maps.tasks.insert(name, self.record()?);
+                maps.tasks.insert(name, Box::new(self.record()?));
             }
         }
         self.bytes.is_empty().then_some(maps)
@@ -231,7 +227,7 @@ mod tests {
             fingerprint: "fp".into(),
             ..Default::default()
         };
-        maps.tasks.insert("build".into(), record);
+        maps.tasks.insert("build".into(), Box::new(record));
         maps.last.insert("build".into(), LastRun::Unfinished);
         maps.last.insert("lint".into(), LastRun::Failed);
         maps.durations.insert("serve".into(), 1234);

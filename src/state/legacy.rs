@@ -77,7 +77,7 @@ pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
                 hashing: HASHING_LEGACY,
                 fingerprint: String::new(),
             };
-            (name, record)
+            (name, Box::new(record))
         })
         .collect();
     Ok(Some(Maps { tasks, last: file.last, durations: file.durations }))

@@ -15,7 +15,7 @@ fn round_trip() {
     s.save().unwrap();
     let (back, warning) = State::load(dir.path());
     assert!(warning.is_none());
-    assert_eq!(back.tasks["setup"], rec);
+    assert_eq!(*back.tasks["setup"], rec);
     assert_eq!((back.last["setup"], back.durations["setup"]), (LastRun::Ok, 12));
     assert!(dir.path().join(".irun/.gitignore").exists());
 }
@@ -181,7 +181,7 @@ fn a_refreshed_record_never_replaces_what_another_run_saved_since() {
     // Over the same run's record, the refresh is written.
     let (mut c, _) = State::load(dir.path());
     let failed = c.tasks["t"].clone();
-    c.refresh_record("t", TaskRecord { checked_at: 7, ..failed });
+    c.refresh_record("t", TaskRecord { checked_at: 7, ..*failed });
     let (mut d, _) = State::load(dir.path());
     d.set_last("other", LastRun::Ok);
     d.save().unwrap();

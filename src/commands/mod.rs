@@ -22,6 +22,7 @@ use crate::request::Request;
 ///
 /// Must be called from a single-threaded process (the binary's `main`): it forks irun's guard process.
 pub fn main() -> i32 {
+    lean_allocator();
     // Started as irun's guard process: be that, and nothing else.
     crate::exec::guard::run_if_guard();
     let cli = match Cli::parse_args() {
@@ -41,6 +42,23 @@ pub fn main() -> i32 {
         Err(Failure::Internal(message)) => {
             eprintln!("irun: error: {message}");
             exit::FAILED
+        }
+    }
+}
+
+/// glibc's allocator tuned for a short-lived command whose memory is mostly per-task data: one arena for all
+/// threads (each thread that allocates would otherwise get one of its own, the reporters' and the look-ahead's
+/// half-empty), and blocks of 128 KiB or more always mapped apart, so that a large buffer freed (a file read whole)
+/// goes back to the system instead of raising the threshold and staying in the heap. At 10,000 tasks this takes
+/// about 2.5 MB off the peak (bench/run's no-op and memory steps).
+fn lean_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::libc;
+        // SAFETY: mallopt only sets allocator parameters; it is called before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         }
     }
 }

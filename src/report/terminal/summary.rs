@@ -25,20 +25,14 @@ impl<W: Write + Send> Terminal<W> {
         self.irun("summary");
         let results = std::mem::take(&mut self.results).into_vec();
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
-        let rows = self.rows(&results);
-        for (style, label, task, took, detail) in rows {
-            match counts.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((label, 1)),
-            }
-            let line = format!(
-                "  {} {:<width$} {:>8}  {detail}",
-                self.paint(style, &format!("{label:<10}")),
-                task,
-                took,
-                width = self.width
-            );
-            self.write(format!("{}\n", line.trim_end()).as_bytes());
+        // Written as each is made: a graph of 10,000 tasks has as many rows.
+        for (task, after) in std::mem::take(&mut self.ready) {
+            let still = "service, still running".to_string();
+            self.put_row(&mut counts, (AnsiColor::Green.on_default(), "ready", task, format_duration(after), still));
+        }
+        for (task, outcome, duration) in &results {
+            let row = self.row(task, outcome, *duration);
+            self.put_row(&mut counts, row);
         }
         self.failure_tails(&results);
         self.critical_path();
@@ -55,38 +49,40 @@ impl<W: Write + Send> Terminal<W> {
         self.irun(&text);
     }
 
-    /// A row for each service still running (watch mode), then for each result.
-    fn rows(&mut self, results: &[(TaskName, Outcome, Duration)]) -> Vec<Row> {
-        let mut rows: Vec<Row> = Vec::new();
-        for (task, after) in std::mem::take(&mut self.ready) {
-            let still = "service, still running".to_string();
-            rows.push((AnsiColor::Green.on_default(), "ready", task, format_duration(after), still));
+    fn put_row(&mut self, counts: &mut Vec<(&'static str, usize)>, (style, label, task, took, detail): Row) {
+        match counts.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((label, 1)),
         }
-        for (task, outcome, duration) in results {
-            let mut detail = text::detail(outcome).unwrap_or_default();
-            if self.kind(task) == Some(TaskKind::Service) {
-                let restarts = match self.restarts.get(task) {
-                    Some(1) => ", restarted once".to_string(),
-                    Some(n) => format!(", restarted {n} times"),
-                    None => String::new(),
-                };
-                detail = if detail.is_empty() {
-                    format!("service{restarts}")
-                } else {
-                    format!("service{restarts}: {detail}")
-                };
-            }
-            let took = match outcome {
-                Outcome::Cancelled
-                | Outcome::Blocked(_)
-                | Outcome::NotNeeded
-                | Outcome::UpToDate
-                | Outcome::Cached(_) => "-".to_string(),
-                _ => format_duration(*duration),
+        let line = format!(
+            "  {} {:<width$} {:>8}  {detail}",
+            self.paint(style, &format!("{label:<10}")),
+            task,
+            took,
+            width = self.width
+        );
+        self.write(format!("{}\n", line.trim_end()).as_bytes());
+    }
+
+    /// A result's row.
+    fn row(&self, task: &TaskName, outcome: &Outcome, duration: Duration) -> Row {
+        let mut detail = text::detail(outcome).unwrap_or_default();
+        if self.kind(task) == Some(TaskKind::Service) {
+            let restarts = match self.restarts.get(task) {
+                Some(1) => ", restarted once".to_string(),
+                Some(n) => format!(", restarted {n} times"),
+                None => String::new(),
             };
-            rows.push((status_style(outcome), text::label(outcome), task.clone(), took, detail));
+            detail =
+                if detail.is_empty() { format!("service{restarts}") } else { format!("service{restarts}: {detail}") };
         }
-        rows
+        let took = match outcome {
+            Outcome::Cancelled | Outcome::Blocked(_) | Outcome::NotNeeded | Outcome::UpToDate | Outcome::Cached(_) => {
+                "-".to_string()
+            }
+            _ => format_duration(duration),
+        };
+        (status_style(outcome), text::label(outcome), task.clone(), took, detail)
     }
 
     /// The last lines of each failed task's output.
@@ -157,8 +153,12 @@ impl Results {
         self.at.len()
     }
 
-    pub(super) fn into_vec(self) -> Vec<(TaskName, Outcome, Duration)> {
-        self.rows.into_iter().flatten().collect()
+    pub(super) fn into_vec(mut self) -> Vec<(TaskName, Outcome, Duration)> {
+        // Kept in place: a row takes as much room as its `Option` (a name is never null), so the rows are moved
+        // within the same allocation instead of into a second one.
+        self.at = HashMap::new();
+        self.rows.retain(Option::is_some);
+        self.rows.into_iter().map(|row| row.expect("kept only rows that are there")).collect()
     }
 }
 

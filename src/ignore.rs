@@ -3,7 +3,7 @@
 //! tasks' own outputs; and which links to folders are followed.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -41,7 +41,9 @@ pub(crate) struct Filter {
     /// Where tasks' `sources` globs start (their leading folders without wildcards): a link to a folder outside the
     /// project is followed only there. Replaced with the outputs on a reload.
     pub(crate) source_roots: Arc<Mutex<Vec<PathBuf>>>,
-    gitignores: Vec<Gitignore>,
+    /// The project's .gitignore files, deepest first: found when first needed (a run whose tasks name plain paths
+    /// never needs them, and finding them reads every folder of the project).
+    gitignores: OnceLock<Vec<Gitignore>>,
 }
 
 /// Where the `sources` globs start: a `!` pattern starts nowhere (it only takes out).
@@ -52,29 +54,31 @@ pub(crate) fn source_roots(sources: &[String]) -> Vec<PathBuf> {
 impl Filter {
     /// `outputs` are the tasks' lists of globs relative to `root`.
     pub(crate) fn new(root: &Path, outputs: &[Vec<String>]) -> Filter {
-        let mut builtin = GlobSetBuilder::new();
-        for g in IGNORED_GLOBS {
-            builtin.add(Glob::new(g).expect("built-in globs are valid"));
-        }
-        let mut filter = Filter {
+        Filter {
             root: root.to_path_buf(),
-            builtin: builtin.build().expect("built-in globs are valid"),
+            builtin: builtin(),
             // The same glob rules as Irun.toml's own (`./` prefix, `*` within a folder, `dir/**` covers `dir`, `!`
             // takes out of a task's list).
             outputs: Arc::new(Mutex::new(Globs::any(outputs))),
             source_roots: Arc::new(Mutex::new(Vec::new())),
-            gitignores: Vec::new(),
-        };
-        filter.reload_gitignores();
-        filter
+            gitignores: OnceLock::new(),
+        }
     }
 
     /// Read the project's .gitignore files again (one of them changed, or events were lost).
     pub(crate) fn reload_gitignores(&mut self) {
+        self.gitignores = OnceLock::from(self.sorted_gitignores());
+    }
+
+    fn gitignores(&self) -> &[Gitignore] {
+        self.gitignores.get_or_init(|| self.sorted_gitignores())
+    }
+
+    fn sorted_gitignores(&self) -> Vec<Gitignore> {
         let mut found = self.find_gitignores();
         // Deepest first: the closest .gitignore with a rule for a path decides (as in git).
         found.sort_by_key(|g| std::cmp::Reverse(g.path().components().count()));
-        self.gitignores = found;
+        found
     }
 
     /// Every .gitignore in the project (outside ignored folders), plus .git/info/exclude.
@@ -158,8 +162,16 @@ impl Filter {
         let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
         // A folder of outputs is looked into when a `!` pattern may take something in it out of the outputs.
         (if is_dir { outputs.covers_folder(rel) } else { outputs.is_match(rel) })
-            || self.ignored_by(&self.gitignores, rel, is_dir)
+            || self.ignored_by(self.gitignores(), rel, is_dir)
     }
+}
+
+fn builtin() -> GlobSet {
+    let mut builtin = GlobSetBuilder::new();
+    for g in IGNORED_GLOBS {
+        builtin.add(Glob::new(g).expect("built-in globs are valid"));
+    }
+    builtin.build().expect("built-in globs are valid")
 }
 
 fn subfolders(dir: &Path) -> Vec<PathBuf> {

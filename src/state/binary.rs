@@ -154,21 +154,30 @@ impl Reader<'_> {
     }
 
     fn entries(&mut self) -> Option<Maps> {
-        let mut maps = Maps::default();
-        for _ in 0..self.count(14)? {
+        // Gathered, then built whole: the file lists tasks by name, and a map built from sorted entries compares
+        // no keys and fills its nodes (inserted one by one, each would search the map and leave half of each node
+        // empty). A damaged file's unsorted or doubled names still give the map one would insert (the last wins).
+        let n = self.count(14)?;
+        let (mut last, mut durations, mut tasks) = (Vec::new(), Vec::new(), Vec::with_capacity(n));
+        for _ in 0..n {
             let name = self.str()?;
-            let (flags, last, duration) = (self.u8()?, self.u8()?, self.u64()?);
+            let (flags, run, duration) = (self.u8()?, self.u8()?, self.u64()?);
             if flags & 1 != 0 {
-                let last = [LastRun::Ok, LastRun::Failed, LastRun::Unfinished].get(usize::from(last)).copied()?;
-                maps.last.insert(name.clone(), last);
+                let run = [LastRun::Ok, LastRun::Failed, LastRun::Unfinished].get(usize::from(run)).copied()?;
+                last.push((name.clone(), run));
             }
             if flags & 2 != 0 {
-                maps.durations.insert(name.clone(), duration);
+                durations.push((name.clone(), duration));
             }
             if flags & 4 != 0 {
-                maps.tasks.insert(name, Box::new(self.record()?));
+                tasks.push((name, Box::new(self.record()?)));
             }
         }
+        let maps = Maps {
+            tasks: tasks.into_iter().collect(),
+            last: last.into_iter().collect(),
+            durations: durations.into_iter().collect(),
+        };
         self.bytes.is_empty().then_some(maps)
     }
 

@@ -64,8 +64,10 @@ impl<L: Launcher> Driver<'_, L> {
     /// recorded; `None` while the remote cache is asked.
     pub(super) fn check_freshness(&mut self, task: TaskId, dep_ran: Option<TaskName>) -> Option<Verdict> {
         if !self.config.tasks[task].sources().is_empty() {
-            // Hashing sources can take a while: what happened before is shown first.
-            self.events.flush();
+            // Hashing sources can take a while: what happened before is shown meanwhile. (Handed over, not written
+            // at once: most checks read nothing, and a no-op run of 10,000 tasks would wake the reporters 10,000
+            // times.)
+            self.events.hand_over();
         }
         let (verdict, snapshot) = self.checker.verdict(&self.config, &self.config.tasks[task], dep_ran.as_ref());
         if let (Verdict::UpToDate, Some(snapshot)) = (&verdict, &snapshot) {

@@ -170,6 +170,12 @@ impl EventSender {
         self.shared.flush(true);
     }
 
+    /// Hand over what was collected, for the reporters to write when they next look (within [`REST`]), without
+    /// waking them: before work that may take a while, so what happened before it is shown meanwhile.
+    pub(crate) fn hand_over(&self) {
+        self.shared.flush(false);
+    }
+
     /// What the runtime calls before it goes idle (`on_thread_park`): hands over what was collected, for the
     /// reporters to write when they next look (at once, unless they are resting). It does not keep the channel open.
     pub(crate) fn flusher(&self) -> impl Fn() + Send + Sync + 'static {

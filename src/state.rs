@@ -193,12 +193,12 @@ impl State {
         (state, warning)
     }
 
-    /// Whether this run has something a save would write.
     /// `name`'s record, if it has one.
     pub(crate) fn record(&self, name: &str) -> Option<&TaskRecord> {
         self.tasks.get(name).map(|r| &**r)
     }
 
+    /// Whether this run has something a save would write.
     pub(crate) fn unsaved(&self) -> bool {
         !self.touched.is_empty() || !self.migrated.is_empty() || !self.refreshed.is_empty()
     }

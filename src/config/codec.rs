@@ -196,10 +196,10 @@ impl<T: Stored> Stored for Vec<T> {
     }
     fn load(r: &mut Reader) -> Option<Self> {
         let n = r.len()?;
-        // Reserved whole: grown as read, 10,000 tasks would take room for 16,384. (A count is at most the bytes
-        // left, and the body was checked against its hash before it is read: it is the count irun wrote. Room
-        // reserved and never filled is never touched, so it takes no memory.)
-        let mut out = Vec::with_capacity(n);
+        // Reserved whole up to 65,536 items (grown as read, 10,000 tasks would take room for 16,384). A count is at
+        // most the bytes left, but a damaged one read before the hash check (the header's) could ask for far more
+        // than the file holds: room reserved and never filled is never touched, and is bounded.
+        let mut out = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             out.push(T::load(r)?);
         }

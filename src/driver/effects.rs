@@ -1,7 +1,7 @@
 //! Carrying out the engine's effects: runners started through the launcher and told to stop, freshness checked
 //! at once, outcomes recorded in irun's state, events sent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -15,16 +15,11 @@ use crate::exec::runner::Job;
 use crate::outcome::{Outcome, Verdict};
 
 impl<L: Launcher> Driver<'_, L> {
-    /// Carry out effects in order. A freshness check is answered at once, before any other input, and the effects
-    /// of that answer are carried out before the effects after the check: a task found up to date is reported and
-    /// its snapshot dropped before the next is checked, so a no-op run of many tasks holds one task's at a time.
+    /// Carry out effects in order. A freshness check is answered at once, before any other input; the effects of
+    /// the answer come after those already queued, in the order the engine decided them.
     pub(super) fn perform(&mut self, effects: Vec<Effect>) {
-        let mut stack = vec![effects.into_iter()];
-        while let Some(batch) = stack.last_mut() {
-            let Some(effect) = batch.next() else {
-                stack.pop();
-                continue;
-            };
+        let mut queue: VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Emit(event) => self.events.send(*event),
                 Effect::Spawn { task, restarting, changed, after_exit } => {
@@ -39,7 +34,7 @@ impl<L: Launcher> Driver<'_, L> {
                     let dep_ran = dep_ran.map(|d| self.engine.plan()[d].name.clone());
                     // (Without a verdict yet, the remote cache is being asked: its answer gives it.)
                     if let Some(verdict) = self.check_freshness(task, dep_ran) {
-                        stack.push(self.engine.handle(Input::Freshness { task, verdict }).into_iter());
+                        queue.extend(self.engine.handle(Input::Freshness { task, verdict }));
                     }
                 }
                 Effect::CheckInputs { tasks } => {
@@ -52,7 +47,7 @@ impl<L: Launcher> Driver<'_, L> {
                             changed.push(t);
                         }
                     }
-                    stack.push(self.engine.handle(Input::InputsChecked { changed }).into_iter());
+                    queue.extend(self.engine.handle(Input::InputsChecked { changed }));
                 }
                 Effect::Record { task, outcome, took } => self.record(task, outcome, took),
                 Effect::SaveState { urgent } => self.save_state(urgent),

@@ -1192,15 +1192,25 @@ fn fan_in(n: usize, task: bool) -> String {
     toml
 }
 
-/// Every `t` of a fan-in is up to date, and their answers come in `order` (by index): how many dep tests it took.
+/// Every `t` of a fan-in is up to date, and their answers come in `order` (by index), among the checks asked for
+/// (at most [`CHECKS_AT_ONCE`] at a time): how many dep tests it took.
 fn fan_in_dep_tests(n: usize, task: bool, order: impl Iterator<Item = usize>) -> u64 {
     let mut sim = Sim::new(&fan_in(n, task), &["top"], 2, None);
     let ts: Vec<TaskId> = (0..n).map(|i| sim.i(&format!("t{i}"))).collect();
     sim.held.extend(ts.iter().copied());
     sim.up_to_date(&["top"]);
     sim.start();
-    for i in order {
-        sim.feed(Input::Freshness { task: ts[i], verdict: Verdict::UpToDate });
+    let mut left: Vec<usize> = order.collect();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|&i| {
+            if sim.engine.nodes[ts[i]].life != Life::Checking {
+                return true;
+            }
+            sim.feed(Input::Freshness { task: ts[i], verdict: Verdict::UpToDate });
+            false
+        });
+        assert!(left.len() < before, "none of the tasks left was being checked");
     }
     if task {
         assert_eq!(sim.outcome("top"), Some(Outcome::UpToDate));
@@ -1246,4 +1256,27 @@ fn a_dependent_waits_again_for_a_dep_a_watch_cycle_runs_again_though_it_had_pass
         }
         assert_eq!(sim.outcome("top"), Some(Outcome::Ok), "task: {task}");
     }
+}
+
+#[test]
+fn at_most_a_bounded_number_of_checks_are_asked_at_a_time_and_the_rest_as_answers_come() {
+    let n = CHECKS_AT_ONCE * 3;
+    let mut sim = Sim::new(&fan_in(n, false), &["top"], 2, None);
+    let ts: Vec<TaskId> = (0..n).map(|i| sim.i(&format!("t{i}"))).collect();
+    sim.held.extend(ts.iter().copied());
+    let asked = |effects: &[Effect]| effects.iter().filter(|e| matches!(e, Effect::CheckFreshness { .. })).count();
+    let first = sim.start();
+    assert_eq!(asked(&first), CHECKS_AT_ONCE);
+    let checking = |sim: &Sim| ts.iter().filter(|&&t| sim.engine.nodes[t].life == Life::Checking).count();
+    assert_eq!(checking(&sim), CHECKS_AT_ONCE);
+    // Each answer lets one more be asked, until every task was.
+    let mut answered = 0;
+    while let Some(&t) = ts.iter().find(|&&t| sim.engine.nodes[t].life == Life::Checking) {
+        let more = sim.feed(Input::Freshness { task: t, verdict: Verdict::UpToDate });
+        answered += 1;
+        assert_eq!(asked(&more), usize::from(answered + CHECKS_AT_ONCE <= n), "after {answered} answers");
+        assert!(checking(&sim) <= CHECKS_AT_ONCE);
+    }
+    assert_eq!(answered, n);
+    assert_eq!(sim.engine.finished(), Some(RunOutcome::Passed));
 }

@@ -544,13 +544,4 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spawn_blocks_every_signal_but_sigchld_unless_sigchld_is_caught() {
-        let (chld, int) = (bit(libc::SIGCHLD), bit(libc::SIGINT));
-        assert_eq!(spawn_mask(int), !chld);
-        assert_eq!(spawn_mask(int | chld), !0);
-    }
-}
+mod tests;

@@ -1,0 +1,120 @@
+//! Starting a program: PATH lookup, environments, the shell for what the kernel cannot execute, `posix_spawn`.
+
+use super::*;
+
+#[test]
+fn programs_are_found_on_the_given_path_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(d.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(a.join("plain"), "").unwrap();
+    let path = std::env::join_paths([&a, &b]).unwrap();
+    let spawner = Spawner::new();
+    let resolve = |program: &str| spawner.resolve(program, Some(&path), dir.path());
+    assert_eq!(resolve("tool").unwrap(), a.join("tool"));
+    let err = resolve("plain").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    let err = resolve("no-such-tool").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    // A path is taken as it is, relative to the task's directory.
+    assert_eq!(resolve("./x").unwrap(), dir.path().join("./x"));
+}
+
+/// Run `script` with /bin/sh through the posix_spawn fallback, in `cwd`; its exit code.
+fn through_posix_spawn(script: &str, cwd: &Path) -> i32 {
+    let argv = CStrings::new(["sh", "-c", script].into_iter()).unwrap();
+    let spawner = Spawner::new();
+    let env = Environment::new(&spawner.base_env, &[]).unwrap();
+    let null = spawner.null.as_ref().unwrap().as_raw_fd();
+    let dir = CString::new(cwd.as_os_str().as_bytes()).unwrap();
+    let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
+    let pid = sys::posix_spawn(c"/bin/sh", argv, envp, [null, null, null], Some(&dir)).unwrap();
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_posix_spawn_fallback_starts_the_program_in_its_directory_and_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path().canonicalize().unwrap();
+    let check = format!("[ \"$(pwd -P)\" = '{}' ] && set -- $(cat /proc/$$/stat) && [ \"$5\" = $$ ]", here.display());
+    assert_eq!(through_posix_spawn(&check, &here), 0);
+    assert_eq!(through_posix_spawn("exit 3", &here), 3);
+}
+
+fn executable(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn only_binaries_and_scripts_with_an_executable_interpreter_are_executed_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(executes_directly(Path::new("/bin/sh")), "an ELF binary");
+    assert!(executes_directly(&executable(dir.path(), "script", b"#! /bin/sh -e\necho\n")));
+    assert!(!executes_directly(&executable(dir.path(), "lost", b"#!/nonexistent/sh\n")));
+    assert!(!executes_directly(&executable(dir.path(), "plain", b"echo no shebang\n")), "left to the shell");
+    assert!(!executes_directly(&dir.path().join("missing")));
+}
+
+/// Start `program` (executable, in `dir`) without waiting for its exec; its exit code and how its exec went.
+fn started_before_exec(dir: &Path, program: &str) -> (i32, io::Result<()>) {
+    let spawner = Spawner::new();
+    let invocation = super::super::command_line::invocation(&crate::config::Cmd::Argv(vec![program.into()]));
+    let request = Request {
+        invocation: &invocation,
+        cwd: dir,
+        env: &[],
+        output: Output::Discarded,
+        stdin_inherited: false,
+        cgroup: None,
+        exec_later: true,
+    };
+    let child = spawner.spawn(&request).unwrap();
+    let code = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+        other => panic!("{other:?}"),
+    };
+    let exec = child.exec.expect("started before its exec");
+    (code, exec.outcome(Duration::from_secs(60)).expect("past its exec once it has exited"))
+}
+
+#[test]
+fn a_child_started_before_its_exec_says_how_the_exec_went_once_it_has_exited() {
+    if !vfork::LATER {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    executable(dir.path(), "exits", b"#!/bin/sh\nexit 3\n");
+    executable(dir.path(), "fake", b"\x7fELF, but nothing an ELF loader can use");
+    let (code, exec) = started_before_exec(dir.path(), "./exits");
+    assert_eq!(code, 3);
+    assert!(exec.is_ok(), "{exec:?}");
+    let (code, exec) = started_before_exec(dir.path(), "./fake");
+    assert_eq!(code, 127);
+    assert_eq!(exec.unwrap_err().raw_os_error(), Some(libc::ENOEXEC));
+}
+
+#[test]
+fn the_task_environment_overrides_irun_s_and_the_last_entry_wins() {
+    let spawner = Spawner::new();
+    let env = Environment::new(&spawner.base_env, &[("IRUN_TEST_A", "1"), ("PATH", "/nowhere"), ("IRUN_TEST_A", "2")])
+        .unwrap();
+    let entries: Vec<String> = env.ptrs[..env.ptrs.len() - 1]
+        .iter()
+        // SAFETY: every pointer but the last points to a NUL-terminated string owned by `env` or the spawner.
+        .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        .collect();
+    assert!(entries.contains(&"IRUN_TEST_A=2".to_string()), "{entries:?}");
+    assert!(!entries.contains(&"IRUN_TEST_A=1".to_string()));
+    assert_eq!(entries.iter().filter(|e| e.starts_with("PATH=")).collect::<Vec<_>>(), ["PATH=/nowhere"]);
+    assert!(env.ptrs.last().unwrap().is_null());
+}

@@ -215,6 +215,46 @@ impl Drop for TaskCgroup {
     }
 }
 
+/// For tests: a run's cgroups of their own, with one task cgroup frozen, so a child started in it runs nothing, not
+/// even as far as its exec, until [`Frozen::thaw`]. What is left in them is killed, and they are removed, when it
+/// is dropped.
+#[cfg(test)]
+pub(crate) struct Frozen {
+    pub(crate) task: TaskCgroup,
+    run: Cgroups,
+}
+
+#[cfg(test)]
+impl Frozen {
+    /// None where irun cannot make cgroups (the caller's test says so and does nothing).
+    pub(crate) fn new() -> Option<Frozen> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let token = format!("test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let run = Cgroups::setup(&token)?;
+        let Ok(task) = run.task() else {
+            run.finish();
+            return None;
+        };
+        let frozen = Frozen { task, run };
+        frozen.freeze(true).then_some(frozen)
+    }
+
+    pub(crate) fn thaw(&self) {
+        assert!(self.freeze(false), "a frozen cgroup thaws");
+    }
+
+    fn freeze(&self, frozen: bool) -> bool {
+        std::fs::write(self.task.slot().dir.join("cgroup.freeze"), if frozen { "1" } else { "0" }).is_ok()
+    }
+}
+
+#[cfg(test)]
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.run.finish();
+    }
+}
+
 /// The guard, once irun is gone: kill everything in the run's cgroup (if the run had one) and remove it.
 pub(crate) fn guard_cleanup(token: &str) {
     if let Some(dir) = run_dir(token).filter(|d| d.is_dir()) {

@@ -9,6 +9,8 @@
 //! the kernel has cleared the child's word (CLONE_CHILD_CLEARTID: it does so when the child's exec has replaced its
 //! memory, or when it exits). Waiting is what `posix_spawn` does, and costs most when CPUs are scarce: irun can do
 //! nothing, not even start the next task when another ends, until the new child has been scheduled and exec'ed.
+//! Not waiting, irun does itself what it relies on the child to have done before anything can be asked of it: it
+//! makes it its group's leader (and, where the child joins its cgroup by itself, moves it in), see [`settle`].
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
 //! allocation, no locks, nothing that can panic, and no glibc wrapper, which would set the `errno` it shares with
@@ -239,6 +241,8 @@ pub(crate) fn spawn(
     // SAFETY: with CLONE_PIDFD the kernel wrote a new descriptor (close-on-exec) that this process now owns.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     if later {
+        // The child may not have run yet: what it would do first for irun to rely on, irun does too.
+        settle(pid, (slot.plan.cgroup >= 0).then_some(slot.plan.cgroup));
         let exec = Exec { slot: Some(slot), stacks: vfork.stacks.clone() };
         return Ok(Started { pid, pidfd, exec: Some(exec) });
     }
@@ -252,6 +256,24 @@ pub(crate) fn spawn(
             Err(Some(io::Error::from_raw_os_error(errno)))
         }
     }
+}
+
+/// For a child irun did not wait for, which may not have run yet: put it in its cgroup (`procs`, where it joins by
+/// itself) and make it the leader of its process group, as it does itself before it execs (a shell does both for
+/// its jobs, in the parent and in the child, for the same reason). Until then a signal to the group, or to the
+/// cgroup's members, would miss it: a stop sent as the task starts would be lost. Whichever of irun and the child
+/// comes first does it, the other's call changes nothing; errors are left to the child to find (or it is past its
+/// exec, or gone, already).
+fn settle(pid: i32, procs: Option<RawFd>) {
+    if let Some(procs) = procs {
+        // (Moving a process may keep irun waiting for the kernel a moment: see `clone_child`. Only where clone3 was
+        // refused.)
+        let pid = pid.to_string();
+        // SAFETY: a write of bytes from this string to a descriptor the caller keeps open.
+        unsafe { libc::write(procs, pid.as_ptr().cast(), pid.len()) };
+    }
+    // SAFETY: setpgid takes plain integers.
+    unsafe { libc::setpgid(pid, pid) };
 }
 
 /// The clone itself: into the child's cgroup with `clone3` where it can, else with `clone` (the child then joins its

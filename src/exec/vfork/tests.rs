@@ -78,3 +78,24 @@ fn where_clone3_is_refused_irun_moves_the_child_into_its_cgroup_and_group_so_a_s
     assert_eq!(getpgid(Some(pid)), Ok(pid), "the child leads its group");
     assert_eq!(stopped_at_once(&frozen, &started), WaitStatus::Signaled(pid, Signal::SIGTERM, false));
 }
+
+#[test]
+fn a_child_not_yet_past_its_exec_maps_what_irun_maps_so_the_guard_can_tell_it_is_irun_s() {
+    let Some(frozen) = frozen() else { return };
+    let memfd = crate::exec::sys::memfd(c"irun-test-shared", 4096).unwrap();
+    crate::exec::sys::map_shared(std::os::fd::AsFd::as_fd(&memfd), 1, false).unwrap();
+    let inode =
+        std::os::unix::fs::MetadataExt::ino(&std::fs::File::from(memfd.try_clone().unwrap()).metadata().unwrap());
+    let started = start_frozen(&frozen, false);
+    let pid = Pid::from_raw(started.pid);
+    let maps = |pid: i32, inode| crate::exec::procfs::maps_file(pid, "/memfd:irun-test-shared", inode);
+    assert!(maps(started.pid, inode), "a child before its exec shares this process's memory");
+    assert!(!maps(started.pid, inode + 1), "another file of that name is not this one");
+    // A program exec'ed has memory of its own.
+    let mut other = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    let other_maps = maps(other.id() as i32, inode);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(!other_maps);
+    assert_eq!(stopped_at_once(&frozen, &started), WaitStatus::Signaled(pid, Signal::SIGTERM, false));
+}

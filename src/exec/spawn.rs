@@ -68,8 +68,9 @@ pub(crate) struct SpawnError {
 /// What starting a process needs that is taken once for the run: irun's environment and working directory (before
 /// anything could change them), `/dev/null`, programs found on PATH lately, and the cheap clone's stack.
 pub(crate) struct Spawner {
-    /// irun's environment when the run started, each entry ready for `execve`.
-    base_env: Vec<(OsString, CString)>,
+    /// irun's environment when the run started, each entry ready for `execve`; shared with every [`Environment`]
+    /// made from it, which points into it.
+    base_env: Arc<BaseEnv>,
     /// irun's working directory: a task that runs there needs no `chdir`.
     here: Option<PathBuf>,
     /// `/dev/null`, opened once for reading and writing (close-on-exec; each child gets its own copy by `dup2`).
@@ -91,7 +92,8 @@ impl Spawner {
                 entry.extend_from_slice(v.as_bytes());
                 Some((k, CString::new(entry).ok()?))
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         Spawner {
             base_env,
             here: std::env::current_dir().ok(),
@@ -163,7 +165,7 @@ impl Spawner {
             cwd: cwd.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
         };
         // Where irun need not wait for the exec, the child gets what the target points into (heap memory: it stays
-        // where it is as it moves), until it is past its exec.
+        // where it is as it moves), until it is past its exec: the environment holds irun's, which it points into.
         let later = req.exec_later && self.execs_directly(target_path);
         let mut kept = if later { Some(vfork::Keep::new((argv.clone(), env.clone(), program, cwd))) } else { None };
         let cgroup = req.cgroup.map(|c| vfork::Cgroup { handle: c.handle().as_raw_fd(), procs: c.procs().as_raw_fd() });
@@ -216,20 +218,25 @@ impl CStrings {
     }
 }
 
-/// irun's environment with the task's entries on top: the inherited entries are shared, not copied.
+/// irun's environment as it was when the run started: each name, and its `NAME=value` entry for `execve`.
+type BaseEnv = Vec<(OsString, CString)>;
+
+/// irun's environment with the task's entries on top: the inherited entries are shared, not copied (it holds them,
+/// so whoever keeps it keeps all its pointers point to, even past the spawner).
 struct Environment {
     _own: Vec<CString>,
+    _base: Arc<BaseEnv>,
     ptrs: Vec<*const libc::c_char>,
 }
 
-// SAFETY: the pointers point into the strings it owns or the spawner's environment (which outlives every spawn), none
-// of which is ever changed: reading them from any thread is sound.
+// SAFETY: the pointers point into the strings it owns, or into irun's environment, which it holds; none of them is
+// ever changed: reading them from any thread is sound.
 unsafe impl Send for Environment {}
 // SAFETY: as above.
 unsafe impl Sync for Environment {}
 
 impl Environment {
-    fn new(base: &[(OsString, CString)], env: &[(&str, &str)]) -> io::Result<Environment> {
+    fn new(base: &Arc<BaseEnv>, env: &[(&str, &str)]) -> io::Result<Environment> {
         // The last entry for a name wins.
         let mut own: Vec<CString> = Vec::with_capacity(env.len());
         let mut names: Vec<&str> = Vec::with_capacity(env.len());
@@ -241,14 +248,14 @@ impl Environment {
             own.push(CString::new(format!("{k}={v}")).map_err(|_| invalid("a NUL byte in `env`"))?);
         }
         let mut ptrs = Vec::with_capacity(base.len() + own.len() + 1);
-        for (k, entry) in base {
+        for (k, entry) in base.iter() {
             if !names.iter().any(|n| n.as_bytes() == k.as_bytes()) {
                 ptrs.push(entry.as_ptr());
             }
         }
         ptrs.extend(own.iter().rev().map(|c| c.as_ptr()));
         ptrs.push(std::ptr::null());
-        Ok(Environment { _own: own, ptrs })
+        Ok(Environment { _own: own, _base: base.clone(), ptrs })
     }
 }
 

@@ -104,6 +104,47 @@ fn a_child_started_before_its_exec_says_how_the_exec_went_once_it_has_exited() {
 }
 
 #[test]
+fn a_child_irun_did_not_wait_for_gets_irun_s_environment_though_the_spawner_is_gone_before_its_exec() {
+    if !vfork::LATER {
+        return;
+    }
+    let Some(frozen) = crate::exec::cgroup::Frozen::new() else {
+        eprintln!("not run: irun cannot make cgroups here");
+        return;
+    };
+    let spawner = Spawner::new();
+    let here = std::env::current_dir().unwrap();
+    let invocation = super::super::command_line::invocation(&crate::config::Cmd::Argv(vec!["/usr/bin/env".into()]));
+    let request = Request {
+        invocation: &invocation,
+        cwd: &here,
+        env: &[("IRUN_TEST_ENTRY", "kept")],
+        output: Output::Piped,
+        stdin_inherited: false,
+        cgroup: Some(&frozen.task),
+        exec_later: true,
+    };
+    let child = spawner.spawn(&request).unwrap();
+    assert!(child.exec.is_some(), "started before its exec");
+    let mut expected: Vec<String> = spawner.base_env.iter().map(|(_, e)| e.to_string_lossy().into_owned()).collect();
+    expected.push("IRUN_TEST_ENTRY=kept".into());
+    // Frozen before its exec, it outlives the spawner, whose memory is then used again.
+    drop(spawner);
+    let reused: Vec<Vec<u8>> = (0..10_000).map(|i| vec![b'x'; 8 + i % 400]).collect();
+    frozen.thaw();
+    let mut printed = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(child.stdout.unwrap()), &mut printed).unwrap();
+    let printed = String::from_utf8_lossy(&printed);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap();
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(child.pid), 0));
+    let mut printed: Vec<&str> = printed.lines().collect();
+    printed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(printed, expected);
+    drop(reused);
+}
+
+#[test]
 fn the_task_environment_overrides_irun_s_and_the_last_entry_wins() {
     let spawner = Spawner::new();
     let env = Environment::new(&spawner.base_env, &[("IRUN_TEST_A", "1"), ("PATH", "/nowhere"), ("IRUN_TEST_A", "2")])

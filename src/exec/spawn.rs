@@ -121,7 +121,8 @@ impl Spawner {
         let env = Arc::new(Environment::new(&self.base_env, env).map_err(fail)?);
         let argv = Arc::new(CStrings::new(req.invocation.argv.iter().map(String::as_str)).map_err(fail)?);
         match self.launch(&program, &argv, &env, req) {
-            // A file without `#!` that is executable: run it with the shell, as execvp and a shell would.
+            // A file without `#!` that is executable: run it with the shell, as execvp and a shell would. (Only
+            // `posix_spawn` says so: the cheap clone's child falls back to the shell itself, see `vfork::Target`.)
             Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
                 let script = program.as_os_str().to_str().unwrap_or_default();
                 let args = ["sh", script].into_iter().chain(req.invocation.argv[1..].iter().map(String::as_str));
@@ -158,16 +159,19 @@ impl Spawner {
         let err_fd = err.as_ref().map_or(default_err, |(_, w)| w.as_raw_fd());
         let stdin = if req.stdin_inherited { 0 } else { null.as_raw_fd() };
         let stdio = [stdin, out_fd, err_fd];
+        let shell = ShellArgv::new(&program, argv);
         let target = vfork::Target {
             program: program.as_ptr(),
             argv: argv.ptrs.as_ptr(),
             envp: env.ptrs.as_ptr(),
             cwd: cwd.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
+            shell: shell.0.as_ptr(),
         };
         // Where irun need not wait for the exec, the child gets what the target points into (heap memory: it stays
         // where it is as it moves), until it is past its exec: the environment holds irun's, which it points into.
         let later = req.exec_later && self.execs_directly(target_path);
-        let mut kept = if later { Some(vfork::Keep::new((argv.clone(), env.clone(), program, cwd))) } else { None };
+        let mut kept =
+            if later { Some(vfork::Keep::new((argv.clone(), env.clone(), program, cwd, shell))) } else { None };
         let cgroup = req.cgroup.map(|c| vfork::Cgroup { handle: c.handle().as_raw_fd(), procs: c.procs().as_raw_fd() });
         let started = match vfork::spawn(&self.vfork, target, stdio, cgroup, &mut kept) {
             Ok(started) => started,
@@ -259,6 +263,24 @@ impl Environment {
     }
 }
 
+/// `sh PROGRAM ARGS...`, null-terminated: what the cheap clone's child execs as `/bin/sh` when the kernel cannot
+/// execute the program itself (see [`vfork::Target`]). Pointers into a static string, the program's path and the
+/// arguments' strings, which whoever keeps this keeps beside it (the caller, until the child is past its exec).
+struct ShellArgv(Vec<*const libc::c_char>);
+
+// SAFETY: the pointers point into strings that are never changed (see above): reading them from any thread is sound.
+unsafe impl Send for ShellArgv {}
+// SAFETY: as above.
+unsafe impl Sync for ShellArgv {}
+
+impl ShellArgv {
+    fn new(program: &CStr, argv: &CStrings) -> ShellArgv {
+        // The arguments after the program's name, and their terminating null.
+        let args = if argv.ptrs.len() > 1 { &argv.ptrs[1..] } else { &[std::ptr::null()][..] };
+        ShellArgv([c"sh".as_ptr(), program.as_ptr()].into_iter().chain(args.iter().copied()).collect())
+    }
+}
+
 /// How long a program found on PATH is remembered: long enough that a graph of thousands of tasks looks each
 /// program up a handful of times, short enough that one installed during a long watch session is found.
 const RESOLVED_FOR: Duration = Duration::from_secs(2);
@@ -317,9 +339,11 @@ impl Spawner {
 
 impl Spawner {
     /// Whether the kernel executes `program` as it is: an ELF binary, or a script whose `#!` interpreter is an
-    /// executable file. Only such a program is started without waiting for its exec (`Request::exec_later`): any
-    /// other may need the shell (the exec says ENOEXEC), which only a spawn that waits can try. Remembered for as long
-    /// as a program found on PATH is.
+    /// executable file. Only such a program is started without waiting for its exec (`Request::exec_later`); any
+    /// other starts as with `posix_spawn`. Remembered for as long as a program found on PATH is. A verdict that is
+    /// wrong by then (the file was rewritten), or for a file the kernel refuses after all (a `#!` interpreter that is
+    /// itself a script without one, a binary for another system), changes only that: the child runs what the kernel
+    /// refuses with the shell either way (see [`vfork::Target`]).
     fn execs_directly(&self, program: &Path) -> bool {
         let mut known = self.direct.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&(direct, at)) = known.get(program) {

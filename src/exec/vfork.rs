@@ -10,7 +10,8 @@
 //! memory, or when it exits). Waiting is what `posix_spawn` does, and costs most when CPUs are scarce: irun can do
 //! nothing, not even start the next task when another ends, until the new child has been scheduled and exec'ed.
 //! Not waiting, irun does itself what it relies on the child to have done before anything can be asked of it: it
-//! makes it its group's leader (and, where the child joins its cgroup by itself, moves it in), see [`settle`].
+//! makes it its group's leader (and, where the child joins its cgroup by itself, moves it in), see [`settle`]. A
+//! program the kernel cannot execute (ENOEXEC) is run with `/bin/sh` by the child itself, waited for or not.
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
 //! allocation, no locks, nothing that can panic, and no glibc wrapper, which would set the `errno` it shares with
@@ -38,6 +39,10 @@ struct Plan {
     cgroup: RawFd,
     /// Signals (bit `n - 1` for signal `n`) to set back to their default disposition before anything is unblocked.
     reset: u64,
+    /// `sh PROGRAM ARGS...` (null-terminated), exec'ed as `/bin/sh` if the kernel cannot execute the program itself
+    /// (ENOEXEC: no `#!`, a `#!` interpreter that is itself such a file, a foreign binary), as `execvp` and a shell
+    /// do. Null: no such fallback.
+    shell: *const *const libc::c_char,
     /// The error that stopped the child before or at exec (0: it exec'ed).
     error: AtomicI32,
 }
@@ -71,14 +76,19 @@ pub(crate) struct Cgroup {
 }
 
 /// What the child executes: `program` with `argv` and `envp` (null-terminated arrays), in `cwd` (null: irun's
-/// directory). Pointers into memory the caller keeps until the child is past its exec.
+/// directory); `/bin/sh` with `shell` (`sh PROGRAM ARGS...`, null: none) if the kernel cannot execute `program`
+/// itself. Pointers into memory the caller keeps until the child is past its exec.
 #[derive(Clone, Copy)]
 pub(crate) struct Target {
     pub(crate) program: *const libc::c_char,
     pub(crate) argv: *const *const libc::c_char,
     pub(crate) envp: *const *const libc::c_char,
     pub(crate) cwd: *const libc::c_char,
+    pub(crate) shell: *const *const libc::c_char,
 }
+
+/// The shell the child falls back to (see [`Target`]), in static memory.
+const SHELL: &std::ffi::CStr = c"/bin/sh";
 
 /// Whether irun can go on at once once a child is started, before its exec, here (where the child can make its system
 /// calls without glibc); elsewhere it waits for the exec.
@@ -209,6 +219,7 @@ pub(crate) fn spawn(
         cwd: target.cwd,
         cgroup: cgroup.map_or(-1, |c| c.procs),
         reset,
+        shell: target.shell,
         error: AtomicI32::new(0),
     };
     let later = LATER && kept.is_some();
@@ -561,6 +572,10 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         let none = 0u64;
         raw(libc::SYS_rt_sigprocmask, [libc::SIG_SETMASK as usize, &none as *const u64 as usize, 0, 8]);
         let ret = raw(libc::SYS_execve, [plan.program as usize, plan.argv as usize, plan.envp as usize, 0]);
+        if ret == -(libc::ENOEXEC as isize) && !plan.shell.is_null() {
+            // Not a program the kernel runs: the shell runs it (if it cannot, the program's own error is told).
+            raw(libc::SYS_execve, [SHELL.as_ptr() as usize, plan.shell as usize, plan.envp as usize, 0]);
+        }
         fail(ret)
     }
 }

@@ -65,9 +65,8 @@ fn only_binaries_and_scripts_with_an_executable_interpreter_are_executed_directl
     assert!(!executes_directly(&dir.path().join("missing")));
 }
 
-/// Start `program` (executable, in `dir`) without waiting for its exec; its exit code and how its exec went.
-fn started_before_exec(dir: &Path, program: &str) -> (i32, io::Result<()>) {
-    let spawner = Spawner::new();
+/// Start `program` (in `dir`) with `spawner`, without waiting for its exec; its exit code and how its exec went.
+fn started_before_exec(spawner: &Spawner, dir: &Path, program: &str) -> (i32, io::Result<()>) {
     let invocation = super::super::command_line::invocation(&crate::config::Cmd::Argv(vec![program.into()]));
     let request = Request {
         invocation: &invocation,
@@ -87,6 +86,12 @@ fn started_before_exec(dir: &Path, program: &str) -> (i32, io::Result<()>) {
     (code, exec.outcome(Duration::from_secs(60)).expect("past its exec once it has exited"))
 }
 
+/// Have `spawner` take `program` (in `dir`) for one the kernel executes as it is, as it would for a while after it
+/// last looked at it.
+fn taken_for_direct(spawner: &Spawner, dir: &Path, program: &str) {
+    spawner.direct.lock().unwrap().insert(dir.join(program), (true, Instant::now()));
+}
+
 #[test]
 fn a_child_started_before_its_exec_says_how_the_exec_went_once_it_has_exited() {
     if !vfork::LATER {
@@ -94,13 +99,36 @@ fn a_child_started_before_its_exec_says_how_the_exec_went_once_it_has_exited() {
     }
     let dir = tempfile::tempdir().unwrap();
     executable(dir.path(), "exits", b"#!/bin/sh\nexit 3\n");
-    executable(dir.path(), "fake", b"\x7fELF, but nothing an ELF loader can use");
-    let (code, exec) = started_before_exec(dir.path(), "./exits");
+    let spawner = Spawner::new();
+    let (code, exec) = started_before_exec(&spawner, dir.path(), "./exits");
     assert_eq!(code, 3);
     assert!(exec.is_ok(), "{exec:?}");
-    let (code, exec) = started_before_exec(dir.path(), "./fake");
+    // Removed since it was looked at: its exec fails, in the child, which then exits.
+    taken_for_direct(&spawner, dir.path(), "./gone");
+    let (code, exec) = started_before_exec(&spawner, dir.path(), "./gone");
     assert_eq!(code, 127);
-    assert_eq!(exec.unwrap_err().raw_os_error(), Some(libc::ENOEXEC));
+    assert_eq!(exec.unwrap_err().kind(), io::ErrorKind::NotFound);
+}
+
+#[test]
+fn a_file_the_kernel_cannot_execute_runs_with_the_shell_though_irun_did_not_wait_for_its_exec() {
+    if !vfork::LATER {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spawner = Spawner::new();
+    // Rewritten without `#!` since irun looked at it (it would look again only a while later).
+    executable(dir.path(), "rewritten", b"exit 5\n");
+    taken_for_direct(&spawner, dir.path(), "./rewritten");
+    // A `#!` interpreter that is itself a script without one.
+    let interpreter = executable(dir.path(), "interpreter", b"exit 9\n");
+    executable(dir.path(), "script", format!("#!{}\nexit 6\n", interpreter.display()).as_bytes());
+    // A binary for no loader this kernel has (the shell takes each line for a command: the first is not found).
+    executable(dir.path(), "foreign", b"\x7fELF\nexit 7\n");
+    for (program, code) in [("./rewritten", 5), ("./script", 6), ("./foreign", 7)] {
+        let (exited, exec) = started_before_exec(&spawner, dir.path(), program);
+        assert_eq!((exited, exec.is_ok()), (code, true), "{program}: {exec:?}");
+    }
 }
 
 #[test]

@@ -41,8 +41,8 @@ fn start_frozen(frozen: &Frozen, no_clone3: bool) -> Started {
     let vfork = Vfork::default();
     vfork.no_clone3.store(no_clone3, Ordering::Relaxed);
     let argv = True(Box::new([c"/bin/true".as_ptr(), std::ptr::null()]));
-    let (program, envp, cwd) = (argv.0[0], argv.0[1..].as_ptr(), std::ptr::null());
-    let target = Target { program, argv: argv.0.as_ptr(), envp, cwd };
+    let (program, envp, cwd, shell) = (argv.0[0], argv.0[1..].as_ptr(), std::ptr::null(), std::ptr::null());
+    let target = Target { program, argv: argv.0.as_ptr(), envp, cwd, shell };
     let null = std::fs::File::open("/dev/null").unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
     let task = &frozen.task;

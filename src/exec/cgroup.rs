@@ -289,17 +289,17 @@ fn kill_all(dir: &Path) {
 /// Kill the cgroup `dir` and its descendants, wait (up to `patience`) for them to empty, and remove them, deepest
 /// first. Blocking: used at the very end of a run, and by the guard.
 fn kill_and_remove(dir: &Path, patience: Duration) {
-    if let Ok(events) = File::open(dir.join("cgroup.events")) {
-        if populated(&events) {
-            kill_all(dir);
-            let deadline = std::time::Instant::now() + patience;
-            while populated(&events) {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                sys::wait_priority(events.as_fd(), left.min(Duration::from_millis(100)));
+    if let Ok(events) = File::open(dir.join("cgroup.events"))
+        && populated(&events)
+    {
+        kill_all(dir);
+        let deadline = std::time::Instant::now() + patience;
+        while populated(&events) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
             }
+            sys::wait_priority(events.as_fd(), left.min(Duration::from_millis(100)));
         }
     }
     remove_tree(dir);

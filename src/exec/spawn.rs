@@ -306,10 +306,10 @@ impl Spawner {
         let key = (program.to_string(), path.to_os_string());
         if cacheable {
             let cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((found, at)) = cache.get(&key) {
-                if at.elapsed() < RESOLVED_FOR {
-                    return Ok(found.clone());
-                }
+            if let Some((found, at)) = cache.get(&key)
+                && at.elapsed() < RESOLVED_FOR
+            {
+                return Ok(found.clone());
             }
         }
         let mut denied = None;
@@ -346,10 +346,10 @@ impl Spawner {
     /// refuses with the shell either way (see [`vfork::Target`]).
     fn execs_directly(&self, program: &Path) -> bool {
         let mut known = self.direct.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&(direct, at)) = known.get(program) {
-            if at.elapsed() < RESOLVED_FOR {
-                return direct;
-            }
+        if let Some(&(direct, at)) = known.get(program)
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return direct;
         }
         let direct = executes_directly(program);
         known.insert(program.to_path_buf(), (direct, Instant::now()));

@@ -475,10 +475,10 @@ const CAUGHT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// (instead of asking for each of the 64 dispositions at every spawn, as glibc does).
 fn caught_signals(cache: &Mutex<Option<(u64, std::time::Instant)>>) -> Option<u64> {
     let mut cached = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((mask, at)) = *cached {
-        if at.elapsed() < CAUGHT_FOR {
-            return Some(mask);
-        }
+    if let Some((mask, at)) = *cached
+        && at.elapsed() < CAUGHT_FOR
+    {
+        return Some(mask);
     }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;

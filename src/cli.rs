@@ -184,15 +184,14 @@ impl Cli {
     pub(crate) fn parse_args() -> Result<Cli, crate::diagnostic::Diagnostic> {
         let matches = Cli::command().get_matches();
         let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        if let Some((sub, _)) = matches.subcommand().filter(|(sub, _)| *sub != "run") {
-            if let Some((_, flag)) =
+        if let Some((sub, _)) = matches.subcommand().filter(|(sub, _)| *sub != "run")
+            && let Some((_, flag)) =
                 RUN_ONLY.iter().find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
-            {
-                return Err(crate::diagnostic::Diagnostic::new(format!(
-                    "{flag} applies to running tasks, not to `irun {sub}`"
-                ))
-                .with_help(format!("leave it out, or run tasks without `{sub}`: `irun [OPTIONS] [TARGET]...`")));
-            }
+        {
+            return Err(crate::diagnostic::Diagnostic::new(format!(
+                "{flag} applies to running tasks, not to `irun {sub}`"
+            ))
+            .with_help(format!("leave it out, or run tasks without `{sub}`: `irun [OPTIONS] [TARGET]...`")));
         }
         // `irun run NAME...` is a run like any other; it only lets a task be named like a subcommand. Its options go
         // after `run` (those before it would be dropped).

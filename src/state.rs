@@ -276,10 +276,10 @@ impl State {
                 fill(&mut merged.durations, &self.durations, name);
             }
             for name in self.refreshed.difference(&self.touched) {
-                if let (Some(on_disk), Some(ours)) = (merged.tasks.get_mut(name), self.tasks.get(name)) {
-                    if same_run(on_disk, ours) {
-                        *on_disk = ours.clone();
-                    }
+                if let (Some(on_disk), Some(ours)) = (merged.tasks.get_mut(name), self.tasks.get(name))
+                    && same_run(on_disk, ours)
+                {
+                    *on_disk = ours.clone();
                 }
             }
             self.tasks = merged.tasks;

@@ -150,10 +150,10 @@ fn last_runs(config: &Config, state: &State) -> HashMap<String, LastRun> {
     // Groups, deps first: Irun.toml has no cycles, so a pass per nesting level settles them.
     let mut memo: HashMap<TaskId, Option<LastRun>> = HashMap::new();
     for (i, task) in config.tasks.enumerate() {
-        if task.tag() == TaskKind::Group {
-            if let Some(last) = group_run(config, &runs, &mut memo, i) {
-                runs.insert(task.name.clone(), last);
-            }
+        if task.tag() == TaskKind::Group
+            && let Some(last) = group_run(config, &runs, &mut memo, i)
+        {
+            runs.insert(task.name.clone(), last);
         }
     }
     runs

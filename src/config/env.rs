@@ -390,11 +390,12 @@ pub(crate) fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, DotenvEr
 fn line_error(text: &str, line: &str, index: usize) -> DotenvError {
     let line_of = |offset: usize| 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
     // The file ended inside a quote: `line` is the rest of the file from the line it started on.
-    if index >= line.len() && text.ends_with(line) {
-        if let Some((at, quote)) = open_quote(line) {
-            let line = line_of(text.len() - line.len() + at);
-            return DotenvError::Line { line, why: format!("the quote ({quote}) opened here is never closed") };
-        }
+    if index >= line.len()
+        && text.ends_with(line)
+        && let Some((at, quote)) = open_quote(line)
+    {
+        let line = line_of(text.len() - line.len() + at);
+        return DotenvError::Line { line, why: format!("the quote ({quote}) opened here is never closed") };
     }
     // Otherwise the first place, at the start of a line, that reads as `line`.
     let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));

@@ -126,11 +126,7 @@ pub(crate) async fn run<L: Launcher>(
                     d.on_report(report);
                 }
             }
-            news = d.launcher.news() => {
-                for event in news {
-                    d.events.send(event);
-                }
-            }
+            news = d.launcher.news() => news.into_iter().for_each(|event| d.events.send(event)),
             received = signals.recv() => {
                 d.tick();
                 for sig in received {

@@ -19,28 +19,28 @@ impl Engine {
         if self.plan[i].interactive && end == End::Exited(ChildExit::Signal(Signal::SIGINT as i32)) {
             life = self.ctrl_c_through(i, life);
         }
-        if let End::Exited(exit) = end {
-            if self.restart(i, &life, exit) {
-                self.nodes[i].earlier += duration;
-                return;
-            }
+        if let End::Exited(exit) = end
+            && self.restart(i, &life, exit)
+        {
+            self.nodes[i].earlier += duration;
+            return;
         }
         // Its end is the end of every instance it ran since the engine spawned it.
         let duration = duration + std::mem::take(&mut self.nodes[i].earlier);
-        if let Life::Stopping(Stopping { then: Then::Rerun, .. }) = life {
-            if self.interrupted.is_none() {
-                // Stopped to be run again (watch mode): back to waiting. Reporters see this instance end.
-                self.emit(Event::TaskFinished { task: self.name(i), outcome: Outcome::Restarted, duration });
-                self.release_slot(i);
-                self.set_life(i, Life::Waiting);
-                // With keep-going, a dep may have failed meanwhile: then it cannot run again.
-                let blocked = self.plan[i].deps.iter().find_map(|&d| self.blocks(d, i));
-                if let (true, Some(why)) = (self.opts.keep_going, blocked) {
-                    self.finish(i, Outcome::Blocked(why), Duration::ZERO);
-                    self.block_dependents_of(i);
-                }
-                return;
+        if let Life::Stopping(Stopping { then: Then::Rerun, .. }) = life
+            && self.interrupted.is_none()
+        {
+            // Stopped to be run again (watch mode): back to waiting. Reporters see this instance end.
+            self.emit(Event::TaskFinished { task: self.name(i), outcome: Outcome::Restarted, duration });
+            self.release_slot(i);
+            self.set_life(i, Life::Waiting);
+            // With keep-going, a dep may have failed meanwhile: then it cannot run again.
+            let blocked = self.plan[i].deps.iter().find_map(|&d| self.blocks(d, i));
+            if let (true, Some(why)) = (self.opts.keep_going, blocked) {
+                self.finish(i, Outcome::Blocked(why), Duration::ZERO);
+                self.block_dependents_of(i);
             }
+            return;
         }
         let outcome = self.outcome_of(i, &life, end);
         self.finish(i, outcome, duration);

@@ -427,20 +427,21 @@ impl Engine {
                 }
                 continue;
             }
-            if self.free_slots > 0 && self.checking == 0 {
-                if let Some(r) = self.next_in_queue() {
-                    let i = self.by_rank[r];
-                    if self.kind(i) == TaskKind::Service && self.unneeded(i) {
-                        // Its needers ended (blocked, say) while it waited for a slot.
-                        self.finish(i, Outcome::NotNeeded, Duration::ZERO);
-                    } else if !self.all_deps(i, Test::Satisfies) {
-                        // A dep stopped satisfying it while it waited (a service crashed): wait again.
-                        self.set_life(i, Life::Waiting);
-                    } else {
-                        self.spawn(i);
-                    }
-                    continue;
+            if self.free_slots > 0
+                && self.checking == 0
+                && let Some(r) = self.next_in_queue()
+            {
+                let i = self.by_rank[r];
+                if self.kind(i) == TaskKind::Service && self.unneeded(i) {
+                    // Its needers ended (blocked, say) while it waited for a slot.
+                    self.finish(i, Outcome::NotNeeded, Duration::ZERO);
+                } else if !self.all_deps(i, Test::Satisfies) {
+                    // A dep stopped satisfying it while it waited (a service crashed): wait again.
+                    self.set_life(i, Life::Waiting);
+                } else {
+                    self.spawn(i);
                 }
+                continue;
             }
             break;
         }

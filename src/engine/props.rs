@@ -503,12 +503,13 @@ fn feed(engine: &mut Engine, model: &mut Model, effects: Vec<Effect>, next: &mut
         let mut more = Vec::new();
         for e in &effects {
             if let Effect::CheckFreshness { task, .. } = e {
-                let verdict = if next() % 3 == 0 { Verdict::UpToDate } else { Verdict::Run(RunReason::NeverRan) };
+                let verdict =
+                    if next().is_multiple_of(3) { Verdict::UpToDate } else { Verdict::Run(RunReason::NeverRan) };
                 more.extend(engine.handle(Input::Freshness { task: *task, verdict }));
             }
             if let Effect::CheckInputs { tasks } = e {
                 // Some of them changed by content, some were only touched.
-                let changed: Vec<TaskId> = tasks.iter().copied().filter(|_| next() % 4 != 0).collect();
+                let changed: Vec<TaskId> = tasks.iter().copied().filter(|_| !next().is_multiple_of(4)).collect();
                 model.checked(tasks, &changed);
                 more.extend(engine.handle(Input::InputsChecked { changed }));
             }

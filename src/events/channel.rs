@@ -138,6 +138,7 @@ impl EventSender {
             Event::Output { text, .. } => text.len(),
             _ => 0,
         };
+        let now = urgent(&event);
         let full = {
             let mut batch = self.shared.batch.lock().unwrap_or_else(|e| e.into_inner());
             if let Event::Output { task, stream, text } = &event
@@ -150,7 +151,7 @@ impl EventSender {
             batch.events.len() >= BATCH_EVENTS || batch.bytes >= BATCH_BYTES
         };
         // Off the runtime's thread nothing would hand the batch over: do it now.
-        if full || tokio::runtime::Handle::try_current().is_err() {
+        if full || now || tokio::runtime::Handle::try_current().is_err() {
             self.shared.flush(true);
         }
     }
@@ -210,6 +211,13 @@ impl EventSender {
         }
         self.send(Event::Output { task, stream, text: line });
     }
+}
+
+/// Whether the reporters must act on `event` at once, not when their rest is over: the terminal reporter stops
+/// drawing its status area at it, which must not be drawn over what an interactive task now draws on the terminal
+/// itself, nor over the `^C` the terminal echoed.
+fn urgent(event: &Event) -> bool {
+    matches!(event, Event::TerminalHandedOver { .. } | Event::Interrupted { .. })
 }
 
 impl EventReceiver {
@@ -289,6 +297,28 @@ mod tests {
         received.send(()).unwrap();
         sender.join().unwrap();
         assert!(rx.blocking_recv().is_none(), "every sender is gone");
+    }
+
+    #[test]
+    fn a_handover_of_the_terminal_or_an_interrupt_is_handed_to_the_reporters_at_once_ending_their_rest() {
+        let interrupted = Event::Interrupted { signal: nix::sys::signal::Signal::SIGINT, count: 1, running: 1 };
+        for urgent in [Event::TerminalHandedOver { task: TaskName::from("t") }, interrupted] {
+            let (tx, mut rx) = channel();
+            rx.rest_for(std::time::Duration::from_secs(3600));
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let on_runtime = runtime.enter();
+            // Collected until the runtime goes idle, as any other event is...
+            tx.send(Event::Isolation { cgroup: None });
+            assert!(rx.rx.is_empty());
+            // ...until one that cannot wait: handed over with what came before, and the reporters told to hurry.
+            tx.send(urgent.clone());
+            assert_eq!(rx.rx.len(), 1, "{urgent:?} was handed over");
+            assert!(*rx.hurry.now.lock().unwrap(), "{urgent:?} ends the reporters' rest");
+            drop(on_runtime);
+            assert!(matches!(rx.blocking_recv().map(|s| s.event), Some(Event::Isolation { .. })));
+            let second = rx.blocking_recv().map(|s| s.event);
+            assert_eq!(std::mem::discriminant(&second.unwrap()), std::mem::discriminant(&urgent));
+        }
     }
 
     #[test]

@@ -215,6 +215,46 @@ impl Drop for TaskCgroup {
     }
 }
 
+/// For tests: a run's cgroups of their own, with one task cgroup frozen, so a child started in it runs nothing, not
+/// even as far as its exec, until [`Frozen::thaw`]. What is left in them is killed, and they are removed, when it
+/// is dropped.
+#[cfg(test)]
+pub(crate) struct Frozen {
+    pub(crate) task: TaskCgroup,
+    run: Cgroups,
+}
+
+#[cfg(test)]
+impl Frozen {
+    /// None where irun cannot make cgroups (the caller's test says so and does nothing).
+    pub(crate) fn new() -> Option<Frozen> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let token = format!("test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let run = Cgroups::setup(&token)?;
+        let Ok(task) = run.task() else {
+            run.finish();
+            return None;
+        };
+        let frozen = Frozen { task, run };
+        frozen.freeze(true).then_some(frozen)
+    }
+
+    pub(crate) fn thaw(&self) {
+        assert!(self.freeze(false), "a frozen cgroup thaws");
+    }
+
+    fn freeze(&self, frozen: bool) -> bool {
+        std::fs::write(self.task.slot().dir.join("cgroup.freeze"), if frozen { "1" } else { "0" }).is_ok()
+    }
+}
+
+#[cfg(test)]
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.run.finish();
+    }
+}
+
 /// The guard, once irun is gone: kill everything in the run's cgroup (if the run had one) and remove it.
 pub(crate) fn guard_cleanup(token: &str) {
     if let Some(dir) = run_dir(token).filter(|d| d.is_dir()) {
@@ -249,17 +289,17 @@ fn kill_all(dir: &Path) {
 /// Kill the cgroup `dir` and its descendants, wait (up to `patience`) for them to empty, and remove them, deepest
 /// first. Blocking: used at the very end of a run, and by the guard.
 fn kill_and_remove(dir: &Path, patience: Duration) {
-    if let Ok(events) = File::open(dir.join("cgroup.events")) {
-        if populated(&events) {
-            kill_all(dir);
-            let deadline = std::time::Instant::now() + patience;
-            while populated(&events) {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                sys::wait_priority(events.as_fd(), left.min(Duration::from_millis(100)));
+    if let Ok(events) = File::open(dir.join("cgroup.events"))
+        && populated(&events)
+    {
+        kill_all(dir);
+        let deadline = std::time::Instant::now() + patience;
+        while populated(&events) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
             }
+            sys::wait_priority(events.as_fd(), left.min(Duration::from_millis(100)));
         }
     }
     remove_tree(dir);

@@ -10,8 +10,9 @@
 //! end-of-file exactly when irun has exited, for whatever reason. It then stops the groups still listed as irun
 //! would have: each group's stop signal, up to its grace period for the group to empty, then SIGKILL; then SIGKILL
 //! to the processes still listed (and to what left those groups while its parent stayed in them, found by descent
-//! first), to anything carrying the run's `IRUN_OWNER` marker, and to the run's cgroup if it has one
-//! ([`super::cgroup`]), which it then removes. After a normal exit (`done`) the lists are empty and it does nothing.
+//! first), to anything carrying the run's `IRUN_OWNER` marker or still sharing irun's memory (started by irun, not
+//! yet exec'ed), and to the run's cgroup if it has one ([`super::cgroup`]), which it then removes. After a normal
+//! exit (`done`) the lists are empty and it does nothing.
 //!
 //! The guard is irun's own binary started again (`/proc/self/exe` with `IRUN_GUARD` set), not a fork: irun can
 //! start a new one at any time, even with threads running. If the guard dies, irun notices at once (a pidfd),
@@ -24,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -47,6 +49,9 @@ const SHARED_ARG: &str = "shared-slots";
 
 /// The guard's exit code when it was handed shared slots it could not map.
 const NO_SHARED_SLOTS: i32 = 3;
+
+/// The name of the shared slots' memfd, as `/proc/PID/maps` shows it (`/memfd:NAME`).
+const SLOTS_NAME: &std::ffi::CStr = c"irun-guard";
 
 /// How the guard stops a process group if irun dies: its task's stop signal, then SIGKILL once `grace` has passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +124,7 @@ struct Slots {
 
 impl Slots {
     fn new() -> Option<Slots> {
-        let memfd = sys::memfd(c"irun-guard", SLOTS * STRIDE * std::mem::size_of::<AtomicI32>())?;
+        let memfd = sys::memfd(SLOTS_NAME, SLOTS * STRIDE * std::mem::size_of::<AtomicI32>())?;
         let table = sys::map_shared(memfd.as_fd(), SLOTS * STRIDE, true)?;
         table[0].store(1, Ordering::Release);
         Some(Slots { memfd, table, used: HashMap::new(), free: Vec::new(), next: 1 })
@@ -340,6 +345,8 @@ fn guard_main(token: &str) -> ! {
     } else {
         None
     };
+    // Which file the slots are (its inode), to know irun's memory by it: see `sweep`.
+    let slots_file = shared.and_then(|_| std::fs::metadata("/proc/self/fd/1").ok()).map(|m| m.ino());
     close_other_fds();
 
     let mut groups: HashMap<i32, StopPlan> = HashMap::new();
@@ -384,18 +391,28 @@ fn guard_main(token: &str) -> ! {
             }
         }
     }
-    // Then whatever escaped those groups but still carries this run's marker. SIGKILL cannot be ignored and nothing
-    // new is spawned by the dead, so a second pass only catches what the first raced with.
+    sweep(token, slots_file);
+    crate::exec::cgroup::guard_cleanup(token);
+    std::process::exit(0)
+}
+
+/// SIGKILL whatever escaped the groups but still carries this run's marker, and whatever irun started and had not
+/// told the guard of yet: once exec'ed it carries the marker too; before its exec it shares irun's memory (it was
+/// started with CLONE_VM), where its environment is still irun's, but where the slots' file (`slots_file`, its
+/// inode) is mapped. SIGKILL cannot be ignored and nothing new is spawned by the dead, so a second pass only catches
+/// what the first raced with (a child between the two states).
+fn sweep(token: &str, slots_file: Option<u64>) {
     let prefix = format!("{OWNER_VAR}={token}/");
+    let name = format!("/memfd:{}", SLOTS_NAME.to_string_lossy());
+    let me = std::process::id() as i32;
     for _ in 0..2 {
         for pid in crate::exec::procfs::pids() {
-            if pid > 1 && crate::exec::procfs::environ_has(pid, &prefix) {
+            let before_exec = || slots_file.is_some_and(|file| crate::exec::procfs::maps_file(pid, &name, file));
+            if pid > 1 && pid != me && (crate::exec::procfs::environ_has(pid, &prefix) || before_exec()) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
     }
-    crate::exec::cgroup::guard_cleanup(token);
-    std::process::exit(0)
 }
 
 /// `PGID SIGNAL GRACE_MS`, as irun writes it.

@@ -274,12 +274,11 @@ fn split_long(text: Vec<u8>, out: &mut Vec<Vec<u8>>) {
 }
 
 async fn emit(text: Vec<u8>, task: &TaskName, stream: Stream, events: &EventSender, log: Option<&LogMatch>) {
-    if let Some(log) = log {
-        if !*log.matched.borrow()
-            && text.split(|&b| b == b'\n').any(|line| log.pattern.is_match(&String::from_utf8_lossy(line)))
-        {
-            log.matched.send_replace(true);
-        }
+    if let Some(log) = log
+        && !*log.matched.borrow()
+        && text.split(|&b| b == b'\n').any(|line| log.pattern.is_match(&String::from_utf8_lossy(line)))
+    {
+        log.matched.send_replace(true);
     }
     events.send_output(task.clone(), stream, text).await;
 }

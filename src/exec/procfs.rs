@@ -46,6 +46,17 @@ pub(crate) fn environ_has(pid: i32, prefix: &str) -> bool {
     env.split(|&b| b == 0).any(|entry| entry.starts_with(prefix.as_bytes()))
 }
 
+/// Whether process `pid` maps the file `path` (as `/proc/PID/maps` names it) whose inode is `inode` (false if
+/// unreadable).
+pub(crate) fn maps_file(pid: i32, path: &str, inode: u64) -> bool {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return false };
+    // "start-end perms offset dev inode path", the path maybe followed by " (deleted)".
+    maps.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(4);
+        fields.next().and_then(|i| i.parse().ok()) == Some(inode) && fields.next() == Some(path)
+    })
+}
+
 /// The children of process `parent`: from the kernel's `children` files of its threads where the kernel has them
 /// (cheap), else by a scan of /proc.
 pub(crate) fn children(parent: i32) -> Vec<(i32, Stat)> {

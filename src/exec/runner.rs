@@ -272,6 +272,7 @@ impl Job {
         };
         let handover = terminal.map(|t| t.hand_to(process.pid() as i32));
         if handover.is_some() {
+            // Handed to the reporters at once, so they stop drawing before the task does (see `events::channel`).
             self.events.send(Event::TerminalHandedOver { task: self.name.clone() });
         }
         self.report(Happened::Started { pid: process.pid(), port: self.port });

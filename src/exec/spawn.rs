@@ -68,8 +68,9 @@ pub(crate) struct SpawnError {
 /// What starting a process needs that is taken once for the run: irun's environment and working directory (before
 /// anything could change them), `/dev/null`, programs found on PATH lately, and the cheap clone's stack.
 pub(crate) struct Spawner {
-    /// irun's environment when the run started, each entry ready for `execve`.
-    base_env: Vec<(OsString, CString)>,
+    /// irun's environment when the run started, each entry ready for `execve`; shared with every [`Environment`]
+    /// made from it, which points into it.
+    base_env: Arc<BaseEnv>,
     /// irun's working directory: a task that runs there needs no `chdir`.
     here: Option<PathBuf>,
     /// `/dev/null`, opened once for reading and writing (close-on-exec; each child gets its own copy by `dup2`).
@@ -91,7 +92,8 @@ impl Spawner {
                 entry.extend_from_slice(v.as_bytes());
                 Some((k, CString::new(entry).ok()?))
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         Spawner {
             base_env,
             here: std::env::current_dir().ok(),
@@ -119,7 +121,8 @@ impl Spawner {
         let env = Arc::new(Environment::new(&self.base_env, env).map_err(fail)?);
         let argv = Arc::new(CStrings::new(req.invocation.argv.iter().map(String::as_str)).map_err(fail)?);
         match self.launch(&program, &argv, &env, req) {
-            // A file without `#!` that is executable: run it with the shell, as execvp and a shell would.
+            // A file without `#!` that is executable: run it with the shell, as execvp and a shell would. (Only
+            // `posix_spawn` says so: the cheap clone's child falls back to the shell itself, see `vfork::Target`.)
             Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
                 let script = program.as_os_str().to_str().unwrap_or_default();
                 let args = ["sh", script].into_iter().chain(req.invocation.argv[1..].iter().map(String::as_str));
@@ -156,16 +159,19 @@ impl Spawner {
         let err_fd = err.as_ref().map_or(default_err, |(_, w)| w.as_raw_fd());
         let stdin = if req.stdin_inherited { 0 } else { null.as_raw_fd() };
         let stdio = [stdin, out_fd, err_fd];
+        let shell = ShellArgv::new(&program, argv);
         let target = vfork::Target {
             program: program.as_ptr(),
             argv: argv.ptrs.as_ptr(),
             envp: env.ptrs.as_ptr(),
             cwd: cwd.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
+            shell: shell.0.as_ptr(),
         };
         // Where irun need not wait for the exec, the child gets what the target points into (heap memory: it stays
-        // where it is as it moves), until it is past its exec.
+        // where it is as it moves), until it is past its exec: the environment holds irun's, which it points into.
         let later = req.exec_later && self.execs_directly(target_path);
-        let mut kept = if later { Some(vfork::Keep::new((argv.clone(), env.clone(), program, cwd))) } else { None };
+        let mut kept =
+            if later { Some(vfork::Keep::new((argv.clone(), env.clone(), program, cwd, shell))) } else { None };
         let cgroup = req.cgroup.map(|c| vfork::Cgroup { handle: c.handle().as_raw_fd(), procs: c.procs().as_raw_fd() });
         let started = match vfork::spawn(&self.vfork, target, stdio, cgroup, &mut kept) {
             Ok(started) => started,
@@ -216,20 +222,25 @@ impl CStrings {
     }
 }
 
-/// irun's environment with the task's entries on top: the inherited entries are shared, not copied.
+/// irun's environment as it was when the run started: each name, and its `NAME=value` entry for `execve`.
+type BaseEnv = Vec<(OsString, CString)>;
+
+/// irun's environment with the task's entries on top: the inherited entries are shared, not copied (it holds them,
+/// so whoever keeps it keeps all its pointers point to, even past the spawner).
 struct Environment {
     _own: Vec<CString>,
+    _base: Arc<BaseEnv>,
     ptrs: Vec<*const libc::c_char>,
 }
 
-// SAFETY: the pointers point into the strings it owns or the spawner's environment (which outlives every spawn), none
-// of which is ever changed: reading them from any thread is sound.
+// SAFETY: the pointers point into the strings it owns, or into irun's environment, which it holds; none of them is
+// ever changed: reading them from any thread is sound.
 unsafe impl Send for Environment {}
 // SAFETY: as above.
 unsafe impl Sync for Environment {}
 
 impl Environment {
-    fn new(base: &[(OsString, CString)], env: &[(&str, &str)]) -> io::Result<Environment> {
+    fn new(base: &Arc<BaseEnv>, env: &[(&str, &str)]) -> io::Result<Environment> {
         // The last entry for a name wins.
         let mut own: Vec<CString> = Vec::with_capacity(env.len());
         let mut names: Vec<&str> = Vec::with_capacity(env.len());
@@ -241,14 +252,32 @@ impl Environment {
             own.push(CString::new(format!("{k}={v}")).map_err(|_| invalid("a NUL byte in `env`"))?);
         }
         let mut ptrs = Vec::with_capacity(base.len() + own.len() + 1);
-        for (k, entry) in base {
+        for (k, entry) in base.iter() {
             if !names.iter().any(|n| n.as_bytes() == k.as_bytes()) {
                 ptrs.push(entry.as_ptr());
             }
         }
         ptrs.extend(own.iter().rev().map(|c| c.as_ptr()));
         ptrs.push(std::ptr::null());
-        Ok(Environment { _own: own, ptrs })
+        Ok(Environment { _own: own, _base: base.clone(), ptrs })
+    }
+}
+
+/// `sh PROGRAM ARGS...`, null-terminated: what the cheap clone's child execs as `/bin/sh` when the kernel cannot
+/// execute the program itself (see [`vfork::Target`]). Pointers into a static string, the program's path and the
+/// arguments' strings, which whoever keeps this keeps beside it (the caller, until the child is past its exec).
+struct ShellArgv(Vec<*const libc::c_char>);
+
+// SAFETY: the pointers point into strings that are never changed (see above): reading them from any thread is sound.
+unsafe impl Send for ShellArgv {}
+// SAFETY: as above.
+unsafe impl Sync for ShellArgv {}
+
+impl ShellArgv {
+    fn new(program: &CStr, argv: &CStrings) -> ShellArgv {
+        // The arguments after the program's name, and their terminating null.
+        let args = if argv.ptrs.len() > 1 { &argv.ptrs[1..] } else { &[std::ptr::null()][..] };
+        ShellArgv([c"sh".as_ptr(), program.as_ptr()].into_iter().chain(args.iter().copied()).collect())
     }
 }
 
@@ -277,10 +306,10 @@ impl Spawner {
         let key = (program.to_string(), path.to_os_string());
         if cacheable {
             let cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((found, at)) = cache.get(&key) {
-                if at.elapsed() < RESOLVED_FOR {
-                    return Ok(found.clone());
-                }
+            if let Some((found, at)) = cache.get(&key)
+                && at.elapsed() < RESOLVED_FOR
+            {
+                return Ok(found.clone());
             }
         }
         let mut denied = None;
@@ -310,15 +339,17 @@ impl Spawner {
 
 impl Spawner {
     /// Whether the kernel executes `program` as it is: an ELF binary, or a script whose `#!` interpreter is an
-    /// executable file. Only such a program is started without waiting for its exec (`Request::exec_later`): any
-    /// other may need the shell (the exec says ENOEXEC), which only a spawn that waits can try. Remembered for as long
-    /// as a program found on PATH is.
+    /// executable file. Only such a program is started without waiting for its exec (`Request::exec_later`); any
+    /// other starts as with `posix_spawn`. Remembered for as long as a program found on PATH is. A verdict that is
+    /// wrong by then (the file was rewritten), or for a file the kernel refuses after all (a `#!` interpreter that is
+    /// itself a script without one, a binary for another system), changes only that: the child runs what the kernel
+    /// refuses with the shell either way (see [`vfork::Target`]).
     fn execs_directly(&self, program: &Path) -> bool {
         let mut known = self.direct.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&(direct, at)) = known.get(program) {
-            if at.elapsed() < RESOLVED_FOR {
-                return direct;
-            }
+        if let Some(&(direct, at)) = known.get(program)
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return direct;
         }
         let direct = executes_directly(program);
         known.insert(program.to_path_buf(), (direct, Instant::now()));
@@ -342,125 +373,4 @@ fn executes_directly(program: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn programs_are_found_on_the_given_path_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        for d in [&a, &b] {
-            std::fs::create_dir(d).unwrap();
-            std::fs::write(d.join("tool"), "#!/bin/sh\n").unwrap();
-            std::fs::set_permissions(d.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::write(a.join("plain"), "").unwrap();
-        let path = std::env::join_paths([&a, &b]).unwrap();
-        let spawner = Spawner::new();
-        let resolve = |program: &str| spawner.resolve(program, Some(&path), dir.path());
-        assert_eq!(resolve("tool").unwrap(), a.join("tool"));
-        let err = resolve("plain").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
-        let err = resolve("no-such-tool").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        // A path is taken as it is, relative to the task's directory.
-        assert_eq!(resolve("./x").unwrap(), dir.path().join("./x"));
-    }
-
-    /// Run `script` with /bin/sh through the posix_spawn fallback, in `cwd`; its exit code.
-    fn through_posix_spawn(script: &str, cwd: &Path) -> i32 {
-        let argv = CStrings::new(["sh", "-c", script].into_iter()).unwrap();
-        let spawner = Spawner::new();
-        let env = Environment::new(&spawner.base_env, &[]).unwrap();
-        let null = spawner.null.as_ref().unwrap().as_raw_fd();
-        let dir = CString::new(cwd.as_os_str().as_bytes()).unwrap();
-        let (argv, envp) = (argv.ptrs.as_ptr(), env.ptrs.as_ptr());
-        let pid = sys::posix_spawn(c"/bin/sh", argv, envp, [null, null, null], Some(&dir)).unwrap();
-        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn the_posix_spawn_fallback_starts_the_program_in_its_directory_and_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let here = dir.path().canonicalize().unwrap();
-        let check =
-            format!("[ \"$(pwd -P)\" = '{}' ] && set -- $(cat /proc/$$/stat) && [ \"$5\" = $$ ]", here.display());
-        assert_eq!(through_posix_spawn(&check, &here), 0);
-        assert_eq!(through_posix_spawn("exit 3", &here), 3);
-    }
-
-    fn executable(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    #[test]
-    fn only_binaries_and_scripts_with_an_executable_interpreter_are_executed_directly() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(executes_directly(Path::new("/bin/sh")), "an ELF binary");
-        assert!(executes_directly(&executable(dir.path(), "script", b"#! /bin/sh -e\necho\n")));
-        assert!(!executes_directly(&executable(dir.path(), "lost", b"#!/nonexistent/sh\n")));
-        assert!(!executes_directly(&executable(dir.path(), "plain", b"echo no shebang\n")), "left to the shell");
-        assert!(!executes_directly(&dir.path().join("missing")));
-    }
-
-    /// Start `program` (executable, in `dir`) without waiting for its exec; its exit code and how its exec went.
-    fn started_before_exec(dir: &Path, program: &str) -> (i32, io::Result<()>) {
-        let spawner = Spawner::new();
-        let invocation = super::super::command_line::invocation(&crate::config::Cmd::Argv(vec![program.into()]));
-        let request = Request {
-            invocation: &invocation,
-            cwd: dir,
-            env: &[],
-            output: Output::Discarded,
-            stdin_inherited: false,
-            cgroup: None,
-            exec_later: true,
-        };
-        let child = spawner.spawn(&request).unwrap();
-        let code = match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
-            other => panic!("{other:?}"),
-        };
-        let exec = child.exec.expect("started before its exec");
-        (code, exec.outcome(Duration::from_secs(60)).expect("past its exec once it has exited"))
-    }
-
-    #[test]
-    fn a_child_started_before_its_exec_says_how_the_exec_went_once_it_has_exited() {
-        if !vfork::LATER {
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        executable(dir.path(), "exits", b"#!/bin/sh\nexit 3\n");
-        executable(dir.path(), "fake", b"\x7fELF, but nothing an ELF loader can use");
-        let (code, exec) = started_before_exec(dir.path(), "./exits");
-        assert_eq!(code, 3);
-        assert!(exec.is_ok(), "{exec:?}");
-        let (code, exec) = started_before_exec(dir.path(), "./fake");
-        assert_eq!(code, 127);
-        assert_eq!(exec.unwrap_err().raw_os_error(), Some(libc::ENOEXEC));
-    }
-
-    #[test]
-    fn the_task_environment_overrides_irun_s_and_the_last_entry_wins() {
-        let spawner = Spawner::new();
-        let env =
-            Environment::new(&spawner.base_env, &[("IRUN_TEST_A", "1"), ("PATH", "/nowhere"), ("IRUN_TEST_A", "2")])
-                .unwrap();
-        let entries: Vec<String> = env.ptrs[..env.ptrs.len() - 1]
-            .iter()
-            // SAFETY: every pointer but the last points to a NUL-terminated string owned by `env` or the spawner.
-            .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
-            .collect();
-        assert!(entries.contains(&"IRUN_TEST_A=2".to_string()), "{entries:?}");
-        assert!(!entries.contains(&"IRUN_TEST_A=1".to_string()));
-        assert_eq!(entries.iter().filter(|e| e.starts_with("PATH=")).collect::<Vec<_>>(), ["PATH=/nowhere"]);
-        assert!(env.ptrs.last().unwrap().is_null());
-    }
-}
+mod tests;

@@ -91,7 +91,8 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
         exec_later: spec.exec_later,
     };
     // If irun dies, the guard kills the process groups it was told about, and sweeps anything carrying this run's
-    // IRUN_OWNER marker, which covers the moment between spawning and telling the guard.
+    // IRUN_OWNER marker or, not exec'ed yet, sharing irun's memory: that covers the moment between spawning and
+    // telling the guard.
     // Registered before the child can exit, so the reaping helpers never take it for an adopted orphan.
     let mut children = table.children();
     let child = table.spawner.spawn(&request)?;

@@ -9,6 +9,9 @@
 //! the kernel has cleared the child's word (CLONE_CHILD_CLEARTID: it does so when the child's exec has replaced its
 //! memory, or when it exits). Waiting is what `posix_spawn` does, and costs most when CPUs are scarce: irun can do
 //! nothing, not even start the next task when another ends, until the new child has been scheduled and exec'ed.
+//! Not waiting, irun does itself what it relies on the child to have done before anything can be asked of it: it
+//! makes it its group's leader (and, where the child joins its cgroup by itself, moves it in), see [`settle`]. A
+//! program the kernel cannot execute (ENOEXEC) is run with `/bin/sh` by the child itself, waited for or not.
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
 //! allocation, no locks, nothing that can panic, and no glibc wrapper, which would set the `errno` it shares with
@@ -36,6 +39,10 @@ struct Plan {
     cgroup: RawFd,
     /// Signals (bit `n - 1` for signal `n`) to set back to their default disposition before anything is unblocked.
     reset: u64,
+    /// `sh PROGRAM ARGS...` (null-terminated), exec'ed as `/bin/sh` if the kernel cannot execute the program itself
+    /// (ENOEXEC: no `#!`, a `#!` interpreter that is itself such a file, a foreign binary), as `execvp` and a shell
+    /// do. Null: no such fallback.
+    shell: *const *const libc::c_char,
     /// The error that stopped the child before or at exec (0: it exec'ed).
     error: AtomicI32,
 }
@@ -69,14 +76,19 @@ pub(crate) struct Cgroup {
 }
 
 /// What the child executes: `program` with `argv` and `envp` (null-terminated arrays), in `cwd` (null: irun's
-/// directory). Pointers into memory the caller keeps until the child is past its exec.
+/// directory); `/bin/sh` with `shell` (`sh PROGRAM ARGS...`, null: none) if the kernel cannot execute `program`
+/// itself. Pointers into memory the caller keeps until the child is past its exec.
 #[derive(Clone, Copy)]
 pub(crate) struct Target {
     pub(crate) program: *const libc::c_char,
     pub(crate) argv: *const *const libc::c_char,
     pub(crate) envp: *const *const libc::c_char,
     pub(crate) cwd: *const libc::c_char,
+    pub(crate) shell: *const *const libc::c_char,
 }
+
+/// The shell the child falls back to (see [`Target`]), in static memory.
+const SHELL: &std::ffi::CStr = c"/bin/sh";
 
 /// Whether irun can go on at once once a child is started, before its exec, here (where the child can make its system
 /// calls without glibc); elsewhere it waits for the exec.
@@ -207,6 +219,7 @@ pub(crate) fn spawn(
         cwd: target.cwd,
         cgroup: cgroup.map_or(-1, |c| c.procs),
         reset,
+        shell: target.shell,
         error: AtomicI32::new(0),
     };
     let later = LATER && kept.is_some();
@@ -239,6 +252,8 @@ pub(crate) fn spawn(
     // SAFETY: with CLONE_PIDFD the kernel wrote a new descriptor (close-on-exec) that this process now owns.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     if later {
+        // The child may not have run yet: what it would do first for irun to rely on, irun does too.
+        settle(pid, (slot.plan.cgroup >= 0).then_some(slot.plan.cgroup));
         let exec = Exec { slot: Some(slot), stacks: vfork.stacks.clone() };
         return Ok(Started { pid, pidfd, exec: Some(exec) });
     }
@@ -252,6 +267,24 @@ pub(crate) fn spawn(
             Err(Some(io::Error::from_raw_os_error(errno)))
         }
     }
+}
+
+/// For a child irun did not wait for, which may not have run yet: put it in its cgroup (`procs`, where it joins by
+/// itself) and make it the leader of its process group, as it does itself before it execs (a shell does both for
+/// its jobs, in the parent and in the child, for the same reason). Until then a signal to the group, or to the
+/// cgroup's members, would miss it: a stop sent as the task starts would be lost. Whichever of irun and the child
+/// comes first does it, the other's call changes nothing; errors are left to the child to find (or it is past its
+/// exec, or gone, already).
+fn settle(pid: i32, procs: Option<RawFd>) {
+    if let Some(procs) = procs {
+        // (Moving a process may keep irun waiting for the kernel a moment: see `clone_child`. Only where clone3 was
+        // refused.)
+        let pid = pid.to_string();
+        // SAFETY: a write of bytes from this string to a descriptor the caller keeps open.
+        unsafe { libc::write(procs, pid.as_ptr().cast(), pid.len()) };
+    }
+    // SAFETY: setpgid takes plain integers.
+    unsafe { libc::setpgid(pid, pid) };
 }
 
 /// The clone itself: into the child's cgroup with `clone3` where it can, else with `clone` (the child then joins its
@@ -442,10 +475,10 @@ const CAUGHT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// (instead of asking for each of the 64 dispositions at every spawn, as glibc does).
 fn caught_signals(cache: &Mutex<Option<(u64, std::time::Instant)>>) -> Option<u64> {
     let mut cached = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((mask, at)) = *cached {
-        if at.elapsed() < CAUGHT_FOR {
-            return Some(mask);
-        }
+    if let Some((mask, at)) = *cached
+        && at.elapsed() < CAUGHT_FOR
+    {
+        return Some(mask);
     }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
@@ -539,18 +572,13 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         let none = 0u64;
         raw(libc::SYS_rt_sigprocmask, [libc::SIG_SETMASK as usize, &none as *const u64 as usize, 0, 8]);
         let ret = raw(libc::SYS_execve, [plan.program as usize, plan.argv as usize, plan.envp as usize, 0]);
+        if ret == -(libc::ENOEXEC as isize) && !plan.shell.is_null() {
+            // Not a program the kernel runs: the shell runs it (if it cannot, the program's own error is told).
+            raw(libc::SYS_execve, [SHELL.as_ptr() as usize, plan.shell as usize, plan.envp as usize, 0]);
+        }
         fail(ret)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spawn_blocks_every_signal_but_sigchld_unless_sigchld_is_caught() {
-        let (chld, int) = (bit(libc::SIGCHLD), bit(libc::SIGINT));
-        assert_eq!(spawn_mask(int), !chld);
-        assert_eq!(spawn_mask(int | chld), !0);
-    }
-}
+mod tests;

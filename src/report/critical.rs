@@ -39,10 +39,10 @@ pub(crate) fn critical_path(timings: &HashMap<TaskName, Timing>) -> Vec<TaskName
             let Some(t) = timings.get(&d) else { continue };
             if t.kind == TaskKind::Group {
                 frontier.extend(t.deps.iter().cloned());
-            } else if let (true, Some(at)) = (ran(t), t.available) {
-                if best.as_ref().is_none_or(|(b, _)| at > *b) {
-                    best = Some((at, d));
-                }
+            } else if let (true, Some(at)) = (ran(t), t.available)
+                && best.as_ref().is_none_or(|(b, _)| at > *b)
+            {
+                best = Some((at, d));
             }
         }
         match best {

@@ -37,10 +37,10 @@ impl<W: Write + Send> Json<W> {
     }
 
     fn check(&mut self, written: std::io::Result<()>) {
-        if let Err(e) = written {
-            if !std::mem::replace(&mut self.failed, true) {
-                self.trouble = Some(Trouble::of(&e, "event stream", &self.dest));
-            }
+        if let Err(e) = written
+            && !std::mem::replace(&mut self.failed, true)
+        {
+            self.trouble = Some(Trouble::of(&e, "event stream", &self.dest));
         }
     }
 }

@@ -89,10 +89,10 @@ impl Project {
     pub fn wait_for_file(&self, rel: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(s) = std::fs::read_to_string(self.path(rel)) {
-                if s.ends_with('\n') {
-                    return s;
-                }
+            if let Ok(s) = std::fs::read_to_string(self.path(rel))
+                && s.ends_with('\n')
+            {
+                return s;
             }
             assert!(Instant::now() < deadline, "{rel} was never written");
             std::thread::sleep(Duration::from_millis(5));

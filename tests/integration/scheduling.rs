@@ -121,7 +121,7 @@ fn fail_fast_cancels_what_has_not_started_and_exits_1() {
 #[test]
 fn fail_fast_stops_running_tasks() {
     let p = Project::new(
-        "[tasks.slow]\ncmd = \"echo $$ > slow.pid; exec sleep 1000\"\n[tasks.bad]\ncmd = \"while [ ! -e slow.pid ]; do sleep 0.01; done; exit 1\"\n",
+        "[tasks.slow]\ncmd = \"echo $$ > slow.pid; exec sleep 1000\"\n[tasks.bad]\ncmd = \"while [ ! -s slow.pid ]; do sleep 0.01; done; exit 1\"\n",
     );
     let out = p.irun().args(["-j2", "slow", "bad"]).run();
     assert_eq!(out.code, 1, "{out:?}");

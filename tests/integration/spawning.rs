@@ -193,13 +193,18 @@ fn irun_catches_no_sigchld_while_a_task_runs_so_no_child_s_exit_interrupts_it() 
 }
 
 #[test]
-fn a_program_that_looks_like_a_binary_but_cannot_be_executed_is_reported_as_not_started_and_the_run_goes_on() {
-    // irun does not wait for the exec of a program the kernel runs as it is (an ELF binary, as this one claims to
-    // be): the exec's failure is learnt once the child has exited, and told as such, not as an exit code.
-    let p = Project::new("[tasks.a]\ncmd = [\"./fake\", \"x\"]\n[tasks.b]\ncmd = \"true\"\n");
-    p.script("fake", "\u{7f}ELF, but nothing an ELF loader can use\n");
-    let out = p.irun().args(["-k", "a", "b"]).run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("a * FAILED after") && out.stdout.contains("cannot start `./fake`"), "{out:?}");
-    assert!(out.stdout.contains("b * ok"), "{out:?}");
+fn a_file_the_kernel_cannot_execute_runs_with_the_shell_whether_or_not_irun_waits_for_its_exec() {
+    // irun does not wait for the exec of a program the kernel would run as it is (an ELF binary, as `foreign` claims
+    // to be; a script whose `#!` interpreter is there) where it can (x86-64), and waits for it elsewhere: either way a
+    // file the kernel then refuses runs with /bin/sh, as a shell would run it (which takes `foreign`'s first line for
+    // a command it cannot find, and `script`'s for a comment).
+    let p = Project::new("[tasks.a]\ncmd = [\"./foreign\", \"x\"]\n[tasks.b]\ncmd = \"./script y\"\n");
+    p.script("foreign", "\u{7f}ELF\necho \"foreign run by the shell with $1\"\n");
+    p.script("interpreter", "echo interpreter run\n");
+    p.script("script", &format!("#!{}\necho \"script run by the shell with $1\"\n", p.path("interpreter").display()));
+    let out = p.irun().args(["a", "b"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("a | foreign run by the shell with x"), "{out:?}");
+    assert!(out.stdout.contains("b | script run by the shell with y"), "{out:?}");
+    assert!(!out.stdout.contains("interpreter run"), "{out:?}");
 }

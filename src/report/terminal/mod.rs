@@ -263,10 +263,10 @@ impl<W: Write + Send> Terminal<W> {
     /// How keeping grouped output for later went: a spool file that could not be made or written is said once, on
     /// stderr (the output stays in memory, nothing is lost).
     fn spooled(&mut self, result: Result<(), SpillFailed>) {
-        if let Err(SpillFailed(e)) = result {
-            if !std::mem::replace(&mut self.spill_failed, true) {
-                eprintln!("irun: warning: {}", text::spill_failed(&e));
-            }
+        if let Err(SpillFailed(e)) = result
+            && !std::mem::replace(&mut self.spill_failed, true)
+        {
+            eprintln!("irun: warning: {}", text::spill_failed(&e));
         }
     }
 

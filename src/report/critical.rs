@@ -16,6 +16,8 @@ pub(crate) struct Timing {
     pub(crate) started: Option<SystemTime>,
     /// When dependents could go: finished (tasks, groups) or ready (services).
     pub(crate) available: Option<SystemTime>,
+    /// The colour the reporter shows its lines in: an index into its palette.
+    pub(crate) colour: u8,
 }
 
 /// The chain, first task first; empty when nothing ran.
@@ -67,7 +69,13 @@ mod tests {
     }
 
     fn t(kind: TaskKind, deps: &[&str], start: u64, end: u64) -> Timing {
-        Timing { kind, deps: deps.iter().map(|d| TaskName::from(*d)).collect(), started: at(start), available: at(end) }
+        Timing {
+            kind,
+            deps: deps.iter().map(|d| TaskName::from(*d)).collect(),
+            started: at(start),
+            available: at(end),
+            colour: 0,
+        }
     }
 
     #[test]
@@ -84,6 +92,7 @@ mod tests {
                 deps: vec!["daemon".into(), "client".into()],
                 started: None,
                 available: at(1300),
+                colour: 0,
             },
         );
         m.insert("report".into(), t(TaskKind::Task, &["http", "thread"], 1300, 1400));
@@ -94,7 +103,7 @@ mod tests {
     #[test]
     fn nothing_ran() {
         let mut m = HashMap::new();
-        m.insert("a".into(), Timing { kind: TaskKind::Task, deps: vec![], started: None, available: None });
+        m.insert("a".into(), Timing { kind: TaskKind::Task, deps: vec![], started: None, available: None, colour: 0 });
         assert!(critical_path(&m).is_empty());
     }
 }

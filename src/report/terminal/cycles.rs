@@ -41,13 +41,18 @@ impl<W: Write + Send> Terminal<W> {
                 // `output` became live (a reload): what was held back is dropped, what comes next is shown.
                 self.held.remove(&t.name);
             }
-            if !self.styles.contains_key(&t.name) {
-                let colour = PALETTE[self.styles.len() % PALETTE.len()];
-                self.styles.insert(t.name.clone(), colour.on_default());
-            }
-            self.timings
-                .insert(t.name.clone(), Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None });
+            // A task keeps its colour across reloads; each new one takes the next.
+            let colour = match self.timings.get(&t.name) {
+                Some(known) => known.colour,
+                None => {
+                    self.seen += 1;
+                    ((self.seen - 1) % PALETTE.len()) as u8
+                }
+            };
+            let timing = Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None, colour };
+            self.timings.insert(t.name.clone(), timing);
         }
+        self.results.reserve(tasks.len());
     }
 
     /// Forget what `task` did so far in this cycle: it runs again.

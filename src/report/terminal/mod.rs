@@ -45,7 +45,8 @@ pub(crate) struct Terminal<W: Write + Send> {
     out: W,
     opts: Options,
     width: usize,
-    styles: HashMap<TaskName, Style>,
+    /// How many tasks it has seen (their colours are given in turn).
+    seen: usize,
     timings: HashMap<TaskName, Timing>,
     tails: HashMap<TaskName, crate::report::tail::Tail>,
     /// Tasks with `output = "on-failure"`, and what they said so far (prefixed output).
@@ -82,7 +83,7 @@ impl<W: Write + Send> Terminal<W> {
             out,
             opts,
             width: 0,
-            styles: HashMap::new(),
+            seen: 0,
             timings: HashMap::new(),
             tails: HashMap::new(),
             quiet: Default::default(),
@@ -107,7 +108,7 @@ impl<W: Write + Send> Terminal<W> {
     }
 
     fn name(&self, task: &TaskName) -> String {
-        let style = self.styles.get(task).copied().unwrap_or_default();
+        let style = self.timings.get(task).map(|t| PALETTE[usize::from(t.colour)].on_default()).unwrap_or_default();
         self.paint(style, &format!("{:<width$}", task, width = self.width))
     }
 

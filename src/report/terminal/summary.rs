@@ -143,6 +143,12 @@ impl Results {
         self.rows.push(Some((task.clone(), outcome, duration)));
     }
 
+    /// Room for `n` more (a plan's tasks): the rows grown one by one would take room for up to twice as many.
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.rows.reserve_exact(n);
+        self.at.reserve(n);
+    }
+
     pub(super) fn remove(&mut self, task: &TaskName) {
         if let Some(i) = self.at.remove(task) {
             self.rows[i] = None;

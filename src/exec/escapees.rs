@@ -41,10 +41,10 @@ pub(crate) struct Orphan {
 }
 
 /// Note a task's process group, and the marker and task of its leader (none: a probe's command).
-pub(crate) fn track(children: &mut Children, pgid: i32, owner: &str, task: Option<&TaskName>) {
+pub(crate) fn track(children: &mut Children, pgid: i32, owner: usize, task: Option<&TaskName>) {
     children.groups.insert(pgid, task.cloned());
     if let Some(task) = task {
-        children.owners.insert(owner.to_string(), task.clone());
+        children.own(owner, task.clone());
     }
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn adopt_orphans(table: &Table) -> Vec<Orphan> {
         if table.cgroups.as_ref().is_some_and(|c| cgroup::in_run(pid, c.dir())) {
             continue;
         }
-        let task = procfs::environ_value(pid, OWNER_VAR).and_then(|o| table.children().owners.get(&o).cloned());
+        let task = procfs::environ_value(pid, OWNER_VAR).and_then(|o| table.owner(&o));
         table.children().adopted.insert(pid);
         if let Some(g) = table.guard().as_mut() {
             g.adopt(pid, stat.starttime);

@@ -75,7 +75,7 @@ pub(crate) type Pipes = (Option<OwnedFd>, Option<OwnedFd>);
 
 /// Start a command as the leader of a new process group (with its stdout and stderr, if captured).
 pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pipes), SpawnError> {
-    let owner = table.next_owner();
+    let (number, owner) = table.next_owner();
     let invocation = super::command_line::invocation(spec.cmd);
     let env: Vec<(&str, &str)> =
         spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([(OWNER_VAR, owner.as_str())]).collect();
@@ -98,7 +98,7 @@ pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pip
     let child = table.spawner.spawn(&request)?;
     let pgid = child.pid;
     children.spawned.insert(pgid);
-    escapees::track(&mut children, pgid, &owner, spec.task);
+    escapees::track(&mut children, pgid, number, spec.task);
     drop(children);
     table.guard_group(pgid, Some(spec.stop));
     let exited = child.pidfd.or_else(|| sys::pidfd_open(pgid)).and_then(sys::watch_readable);

@@ -48,8 +48,19 @@ pub(crate) struct Children {
     pub(crate) adopted: HashSet<i32>,
     /// The process groups of running tasks (until they are empty), and the task each is for (none: a probe's).
     pub(crate) groups: HashMap<i32, Option<TaskName>>,
-    /// Which task each `IRUN_OWNER` marker of the run was given to, for the run's length.
-    pub(crate) owners: HashMap<String, TaskName>,
+    /// Which task each `IRUN_OWNER` marker of the run was given to, for the run's length, by the marker's number
+    /// (see [`Table::next_owner`]): 16 bytes a process, where a map of the markers took about 90.
+    pub(crate) owners: Vec<Option<TaskName>>,
+}
+
+impl Children {
+    /// Note that the marker numbered `n` was given to `task`.
+    pub(crate) fn own(&mut self, n: usize, task: TaskName) {
+        if self.owners.len() <= n {
+            self.owners.resize(n + 1, None);
+        }
+        self.owners[n] = Some(task);
+    }
 }
 
 impl Table {
@@ -79,9 +90,18 @@ impl Table {
         })
     }
 
-    /// The `IRUN_OWNER` value for the next process spawned: this run's token and the process's number.
-    pub(crate) fn next_owner(&self) -> String {
-        format!("{}/{}", self.token, self.sequence.fetch_add(1, Ordering::Relaxed))
+    /// The `IRUN_OWNER` value for the next process spawned: this run's token and the process's number (returned
+    /// too).
+    pub(crate) fn next_owner(&self) -> (usize, String) {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        (n as usize, format!("{}/{n}", self.token))
+    }
+
+    /// The task the `IRUN_OWNER` value `marker` was given to in this run, if it was.
+    pub(crate) fn owner(&self, marker: &str) -> Option<TaskName> {
+        let (token, n) = marker.rsplit_once('/')?;
+        let n: usize = n.parse().ok().filter(|_| token == self.token)?;
+        self.children().owners.get(n).cloned().flatten()
     }
 
     pub(crate) fn children(&self) -> MutexGuard<'_, Children> {

@@ -52,7 +52,6 @@ impl<W: Write + Send> Terminal<W> {
             let timing = Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None, colour };
             self.timings.insert(t.name.clone(), timing);
         }
-        self.results.reserve(tasks.len());
     }
 
     /// Forget what `task` did so far in this cycle: it runs again.
@@ -88,7 +87,7 @@ impl<W: Write + Send> Terminal<W> {
             }
         } else {
             // A fresh cycle: its summary, tails and critical path are its own.
-            self.results = Results::default();
+            self.results = Results::with_room(tasks.len());
             self.ready.clear();
             self.tails.clear();
             self.restarts.clear();

@@ -143,10 +143,9 @@ impl Results {
         self.rows.push(Some((task.clone(), outcome, duration)));
     }
 
-    /// Room for `n` more (a plan's tasks): the rows grown one by one would take room for up to twice as many.
-    pub(super) fn reserve(&mut self, n: usize) {
-        self.rows.reserve_exact(n);
-        self.at.reserve(n);
+    /// Results with room for `n` (a cycle's tasks): rows grown one by one would take room for up to twice as many.
+    pub(super) fn with_room(n: usize) -> Results {
+        Results { rows: Vec::with_capacity(n), at: HashMap::with_capacity(n) }
     }
 
     pub(super) fn remove(&mut self, task: &TaskName) {

@@ -349,6 +349,22 @@ mod tests {
     }
 
     #[test]
+    fn before_a_check_what_was_collected_is_handed_over_once_it_has_waited_a_rest_without_waking_the_reporters() {
+        let (tx, rx) = channel();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _on_runtime = runtime.enter();
+        tx.hand_over();
+        assert!(rx.rx.is_empty(), "nothing collected, nothing handed over");
+        tx.send(finished());
+        tx.hand_over();
+        assert!(rx.rx.is_empty(), "collected just now: kept for the batch");
+        tx.shared.batch.lock().unwrap().events[0].at -= REST;
+        tx.hand_over();
+        assert_eq!(rx.rx.len(), 1, "waited a rest: handed over");
+        assert!(!*rx.hurry.now.lock().unwrap(), "and the reporters were not told to hurry");
+    }
+
+    #[test]
     fn a_flush_before_the_rest_begins_is_not_lost() {
         let (tx, mut rx) = channel();
         tx.send(finished());

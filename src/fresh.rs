@@ -34,7 +34,7 @@ use crate::events::TaskName;
 use crate::ignore::Filter;
 pub(crate) use crate::outcome::Verdict;
 use crate::outcome::{FileChange, RunReason, Setting};
-use crate::state::{FileStamps, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
+use crate::state::{Digest, FileStamps, HASHING, HASHING_ABSOLUTE, LastRun, State, TaskRecord};
 use files::{Stamps, compare};
 pub(crate) use parts::{Part, PartKind};
 pub(crate) use settings::{Root, Settings, portable_definition};
@@ -388,9 +388,10 @@ impl Checker {
         let record = self.snapshot(config, task, previous, &deps).record;
         let fingerprint = fingerprint_of(&record, true);
         let legacy = (!task.sources().is_empty()).then(|| self.legacy_record(config, task, &deps, &record)).flatten();
-        let legacy = legacy.map(|r| fingerprint_of(&r, false));
-        let record = TaskRecord { ok: true, fingerprint: fingerprint.clone(), recorded_at: now_ns(), ..record };
-        ((fingerprint, legacy), record)
+        let legacy = legacy.map(|r| fingerprint_of(&r, false).to_string());
+        let text = fingerprint.to_string();
+        let record = TaskRecord { ok: true, fingerprint, recorded_at: now_ns(), ..record };
+        ((text, legacy), record)
     }
 
     /// `record` as an irun before [`HASHING`] 3 made it: absolute, and its service deps' older fingerprints.
@@ -453,7 +454,7 @@ impl Checker {
                 outputs: FileStamps::default(),
                 deps: deps.iter().filter_map(|d| self.stamp_of(config, d).map(|s| (d.name.clone(), s))).collect(),
                 hashing: HASHING,
-                fingerprint: String::new(),
+                fingerprint: Digest::default(),
             },
         }
     }
@@ -462,36 +463,41 @@ impl Checker {
 /// Which settings two records hold differently (both hashed the same way).
 fn settings_differ(prev: &TaskRecord, now: &TaskRecord) -> Vec<Setting> {
     [
-        (Setting::Command, &prev.command, &now.command),
-        (Setting::Env, &prev.env, &now.env),
-        (Setting::Cwd, &prev.cwd, &now.cwd),
-        (Setting::Globs, &prev.globs, &now.globs),
-        (Setting::Probe, &prev.probe, &now.probe),
+        (Setting::Command, prev.command != now.command),
+        (Setting::Env, prev.env != now.env),
+        (Setting::Cwd, prev.cwd != now.cwd),
+        (Setting::Globs, prev.globs != now.globs),
+        (Setting::Probe, prev.probe != now.probe),
     ]
     .into_iter()
-    .filter(|(_, before, after)| before != after)
-    .map(|(what, _, _)| what)
+    .filter_map(|(what, differs)| differs.then_some(what))
     .collect()
 }
 
 /// A service's fingerprint from its record: its settings (with its probe, unless as an older irun hashed it), the
 /// content of its sources and its deps' stamps.
-fn fingerprint_of(record: &TaskRecord, with_probe: bool) -> String {
+fn fingerprint_of(record: &TaskRecord, with_probe: bool) -> Digest {
     let mut h = Xxh3::new();
-    let probe = with_probe.then_some(&record.probe);
-    for part in [&record.command, &record.env, &record.cwd, &record.globs].into_iter().chain(probe) {
-        h.write(part.as_bytes());
+    let mut part = |text: &str| {
+        h.write(text.as_bytes());
         h.write(b"\0");
+    };
+    record.command.with_text(&mut part);
+    record.env.with_text(&mut part);
+    part(&record.cwd);
+    record.globs.with_text(&mut part);
+    if with_probe {
+        record.probe.with_text(&mut part);
     }
     for (path, stamp) in &record.sources {
         h.write(path.as_bytes());
-        h.write(stamp.hash.as_bytes());
+        stamp.hash.with_text(|t| h.write(t.as_bytes()));
     }
     for (dep, stamp) in &record.deps {
         h.write(dep.as_bytes());
         h.write(stamp.as_bytes());
     }
-    format!("{:032x}", h.digest128())
+    Digest::of(h.digest128())
 }
 
 fn now_ns() -> i64 {

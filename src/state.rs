@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use digest::Digest;
 pub(crate) use stamps::{FileStamp, FileStamps};
 
 pub(crate) const DIR: &str = ".irun";
@@ -58,14 +59,14 @@ pub(crate) struct TaskRecord {
     #[serde(default)]
     pub(crate) checked_at: i64,
     /// Hashes of the settings that change what the task does.
-    pub(crate) command: String,
-    pub(crate) env: String,
+    pub(crate) command: Digest,
+    pub(crate) env: Digest,
     /// Relative to the project's root (absolute outside it, and in records of an older [`HASHING`]).
     pub(crate) cwd: String,
-    pub(crate) globs: String,
+    pub(crate) globs: Digest,
     /// A service's readiness probe, hashed (empty for a task).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub(crate) probe: String,
+    #[serde(default, skip_serializing_if = "Digest::is_empty")]
+    pub(crate) probe: Digest,
     #[serde(default)]
     pub(crate) sources: FileStamps,
     #[serde(default)]
@@ -78,8 +79,8 @@ pub(crate) struct TaskRecord {
     #[serde(default = "unmarked_hashing")]
     pub(crate) hashing: u8,
     /// A service's fingerprint: its settings, sources and deps as it was last started.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub(crate) fingerprint: String,
+    #[serde(default, skip_serializing_if = "Digest::is_empty")]
+    pub(crate) fingerprint: Digest,
 }
 
 impl Default for TaskRecord {
@@ -89,16 +90,16 @@ impl Default for TaskRecord {
             unfinished: false,
             recorded_at: 0,
             checked_at: 0,
-            command: String::new(),
-            env: String::new(),
+            command: Digest::default(),
+            env: Digest::default(),
             cwd: String::new(),
-            globs: String::new(),
-            probe: String::new(),
+            globs: Digest::default(),
+            probe: Digest::default(),
             sources: FileStamps::default(),
             outputs: FileStamps::default(),
             deps: BTreeMap::new(),
             hashing: HASHING,
-            fingerprint: String::new(),
+            fingerprint: Digest::default(),
         }
     }
 }
@@ -534,6 +535,7 @@ fn write(
 }
 
 mod binary;
+mod digest;
 mod legacy;
 mod stamps;
 #[cfg(test)]

@@ -158,7 +158,7 @@ fn service_definition(
     dep_key: &mut dyn FnMut(&Task) -> String,
 ) -> String {
     let Settings { command, env, cwd, probe, .. } = Settings::now(service, checker.portable_root());
-    let mut parts = vec![command, env, cwd, probe];
+    let mut parts = vec![command.to_string(), env.to_string(), cwd, probe.to_string()];
     for (rel, digest) in sources(config, checker, service) {
         parts.extend([rel, digest]);
     }

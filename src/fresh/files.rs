@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::Checker;
 use crate::config::{Globs, parse_glob};
 use crate::outcome::FileChange;
+use crate::state::Digest;
 use crate::state::{FileStamp, FileStamps};
 
 /// Files that globs match, each with its metadata where finding it gave it, and the plain paths among the globs
@@ -262,5 +263,5 @@ pub(super) fn stamp(
             Err(_) => return None,
         }
     }
-    Some((FileStamp { size, mtime, ino, ctime, hash: format!("{:032x}", hasher.digest128()) }, true))
+    Some((FileStamp { size, mtime, ino, ctime, hash: Digest::of(hasher.digest128()) }, true))
 }

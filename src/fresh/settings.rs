@@ -13,17 +13,17 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::config::{Check, Cmd, Task};
-use crate::state::{HASHING, HASHING_ABSOLUTE, HASHING_LEGACY};
+use crate::state::{Digest, HASHING, HASHING_ABSOLUTE, HASHING_LEGACY};
 
 /// The hashes (and the cwd) a record compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settings {
-    pub(crate) command: String,
-    pub(crate) env: String,
+    pub(crate) command: Digest,
+    pub(crate) env: Digest,
     pub(crate) cwd: String,
-    pub(crate) globs: String,
+    pub(crate) globs: Digest,
     /// A service's readiness probe (and `port = "auto"`); empty for a task.
-    pub(crate) probe: String,
+    pub(crate) probe: Digest,
 }
 
 /// Where the project is, as its path may be written: every path irun knows that names the project's folder.
@@ -122,11 +122,11 @@ impl Settings {
         match hashing {
             HASHING_LEGACY => {
                 let (command, env, globs) = legacy(task);
-                Settings { command, env, cwd: absolute(), globs, probe: String::new() }
+                Settings { command, env, cwd: absolute(), globs, probe: Digest::default() }
             }
             HASHING_ABSOLUTE => {
                 let (command, env, globs) = canonical(task, &|s| s.to_string());
-                Settings { command, env, cwd: absolute(), globs, probe: String::new() }
+                Settings { command, env, cwd: absolute(), globs, probe: Digest::default() }
             }
             _ => {
                 let portable = |s: &str| root.portable(s).into_owned();
@@ -167,7 +167,7 @@ pub(crate) fn portable_definition(task: &Task, root: &Root) -> (String, Vec<(Str
 /// (command, env, `sources` and `outputs` globs), hashed from a canonical serialisation.
 /// Written straight from the task (no `serde_json::Value` on the way: this runs for every task of every run), the
 /// same text as `json!` gives: an object's keys sorted, no spaces.
-fn canonical(task: &Task, portable: Portable<'_>) -> (String, String, String) {
+fn canonical(task: &Task, portable: Portable<'_>) -> (Digest, Digest, Digest) {
     #[derive(serde::Serialize)]
     enum CmdJson {
         #[serde(rename = "shell")]
@@ -207,7 +207,7 @@ mod erased {
 
 /// The same, hashed as irun's first state format did (from `Debug` text): records it wrote are compared this way
 /// until they are written again, so an upgrade does not rerun every task.
-fn legacy(task: &Task) -> (String, String, String) {
+fn legacy(task: &Task) -> (Digest, Digest, Digest) {
     let process = task.process();
     let mut env: Vec<&(String, String)> = process.map(|p| p.env.iter().collect()).unwrap_or_default();
     env.sort();
@@ -220,8 +220,8 @@ fn legacy(task: &Task) -> (String, String, String) {
 
 /// What a service's readiness probe checks (not how often nor how long it waits: that changes no server), and
 /// whether its port is chosen as it starts. Empty for a task.
-fn probe(task: &Task, portable: Portable<'_>) -> String {
-    let Some(service) = task.service() else { return String::new() };
+fn probe(task: &Task, portable: Portable<'_>) -> Digest {
+    let Some(service) = task.service() else { return Digest::default() };
     let check = service.ready.as_ref().map_or(Value::Null, |p| match &p.check {
         Check::Tcp { host, port } => json!({ "tcp": { "host": host, "port": port } }),
         Check::Http { url, status } => json!({ "http": portable(&url.raw), "status": status }),
@@ -233,12 +233,12 @@ fn probe(task: &Task, portable: Portable<'_>) -> String {
     hash_str(&json!({ "ready": check, "auto_port": service.auto_port }).to_string())
 }
 
-pub(crate) fn hash_str(s: &str) -> String {
+pub(crate) fn hash_str(s: &str) -> Digest {
     hash_bytes(s.as_bytes())
 }
 
-fn hash_bytes(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+fn hash_bytes(bytes: &[u8]) -> Digest {
+    Digest::of(xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 #[cfg(test)]
@@ -246,7 +246,7 @@ mod tests {
     use super::*;
 
     /// How [`canonical`] was written first, through `serde_json::Value`: records hashed so must stay valid.
-    fn canonical_by_value(task: &Task, portable: Portable<'_>) -> (String, String, String) {
+    fn canonical_by_value(task: &Task, portable: Portable<'_>) -> (Digest, Digest, Digest) {
         let process = task.process();
         let cmd = process.map_or(Value::Null, |p| cmd_json(&p.cmd, portable));
         let mut env: Vec<(&str, String)> =

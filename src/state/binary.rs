@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{FileStamp, FileStamps, LastRun, Maps, Records, TaskRecord};
+use super::{Digest, FileStamp, FileStamps, LastRun, Maps, Records, TaskRecord};
 
 const MAGIC: &[u8] = b"irun-state";
 pub(super) const FORMAT: u32 = 3;
@@ -88,6 +88,9 @@ impl Writer {
         self.u32(s.len() as u32);
         self.0.extend_from_slice(s.as_bytes());
     }
+    fn digest(&mut self, d: &Digest) {
+        d.with_text(|t| self.str(t));
+    }
 
     fn record(&mut self, r: &TaskRecord) {
         for v in [r.ok, r.unfinished] {
@@ -96,8 +99,11 @@ impl Writer {
         self.u8(r.hashing);
         self.i64(r.recorded_at);
         self.i64(r.checked_at);
-        for s in [&r.command, &r.env, &r.cwd, &r.globs, &r.probe, &r.fingerprint] {
-            self.str(s);
+        self.digest(&r.command);
+        self.digest(&r.env);
+        self.str(&r.cwd);
+        for d in [&r.globs, &r.probe, &r.fingerprint] {
+            self.digest(d);
         }
         for files in [&r.sources, &r.outputs] {
             self.u32(files.len() as u32);
@@ -107,7 +113,7 @@ impl Writer {
                 self.i64(s.mtime);
                 self.u64(s.ino);
                 self.i64(s.ctime);
-                self.str(&s.hash);
+                self.digest(&s.hash);
             }
         }
         self.u32(r.deps.len() as u32);
@@ -141,11 +147,17 @@ impl Reader<'_> {
     fn i64(&mut self) -> Option<i64> {
         self.take().map(i64::from_le_bytes)
     }
-    fn str(&mut self) -> Option<String> {
+    fn text(&mut self) -> Option<&str> {
         let n = self.u32()? as usize;
         let (s, rest) = (self.bytes.get(..n)?, &self.bytes[n..]);
         self.bytes = rest;
-        String::from_utf8(s.to_vec()).ok()
+        std::str::from_utf8(s).ok()
+    }
+    fn str(&mut self) -> Option<String> {
+        self.text().map(String::from)
+    }
+    fn digest(&mut self) -> Option<Digest> {
+        self.text().map(Digest::parse)
     }
     /// A count of things each at least `min` bytes long: never more than the bytes left could hold.
     fn count(&mut self, min: usize) -> Option<usize> {
@@ -184,15 +196,15 @@ impl Reader<'_> {
     fn record(&mut self) -> Option<TaskRecord> {
         let (ok, unfinished, hashing) = (self.u8()? != 0, self.u8()? != 0, self.u8()?);
         let (recorded_at, checked_at) = (self.i64()?, self.i64()?);
-        let (command, env, cwd, globs, probe, fingerprint) =
-            (self.str()?, self.str()?, self.str()?, self.str()?, self.str()?, self.str()?);
+        let (command, env, cwd) = (self.digest()?, self.digest()?, self.str()?);
+        let (globs, probe, fingerprint) = (self.digest()?, self.digest()?, self.digest()?);
         let mut files = [FileStamps::default(), FileStamps::default()];
         for stamps in &mut files {
             let mut list = Vec::new();
             for _ in 0..self.count(40)? {
                 let path = self.str()?;
                 let (size, mtime, ino, ctime) = (self.u64()?, self.i64()?, self.u64()?, self.i64()?);
-                list.push((path, FileStamp { size, mtime, ino, ctime, hash: self.str()? }));
+                list.push((path, FileStamp { size, mtime, ino, ctime, hash: self.digest()? }));
             }
             *stamps = list.into_iter().collect();
         }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{FileStamps, HASHING_LEGACY, LastRun, Maps, TaskRecord};
+use super::{Digest, FileStamps, HASHING_LEGACY, LastRun, Maps, TaskRecord};
 
 #[derive(Deserialize)]
 struct File {
@@ -66,16 +66,16 @@ pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
                 unfinished: r.unfinished,
                 recorded_at: r.recorded_at,
                 checked_at: 0,
-                command: r.command,
-                env: r.env,
+                command: r.command.into(),
+                env: r.env.into(),
                 cwd: r.cwd,
-                globs: r.globs,
-                probe: String::new(),
+                globs: r.globs.into(),
+                probe: Digest::default(),
                 sources: r.sources,
                 outputs: r.outputs,
                 deps: r.deps.into_iter().map(|(d, at)| (d, at.to_string())).collect(),
                 hashing: HASHING_LEGACY,
-                fingerprint: String::new(),
+                fingerprint: Digest::default(),
             };
             (name, Box::new(record))
         })

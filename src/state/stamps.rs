@@ -6,6 +6,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Digest;
+
 /// What a file looked like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FileStamp {
@@ -18,8 +20,8 @@ pub(crate) struct FileStamp {
     pub(crate) ino: u64,
     #[serde(default)]
     pub(crate) ctime: i64,
-    /// xxh3-128 of the content, hex.
-    pub(crate) hash: String,
+    /// xxh3-128 of the content.
+    pub(crate) hash: Digest,
 }
 
 /// Files' stamps by relative path: an object in the state file, a list sorted by path in memory. A task has a few

@@ -62,7 +62,7 @@ pub(super) fn read(source: &Source, root: &Path, shell: &Shell) -> Option<Config
     let bytes = read_regular(&root.join(DIR).join(FILE))?;
     let mut r = Reader::new(bytes.strip_prefix(MAGIC)?, root);
     let (made, body_hash) = (Made::load(&mut r)?, u128::load(&mut r)?);
-    let now = (irun()?, &source.path, hash(source.text.as_bytes()));
+    let now = (irun()?, &source.path, source.digest);
     if (made.irun, &made.path, made.text) != now || !shell.gives(&made.env) || !made.missing.iter().all(|p| missing(p))
     {
         return None;
@@ -71,7 +71,7 @@ pub(super) fn read(source: &Source, root: &Path, shell: &Shell) -> Option<Config
     if hash(body) != body_hash {
         return None;
     }
-    codec::decode(&mut Reader::new(body, root), source.clone())
+    codec::decode(&mut Reader::new(body, root), source.without_text())
 }
 
 /// Keep `config`, loaded with what `shell` was asked and the dotenv `files` looked for, for the next load. Nothing
@@ -90,7 +90,7 @@ pub(super) fn write(config: &Config, shell: &Shell, files: &Files) {
     let made = Made {
         irun,
         path: config.source.path.clone(),
-        text: hash(config.source.text.as_bytes()),
+        text: config.source.digest,
         env: shell.asked(),
         missing: files.missing.clone(),
     };

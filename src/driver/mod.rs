@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{Config, PerTask};
+use crate::diagnostic::Source;
 use crate::engine::{self, Change, Control, Engine, Happened, Input};
 use crate::events::{Event, EventSender, RunOutcome, TaskName};
 use crate::exec::Launcher;
@@ -76,8 +77,8 @@ struct Driver<'l, L: Launcher> {
     instances: HashMap<u64, TaskName>,
     next_instance: u64,
     saving: Saving,
-    /// The text of Irun.toml last seen (valid or not), so an unchanged file is not parsed again.
-    config_text: Arc<str>,
+    /// Irun.toml as last seen (valid or not), so an unchanged file is not parsed again.
+    config_source: Source,
     reload: Option<Reload>,
     /// The ports chosen for the services with `ready = { tcp = "auto" }` that were started, by task name.
     ports: HashMap<String, u16>,
@@ -162,7 +163,7 @@ impl<'a, L: Launcher> Driver<'a, L> {
     ) -> Self {
         let n = config.tasks.len();
         Driver {
-            config_text: config.source.text.clone(),
+            config_source: config.source.without_text(),
             config,
             engine,
             checker,

@@ -43,10 +43,10 @@ impl<L: Launcher> Driver<'_, L> {
                 return;
             }
         };
-        if *text == *self.config_text {
+        if self.config_source.is(&text) {
             return;
         }
-        self.config_text = text.as_str().into();
+        self.config_source = Source::new(&path, &text).without_text();
         let planned = crate::config::parse(Source::new(&path, &text), self.config.root.clone())
             .and_then(|config| request::plan(config, &w.request));
         match planned {

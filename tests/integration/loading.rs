@@ -87,3 +87,17 @@ fn a_damaged_or_foreign_kept_irun_toml_is_passed_over_and_replaced() {
         assert_eq!(std::fs::read(p.path(KEPT)).unwrap(), whole, "kept again as it was");
     }
 }
+
+#[test]
+fn an_error_found_in_a_kept_irun_toml_still_quotes_its_line() {
+    // The dependency cycle is found after loading, so a kept Irun.toml (whose text irun does not hold) meets it too.
+    let p = ran("default = [\"t\"]\n[tasks.t]\ncmd = \"echo fine\"\n");
+    p.file("Irun.toml", "[tasks.a]\ncmd = \"true\"\ndeps = [\"b\"]\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n");
+    let parsed = p.irun().args(["list"]).run();
+    let kept_at = std::fs::metadata(p.path(KEPT)).unwrap().modified().unwrap();
+    let kept = p.irun().args(["list"]).run();
+    assert_eq!(std::fs::metadata(p.path(KEPT)).unwrap().modified().unwrap(), kept_at, "read back, not made again");
+    assert_eq!((kept.code, &kept.stderr), (parsed.code, &parsed.stderr), "the same error either way");
+    assert!(kept.stderr.contains("Irun.toml:3:") && kept.stderr.contains("deps = [\"b\"]"), "{kept:?}");
+    assert!(kept.stderr.contains("dependency cycle: a -> b -> a"), "{kept:?}");
+}

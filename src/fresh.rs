@@ -108,7 +108,7 @@ impl Checker {
 
     /// A run that is not watch mode is about to check `order`'s tasks (and none has run yet): look at their files
     /// ahead, on a thread of its own, where [`ahead`]'s rule allows. Not with `--force`: nothing is compared.
-    pub(crate) fn look_ahead(&mut self, config: &Config, order: &[crate::config::TaskId]) {
+    pub(crate) fn look_ahead(&mut self, config: &std::sync::Arc<Config>, order: &[crate::config::TaskId]) {
         if let (false, Some(fd)) = (self.force, &self.root_fd) {
             self.ahead = ahead::Ahead::start(config, order, fd, now_ns());
         }

@@ -18,6 +18,7 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     let stdout_color = color.enabled(std::io::stdout().is_terminal());
     let request = args.request();
     let Prepared { config, plan, jobs, shard } = request::plan(config, &request)?;
+    let config = Arc::new(config);
     let (checker, warning) = fresh::Checker::new(&config.root, args.force);
     // `--rerun`: the targets, a group standing for the tasks it gathers.
     let rerun = if args.rerun { plan.through_groups(&plan.targets, |p| &p.deps) } else { Vec::new() };
@@ -77,7 +78,6 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     let (remote, remote_warning) =
         if crate::cache::enabled() { crate::cache::remote::from_env() } else { (None, None) };
     notices.extend(remote_warning.map(|problem| Event::CacheWarning { problem }));
-    let config = Arc::new(config);
     let setup = driver::Setup { config, plan: Arc::new(plan), options, checker, watching, notices, cache, remote };
     let (outcome, report_failures) = drive(setup, &mut processes, reporters)?;
     processes.finish();

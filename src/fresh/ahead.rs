@@ -18,7 +18,7 @@ use crate::config::{Config, PerTask, TaskId, TaskKind, is_literal, parse_glob};
 
 /// One task's files as looked at ahead: for each of its `sources`, then each of its `outputs`, what stat said.
 pub(super) struct Looked {
-    pub(super) stats: Vec<Option<Stat>>,
+    pub(super) stats: Box<[Option<Stat>]>,
 }
 
 struct Slot {
@@ -37,16 +37,8 @@ pub(super) struct Ahead {
 impl Ahead {
     /// Start looking at the files of `order`'s tasks that the rule allows, from the last. `None` if there are none
     /// or no thread could be started.
-    pub(super) fn start(config: &Config, order: &[TaskId], root_fd: &OwnedFd, at: i64) -> Option<Ahead> {
-        let wanted: Vec<(TaskId, Vec<String>)> = order
-            .iter()
-            .filter(|&&i| allowed(config, i))
-            .map(|&i| {
-                let task = &config.tasks[i];
-                let paths = task.sources().iter().chain(task.outputs()).map(|p| plain(p).to_string()).collect();
-                (i, paths)
-            })
-            .collect();
+    pub(super) fn start(config: &Arc<Config>, order: &[TaskId], root_fd: &OwnedFd, at: i64) -> Option<Ahead> {
+        let wanted: Vec<TaskId> = order.iter().copied().filter(|&i| allowed(config, i)).collect();
         if wanted.is_empty() {
             return None;
         }
@@ -55,7 +47,7 @@ impl Ahead {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let fd = root_fd.try_clone().ok()?;
-        let (s, halt) = (slots.clone(), stop.clone());
+        let (s, halt, config) = (slots.clone(), stop.clone(), config.clone());
         std::thread::Builder::new()
             .name("irun-stat-ahead".into())
             .spawn(move || {
@@ -64,14 +56,16 @@ impl Ahead {
                 let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&all), None);
                 // From the last: the run checks from the first, and each takes its share until they meet (the
                 // first tasks are checked before a look ahead could reach them).
-                for (i, paths) in wanted.into_iter().rev() {
+                for i in wanted.into_iter().rev() {
                     if halt.load(Ordering::Relaxed) {
                         return;
                     }
                     if s[i].taken.load(Ordering::Acquire) {
                         continue;
                     }
-                    let stats = paths.iter().map(|p| Stat::at(&fd, p)).collect();
+                    let task = &config.tasks[i];
+                    let paths = task.sources().iter().chain(task.outputs());
+                    let stats = paths.map(|p| Stat::at(&fd, plain(p))).collect();
                     let _ = s[i].looked.set(Looked { stats });
                 }
             })

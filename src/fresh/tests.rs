@@ -149,7 +149,7 @@ fn files_looked_at_ahead_decide_a_task_only_if_no_dep_of_it_ran() {
     write(root, "in.txt", "one\n");
     let toml = "[tasks.gen]\ncmd = \"g\"\nsources = [\"gen.txt\"]\n\
                 [tasks.use]\ncmd = \"u\"\ndeps = [\"gen\"]\nsources = [\"in.txt\"]\noutputs = [\"out.txt\"]\n";
-    let config = config(root, toml);
+    let config = std::sync::Arc::new(config(root, toml));
     let (generate, used) = (config.id("gen").unwrap(), config.id("use").unwrap());
     let (mut checker, _) = Checker::new(root, false);
     for id in [generate, used] {

@@ -77,6 +77,9 @@ pub(crate) struct Terminal<W: Write + Send> {
 
 pub(crate) use summary::format_duration;
 
+/// What is written out at once, at most, when a batch of events says more.
+const PENDING_MAX: usize = 64 * 1024;
+
 impl<W: Write + Send> Terminal<W> {
     pub(crate) fn new(out: W, opts: Options) -> Self {
         Terminal {
@@ -118,6 +121,10 @@ impl<W: Write + Send> Terminal<W> {
 
     fn write(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
+        // A batch of 10,000 "up to date" lines would otherwise be held whole (a megabyte) until it ends.
+        if self.pending.len() >= PENDING_MAX {
+            Reporter::flush(self);
+        }
     }
 
     /// A status line about a task: `name  * text`.

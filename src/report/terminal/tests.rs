@@ -117,3 +117,35 @@ fn github_escaping() {
     assert_eq!(gh_escape("a%b\nc", false), "a%25b%0Ac");
     assert_eq!(gh_escape("x: y, z", true), "x%3A y%2C z");
 }
+
+/// A writer that keeps how much each write held.
+#[derive(Default)]
+struct Writes(Vec<usize>, Vec<u8>);
+
+impl std::io::Write for Writes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.push(buf.len());
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_long_batch_of_lines_is_written_out_in_bounded_pieces_and_whole() {
+    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10 };
+    let mut t = Terminal::new(Writes::default(), opts);
+    let n = 10_000;
+    let tasks = (0..n).map(|i| planned(&format!("task{i}"), TaskKind::Task, &[])).collect();
+    t.event(at(1), &Event::RunStarted { tasks, jobs: 2, watch: false });
+    for i in 0..n {
+        let task = TaskName::from(format!("task{i}").as_str());
+        t.event(at(2), &Event::TaskFinished { task, outcome: Outcome::UpToDate, duration: Duration::ZERO });
+    }
+    t.flush();
+    let (sizes, text) = (&t.out.0, String::from_utf8(t.out.1.clone()).unwrap());
+    assert!(sizes.len() > 1 && sizes.iter().all(|&s| s < PENDING_MAX + 100), "held whole: {sizes:?}");
+    assert_eq!(text.lines().filter(|l| l.contains("up to date")).count(), n, "every line, once");
+}

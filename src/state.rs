@@ -26,8 +26,8 @@ const LOCK: &str = "state.lock";
 const JSON_FILE: &str = "state.json";
 const LEGACY_FILE: &str = "state.toml";
 const TOOL: &str = "irun";
-/// The JSON form's format: 2 as written to `state.json`, 3 as `irun state --json` shows the binary file.
-const JSON_VERSIONS: [u32; 2] = [2, binary::FORMAT];
+/// The JSON form's format: 2 as written to `state.json`, 3 or 4 as `irun state --json` shows the binary file.
+const JSON_VERSIONS: [u32; 3] = [2, 3, binary::FORMAT];
 
 /// How a record's settings were hashed: 1 from `Debug` text (the TOML state's era), 2 from canonical JSON, 3 from
 /// canonical JSON independent of where the project is (a relative cwd, the root's path replaced: see

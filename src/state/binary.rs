@@ -8,22 +8,35 @@
 //! name · flags (u8: 1 last run, 2 duration, 4 record) · last run (u8: 0 ok, 1 failed, 2 unfinished) · duration
 //! (u64 ms) · record. A record: ok, unfinished, hashing (u8 each) · recorded_at, checked_at (i64) · command, env,
 //! cwd, globs, probe, fingerprint · sources, outputs (a u32 count, then per file: path, size (u64), mtime (i64),
-//! inode (u64), ctime (i64), hash) · deps (a u32 count, then per dep: name, stamp).
+//! inode (u64), ctime (i64), hash) · deps (a u32 count, then per dep: name, stamp). A hash (every one but cwd and
+//! the deps' stamps) is a byte, then: 1, its 16 bytes; 0, a string ([`Digest`]'s two forms). Format 3, which wrote
+//! every hash as a string, is read too.
 
 use std::collections::BTreeMap;
 
 use super::{Digest, FileStamp, FileStamps, LastRun, Maps, Records, TaskRecord};
 
 const MAGIC: &[u8] = b"irun-state";
-pub(super) const FORMAT: u32 = 3;
+pub(super) const FORMAT: u32 = 4;
+/// The format before hashes were written as their bytes: still read.
+const FORMAT_TEXT_HASHES: u32 = 3;
 
 pub(super) fn encode(tasks: &Records, last: &BTreeMap<String, LastRun>, durations: &BTreeMap<String, u64>) -> Vec<u8> {
+    encode_as(FORMAT, tasks, last, durations)
+}
+
+fn encode_as(
+    format: u32,
+    tasks: &Records,
+    last: &BTreeMap<String, LastRun>,
+    durations: &BTreeMap<String, u64>,
+) -> Vec<u8> {
     let mut names: Vec<&String> = tasks.keys().chain(last.keys()).chain(durations.keys()).collect();
     names.sort();
     names.dedup();
-    let mut out = Writer(Vec::with_capacity(64 + tasks.len() * 300));
+    let mut out = Writer(Vec::with_capacity(64 + tasks.len() * 300), format);
     out.0.extend_from_slice(MAGIC);
-    out.u32(FORMAT);
+    out.u32(format);
     out.u32(names.len() as u32);
     for name in names {
         let (l, d, r) = (last.get(name), durations.get(name), tasks.get(name));
@@ -55,8 +68,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Maps, String> {
     if !is_binary(bytes) {
         return Err(unreadable("not irun's state"));
     }
-    let format = Reader { bytes: &bytes[MAGIC.len()..] }.u32().ok_or_else(|| unreadable("cut short"))?;
-    if format != FORMAT {
+    let format =
+        Reader { bytes: &bytes[MAGIC.len()..], format: FORMAT }.u32().ok_or_else(|| unreadable("cut short"))?;
+    if format != FORMAT && format != FORMAT_TEXT_HASHES {
         return Err(format!("was written by another irun (format {format}), not this one (format {FORMAT})"));
     }
     let body_len =
@@ -65,11 +79,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Maps, String> {
     if digest != xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() {
         return Err(unreadable("cut short or changed: its digest does not match"));
     }
-    let mut r = Reader { bytes: &body[MAGIC.len() + 4..] };
+    let mut r = Reader { bytes: &body[MAGIC.len() + 4..], format };
     r.entries().ok_or_else(|| unreadable("its entries do not add up"))
 }
 
-struct Writer(Vec<u8>);
+/// The bytes, and the format they are written in.
+struct Writer(Vec<u8>, u32);
 
 impl Writer {
     fn u8(&mut self, v: u8) {
@@ -89,7 +104,17 @@ impl Writer {
         self.0.extend_from_slice(s.as_bytes());
     }
     fn digest(&mut self, d: &Digest) {
-        d.with_text(|t| self.str(t));
+        match d {
+            _ if self.1 == FORMAT_TEXT_HASHES => d.with_text(|t| self.str(t)),
+            Digest::Hex(bytes) => {
+                self.u8(1);
+                self.0.extend_from_slice(bytes);
+            }
+            Digest::Text(text) => {
+                self.u8(0);
+                self.str(text);
+            }
+        }
     }
 
     fn record(&mut self, r: &TaskRecord) {
@@ -127,6 +152,7 @@ impl Writer {
 /// Reads what [`Writer`] wrote; `None` when the bytes end early or a string is not UTF-8.
 struct Reader<'a> {
     bytes: &'a [u8],
+    format: u32,
 }
 
 impl Reader<'_> {
@@ -157,7 +183,14 @@ impl Reader<'_> {
         self.text().map(String::from)
     }
     fn digest(&mut self) -> Option<Digest> {
-        self.text().map(Digest::parse)
+        if self.format == FORMAT_TEXT_HASHES {
+            return self.text().map(Digest::parse);
+        }
+        match self.u8()? {
+            1 => self.take::<16>().map(Digest::Hex),
+            0 => self.text().map(Digest::parse),
+            _ => None,
+        }
     }
     /// A count of things each at least `min` bytes long: never more than the bytes left could hold.
     fn count(&mut self, min: usize) -> Option<usize> {
@@ -262,6 +295,23 @@ mod tests {
         assert!(is_binary(&bytes));
         let read = decode(&bytes).unwrap();
         assert_eq!((read.tasks, read.last, read.durations), (maps.tasks, maps.last, maps.durations));
+    }
+
+    #[test]
+    fn a_file_of_the_format_that_wrote_hashes_as_text_is_read_the_same() {
+        let mut maps = sample();
+        let hash = Digest::of(xxhash_rust::xxh3::xxh3_128(b"x"));
+        maps.tasks.get_mut("build").unwrap().env = hash.clone();
+        let old = encode_as(FORMAT_TEXT_HASHES, &maps.tasks, &maps.last, &maps.durations);
+        let hex = hash.to_string();
+        assert!(memchr::memmem::find(&old, hex.as_bytes()).is_some(), "format 3 wrote the hex text");
+        let read = decode(&old).unwrap();
+        assert_eq!(
+            (read.tasks, read.last, read.durations),
+            (maps.tasks.clone(), maps.last.clone(), maps.durations.clone())
+        );
+        let new = encode(&maps.tasks, &maps.last, &maps.durations);
+        assert!(memchr::memmem::find(&new, hex.as_bytes()).is_none() && new.len() < old.len(), "now: its bytes");
     }
 
     #[test]

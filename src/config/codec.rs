@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -29,7 +30,8 @@ pub(super) struct Writer<'a> {
 /// The bytes left to read.
 pub(super) struct Reader<'a> {
     bytes: &'a [u8],
-    root: &'a Path,
+    /// Shared by every task that runs in the root: one allocation, not one per task.
+    root: Arc<Path>,
 }
 
 impl<'a> Writer<'a> {
@@ -56,8 +58,8 @@ impl<'a> Writer<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn new(bytes: &'a [u8], root: &'a Path) -> Reader<'a> {
-        Reader { bytes, root }
+    pub(super) fn new(bytes: &'a [u8], root: &Path) -> Reader<'a> {
+        Reader { bytes, root: Arc::from(root) }
     }
 
     /// What is left.
@@ -324,11 +326,11 @@ impl Stored for Process {
         passed.put(w);
         env.put(w);
         // Most tasks run in the root itself: stored as `None`.
-        if cwd == w.root {
+        if **cwd == *w.root {
             w.tag(0);
         } else {
             w.tag(1);
-            cwd.put(w);
+            cwd.to_path_buf().put(w);
         }
         timeout.put(w);
         sources.put(w);
@@ -345,7 +347,7 @@ impl Stored for Process {
     }
     fn load(r: &mut Reader) -> Option<Self> {
         let (cmd, passed, env) = (Cmd::load(r)?, usize::load(r)?, Vec::load(r)?);
-        let cwd = Option::<PathBuf>::load(r)?.unwrap_or_else(|| r.root.to_path_buf());
+        let cwd = Option::<PathBuf>::load(r)?.map_or_else(|| r.root.clone(), Arc::from);
         let (timeout, sources, outputs) = (Option::load(r)?, Vec::load(r)?, Vec::load(r)?);
         let (stop_signal, stop_timeout, always_run) = (Signal::load(r)?, Duration::load(r)?, bool::load(r)?);
         let (enabled, forced) = <(bool, bool)>::load(r)?;

@@ -2,7 +2,8 @@
 //! only its own settings (a group cannot hold a command, a task cannot hold a readiness probe).
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -169,7 +170,8 @@ pub(crate) struct Process {
     /// The environment the task adds to irun's own: dotenv files, `[env]` (what `inherit_env` lets through of the
     /// top-level ones), then the task's `env`.
     pub(crate) env: Vec<(String, String)>,
-    pub(crate) cwd: PathBuf,
+    /// Shared: most tasks run in the project's root.
+    pub(crate) cwd: Arc<Path>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) sources: Vec<String>,
     pub(crate) outputs: Vec<String>,

@@ -142,7 +142,7 @@ impl Engine {
             }
         }
         for n in stale {
-            self.nodes[n].forced = Some(reason.clone());
+            self.nodes[n].forced = Some(Box::new(reason.clone()));
         }
     }
 

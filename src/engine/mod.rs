@@ -497,7 +497,7 @@ impl Engine {
             return;
         }
         let dep_ran = self.plan[i].deps.iter().copied().find(|&d| self.nodes[d].ran);
-        let forced = self.nodes[i].forced.take().or_else(|| self.forced_reason(i, dep_ran));
+        let forced = self.nodes[i].forced.take().map(|r| *r).or_else(|| self.forced_reason(i, dep_ran));
         let verdict = match (forced, verdict, dep_ran) {
             (Some(why), _, _) => Verdict::Run(why),
             // A task after one that ran runs, and so does one after a service whose dep ran (it has another

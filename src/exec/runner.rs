@@ -204,7 +204,7 @@ pub(crate) fn prepare(task: &Task, extra_env: &[(String, String)], port: Option<
     };
     Ok(Launch {
         cmd,
-        cwd: settings.cwd.clone(),
+        cwd: settings.cwd.to_path_buf(),
         env,
         probe,
         service: task.is_service(),

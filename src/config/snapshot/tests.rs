@@ -111,6 +111,18 @@ fn every_kind_of_task_probe_and_setting_reads_back_as_it_was() {
 }
 
 #[test]
+fn tasks_read_back_that_run_in_the_root_share_one_path() {
+    let config = parsed(
+        "[tasks.a]\ncmd = \"a\"\n[tasks.b]\ncmd = \"b\"\n[tasks.c]\ncmd = \"c\"\ncwd = \"sub\"\n",
+        Path::new("/p"),
+    );
+    let back = decoded(&stored(&config), &config).expect("reads back");
+    let cwd = |name: &str| back.tasks[back.id(name).unwrap()].process().unwrap().cwd.clone();
+    assert!(std::sync::Arc::ptr_eq(&cwd("a"), &cwd("b")), "one allocation for the root");
+    assert_eq!((&*cwd("a"), &*cwd("c")), (Path::new("/p"), Path::new("/p/sub")));
+}
+
+#[test]
 fn stored_bytes_cut_short_or_altered_never_read_back_wrongly_and_never_panic() {
     let config = parsed(RICH, Path::new("/project"));
     let bytes = stored(&config);

@@ -78,7 +78,7 @@ impl Validator<'_> {
             cmd,
             passed: 0,
             env,
-            cwd,
+            cwd: cwd.into(),
             timeout,
             sources: self.globs(raw.sources.as_ref(), "sources")?,
             outputs: self.globs(raw.outputs.as_ref(), "outputs")?,

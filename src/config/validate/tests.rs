@@ -111,8 +111,8 @@ fn group_keys_that_need_a_command_are_rejected() {
 #[test]
 fn cwd_is_relative_to_the_project_root() {
     let cfg = parse_str("[tasks.t]\ncmd = \"x\"\ncwd = \"sub\"\n[tasks.u]\ncmd = \"x\"\n").unwrap();
-    assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().cwd, PathBuf::from("/project/sub"));
-    assert_eq!(cfg.tasks[TaskId::new(1)].process().unwrap().cwd, PathBuf::from("/project"));
+    assert_eq!(cfg.tasks[TaskId::new(0)].process().unwrap().cwd, std::path::Path::new("/project/sub").into());
+    assert_eq!(cfg.tasks[TaskId::new(1)].process().unwrap().cwd, std::path::Path::new("/project").into());
 }
 
 #[test]

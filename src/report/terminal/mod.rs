@@ -167,6 +167,8 @@ impl<W: Write + Send> Reporter for Terminal<W> {
         match event {
             Event::RunStarted { tasks, watch, .. } => {
                 self.watch = *watch;
+                // A run that is not watch mode has no cycle to reserve its results' room at.
+                self.results = summary::Results::with_room(tasks.len());
                 self.plan(tasks);
                 if self.opts.progress && !self.watch {
                     let runnable = tasks.iter().filter(|t| t.kind != TaskKind::Group).count();

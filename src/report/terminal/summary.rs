@@ -158,6 +158,12 @@ impl Results {
         self.at.len()
     }
 
+    /// How many rows it has room for.
+    #[cfg(test)]
+    pub(super) fn room(&self) -> usize {
+        self.rows.capacity()
+    }
+
     pub(super) fn into_vec(mut self) -> Vec<(TaskName, Outcome, Duration)> {
         // Kept in place: a row takes as much room as its `Option` (a name is never null), so the rows are moved
         // within the same allocation instead of into a second one.

@@ -149,3 +149,18 @@ fn a_long_batch_of_lines_is_written_out_in_bounded_pieces_and_whole() {
     assert!(sizes.len() > 1 && sizes.iter().all(|&s| s < PENDING_MAX + 100), "held whole: {sizes:?}");
     assert_eq!(text.lines().filter(|l| l.contains("up to date")).count(), n, "every line, once");
 }
+
+#[test]
+fn a_run_reserves_room_for_its_tasks_results_at_once() {
+    // Grown one by one, 1,000 rows would take room for 1,024 (10,000: 16,384).
+    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10 };
+    let mut t = Terminal::new(Vec::new(), opts);
+    let n = 1000;
+    let tasks = (0..n).map(|i| planned(&format!("task{i}"), TaskKind::Task, &[])).collect();
+    t.event(at(1), &Event::RunStarted { tasks, jobs: 2, watch: false });
+    for i in 0..n {
+        let task = TaskName::from(format!("task{i}").as_str());
+        t.event(at(2), &Event::TaskFinished { task, outcome: Outcome::UpToDate, duration: Duration::ZERO });
+    }
+    assert_eq!((t.results.len(), t.results.room()), (n, n));
+}

@@ -119,12 +119,17 @@ impl Plan {
 
     /// The selected tasks as reporters are told about them, in plan order.
     pub(crate) fn planned_tasks(&self) -> Vec<PlannedTask> {
+        // Tasks without deps share one empty list (an `Arc` of nothing still takes an allocation).
+        let none: std::sync::Arc<[TaskName]> = std::sync::Arc::from([]);
         self.order
             .iter()
             .map(|&i| PlannedTask {
                 name: self[i].name.clone(),
                 kind: self[i].kind,
-                deps: self[i].deps.iter().map(|&d| self[d].name.clone()).collect(),
+                deps: match self[i].deps.is_empty() {
+                    true => none.clone(),
+                    false => self[i].deps.iter().map(|&d| self[d].name.clone()).collect(),
+                },
                 quiet: self[i].quiet,
             })
             .collect()

@@ -25,7 +25,8 @@ pub(crate) enum Stream {
 pub(crate) struct PlannedTask {
     pub(crate) name: TaskName,
     pub(crate) kind: TaskKind,
-    pub(crate) deps: Vec<TaskName>,
+    /// Shared, so a reporter keeps them without a copy.
+    pub(crate) deps: std::sync::Arc<[TaskName]>,
     /// `output = "on-failure"`: its output is shown only if it fails.
     pub(crate) quiet: bool,
 }

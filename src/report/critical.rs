@@ -12,7 +12,7 @@ use crate::events::{TaskKind, TaskName};
 #[derive(Debug, Clone)]
 pub(crate) struct Timing {
     pub(crate) kind: TaskKind,
-    pub(crate) deps: Vec<TaskName>,
+    pub(crate) deps: std::sync::Arc<[TaskName]>,
     pub(crate) started: Option<SystemTime>,
     /// When dependents could go: finished (tasks, groups) or ready (services).
     pub(crate) available: Option<SystemTime>,
@@ -35,7 +35,7 @@ pub(crate) fn critical_path(timings: &HashMap<TaskName, Timing>) -> Vec<TaskName
     let mut current = last;
     loop {
         // The dep this task waited for longest, seen through groups.
-        let mut frontier: Vec<TaskName> = timings[&current].deps.clone();
+        let mut frontier: Vec<TaskName> = timings[&current].deps.to_vec();
         let mut best: Option<(SystemTime, TaskName)> = None;
         while let Some(d) = frontier.pop() {
             let Some(t) = timings.get(&d) else { continue };
@@ -89,7 +89,7 @@ mod tests {
             "http".into(),
             Timing {
                 kind: TaskKind::Group,
-                deps: vec!["daemon".into(), "client".into()],
+                deps: ["daemon".into(), "client".into()].into(),
                 started: None,
                 available: at(1300),
                 colour: 0,
@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn nothing_ran() {
         let mut m = HashMap::new();
-        m.insert("a".into(), Timing { kind: TaskKind::Task, deps: vec![], started: None, available: None, colour: 0 });
+        m.insert(
+            "a".into(),
+            Timing { kind: TaskKind::Task, deps: [].into(), started: None, available: None, colour: 0 },
+        );
         assert!(critical_path(&m).is_empty());
     }
 }

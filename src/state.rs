@@ -41,9 +41,8 @@ fn unmarked_hashing() -> u8 {
     HASHING_ABSOLUTE
 }
 
-/// Tasks' records by name. Each is boxed: a map's node holds eleven values, about half of them empty when it was
-/// filled in order (as it is from the state file), and a record takes 240 bytes.
-pub(crate) type Records = BTreeMap<String, Box<TaskRecord>>;
+/// Tasks' entries by name: one map, so each name is held once (three maps of 10,000 names took 1.2 MB more).
+pub(crate) type Entries = BTreeMap<String, Entry>;
 
 /// A task's last run (tasks with sources), or a service's fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,15 +112,23 @@ pub(crate) enum LastRun {
     Unfinished,
 }
 
-/// One task's entry in the file.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Entry {
+/// One task's entry: how its last run ended, how long it took, and its record. The record is boxed: it takes 240
+/// bytes, and a map's node holds eleven entries, about half of them empty when it was filled in order.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    last: Option<LastRun>,
+    pub(crate) last: Option<LastRun>,
+    /// How long it last took, in milliseconds (a service: until it was ready), for scheduling priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    duration_ms: Option<u64>,
+    pub(crate) duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    record: Option<TaskRecord>,
+    pub(crate) record: Option<Box<TaskRecord>>,
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.last.is_none() && self.duration_ms.is_none() && self.record.is_none()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -129,23 +136,20 @@ struct StateFile {
     tool: String,
     version: u32,
     #[serde(default)]
-    tasks: BTreeMap<String, Entry>,
+    tasks: Entries,
 }
 
-#[derive(Debug, Default)]
-struct Maps {
-    tasks: Records,
-    last: BTreeMap<String, LastRun>,
-    durations: BTreeMap<String, u64>,
+#[derive(Serialize)]
+struct StateFileRef<'a> {
+    tool: &'a str,
+    version: u32,
+    tasks: &'a Entries,
 }
 
 #[derive(Debug)]
 pub(crate) struct State {
     dir: PathBuf,
-    pub(crate) tasks: Records,
-    pub(crate) last: BTreeMap<String, LastRun>,
-    /// How long each task last took, in milliseconds (a service: until it was ready), for scheduling priority.
-    pub(crate) durations: BTreeMap<String, u64>,
+    entries: Entries,
     /// Tasks whose entry this run changed: a save writes only these over what is on disk.
     touched: BTreeSet<String>,
     /// Entries read from the previous format: a save writes them only where the file has none, never over what
@@ -172,31 +176,47 @@ impl State {
     /// Load the state of the project at `root`. The error (with an empty state) says why it could not be used.
     pub(crate) fn load(root: &Path) -> (State, Option<String>) {
         let dir = root.join(DIR);
-        let (maps, disk, legacy, warning) = match read(&dir) {
-            Ok(Read { maps, file, legacy }) => (maps, file, legacy, None),
-            Err(why) => (Maps::default(), None, false, Some(why)),
+        let (entries, disk, legacy, warning) = match read(&dir) {
+            Ok(Read { entries, file, legacy }) => (entries, file, legacy, None),
+            Err(why) => (Entries::default(), None, false, Some(why)),
         };
-        let migrated = if legacy {
-            maps.tasks.keys().chain(maps.last.keys()).chain(maps.durations.keys()).cloned().collect()
-        } else {
-            BTreeSet::new()
-        };
-        let state = State {
-            dir,
-            tasks: maps.tasks,
-            last: maps.last,
-            durations: maps.durations,
-            touched: BTreeSet::new(),
-            migrated,
-            refreshed: BTreeSet::new(),
-            disk,
-        };
+        let migrated = if legacy { entries.keys().cloned().collect() } else { BTreeSet::new() };
+        let state = State { dir, entries, touched: BTreeSet::new(), migrated, refreshed: BTreeSet::new(), disk };
         (state, warning)
     }
 
     /// `name`'s record, if it has one.
     pub(crate) fn record(&self, name: &str) -> Option<&TaskRecord> {
-        self.tasks.get(name).map(|r| &**r)
+        self.entries.get(name)?.record.as_deref()
+    }
+
+    /// How `name`'s last run ended, if it is known.
+    #[cfg(test)]
+    pub(crate) fn last(&self, name: &str) -> Option<LastRun> {
+        self.entries.get(name)?.last
+    }
+
+    /// How long `name` last took, in milliseconds, if it is known.
+    pub(crate) fn duration(&self, name: &str) -> Option<u64> {
+        self.entries.get(name)?.duration_ms
+    }
+
+    /// Every task's entry, by name.
+    pub(crate) fn entries(&self) -> &Entries {
+        &self.entries
+    }
+
+    #[cfg(test)]
+    pub(crate) fn record_mut(&mut self, name: &str) -> Option<&mut TaskRecord> {
+        self.entries.get_mut(name)?.record.as_deref_mut()
+    }
+
+    /// `name`'s entry, made if it has none.
+    fn entry(&mut self, name: &str) -> &mut Entry {
+        if !self.entries.contains_key(name) {
+            self.entries.insert(name.to_string(), Entry::default());
+        }
+        self.entries.get_mut(name).expect("just made")
     }
 
     /// Whether this run has something a save would write.
@@ -217,28 +237,28 @@ impl State {
     /// `record` is the task's record with its files' stamps now: what it vouches for is the same (its run, settings
     /// and deps), so it replaces on disk only that same record.
     pub(crate) fn refresh_record(&mut self, name: &str, record: TaskRecord) {
-        self.tasks.insert(name.to_string(), Box::new(record));
+        self.entry(name).record = Some(Box::new(record));
         self.refreshed.insert(name.to_string());
     }
 
     pub(crate) fn set_record(&mut self, name: &str, record: TaskRecord) {
-        self.tasks.insert(name.to_string(), Box::new(record));
+        self.entry(name).record = Some(Box::new(record));
         self.touched.insert(name.to_string());
     }
 
     pub(crate) fn set_last(&mut self, name: &str, last: LastRun) {
-        self.last.insert(name.to_string(), last);
+        self.entry(name).last = Some(last);
         self.touched.insert(name.to_string());
     }
 
     pub(crate) fn set_duration(&mut self, name: &str, ms: u64) {
-        self.durations.insert(name.to_string(), ms);
+        self.entry(name).duration_ms = Some(ms);
         self.touched.insert(name.to_string());
     }
 
     /// Until it succeeds again, the task's record vouches for nothing.
     pub(crate) fn mark_unfinished(&mut self, name: &str) {
-        if let Some(r) = self.tasks.get_mut(name) {
+        if let Some(r) = self.entries.get_mut(name).and_then(|e| e.record.as_mut()) {
             r.unfinished = true;
         }
         self.set_last(name, LastRun::Unfinished);
@@ -265,29 +285,33 @@ impl State {
         if !unchanged {
             // Another run saved since (or there is no file yet): take what is on disk and put this run's entries
             // on it. (A file irun cannot read is replaced, as at load.)
-            let mut merged = read(&self.dir).map(|r| r.maps).unwrap_or_default();
+            let mut merged = read(&self.dir).map(|r| r.entries).unwrap_or_default();
             for name in &self.touched {
-                copy(&mut merged.tasks, &self.tasks, name);
-                copy(&mut merged.last, &self.last, name);
-                copy(&mut merged.durations, &self.durations, name);
+                match self.entries.get(name) {
+                    Some(ours) => merged.insert(name.clone(), ours.clone()),
+                    None => merged.remove(name),
+                };
             }
             for name in self.migrated.difference(&self.touched) {
-                fill(&mut merged.tasks, &self.tasks, name);
-                fill(&mut merged.last, &self.last, name);
-                fill(&mut merged.durations, &self.durations, name);
-            }
-            for name in self.refreshed.difference(&self.touched) {
-                if let (Some(on_disk), Some(ours)) = (merged.tasks.get_mut(name), self.tasks.get(name))
-                    && same_run(on_disk, ours)
-                {
-                    *on_disk = ours.clone();
+                let Some(ours) = self.entries.get(name) else { continue };
+                let on_disk = merged.entry(name.clone()).or_default();
+                on_disk.last = on_disk.last.or(ours.last);
+                on_disk.duration_ms = on_disk.duration_ms.or(ours.duration_ms);
+                if on_disk.record.is_none() {
+                    on_disk.record = ours.record.clone();
                 }
             }
-            self.tasks = merged.tasks;
-            self.last = merged.last;
-            self.durations = merged.durations;
+            for name in self.refreshed.difference(&self.touched) {
+                if let (Some(on_disk), Some(ours)) =
+                    (merged.get_mut(name).and_then(|e| e.record.as_mut()), self.record(name))
+                    && same_run(on_disk, ours)
+                {
+                    **on_disk = ours.clone();
+                }
+            }
+            self.entries = merged;
         }
-        write(&self.dir, &self.tasks, &self.last, &self.durations)?;
+        write(&self.dir, &self.entries)?;
         self.disk = File::open(self.dir.join(FILE)).ok();
         self.touched.clear();
         self.migrated.clear();
@@ -346,28 +370,9 @@ fn clean_leftovers(dir: &Path) {
     }
 }
 
-/// `to[name] = from[name]` where `to` has no entry yet.
-fn fill<V: Clone>(to: &mut BTreeMap<String, V>, from: &BTreeMap<String, V>, name: &str) {
-    if let (false, Some(v)) = (to.contains_key(name), from.get(name)) {
-        to.insert(name.to_string(), v.clone());
-    }
-}
-
-/// `to[name] = from[name]`, or no entry if `from` has none.
-fn copy<V: Clone>(to: &mut BTreeMap<String, V>, from: &BTreeMap<String, V>, name: &str) {
-    match from.get(name) {
-        Some(v) => {
-            to.insert(name.to_string(), v.clone());
-        }
-        None => {
-            to.remove(name);
-        }
-    }
-}
-
-/// What `read` found: the maps, the open state file they came from, and whether they came from an earlier format.
+/// What `read` found: the entries, the open state file they came from, and whether they came from an earlier format.
 struct Read {
-    maps: Maps,
+    entries: Entries,
     file: Option<File>,
     legacy: bool,
 }
@@ -376,22 +381,22 @@ struct Read {
 fn read(dir: &Path) -> Result<Read, String> {
     let path = dir.join(FILE);
     if let Some((bytes, file)) = read_regular(&path)? {
-        let maps = match binary::is_binary(&bytes) {
+        let entries = match binary::is_binary(&bytes) {
             true => binary::decode(&bytes),
             false => Err("is unreadable (not irun's state)".into()),
         };
-        let maps = maps.map_err(|why| format!("{} {why}", path.display()))?;
-        return Ok(Read { maps, file: Some(file), legacy: false });
+        let entries = entries.map_err(|why| format!("{} {why}", path.display()))?;
+        return Ok(Read { entries, file: Some(file), legacy: false });
     }
     let json = dir.join(JSON_FILE);
     match read_regular(&json)? {
         Some((bytes, _)) => {
-            let maps = parse(&bytes).map_err(|why| format!("{} {why}", json.display()))?;
-            Ok(Read { maps, file: None, legacy: true })
+            let entries = parse(&bytes).map_err(|why| format!("{} {why}", json.display()))?;
+            Ok(Read { entries, file: None, legacy: true })
         }
         None => match legacy::read(&dir.join(LEGACY_FILE)) {
-            Ok(Some(maps)) => Ok(Read { maps, file: None, legacy: true }),
-            Ok(None) => Ok(Read { maps: Maps::default(), file: None, legacy: false }),
+            Ok(Some(entries)) => Ok(Read { entries, file: None, legacy: true }),
+            Ok(None) => Ok(Read { entries: Entries::default(), file: None, legacy: false }),
             Err(why) => Err(why),
         },
     }
@@ -439,8 +444,8 @@ fn read_regular(path: &Path) -> Result<Option<(Vec<u8>, File)>, String> {
     Ok(Some((bytes, file)))
 }
 
-fn parse(bytes: &[u8]) -> Result<Maps, String> {
-    let file: StateFile = serde_json::from_slice(bytes).map_err(|e| format!("is unreadable ({e})"))?;
+fn parse(bytes: &[u8]) -> Result<Entries, String> {
+    let mut file: StateFile = serde_json::from_slice(bytes).map_err(|e| format!("is unreadable ({e})"))?;
     if file.tool != TOOL || !JSON_VERSIONS.contains(&file.version) {
         return Err(format!(
             "was written by {} (format {}), not this irun (format {})",
@@ -449,74 +454,22 @@ fn parse(bytes: &[u8]) -> Result<Maps, String> {
             binary::FORMAT
         ));
     }
-    let mut maps = Maps::default();
-    for (name, entry) in file.tasks {
-        if let Some(last) = entry.last {
-            maps.last.insert(name.clone(), last);
-        }
-        if let Some(ms) = entry.duration_ms {
-            maps.durations.insert(name.clone(), ms);
-        }
-        if let Some(record) = entry.record {
-            maps.tasks.insert(name, Box::new(record));
-        }
-    }
-    Ok(maps)
+    file.tasks.retain(|_, entry| !entry.is_empty());
+    Ok(file.tasks)
 }
 
-/// One task's entry, as written (borrowing, so a save copies nothing).
-#[derive(Serialize, Default)]
-struct EntryRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last: Option<LastRun>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<&'a TaskRecord>,
-}
-
-#[derive(Serialize)]
-struct StateFileRef<'a> {
-    tool: &'a str,
-    version: u32,
-    tasks: BTreeMap<&'a str, EntryRef<'a>>,
-}
-
-/// The state as `irun state --json` shows it: the JSON form of irun before the binary one (format 3: what the binary
+/// The state as `irun state --json` shows it: the JSON form of irun before the binary one (with what the binary
 /// file holds, inode, ctime and `checked_at` included).
 pub(crate) fn json(root: &Path) -> Result<String, String> {
-    let maps = read(&root.join(DIR))?.maps;
-    let mut text =
-        serde_json::to_string_pretty(&file_ref(&maps.tasks, &maps.last, &maps.durations)).map_err(|e| e.to_string())?;
+    let entries = read(&root.join(DIR))?.entries;
+    let file = StateFileRef { tool: TOOL, version: binary::FORMAT, tasks: &entries };
+    let mut text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
     text.push('\n');
     Ok(text)
 }
 
-fn file_ref<'a>(
-    tasks: &'a Records,
-    last: &'a BTreeMap<String, LastRun>,
-    durations: &'a BTreeMap<String, u64>,
-) -> StateFileRef<'a> {
-    let mut entries: BTreeMap<&str, EntryRef<'_>> = BTreeMap::new();
-    for (name, l) in last {
-        entries.entry(name).or_default().last = Some(*l);
-    }
-    for (name, ms) in durations {
-        entries.entry(name).or_default().duration_ms = Some(*ms);
-    }
-    for (name, record) in tasks {
-        entries.entry(name).or_default().record = Some(record);
-    }
-    StateFileRef { tool: TOOL, version: binary::FORMAT, tasks: entries }
-}
-
-fn write(
-    dir: &Path,
-    tasks: &Records,
-    last: &BTreeMap<String, LastRun>,
-    durations: &BTreeMap<String, u64>,
-) -> std::io::Result<()> {
-    let text = binary::encode(tasks, last, durations);
+fn write(dir: &Path, entries: &Entries) -> std::io::Result<()> {
+    let text = binary::encode(entries);
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
     let result = (|| {
         // A new file of its own: never through whatever a killed run (or anyone) left at that name.

@@ -135,9 +135,10 @@ fn dot_escape(s: &str) -> String {
 /// went (failed if one failed, unfinished if one did not finish, ok if all passed, never if one never ran).
 fn last_runs(config: &Config, state: &State) -> HashMap<String, LastRun> {
     let mut runs: HashMap<String, LastRun> = HashMap::new();
-    for (name, record) in &state.tasks {
+    for (name, entry) in state.entries() {
+        let Some(record) = &entry.record else { continue };
         // Tasks with sources that stayed up to date since the state had a `last` table: their record says.
-        if !state.last.contains_key(name) && !record.command.is_empty() {
+        if entry.last.is_none() && !record.command.is_empty() {
             let last = match (record.unfinished, record.ok) {
                 (true, _) => LastRun::Unfinished,
                 (false, true) => LastRun::Ok,
@@ -146,7 +147,7 @@ fn last_runs(config: &Config, state: &State) -> HashMap<String, LastRun> {
             runs.insert(name.clone(), last);
         }
     }
-    runs.extend(state.last.iter().map(|(name, last)| (name.clone(), *last)));
+    runs.extend(state.entries().iter().filter_map(|(name, e)| Some((name.clone(), e.last?))));
     // Groups, deps first: Irun.toml has no cycles, so a pass per nesting level settles them.
     let mut memo: HashMap<TaskId, Option<LastRun>> = HashMap::new();
     for (i, task) in config.tasks.enumerate() {

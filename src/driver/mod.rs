@@ -209,11 +209,7 @@ fn sources(config: &Config, watching: bool) -> PerTask<crate::config::Globs> {
 
 /// How long each task took last time (for scheduling priority).
 fn weights(config: &Config, checker: &Checker) -> PerTask<Option<std::time::Duration>> {
-    config
-        .tasks
-        .iter()
-        .map(|t| checker.state.durations.get(&t.name).map(|&ms| std::time::Duration::from_millis(ms)))
-        .collect()
+    config.tasks.iter().map(|t| checker.state.duration(&t.name).map(std::time::Duration::from_millis)).collect()
 }
 
 impl<L: Launcher> Driver<'_, L> {

@@ -124,18 +124,18 @@ fn a_touched_source_is_read_and_its_record_refreshed_so_that_it_vouches_again() 
     let (_, snapshot) = checker.verdict(&config, build, None);
     write(root, "out.txt", "made\n");
     checker.record(build, snapshot.unwrap(), true);
-    let recorded_at = checker.state.tasks["build"].recorded_at;
+    let recorded_at = checker.state.record("build").unwrap().recorded_at;
     touch(root, "src/a.txt");
     let (verdict, snapshot) = checker.verdict(&config, build, None);
     let snapshot = snapshot.unwrap();
     assert_eq!((verdict, snapshot.reread), (Verdict::UpToDate, true), "touched: read, and the same");
     assert!(checker.refresh(build, &snapshot), "its record takes the new stamps");
-    let record = &checker.state.tasks["build"];
+    let record = checker.state.record("build").unwrap();
     let now = std::fs::metadata(root.join("src/a.txt")).unwrap();
     assert_eq!(record.sources["src/a.txt"].mtime, now.mtime() * 1_000_000_000 + now.mtime_nsec());
     assert_eq!(record.recorded_at, recorded_at, "what its dependents remember it by stays");
     // As if checked long after the touch (rather than waiting): the stamps vouch, nothing is read.
-    checker.state.tasks.get_mut("build").unwrap().checked_at += 2 * RACY_NS;
+    checker.state.record_mut("build").unwrap().checked_at += 2 * RACY_NS;
     let (verdict, snapshot) = checker.verdict(&config, build, None);
     assert_eq!((verdict, snapshot.as_ref().unwrap().reread), (Verdict::UpToDate, false));
     assert!(!checker.refresh(build, snapshot.as_ref().unwrap()), "nothing to refresh");
@@ -159,7 +159,7 @@ fn files_looked_at_ahead_decide_a_task_only_if_no_dep_of_it_ran() {
     }
     // As if checked long after the files last changed (rather than waiting): their stamps vouch for them.
     for name in ["gen", "use"] {
-        checker.state.tasks.get_mut(name).unwrap().checked_at += 2 * RACY_NS;
+        checker.state.record_mut(name).unwrap().checked_at += 2 * RACY_NS;
     }
     checker.look_ahead(&config, &[generate, used]);
     checker.ahead.as_ref().unwrap().wait_for(used);

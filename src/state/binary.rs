@@ -14,32 +14,25 @@
 
 use std::collections::BTreeMap;
 
-use super::{Digest, FileStamp, FileStamps, LastRun, Maps, Records, TaskRecord};
+use super::{Digest, Entries, Entry, FileStamp, FileStamps, LastRun, TaskRecord};
 
 const MAGIC: &[u8] = b"irun-state";
 pub(super) const FORMAT: u32 = 4;
 /// The format before hashes were written as their bytes: still read.
 const FORMAT_TEXT_HASHES: u32 = 3;
 
-pub(super) fn encode(tasks: &Records, last: &BTreeMap<String, LastRun>, durations: &BTreeMap<String, u64>) -> Vec<u8> {
-    encode_as(FORMAT, tasks, last, durations)
+pub(super) fn encode(entries: &Entries) -> Vec<u8> {
+    encode_as(FORMAT, entries)
 }
 
-fn encode_as(
-    format: u32,
-    tasks: &Records,
-    last: &BTreeMap<String, LastRun>,
-    durations: &BTreeMap<String, u64>,
-) -> Vec<u8> {
-    let mut names: Vec<&String> = tasks.keys().chain(last.keys()).chain(durations.keys()).collect();
-    names.sort();
-    names.dedup();
-    let mut out = Writer(Vec::with_capacity(64 + tasks.len() * 300), format);
+fn encode_as(format: u32, entries: &Entries) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(64 + entries.len() * 240), format);
     out.0.extend_from_slice(MAGIC);
     out.u32(format);
-    out.u32(names.len() as u32);
-    for name in names {
-        let (l, d, r) = (last.get(name), durations.get(name), tasks.get(name));
+    let entries: Vec<(&String, &Entry)> = entries.iter().filter(|(_, e)| !e.is_empty()).collect();
+    out.u32(entries.len() as u32);
+    for (name, entry) in entries {
+        let (l, d, r) = (entry.last.as_ref(), entry.duration_ms.as_ref(), entry.record.as_ref());
         out.str(name);
         out.u8(u8::from(l.is_some()) | u8::from(d.is_some()) << 1 | u8::from(r.is_some()) << 2);
         out.u8(match l {
@@ -62,8 +55,8 @@ pub(super) fn is_binary(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-/// The maps `bytes` hold; the error says why they cannot be used (after "is": the caller names the file).
-pub(super) fn decode(bytes: &[u8]) -> Result<Maps, String> {
+/// The entries `bytes` hold; the error says why they cannot be used (after "is": the caller names the file).
+pub(super) fn decode(bytes: &[u8]) -> Result<Entries, String> {
     let unreadable = |why: &str| format!("is unreadable ({why})");
     if !is_binary(bytes) {
         return Err(unreadable("not irun's state"));
@@ -198,32 +191,30 @@ impl Reader<'_> {
         (n <= self.bytes.len() / min).then_some(n)
     }
 
-    fn entries(&mut self) -> Option<Maps> {
+    fn entries(&mut self) -> Option<Entries> {
         // Gathered, then built whole: the file lists tasks by name, and a map built from sorted entries compares
         // no keys and fills its nodes (inserted one by one, each would search the map and leave half of each node
         // empty). A damaged file's unsorted or doubled names still give the map one would insert (the last wins).
         let n = self.count(14)?;
-        let (mut last, mut durations, mut tasks) = (Vec::new(), Vec::new(), Vec::with_capacity(n));
+        let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.str()?;
             let (flags, run, duration) = (self.u8()?, self.u8()?, self.u64()?);
-            if flags & 1 != 0 {
-                let run = [LastRun::Ok, LastRun::Failed, LastRun::Unfinished].get(usize::from(run)).copied()?;
-                last.push((name.clone(), run));
-            }
-            if flags & 2 != 0 {
-                durations.push((name.clone(), duration));
-            }
-            if flags & 4 != 0 {
-                tasks.push((name, Box::new(self.record()?)));
+            let last = match flags & 1 {
+                0 => None,
+                _ => Some([LastRun::Ok, LastRun::Failed, LastRun::Unfinished].get(usize::from(run)).copied()?),
+            };
+            let duration_ms = (flags & 2 != 0).then_some(duration);
+            let record = match flags & 4 {
+                0 => None,
+                _ => Some(Box::new(self.record()?)),
+            };
+            let entry = Entry { last, duration_ms, record };
+            if !entry.is_empty() {
+                entries.push((name, entry));
             }
         }
-        let maps = Maps {
-            tasks: tasks.into_iter().collect(),
-            last: last.into_iter().collect(),
-            durations: durations.into_iter().collect(),
-        };
-        self.bytes.is_empty().then_some(maps)
+        self.bytes.is_empty().then(|| entries.into_iter().collect())
     }
 
     fn record(&mut self) -> Option<TaskRecord> {
@@ -269,8 +260,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    fn sample() -> Maps {
-        let mut maps = Maps::default();
+    fn sample() -> Entries {
+        let mut maps = Entries::default();
         let stamp = FileStamp { size: 3, mtime: -5, ino: 7, ctime: 6, hash: "ff".into() };
         let record = TaskRecord {
             ok: true,
@@ -281,43 +272,38 @@ mod tests {
             fingerprint: "fp".into(),
             ..Default::default()
         };
-        maps.tasks.insert("build".into(), Box::new(record));
-        maps.last.insert("build".into(), LastRun::Unfinished);
-        maps.last.insert("lint".into(), LastRun::Failed);
-        maps.durations.insert("serve".into(), 1234);
+        let entry = |last, duration_ms, record| Entry { last, duration_ms, record };
+        maps.insert("build".into(), entry(Some(LastRun::Unfinished), None, Some(Box::new(record))));
+        maps.insert("lint".into(), entry(Some(LastRun::Failed), None, None));
+        maps.insert("serve".into(), entry(None, Some(1234), None));
         maps
     }
 
     #[test]
     fn what_is_written_is_read_back_the_same() {
         let maps = sample();
-        let bytes = encode(&maps.tasks, &maps.last, &maps.durations);
+        let bytes = encode(&maps);
         assert!(is_binary(&bytes));
-        let read = decode(&bytes).unwrap();
-        assert_eq!((read.tasks, read.last, read.durations), (maps.tasks, maps.last, maps.durations));
+        assert_eq!(decode(&bytes).unwrap(), maps);
     }
 
     #[test]
     fn a_file_of_the_format_that_wrote_hashes_as_text_is_read_the_same() {
         let mut maps = sample();
         let hash = Digest::of(xxhash_rust::xxh3::xxh3_128(b"x"));
-        maps.tasks.get_mut("build").unwrap().env = hash.clone();
-        let old = encode_as(FORMAT_TEXT_HASHES, &maps.tasks, &maps.last, &maps.durations);
+        maps.get_mut("build").unwrap().record.as_mut().unwrap().env = hash.clone();
+        let old = encode_as(FORMAT_TEXT_HASHES, &maps);
         let hex = hash.to_string();
         assert!(memchr::memmem::find(&old, hex.as_bytes()).is_some(), "format 3 wrote the hex text");
-        let read = decode(&old).unwrap();
-        assert_eq!(
-            (read.tasks, read.last, read.durations),
-            (maps.tasks.clone(), maps.last.clone(), maps.durations.clone())
-        );
-        let new = encode(&maps.tasks, &maps.last, &maps.durations);
+        assert_eq!(decode(&old).unwrap(), maps);
+        let new = encode(&maps);
         assert!(memchr::memmem::find(&new, hex.as_bytes()).is_none() && new.len() < old.len(), "now: its bytes");
     }
 
     #[test]
     fn a_file_cut_short_or_changed_anywhere_is_refused() {
         let maps = sample();
-        let bytes = encode(&maps.tasks, &maps.last, &maps.durations);
+        let bytes = encode(&maps);
         for n in 0..bytes.len() {
             assert!(decode(&bytes[..n]).is_err(), "cut to {n} bytes");
             let mut changed = bytes.clone();
@@ -329,7 +315,7 @@ mod tests {
     #[test]
     fn another_format_is_named_in_the_refusal() {
         let maps = sample();
-        let mut bytes = encode(&maps.tasks, &maps.last, &maps.durations);
+        let mut bytes = encode(&maps);
         bytes[MAGIC.len()] = 9;
         let why = decode(&bytes).unwrap_err();
         assert!(why.contains("format 9") && why.contains(&format!("format {FORMAT}")), "{why}");

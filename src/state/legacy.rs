@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Digest, FileStamps, HASHING_LEGACY, LastRun, Maps, TaskRecord};
+use super::{Digest, Entries, FileStamps, HASHING_LEGACY, LastRun, TaskRecord};
 
 #[derive(Deserialize)]
 struct File {
@@ -40,7 +40,7 @@ struct Record {
 }
 
 /// `Ok(None)`: there is no such file.
-pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
+pub(super) fn read(path: &Path) -> Result<Option<Entries>, String> {
     let Some((bytes, _)) = super::read_regular(path)? else { return Ok(None) };
     let unreadable = |why: String| format!("{} is unreadable ({why})", path.display());
     let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.to_string()))?;
@@ -57,10 +57,15 @@ pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
     if file.digest != format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body.as_bytes())) {
         return Err(format!("{} is unreadable (cut short or edited: its digest does not match)", path.display()));
     }
-    let tasks = file
-        .tasks
-        .into_iter()
-        .map(|(name, r)| {
+    let mut entries = Entries::new();
+    for (name, last) in file.last {
+        entries.entry(name).or_default().last = Some(last);
+    }
+    for (name, ms) in file.durations {
+        entries.entry(name).or_default().duration_ms = Some(ms);
+    }
+    for (name, r) in file.tasks {
+        {
             let record = TaskRecord {
                 ok: r.ok,
                 unfinished: r.unfinished,
@@ -77,8 +82,8 @@ pub(super) fn read(path: &Path) -> Result<Option<Maps>, String> {
                 hashing: HASHING_LEGACY,
                 fingerprint: Digest::default(),
             };
-            (name, Box::new(record))
-        })
-        .collect();
-    Ok(Some(Maps { tasks, last: file.last, durations: file.durations }))
+            entries.entry(name).or_default().record = Some(Box::new(record));
+        }
+    }
+    Ok(Some(entries))
 }

@@ -6,7 +6,7 @@ use super::*;
 fn round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, warning) = State::load(dir.path());
-    assert!(warning.is_none() && s.tasks.is_empty());
+    assert!(warning.is_none() && s.entries().is_empty());
     let mut rec = TaskRecord { ok: true, command: "c".into(), ..Default::default() };
     rec.sources.insert("a b/ü.txt".into(), FileStamp { size: 3, mtime: 5, ino: 7, ctime: 6, hash: "ff".into() });
     s.set_record("setup", rec.clone());
@@ -15,8 +15,8 @@ fn round_trip() {
     s.save().unwrap();
     let (back, warning) = State::load(dir.path());
     assert!(warning.is_none());
-    assert_eq!(*back.tasks["setup"], rec);
-    assert_eq!((back.last["setup"], back.durations["setup"]), (LastRun::Ok, 12));
+    assert_eq!(*back.record("setup").unwrap(), rec);
+    assert_eq!((back.last("setup").unwrap(), back.duration("setup").unwrap()), (LastRun::Ok, 12));
     assert!(dir.path().join(".irun/.gitignore").exists());
 }
 
@@ -32,10 +32,10 @@ fn a_save_keeps_what_another_run_saved_meanwhile() {
     first.set_last("y", LastRun::Ok);
     first.save().unwrap();
     let (after, _) = State::load(dir.path());
-    assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "x's failure survives y's save");
-    assert!(!after.tasks["x"].ok);
-    assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
-    assert_eq!(first.last.get("x"), Some(&LastRun::Failed), "and the first run now knows it too");
+    assert_eq!(after.last("x"), Some(LastRun::Failed), "x's failure survives y's save");
+    assert!(!after.record("x").unwrap().ok);
+    assert_eq!(after.last("y"), Some(LastRun::Ok));
+    assert_eq!(first.last("x"), Some(LastRun::Failed), "and the first run now knows it too");
 }
 
 /// A project whose state is a TOML state of irun's first format with this body.
@@ -58,8 +58,8 @@ fn a_run_that_read_the_old_format_never_writes_it_over_a_newer_save() {
     a.set_last("y", LastRun::Ok);
     a.save().unwrap();
     let (after, _) = State::load(dir.path());
-    assert_eq!(after.last.get("x"), Some(&LastRun::Failed), "b's newer result stands");
-    assert_eq!(after.last.get("y"), Some(&LastRun::Ok));
+    assert_eq!(after.last("x"), Some(LastRun::Failed), "b's newer result stands");
+    assert_eq!(after.last("y"), Some(LastRun::Ok));
 }
 
 #[test]
@@ -76,8 +76,8 @@ fn saves_in_between_are_seen_however_many() {
     a.set_last("a", LastRun::Failed);
     a.save().unwrap();
     let (after, _) = State::load(dir.path());
-    assert_eq!(after.durations.get("b"), Some(&2));
-    assert_eq!(after.last.get("a"), Some(&LastRun::Failed));
+    assert_eq!(after.duration("b"), Some(2));
+    assert_eq!(after.last("a"), Some(LastRun::Failed));
 }
 
 #[test]
@@ -101,13 +101,17 @@ fn a_toml_state_of_an_earlier_version_is_read_and_replaced() {
     );
     let (mut s, warning) = State::load(dir.path());
     assert!(warning.is_none(), "{warning:?}");
-    let a = &s.tasks["a"];
+    let a = s.record("a").unwrap();
     assert_eq!((a.ok, a.hashing, a.deps["b"].as_str()), (true, HASHING_LEGACY, "5"));
     s.set_last("c", LastRun::Ok);
     s.save().unwrap();
     assert!(!dir.path().join(DIR).join(LEGACY_FILE).exists());
     let (back, _) = State::load(dir.path());
-    assert_eq!(back.tasks["a"].hashing, HASHING_LEGACY, "the record keeps its hashing until it is written anew");
+    assert_eq!(
+        back.record("a").unwrap().hashing,
+        HASHING_LEGACY,
+        "the record keeps its hashing until it is written anew"
+    );
 }
 
 #[test]
@@ -122,7 +126,7 @@ fn a_state_cut_short_is_not_trusted() {
     let cut = &bytes[..bytes.len() / 2];
     std::fs::write(State::path_for(dir.path()), cut).unwrap();
     let (s, warning) = State::load(dir.path());
-    assert!(s.tasks.is_empty());
+    assert!(s.entries().is_empty());
     assert!(warning.unwrap().contains("is unreadable"));
 }
 
@@ -144,7 +148,7 @@ fn garbage_and_foreign_files_are_reported_not_fatal() {
         }
         std::fs::write(file, content).unwrap();
         let (s, warning) = State::load(dir.path());
-        assert!(s.tasks.is_empty());
+        assert!(s.entries().is_empty());
         let warning = warning.unwrap();
         assert!(warning.contains(expect), "{warning}");
     }
@@ -177,15 +181,19 @@ fn a_refreshed_record_never_replaces_what_another_run_saved_since() {
     a.save().unwrap();
     b.save().unwrap();
     let (after, _) = State::load(dir.path());
-    assert_eq!((after.tasks["t"].ok, after.last["t"]), (false, LastRun::Failed), "the failed run stands");
+    assert_eq!(
+        (after.record("t").unwrap().ok, after.last("t").unwrap()),
+        (false, LastRun::Failed),
+        "the failed run stands"
+    );
     // Over the same run's record, the refresh is written.
     let (mut c, _) = State::load(dir.path());
-    let failed = c.tasks["t"].clone();
-    c.refresh_record("t", TaskRecord { checked_at: 7, ..*failed });
+    let failed = c.record("t").unwrap().clone();
+    c.refresh_record("t", TaskRecord { checked_at: 7, ..failed });
     let (mut d, _) = State::load(dir.path());
     d.set_last("other", LastRun::Ok);
     d.save().unwrap();
     c.save().unwrap();
     let (after, _) = State::load(dir.path());
-    assert_eq!((after.tasks["t"].checked_at, after.last.get("other")), (7, Some(&LastRun::Ok)));
+    assert_eq!((after.record("t").unwrap().checked_at, after.last("other")), (7, Some(LastRun::Ok)));
 }

@@ -223,7 +223,7 @@ impl Checker {
     /// Which of the task's settings differ from those `prev` holds, compared the way `prev` hashed them.
     pub(crate) fn settings_changed(&self, task: &Task, prev: &TaskRecord) -> Vec<Setting> {
         let Settings { command, env, cwd, globs, probe } = Settings::of(task, &self.portable, prev.hashing);
-        let now = TaskRecord { command, env, cwd, globs, probe, ..TaskRecord::default() };
+        let now = TaskRecord { command, env, cwd: cwd.into(), globs, probe, ..TaskRecord::default() };
         settings_differ(prev, &now)
     }
 
@@ -409,7 +409,7 @@ impl Checker {
         Some(TaskRecord {
             command,
             env,
-            cwd,
+            cwd: cwd.into(),
             globs,
             deps: stamps,
             sources: record.sources.clone(),
@@ -438,6 +438,8 @@ impl Checker {
         let found = self.found_with(task.sources(), true, ahead);
         let sources = self.stamps(found, prev_sources.unwrap_or(&empty), prev_at);
         let Settings { command, env, cwd, globs, probe } = Settings::now(task, &self.portable);
+        // The record's own when the same: a record is kept whole when its task is up to date.
+        let cwd = previous.filter(|p| *p.cwd == *cwd).map_or_else(|| cwd.into(), |p| p.cwd.clone());
         Snapshot {
             reread: sources.read,
             record: TaskRecord {

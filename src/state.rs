@@ -60,8 +60,9 @@ pub(crate) struct TaskRecord {
     /// Hashes of the settings that change what the task does.
     pub(crate) command: Digest,
     pub(crate) env: Digest,
-    /// Relative to the project's root (absolute outside it, and in records of an older [`HASHING`]).
-    pub(crate) cwd: String,
+    /// Relative to the project's root (absolute outside it, and in records of an older [`HASHING`]). Shared: the
+    /// records read from the state file that have the same cwd (most often `.`) hold one allocation.
+    pub(crate) cwd: std::sync::Arc<str>,
     pub(crate) globs: Digest,
     /// A service's readiness probe, hashed (empty for a task).
     #[serde(default, skip_serializing_if = "Digest::is_empty")]
@@ -91,7 +92,7 @@ impl Default for TaskRecord {
             checked_at: 0,
             command: Digest::default(),
             env: Digest::default(),
-            cwd: String::new(),
+            cwd: "".into(),
             globs: Digest::default(),
             probe: Digest::default(),
             sources: FileStamps::default(),

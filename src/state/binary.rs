@@ -13,6 +13,7 @@
 //! every hash as a string, is read too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{Digest, Entries, Entry, FileStamp, FileStamps, LastRun, TaskRecord};
 
@@ -61,8 +62,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Entries, String> {
     if !is_binary(bytes) {
         return Err(unreadable("not irun's state"));
     }
-    let format =
-        Reader { bytes: &bytes[MAGIC.len()..], format: FORMAT }.u32().ok_or_else(|| unreadable("cut short"))?;
+    let format = Reader { bytes: &bytes[MAGIC.len()..], format: FORMAT, cwd: Arc::from("") }
+        .u32()
+        .ok_or_else(|| unreadable("cut short"))?;
     if format != FORMAT && format != FORMAT_TEXT_HASHES {
         return Err(format!("was written by another irun (format {format}), not this one (format {FORMAT})"));
     }
@@ -72,7 +74,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Entries, String> {
     if digest != xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() {
         return Err(unreadable("cut short or changed: its digest does not match"));
     }
-    let mut r = Reader { bytes: &body[MAGIC.len() + 4..], format };
+    let mut r = Reader { bytes: &body[MAGIC.len() + 4..], format, cwd: Arc::from(".") };
     r.entries().ok_or_else(|| unreadable("its entries do not add up"))
 }
 
@@ -146,9 +148,11 @@ impl Writer {
 struct Reader<'a> {
     bytes: &'a [u8],
     format: u32,
+    /// The cwd of the record read last: the next with the same shares it.
+    cwd: Arc<str>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
         let (head, rest) = self.bytes.split_first_chunk::<N>()?;
         self.bytes = rest;
@@ -166,7 +170,7 @@ impl Reader<'_> {
     fn i64(&mut self) -> Option<i64> {
         self.take().map(i64::from_le_bytes)
     }
-    fn text(&mut self) -> Option<&str> {
+    fn text(&mut self) -> Option<&'a str> {
         let n = self.u32()? as usize;
         let (s, rest) = (self.bytes.get(..n)?, &self.bytes[n..]);
         self.bytes = rest;
@@ -220,7 +224,11 @@ impl Reader<'_> {
     fn record(&mut self) -> Option<TaskRecord> {
         let (ok, unfinished, hashing) = (self.u8()? != 0, self.u8()? != 0, self.u8()?);
         let (recorded_at, checked_at) = (self.i64()?, self.i64()?);
-        let (command, env, cwd) = (self.digest()?, self.digest()?, self.str()?);
+        let (command, env, cwd) = (self.digest()?, self.digest()?, self.text()?);
+        if *self.cwd != *cwd {
+            self.cwd = Arc::from(cwd);
+        }
+        let cwd = self.cwd.clone();
         let (globs, probe, fingerprint) = (self.digest()?, self.digest()?, self.digest()?);
         let mut files = [FileStamps::default(), FileStamps::default()];
         for stamps in &mut files {
@@ -298,6 +306,20 @@ mod tests {
         assert_eq!(decode(&old).unwrap(), maps);
         let new = encode(&maps);
         assert!(memchr::memmem::find(&new, hex.as_bytes()).is_none() && new.len() < old.len(), "now: its bytes");
+    }
+
+    #[test]
+    fn records_read_with_the_same_cwd_share_it() {
+        let record = |cwd: &str| Entry {
+            record: Some(Box::new(TaskRecord { cwd: cwd.into(), ..Default::default() })),
+            ..Default::default()
+        };
+        let entries: Entries =
+            [("a", "."), ("b", "."), ("c", "web")].into_iter().map(|(n, cwd)| (n.to_string(), record(cwd))).collect();
+        let read = decode(&encode(&entries)).unwrap();
+        let cwd = |n: &str| read[n].record.as_ref().unwrap().cwd.clone();
+        assert!(Arc::ptr_eq(&cwd("a"), &cwd("b")) && &*cwd("c") == "web");
+        assert_eq!(read, entries);
     }
 
     #[test]

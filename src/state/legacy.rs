@@ -73,7 +73,7 @@ pub(super) fn read(path: &Path) -> Result<Option<Entries>, String> {
                 checked_at: 0,
                 command: r.command.into(),
                 env: r.env.into(),
-                cwd: r.cwd,
+                cwd: r.cwd.into(),
                 globs: r.globs.into(),
                 probe: Digest::default(),
                 sources: r.sources,

@@ -3,7 +3,6 @@
 //! Starting from the task that became available last (finished, or for a service, became ready), follow the dep
 //! that became available last, back to a task that waited for nothing. Groups are transparent.
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use crate::events::{TaskKind, TaskName};
@@ -18,10 +17,57 @@ pub(crate) struct Timing {
     pub(crate) available: Option<SystemTime>,
     /// The colour the reporter shows its lines in: an index into its palette.
     pub(crate) colour: u8,
+    /// Where the reporter keeps its result in this run or cycle, if it has one.
+    pub(crate) row: Option<u32>,
+}
+
+/// What a reporter saw of each task, by name: a list sorted by name, made whole from a plan (a hash map of 10,000
+/// tasks takes room for 16,384 of them).
+#[derive(Debug, Default)]
+pub(crate) struct Timings(Vec<(TaskName, Timing)>);
+
+impl Timings {
+    /// From a list in any order; of the same name twice, the last counts.
+    pub(crate) fn new(mut list: Vec<(TaskName, Timing)>) -> Timings {
+        list.reverse();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list.dedup_by(|a, b| a.0 == b.0);
+        Timings(list)
+    }
+
+    fn at(&self, name: &str) -> Option<usize> {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(name)).ok()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Timing> {
+        self.at(name).map(|i| &self.0[i].1)
+    }
+
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Timing> {
+        self.at(name).map(|i| &mut self.0[i].1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&TaskName, &Timing)> {
+        self.0.iter().map(|(n, t)| (n, t))
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Timing> {
+        self.0.iter_mut().map(|(_, t)| t)
+    }
+
+    /// Every entry, in order of name.
+    pub(crate) fn into_list(self) -> Vec<(TaskName, Timing)> {
+        self.0
+    }
+
+    /// Every entry, taken out.
+    pub(crate) fn take(&mut self) -> Vec<(TaskName, Timing)> {
+        std::mem::take(&mut self.0)
+    }
 }
 
 /// The chain, first task first; empty when nothing ran.
-pub(crate) fn critical_path(timings: &HashMap<TaskName, Timing>) -> Vec<TaskName> {
+pub(crate) fn critical_path(timings: &Timings) -> Vec<TaskName> {
     let ran = |t: &Timing| t.started.is_some() && t.available.is_some();
     let Some(last) = timings
         .iter()
@@ -35,7 +81,8 @@ pub(crate) fn critical_path(timings: &HashMap<TaskName, Timing>) -> Vec<TaskName
     let mut current = last;
     loop {
         // The dep this task waited for longest, seen through groups.
-        let mut frontier: Vec<TaskName> = timings[&current].deps.to_vec();
+        let Some(timing) = timings.get(&current) else { break };
+        let mut frontier: Vec<TaskName> = timing.deps.to_vec();
         let mut best: Option<(SystemTime, TaskName)> = None;
         while let Some(d) = frontier.pop() {
             let Some(t) = timings.get(&d) else { continue };
@@ -75,17 +122,18 @@ mod tests {
             started: at(start),
             available: at(end),
             colour: 0,
+            row: None,
         }
     }
 
     #[test]
     fn follows_the_latest_dep_through_groups() {
-        let mut m = HashMap::new();
-        m.insert("setup".into(), t(TaskKind::Task, &[], 0, 800));
-        m.insert("thread".into(), t(TaskKind::Task, &["setup"], 800, 1000));
-        m.insert("daemon".into(), t(TaskKind::Service, &["setup"], 800, 900));
-        m.insert("client".into(), t(TaskKind::Task, &["daemon"], 900, 1300));
-        m.insert(
+        let mut m = Vec::new();
+        m.push(("setup".into(), t(TaskKind::Task, &[], 0, 800)));
+        m.push(("thread".into(), t(TaskKind::Task, &["setup"], 800, 1000)));
+        m.push(("daemon".into(), t(TaskKind::Service, &["setup"], 800, 900)));
+        m.push(("client".into(), t(TaskKind::Task, &["daemon"], 900, 1300)));
+        m.push((
             "http".into(),
             Timing {
                 kind: TaskKind::Group,
@@ -93,20 +141,28 @@ mod tests {
                 started: None,
                 available: at(1300),
                 colour: 0,
+                row: None,
             },
-        );
-        m.insert("report".into(), t(TaskKind::Task, &["http", "thread"], 1300, 1400));
-        let names: Vec<String> = critical_path(&m).iter().map(|n| n.to_string()).collect();
+        ));
+        m.push(("report".into(), t(TaskKind::Task, &["http", "thread"], 1300, 1400)));
+        let names: Vec<String> = critical_path(&Timings::new(m)).iter().map(|n| n.to_string()).collect();
         assert_eq!(names, ["setup", "daemon", "client", "report"]);
     }
 
     #[test]
+    fn timings_are_found_by_name_and_the_last_given_counts() {
+        let list =
+            ["b", "a", "c", "a"].iter().enumerate().map(|(i, n)| ((*n).into(), t(TaskKind::Task, &[], 0, i as u64)));
+        let timings = Timings::new(list.collect());
+        assert_eq!(timings.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(timings.get("a").unwrap().available, at(3));
+        assert!(timings.get("d").is_none());
+    }
+
+    #[test]
     fn nothing_ran() {
-        let mut m = HashMap::new();
-        m.insert(
-            "a".into(),
-            Timing { kind: TaskKind::Task, deps: [].into(), started: None, available: None, colour: 0 },
-        );
-        assert!(critical_path(&m).is_empty());
+        let timing =
+            Timing { kind: TaskKind::Task, deps: [].into(), started: None, available: None, colour: 0, row: None };
+        assert!(critical_path(&Timings::new(vec![("a".into(), timing)])).is_empty());
     }
 }

@@ -8,7 +8,7 @@ use anstyle::Style;
 use super::summary::{Results, format_duration};
 use super::{PALETTE, Terminal};
 use crate::events::{Outcome, PlannedTask, RunOutcome, TaskKind, TaskName};
-use crate::report::critical::Timing;
+use crate::report::critical::{Timing, Timings};
 use crate::report::progress::Progress;
 
 impl<W: Write + Send> Terminal<W> {
@@ -34,6 +34,7 @@ impl<W: Write + Send> Terminal<W> {
     pub(super) fn plan(&mut self, tasks: &[PlannedTask]) {
         self.width = self.width.max(tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(0));
         self.prefixes.clear();
+        let mut list = Vec::with_capacity(tasks.len());
         for t in tasks {
             if t.quiet {
                 self.quiet.insert(t.name.clone());
@@ -41,26 +42,34 @@ impl<W: Write + Send> Terminal<W> {
                 // `output` became live (a reload): what was held back is dropped, what comes next is shown.
                 self.held.remove(&t.name);
             }
-            // A task keeps its colour across reloads; each new one takes the next.
-            let colour = match self.timings.get(&t.name) {
-                Some(known) => known.colour,
+            // A task keeps its colour (and its result) across reloads; each new one takes the next colour.
+            let (colour, row) = match self.timings.get(&t.name) {
+                Some(known) => (known.colour, known.row),
                 None => {
                     self.seen += 1;
-                    ((self.seen - 1) % PALETTE.len()) as u8
+                    (((self.seen - 1) % PALETTE.len()) as u8, None)
                 }
             };
-            let timing = Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None, colour };
-            self.timings.insert(t.name.clone(), timing);
+            let timing = Timing { kind: t.kind, deps: t.deps.clone(), started: None, available: None, colour, row };
+            list.push((t.name.clone(), timing));
         }
+        // Tasks a reload removed keep theirs, for what they still say.
+        let planned = Timings::new(list);
+        let mut list = self.timings.take();
+        list.retain(|(name, _)| planned.get(name).is_none());
+        list.extend(planned.into_list());
+        self.timings = Timings::new(list);
     }
 
     /// Forget what `task` did so far in this cycle: it runs again.
     fn forget(&mut self, task: &TaskName) {
-        self.results.remove(task);
         self.ready.retain(|(t, _)| t != task);
         if let Some(t) = self.timings.get_mut(task) {
             t.started = None;
             t.available = None;
+            if let Some(row) = t.row.take() {
+                self.results.remove(row);
+            }
         }
     }
 
@@ -94,6 +103,7 @@ impl<W: Write + Send> Terminal<W> {
             for t in self.timings.values_mut() {
                 t.started = None;
                 t.available = None;
+                t.row = None;
             }
         }
         if self.opts.progress {

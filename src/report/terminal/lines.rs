@@ -66,7 +66,11 @@ impl<W: Write + Send> Terminal<W> {
         }
         if *outcome != Outcome::Restarted && !group {
             self.ready.retain(|(t, _)| t != task);
-            self.results.set(task, outcome.clone(), duration);
+            let previous = self.timings.get(task).and_then(|t| t.row);
+            let row = self.results.set(previous, task, outcome.clone(), duration);
+            if let Some(t) = self.timings.get_mut(task) {
+                t.row = Some(row);
+            }
         }
     }
 

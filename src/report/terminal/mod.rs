@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use anstyle::{AnsiColor, Style};
 
 use crate::events::{Event, TaskKind, TaskName};
-use crate::report::critical::Timing;
+use crate::report::critical::Timings;
 use crate::report::progress::Progress;
 use crate::report::spool::{SpillFailed, Spool};
 use crate::report::text;
@@ -47,7 +47,7 @@ pub(crate) struct Terminal<W: Write + Send> {
     width: usize,
     /// How many tasks it has seen (their colours are given in turn).
     seen: usize,
-    timings: HashMap<TaskName, Timing>,
+    timings: Timings,
     tails: HashMap<TaskName, crate::report::tail::Tail>,
     /// Tasks with `output = "on-failure"`, and what they said so far (prefixed output).
     quiet: std::collections::HashSet<TaskName>,
@@ -87,7 +87,7 @@ impl<W: Write + Send> Terminal<W> {
             opts,
             width: 0,
             seen: 0,
-            timings: HashMap::new(),
+            timings: Timings::default(),
             tails: HashMap::new(),
             quiet: Default::default(),
             held: HashMap::new(),

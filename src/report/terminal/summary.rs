@@ -1,7 +1,6 @@
 //! The closing summary (of the run, or of a watch cycle): a row per task, the failures' last lines, the critical
 //! path, and the verdict.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -113,7 +112,7 @@ impl<W: Write + Send> Terminal<W> {
         let steps: Vec<String> = path
             .iter()
             .map(|t| {
-                let timing = &self.timings[t];
+                let Some(timing) = self.timings.get(t) else { return format!("{t}") };
                 let took = match (timing.started, timing.available) {
                     (Some(s), Some(a)) => format_duration(a.duration_since(s).unwrap_or_default()),
                     _ => "-".into(),
@@ -129,33 +128,40 @@ impl<W: Write + Send> Terminal<W> {
 }
 
 /// Results in the order they came, the latest per task; replacing one costs no search (a graph may have 10,000
-/// tasks).
+/// tasks): where each task's is, the terminal keeps with its timing.
 #[derive(Default)]
 pub(super) struct Results {
     rows: Vec<Option<(TaskName, Outcome, Duration)>>,
-    at: HashMap<TaskName, usize>,
+    /// How many rows are there (not removed).
+    there: usize,
 }
 
 impl Results {
-    pub(super) fn set(&mut self, task: &TaskName, outcome: Outcome, duration: Duration) {
-        self.remove(task);
-        self.at.insert(task.clone(), self.rows.len());
+    /// `task`'s result, in place of its `previous` one if it has one: where it is kept.
+    pub(super) fn set(&mut self, previous: Option<u32>, task: &TaskName, outcome: Outcome, duration: Duration) -> u32 {
+        if let Some(row) = previous {
+            self.remove(row);
+        }
         self.rows.push(Some((task.clone(), outcome, duration)));
+        self.there += 1;
+        (self.rows.len() - 1) as u32
     }
 
     /// Results with room for `n` (a cycle's tasks): rows grown one by one would take room for up to twice as many.
     pub(super) fn with_room(n: usize) -> Results {
-        Results { rows: Vec::with_capacity(n), at: HashMap::with_capacity(n) }
+        Results { rows: Vec::with_capacity(n), there: 0 }
     }
 
-    pub(super) fn remove(&mut self, task: &TaskName) {
-        if let Some(i) = self.at.remove(task) {
-            self.rows[i] = None;
+    pub(super) fn remove(&mut self, row: u32) {
+        if let Some(slot) = self.rows.get_mut(row as usize)
+            && slot.take().is_some()
+        {
+            self.there -= 1;
         }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.at.len()
+        self.there
     }
 
     /// How many rows it has room for.
@@ -167,7 +173,6 @@ impl Results {
     pub(super) fn into_vec(mut self) -> Vec<(TaskName, Outcome, Duration)> {
         // Kept in place: a row takes as much room as its `Option` (a name is never null), so the rows are moved
         // within the same allocation instead of into a second one.
-        self.at = HashMap::new();
         self.rows.retain(Option::is_some);
         self.rows.into_iter().map(|row| row.expect("kept only rows that are there")).collect()
     }

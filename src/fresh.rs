@@ -115,7 +115,7 @@ impl Checker {
     }
 
     /// What was looked at ahead of `task`'s files, and when that began, if it may decide the task: no dep of it ran.
-    fn looked(&self, config: &Config, task: &Task, dep_ran: Option<&TaskName>) -> Option<(&ahead::Looked, i64)> {
+    fn looked(&self, config: &Config, task: &Task, dep_ran: Option<&TaskName>) -> Option<(ahead::Looked, i64)> {
         let ahead = self.ahead.as_ref()?;
         let looked = ahead.take(config.id(&task.name)?)?;
         dep_ran.is_none().then_some((looked, ahead.at))
@@ -146,7 +146,7 @@ impl Checker {
         let deps = config.deps_through_groups(task);
         let previous = self.state.record(&task.name);
         let looked = self.looked(config, task, dep_ran);
-        let mut snapshot = self.snapshot_with(config, task, previous, &deps, looked);
+        let mut snapshot = self.snapshot_with(config, task, previous, &deps, looked.as_ref());
         let run = |why: RunReason| (Verdict::Run(why), Some(snapshot.clone()));
         if self.force {
             return run(RunReason::Forced);
@@ -179,7 +179,7 @@ impl Checker {
         if let Some(change) = compare(&prev.sources, &snapshot.record.sources) {
             return run(RunReason::Source(change));
         }
-        let outputs_looked = looked.map(|(l, _)| &l.stats[task.sources().len()..]);
+        let outputs_looked = looked.as_ref().map(|(l, _)| &l.stats[task.sources().len()..]);
         let outputs = match self.outputs_changed_with(task, prev, outputs_only, outputs_looked) {
             Err(change) => return run(RunReason::Output(change)),
             Ok(outputs) => outputs,
@@ -429,9 +429,9 @@ impl Checker {
         task: &Task,
         previous: Option<&TaskRecord>,
         deps: &[&Task],
-        looked: Option<(&ahead::Looked, i64)>,
+        looked: Option<&(ahead::Looked, i64)>,
     ) -> Snapshot {
-        let checked_at = looked.map_or_else(now_ns, |(_, at)| at);
+        let checked_at = looked.map_or_else(now_ns, |(_, at)| *at);
         let (prev_sources, prev_at) = previous.map_or((None, 0), |p| (Some(&p.sources), p.checked_at));
         let empty = FileStamps::default();
         let ahead = looked.map(|(l, _)| &l.stats[..task.sources().len()]);

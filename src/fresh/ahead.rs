@@ -11,7 +11,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::files::Stat;
 use crate::config::{Config, PerTask, TaskId, TaskKind, is_literal, parse_glob};
@@ -22,7 +22,8 @@ pub(super) struct Looked {
 }
 
 struct Slot {
-    looked: OnceLock<Looked>,
+    /// Taken by the check that uses it (and freed after it: at 10,000 tasks, a megabyte kept to the end otherwise).
+    looked: Mutex<Option<Looked>>,
     /// Its check began: looking ahead at it is no use any more.
     taken: AtomicBool,
 }
@@ -43,7 +44,7 @@ impl Ahead {
             return None;
         }
         let slots: Arc<PerTask<Slot>> = Arc::new(
-            (0..config.tasks.len()).map(|_| Slot { looked: OnceLock::new(), taken: AtomicBool::new(false) }).collect(),
+            (0..config.tasks.len()).map(|_| Slot { looked: Mutex::new(None), taken: AtomicBool::new(false) }).collect(),
         );
         let stop = Arc::new(AtomicBool::new(false));
         let fd = root_fd.try_clone().ok()?;
@@ -66,7 +67,7 @@ impl Ahead {
                     let task = &config.tasks[i];
                     let paths = task.sources().iter().chain(task.outputs());
                     let stats = paths.map(|p| Stat::at(&fd, plain(p))).collect();
-                    let _ = s[i].looked.set(Looked { stats });
+                    *s[i].looked.lock().unwrap_or_else(PoisonError::into_inner) = Some(Looked { stats });
                 }
             })
             .ok()?;
@@ -75,11 +76,11 @@ impl Ahead {
 
     /// What was seen of task `i`'s files, if it was looked at in time, the first time this is asked (from then on
     /// it is not looked at ahead, and a later check of it looks again).
-    pub(super) fn take(&self, i: TaskId) -> Option<&Looked> {
+    pub(super) fn take(&self, i: TaskId) -> Option<Looked> {
         let slot = (i.index() < self.slots.len()).then(|| &self.slots[i])?;
         match slot.taken.swap(true, Ordering::AcqRel) {
             true => None,
-            false => slot.looked.get(),
+            false => slot.looked.lock().unwrap_or_else(PoisonError::into_inner).take(),
         }
     }
 }
@@ -113,7 +114,7 @@ impl Ahead {
     /// Until task `i` has been looked at (the look-ahead thread is done with it).
     pub(super) fn wait_for(&self, i: TaskId) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self.slots[i].looked.get().is_none() {
+        while self.slots[i].looked.lock().unwrap().is_none() {
             assert!(std::time::Instant::now() < deadline, "task {i:?} was never looked at ahead");
             std::thread::yield_now();
         }

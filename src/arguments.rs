@@ -12,7 +12,7 @@ pub(crate) fn apply(config: &mut Config, targets: &[String], args: &[String]) ->
         return Ok(());
     }
     let named: Vec<String> = if targets.is_empty() {
-        config.default.iter().flatten().map(|n| n.name.clone()).collect()
+        config.default.iter().flatten().map(|n| config.tasks[n.id].name.clone()).collect()
     } else {
         targets.to_vec()
     };
@@ -82,7 +82,7 @@ fn held(config: &Config, named: &[String]) -> Vec<String> {
         seen.push(name);
         let Some(task) = config.task(name) else { continue };
         if task.is_group() {
-            todo.extend(task.deps.iter().rev().map(|d| d.name.as_str()));
+            todo.extend(task.deps.iter().rev().map(|d| config.tasks[d.id].name.as_str()));
         } else {
             out.push(task.name.clone());
         }

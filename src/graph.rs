@@ -83,8 +83,7 @@ impl TaskGraph {
             let names: Vec<&str> = cycle.iter().map(|&i| config.tasks[i].name.as_str()).collect();
             // Point at the dep entry that starts the cycle.
             let first = &config.tasks[cycle[0]];
-            let next = &config.tasks[cycle[1]].name;
-            let span = first.deps.iter().find(|d| d.name == *next).map_or(first.span.clone(), |d| d.span.clone());
+            let span = first.deps.iter().find(|d| d.id == cycle[1]).map_or(first.span.clone(), |d| d.span.clone());
             return Err(Diagnostic::at(&config.source, span, format!("dependency cycle: {}", names.join(" -> ")))
                 .with_help("`a -> b` means task a depends on task b; remove one of these deps to break the cycle"));
         }

@@ -84,7 +84,7 @@ pub(crate) fn targets(config: &Config, named: &[String]) -> Result<Vec<TaskId>, 
         return resolve(config, named);
     }
     match &config.default {
-        Some(d) => resolve(config, &d.iter().map(|n| n.name.clone()).collect::<Vec<_>>()),
+        Some(d) => resolve(config, &d.iter().map(|n| config.tasks[n.id].name.clone()).collect::<Vec<_>>()),
         None => {
             Err(Diagnostic::new(format!("no targets given, and {} has no `default`", config.source.path.display()))
                 .with_help(format!(

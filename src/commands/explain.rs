@@ -31,7 +31,12 @@ pub(super) fn text(config: Config, request: &Request, color: bool) -> Result<Str
             None => (
                 format!(
                     "group of {}",
-                    config.tasks[i].deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                    config.tasks[i]
+                        .deps
+                        .iter()
+                        .map(|d| config.tasks[d.id].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 anstyle::Style::new().dimmed(),
             ),

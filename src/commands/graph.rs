@@ -171,11 +171,11 @@ fn group_run(
     }
     let mut all: Vec<Option<LastRun>> = Vec::new();
     for dep in &config.tasks[group].deps {
-        let d = config.id(&dep.name).expect("deps were checked");
+        let d = dep.id;
         let last = if config.tasks[d].tag() == TaskKind::Group {
             group_run(config, runs, memo, d)
         } else {
-            runs.get(&dep.name).copied()
+            runs.get(&config.tasks[d].name).copied()
         };
         all.push(last);
     }

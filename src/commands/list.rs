@@ -27,7 +27,10 @@ fn plain(config: &Config, color: bool) -> String {
         }
         let mut extra = Vec::new();
         if !t.deps.is_empty() {
-            extra.push(format!("deps: {}", t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")));
+            extra.push(format!(
+                "deps: {}",
+                t.deps.iter().map(|d| config.tasks[d.id].name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
         }
         if let Some(svc) = t.service() {
             match &svc.ready {
@@ -44,7 +47,10 @@ fn plain(config: &Config, color: bool) -> String {
         out.push('\n');
     }
     if let Some(d) = &config.default {
-        out.push_str(&format!("default: {}\n", d.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")));
+        out.push_str(&format!(
+            "default: {}\n",
+            d.iter().map(|n| config.tasks[n.id].name.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     out
 }
@@ -57,7 +63,7 @@ fn names(config: &Config) -> String {
 /// `irun list --json`: one JSON document describing every task, for editors and scripts.
 fn json(config: &Config) -> String {
     use serde_json::json;
-    let defaults: Vec<&str> = config.default.iter().flatten().map(|n| n.name.as_str()).collect();
+    let defaults: Vec<&str> = config.default.iter().flatten().map(|n| config.tasks[n.id].name.as_str()).collect();
     let tasks: Vec<serde_json::Value> = config
         .tasks
         .iter()
@@ -104,7 +110,7 @@ fn json(config: &Config) -> String {
                     Cmd::Shell(s) => json!(config.shown(s)),
                     Cmd::Argv(a) => json!(a.iter().map(|a| config.shown(a)).collect::<Vec<_>>()),
                 }),
-                "deps": t.deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+                "deps": t.deps.iter().map(|d| config.tasks[d.id].name.as_str()).collect::<Vec<_>>(),
                 "sources": t.sources(),
                 "outputs": t.outputs(),
                 "ready": ready,

@@ -260,13 +260,12 @@ impl Stored for TaskId {
 
 impl Stored for Named {
     fn put(&self, w: &mut Writer) {
-        let Named { name, span, id } = self;
-        name.put(w);
+        let Named { span, id } = self;
         span.put(w);
         id.put(w);
     }
     fn load(r: &mut Reader) -> Option<Self> {
-        Some(Named { name: String::load(r)?, span: Range::load(r)?, id: TaskId::load(r)? })
+        Some(Named { span: Range::load(r)?, id: TaskId::load(r)? })
     }
 }
 
@@ -499,14 +498,14 @@ pub(super) fn encode(config: &Config, w: &mut Writer) {
 }
 
 /// The configuration `encode` stored, for Irun.toml's `source` at `root`; `None` unless every byte reads back and
-/// every dep names the task it says.
+/// every dep names a task there is.
 pub(super) fn decode(r: &mut Reader, source: Source) -> Option<Config> {
     let (default, jobs, tasks): (Option<Vec<Named>>, Option<usize>, Vec<Task>) =
         (Option::load(r)?, Option::load(r)?, Vec::load(r)?);
     if !r.bytes.is_empty() {
         return None;
     }
-    let names = |list: &[Named]| list.iter().all(|d| tasks.get(d.id.index()).is_some_and(|t| t.name == d.name));
+    let names = |list: &[Named]| list.iter().all(|d| d.id.index() < tasks.len());
     if !tasks.iter().all(|t| names(&t.deps)) || !default.as_deref().is_none_or(names) {
         return None;
     }

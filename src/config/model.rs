@@ -105,18 +105,18 @@ impl Config {
     }
 }
 
-/// A task name as written somewhere in Irun.toml, with its position for error messages and the task it names. Two
-/// are equal when they name the same task: where they are written does not count.
+/// A task name as written somewhere in Irun.toml: the task it names (whose `name` it is), with its position for
+/// error messages. Two are equal when they name the same task: where they are written does not count. (Without a
+/// copy of the name: a graph of 10,000 tasks with two deps each held 20,000 of them.)
 #[derive(Debug, Clone)]
 pub(crate) struct Named {
-    pub(crate) name: String,
     pub(crate) span: Range<usize>,
     pub(crate) id: TaskId,
 }
 
 impl PartialEq for Named {
     fn eq(&self, other: &Named) -> bool {
-        self.name == other.name
+        self.id == other.id
     }
 }
 

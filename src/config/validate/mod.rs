@@ -128,5 +128,5 @@ impl Validator<'_> {
 type Names<'a> = HashMap<&'a str, TaskId>;
 
 fn named(s: &At<String>, id: TaskId) -> Named {
-    Named { span: s.span(), name: s.get().clone(), id }
+    Named { span: s.span(), id }
 }

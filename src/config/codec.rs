@@ -16,7 +16,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::model::{
-    CacheSettings, Check, Cmd, HttpUrl, Kind, Named, OutputPolicy, Pattern, Probe, Process, Restart, Service, Task,
+    CacheSettings, Check, Cmd, HttpUrl, Kind, Named, OutputPolicy, Pattern, Patterns, Probe, Process, Restart, Service,
+    Task,
 };
 use super::{Config, TaskId};
 use crate::diagnostic::Source;
@@ -209,6 +210,18 @@ impl<T: Stored> Stored for Vec<T> {
     }
 }
 
+impl Stored for Patterns {
+    fn put(&self, w: &mut Writer) {
+        w.varint(self.len() as u64);
+        for p in self.iter() {
+            p.put(w);
+        }
+    }
+    fn load(r: &mut Reader) -> Option<Self> {
+        Vec::<String>::load(r).map(Patterns::from)
+    }
+}
+
 impl<A: Stored, B: Stored> Stored for (A, B) {
     fn put(&self, w: &mut Writer) {
         self.0.put(w);
@@ -347,7 +360,7 @@ impl Stored for Process {
     fn load(r: &mut Reader) -> Option<Self> {
         let (cmd, passed, env) = (Cmd::load(r)?, usize::load(r)?, Vec::load(r)?);
         let cwd = Option::<PathBuf>::load(r)?.map_or_else(|| r.root.clone(), Arc::from);
-        let (timeout, sources, outputs) = (Option::load(r)?, Vec::load(r)?, Vec::load(r)?);
+        let (timeout, sources, outputs) = (Option::load(r)?, Patterns::load(r)?, Patterns::load(r)?);
         let (stop_signal, stop_timeout, always_run) = (Signal::load(r)?, Duration::load(r)?, bool::load(r)?);
         let (enabled, forced) = <(bool, bool)>::load(r)?;
         let cache = CacheSettings { enabled, forced, env: Vec::load(r)?, output: bool::load(r)? };

@@ -130,6 +130,38 @@ pub(crate) struct Task {
     pub(crate) kind: Kind,
 }
 
+/// A task's `sources` or `outputs` as written. Most often one pattern, kept inline: a list of its own took one
+/// allocation more per task (two for a task with both, 0.6 MB at 10,000 tasks).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum Patterns {
+    #[default]
+    None,
+    One([String; 1]),
+    Many(Box<[String]>),
+}
+
+impl std::ops::Deref for Patterns {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        match self {
+            Patterns::None => &[],
+            Patterns::One(one) => one,
+            Patterns::Many(many) => many,
+        }
+    }
+}
+
+impl From<Vec<String>> for Patterns {
+    fn from(mut list: Vec<String>) -> Patterns {
+        match list.len() {
+            0 => Patterns::None,
+            1 => Patterns::One([list.pop().expect("one")]),
+            _ => Patterns::Many(list.into_boxed_slice()),
+        }
+    }
+}
+
 /// What a task is, with the settings that kind has.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
@@ -173,8 +205,8 @@ pub(crate) struct Process {
     /// Shared: most tasks run in the project's root.
     pub(crate) cwd: Arc<Path>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) sources: Vec<String>,
-    pub(crate) outputs: Vec<String>,
+    pub(crate) sources: Patterns,
+    pub(crate) outputs: Patterns,
     pub(crate) stop_signal: Signal,
     pub(crate) stop_timeout: Duration,
     /// Run even when up to date (its `sources` still drive watch mode).

@@ -280,3 +280,14 @@ fn nothing_is_kept_where_irun_has_not_run() {
     load(&source, dir.path(), &Shell::default());
     assert!(!dir.path().join(DIR).exists(), "no .irun/ made by loading Irun.toml");
 }
+
+#[test]
+fn one_pattern_is_kept_inline_and_takes_no_more_room_than_a_list() {
+    use crate::config::model::Patterns;
+    assert!(size_of::<Patterns>() <= size_of::<Vec<String>>());
+    let config = parsed("[tasks.a]\ncmd = \"a\"\nsources = [\"in\"]\noutputs = [\"x\", \"y\"]\n", Path::new("/p"));
+    let back = decoded(&stored(&config), &config).expect("reads back");
+    let process = back.tasks[back.id("a").unwrap()].process().unwrap().clone();
+    assert!(matches!(process.sources, Patterns::One(_)) && matches!(process.outputs, Patterns::Many(_)));
+    assert_eq!((&*process.sources, &*process.outputs), (&["in".to_string()][..], &["x".to_string(), "y".into()][..]));
+}

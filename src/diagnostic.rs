@@ -13,8 +13,9 @@ pub(crate) struct Source {
     pub(crate) path: PathBuf,
     /// Empty once let go ([`Source::without_text`]).
     pub(crate) text: Arc<str>,
-    /// xxh3-128 of the text: what an unchanged file is known by.
-    pub(crate) digest: u128,
+    /// xxh3-128 of the text: what an unchanged file is known by. (As bytes: a `u128` would align the source, and
+    /// every error and `Result` holding one, to 16 bytes.)
+    pub(crate) digest: [u8; 16],
 }
 
 impl Source {
@@ -52,8 +53,8 @@ impl Source {
     }
 }
 
-fn digest(text: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+fn digest(text: &str) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes()).to_le_bytes()
 }
 
 /// One error for the user: what went wrong, where, and what to do about it.

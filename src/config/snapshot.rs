@@ -62,7 +62,7 @@ pub(super) fn read(source: &Source, root: &Path, shell: &Shell) -> Option<Config
     let bytes = read_regular(&root.join(DIR).join(FILE))?;
     let mut r = Reader::new(bytes.strip_prefix(MAGIC)?, root);
     let (made, body_hash) = (Made::load(&mut r)?, u128::load(&mut r)?);
-    let now = (irun()?, &source.path, source.digest);
+    let now = (irun()?, &source.path, u128::from_le_bytes(source.digest));
     if (made.irun, &made.path, made.text) != now || !shell.gives(&made.env) || !made.missing.iter().all(|p| missing(p))
     {
         return None;
@@ -90,7 +90,7 @@ pub(super) fn write(config: &Config, shell: &Shell, files: &Files) {
     let made = Made {
         irun,
         path: config.source.path.clone(),
-        text: config.source.digest,
+        text: u128::from_le_bytes(config.source.digest),
         env: shell.asked(),
         missing: files.missing.clone(),
     };

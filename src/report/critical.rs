@@ -78,9 +78,8 @@ pub(crate) fn critical_path(timings: &Timings) -> Vec<TaskName> {
     };
     let mut chain = vec![last.clone()];
     let mut current = last;
-    loop {
-        // The dep this task waited for longest, seen through groups.
-        let Some(timing) = timings.get(&current) else { break };
+    // The dep each task waited for longest, seen through groups.
+    while let Some(timing) = timings.get(&current) {
         let mut frontier: Vec<TaskName> = timing.deps.to_vec();
         let mut best: Option<(SystemTime, TaskName)> = None;
         while let Some(d) = frontier.pop() {
@@ -127,23 +126,22 @@ mod tests {
 
     #[test]
     fn follows_the_latest_dep_through_groups() {
-        let mut m = Vec::new();
-        m.push(("setup".into(), t(TaskKind::Task, &[], 0, 800)));
-        m.push(("thread".into(), t(TaskKind::Task, &["setup"], 800, 1000)));
-        m.push(("daemon".into(), t(TaskKind::Service, &["setup"], 800, 900)));
-        m.push(("client".into(), t(TaskKind::Task, &["daemon"], 900, 1300)));
-        m.push((
-            "http".into(),
-            Timing {
-                kind: TaskKind::Group,
-                deps: ["daemon".into(), "client".into()].into(),
-                started: None,
-                available: at(1300),
-                colour: 0,
-                row: None,
-            },
-        ));
-        m.push(("report".into(), t(TaskKind::Task, &["http", "thread"], 1300, 1400)));
+        let http = Timing {
+            kind: TaskKind::Group,
+            deps: ["daemon".into(), "client".into()].into(),
+            started: None,
+            available: at(1300),
+            colour: 0,
+            row: None,
+        };
+        let m = vec![
+            ("setup".into(), t(TaskKind::Task, &[], 0, 800)),
+            ("thread".into(), t(TaskKind::Task, &["setup"], 800, 1000)),
+            ("daemon".into(), t(TaskKind::Service, &["setup"], 800, 900)),
+            ("client".into(), t(TaskKind::Task, &["daemon"], 900, 1300)),
+            ("http".into(), http),
+            ("report".into(), t(TaskKind::Task, &["http", "thread"], 1300, 1400)),
+        ];
         let names: Vec<String> = critical_path(&Timings::new(m)).iter().map(|n| n.to_string()).collect();
         assert_eq!(names, ["setup", "daemon", "client", "report"]);
     }

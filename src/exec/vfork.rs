@@ -15,8 +15,9 @@
 //!
 //! The child shares irun's memory until it execs: it runs only [`child`], which makes plain system calls (no
 //! allocation, no locks, nothing that can panic, and no glibc wrapper, which would set the `errno` it shares with
-//! irun's thread), on its own stack, with every signal irun catches blocked until their dispositions have been reset
-//! to the defaults (a handler must never run in the child: it would act on irun's memory).
+//! irun's thread), on its own stack, and no handler of irun's may run in it (it would act on irun's memory): `clone3`
+//! starts it with every handler reset by the kernel; the older `clone` needs every signal irun catches blocked
+//! until the child has reset their dispositions to the defaults.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -227,19 +228,14 @@ pub(crate) fn spawn(
     let keep = if later { kept.take() } else { None };
     let mut slot = Box::new(Slot { plan, running: AtomicU32::new(1), stack, keep });
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: every signal that has a handler is blocked around the clone (restored right after), so no handler
-    // runs in the child before it has reset the dispositions. The plan, the stack and what the plan points into
-    // outlive the child's use of them: with CLONE_VFORK this thread is suspended until the child has exec'ed or
-    // exited (and the caller keeps them until then); without, the slot keeps them until the kernel has cleared the
-    // slot's word, which it does only then (see `Exec`).
+    // SAFETY: no handler runs in the child before it has reset the dispositions (see `clone_child`). The plan, the
+    // stack and what the plan points into outlive the child's use of them: with CLONE_VFORK this thread is suspended
+    // until the child has exec'ed or exited (and the caller keeps them until then); without, the slot keeps them
+    // until the kernel has cleared the slot's word, which it does only then (see `Exec`).
     let pid = unsafe {
-        let blocked = spawn_mask(caught);
-        let mut old: u64 = 0;
-        set_mask(&blocked, &mut old);
-        let pid = clone_child(vfork, &mut slot, cgroup, &mut pidfd, later);
-        let clone_error = io::Error::last_os_error();
-        set_mask(&old, std::ptr::null_mut());
+        let pid = clone_child(vfork, &mut slot, cgroup, &mut pidfd, later, caught);
         if pid < 0 {
+            let clone_error = io::Error::last_os_error();
             // No child: what it would have read goes back to the caller.
             *kept = slot.keep.take();
             vfork.give_back(slot.stack);
@@ -291,15 +287,20 @@ fn settle(pid: i32, procs: Option<RawFd>) {
 /// cgroup by itself); suspended until the child's exec unless `later`, with the slot's word cleared by the kernel at
 /// the exec (or the child's exit) if `later`. The child's pid, or -1 with errno set.
 ///
+/// No handler may run in the child, which shares irun's memory: `clone3` starts it with every handler reset
+/// (CLONE_CLEAR_SIGHAND), so it has only SIGPIPE, which irun ignores, to set back; with `clone`, every signal irun
+/// catches (`caught`) is blocked around the clone, and the child resets them all before it unblocks them.
+///
 /// # Safety
-/// As for `clone` with CLONE_VM: the signals of [`spawn_mask`] blocked; the slot, its stack and what its plan points
-/// into valid until the child has exec'ed or exited.
+/// As for `clone` with CLONE_VM: the slot, its stack and what its plan points into valid until the child has
+/// exec'ed or exited.
 unsafe fn clone_child(
     vfork: &Vfork,
     slot: &mut Slot,
     cgroup: Option<Cgroup>,
     pidfd: &mut libc::c_int,
     later: bool,
+    caught: u64,
 ) -> libc::c_int {
     let wait = if later { libc::CLONE_CHILD_CLEARTID } else { libc::CLONE_VFORK };
     let flags = libc::CLONE_VM | libc::CLONE_PIDFD | wait;
@@ -310,11 +311,13 @@ unsafe fn clone_child(
         // Started in its cgroup (no move afterwards: moving a process costs the kernel an RCU grace period,
         // milliseconds, when nothing else moved lately). The child then need not join it itself.
         plan.cgroup = -1;
+        let reset = std::mem::replace(&mut plan.reset, bit(libc::SIGPIPE));
         // SAFETY: as for this function.
         let pid = unsafe { clone3_into(plan, base, c.handle, pidfd, flags, running) };
         if pid >= 0 {
             return pid;
         }
+        plan.reset = reset;
         // Not here (an older kernel, another architecture): the child joins its cgroup itself, from now on. (Any
         // other error, such as a cgroup's process limit, is for this child alone: it joins by itself this time.)
         let refused = io::Error::last_os_error().raw_os_error();
@@ -325,9 +328,12 @@ unsafe fn clone_child(
     }
     // The stack grows down from its (16-byte aligned) top.
     // SAFETY: as for this function; the top is the end of the mapping. glibc's clone takes the pidfd's address as
-    // the parent's tid, then the tls (none) and the word to clear.
+    // the parent's tid, then the tls (none) and the word to clear. The mask is restored right after (which leaves
+    // errno as the clone set it).
     unsafe {
-        libc::clone(
+        let mut old: u64 = 0;
+        set_mask(&spawn_mask(caught), &mut old);
+        let pid = libc::clone(
             child,
             base.add(STACK_SIZE).cast(),
             flags | libc::SIGCHLD,
@@ -335,7 +341,9 @@ unsafe fn clone_child(
             pidfd as *mut libc::c_int,
             std::ptr::null_mut::<libc::c_void>(),
             running,
-        )
+        );
+        set_mask(&old, std::ptr::null_mut());
+        pid
     }
 }
 
@@ -372,6 +380,9 @@ struct CloneArgs {
 }
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// The child starts with every signal irun handles back at its default disposition (Linux 5.5, before
+/// CLONE_INTO_CGROUP).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 /// As the `clone` above (with its `flags`, and `running` the word to clear), but with `clone3` and CLONE_INTO_CGROUP:
 /// the child starts in the cgroup whose folder is open as `cgroup`. glibc has no `clone3` that runs a function on a
@@ -390,7 +401,7 @@ unsafe fn clone3_into(
     running: *mut u32,
 ) -> libc::c_int {
     let args = CloneArgs {
-        flags: flags as u64 | CLONE_INTO_CGROUP,
+        flags: flags as u64 | CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND,
         pidfd: pidfd as *mut libc::c_int as u64,
         child_tid: running as u64,
         parent_tid: 0,

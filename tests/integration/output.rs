@@ -216,3 +216,40 @@ fn the_failure_tail_keeps_what_explains_a_failure_and_drops_warnings() {
     let above = tail.iter().take_while(|l| l.trim() != "...").count();
     assert!(above <= 10 && tail.len() <= 10 + 1 + 10, "at most --tail lines above the `...` and below: {tail:#?}");
 }
+
+#[test]
+fn a_task_that_makes_its_stdout_non_blocking_leaves_the_next_task_a_blocking_one_and_its_lines_to_itself() {
+    // Each task says which pipe its stdout is and whether it is non-blocking, then makes both streams
+    // non-blocking, as libuv does. irun may hand a short task's pipes to the next task once nothing of the first
+    // is left: the flag belongs to the pipe, which the next one must get as a new one would be.
+    let script = r#"use Fcntl; my $f = fcntl(STDOUT, F_GETFL, 0);
+print "$ARGV[0] ", readlink("/proc/self/fd/1"), " ", ($f & O_NONBLOCK) ? "non-blocking" : "blocking", "\n";
+print STDERR "$ARGV[0] err\n";
+for my $h (\*STDOUT, \*STDERR) { fcntl($h, F_SETFL, fcntl($h, F_GETFL, 0) | O_NONBLOCK); }
+"#;
+    let n = 20;
+    let mut toml = String::new();
+    for i in 1..=n {
+        let deps = if i > 1 { format!("deps = [\"t{}\"]\n", i - 1) } else { String::new() };
+        toml += &format!("[tasks.t{i}]\ncmd = [\"perl\", \"flags.pl\", \"t{i}\"]\n{deps}");
+    }
+    let p = Project::new(&toml);
+    p.file("flags.pl", script);
+    let out = p.irun().args(["--json", "-j1", &format!("t{n}")]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut seen = std::collections::BTreeMap::new();
+    for line in out.stdout.lines().filter(|l| l.contains(r#""event":"output""#)) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (task, stream, text) =
+            (v["task"].as_str().unwrap(), v["stream"].as_str().unwrap(), v["line"].as_str().unwrap());
+        let words: Vec<&str> = text.split(' ').collect();
+        assert_eq!(words[0], task, "a line goes to the task that wrote it: {line}");
+        match stream {
+            "stdout" => assert_eq!(words[2], "blocking", "{line}\n{out:?}"),
+            _ => assert_eq!(words[1], "err", "{line}"),
+        }
+        *seen.entry((task.to_string(), stream.to_string())).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2 * n, "every task's two lines: {seen:?}");
+    assert!(seen.values().all(|&count| count == 1), "each line once: {seen:?}");
+}

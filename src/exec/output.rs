@@ -10,7 +10,6 @@ use tokio::net::unix::pipe;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::spawn::Kept;
 use super::sys;
 use crate::events::{EventSender, Stream, TaskName};
 
@@ -55,9 +54,6 @@ impl Drop for Buffer<'_> {
 /// One output stream of a task and where its lines go.
 pub(crate) struct Reader {
     pub(crate) fd: OwnedFd,
-    /// irun's copy of the pipe's writing end, to use the pipe again (see [`Kept`]); dropped before the pipe is read
-    /// to its end-of-file, which it would hold back.
-    pub(crate) kept: Option<Kept>,
     pub(crate) task: TaskName,
     pub(crate) stream: Stream,
     pub(crate) events: EventSender,
@@ -94,29 +90,17 @@ impl Reader {
                 }
                 Err(e) => match e.kind() {
                     std::io::ErrorKind::Interrupted => {}
-                    // Read dry, and only irun holds the writing end (see `ended`): that is all there is.
-                    std::io::ErrorKind::WouldBlock if self.kept.is_some() => return self.finish().await,
                     std::io::ErrorKind::WouldBlock => return Some(self),
-                    _ => {
-                        self.kept = None;
-                        return self.finish().await;
-                    }
+                    _ => return self.finish().await,
                 },
             }
         }
-        // Left to a pump, which reads it to its end-of-file.
-        self.kept = None;
         Some(self)
     }
 
-    /// End of the stream: a last line without a newline goes out. The pipe is closed, or given back for another
-    /// task if irun kept its writing end.
+    /// End of the stream: a last line without a newline goes out.
     async fn finish(self) -> Option<Reader> {
-        let Reader { fd, kept, task, stream, events, log, lines, .. } = self;
-        match kept {
-            Some(kept) => kept.give_back(fd),
-            None => drop(fd),
-        }
+        let Reader { task, stream, events, log, lines, .. } = self;
         let mut pieces = Vec::new();
         lines.finish(&mut pieces);
         for piece in pieces {
@@ -129,19 +113,11 @@ impl Reader {
 /// The task's process has ended: read what its pipes hold. One `poll` tells, for all of them at once, which are at
 /// end-of-file with nothing to read (the common case: nothing more to do); the others are read now, and those still
 /// held open by a process that outlived the task are returned, to be [`pump`]ed.
-///
-/// `emptied`: nothing of the task is left (its cgroup is empty), so the pipes irun keeps for later hold no writer
-/// but irun: one with nothing to read is over, one with something is over once read dry, and both are given back.
-/// Otherwise irun lets go of its writing ends first, and end-of-file tells as for any pipe.
-pub(crate) async fn ended(mut readers: Vec<Reader>, emptied: bool) -> Vec<Reader> {
-    if !emptied {
-        readers.iter_mut().for_each(|r| r.kept = None);
-    }
-    let polled = sys::polled(&readers.iter().map(|r| r.fd.as_fd()).collect::<Vec<_>>());
+pub(crate) async fn ended(readers: Vec<Reader>) -> Vec<Reader> {
+    let finished = sys::hung_up(&readers.iter().map(|r| r.fd.as_fd()).collect::<Vec<_>>());
     let mut open = Vec::new();
-    for (reader, polled) in readers.into_iter().zip(polled) {
-        // Nothing to read, and no writer left but irun's own copy of the writing end, if it kept one.
-        if polled.is_some_and(|p| !p.readable && (p.hung_up || reader.kept.is_some())) {
+    for (reader, finished) in readers.into_iter().zip(finished) {
+        if finished {
             reader.finish().await;
         } else if let Some(still_open) = reader.drain_now().await {
             open.push(still_open);
@@ -183,8 +159,7 @@ impl Pumps {
 /// `gone` is set, only what the pipe holds then.
 async fn pump(reader: Reader, mut gone: watch::Receiver<bool>) {
     reader.set_nonblocking();
-    // irun's copy of the writing end would keep the pipe from ever reaching its end-of-file.
-    let Reader { fd, kept: _, task, stream, events, log, mut lines, buffers } = reader;
+    let Reader { fd, task, stream, events, log, mut lines, buffers } = reader;
     // The descriptor is a pipe's reading end, made non-blocking just above.
     let Ok(rx) = pipe::Receiver::from_owned_fd_unchecked(fd) else { return };
     let mut buffer = buffers.take();
@@ -339,8 +314,7 @@ mod tests {
             let mut pumps = Pumps::default();
             let buffers = Arc::default();
             let (task, stream, lines) = (TaskName::from("t"), Stream::Stdout, Lines::default());
-            let events = events.clone();
-            pumps.start(Reader { fd: read, kept: None, task, stream, events, log: None, lines, buffers });
+            pumps.start(Reader { fd: read, task, stream, events: events.clone(), log: None, lines, buffers });
             // `write` stays open (a process that left the task holds it): a pump waiting for end-of-file would
             // never end.
             pumps.finish().await;
@@ -355,42 +329,6 @@ mod tests {
             .collect();
         assert_eq!(texts, vec![b"before".to_vec()]);
         drop(write);
-    }
-
-    /// The lines a reader of a pipe kept for later passed on once its task ended (`emptied`: nothing of it is left),
-    /// after `write` wrote `text` to it; and how many pipes were given back.
-    fn ended_with(text: &[u8], emptied: bool) -> (Vec<Vec<u8>>, usize) {
-        let (events, mut rx) = crate::events::channel();
-        let pool = Arc::<crate::exec::spawn::PipePool>::default();
-        let (read, write) = pool.take(true).unwrap();
-        nix::unistd::write(&write, text).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let (task, stream, lines, buffers) =
-                (TaskName::from("t"), Stream::Stdout, Lines::default(), Arc::default());
-            let kept = Some(pool.keep(write));
-            let reader = Reader { fd: read, kept, task, stream, events: events.clone(), log: None, lines, buffers };
-            let mut pumps = Pumps::default();
-            ended(vec![reader], emptied).await.into_iter().for_each(|r| pumps.start(r));
-            pumps.finish().await;
-        });
-        events.flush();
-        drop(events);
-        let texts = std::iter::from_fn(|| rx.blocking_recv())
-            .filter_map(|e| match e.event {
-                crate::events::Event::Output { text, .. } => Some(text),
-                _ => None,
-            })
-            .collect();
-        (texts, pool.spare())
-    }
-
-    #[test]
-    fn a_pipe_kept_for_later_is_given_back_read_dry_once_nothing_of_its_task_is_left_and_not_before() {
-        assert_eq!(ended_with(b"", true), (vec![], 1));
-        assert_eq!(ended_with(b"last\nwords", true), (vec![b"last".to_vec(), b"words".to_vec()], 1));
-        // Something of the task may still hold the pipe: irun lets go of its copy and reads it to its end.
-        assert_eq!(ended_with(b"last\nwords", false), (vec![b"last".to_vec(), b"words".to_vec()], 0));
     }
 
     #[test]

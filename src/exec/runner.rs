@@ -112,7 +112,7 @@ enum Stage {
 struct Running {
     launch: Launch,
     process: Process,
-    pipes: [Option<spawn::Pipe>; 2],
+    pipes: [Option<std::os::fd::OwnedFd>; 2],
     /// The terminal, handed to an interactive task until it ends.
     handover: Option<terminal::Handover>,
 }
@@ -325,7 +325,7 @@ impl Job {
         table: &Arc<Table>,
         launch: &Launch,
         process: &mut Process,
-        pipes: [Option<spawn::Pipe>; 2],
+        pipes: [Option<std::os::fd::OwnedFd>; 2],
         started: Instant,
         has_terminal: bool,
     ) -> (Ending, output::Pumps) {
@@ -388,9 +388,8 @@ impl Job {
         // and a process that writes much while it stops must not block on a full pipe.
         if !unread.is_empty() {
             let still_open = match ending {
-                // The leader is gone: what it left in the pipes is read at once, most often all there is (and all
-                // there can be, if nothing of the task is left: its pipes may then serve the next task).
-                Ending::Exited(_) => output::ended(unread, process.emptied()).await,
+                // The leader is gone: what it left in the pipes is read at once, most often all there is.
+                Ending::Exited(_) => output::ended(unread).await,
                 _ => unread,
             };
             still_open.into_iter().for_each(|r| readers.start(r));
@@ -398,10 +397,9 @@ impl Job {
         (ending, readers)
     }
 
-    fn reader(&self, table: &Table, pipe: spawn::Pipe, stream: Stream, log: Option<LogMatch>) -> output::Reader {
+    fn reader(&self, table: &Table, fd: std::os::fd::OwnedFd, stream: Stream, log: Option<LogMatch>) -> output::Reader {
         let (task, events, buffers) = (self.name.clone(), self.events.clone(), table.buffers.clone());
-        let (fd, kept) = (pipe.read, pipe.kept);
-        output::Reader { fd, kept, task, stream, events, log, lines: output::Lines::default(), buffers }
+        output::Reader { fd, task, stream, events, log, lines: output::Lines::default(), buffers }
     }
 
     /// The wait is over: stop what is left as it asks, make sure the group is gone, and read the last output.

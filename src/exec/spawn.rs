@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -52,8 +52,8 @@ pub(crate) struct Spawned {
     pub(crate) pid: i32,
     /// A pidfd for the child, when the kernel made one with it.
     pub(crate) pidfd: Option<OwnedFd>,
-    pub(crate) stdout: Option<Pipe>,
-    pub(crate) stderr: Option<Pipe>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
     /// Started before its exec (`exec_later`): its way there.
     pub(crate) exec: Option<vfork::Exec>,
 }
@@ -76,8 +76,6 @@ pub(crate) struct Spawner {
     /// `/dev/null`, opened once for reading and writing (close-on-exec; each child gets its own copy by `dup2`).
     null: io::Result<OwnedFd>,
     resolved: Mutex<Resolved>,
-    /// Output pipes of tasks that are over, to be used again (see [`Pipe`]).
-    pipes: Arc<PipePool>,
     /// Programs looked at lately: whether the kernel executes each as it is (see [`Spawner::execs_directly`]).
     direct: Mutex<HashMap<PathBuf, (bool, Instant)>>,
     vfork: Vfork,
@@ -101,7 +99,6 @@ impl Spawner {
             here: std::env::current_dir().ok(),
             null: std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map(OwnedFd::from),
             resolved: Mutex::new(HashMap::new()),
-            pipes: Arc::default(),
             direct: Mutex::new(HashMap::new()),
             vfork: Vfork::default(),
         }
@@ -150,10 +147,8 @@ impl Spawner {
             _ => Some(CString::new(req.cwd.as_os_str().as_bytes()).map_err(|_| invalid("a NUL byte in `cwd`"))?),
         };
         let null = self.null.as_ref().map_err(|e| io::Error::new(e.kind(), format!("cannot open /dev/null: {e}")))?;
-        // Only a process in a cgroup of its own can give its pipes back: once the cgroup is empty, nothing holds them.
-        let reusable = req.cgroup.is_some();
         let (out, err) = match req.output {
-            Output::Piped => (Some(self.pipes.take(reusable)?), Some(self.pipes.take(reusable)?)),
+            Output::Piped => (Some(sys::pipe()?), Some(sys::pipe()?)),
             Output::Discarded | Output::Inherited => (None, None),
         };
         let (default_out, default_err) = match req.output {
@@ -197,75 +192,8 @@ impl Spawner {
         };
         drop(kept);
         let vfork::Started { pid, pidfd, exec } = started;
-        // The writing ends now belong to the child; irun's copies are closed here, or kept to use the pipe again.
-        let pipe = |(read, write): (OwnedFd, OwnedFd)| Pipe { read, kept: reusable.then(|| self.pipes.keep(write)) };
-        Ok(Spawned { pid, pidfd, stdout: out.map(pipe), stderr: err.map(pipe), exec })
-    }
-}
-
-/// One output pipe of a process: its reading end, and, where the pipe can be used again, irun's copy of its writing end.
-pub(crate) struct Pipe {
-    pub(crate) read: OwnedFd,
-    pub(crate) kept: Option<Kept>,
-}
-
-/// irun's copy of the writing end of a task's output pipe, kept so that the pipe can be used again for another
-/// task once this one is over: a pipe made and closed costs more than the rest of what irun does for a short task.
-/// While irun holds it the pipe never reaches end-of-file: the reader knows it is over only once the task's cgroup,
-/// which nothing can leave, is empty and the pipe read dry ([`Kept::give_back`]); otherwise it drops this, and the
-/// pipe ends as any other does, when the last process holding it closes it. (Only a process outside the cgroup that
-/// one of the task's processes handed the descriptor to, over a socket, could still hold it then.)
-pub(crate) struct Kept {
-    write: OwnedFd,
-    pool: Arc<PipePool>,
-}
-
-impl Kept {
-    /// The task's cgroup was found empty (after its process was reaped) and the pipe read dry: no process holds the
-    /// pipe or wrote anything left unread, so the next task may have it.
-    pub(crate) fn give_back(self, read: OwnedFd) {
-        let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < PIPES_KEPT {
-            free.push((read, self.write));
-        }
-    }
-}
-
-/// At most this many pipes are kept for later: every descriptor irun holds is copied into each child it starts
-/// (and closed at its exec), so a long list would cost each task more than it saves.
-const PIPES_KEPT: usize = 8;
-
-/// Pipes given back by tasks that are over.
-#[derive(Default)]
-pub(crate) struct PipePool {
-    free: Mutex<Vec<(OwnedFd, OwnedFd)>>,
-}
-
-impl PipePool {
-    /// irun's copy of the writing end of a pipe taken from here, kept to give the pipe back.
-    pub(crate) fn keep(self: &Arc<Self>, write: OwnedFd) -> Kept {
-        Kept { write, pool: self.clone() }
-    }
-
-    /// How many pipes are kept for later.
-    #[cfg(test)]
-    pub(crate) fn spare(&self) -> usize {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// A pipe (both ends close-on-exec): one given back if `reusable` (the process will have a cgroup) and there is
-    /// one, else a new one. A task may have made its writing end non-blocking (libuv does): that is undone, so the
-    /// next task gets the blocking stdout every program expects.
-    pub(crate) fn take(&self, reusable: bool) -> io::Result<(OwnedFd, OwnedFd)> {
-        if reusable {
-            let spare = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            if let Some((read, write)) = spare
-                && sys::set_blocking(write.as_fd())
-            {
-                return Ok((read, write));
-            }
-        }
-        sys::pipe()
+        // The writing ends now belong to the child; dropping them here closes irun's copies.
+        Ok(Spawned { pid, pidfd, stdout: out.map(|(r, _)| r), stderr: err.map(|(r, _)| r), exec })
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) enum Stopped {
 }
 
 /// The output pipes of a process started with `capture_output`.
-pub(crate) type Pipes = (Option<spawn::Pipe>, Option<spawn::Pipe>);
+pub(crate) type Pipes = (Option<OwnedFd>, Option<OwnedFd>);
 
 /// Start a command as the leader of a new process group (with its stdout and stderr, if captured).
 pub(crate) fn spawn(table: &Arc<Table>, spec: &Spec<'_>) -> Result<(Process, Pipes), SpawnError> {
@@ -202,20 +202,6 @@ impl Process {
         self.signal(Signal::SIGKILL);
         self.wait_gone(deadline).await;
         self.stop_escapees(Signal::SIGKILL, deadline, &mut HashSet::new()).await;
-    }
-
-    /// For a leader that has been reaped: whether nothing of its task is left, as its cgroup says (nothing leaves a
-    /// cgroup, and it stays empty: only irun starts processes in it). False without a cgroup: a process that left the
-    /// group may live on unseen. The group is then known gone, and not looked at again.
-    pub(crate) fn emptied(&mut self) -> bool {
-        if self.status.is_none() || self.cgroup.is_none() {
-            return false;
-        }
-        if !self.gone && self.members_alive() {
-            return false;
-        }
-        self.mark_gone();
-        true
     }
 
     /// Whether processes the (exited) leader started are still running in its group, or, with `escaped`, outside

@@ -161,10 +161,7 @@ fn a_child_irun_did_not_wait_for_gets_irun_s_environment_though_the_spawner_is_g
     let reused: Vec<Vec<u8>> = (0..10_000).map(|i| vec![b'x'; 8 + i % 400]).collect();
     frozen.thaw();
     let mut printed = Vec::new();
-    // irun's copy of the writing end, kept to use the pipe again, would hold back its end-of-file.
-    let stdout = child.stdout.unwrap();
-    drop(stdout.kept);
-    std::io::Read::read_to_end(&mut std::fs::File::from(stdout.read), &mut printed).unwrap();
+    std::io::Read::read_to_end(&mut std::fs::File::from(child.stdout.unwrap()), &mut printed).unwrap();
     let printed = String::from_utf8_lossy(&printed);
     let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap();
     assert_eq!(status, nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(child.pid), 0));
@@ -189,41 +186,4 @@ fn the_task_environment_overrides_irun_s_and_the_last_entry_wins() {
     assert!(!entries.contains(&"IRUN_TEST_A=1".to_string()));
     assert_eq!(entries.iter().filter(|e| e.starts_with("PATH=")).collect::<Vec<_>>(), ["PATH=/nowhere"]);
     assert!(env.ptrs.last().unwrap().is_null());
-}
-
-#[test]
-fn a_pipe_given_back_serves_again_as_a_blocking_one_though_its_last_task_made_it_non_blocking() {
-    let pool = Arc::<PipePool>::default();
-    let (read, write) = pool.take(true).unwrap();
-    let (read_ino, write_ino) = (inode(&read), inode(&write));
-    // What libuv does to its stdout: the flag belongs to the pipe's writing end, which irun shares.
-    nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
-    pool.keep(write).give_back(read);
-    assert_eq!(pool.spare(), 1);
-    let (read, write) = pool.take(true).unwrap();
-    assert_eq!((inode(&read), inode(&write)), (read_ino, write_ino), "the same pipe");
-    let flags = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_GETFL).unwrap();
-    assert_eq!(
-        nix::fcntl::OFlag::from_bits_truncate(flags) & nix::fcntl::OFlag::O_NONBLOCK,
-        nix::fcntl::OFlag::empty()
-    );
-    // A process without a cgroup of its own gets a new pipe: what it leaves behind may hold the one given back.
-    pool.keep(write).give_back(read);
-    let (read, _) = pool.take(false).unwrap();
-    assert_ne!(inode(&read), read_ino);
-    assert_eq!(pool.spare(), 1);
-}
-
-#[test]
-fn no_more_than_a_few_pipes_are_kept() {
-    let pool = Arc::<PipePool>::default();
-    let pipes: Vec<_> = (0..PIPES_KEPT + 3).map(|_| pool.take(true).unwrap()).collect();
-    for (read, write) in pipes {
-        pool.keep(write).give_back(read);
-    }
-    assert_eq!(pool.spare(), PIPES_KEPT);
-}
-
-fn inode(fd: &OwnedFd) -> u64 {
-    nix::sys::stat::fstat(fd).unwrap().st_ino
 }

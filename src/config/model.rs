@@ -106,8 +106,9 @@ impl Config {
 }
 
 /// A task name as written somewhere in Irun.toml: the task it names (whose `name` it is), with its position for
-/// error messages. Two are equal when they name the same task: where they are written does not count. (Without a
-/// copy of the name: a graph of 10,000 tasks with two deps each held 20,000 of them.)
+/// error messages. Two of one configuration are equal when they name the same task: where they are written does not
+/// count. An id means nothing in another configuration: across two, compare the names (see
+/// [`Task::same_definition`]). (Without a copy of the name: a graph of 10,000 tasks with two deps each held 20,000.)
 #[derive(Debug, Clone)]
 pub(crate) struct Named {
     pub(crate) span: Range<usize>,
@@ -345,9 +346,12 @@ impl Task {
         self.process().map_or(&[], |p| &p.outputs)
     }
 
-    /// Whether `other` does exactly what this task does: the same name, deps, kind and settings. What only changes
-    /// how it is shown (its description, `output`) and its place in the file do not count.
-    pub(crate) fn same_definition(&self, other: &Task) -> bool {
+    /// Whether `other` (of configuration `theirs`; this task is of `mine`) does exactly what this task does: the
+    /// same name, deps (by name), kind and settings. What only changes how it is shown (its description, `output`)
+    /// and its place in the file, or its deps' places, do not count.
+    pub(crate) fn same_definition(&self, mine: &Config, other: &Task, theirs: &Config) -> bool {
+        let deps_alike = self.deps.len() == other.deps.len()
+            && self.deps.iter().zip(&other.deps).all(|(a, b)| mine.tasks[a.id].name == theirs.tasks[b.id].name);
         let shown_alike = |t: &Task| {
             let mut kind = t.kind.clone();
             if let Kind::Task { process, .. } = &mut kind {
@@ -357,7 +361,7 @@ impl Task {
             }
             kind
         };
-        self.name == other.name && self.deps == other.deps && shown_alike(self) == shown_alike(other)
+        self.name == other.name && deps_alike && shown_alike(self) == shown_alike(other)
     }
 }
 
@@ -517,6 +521,26 @@ mod tests {
     fn ipv6_hosts_get_brackets() {
         assert_eq!(host_port("127.0.0.1", 8001), "127.0.0.1:8001");
         assert_eq!(host_port("::1", 8001), "[::1]:8001");
+    }
+
+    fn parsed(text: &str) -> Config {
+        crate::config::parse(crate::diagnostic::Source::new("Irun.toml".as_ref(), text), "/p".into())
+            .unwrap_or_else(|d| panic!("{}", d.render(false)))
+    }
+
+    #[test]
+    fn a_definition_is_the_same_wherever_its_deps_are_in_the_file_and_not_with_other_deps_in_their_place() {
+        let same = |old: &Config, new: &Config, name: &str| {
+            let (i, j) = (old.id(name).unwrap(), new.id(name).unwrap());
+            old.tasks[i].same_definition(old, &new.tasks[j], new)
+        };
+        let before = parsed("[tasks.prep]\ncmd = \"p\"\n[tasks.srv]\ncmd = \"s\"\ndeps = [\"prep\"]\n");
+        let moved = parsed(
+            "[tasks.aaa]\ncmd = \"a\"\n[tasks.prep]\ncmd = \"p\"\n[tasks.srv]\ncmd = \"s\"\ndeps = [\"prep\"]\n",
+        );
+        assert!(same(&before, &moved, "srv"), "a task added above: nothing of srv changed");
+        let replaced = parsed("[tasks.other]\ncmd = \"p\"\n[tasks.srv]\ncmd = \"s\"\ndeps = [\"other\"]\n");
+        assert!(!same(&before, &replaced, "srv"), "another dep where prep was: srv changed");
     }
 
     #[test]

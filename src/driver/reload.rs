@@ -140,7 +140,7 @@ fn continuity(old: &Config, old_plan: &Plan, new: &Config, new_plan: &Plan) -> P
             return None;
         }
         let i = *by_name.get(new.tasks[j].name.as_str())?;
-        let same = old.tasks[i].same_definition(&new.tasks[j]) && old_plan[i].kind == new_plan[j].kind;
+        let same = old.tasks[i].same_definition(old, &new.tasks[j], new) && old_plan[i].kind == new_plan[j].kind;
         // A service that was a target (foreground) and is now needed by others, or the reverse, runs differently:
         // start it afresh.
         let same = same && (new_plan[j].kind != TaskKind::Service || old_plan[i].foreground == new_plan[j].foreground);

@@ -23,6 +23,8 @@ impl<W: Write + Send> Terminal<W> {
         self.put_spool(failed);
         self.irun("summary");
         let results = std::mem::take(&mut self.results).into_vec();
+        // Those rows are gone: a result that comes after the summary (watch mode, between cycles) starts anew.
+        self.timings.values_mut().for_each(|t| t.row = None);
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         // Written as each is made: a graph of 10,000 tasks has as many rows.
         for (task, after) in std::mem::take(&mut self.ready) {

@@ -133,17 +133,23 @@ impl std::io::Write for Writes {
     }
 }
 
-#[test]
-fn a_long_batch_of_lines_is_written_out_in_bounded_pieces_and_whole() {
+/// A terminal writing to `out` that was told of a run of `n` tasks, all up to date, in one batch.
+fn all_up_to_date<W: std::io::Write + Send>(out: W, n: usize) -> Terminal<W> {
     let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10 };
-    let mut t = Terminal::new(Writes::default(), opts);
-    let n = 10_000;
+    let mut t = Terminal::new(out, opts);
     let tasks = (0..n).map(|i| planned(&format!("task{i}"), TaskKind::Task, &[])).collect();
     t.event(at(1), &Event::RunStarted { tasks, jobs: 2, watch: false });
     for i in 0..n {
         let task = TaskName::from(format!("task{i}").as_str());
         t.event(at(2), &Event::TaskFinished { task, outcome: Outcome::UpToDate, duration: Duration::ZERO });
     }
+    t
+}
+
+#[test]
+fn a_long_batch_of_lines_is_written_out_in_bounded_pieces_and_whole() {
+    let n = 10_000;
+    let mut t = all_up_to_date(Writes::default(), n);
     t.flush();
     let (sizes, text) = (&t.out.0, String::from_utf8(t.out.1.clone()).unwrap());
     assert!(sizes.len() > 1 && sizes.iter().all(|&s| s < PENDING_MAX + 100), "held whole: {sizes:?}");
@@ -153,14 +159,7 @@ fn a_long_batch_of_lines_is_written_out_in_bounded_pieces_and_whole() {
 #[test]
 fn a_run_reserves_room_for_its_tasks_results_at_once() {
     // Grown one by one, 1,000 rows would take room for 1,024 (10,000: 16,384).
-    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10 };
-    let mut t = Terminal::new(Vec::new(), opts);
     let n = 1000;
-    let tasks = (0..n).map(|i| planned(&format!("task{i}"), TaskKind::Task, &[])).collect();
-    t.event(at(1), &Event::RunStarted { tasks, jobs: 2, watch: false });
-    for i in 0..n {
-        let task = TaskName::from(format!("task{i}").as_str());
-        t.event(at(2), &Event::TaskFinished { task, outcome: Outcome::UpToDate, duration: Duration::ZERO });
-    }
+    let t = all_up_to_date(Vec::new(), n);
     assert_eq!((t.results.len(), t.results.room()), (n, n));
 }

@@ -102,8 +102,9 @@ pub(crate) enum Outcome {
     Ok,
     /// Not run: its last successful run is still valid.
     UpToDate,
-    /// Not run: a stored result of the same inputs was restored (outputs and output).
-    Cached(CacheHit),
+    /// Not run: a stored result of the same inputs was restored (outputs and output). Boxed, as `Failed` is: an
+    /// outcome is held per task (in the engine's nodes, in each reporter's results), most of them without either.
+    Cached(Box<CacheHit>),
     Failed(Box<Failure>),
     TimedOut(Duration),
     /// Never started, or stopped, because the run (or watch cycle) was aborted: a failure elsewhere, or a signal.
@@ -275,5 +276,11 @@ mod tests {
         for reason in others {
             assert_eq!(reason.signal(Signal::SIGQUIT), Signal::SIGQUIT, "{reason:?}");
         }
+    }
+
+    #[test]
+    fn an_outcome_takes_no_more_than_a_name_and_a_tag() {
+        // Held per task by the engine and every reporter: rare large cases are boxed.
+        assert!(size_of::<Outcome>() <= 24, "{}", size_of::<Outcome>());
     }
 }

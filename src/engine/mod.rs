@@ -519,7 +519,7 @@ impl Engine {
             Verdict::Cached(hit) => {
                 // Its outputs may differ from before: what comes after it sees it as a task that ran.
                 self.nodes[i].ran = true;
-                self.finish(i, Outcome::Cached(hit), Duration::ZERO)
+                self.finish(i, Outcome::Cached(Box::new(hit)), Duration::ZERO)
             }
             Verdict::Run(why) => {
                 if self.opts.explain {

@@ -1280,3 +1280,8 @@ fn at_most_a_bounded_number_of_checks_are_asked_at_a_time_and_the_rest_as_answer
     assert_eq!(answered, n);
     assert_eq!(sim.engine.finished(), Some(RunOutcome::Passed));
 }
+
+#[test]
+fn a_node_is_small_it_is_held_for_every_task() {
+    assert!(size_of::<super::node::Node>() <= 96, "{}", size_of::<super::node::Node>());
+}

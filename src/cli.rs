@@ -26,6 +26,8 @@ Examples:
   irun --rerun test         run test even if it is up to date (its deps only if they are not)
   irun graph --dot | dot -Tsvg > graph.svg
   irun --junit report.xml   also write a JUnit report for CI
+  irun --timings            also write .irun/timings.html: the run on a timeline
+  irun timings events.jsonl the same page from a run saved with --events
   irun completions zsh      shell completions
 
 Exit codes: 0 all tasks passed, 1 a task failed, 2 usage or Irun.toml error (nothing was started),
@@ -139,6 +141,15 @@ pub(crate) struct RunArgs {
     /// Write a JUnit XML report (one test case per task) to FILE
     #[arg(long, value_name = "FILE")]
     pub(crate) junit: Option<PathBuf>,
+
+    /// Write a timings page: one self-contained HTML file with every task on its job slot over time, waits, the
+    /// critical path and a sortable table [default FILE: .irun/timings.html]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = crate::report::timings::DEFAULT_PAGE)]
+    pub(crate) timings: Option<PathBuf>,
+
+    /// Write the run as a Chrome trace-event file (for Perfetto or chrome://tracing) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -173,6 +184,8 @@ const RUN_ONLY: &[(&str, &str)] = &[
     ("json", "--json"),
     ("events", "--events"),
     ("junit", "--junit"),
+    ("timings", "--timings"),
+    ("trace", "--trace"),
     ("partition", "--partition"),
     ("expect_plan", "--expect-plan"),
 ];
@@ -281,6 +294,19 @@ pub(crate) enum Command {
         /// Arguments for the one target that is a task, as a run would be given them (repeated in each shard's)
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
+    },
+    /// Make the timings page, or a trace, from the events of runs saved with `--events` (a CI artifact; the files of
+    /// several shards give a section each)
+    Timings {
+        /// Events files, as `irun --events FILE` writes them
+        #[arg(value_name = "EVENTS", required = true)]
+        events: Vec<PathBuf>,
+        /// Write the page to FILE [default, without --trace: the first EVENTS file with `.html` for its extension]
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Write a Chrome trace-event file (for Perfetto or chrome://tracing) to FILE
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Print the task graph; edges point from a dependency to the task that depends on it
     Graph {

@@ -10,6 +10,7 @@ mod graph;
 mod list;
 mod plan;
 mod run;
+mod timings;
 
 use std::io::IsTerminal;
 
@@ -88,6 +89,7 @@ fn execute(cli: Cli) -> Result<i32, Failure> {
         // Commands that need no Irun.toml.
         Some(Command::Completions { shell }) => completions::script(*shell),
         Some(Command::Schema) => config::schema::json(),
+        Some(Command::Timings { events, html, trace }) => timings::write(events, html.as_deref(), trace.as_deref())?,
         None => return run::run(&cli.run, load(&cli)?, cli.color),
         Some(Command::Run(args)) => return run::run(args, load(&cli)?, cli.color),
         Some(Command::List { json, names }) => {

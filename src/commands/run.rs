@@ -38,14 +38,17 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
         std::mem::forget((config, plan, checker));
         return Ok(exit::PASSED);
     }
+    let files = ReportFiles::of(args, &config.root);
+    // Reports that show each task's command and why it ran ask for them; the terminal says why only with --explain.
+    let describe = args.json || files.events.is_some() || files.timings.page.is_some() || files.timings.trace.is_some();
     let options = engine::Options {
         jobs,
         keep_going: args.keep_going,
-        explain: args.explain,
+        explain: args.explain || describe,
         watch: args.watch.then_some(args.on_busy),
     };
-    distinct_reports(args, &config.source.path)?;
-    let reporters = reporters(args, stdout_color)?;
+    distinct_reports(&files, &config.source.path)?;
+    let reporters = reporters(args, &files, stdout_color)?;
     let mut notices: Vec<Event> = warning
         .map(|problem| Event::StateIgnored { problem })
         .into_iter()
@@ -78,7 +81,8 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
     let (remote, remote_warning) =
         if crate::cache::enabled() { crate::cache::remote::from_env() } else { (None, None) };
     notices.extend(remote_warning.map(|problem| Event::CacheWarning { problem }));
-    let setup = driver::Setup { config, plan: Arc::new(plan), options, checker, watching, notices, cache, remote };
+    let plan = Arc::new(plan);
+    let setup = driver::Setup { config, plan, options, checker, watching, notices, cache, remote, describe };
     let (outcome, report_failures) = drive(setup, &mut processes, reporters)?;
     processes.finish();
     Ok(match outcome {
@@ -133,13 +137,44 @@ fn drive(
     Ok((outcome, reporting.join().unwrap_or_default()))
 }
 
-/// The report files (`--junit`, `--events`) each name a file of their own, and not the Irun.toml irun reads: two
-/// writers of one file would interleave into something neither format can read.
-fn distinct_reports(args: &RunArgs, irun_toml: &std::path::Path) -> Result<(), Failure> {
-    let files: Vec<(&str, &std::path::Path)> = [("--junit", &args.junit), ("--events", &args.events)]
-        .into_iter()
-        .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
-        .collect();
+/// The files the command line asks reports to write.
+struct ReportFiles {
+    junit: Option<std::path::PathBuf>,
+    events: Option<std::path::PathBuf>,
+    timings: report::timings::Outputs,
+}
+
+impl ReportFiles {
+    fn of(args: &RunArgs, root: &std::path::Path) -> ReportFiles {
+        let page = args.timings.as_ref().map(|p| match default_page(p) {
+            true => root.join(report::timings::DEFAULT_PAGE),
+            false => p.clone(),
+        });
+        ReportFiles {
+            junit: args.junit.clone(),
+            events: args.events.clone(),
+            timings: report::timings::Outputs { page, trace: args.trace.clone() },
+        }
+    }
+}
+
+/// `--timings` without a FILE: the page goes under the project's .irun/, wherever irun runs from.
+fn default_page(p: &std::path::Path) -> bool {
+    p == std::path::Path::new(report::timings::DEFAULT_PAGE)
+}
+
+/// The report files (`--junit`, `--events`, `--timings`, `--trace`) each name a file of their own, and not the
+/// Irun.toml irun reads: two writers of one file would interleave into something neither format can read.
+fn distinct_reports(files: &ReportFiles, irun_toml: &std::path::Path) -> Result<(), Failure> {
+    let files: Vec<(&str, &std::path::Path)> = [
+        ("--junit", &files.junit),
+        ("--events", &files.events),
+        ("--timings", &files.timings.page),
+        ("--trace", &files.timings.trace),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+    .collect();
     for (n, &(flag, path)) in files.iter().enumerate() {
         if same_file(path, irun_toml) {
             return Err(Failure::Usage(
@@ -180,7 +215,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 /// The reporters the command line asks for. Files are created now, so a bad path stops irun before it starts
 /// anything.
-fn reporters(args: &RunArgs, color: bool) -> Result<Vec<Box<dyn Reporter>>, Failure> {
+fn reporters(args: &RunArgs, files: &ReportFiles, color: bool) -> Result<Vec<Box<dyn Reporter>>, Failure> {
     let create = |path: &std::path::Path, what: &str| {
         std::fs::File::create(path).map_err(|e| {
             Failure::Usage(
@@ -203,17 +238,33 @@ fn reporters(args: &RunArgs, color: bool) -> Result<Vec<Box<dyn Reporter>>, Fail
             github,
             progress: args.progress == cli::ProgressChoice::Auto && std::io::stdout().is_terminal() && !in_ci,
             tail: args.tail,
+            explain: args.explain,
         };
         out.push(Box::new(report::terminal::Terminal::new(stdout(), opts)));
     }
-    if let Some(path) = &args.events {
+    if let Some(path) = &files.events {
         let file = create(path, "event stream")?;
         let json = report::json::Json::new(std::io::BufWriter::new(file), &path.display().to_string());
         out.push(Box::new(json.with_shard(shard.clone())));
     }
-    if let Some(path) = &args.junit {
+    if let Some(path) = &files.junit {
         let file = create(path, "JUnit report")?;
         out.push(Box::new(report::junit::Junit::new(path.clone(), file).with_shard(shard.clone())));
+    }
+    if files.timings.page.is_some() || files.timings.trace.is_some() {
+        // Written whole at the end (and after each watch cycle); made now, so a bad path stops irun first.
+        if let Some(page) = &files.timings.page {
+            if args.timings.as_deref().is_some_and(default_page)
+                && let Some(dir) = page.parent()
+            {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            create(page, "timings page")?;
+        }
+        if let Some(trace) = &files.timings.trace {
+            create(trace, "trace")?;
+        }
+        out.push(Box::new(report::timings::Timings::new(files.timings.clone(), shard)));
     }
     Ok(out)
 }

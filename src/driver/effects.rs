@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use super::Driver;
 use crate::config::{TaskId, port_variable};
 use crate::engine::{self, Changed, Effect, Input};
-use crate::events::TaskName;
+use crate::events::{Event, TaskName};
 use crate::exec::Launcher;
 use crate::exec::runner::Job;
 use crate::outcome::{Outcome, Verdict};
@@ -21,7 +21,16 @@ impl<L: Launcher> Driver<'_, L> {
         let mut queue: VecDeque<Effect> = effects.into();
         while let Some(effect) = queue.pop_front() {
             match effect {
-                Effect::Emit(event) => self.events.send(*event),
+                Effect::Emit(mut event) => {
+                    if let (true, Event::TaskStarted { task, command, .. }) = (self.describe, &mut *event) {
+                        *command = self
+                            .config
+                            .id(task)
+                            .and_then(|i| self.config.tasks[i].process())
+                            .map(|p| p.cmd.to_string());
+                    }
+                    self.events.send(*event)
+                }
                 Effect::Spawn { task, restarting, changed, after_exit } => {
                     self.spawn(task, restarting, changed, after_exit)
                 }

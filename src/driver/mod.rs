@@ -53,6 +53,8 @@ pub(crate) struct Setup {
     pub(crate) cache: crate::cache::local::LocalStore,
     /// The remote cache, if the environment names one.
     pub(crate) remote: Option<crate::cache::remote::Remote>,
+    /// A report shows each task's command (`--json`, `--events`, timings): `TaskStarted` carries it.
+    pub(crate) describe: bool,
 }
 
 /// Where the driver's inputs come from, besides its runners.
@@ -83,6 +85,8 @@ struct Driver<'l, L: Launcher> {
     /// The ports chosen for the services with `ready = { tcp = "auto" }` that were started, by task name.
     ports: HashMap<String, u16>,
     caching: caching::Caching,
+    /// See [`Setup::describe`].
+    describe: bool,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
@@ -96,7 +100,7 @@ pub(crate) async fn run<L: Launcher>(
     launcher: &mut L,
 ) -> RunOutcome {
     let started = Instant::now();
-    let Setup { config, plan, options, checker, mut watching, notices, cache, remote } = setup;
+    let Setup { config, plan, options, checker, mut watching, notices, cache, remote, describe } = setup;
     let Inputs { mut signals, mut output_closed } = inputs;
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let (remote_done, mut remote_inbox) = mpsc::unbounded_channel();
@@ -104,6 +108,7 @@ pub(crate) async fn run<L: Launcher>(
     let engine = Engine::new(plan, sources, &weights(&config, &checker), options, started.into_std());
     let caching = caching::Caching::new(cache, remote, remote_done);
     let mut d = Driver::new(config, engine, checker, events, launcher, reports, caching);
+    d.describe = describe;
     let effects = d.engine.start(notices);
     d.perform(effects);
     // One timer for the next save, moved as the save moves (a new one at every turn would be registered each time).
@@ -178,6 +183,7 @@ impl<'a, L: Launcher> Driver<'a, L> {
             reload: None,
             ports: HashMap::new(),
             caching,
+            describe: false,
         }
     }
 }

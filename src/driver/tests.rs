@@ -89,6 +89,7 @@ fn run_with(dir: &Path, toml: &str, targets: &[&str], fake: &mut Fake) -> (RunOu
     let (checker, _) = Checker::new(dir, false);
     let options = Options { jobs: 2, keep_going: false, explain: true, watch: None };
     let setup = Setup {
+        describe: true,
         config: Arc::new(prepared.config),
         plan: Arc::new(prepared.plan),
         options,

@@ -541,7 +541,7 @@ impl Engine {
         if self.nodes[i].life == Life::Starting {
             self.set_life(i, Life::Running);
         }
-        self.emit(Event::TaskStarted { task: self.name(i), pid, port });
+        self.emit(Event::TaskStarted { task: self.name(i), pid, port, command: None });
     }
 
     fn on_ready(&mut self, i: TaskId, after: Duration, probe: Option<crate::config::Check>, reused: bool) {

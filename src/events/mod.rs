@@ -114,6 +114,8 @@ pub(crate) enum Event {
         pid: u32,
         /// The port chosen for a service with `ready = { tcp = "auto" }`.
         port: Option<u16>,
+        /// Its command as written in Irun.toml: told only where a report shows it (`--json`, `--events`, timings).
+        command: Option<String>,
     },
     /// A service's readiness probe passed (or it has none); its dependents may start.
     TaskReady {
@@ -304,6 +306,7 @@ impl Event {
                 hide(program);
                 hide(command);
             }
+            Event::TaskStarted { command: Some(command), .. } => hide(command),
             _ => {}
         }
     }

@@ -86,6 +86,23 @@ fn planned(tasks: &[crate::events::PlannedTask]) -> Value {
         .collect()
 }
 
+/// The object written for an event (output aside, which [`Json`] writes line by line): `version`, `time`, `event`,
+/// `shard` with `--partition`, and the event's own fields.
+pub(crate) fn object(at: SystemTime, event: &Event, shard: Option<&str>) -> Value {
+    let (name, mut v) = fields(event);
+    let mut line = serde_json::Map::new();
+    line.insert("version".into(), json!(VERSION));
+    line.insert("time".into(), json!(humantime::format_rfc3339_micros(at).to_string()));
+    line.insert("event".into(), json!(name));
+    if let Some(shard) = shard {
+        line.insert("shard".into(), json!(shard));
+    }
+    if let Value::Object(rest) = v.take() {
+        line.extend(rest);
+    }
+    Value::Object(line)
+}
+
 /// The event's own fields.
 pub(crate) fn fields(event: &Event) -> (&'static str, Value) {
     match event {
@@ -116,9 +133,15 @@ pub(crate) fn fields(event: &Event) -> (&'static str, Value) {
             v["duration_s"] = json!(elapsed.as_secs_f64());
             ("cycle_finished", v)
         }
-        Event::TaskStarted { task, pid, port: None } => ("task_started", json!({ "task": &**task, "pid": pid })),
-        Event::TaskStarted { task, pid, port: Some(port) } => {
-            ("task_started", json!({ "task": &**task, "pid": pid, "port": port }))
+        Event::TaskStarted { task, pid, port, command } => {
+            let mut v = json!({ "task": &**task, "pid": pid });
+            if let Some(port) = port {
+                v["port"] = json!(port);
+            }
+            if let Some(command) = command {
+                v["command"] = json!(command);
+            }
+            ("task_started", v)
         }
         Event::TaskReady { task, after, probe, reused } => {
             let probe = text::ready_probe(probe.as_ref(), *reused);
@@ -309,18 +332,7 @@ impl<W: Write + Send> Json<W> {
     }
 
     fn write(&mut self, at: SystemTime, event: &Event) {
-        let (name, mut v) = fields(event);
-        let mut line = serde_json::Map::new();
-        line.insert("version".into(), json!(VERSION));
-        line.insert("time".into(), json!(humantime::format_rfc3339_micros(at).to_string()));
-        line.insert("event".into(), json!(name));
-        if let Some(shard) = &self.shard {
-            line.insert("shard".into(), json!(shard));
-        }
-        if let Value::Object(rest) = v.take() {
-            line.extend(rest);
-        }
-        let mut text = Value::Object(line).to_string();
+        let mut text = object(at, event, self.shard.as_deref()).to_string();
         text.push('\n');
         if !self.failed {
             let written = self.out.write_all(text.as_bytes());

@@ -12,6 +12,7 @@ pub(crate) mod tail_rules;
 mod tail_samples;
 pub(crate) mod terminal;
 pub(crate) mod text;
+pub(crate) mod timings;
 
 use std::time::SystemTime;
 

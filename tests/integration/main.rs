@@ -35,6 +35,7 @@ mod stopping;
 mod suite;
 mod teardown;
 mod terminal;
+mod timings;
 mod uptodate;
 mod variables;
 mod watch;

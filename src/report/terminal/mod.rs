@@ -39,6 +39,8 @@ pub(crate) struct Options {
     pub(crate) progress: bool,
     /// How many of a failed task's last lines the summary shows (`--tail`).
     pub(crate) tail: usize,
+    /// `--explain`: say why each task runs (other reports may ask the engine to tell it, this one says it only then).
+    pub(crate) explain: bool,
 }
 
 pub(crate) struct Terminal<W: Write + Send> {
@@ -180,7 +182,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 self.cycle_started(*cycle, changed, *rescan, tasks, *restarted);
             }
             Event::CycleFinished { outcome, elapsed, .. } => self.cycle_finished(*outcome, *elapsed),
-            Event::TaskStarted { task, pid, port } => self.started(at, task, *pid, *port),
+            Event::TaskStarted { task, pid, port, .. } => self.started(at, task, *pid, *port),
             Event::TaskReady { task, after, probe, reused } => {
                 let how = text::ready_probe(probe.as_ref(), *reused);
                 self.ready(at, task, *after, how);
@@ -218,6 +220,7 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 self.opts.progress = false;
                 self.status(task, text::terminal_handed_over());
             }
+            Event::TaskWillRun { .. } if !self.opts.explain => {}
             Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
             Event::RunFinished { outcome, elapsed } => self.stopped_watching(*outcome, *elapsed),
             other => match text::notice(other) {

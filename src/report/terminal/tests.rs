@@ -21,7 +21,7 @@ fn names(list: &[&str]) -> Vec<TaskName> {
 
 #[test]
 fn a_quiet_service_stays_quiet_at_the_end_of_a_grouped_watch_cycle() {
-    let opts = Options { color: false, grouped: true, github: false, progress: false, tail: 10 };
+    let opts = Options { color: false, grouped: true, github: false, progress: false, tail: 10, explain: true };
     let mut t = Terminal::new(Vec::new(), opts);
     let quiet = PlannedTask { quiet: true, ..planned("svc", TaskKind::Service, &[]) };
     t.event(
@@ -29,7 +29,7 @@ fn a_quiet_service_stays_quiet_at_the_end_of_a_grouped_watch_cycle() {
         &Event::RunStarted { tasks: vec![quiet, planned("loud", TaskKind::Service, &[])], jobs: 2, watch: true },
     );
     for (i, task) in ["svc", "loud"].into_iter().enumerate() {
-        t.event(at(2), &Event::TaskStarted { task: task.into(), pid: i as u32, port: None });
+        t.event(at(2), &Event::TaskStarted { task: task.into(), pid: i as u32, port: None, command: None });
         let text = format!("{task} chatter").into_bytes();
         t.event(at(3), &Event::Output { task: task.into(), stream: crate::events::Stream::Stdout, text });
     }
@@ -42,7 +42,7 @@ fn a_quiet_service_stays_quiet_at_the_end_of_a_grouped_watch_cycle() {
 /// The counts the status area shows, and the ones the summary line gives, for a watch cycle.
 #[test]
 fn the_status_area_and_the_summary_count_the_same_tasks() {
-    let opts = Options { color: false, grouped: false, github: false, progress: true, tail: 10 };
+    let opts = Options { color: false, grouped: false, github: false, progress: true, tail: 10, explain: true };
     let mut t = Terminal::new(Vec::new(), opts);
     let mut clock = 0;
     let mut send = |t: &mut Terminal<Vec<u8>>, e: Event| {
@@ -59,10 +59,10 @@ fn the_status_area_and_the_summary_count_the_same_tasks() {
     let cycle0 = names(&["svc", "b", "a", "all"]);
     send(&mut t, Event::CycleStarted { cycle: 0, changed: vec![], rescan: false, tasks: cycle0, restarted: false });
     for task in ["svc", "b"] {
-        send(&mut t, Event::TaskStarted { task: task.into(), pid: 1, port: None });
+        send(&mut t, Event::TaskStarted { task: task.into(), pid: 1, port: None, command: None });
     }
     send(&mut t, Event::TaskReady { task: "svc".into(), after: Duration::from_millis(5), probe: None, reused: false });
-    send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2, port: None });
+    send(&mut t, Event::TaskStarted { task: "a".into(), pid: 2, port: None, command: None });
     send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
     let failed = Outcome::Failed(Box::new(Failure::Exit(ChildExit::Code(1))));
     send(&mut t, Event::TaskFinished { task: "b".into(), outcome: failed, duration: Duration::ZERO });
@@ -79,7 +79,7 @@ fn the_status_area_and_the_summary_count_the_same_tasks() {
         &mut t,
         Event::CycleStarted { cycle: 1, changed: vec!["x".into()], rescan: false, tasks: cycle1, restarted: false },
     );
-    send(&mut t, Event::TaskStarted { task: "a".into(), pid: 3, port: None });
+    send(&mut t, Event::TaskStarted { task: "a".into(), pid: 3, port: None, command: None });
     send(&mut t, Event::TaskFinished { task: "a".into(), outcome: Outcome::Ok, duration: Duration::ZERO });
     assert_eq!(t.progress.as_ref().unwrap().counts(), (1, 1));
     let cycle2 = names(&["a", "b", "all"]);
@@ -95,7 +95,7 @@ fn the_status_area_and_the_summary_count_the_same_tasks() {
     );
     assert_eq!(t.progress.as_ref().unwrap().counts(), (0, 2), "a runs again, and b joins");
     for task in ["a", "b"] {
-        send(&mut t, Event::TaskStarted { task: task.into(), pid: 4, port: None });
+        send(&mut t, Event::TaskStarted { task: task.into(), pid: 4, port: None, command: None });
         send(&mut t, Event::TaskFinished { task: task.into(), outcome: Outcome::Ok, duration: Duration::ZERO });
     }
     assert_eq!(t.progress.as_ref().unwrap().counts(), (2, 2));
@@ -135,7 +135,7 @@ impl std::io::Write for Writes {
 
 /// A terminal writing to `out` that was told of a run of `n` tasks, all up to date, in one batch.
 fn all_up_to_date<W: std::io::Write + Send>(out: W, n: usize) -> Terminal<W> {
-    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10 };
+    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10, explain: true };
     let mut t = Terminal::new(out, opts);
     let tasks = (0..n).map(|i| planned(&format!("task{i}"), TaskKind::Task, &[])).collect();
     t.event(at(1), &Event::RunStarted { tasks, jobs: 2, watch: false });

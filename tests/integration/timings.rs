@@ -193,6 +193,16 @@ fn the_timings_page_renders_in_headless_chromium_with_one_bar_per_task_on_its_la
     assert!(dom.contains("class=\"bar st-ok k-task crit"), "{dom}");
     assert!(elements(&dom, "tasks").len() == 1 && dom.matches("<tr data-task=").count() == 8);
 
+    // A task's details, as hovering shows them: opened from the page's address (`#task=NAME`).
+    let linked = PathBuf::from(format!("{}#task=bad", page.display()));
+    let shown = chromium_on(&p, &linked, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&shown.stdout);
+    let tip = dom.split("id=\"tip\"").nth(1).unwrap_or("").split("</div>").next().unwrap_or("");
+    assert!(!tip.starts_with(" role=\"tooltip\" hidden"), "the details are shown: {tip}");
+    for detail in ["failed (exit code 3)", "echo oops &gt;&amp;2; exit 3", "why it ran", "duration", "slot"] {
+        assert!(tip.contains(detail), "{detail:?} in the details: {tip}");
+    }
+
     // A picture for a person to look at.
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("timings");
     std::fs::create_dir_all(&shots).unwrap();

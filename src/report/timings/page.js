@@ -82,6 +82,18 @@
         });
       });
     });
+    // `page.html#task=NAME` opens on that task, its details shown (a link to one task of a CI artifact).
+    var wanted = /^#task=/.test(location.hash) ? decodeURIComponent(location.hash.slice(6)) : "";
+    if (wanted) {
+      var bar = Array.prototype.filter.call(document.querySelectorAll(".bar"), function (b) {
+        return b.getAttribute("data-task") === wanted;
+      })[0];
+      if (bar) {
+        bar.scrollIntoView({ block: "center" });
+        var r = bar.getBoundingClientRect();
+        show(bar, r.left, r.bottom);
+      }
+    }
     document.body.setAttribute("data-ready", "1");
   } catch (e) {
     fail(e && e.message ? e.message : e);

@@ -204,7 +204,9 @@ fn colour_on_terminal(toml: &str, args: &[&str], env: &[(&str, &str)]) -> String
     let mut irun = OnTerminal::start_with(&p, &all_args, &env);
     assert_eq!(irun.wait(), 0, "{}", irun.printed());
     let printed = irun.printed();
-    let said = printed.split("colour=").nth(1).and_then(|s| s.split(']').next());
+    // The last one: with --json the command, which names the variables, comes first (`task_started`).
+    let said =
+        printed.rsplit("colour=").next().filter(|_| printed.contains("colour=")).and_then(|s| s.split(']').next());
     said.unwrap_or_else(|| panic!("the task said nothing of colour: {printed}")).trim_start_matches('[').to_string()
 }
 

@@ -237,7 +237,9 @@ fn only_a_task_with_a_cmd_can_have_junit_reports_and_they_are_globs_as_outputs_a
     let e = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\njunit = [\"r.xml\"]\n").unwrap_err().render(false);
     assert!(e.contains("Irun.toml:4:9") && e.contains("`junit` is only for tasks, and `s` is a service"), "{e}");
     assert!(e.contains("move `junit` to the task that runs the tests"), "{e}");
-    let e = parse_str("[tasks.t]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"t\"]\njunit = [\"r.xml\"]\n").unwrap_err().render(false);
+    let e = parse_str("[tasks.t]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"t\"]\njunit = [\"r.xml\"]\n")
+        .unwrap_err()
+        .render(false);
     assert!(e.contains("Irun.toml:5:9") && e.contains("task `g` is a group (it has no `cmd`), so `junit`"), "{e}");
     for (glob, says) in [("../r.xml", "points outside the project"), ("r[.xml", "invalid glob")] {
         let e = parse_str(&format!("[tasks.t]\ncmd = \"x\"\njunit = [\"{glob}\"]\n")).unwrap_err().render(false);

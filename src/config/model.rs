@@ -168,8 +168,8 @@ impl From<Vec<String>> for Patterns {
 pub(crate) enum Kind {
     /// A command run to its end; `interactive`: in the terminal's foreground, its stdio irun's own; `junit`: the
     /// globs of the JUnit XML files it writes, read after each run (not part of what it does: see
-    /// [`Task::same_definition`]).
-    Task { process: Process, interactive: bool, junit: Patterns },
+    /// [`Task::same_definition`]). Boxed: few tasks have any, and none takes no allocation.
+    Task { process: Process, interactive: bool, junit: Box<[String]> },
     /// A command kept running while something needs it (`daemon = true`).
     Service(Box<Service>),
     /// No command: it gathers its deps. Its `sources`, in watch mode, rerun what depends on it.
@@ -366,7 +366,7 @@ impl Task {
             let mut kind = t.kind.clone();
             if let Kind::Task { process, junit, .. } = &mut kind {
                 process.output = OutputPolicy::default();
-                *junit = Patterns::None;
+                *junit = Box::default();
             } else if let Kind::Service(s) = &mut kind {
                 s.process.output = OutputPolicy::default();
             }

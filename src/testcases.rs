@@ -149,9 +149,9 @@ impl TestReports {
 }
 
 /// The line and column (both from 1, the column in characters) of byte `offset` of `input`.
-pub(crate) fn line_column(input: impl Read, offset: u64) -> (usize, usize) {
+pub(crate) fn line_column(input: impl BufRead, offset: u64) -> (usize, usize) {
     let (mut line, mut column) = (1, 1);
-    for byte in input.bytes().take(offset as usize).map_while(Result::ok) {
+    for byte in input.take(offset).bytes().map_while(Result::ok) {
         match byte {
             b'\n' => (line, column) = (line + 1, 1),
             // A UTF-8 continuation byte is part of the character before it.

@@ -152,6 +152,10 @@ impl<L: Launcher> Driver<'_, L> {
     pub(super) fn after_tests(&mut self, task: &TaskName, instance: u64, end: &End) {
         let Some(before) = self.junit.remove(&instance) else { return };
         let files = before.written(&self.checker, &self.config.root);
+        if !files.is_empty() {
+            // A report of 100,000 cases takes a moment to read: what happened before is shown meanwhile.
+            self.events.hand_over();
+        }
         let mut reports = read(&self.config.root, &files);
         if files.is_empty() && matches!(end, End::Exited(exit) if exit.success()) {
             reports.problems.push(Problem::Missing { patterns: before.patterns });

@@ -24,6 +24,7 @@ mod plan;
 mod report;
 mod request;
 mod state;
+mod testcases;
 mod watch;
 
 pub use commands::main;

@@ -147,10 +147,11 @@ impl Plan {
         self.order.iter().copied().filter(|&i| wanted[i]).collect()
     }
 
-    /// The selected tasks' `outputs` (one list per task: a `!` in one takes out of that list only) and `sources`
-    /// globs, as watch mode follows them.
+    /// The selected tasks' `outputs` and `junit` reports (one list each: a `!` in one takes out of that list only),
+    /// which watch mode ignores, and `sources` globs, which it follows.
     pub(crate) fn globs(&self, config: &Config) -> (Vec<Vec<String>>, Vec<String>) {
         let tasks = || self.order.iter().map(|&i| &config.tasks[i]);
-        (tasks().map(|t| t.outputs().to_vec()).collect(), tasks().flat_map(|t| t.sources().iter().cloned()).collect())
+        let written = tasks().flat_map(|t| [t.outputs(), t.junit()]).filter(|l| !l.is_empty()).map(<[_]>::to_vec);
+        (written.collect(), tasks().flat_map(|t| t.sources().iter().cloned()).collect())
     }
 }

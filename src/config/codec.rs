@@ -290,10 +290,14 @@ impl Stored for Task {
         description.put(w);
         deps.put(w);
         match kind {
-            Kind::Task { process, interactive } => {
+            Kind::Task { process, interactive, junit } => {
                 w.tag(0);
                 process.put(w);
                 interactive.put(w);
+                w.varint(junit.len() as u64);
+                for p in junit {
+                    p.put(w);
+                }
             }
             Kind::Service(service) => {
                 w.tag(1);
@@ -308,7 +312,11 @@ impl Stored for Task {
     fn load(r: &mut Reader) -> Option<Self> {
         let (name, span, description, deps) = (String::load(r)?, Range::load(r)?, Option::load(r)?, Vec::load(r)?);
         let kind = match r.tag()? {
-            0 => Kind::Task { process: Process::load(r)?, interactive: bool::load(r)? },
+            0 => Kind::Task {
+                process: Process::load(r)?,
+                interactive: bool::load(r)?,
+                junit: Vec::<String>::load(r)?.into(),
+            },
             1 => Kind::Service(Box::new(Service::load(r)?)),
             2 => Kind::Group { sources: Vec::load(r)? },
             _ => return None,

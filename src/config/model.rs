@@ -166,8 +166,10 @@ impl From<Vec<String>> for Patterns {
 /// What a task is, with the settings that kind has.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
-    /// A command run to its end; `interactive`: in the terminal's foreground, its stdio irun's own.
-    Task { process: Process, interactive: bool },
+    /// A command run to its end; `interactive`: in the terminal's foreground, its stdio irun's own; `junit`: the
+    /// globs of the JUnit XML files it writes, read after each run (not part of what it does: see
+    /// [`Task::same_definition`]). Boxed: few tasks have any, and none takes no allocation.
+    Task { process: Process, interactive: bool, junit: Box<[String]> },
     /// A command kept running while something needs it (`daemon = true`).
     Service(Box<Service>),
     /// No command: it gathers its deps. Its `sources`, in watch mode, rerun what depends on it.
@@ -346,16 +348,25 @@ impl Task {
         self.process().map_or(&[], |p| &p.outputs)
     }
 
+    /// Its `junit` globs: the JUnit XML files it writes (none for a service or a group).
+    pub(crate) fn junit(&self) -> &[String] {
+        match &self.kind {
+            Kind::Task { junit, .. } => junit,
+            _ => &[],
+        }
+    }
+
     /// Whether `other` (of configuration `theirs`; this task is of `mine`) does exactly what this task does: the
-    /// same name, deps (by name), kind and settings. What only changes how it is shown (its description, `output`)
-    /// and its place in the file, or its deps' places, do not count.
+    /// same name, deps (by name), kind and settings. What only changes how it is shown (its description, `output`,
+    /// the `junit` reports read after it) and its place in the file, or its deps' places, do not count.
     pub(crate) fn same_definition(&self, mine: &Config, other: &Task, theirs: &Config) -> bool {
         let deps_alike = self.deps.len() == other.deps.len()
             && self.deps.iter().zip(&other.deps).all(|(a, b)| mine.tasks[a.id].name == theirs.tasks[b.id].name);
         let shown_alike = |t: &Task| {
             let mut kind = t.kind.clone();
-            if let Kind::Task { process, .. } = &mut kind {
+            if let Kind::Task { process, junit, .. } = &mut kind {
                 process.output = OutputPolicy::default();
+                *junit = Box::default();
             } else if let Kind::Service(s) = &mut kind {
                 s.process.output = OutputPolicy::default();
             }

@@ -191,6 +191,11 @@ table! {
         /// Files the task writes: for up-to-date checks; ignored by watch mode.
         #[schemars(schema_with = "globs")]
         outputs: Vec<At<String>>,
+        /// JUnit XML files the task's command writes (pytest's `--junitxml`, jest-junit, surefire): after each run,
+        /// those it wrote in that run are read and their test cases nested under the task in irun's reports
+        /// (`--junit`, `--json`). Globs as in `outputs`; ignored by watch mode. Only for tasks, not services.
+        #[schemars(schema_with = "globs")]
+        junit: Vec<At<String>>,
         /// A service: runs until nothing needs it any more.
         daemon: bool,
         // Boxed: few tasks have one.
@@ -428,6 +433,7 @@ fn group_and_service_rules(schema: &mut Schema) {
     if let Some(rules) = rules.as_array_mut() {
         rules.push(not_a_service_if_interactive());
         rules.push(a_service_is_never_cached());
+        rules.push(a_service_has_no_junit_reports());
     }
     schema.insert("allOf".into(), rules);
 }
@@ -443,6 +449,12 @@ fn a_service_is_never_cached() -> serde_json::Value {
     let service = serde_json::json!({ "required": ["daemon"], "properties": { "daemon": { "const": true } } });
     let cached = serde_json::json!({ "required": ["cache"], "properties": { "cache": { "const": true } } });
     serde_json::json!({ "if": service, "then": { "not": { "anyOf": [cached, has("cache_env"), has("cache_output")] } } })
+}
+
+/// `junit` is for a task: a service runs until it is no longer needed, and its end is no test run.
+fn a_service_has_no_junit_reports() -> serde_json::Value {
+    let service = serde_json::json!({ "required": ["daemon"], "properties": { "daemon": { "const": true } } });
+    serde_json::json!({ "if": service, "then": { "not": has("junit") } })
 }
 
 /// Exactly one probe; `status` only with `http`; no `interval` with `log`.

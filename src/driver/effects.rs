@@ -104,6 +104,7 @@ impl<L: Launcher> Driver<'_, L> {
         let instance = self.next_instance;
         self.next_instance += 1;
         self.instances.insert(instance, name.clone());
+        self.before_tests(task, instance);
         let mut extra_env = changed.map(|c| changed_paths_env(&c.paths, c.unknown)).unwrap_or_default();
         // A service started again after its process exited keeps its port.
         let port = match after_exit {

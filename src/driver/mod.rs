@@ -5,6 +5,7 @@
 
 mod caching;
 mod effects;
+mod junit;
 mod reload;
 mod saving;
 mod sharing;
@@ -87,6 +88,8 @@ struct Driver<'l, L: Launcher> {
     caching: caching::Caching,
     /// See [`Setup::describe`].
     describe: bool,
+    /// Live instances of tasks with `junit`: the files their globs matched as they started.
+    junit: HashMap<u64, junit::Before>,
 }
 
 /// Run the plan to the end and say how it went. Every process started is gone when this returns.
@@ -184,6 +187,7 @@ impl<'a, L: Launcher> Driver<'a, L> {
             ports: HashMap::new(),
             caching,
             describe: false,
+            junit: HashMap::new(),
         }
     }
 }
@@ -231,12 +235,13 @@ impl<L: Launcher> Driver<'_, L> {
     fn on_report(&mut self, report: Report) {
         let Some(name) = self.instances.get(&report.instance) else { return };
         let Some(task) = self.config.id(name) else { return };
-        if let Happened::Exited { .. } = report.what {
+        if let Happened::Exited { end, .. } = &report.what {
             // A task has one live instance at most: its runner is gone.
             let name = self.instances.remove(&report.instance).expect("looked up above");
             self.controls.remove(&name);
             // A task's process ended: anything it left that escaped its group is re-parented to irun now.
             self.launcher.task_ended();
+            self.after_tests(&name, report.instance, end);
         }
         self.input(Input::Task { task, what: report.what });
     }

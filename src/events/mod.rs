@@ -13,6 +13,7 @@ pub(crate) use crate::config::TaskKind;
 use crate::config::env::Secrets;
 use crate::outcome::Failure;
 pub(crate) use crate::outcome::{ChildExit, Outcome, RunReason, StopReason, TaskName};
+pub(crate) use crate::testcases::TestReports;
 pub(crate) use channel::{EventReceiver, EventSender, channel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +278,13 @@ pub(crate) enum Event {
     RunFinished {
         outcome: RunOutcome,
         elapsed: Duration,
+    },
+    /// A run of a task with `junit` ended: the test cases of the JUnit reports it wrote in that run (none if it
+    /// wrote none), and the files that could not be read. Sent before the task's `TaskFinished`.
+    TestReports {
+        task: TaskName,
+        /// Shared: a report may hold 100,000 cases, and every reporter gets the event.
+        reports: std::sync::Arc<TestReports>,
     },
 }
 

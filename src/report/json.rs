@@ -12,6 +12,7 @@ use crate::events::{Event, GuardNews, Outcome, RunOutcome, RunReason, Stream, Ta
 use crate::outcome::FileChange;
 use crate::report::text;
 use crate::report::{Reporter, Trouble};
+use crate::testcases::{Problem, TestReports};
 
 pub(crate) const VERSION: u32 = 1;
 
@@ -89,7 +90,12 @@ fn planned(tasks: &[crate::events::PlannedTask]) -> Value {
 /// The object written for an event (output aside, which [`Json`] writes line by line): `version`, `time`, `event`,
 /// `shard` with `--partition`, and the event's own fields.
 pub(crate) fn object(at: SystemTime, event: &Event, shard: Option<&str>) -> Value {
-    let (name, mut v) = fields(event);
+    let (name, v) = fields(event);
+    named(at, name, v, shard)
+}
+
+/// An object of the stream: `event` called `name`, with `v`'s fields.
+fn named(at: SystemTime, name: &str, mut v: Value, shard: Option<&str>) -> Value {
     let mut line = serde_json::Map::new();
     line.insert("version".into(), json!(VERSION));
     line.insert("time".into(), json!(humantime::format_rfc3339_micros(at).to_string()));
@@ -239,6 +245,29 @@ fn notice(event: &Event) -> (&'static str, Value) {
     ("notice", v)
 }
 
+/// A run's JUnit reports: a `tests` object with the counts, then a notice for each problem, as the terminal warns.
+fn test_reports(task: &TaskName, reports: &TestReports) -> Vec<(&'static str, Value)> {
+    let c = reports.counts;
+    let tests = json!({
+        "task": &**task,
+        "files": reports.files,
+        "tests": c.tests,
+        "failures": c.failures,
+        "errors": c.errors,
+        "skipped": c.skipped,
+    });
+    let problems = reports.problems.iter().map(|p| {
+        let mut v = match p {
+            Problem::Unreadable { path, error } => json!({ "kind": "junit_unreadable", "path": path, "error": error }),
+            Problem::Missing { patterns } => json!({ "kind": "junit_missing", "patterns": patterns }),
+        };
+        v["task"] = json!(&**task);
+        v["message"] = json!(text::test_report_problem(task, p));
+        ("notice", v)
+    });
+    std::iter::once(("tests", tests)).chain(problems).collect()
+}
+
 /// Why a task runs, as `reason` (a word) and what it is about.
 fn run_reason(r: &RunReason) -> Value {
     let (reason, about) = match r {
@@ -332,7 +361,13 @@ impl<W: Write + Send> Json<W> {
     }
 
     fn write(&mut self, at: SystemTime, event: &Event) {
-        let mut text = object(at, event, self.shard.as_deref()).to_string();
+        let (name, v) = fields(event);
+        self.object(at, name, v);
+    }
+
+    /// One object: `event` called `name`, with `v`'s fields.
+    fn object(&mut self, at: SystemTime, name: &str, v: Value) {
+        let mut text = named(at, name, v, self.shard.as_deref()).to_string();
         text.push('\n');
         if !self.failed {
             let written = self.out.write_all(text.as_bytes());
@@ -346,6 +381,11 @@ impl<W: Write + Send> Reporter for Json<W> {
         match event {
             // One object per line of output, as the schema says.
             Event::Output { task, stream, text } => self.output(at, task, *stream, text),
+            Event::TestReports { task, reports } => {
+                for (name, v) in test_reports(task, reports) {
+                    self.object(at, name, v);
+                }
+            }
             _ => self.write(at, event),
         }
     }
@@ -393,6 +433,39 @@ mod tests {
         assert!(v["message"].as_str().unwrap().starts_with("process 42 (sleep 300) left its task's process group"));
         let (_, v) = fields(&orphan(None));
         assert!(v["task"].is_null() && v["message"].as_str().unwrap().contains("is not known"), "{v}");
+    }
+
+    #[test]
+    fn test_reports_give_their_counts_and_a_notice_per_problem() {
+        let mut reports = TestReports::default();
+        let xml = "<testsuite><testcase name=\"a\"/><testcase name=\"b\"><failure/></testcase>\
+                   <testcase name=\"c\"><error/></testcase><testcase name=\"d\"><skipped/></testcase></testsuite>";
+        reports.read("reports/junit.xml", xml.as_bytes()).unwrap();
+        reports
+            .problems
+            .push(Problem::Unreadable { path: "reports/x.xml".into(), error: "bad at line 1 column 2".into() });
+        reports.problems.push(Problem::Missing { patterns: vec!["reports/*.xml".into()] });
+        let mut out = Json::new(Vec::new(), "test");
+        out.event(SystemTime::UNIX_EPOCH, &Event::TestReports { task: "test".into(), reports: reports.into() });
+        let lines: Vec<Value> =
+            String::from_utf8(out.out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!((&lines[0]["event"], &lines[0]["task"]), (&json!("tests"), &json!("test")));
+        assert_eq!(lines[0]["files"], json!(["reports/junit.xml"]));
+        let counts = ["tests", "failures", "errors", "skipped"].map(|k| lines[0][k].as_u64().unwrap());
+        assert_eq!(counts, [4, 1, 1, 1]);
+        assert_eq!((&lines[1]["event"], &lines[1]["kind"]), (&json!("notice"), &json!("junit_unreadable")));
+        assert_eq!(
+            (&lines[1]["path"], &lines[1]["error"]),
+            (&json!("reports/x.xml"), &json!("bad at line 1 column 2"))
+        );
+        assert_eq!(
+            lines[1]["message"],
+            "warning: cannot read the JUnit report reports/x.xml of task `test`: bad at line 1 column 2"
+        );
+        assert_eq!((&lines[2]["kind"], &lines[2]["task"]), (&json!("junit_missing"), &json!("test")));
+        assert_eq!(lines[2]["patterns"], json!(["reports/*.xml"]));
+        assert!(lines.iter().all(|l| l["version"] == 1 && l["time"].is_string()), "{lines:?}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::config::{Check, host_port};
 use crate::events::{Event, GuardNews, PlanDiff, TaskName, WatchProblem};
 use crate::fresh::{Part, PartKind};
 use crate::outcome::{Blocked, ChildExit, Failure, FileChange, Outcome, RunReason, Setting, StopReason};
+use crate::testcases::{KEPT_MAX, Problem, TestReports};
 
 /// What a readiness probe waits for: "port 8001 on 127.0.0.1 or ::1 accepting connections".
 pub(crate) fn check(check: &Check) -> String {
@@ -345,6 +346,49 @@ fn run_notice(event: &Event) -> Option<String> {
         )),
         Event::GuardEnded { exit: how, news } => Some(guard(*how, news)),
         _ => None,
+    }
+}
+
+/// After a run of a task with `junit`: how many test cases its reports held, how many did not pass, and the first
+/// few that failed: "97 test cases, 2 failed (reports/junit.xml): test_a, test_b". None when it wrote no report.
+pub(crate) fn test_counts(reports: &TestReports) -> Option<String> {
+    const NAMED: usize = 3;
+    if reports.files.is_empty() {
+        return None;
+    }
+    let c = reports.counts;
+    let mut line = format!("{} test {}", c.tests, plural(c.tests, "case", "cases"));
+    for (n, what) in [(c.failures, "failed"), (c.errors, plural(c.errors, "error", "errors")), (c.skipped, "skipped")] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
+    }
+    if reports.dropped > 0 {
+        line.push_str(&format!(", {} not kept for the JUnit report (over {} MiB)", reports.dropped, KEPT_MAX >> 20));
+    }
+    line.push_str(&format!(" ({})", list(&reports.files)));
+    let failed: Vec<&str> = reports.failed().take(NAMED + 1).collect();
+    if !failed.is_empty() {
+        let more = (c.failures + c.errors).saturating_sub(failed.len().min(NAMED));
+        line.push_str(&format!(": {}", failed[..failed.len().min(NAMED)].join(", ")));
+        if more > 0 {
+            line.push_str(&format!(" (+{more} more)"));
+        }
+    }
+    Some(line)
+}
+
+/// Why a task's JUnit reports say less than they might, as a warning.
+pub(crate) fn test_report_problem(task: &TaskName, problem: &Problem) -> String {
+    match problem {
+        Problem::Unreadable { path, error } => {
+            format!("warning: cannot read the JUnit report {path} of task `{task}`: {error}")
+        }
+        Problem::Missing { patterns } => format!(
+            "warning: task `{task}` succeeded without writing a JUnit report: no file matching {} was written in this \
+             run; check where its command writes its report (pytest: --junitxml=PATH), or its `junit` in Irun.toml",
+            patterns.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// Upper bound for anything a test waits for; reaching it means the behaviour under test is broken.
@@ -423,4 +423,28 @@ pub fn shell(name: &str) -> String {
         (Ok(_), Some(p)) => p.display().to_string(),
         _ => panic!("this test needs {name}; install it (`apt-get install {name}`) and run the tests again"),
     }
+}
+
+/// A Python venv with the tools in tests/requirements.txt, made once per test binary.
+pub fn tools_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let venv = root.join("target/test-tools-venv");
+            let python = venv.join("bin/python");
+            let requirements = root.join("tests/requirements.txt");
+            let stamp = venv.join("installed-requirements.txt");
+            let current = std::fs::read(&stamp).ok() == std::fs::read(&requirements).ok();
+            if !(python.exists() && current) {
+                let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+                assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
+                let mut pip = Command::new(&python);
+                pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements);
+                assert!(ok(&mut pip), "installing tests/requirements.txt failed");
+                std::fs::copy(&requirements, &stamp).unwrap();
+            }
+            python
+        })
+        .clone()
 }

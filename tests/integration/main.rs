@@ -16,6 +16,7 @@ mod escapees;
 mod examples;
 mod faults;
 mod fingerprints;
+mod junit_files;
 mod layout;
 mod loading;
 mod memory;

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use crate::harness::{Output, Project};
+use crate::harness::{Output, Project, tools_python};
 
 /// A fixed graph whose output is the same on every run with `-j1` (durations and pids masked).
 const FIXED: &str = r#"
@@ -160,30 +159,6 @@ fn two_reports_to_one_file_are_refused_before_anything_runs() {
     let out = p.irun().args(["--junit", "report.xml", "--events", "sub/events.jsonl", "a"]).run();
     assert_eq!(out.code, 0, "{out:?}");
     assert!(p.read("report.xml").starts_with("<?xml"));
-}
-
-/// A Python venv with the tools in tests/requirements.txt, made once per test binary.
-fn tools_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            let venv = root.join("target/test-tools-venv");
-            let python = venv.join("bin/python");
-            let requirements = root.join("tests/requirements.txt");
-            let stamp = venv.join("installed-requirements.txt");
-            let current = std::fs::read(&stamp).ok() == std::fs::read(&requirements).ok();
-            if !(python.exists() && current) {
-                let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
-                assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
-                let mut pip = Command::new(&python);
-                pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements);
-                assert!(ok(&mut pip), "installing tests/requirements.txt failed");
-                std::fs::copy(&requirements, &stamp).unwrap();
-            }
-            python
-        })
-        .clone()
 }
 
 pub fn python(code: &str, args: &[&str]) -> Output {
@@ -438,6 +413,9 @@ fn the_schema_rejects_what_irun_rejects() {
         "[tasks.s]\ncmd = \"x\"\ndaemon = true\ncache_env = [\"A\"]\n",
         "[tasks.a]\ncmd = \"x\"\ncache_env = [\"A=1\"]\n",
         "cache_env = [\"\"]\n",
+        "[tasks.s]\ncmd = \"x\"\ndaemon = true\njunit = [\"r.xml\"]\n",
+        "[tasks.a]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"a\"]\njunit = [\"r.xml\"]\n",
+        "[tasks.a]\ncmd = \"x\"\njunit = [\"!r.xml\"]\n",
     ];
     for (n, case) in cases.iter().enumerate() {
         let file = format!("case{n}.toml");
@@ -662,7 +640,7 @@ fn the_schema_accepts_every_key_in_use() {
          max_restarts = 5\noutput = \"on-failure\"\ndotenv = [\"?web.env\"]\n\
          [tasks.db]\ncmd = \"db --port ${PORT}\"\ndaemon = true\nreuse = true\nready = { tcp = \"${PORT}\" }\n\
          [tasks.t]\ncmd = \"t\"\ndeps = [\"web\", \"db\"]\noutput = \"live\"\n\
-         sources = [\"src/**\", \"!src/**/*.test.ts\"]\noutputs = []\n",
+         sources = [\"src/**\", \"!src/**/*.test.ts\"]\noutputs = []\njunit = [\"reports/*.xml\", \"!reports/x.xml\"]\n",
     );
     let irun = p.irun().args(["list"]).run();
     assert_eq!(irun.code, 0, "irun accepts it: {irun:?}");

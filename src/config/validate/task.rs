@@ -78,6 +78,7 @@ impl Validator<'_> {
         let runs = self.runs(raw, &vars)?;
         let service = if raw.daemon.as_ref().is_some_and(|d| *d.get()) {
             self.not_interactive(task_name, raw)?;
+            self.no_junit(task_name, raw)?;
             Some(self.service(task_name, raw, &vars)?)
         } else {
             self.service_only(task_name, raw)?;
@@ -87,7 +88,11 @@ impl Validator<'_> {
         process.cache = self.cache(task_name, raw, &shared.cache_env, service.is_some())?;
         let kind = match service {
             Some(service) => Kind::Service(Box::new(service.with(process))),
-            None => Kind::Task { process, interactive: raw.interactive.as_ref().is_some_and(|i| *i.get()) },
+            None => Kind::Task {
+                process,
+                interactive: raw.interactive.as_ref().is_some_and(|i| *i.get()),
+                junit: self.globs(raw.junit.as_ref(), "junit")?.into(),
+            },
         };
         Ok((deps, kind))
     }
@@ -143,6 +148,16 @@ impl Validator<'_> {
                 )
                 .with_help(format!("remove `interactive`, or `daemon = true` to make `{task_name}` a task"))),
             _ => Ok(()),
+        }
+    }
+
+    /// A service runs until nothing needs it: its end is no test run, so it has no JUnit reports to read.
+    fn no_junit(&self, task_name: &str, raw: &RawTask) -> Result<(), Diagnostic> {
+        match &raw.junit {
+            Some(j) => Err(self
+                .err(j.span(), format!("`junit` is only for tasks, and `{task_name}` is a service (`daemon = true`)"))
+                .with_help("move `junit` to the task that runs the tests and writes the reports, or remove it")),
+            None => Ok(()),
         }
     }
 

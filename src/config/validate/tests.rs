@@ -231,6 +231,23 @@ fn only_a_task_can_be_interactive() {
 }
 
 #[test]
+fn only_a_task_with_a_cmd_can_have_junit_reports_and_they_are_globs_as_outputs_are() {
+    let cfg = parse_str("[tasks.t]\ncmd = \"x\"\njunit = [\"reports/*.xml\", \"!reports/old.xml\"]\n").unwrap();
+    assert_eq!(cfg.tasks[TaskId::new(0)].junit(), ["reports/*.xml", "!reports/old.xml"]);
+    let e = parse_str("[tasks.s]\ncmd = \"x\"\ndaemon = true\njunit = [\"r.xml\"]\n").unwrap_err().render(false);
+    assert!(e.contains("Irun.toml:4:9") && e.contains("`junit` is only for tasks, and `s` is a service"), "{e}");
+    assert!(e.contains("move `junit` to the task that runs the tests"), "{e}");
+    let e = parse_str("[tasks.t]\ncmd = \"x\"\n[tasks.g]\ndeps = [\"t\"]\njunit = [\"r.xml\"]\n")
+        .unwrap_err()
+        .render(false);
+    assert!(e.contains("Irun.toml:5:9") && e.contains("task `g` is a group (it has no `cmd`), so `junit`"), "{e}");
+    for (glob, says) in [("../r.xml", "points outside the project"), ("r[.xml", "invalid glob")] {
+        let e = parse_str(&format!("[tasks.t]\ncmd = \"x\"\njunit = [\"{glob}\"]\n")).unwrap_err().render(false);
+        assert!(e.contains(says) && e.contains("in `junit`"), "{e}");
+    }
+}
+
+#[test]
 fn exclusions_in_globs_are_kept_as_written() {
     let cfg = parse_str("[tasks.t]\ncmd = \"x\"\nsources = [\"src/**\", \"!src/**/*.test.tsx\"]\noutputs = [\"dist/**\", \"!dist/cache/**\"]\n[tasks.g]\ndeps = [\"t\"]\nsources = [\"a/**\", \"!a/b\"]\n").unwrap();
     assert_eq!(cfg.tasks[TaskId::new(0)].sources(), ["src/**", "!src/**/*.test.tsx"]);

@@ -221,6 +221,14 @@ impl<W: Write + Send> Reporter for Terminal<W> {
                 self.status(task, text::terminal_handed_over());
             }
             Event::TaskWillRun { .. } if !self.opts.explain => {}
+            Event::TestReports { task, reports } => {
+                for problem in &reports.problems {
+                    self.irun(&text::test_report_problem(task, problem));
+                }
+                if let Some(line) = text::test_counts(reports) {
+                    self.status(task, &line);
+                }
+            }
             Event::RunFinished { outcome, elapsed } if !self.watch => self.summary(*outcome, *elapsed),
             Event::RunFinished { outcome, elapsed } => self.stopped_watching(*outcome, *elapsed),
             other => match text::notice(other) {

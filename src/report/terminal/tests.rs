@@ -163,3 +163,52 @@ fn a_run_reserves_room_for_its_tasks_results_at_once() {
     let t = all_up_to_date(Vec::new(), n);
     assert_eq!((t.results.len(), t.results.room()), (n, n));
 }
+
+/// A run's reports of `cases` (name and result: `p`assed, `f`ailed, `e`rror, `s`kipped) in `file`.
+fn test_reports(file: &str, cases: &[(&str, char)]) -> crate::testcases::TestReports {
+    let xml: String = cases
+        .iter()
+        .map(|(name, result)| match result {
+            'f' => format!("<testcase name=\"{name}\"><failure message=\"m\">text</failure></testcase>"),
+            'e' => format!("<testcase name=\"{name}\"><error>trace</error></testcase>"),
+            's' => format!("<testcase name=\"{name}\"><skipped/></testcase>"),
+            _ => format!("<testcase name=\"{name}\"/>"),
+        })
+        .collect();
+    let mut reports = crate::testcases::TestReports::default();
+    reports.read(file, format!("<testsuite>{xml}</testsuite>").as_bytes()).unwrap();
+    reports
+}
+
+#[test]
+fn a_run_with_test_reports_says_its_counts_and_first_failures_in_one_line_and_warns_of_what_it_could_not_read() {
+    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10, explain: true };
+    let mut t = Terminal::new(Vec::new(), opts);
+    t.event(at(1), &Event::RunStarted { tasks: vec![planned("test", TaskKind::Task, &[])], jobs: 1, watch: false });
+    let cases = [("ok1", 'p'), ("bad1", 'f'), ("bad2", 'f'), ("err", 'e'), ("bad3", 'f'), ("skip", 's')];
+    let mut reports = test_reports("reports/junit.xml", &cases);
+    reports.problems.push(crate::testcases::Problem::Unreadable {
+        path: "reports/other.xml".into(),
+        error: "ill-formed document at line 3 column 1".into(),
+    });
+    t.event(at(2), &Event::TestReports { task: "test".into(), reports: reports.into() });
+    let missing = crate::testcases::Problem::Missing { patterns: vec!["reports/*.xml".into()] };
+    let mut nothing = crate::testcases::TestReports::default();
+    nothing.problems.push(missing);
+    t.event(at(3), &Event::TestReports { task: "test".into(), reports: nothing.into() });
+    t.flush();
+    let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "irun: warning: cannot read the JUnit report reports/other.xml of task `test`: ill-formed document at \
+             line 3 column 1",
+            "test * 6 test cases, 3 failed, 1 error, 1 skipped (reports/junit.xml): bad1, bad2, err (+1 more)",
+            "irun: warning: task `test` succeeded without writing a JUnit report: no file matching `reports/*.xml` \
+             was written in this run; check where its command writes its report (pytest: --junitxml=PATH), or its \
+             `junit` in Irun.toml",
+        ],
+        "{text}"
+    );
+}

@@ -94,6 +94,17 @@ pub(crate) fn object(at: SystemTime, event: &Event, shard: Option<&str>) -> Valu
     named(at, name, v, shard)
 }
 
+/// Every object written for an event but output: one, or for a task's test reports the counts and a notice per
+/// problem.
+pub(crate) fn objects(at: SystemTime, event: &Event, shard: Option<&str>) -> Vec<Value> {
+    match event {
+        Event::TestReports { task, reports } => {
+            test_reports(task, reports).into_iter().map(|(name, v)| named(at, name, v, shard)).collect()
+        }
+        _ => vec![object(at, event, shard)],
+    }
+}
+
 /// An object of the stream: `event` called `name`, with `v`'s fields.
 fn named(at: SystemTime, name: &str, mut v: Value, shard: Option<&str>) -> Value {
     let mut line = serde_json::Map::new();

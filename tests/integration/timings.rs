@@ -341,3 +341,14 @@ fn watch_mode_writes_the_page_after_each_cycle_with_a_section_per_cycle() {
     assert!(html.contains("`src.txt` changed") || html.contains("src.txt"), "why it ran again: {html}");
     crate::watch::stop(run);
 }
+
+#[test]
+fn a_tasks_own_test_counts_are_on_the_page() {
+    let p = Project::new(
+        "[tasks.t]\ncmd = \"mkdir -p r && printf '<testsuite><testcase name=\\\"x\\\"/><testcase name=\\\"y\\\"><failure message=\\\"m\\\"/></testcase></testsuite>' > r/j.xml\"\njunit = [\"r/*.xml\"]\n",
+    );
+    p.run_ok(&["--timings=page.html", "--events", "events.jsonl", "t"]);
+    assert!(p.read("page.html").contains("<td>2 test cases, 1 failed</td>"), "{}", p.read("page.html"));
+    p.run_ok(&["timings", "events.jsonl", "--html", "later.html"]);
+    assert_eq!(p.read("later.html"), p.read("page.html"));
+}

@@ -218,7 +218,7 @@ fn table(out: &mut String, section: usize, s: &Section) {
          <th data-sort=\"text\">kind</th><th data-sort=\"text\">status</th><th data-sort=\"text\">lane</th>\
          <th data-sort=\"num\">start</th><th data-sort=\"num\">waited for a service</th>\
          <th data-sort=\"num\">waited for a slot</th><th data-sort=\"num\">duration</th>\
-         <th data-sort=\"text\">why it ran</th><th data-sort=\"text\">command</th></tr></thead>\n<tbody>"
+         <th data-sort=\"text\">why it ran</th><th data-sort=\"text\">tests</th><th data-sort=\"text\">command</th></tr></thead>\n<tbody>"
     );
     for bar in &s.bars {
         let d = Details::of(s, bar);
@@ -229,7 +229,7 @@ fn table(out: &mut String, section: usize, s: &Section) {
         let _ = writeln!(
             out,
             "<tr data-task=\"{}\" class=\"st-{}{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}<td>{}</td>\
-             <td><code>{}</code></td></tr>",
+             <td>{}</td><td><code>{}</code></td></tr>",
             esc(&bar.name),
             css_word(&bar.status),
             if bar.critical { " crit" } else { "" },
@@ -242,6 +242,7 @@ fn table(out: &mut String, section: usize, s: &Section) {
             num(d.wait_slot),
             num(d.duration),
             esc(bar.why.as_deref().unwrap_or("")),
+            esc(bar.tests.as_deref().unwrap_or("")),
             esc(bar.command.as_deref().unwrap_or(""))
         );
     }
@@ -298,7 +299,7 @@ fn data(sections: &[Section]) -> String {
                         "lane": lane_label(s, b), "start_s": s_of(d.start), "duration_s": s_of(d.duration),
                         "waited_for_service_s": s_of(d.wait_ready), "waited_for_slot_s": s_of(d.wait_slot),
                         "ready_s": s_of(b.ready.map(|r| r.saturating_sub(s.start))), "probe": b.probe,
-                        "command": b.command, "why": b.why, "restarts": b.restarts.len(),
+                        "command": b.command, "why": b.why, "tests": b.tests, "restarts": b.restarts.len(),
                         "stop_reason": b.stop_reason, "critical": b.critical, "carried": b.carried,
                     })
                 })
@@ -397,6 +398,7 @@ mod tests {
             status: "ok".into(),
             detail: None,
             why: None,
+            tests: None,
             command: None,
             probe: None,
             stop_reason: None,

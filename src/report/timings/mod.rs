@@ -81,9 +81,11 @@ impl Reporter for Timings {
         if matches!(event, Event::Output { .. }) {
             return;
         }
-        // The object `--events` writes for it: a page made now and one made from the events file are the same.
-        if let Ok(Some(record)) = record::parse(&json::object(at, event, self.shard.as_deref())) {
-            self.builder.push(record);
+        // The objects `--events` writes for it: a page made now and one made from the events file are the same.
+        for object in json::objects(at, event, self.shard.as_deref()) {
+            if let Ok(Some(record)) = record::parse(&object) {
+                self.builder.push(record);
+            }
         }
         match event {
             Event::CycleFinished { .. } => self.write(),

@@ -47,6 +47,8 @@ pub(crate) struct Bar {
     /// What the status means, when there is more to say (`exit code 1`).
     pub(crate) detail: Option<String>,
     pub(crate) why: Option<String>,
+    /// What its JUnit reports counted (`junit`).
+    pub(crate) tests: Option<String>,
     pub(crate) command: Option<String>,
     pub(crate) probe: Option<String>,
     pub(crate) stop_reason: Option<String>,
@@ -255,7 +257,8 @@ impl Run {
             | What::Restarting { task, .. }
             | What::Stopping { task, .. }
             | What::Finished { task, .. }
-            | What::WillRun { task, .. } => self.kind(task),
+            | What::WillRun { task, .. }
+            | What::Tests { task, .. } => self.kind(task),
             _ => return,
         };
         if let Some(open) = &mut self.open {
@@ -274,7 +277,8 @@ fn task_of(what: &What) -> Option<&str> {
         | What::Restarting { task, .. }
         | What::Stopping { task, .. }
         | What::Finished { task, .. }
-        | What::WillRun { task, .. } => Some(task),
+        | What::WillRun { task, .. }
+        | What::Tests { task, .. } => Some(task),
         _ => None,
     }
 }
@@ -362,6 +366,7 @@ impl Bar {
             status: "running".into(),
             detail: None,
             why: None,
+            tests: None,
             command: None,
             probe: None,
             stop_reason: None,
@@ -399,6 +404,7 @@ fn apply_to_bar(bar: &mut Bar, at: u64, what: What) {
             bar.detail = reason;
         }
         What::WillRun { why, .. } => bar.why = Some(why),
+        What::Tests { counts, .. } => bar.tests = Some(counts),
         _ => {}
     }
 }

@@ -45,6 +45,7 @@
       row(dl, "restarts", d.restarts || null);
       row(dl, "stopped because", d.stop_reason);
       row(dl, "why it ran", d.why);
+      row(dl, "tests", d.tests);
       row(dl, "command", d.command);
       tip.appendChild(dl);
       tip.hidden = false;

@@ -68,6 +68,11 @@ pub(crate) enum What {
         task: String,
         why: String,
     },
+    /// What the JUnit reports a task wrote (`junit`) counted, in words.
+    Tests {
+        task: String,
+        counts: String,
+    },
     RunFinished {
         outcome: String,
     },
@@ -129,9 +134,22 @@ fn what(event: &str, o: &Value) -> Result<Option<What>, Unusable> {
             let why = message.strip_prefix("will run: ").unwrap_or(&message).to_string();
             What::WillRun { task: task()?, why }
         }
+        "tests" => What::Tests { task: task()?, counts: test_counts(o) },
         "run_finished" => What::RunFinished { outcome: text(o, "outcome").unwrap_or_default() },
         _ => return Ok(None),
     }))
+}
+
+/// `97 test cases, 2 failed, 1 skipped`.
+fn test_counts(o: &Value) -> String {
+    let n = |key: &str| o[key].as_u64().unwrap_or(0);
+    let mut words = format!("{} test {}", n("tests"), if n("tests") == 1 { "case" } else { "cases" });
+    for (key, what) in [("failures", "failed"), ("errors", "errors"), ("skipped", "skipped")] {
+        if n(key) > 0 {
+            words.push_str(&format!(", {} {what}", n(key)));
+        }
+    }
+    words
 }
 
 fn text(o: &Value, key: &str) -> Option<String> {
@@ -187,6 +205,16 @@ mod tests {
             json!({ "kind": "will_run", "task": "t", "message": "will run: never ran", "reason": "never_ran" }),
         );
         assert_eq!(parse(&v).unwrap().unwrap().what, What::WillRun { task: "t".into(), why: "never ran".into() });
+    }
+
+    #[test]
+    fn a_tasks_test_counts_are_kept_in_words() {
+        let v = line(
+            "tests",
+            json!({ "task": "t", "files": ["r.xml"], "tests": 97, "failures": 2, "errors": 0, "skipped": 1 }),
+        );
+        let what = parse(&v).unwrap().unwrap().what;
+        assert_eq!(what, What::Tests { task: "t".into(), counts: "97 test cases, 2 failed, 1 skipped".into() });
     }
 
     #[test]

@@ -384,27 +384,13 @@ mod tests {
     }
 
     fn test_bar(name: &str) -> Bar {
-        Bar {
-            name: name.into(),
-            kind: TaskKind::Task,
-            lane: Lane::Slot(0),
-            slot: None,
+        let times = Bar {
             started: Some(1),
-            ready: None,
-            stopping: None,
             finished: Some(5),
             queued: Some(0),
             satisfied: Some(0),
-            status: "ok".into(),
-            detail: None,
-            why: None,
-            tests: None,
-            command: None,
-            probe: None,
-            stop_reason: None,
-            restarts: vec![],
-            carried: false,
-            critical: false,
-        }
+            ..Bar::new(name, TaskKind::Task)
+        };
+        Bar { lane: Lane::Slot(0), status: "ok".into(), ..times }
     }
 }

@@ -351,7 +351,7 @@ impl Open {
 }
 
 impl Bar {
-    fn new(name: &str, kind: TaskKind) -> Bar {
+    pub(crate) fn new(name: &str, kind: TaskKind) -> Bar {
         Bar {
             name: name.to_string(),
             kind,

@@ -44,6 +44,9 @@ pub(crate) struct Filter {
     /// The project's .gitignore files, deepest first: found when first needed (a run whose tasks name plain paths
     /// never needs them, and finding them reads every folder of the project).
     gitignores: OnceLock<Vec<Gitignore>>,
+    /// The files irun's own reports write (`--events`, `--junit`, `--timings`, `--trace`), relative to the root, and
+    /// the files they are written aside in first (`NAME.PID.tmp`): irun writing them must not start a cycle.
+    reports: Vec<PathBuf>,
 }
 
 /// Where the `sources` globs start: a `!` pattern starts nowhere (it only takes out).
@@ -62,7 +65,34 @@ impl Filter {
             outputs: Arc::new(Mutex::new(Globs::any(outputs))),
             source_roots: Arc::new(Mutex::new(Vec::new())),
             gitignores: OnceLock::new(),
+            reports: Vec::new(),
         }
+    }
+
+    /// The report files of the run (absolute, or relative to the current directory); those outside the project are
+    /// never seen anyway.
+    pub(crate) fn with_reports<'a>(mut self, files: impl IntoIterator<Item = &'a Path>) -> Filter {
+        let root = &self.root;
+        self.reports = files
+            .into_iter()
+            .filter_map(|f| std::path::absolute(f).ok())
+            .filter_map(|f| f.strip_prefix(root).ok().map(Path::to_path_buf))
+            .collect();
+        self
+    }
+
+    fn is_report(&self, rel: &Path) -> bool {
+        self.reports.iter().any(|report| {
+            let aside = || {
+                let (Some(name), Some(report_name)) = (rel.file_name(), report.file_name()) else { return false };
+                let (name, report_name) = (name.to_string_lossy(), report_name.to_string_lossy());
+                rel.parent() == report.parent()
+                    && name
+                        .strip_prefix(&*report_name)
+                        .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(".tmp"))
+            };
+            rel == report || aside()
+        })
     }
 
     /// Read the project's .gitignore files again (one of them changed, or events were lost).
@@ -162,6 +192,7 @@ impl Filter {
         let outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
         // A folder of outputs is looked into when a `!` pattern may take something in it out of the outputs.
         (if is_dir { outputs.covers_folder(rel) } else { outputs.is_match(rel) })
+            || (!is_dir && self.is_report(rel))
             || self.ignored_by(self.gitignores(), rel, is_dir)
     }
 }

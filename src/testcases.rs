@@ -14,6 +14,10 @@ mod tests;
 use std::io::{BufRead, Read};
 use std::time::Duration;
 
+/// How deep elements may nest (JUnit reports nest a few levels; a file nested deeper is not one, and each level
+/// keeps its name until it ends).
+const MAX_DEPTH: usize = 256;
+
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
@@ -272,6 +276,9 @@ impl Parser {
                 ));
             }
             self.rooted = true;
+        }
+        if self.names.len() >= MAX_DEPTH {
+            return Err(format!("elements nested deeper than {MAX_DEPTH}: not a JUnit report"));
         }
         self.names.push(name);
         if self.skipping > 0 || self.text.is_some() {

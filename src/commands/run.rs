@@ -68,7 +68,8 @@ pub(super) fn run(args: &RunArgs, config: Config, color: cli::ColorChoice) -> Re
         // Groups have no record to compare a change with: what their sources hold now is it.
         checker.watch_groups(plan.order.iter().map(|&i| &config.tasks[i]));
         let (outputs, sources) = plan.globs(&config);
-        let filter = crate::ignore::Filter::new(&config.root, &outputs).with_sources(&sources);
+        let filter =
+            crate::ignore::Filter::new(&config.root, &outputs).with_sources(&sources).with_reports(files.all());
         let (watcher, changes) = watch::start(filter, watch::Pace::new(args.debounce))
             .map_err(|problem| Failure::Internal(report::text::watch_problem(&problem)))?;
         notices.push(Event::Watching { folders: watcher.folders, root: config.root.clone() });
@@ -145,6 +146,10 @@ struct ReportFiles {
 }
 
 impl ReportFiles {
+    fn all(&self) -> impl Iterator<Item = &std::path::Path> {
+        [&self.junit, &self.events, &self.timings.page, &self.timings.trace].into_iter().flatten().map(|p| p.as_path())
+    }
+
     fn of(args: &RunArgs, root: &std::path::Path) -> ReportFiles {
         let page = args.timings.as_ref().map(|p| match default_page(p) {
             true => root.join(report::timings::DEFAULT_PAGE),

@@ -47,15 +47,28 @@ fn read(path: &Path, builder: &mut model::Builder) -> Result<(), Failure> {
         )
     })?;
     let mut records = 0;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |why: String| {
             Failure::Usage(
                 Diagnostic::new(format!("{}:{}: {why}", path.display(), n + 1))
                     .with_help("give a file written by `irun --events FILE`, one JSON object per line"),
             )
         };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(format!("this line is not JSON ({e})")))?;
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            // irun was stopped while it wrote its last event: what came before is the run as far as it went.
+            Err(e) if e.is_eof() && n + 1 == lines.len() && !text.ends_with('\n') => {
+                eprintln!(
+                    "irun: warning: {}:{}: the last line is cut short (the run was stopped as it wrote it); \
+                     the events before it are used",
+                    path.display(),
+                    n + 1
+                );
+                break;
+            }
+            Err(e) => return Err(bad(format!("this line is not JSON ({e})"))),
+        };
         match record::parse(&value) {
             Ok(Some(r)) => {
                 builder.push(r);

@@ -366,8 +366,9 @@ pub(crate) fn test_counts(reports: &TestReports) -> Option<String> {
     if reports.dropped > 0 {
         line.push_str(&format!(", {} not kept for the JUnit report (over {} MiB)", reports.dropped, KEPT_MAX >> 20));
     }
-    line.push_str(&format!(" ({})", list(&reports.files)));
-    let failed: Vec<&str> = reports.failed().take(NAMED + 1).collect();
+    let files: Vec<String> = reports.files.iter().map(|f| printable(f)).collect();
+    line.push_str(&format!(" ({})", list(&files)));
+    let failed: Vec<String> = reports.failed().take(NAMED + 1).map(printable).collect();
     if !failed.is_empty() {
         let more = (c.failures + c.errors).saturating_sub(failed.len().min(NAMED));
         line.push_str(&format!(": {}", failed[..failed.len().min(NAMED)].join(", ")));
@@ -378,11 +379,17 @@ pub(crate) fn test_counts(reports: &TestReports) -> Option<String> {
     Some(line)
 }
 
+/// Text from a file a task wrote, safe to print: a character a terminal would act on (escape, bell, a line break,
+/// a bidirectional control) becomes U+FFFD.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if crate::diagnostic::unprintable(c) { '\u{fffd}' } else { c }).collect()
+}
+
 /// Why a task's JUnit reports say less than they might, as a warning.
 pub(crate) fn test_report_problem(task: &TaskName, problem: &Problem) -> String {
     match problem {
         Problem::Unreadable { path, error } => {
-            format!("warning: cannot read the JUnit report {path} of task `{task}`: {error}")
+            format!("warning: cannot read the JUnit report {} of task `{task}`: {}", printable(path), printable(error))
         }
         Problem::Missing { patterns } => format!(
             "warning: task `{task}` succeeded without writing a JUnit report: no file matching {} was written in this \

@@ -252,3 +252,12 @@ fn past_the_budget_texts_are_left_out_then_cases_are_only_counted() {
     assert!(short.is_some(), "a case whose text no longer fits is kept without it: {kept:#?}");
     assert!(r.dropped > 0, "once not even that fits, cases are only counted");
 }
+
+#[test]
+fn a_file_nested_deeper_than_any_report_is_refused_before_it_costs_memory() {
+    let deep = format!("<testsuites>{}{}</testsuites>", "<x>".repeat(100_000), "</x>".repeat(100_000));
+    assert!(malformed(&deep).contains("nested deeper than 256"), "{}", malformed(&deep));
+    let (open, close) = ("<testsuite>".repeat(200), "</testsuite>".repeat(200));
+    let fine = format!("<testsuites>{open}<testcase name=\"a\"/>{close}</testsuites>");
+    assert_eq!(read(&fine).counts.tests, 1);
+}

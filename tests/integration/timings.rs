@@ -176,11 +176,14 @@ fn the_timings_page_renders_in_headless_chromium_with_one_bar_per_task_on_its_la
     // events' own clock.
     let spans = spans(&p.read("events.jsonl"));
     let mut by_lane: HashMap<String, Vec<(u64, u64, String)>> = HashMap::new();
+    let holds = elements(&dom, "hold");
     for (task, &(from, to, service)) in &spans {
-        let lane = if service { format!("slot of {task}") } else { lane_of(task) };
-        if !service {
-            assert!(["slot-1", "slot-2"].contains(&lane.as_str()), "{task} on {lane}");
-        }
+        // A service holds its slot until ready: drawn there as a hold.
+        let lane = match service {
+            true => holds.iter().find(|h| h["data-task"] == *task).expect("the service's hold")["data-lane"].clone(),
+            false => lane_of(task),
+        };
+        assert!(["slot-1", "slot-2"].contains(&lane.as_str()), "{task} on {lane}");
         by_lane.entry(lane).or_default().push((from, to, task.clone()));
     }
     for (lane, mut on) in by_lane {
@@ -330,15 +333,21 @@ fn shards_read_together_are_sections_of_one_page() {
 
 #[test]
 fn watch_mode_writes_the_page_after_each_cycle_with_a_section_per_cycle() {
-    let p = Project::new("[tasks.t]\ncmd = \"cat src.txt\"\nsources = [\"src.txt\"]\n");
+    // Its sources take in everything, the reports too: writing them must not start a cycle.
+    let p = Project::new("[tasks.t]\ncmd = \"cat src.txt\"\nsources = [\"**\"]\n");
     p.file("src.txt", "one\n");
-    let mut run = crate::watch::watching(&p, &["--timings=page.html", "t"]);
-    assert!(p.read("page.html").contains("data-title=\"cycle 0\""));
+    let reports = ["--timings=page.html", "--trace", "trace.json", "--events", "events.jsonl", "--junit", "j.xml"];
+    let mut run = crate::watch::watching(&p, &[&reports[..], &["t"]].concat());
+    let titles = |html: &str| html.matches("data-title=").count();
+    assert_eq!(titles(&p.read("page.html")), 1, "{}", p.read("page.html"));
     p.file("src.txt", "two\n");
     run.wait_for_count("irun: waiting for changes", 2);
     let html = p.read("page.html");
     assert!(html.contains("data-title=\"cycle 0\"") && html.contains("data-title=\"cycle 1\""), "{html}");
-    assert!(html.contains("`src.txt` changed") || html.contains("src.txt"), "why it ran again: {html}");
+    assert_eq!(titles(&html), 2, "a section per cycle: {html}");
+    assert!(html.contains("<td>watch: src.txt changed</td>"), "why it ran again: {html}");
+    let printed = run.printed();
+    assert!(printed.contains("change 1: src.txt; running t\n") && !printed.contains("change 2"), "{printed}");
     crate::watch::stop(run);
 }
 
@@ -351,4 +360,22 @@ fn a_tasks_own_test_counts_are_on_the_page() {
     assert!(p.read("page.html").contains("<td>2 test cases, 1 failed</td>"), "{}", p.read("page.html"));
     p.run_ok(&["timings", "events.jsonl", "--html", "later.html"]);
     assert_eq!(p.read("later.html"), p.read("page.html"));
+}
+
+#[test]
+fn an_events_file_cut_short_by_a_killed_run_gives_the_run_as_far_as_it_went() {
+    let p = Project::new("[tasks.a]\ncmd = \"true\"\n[tasks.b]\ncmd = \"true\"\ndeps = [\"a\"]\n");
+    p.run_ok(&["--events", "events.jsonl", "b"]);
+    let whole = p.read("events.jsonl");
+    let cut = &whole[..whole.len() - 12];
+    p.file("cut.jsonl", cut);
+    let out = p.irun().args(["timings", "cut.jsonl"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let last = cut.lines().count();
+    assert!(out.stderr.contains(&format!("cut.jsonl:{last}: the last line is cut short")), "{out:?}");
+    assert!(p.read("cut.html").contains("data-task=\"b\""));
+    // A damaged line anywhere else is still an error.
+    p.file("bad.jsonl", &format!("{}\n", cut));
+    let out = p.irun().args(["timings", "bad.jsonl"]).run();
+    assert!(out.code == 2 && out.stderr.contains(&format!("bad.jsonl:{last}: this line is not JSON")), "{out:?}");
 }

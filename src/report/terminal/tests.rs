@@ -212,3 +212,30 @@ fn a_run_with_test_reports_says_its_counts_and_first_failures_in_one_line_and_wa
         "{text}"
     );
 }
+
+#[test]
+fn test_case_names_from_a_report_cannot_drive_the_terminal() {
+    let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10, explain: true };
+    let mut t = Terminal::new(Vec::new(), opts);
+    t.event(at(1), &Event::RunStarted { tasks: vec![planned("test", TaskKind::Task, &[])], jobs: 1, watch: false });
+    let reports = test_reports("r&#x1b;[2J.xml", &[("x&#x1b;]0;pwned&#x7;&#10;y", 'f')]);
+    t.event(at(2), &Event::TestReports { task: "test".into(), reports: reports.into() });
+    t.flush();
+    let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert_eq!(text.lines().count(), 1, "one line, whatever the name holds: {text:?}");
+}
+
+/// Reports that need reasons (the events file, timings) ask for them; the terminal says them only with --explain.
+#[test]
+fn reasons_reach_the_terminal_only_with_explain() {
+    for explain in [false, true] {
+        let opts = Options { color: false, grouped: false, github: false, progress: false, tail: 10, explain };
+        let mut t = Terminal::new(Vec::new(), opts);
+        t.event(at(1), &Event::RunStarted { tasks: vec![planned("a", TaskKind::Task, &[])], jobs: 1, watch: false });
+        t.event(at(2), &Event::TaskWillRun { task: "a".into(), reason: crate::events::RunReason::NeverRan });
+        t.flush();
+        let text = String::from_utf8(std::mem::take(&mut t.out)).unwrap();
+        assert_eq!(text.contains("will run: never ran"), explain, "{text}");
+    }
+}

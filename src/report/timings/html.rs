@@ -132,8 +132,9 @@ fn holds(out: &mut String, s: &Section, slot: usize, span: u64) {
         let (Some(from), to) = (bar.started, bar.ready.or(bar.finished).unwrap_or(s.end)) else { continue };
         let _ = write!(
             out,
-            "<div class=\"hold\" data-task=\"{}\" style=\"left:{}%;width:{}%\"></div>",
+            "<div class=\"hold\" data-task=\"{}\" data-lane=\"slot-{}\" style=\"left:{}%;width:{}%\"></div>",
             esc(&bar.name),
+            slot + 1,
             pct(from.saturating_sub(s.start), span),
             pct(to.saturating_sub(from), span)
         );

@@ -40,6 +40,10 @@ impl Outputs {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A pipe, a terminal, /dev/stdout: written to as it is (it cannot be replaced).
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::write(path, bytes);
+    }
     let name = path.file_name().ok_or_else(|| std::io::Error::other("it names no file"))?;
     let mut aside = name.to_os_string();
     aside.push(format!(".{}.tmp", std::process::id()));

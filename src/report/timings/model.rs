@@ -8,9 +8,13 @@
 //!   takes one when it starts and gives it back once ready (as the engine does), and has a lane of its own for its
 //!   whole life. A task that ran no process (up to date, cached, skipped, cancelled, or its program could not be
 //!   started) is on no lane.
-//! - A task waited for readiness from when its other deps were done until its last service dep was ready, and for a
-//!   slot from when all its deps were satisfied until it started. Deps outside the section count as done at its start.
-//! - A service still running when a section ends goes on into the next one.
+//!   A service started again by its `restart` setting is the same bar, and takes no new slot (as in the engine: it
+//!   keeps the one it held if it was not ready yet); one started again after it ended (watch mode) is drawn anew.
+//! - A task waited for readiness from when its other deps were done and it was decided that it runs (its up-to-date
+//!   check is not waiting) until its last service dep was ready, and for a slot from then until it started. A group
+//!   stands for its members; deps outside the section count as done at its start.
+//! - What still runs when a section ends (services; tasks, when a cycle is replaced by the next) goes on into the
+//!   next one. A section a new cycle replaces before anything of its own happened is not drawn.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -54,8 +58,12 @@ pub(crate) struct Bar {
     pub(crate) stop_reason: Option<String>,
     /// When each restart of a service began (its process had exited).
     pub(crate) restarts: Vec<u64>,
-    /// A service started in an earlier section.
+    /// Started in an earlier section.
     pub(crate) carried: bool,
+    /// When it was decided that it runs (`will_run`).
+    pub(crate) decided: Option<u64>,
+    /// A service's process exited and `restart` starts it again: the next start is the same instance's.
+    pub(crate) restarting: bool,
     pub(crate) critical: bool,
 }
 
@@ -130,8 +138,9 @@ impl Builder {
                 run.jobs = jobs;
                 run.plan.extend(plan(tasks));
             }
-            What::CycleStarted { cycle } => {
-                self.done.extend(run.close_section(at, None));
+            What::CycleStarted { cycle, restarted } => {
+                let replaced = run.close_section(at, restarted.then(|| "restarted".to_string()));
+                self.done.extend(replaced.filter(|s| s.bars.iter().any(|b| !b.carried)));
                 run.open_section(at, format!("cycle {cycle}"));
             }
             What::CycleFinished { outcome, .. } => self.done.extend(run.close_section(at, Some(outcome))),
@@ -204,9 +213,16 @@ impl Run {
             services: Vec::new(),
             groups: HashMap::new(),
         };
-        for mut bar in std::mem::take(&mut self.carry) {
+        // (One that stopped between two cycles is not carried.)
+        for mut bar in std::mem::take(&mut self.carry).into_iter().filter(|b| b.finished.is_none()) {
             bar.carried = true;
-            bar.lane = Lane::Service(open.service_lane(&bar.name));
+            if bar.kind == TaskKind::Service {
+                bar.lane = Lane::Service(open.service_lane(&bar.name));
+                // Not ready yet: it still holds a slot.
+                bar.slot = bar.slot.filter(|_| bar.ready.is_none()).map(|_| open.take_slot(&bar.name));
+            } else {
+                bar.lane = Lane::Slot(open.take_slot(&bar.name));
+            }
             open.index.insert(bar.name.clone(), open.bars.len());
             open.bars.push(bar);
         }
@@ -217,16 +233,13 @@ impl Run {
     fn close_section(&mut self, at: u64, outcome: Option<String>) -> Option<Section> {
         let open = self.open.take()?;
         let section = self.section_of(&open, at, outcome);
-        self.carry = open.bars.into_iter().filter(|b| b.kind == TaskKind::Service && b.finished.is_none()).collect();
-        for bar in &mut self.carry {
-            bar.slot = None;
-        }
+        self.carry = open.bars.into_iter().filter(|b| b.finished.is_none()).collect();
         Some(section)
     }
 
     fn section_of(&self, open: &Open, end: u64, outcome: Option<String>) -> Section {
         let mut bars = open.bars.clone();
-        waits(&mut bars, &self.plan, &open.groups, open.start);
+        waits(&mut bars, &self.plan, open.start);
         let critical = critical_path(&bars, &self.plan, &open.groups);
         for bar in &mut bars {
             bar.critical = critical.contains(&bar.name);
@@ -311,42 +324,51 @@ impl Open {
         }
     }
 
-    fn bar(&mut self, name: &str, kind: TaskKind) -> &mut Bar {
-        let i = *self.index.entry(name.to_string()).or_insert_with(|| {
-            self.bars.push(Bar::new(name, kind));
-            self.bars.len() - 1
-        });
-        &mut self.bars[i]
-    }
-
     fn apply(&mut self, at: u64, kind: TaskKind, what: What) {
-        if let What::Finished { task, .. } = &what
-            && kind == TaskKind::Group
-        {
-            self.groups.insert(task.clone(), at);
+        let Some(task) = task_of(&what).map(str::to_string) else { return };
+        if let (What::Finished { .. }, TaskKind::Group) = (&what, kind) {
+            self.groups.insert(task, at);
             return;
         }
+        // Only a service becomes ready (its kind is not known when the events begin after the plan).
+        let kind = if matches!(what, What::Ready { .. }) { TaskKind::Service } else { kind };
+        let i = self.index_of(&task, kind);
         match &what {
-            What::Started { task, .. } => {
-                let slot = self.take_slot(task);
-                let lane = match kind {
-                    TaskKind::Service => Lane::Service(self.service_lane(task)),
-                    _ => Lane::Slot(slot),
-                };
-                let bar = self.bar(task, kind);
-                bar.lane = lane;
-                if kind == TaskKind::Service && bar.slot.is_none() {
-                    bar.slot = Some(slot);
+            What::Started { .. } => {
+                let restarting = self.bars[i].restarting;
+                apply_to_bar(&mut self.bars[i], at, what);
+                if !restarting {
+                    let slot = self.take_slot(&task);
+                    if kind == TaskKind::Service {
+                        let lane = Lane::Service(self.service_lane(&task));
+                        (self.bars[i].lane, self.bars[i].slot) = (lane, Some(slot));
+                    } else {
+                        self.bars[i].lane = Lane::Slot(slot);
+                    }
+                }
+                return;
+            }
+            What::Ready { .. } => {
+                self.give_slot(&task);
+                if self.bars[i].kind != TaskKind::Service {
+                    let bar = &self.bars[i];
+                    let slot = if let Lane::Slot(s) = bar.lane { Some(s) } else { bar.slot };
+                    let lane = Lane::Service(self.service_lane(&task));
+                    let bar = &mut self.bars[i];
+                    (bar.kind, bar.lane, bar.slot) = (TaskKind::Service, lane, slot);
                 }
             }
-            What::Ready { task, .. } | What::Restarting { task, .. } | What::Finished { task, .. } => {
-                self.give_slot(task)
-            }
+            What::Finished { .. } => self.give_slot(&task),
             _ => {}
         }
-        let Some(task) = task_of(&what) else { return };
-        let task = task.to_string();
-        apply_to_bar(self.bar(&task, kind), at, what);
+        apply_to_bar(&mut self.bars[i], at, what);
+    }
+
+    fn index_of(&mut self, name: &str, kind: TaskKind) -> usize {
+        *self.index.entry(name.to_string()).or_insert_with(|| {
+            self.bars.push(Bar::new(name, kind));
+            self.bars.len() - 1
+        })
     }
 }
 
@@ -372,6 +394,8 @@ impl Bar {
             stop_reason: None,
             restarts: Vec::new(),
             carried: false,
+            decided: None,
+            restarting: false,
             critical: false,
         }
     }
@@ -380,10 +404,14 @@ impl Bar {
 fn apply_to_bar(bar: &mut Bar, at: u64, what: What) {
     match what {
         What::Started { command, .. } => {
-            // A service started again after its process exited: the same bar goes on.
-            bar.finished = None;
-            bar.status = "running".into();
+            if bar.finished.take().is_some() {
+                // Started again after it ended (watch mode): a new instance, drawn from now.
+                (bar.ready, bar.stopping, bar.stop_reason, bar.slot, bar.carried) = (None, None, None, None, false);
+                bar.started = Some(at);
+            }
             bar.started.get_or_insert(at);
+            bar.restarting = false;
+            bar.status = "running".into();
             bar.command = command.or(bar.command.take());
         }
         What::Ready { probe, .. } => {
@@ -393,6 +421,7 @@ fn apply_to_bar(bar: &mut Bar, at: u64, what: What) {
         What::Restarting { exit, .. } => {
             bar.restarts.push(at);
             bar.detail = Some(exit);
+            bar.restarting = true;
         }
         What::Stopping { reason, .. } => {
             bar.stopping.get_or_insert(at);
@@ -403,23 +432,25 @@ fn apply_to_bar(bar: &mut Bar, at: u64, what: What) {
             bar.status = status;
             bar.detail = reason;
         }
-        What::WillRun { why, .. } => bar.why = Some(why),
+        What::WillRun { why, .. } => {
+            bar.why = Some(why);
+            bar.decided = Some(at);
+        }
         What::Tests { counts, .. } => bar.tests = Some(counts),
         _ => {}
     }
 }
 
 /// When each task that started could have started but for a service's readiness, and but for a slot.
-fn waits(bars: &mut [Bar], plan: &HashMap<String, (TaskKind, Vec<String>)>, groups: &HashMap<String, u64>, start: u64) {
+fn waits(bars: &mut [Bar], plan: &HashMap<String, (TaskKind, Vec<String>)>, start: u64) {
     let available: HashMap<&str, (TaskKind, Option<u64>)> = bars
         .iter()
         .map(|b| (b.name.as_str(), (b.kind, if b.kind == TaskKind::Service { b.ready } else { b.finished })))
-        .chain(groups.iter().map(|(g, &at)| (g.as_str(), (TaskKind::Group, Some(at)))))
         .collect();
     let mut found = Vec::with_capacity(bars.len());
     for bar in bars.iter() {
-        let (mut done, mut ready) = (start, None::<u64>);
-        for dep in plan.get(&bar.name).map_or(&[][..], |(_, d)| d) {
+        let (mut done, mut ready) = (start.max(bar.decided.unwrap_or(0)), None::<u64>);
+        for dep in members(plan, &bar.name) {
             match available.get(dep.as_str()) {
                 Some((TaskKind::Service, Some(at))) => ready = Some(ready.map_or(*at, |r| r.max(*at))),
                 Some((_, Some(at))) => done = done.max(*at),

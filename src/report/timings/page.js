@@ -84,7 +84,8 @@
       });
     });
     // `page.html#task=NAME` opens on that task, its details shown (a link to one task of a CI artifact).
-    var wanted = /^#task=/.test(location.hash) ? decodeURIComponent(location.hash.slice(6)) : "";
+    var wanted = "";
+    try { wanted = /^#task=/.test(location.hash) ? decodeURIComponent(location.hash.slice(6)) : ""; } catch (e) { }
     if (wanted) {
       var bar = Array.prototype.filter.call(document.querySelectorAll(".bar"), function (b) {
         return b.getAttribute("data-task") === wanted;

@@ -34,8 +34,10 @@ pub(crate) enum What {
         jobs: usize,
         tasks: Vec<Planned>,
     },
+    /// `restarted`: it replaces the cycle before, which ends unfinished.
     CycleStarted {
         cycle: u64,
+        restarted: bool,
     },
     CycleFinished {
         cycle: u64,
@@ -114,7 +116,10 @@ fn what(event: &str, o: &Value) -> Result<Option<What>, Unusable> {
             What::RunStarted { jobs: jobs(o), watch: o["watch"].as_bool() == Some(true), tasks: tasks(o)? }
         }
         "plan_changed" => What::PlanChanged { jobs: jobs(o), tasks: tasks(o)? },
-        "cycle_started" => What::CycleStarted { cycle: o["cycle"].as_u64().unwrap_or(0) },
+        "cycle_started" => What::CycleStarted {
+            cycle: o["cycle"].as_u64().unwrap_or(0),
+            restarted: o["restarted"].as_bool() == Some(true),
+        },
         "cycle_finished" => What::CycleFinished {
             cycle: o["cycle"].as_u64().unwrap_or(0),
             outcome: text(o, "outcome").unwrap_or_default(),

@@ -113,6 +113,7 @@ fn json(config: &Config) -> String {
                 "deps": t.deps.iter().map(|d| config.tasks[d.id].name.as_str()).collect::<Vec<_>>(),
                 "sources": t.sources(),
                 "outputs": t.outputs(),
+                "junit": t.junit(),
                 "ready": ready,
                 "port": t.service().map(|s| if s.auto_port { json!("auto") } else { json!(null) }),
                 "default": defaults.contains(&t.name.as_str()),

@@ -8,7 +8,7 @@ use crate::harness::Project;
 
 const TASKS: &str = "default = [\"web-server\"]\n\
     [tasks.web-server]\ndescription = \"Serves\"\ncmd = [\"serve\", \"--port\", \"${IRUN_PORT}\"]\ndaemon = true\nready = { tcp = \"auto\" }\n\
-    [tasks.client]\ncmd = \"run-client\"\ndeps = [\"web-server\"]\nsources = [\"src/**\"]\noutputs = [\"out.txt\"]\n\
+    [tasks.client]\ncmd = \"run-client\"\ndeps = [\"web-server\"]\nsources = [\"src/**\"]\noutputs = [\"out.txt\"]\njunit = [\"reports/*.xml\"]\n\
     [tasks.all]\ndeps = [\"client\"]\n";
 
 #[test]
@@ -32,6 +32,8 @@ fn list_json_is_one_document_describing_every_task() {
     assert_eq!(client["deps"], serde_json::json!(["web-server"]));
     assert_eq!(client["sources"], serde_json::json!(["src/**"]));
     assert_eq!(client["outputs"], serde_json::json!(["out.txt"]));
+    assert_eq!(client["junit"], serde_json::json!(["reports/*.xml"]));
+    assert_eq!(web["junit"], serde_json::json!([]));
     assert_eq!(client["ready"], serde_json::Value::Null);
     assert_eq!(client["default"], false);
     assert_eq!(tasks[2]["kind"], "group");

@@ -269,8 +269,16 @@ fn spilled_then(sig: nix::sys::signal::Signal) -> (crate::harness::Output, Proje
     };
     assert!(spilled.iter().all(|f| f.ends_with(" (deleted)")), "the file has no name: {spilled:?}");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "nothing in TMPDIR carries a name");
-    let tasks = processes_of_run(run.pid());
-    assert!(!tasks.is_empty());
+    // The task may be in the middle of its `exec sleep` (its environment unreadable for that moment): wait until
+    // it is seen.
+    let tasks = loop {
+        let tasks = processes_of_run(run.pid());
+        if !tasks.is_empty() {
+            break tasks;
+        }
+        assert!(Instant::now() < deadline, "the task's process was never seen");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     for pid in tasks {
         assert!(open_in(pid, &tmp).is_empty(), "the task (pid {pid}) does not inherit the spool file");
     }

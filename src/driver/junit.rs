@@ -1,6 +1,8 @@
 //! Tasks with `junit`: the files its globs match just before its process starts and, once it has ended, those that
 //! are new or changed since, read as JUnit reports and sent as one event before the engine hears that it ended. A
 //! report left by an earlier run is not read again; a task up to date or restored from the cache reads nothing.
+//! Reports are read on a thread of their own (a report of 100,000 cases takes a moment): the run goes on meanwhile,
+//! and the task's end reaches the engine once they are sent.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
@@ -12,9 +14,10 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::Driver;
 use crate::config::TaskId;
-use crate::engine::End;
+use crate::engine::{End, Happened};
 use crate::events::{Event, TaskName};
 use crate::exec::Launcher;
+use crate::exec::runner::Report;
 use crate::fresh::Checker;
 use crate::testcases::{Malformed, Problem, TestReports, line_column};
 
@@ -147,20 +150,31 @@ impl<L: Launcher> Driver<'_, L> {
         }
     }
 
-    /// Instance `instance` of `task` ended as `end`: the reports it wrote, sent (before the engine hears of the end,
-    /// so reporters have them before the task's result). A task that succeeded without writing any is told of it.
-    pub(super) fn after_tests(&mut self, task: &TaskName, instance: u64, end: &End) {
-        let Some(before) = self.junit.remove(&instance) else { return };
+    /// `report` of `task`, if it is its end: the reports it wrote, sent before the engine hears of the end (so
+    /// reporters have them before the task's result). The report back, to go on with at once; or none while they
+    /// are read on a thread of their own, which sends them and then the report again (to the driver's inbox). A task
+    /// that succeeded without writing any is told of it.
+    pub(super) fn after_tests(&mut self, task: &TaskName, report: Report) -> Option<Report> {
+        let Happened::Exited { end, .. } = &report.what else { return Some(report) };
+        let Some(before) = self.junit.remove(&report.instance) else { return Some(report) };
         let files = before.written(&self.checker, &self.config.root);
-        if !files.is_empty() {
-            // A report of 100,000 cases takes a moment to read: what happened before is shown meanwhile.
-            self.events.hand_over();
+        if files.is_empty() {
+            let mut reports = TestReports::default();
+            if matches!(end, End::Exited(exit) if exit.success()) {
+                reports.problems.push(Problem::Missing { patterns: before.patterns });
+            }
+            self.events.send(Event::TestReports { task: task.clone(), reports: Arc::new(reports) });
+            return Some(report);
         }
-        let mut reports = read(&self.config.root, &files);
-        if files.is_empty() && matches!(end, End::Exited(exit) if exit.success()) {
-            reports.problems.push(Problem::Missing { patterns: before.patterns });
-        }
-        self.events.send(Event::TestReports { task: task.clone(), reports: Arc::new(reports) });
+        let (root, events, inbox, task) =
+            (self.config.root.clone(), self.events.clone(), self.reports.clone(), task.clone());
+        tokio::task::spawn_blocking(move || {
+            let reports = read(&root, &files);
+            events.send(Event::TestReports { task, reports: Arc::new(reports) });
+            // (The loop is gone only once the run is over, which waits for this task's end.)
+            let _ = inbox.send(report);
+        });
+        None
     }
 }
 

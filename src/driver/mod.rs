@@ -235,13 +235,20 @@ impl<L: Launcher> Driver<'_, L> {
     fn on_report(&mut self, report: Report) {
         let Some(name) = self.instances.get(&report.instance) else { return };
         let Some(task) = self.config.id(name) else { return };
-        if let Happened::Exited { end, .. } = &report.what {
+        // Its JUnit reports first, if it wrote some: this report comes back once they are read.
+        let report = match self.junit.is_empty() {
+            true => report,
+            false => match self.after_tests(&name.clone(), report) {
+                Some(report) => report,
+                None => return,
+            },
+        };
+        if let Happened::Exited { .. } = &report.what {
             // A task has one live instance at most: its runner is gone.
             let name = self.instances.remove(&report.instance).expect("looked up above");
             self.controls.remove(&name);
             // A task's process ended: anything it left that escaped its group is re-parented to irun now.
             self.launcher.task_ended();
-            self.after_tests(&name, report.instance, end);
         }
         self.input(Input::Task { task, what: report.what });
     }

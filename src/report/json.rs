@@ -371,18 +371,15 @@ impl<W: Write + Send> Json<W> {
         self.check(written);
     }
 
+    /// Every object of a (non-output) event, one per line: the objects the timings read too ([`objects`]).
     fn write(&mut self, at: SystemTime, event: &Event) {
-        let (name, v) = fields(event);
-        self.object(at, name, v);
-    }
-
-    /// One object: `event` called `name`, with `v`'s fields.
-    fn object(&mut self, at: SystemTime, name: &str, v: Value) {
-        let mut text = named(at, name, v, self.shard.as_deref()).to_string();
-        text.push('\n');
-        if !self.failed {
-            let written = self.out.write_all(text.as_bytes());
-            self.check(written);
+        for object in objects(at, event, self.shard.as_deref()) {
+            let mut text = object.to_string();
+            text.push('\n');
+            if !self.failed {
+                let written = self.out.write_all(text.as_bytes());
+                self.check(written);
+            }
         }
     }
 }
@@ -392,11 +389,6 @@ impl<W: Write + Send> Reporter for Json<W> {
         match event {
             // One object per line of output, as the schema says.
             Event::Output { task, stream, text } => self.output(at, task, *stream, text),
-            Event::TestReports { task, reports } => {
-                for (name, v) in test_reports(task, reports) {
-                    self.object(at, name, v);
-                }
-            }
             _ => self.write(at, event),
         }
     }

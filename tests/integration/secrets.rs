@@ -28,10 +28,14 @@ fn assert_never_shown(p: &Project, name: &str, value: &str, shell: Option<(&str,
         assert_eq!(out.code, 0, "irun {args:?}: {out:?}");
         shown.push((format!("irun {args:?}"), out.all()));
     }
-    let out = irun(&["--json", "--junit", "report.xml", "t"]);
+    let out = irun(&["--json", "--junit", "report.xml", "--timings=page.html", "--trace", "trace.json", "t"]);
     assert_eq!(out.code, 1, "{out:?}");
     shown.push(("--json run".into(), out.all()));
     shown.push(("JUnit".into(), p.read("report.xml")));
+    let page = p.read("page.html");
+    assert!(page.contains(&format!("${{{name}}}")), "the page shows the command with the reference: {page}");
+    shown.push(("timings page".into(), p.read("page.html")));
+    shown.push(("trace".into(), p.read("trace.json")));
     let out = irun(&["--progress", "never", "t"]);
     assert_eq!(out.code, 1, "{out:?}");
     shown.push(("a failing run".into(), out.all()));
